@@ -1,0 +1,3 @@
+from lims.cli.app import main
+
+main()

@@ -1,0 +1,266 @@
+"""The audit trail: append-only, hash-chained, written in the same transaction as its change.
+
+Each entry's fields are encoded into canonical text, stored beside the
+columns; its hash is SHA-256 over that text (UTF-8) followed by the previous
+entry's hash. Verification hashes the stored text (no re-serialising) and has
+the database check that every column still agrees with it, so an edit to any
+column, a deleted, inserted or reordered entry is found and named, even when
+the append-only triggers were dropped first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
+
+from lims.models import AuditEntry, AuditHead
+from lims.timeutil import audit_timestamp, json_time, utcnow
+
+GENESIS_HASH = "0" * 64
+NULL_FIELD = "-"
+
+# The order in which an entry's fields are encoded; never change it.
+CHAINED_COLUMNS = (
+    "seq",
+    "at",
+    "username",
+    "action",
+    "entity_type",
+    "entity_id",
+    "old_value",
+    "new_value",
+    "reason",
+)
+
+
+def encode_fields(values: Sequence[str | None]) -> str:
+    """Length-prefixed fields ("5:hello"), "-" for null: no two field lists encode alike."""
+    return "".join(NULL_FIELD if value is None else f"{len(value)}:{value}" for value in values)
+
+
+def chain_hash(canonical: str, prev_hash: str) -> str:
+    return hashlib.sha256(canonical.encode() + prev_hash.encode()).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return json_time(value)
+    raise TypeError(f"cannot put {type(value).__name__} into an audit value")
+
+
+def to_json(value: dict[str, Any] | None) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def record(
+    session: Session,
+    *,
+    username: str | None,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction, after the chain's current head."""
+    head = session.execute(
+        select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()
+    ).scalar_one()
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=audit_timestamp(utcnow()),
+        username=username,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        old_value=to_json(old),
+        new_value=to_json(new),
+        reason=reason,
+        prev_hash=head.hash,
+        hash="",
+        canonical="",
+    )
+    fields = [getattr(entry, name) for name in CHAINED_COLUMNS]
+    fields[0] = str(entry.seq)
+    entry.canonical = encode_fields(fields)
+    entry.hash = chain_hash(entry.canonical, head.hash)
+    head.seq, head.hash = entry.seq, entry.hash
+    session.add(entry)
+    session.add(head)
+    return entry
+
+
+def _encoded_columns() -> ColumnElement[str]:
+    """The canonical encoding of an entry, computed by the database from its columns."""
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    encoded: ColumnElement[str] | None = None
+    for name in CHAINED_COLUMNS:
+        value = cast(table.c[name], String)
+        field = func.coalesce(
+            cast(func.length(value), String).op("||")(literal(":")).op("||")(value),
+            literal(NULL_FIELD),
+        )
+        encoded = field if encoded is None else encoded.op("||")(field)
+    assert encoded is not None
+    return encoded
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_seq is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intact": self.intact,
+            "entries": self.entries,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "problem": self.problem,
+        }
+
+
+ProgressCallback = Callable[[int, int], None]
+_BATCH = 20_000
+
+
+def verify(connection: Connection, on_progress: ProgressCallback | None = None) -> Verification:
+    """Walk the chain from the first entry; stop at the first one that does not hold."""
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    total = connection.execute(select(func.count()).select_from(table)).scalar_one()
+    head = connection.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
+    statement = select(
+        table.c.seq,
+        table.c.prev_hash,
+        table.c.hash,
+        table.c.canonical,
+        (table.c.canonical == _encoded_columns()).label("columns_agree"),
+    ).order_by(table.c.seq)
+
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+
+    def broken(seq: int, problem: str) -> Verification:
+        return Verification(checked, expected_seq - 1, prev_hash, seq, problem)
+
+    rows = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(statement)
+    sha256 = hashlib.sha256
+    for batch in rows.partitions():
+        for seq, stored_prev, stored_hash, canonical, columns_agree in batch:
+            if seq != expected_seq:
+                if seq > expected_seq:
+                    return broken(expected_seq, f"entry {expected_seq} is missing")
+                return broken(seq, f"entry {seq} is out of order or duplicated")
+            if stored_prev != prev_hash:
+                return broken(seq, f"entry {seq} does not link to entry {seq - 1}")
+            if not columns_agree:
+                return broken(seq, f"entry {seq} was edited: its columns differ from its record")
+            if sha256(canonical.encode() + prev_hash.encode()).hexdigest() != stored_hash:
+                return broken(seq, f"entry {seq} was edited: its hash does not match")
+            prev_hash = stored_hash
+            expected_seq += 1
+            checked += 1
+        if on_progress is not None:
+            on_progress(checked, total)
+
+    last_seq = expected_seq - 1
+    if head is None:
+        return broken(last_seq + 1, "the chain head record is missing")
+    if head.seq > last_seq:
+        return broken(last_seq + 1, f"entries {last_seq + 1}-{head.seq} are missing")
+    if head.seq < last_seq or head.hash != prev_hash:
+        return broken(
+            head.seq + 1 if head.seq < last_seq else last_seq,
+            "the chain head does not match the last entry (entries added or edited outside lims)",
+        )
+    return Verification(checked, last_seq, prev_hash)
+
+
+@dataclass(frozen=True)
+class AuditView:
+    seq: int
+    at: str
+    username: str | None
+    action: str
+    entity_type: str
+    entity_id: str
+    old: Any
+    new: Any
+    reason: str | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditView:
+        return cls(
+            seq=entry.seq,
+            at=entry.at,
+            username=entry.username,
+            action=entry.action,
+            entity_type=entry.entity_type,
+            entity_id=entry.entity_id,
+            old=None if entry.old_value is None else json.loads(entry.old_value),
+            new=None if entry.new_value is None else json.loads(entry.new_value),
+            reason=entry.reason,
+        )
+
+    @property
+    def moment(self) -> datetime:
+        return datetime.strptime(self.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": json_time(self.moment),
+            "user": self.username,
+            "action": self.action,
+            "entity_type": self.entity_type,
+            "entity_id": self.entity_id,
+            "old": self.old,
+            "new": self.new,
+            "reason": self.reason,
+        }
+
+
+def entries(
+    session: Session,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    username: str | None = None,
+    since: datetime | None = None,
+    last: int | None = None,
+) -> list[AuditView]:
+    """Entries matching every filter given, oldest first; `last` keeps only the newest N."""
+    query = select(AuditEntry)
+    if entity_type is not None:
+        query = query.where(col(AuditEntry.entity_type) == entity_type)
+    if entity_id is not None:
+        query = query.where(col(AuditEntry.entity_id) == entity_id)
+    if username is not None:
+        query = query.where(col(AuditEntry.username) == username)
+    if since is not None:
+        query = query.where(col(AuditEntry.at) >= audit_timestamp(since))
+    query = query.order_by(col(AuditEntry.seq).desc() if last else col(AuditEntry.seq))
+    if last:
+        query = query.limit(last)
+    found = [AuditView.of(entry) for entry in session.execute(query).scalars()]
+    return sorted(found, key=lambda view: view.seq) if last else found

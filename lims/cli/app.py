@@ -1,0 +1,125 @@
+"""The `lims` command: areas loaded on demand, errors rendered in one place.
+
+Each area's module (and the store behind it) is imported only when one of
+its commands runs, so `lims --help` and a bench command stay quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from lims import __version__
+from lims.cli.common import new_app
+
+# name -> (module:attribute, one-line help shown in `lims --help`). The attribute is
+# a Typer app (an area with subcommands) or a function (a single command).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("lims.cli.session:init", "Create the database and its first administrator."),
+    "login": ("lims.cli.session:login", "Log in at this station."),
+    "logout": ("lims.cli.session:logout", "End this station's session."),
+    "whoami": ("lims.cli.session:whoami", "Show who is logged in at this station."),
+    "demo": ("lims.cli.demo:demo", "Create a demo database and walk through lims."),
+    "user": ("lims.cli.users:app", "Manage users: add, list, deactivate, unlock, set-role."),
+    "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
+    "db": ("lims.cli.database:app", "The database schema: current, upgrade."),
+    "config": ("lims.cli.config:app", "The effective configuration: show."),
+}
+
+
+def load_command(name: str) -> typer.Typer:
+    """The area or command called name, as a Typer app."""
+    module_name, attribute = COMMANDS[name][0].split(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, typer.Typer):
+        return target
+    single = new_app()
+    single.command(name)(target)
+    return single
+
+
+class LimsGroup(TyperGroup):
+    """The root command: finds areas lazily and turns any failure into one line and an exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        command = typer.main.get_command(load_command(cmd_name))
+        command.name = cmd_name
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as error:  # usage errors: bad option, missing argument
+            code = _fail(error.format_message(), error.exit_code)
+        except typer.Abort:
+            code = _fail("aborted", 1)
+        except Exception as error:
+            if os.environ.get("LIMS_DEBUG") == "1":
+                raise
+            from lims.cli.errors import describe
+
+            code = _fail(*describe(error))
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return code
+
+
+app = new_app()
+app.info.cls = LimsGroup
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"lims {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """lims: records an autologous MSC product from bone-marrow aspirate to labelled vial.
+
+    Every change is audited. Exit codes: 0 ok, 1 refused by a rule, 2 bad input,
+    3 not found, 4 not permitted.
+
+    \b
+    Example:
+      lims demo
+      lims login tech
+      lims user --help
+    """
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,144 @@
+"""The audit trail: read it, and prove it has not been tampered with."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lims.cli.common import JsonOption, new_app, print_json, print_table, say
+from lims.errors import BadInput, RuleViolation
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from lims.audit import AuditView, Verification
+
+app = new_app("The audit trail: every change, who made it, when and why.")
+
+_PROGRESS_THRESHOLD = 100_000
+
+
+@app.command("log")
+def log(
+    entity: Annotated[
+        str | None,
+        typer.Option("--entity", help="TYPE or TYPE:ID, e.g. user or user:tech."),
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only entries by this user.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="A date or time; a date means its start, local time."),
+    ] = None,
+    last: Annotated[
+        int | None, typer.Option("--last", min=1, help="Only the newest N entries.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show audit entries, oldest first, optionally filtered.
+
+    \b
+    Example:
+      lims audit log --entity user:tech
+      lims audit log --user ada --since 2026-11-01 --json
+    """
+    from lims import audit
+    from lims.timeutil import parse_date_start
+    from lims.uow import unit_of_work
+
+    entity_type, _, entity_id = (entity or "").partition(":")
+    if entity is not None and not entity_type:
+        raise BadInput("entity", "must be TYPE or TYPE:ID, e.g. user:tech")
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        found = audit.entries(
+            uow.session,
+            entity_type=entity_type or None,
+            entity_id=entity_id or None,
+            username=user,
+            since=parse_date_start("since", since, uow.tz) if since else None,
+            last=last,
+        )
+        zone = uow.tz
+    if as_json:
+        print_json([view.to_json() for view in found])
+        return
+    from lims.timeutil import show_time
+
+    print_table(
+        f"Audit trail ({len(found)} entries)",
+        ["#", "time", "user", "action", "entity", "change", "reason"],
+        [
+            (
+                view.seq,
+                show_time(view.moment, zone),
+                view.username,
+                view.action,
+                f"{view.entity_type}:{view.entity_id}",
+                _change(view),
+                view.reason,
+            )
+            for view in found
+        ],
+    )
+
+
+def _change(view: AuditView) -> str:
+    import json
+
+    def compact(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    if view.old is None and view.new is None:
+        return ""
+    if view.old is None:
+        return compact(view.new)
+    return f"{compact(view.old)} → {compact(view.new)}"
+
+
+@app.command("verify")
+def verify(as_json: JsonOption = False) -> None:
+    """Check the whole hash chain; exit 1 naming the first entry that was tampered with.
+
+    Needs no login: it reveals only whether the trail is intact.
+
+    \b
+    Example:
+      lims audit verify
+      lims audit verify --json
+    """
+    from lims import audit
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False, authenticated=False) as uow:
+        connection = uow.session.connection()
+        if sys.stderr.isatty():
+            result = _verify_with_progress(connection)
+        else:
+            result = audit.verify(connection)
+    if as_json:
+        print_json(result.to_json())
+    if not result.intact:
+        raise RuleViolation(f"audit trail broken at entry {result.first_bad_seq}: {result.problem}")
+    if not as_json:
+        say(
+            f"Audit trail intact: {result.entries} entries, "
+            f"head #{result.head_seq} {result.head_hash[:16]}…"
+        )
+
+
+def _verify_with_progress(connection: Connection) -> Verification:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from lims import audit
+
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("Verifying audit trail", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if total >= _PROGRESS_THRESHOLD:
+                progress.update(task, completed=done, total=total)
+
+        return audit.verify(connection, on_progress=advance)

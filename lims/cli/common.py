@@ -1,0 +1,108 @@
+"""What every command shares: options, password input, and rendering.
+
+Light on purpose: loaded on the way to `lims --help`; rich is imported only
+when something is drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lims.errors import BadInput
+
+if TYPE_CHECKING:
+    from lims.config import Settings
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
+]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input instead of prompting.",
+    ),
+]
+
+
+def new_app(help_text: str | None = None) -> typer.Typer:
+    """An app with lims's conventions; without help_text its callback's docstring is the help."""
+    extra = {} if help_text is None else {"help": help_text}
+    return typer.Typer(
+        **extra,
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain help: rich costs ~100 ms at start-up
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+
+def settings() -> Settings:
+    from lims.config import load_settings
+
+    return load_settings()
+
+
+def read_password(from_stdin: bool, *, prompt: str = "Password", confirm: bool = False) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise BadInput("password", "--password-stdin found no password on standard input")
+        return password
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def say(message: str) -> None:
+    typer.echo(message)
+
+
+def print_record(title: str, fields: Iterable[tuple[str, Any]]) -> None:
+    """One object as a two-column table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in fields:
+        table.add_row(name, _cell(value))
+    _console().print(table)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    _console().print(table)
+
+
+def _cell(value: Any) -> Any:
+    from rich.text import Text
+
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    # Text, not markup: a value typed at the bench is shown exactly as typed.
+    return Text(str(value))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped or captured output is read by people later, not clipped by a window.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)

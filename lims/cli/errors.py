@@ -1,0 +1,49 @@
+"""The one place where an exception becomes one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+from lims.errors import LimsError
+
+INTERNAL_ERROR = 1
+
+
+def describe(error: BaseException) -> tuple[str, int]:
+    """The message and exit code for an error that reached the top of a command."""
+    if isinstance(error, LimsError):
+        return error.message, error.exit_code
+    database_problem = _describe_database_error(error)
+    if database_problem is not None:
+        return database_problem, INTERNAL_ERROR
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}", INTERNAL_ERROR
+    return (
+        f"unexpected {type(error).__name__}: {_first_line(error)} (set LIMS_DEBUG=1 to see where)",
+        INTERNAL_ERROR,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def _describe_database_error(error: BaseException) -> str | None:
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None or not isinstance(error, exc.DBAPIError):
+        return None
+    detail = _first_line(error.orig) if error.orig is not None else _first_line(error)
+    lowered = detail.lower()
+    if "database is locked" in lowered:
+        return "the database is busy: another station held it too long; try again"
+    if "readonly database" in lowered or "read-only" in lowered:
+        return f"the database cannot be written (read-only file or disk): {detail}"
+    if "disk is full" in lowered or "no space" in lowered:
+        return f"the disk holding the database is full: {detail}"
+    if isinstance(error, exc.OperationalError) and (
+        "connection" in lowered or "could not connect" in lowered or "unable to open" in lowered
+    ):
+        return f"cannot open the database: {detail}"
+    return f"database error: {detail}"

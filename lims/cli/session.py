@@ -1,0 +1,128 @@
+"""Starting lims on a database, and logging in and out at a station."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lims.cli.common import (
+    JsonOption,
+    PasswordStdinOption,
+    print_json,
+    read_password,
+    say,
+    settings,
+)
+
+FullNameOption = Annotated[
+    str, typer.Option("--full-name", help="The person's full name, as signatures show it.")
+]
+
+
+def init(
+    admin: Annotated[str, typer.Option("--admin", help="User name of the first administrator.")],
+    full_name: FullNameOption,
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the database (schema at the newest revision) and its first administrator.
+
+    Refused once any user exists.
+
+    \b
+    Example:
+      lims init --admin ada --full-name "Ada Admin"
+      printf '%s\\n' "$PASSWORD" | lims init --admin ada --full-name "Ada Admin" --password-stdin
+    """
+    from lims import auth
+
+    config = settings()
+    password = read_password(password_stdin, prompt="Password for " + admin, confirm=True)
+    user = auth.initialise(config, username=admin, full_name=full_name, password=password)
+    if as_json:
+        print_json(user.to_json())
+    else:
+        where = config.sqlite_path or "the database"
+        say(f"Initialised {where}; administrator {user.username} created.")
+        say(f"Next: lims login {user.username}")
+
+
+def login(
+    name: Annotated[str, typer.Argument(help="Your user name.")],
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Log in at this station; the session ends after the configured idle time.
+
+    \b
+    Example:
+      lims login tech
+      printf '%s\\n' "$PASSWORD" | lims login tech --password-stdin
+    """
+    from lims import auth
+    from lims.uow import unit_of_work
+
+    config = settings()
+    password = read_password(password_stdin)
+    with unit_of_work(config, authenticated=False) as uow:
+        token, view = auth.login(uow.session, config, username=name, password=password)
+    auth.write_token(config, token)
+    if as_json:
+        print_json(view.to_json())
+    else:
+        from lims.timeutil import show_time
+
+        say(
+            f"Logged in as {view.user.username} ({view.user.full_name}, {view.user.role}); "
+            f"session ends after {config.security.session_idle_minutes} min idle "
+            f"(now {show_time(view.expires_at, config.tz)})."
+        )
+
+
+def logout() -> None:
+    """End this station's session.
+
+    \b
+    Example:
+      lims logout
+    """
+    from lims import auth
+    from lims.uow import unit_of_work
+
+    config = settings()
+    with unit_of_work(config, authenticated=False) as uow:
+        username = auth.logout(uow.session, config)
+    auth.remove_token(config)
+    say(f"Logged out {username}." if username else "No session was open on this station.")
+
+
+def whoami(as_json: JsonOption = False) -> None:
+    """Show who is logged in at this station, and until when.
+
+    \b
+    Example:
+      lims whoami
+      lims whoami --json
+    """
+    from lims import auth
+    from lims.cli.common import print_record
+    from lims.timeutil import show_time
+    from lims.uow import unit_of_work
+
+    config = settings()
+    with unit_of_work(config, write=False) as uow:
+        view = auth.current_session(uow.session, config)
+    if as_json:
+        print_json(view.to_json())
+        return
+    print_record(
+        "Logged in",
+        [
+            ("user", view.user.username),
+            ("full name", view.user.full_name),
+            ("role", view.user.role),
+            ("session started", show_time(view.started_at, config.tz)),
+            ("ends if idle until", show_time(view.expires_at, config.tz)),
+        ],
+    )

@@ -1,0 +1,242 @@
+"""Settings: packaged defaults < ./lims.toml < $LIMS_CONFIG < environment.
+
+Validated with pydantic-settings. Every key is documented in the top-level
+lims.toml; `lims config show` prints the effective value of each and where it
+came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from lims.errors import ConfigError, shown
+
+ENV_PREFIX = "LIMS_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_ENV = "LIMS_CONFIG"
+LOCAL_CONFIG = Path("lims.toml")
+DATABASE_FILENAME = "lims.db"
+DATABASE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+
+
+def _facility_identification_number(value: str) -> str:
+    # ICCBBA assigns FINs as one letter (A-N, P-Z) and four digits.
+    if len(value) != 5 or value[0] not in "ABCDEFGHIJKLMNPQRSTUVWXYZ" or not value[1:].isdigit():
+        raise ValueError(
+            "must be an ISBT 128 facility identification number: "
+            "a letter (not O) and 4 digits, e.g. A9999"
+        )
+    return value
+
+
+def _timezone_name(value: str) -> str:
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "must be an IANA time zone name such as Europe/Rome, or empty for the system's"
+            ) from None
+    return value
+
+
+def _database_url(value: str) -> str:
+    for alias in ("postgresql://", "postgres://"):
+        if value.startswith(alias):
+            return "postgresql+psycopg://" + value[len(alias) :]
+    if value == "" or value.startswith("postgresql+psycopg://"):
+        return value
+    if value.startswith("sqlite:///") and value[len("sqlite:///") :] not in ("", ":memory:"):
+        return value
+    raise ValueError(f"must be {DATABASE_URL_FORMS}")
+
+
+class FacilitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=120)] = "Example Cell Therapy Facility"
+    fin: Annotated[str, AfterValidator(_facility_identification_number)] = "A9999"
+
+
+class SecuritySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_idle_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    password_min_length: Annotated[int, Field(ge=8, le=128)] = 12
+    lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+def _default_home() -> Path:
+    return platformdirs.user_data_path("lims", appauthor=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: Annotated[str, AfterValidator(_database_url)] = ""
+    timezone: Annotated[str, AfterValidator(_timezone_name)] = ""
+    facility: FacilitySettings = FacilitySettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @model_validator(mode="after")
+    def _database_in_home(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / DATABASE_FILENAME}"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = [_toml_source(settings_cls, path) for _, path in reversed(config_files())]
+        return (init_settings, env_settings, *files)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        if self.timezone:
+            return ZoneInfo(self.timezone)
+        import tzlocal
+
+        return tzlocal.get_localzone()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, or None when the store is not SQLite."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :].split("?", 1)[0])
+        return None
+
+
+def redacted_url(url: str) -> str:
+    """The database URL with any password masked, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def config_files() -> list[tuple[str, Path]]:
+    """The configuration files in force, lowest precedence first."""
+    files = []
+    if LOCAL_CONFIG.is_file():
+        files.append((f"./{LOCAL_CONFIG}", LOCAL_CONFIG.resolve()))
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}: no such file: {path}")
+        files.append((str(path), path.resolve()))
+    return files
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The effective settings; an invalid one is a one-line ConfigError naming the key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error, overrides)) from None
+
+
+def _describe_validation_error(error: ValidationError, overrides: dict[str, Any]) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{key}: unknown setting (from {_origins(overrides).get(key, 'configuration')})"
+    message = first["msg"].removeprefix("Value error, ")
+    origin = _origins(overrides).get(key, "default")
+    return f"{key}: {message} (got {shown(first['input'])} from {origin})"
+
+
+@dataclass(frozen=True)
+class SettingOrigin:
+    key: str
+    value: Any
+    source: str
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _origins(overrides: dict[str, Any]) -> dict[str, str]:
+    """Which source supplied each key that is not a packaged default."""
+    origins: dict[str, str] = {}
+    for label, path in config_files():
+        for key in _flatten(_toml_source(Settings, path)()):
+            origins[key] = label
+    environment = EnvSettingsSource(
+        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
+    )
+    for key in _flatten(environment()):
+        origins[key] = "env " + ENV_PREFIX + key.upper().replace(".", ENV_NESTED_DELIMITER)
+    for key in _flatten(overrides):
+        origins[key] = "command line"
+    return origins
+
+
+def describe_settings(settings: Settings, **overrides: Any) -> list[SettingOrigin]:
+    """Each effective setting with the source it came from, in lims.toml order."""
+    origins = _origins(overrides)
+    values = _flatten(settings.model_dump(mode="json"))
+    values["database_url"] = redacted_url(settings.database_url)
+    described = []
+    for key, value in values.items():
+        source = origins.get(key, "default")
+        if source == "default" and key in _DERIVED_DEFAULTS:
+            source = f"default ({_DERIVED_DEFAULTS[key]})"
+        if key == "timezone" and not value:
+            source += f"; in force: {settings.tz}"
+        described.append(SettingOrigin(key, value, source))
+    return described
+
+
+_DERIVED_DEFAULTS = {
+    "home": "the platform's user data directory",
+    "database_url": "$LIMS_HOME/lims.db",
+    "timezone": "the system's",
+}

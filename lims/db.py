@@ -1,0 +1,219 @@
+"""Engines, transactions, schema checks and the migration runner.
+
+SQLite is the embedded default (WAL, foreign keys, synchronous=FULL, a busy
+timeout); PostgreSQL is the multi-station deployment. Writers are serialised
+on both: BEGIN IMMEDIATE on SQLite, a row lock on the audit head on
+PostgreSQL, so the audit chain never forks and no writer deadlocks another.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session
+
+from lims import resources
+from lims.config import Settings
+from lims.errors import AuditedRefusal, ConfigError, NotFound, RuleViolation
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Every revision this lims knows, oldest first; a test keeps it equal to migrations/.
+SCHEMA_REVISIONS = ("0001_foundation",)
+SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
+
+BUSY_TIMEOUT_MS = 10_000
+_WRITE_OPTION = "lims_write"
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=FULL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+)
+
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(settings: Settings, *, create: bool = False) -> Engine:
+    """The engine for the configured database; an absent SQLite file is NotFound unless create."""
+    path = settings.sqlite_path
+    if path is not None and not create and not path.exists():
+        raise NotFound(
+            f"no lims database at {path}; create one with `lims init` or set LIMS_DATABASE_URL"
+        )
+    if path is not None and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url
+    if url not in _engines:
+        _engines[url] = _create_engine(url)
+    return _engines[url]
+
+
+def remove_sqlite_database(settings: Settings) -> None:
+    """Remove a database file that a failed command created, with its WAL companions."""
+    engine = _engines.pop(settings.database_url, None)
+    if engine is not None:
+        engine.dispose()
+    path = settings.sqlite_path
+    if path is None:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
+        return engine
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "database_url: PostgreSQL needs its driver: pip install 'lims[postgres]'"
+        ) from None
+    return create_engine(url)
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling cannot BEGIN IMMEDIATE; take it over.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    write = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    An AuditedRefusal commits: what was refused is not saved, the refusal's audit entry is.
+    """
+    bind = engine.execution_options(**{_WRITE_OPTION: True}) if write else engine
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except AuditedRefusal:
+            session.commit()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def serialise_writers(session: Session) -> None:
+    """Queue behind any other writer until this transaction ends."""
+    from lims.models import AuditHead
+
+    # SQLite already holds the write lock (BEGIN IMMEDIATE); PostgreSQL needs the row lock.
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The schema revision the database is at, or None for a blank database."""
+    try:
+        with connection.begin_nested():
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+def check_schema(session: Session, settings: Settings) -> None:
+    """Refuse to work on a database this lims did not make or cannot read."""
+    revision = stored_revision(session.connection())
+    where = settings.sqlite_path or "the configured database"
+    if revision == SCHEMA_HEAD:
+        return
+    if revision is None:
+        raise NotFound(f"the database at {where} is not initialised; run `lims init`")
+    if revision in SCHEMA_REVISIONS:
+        raise RuleViolation(
+            f"the database schema is at {revision}, older than this lims ({SCHEMA_HEAD}); "
+            "run `lims db upgrade`"
+        )
+    raise RuleViolation(
+        f"the database schema is at {revision}, which this lims does not know "
+        f"(newest known {SCHEMA_HEAD}); it was made by a newer lims: upgrade lims"
+    )
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    session: Session
+    from_revision: str | None
+    to_revision: str
+
+
+@contextmanager
+def upgrading(settings: Settings) -> Iterator[Upgrade]:
+    """Bring the database to the newest schema and hold that transaction open.
+
+    Work done in the block commits with the upgrade, or neither does.
+    """
+    from alembic import command
+
+    from lims import audit
+
+    engine = engine_for(settings, create=True)
+    with (
+        engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection,
+        Session(bind=connection) as session,
+    ):
+        before = stored_revision(connection)
+        if before not in (None, *SCHEMA_REVISIONS):
+            raise RuleViolation(
+                f"the database schema is at {before}, which this lims does not know; "
+                "it was made by a newer lims: upgrade lims"
+            )
+        if before != SCHEMA_HEAD:
+            command.upgrade(alembic_config(connection), "head")
+            audit.record(
+                session,
+                username=None,
+                action="db.upgrade",
+                entity_type="database",
+                entity_id="schema",
+                old={"revision": before},
+                new={"revision": SCHEMA_HEAD, "os_user": _os_user()},
+            )
+        yield Upgrade(session, before, SCHEMA_HEAD)
+        session.flush()
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

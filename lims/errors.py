@@ -1,0 +1,60 @@
+"""Errors meant for the person at the keyboard, each with its exit code.
+
+Raised by rules anywhere in lims; turned into one line on stderr and the exit
+code in exactly one place (lims.cli.app).
+"""
+
+
+class LimsError(Exception):
+    """A refusal the user can act on. The message is one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RuleViolation(LimsError):
+    """A rule refused the action (a release blocked, a duplicate, a bad state)."""
+
+    exit_code = 1
+
+
+class BadInput(LimsError):
+    """A value is malformed or out of range; the message names the field."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, allowed: str) -> None:
+        super().__init__(f"{field}: {allowed}")
+        self.field = field
+
+
+class ConfigError(LimsError):
+    """A setting in lims.toml or the environment is invalid."""
+
+    exit_code = 2
+
+
+class NotFound(LimsError):
+    exit_code = 3
+
+
+class NotPermitted(LimsError):
+    """No live session, the wrong role, or a wrong password."""
+
+    exit_code = 4
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A typed value quoted for a one-line message: escaped, and cut if long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "…" + text[-1]
+
+
+class AuditedRefusal(NotPermitted):
+    """Refused, with the refusal itself on record (a failed login or signature).
+
+    The transaction commits the audit entry before the refusal is reported.
+    """

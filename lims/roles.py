@@ -1,0 +1,15 @@
+"""Who may do what. Plain data, so the CLI can show it without loading the store."""
+
+ROLES = ("technician", "qa", "admin")
+
+# Technicians and QA record the work; only QA signs; only admin manages users.
+# Every role may read records and the audit trail.
+GRANTS: dict[str, frozenset[str]] = {
+    "manage_users": frozenset({"admin"}),
+    "read_records": frozenset({"technician", "qa", "admin"}),
+}
+
+PERMISSION_WORDS = {
+    "manage_users": "manage users",
+    "read_records": "read records",
+}

@@ -1,0 +1,68 @@
+"""Times: stored and compared in UTC, typed and shown in the station's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, tzinfo
+
+from lims.errors import BadInput, shown
+
+TIME_FORMS = "an ISO 8601 time such as 2026-11-25T14:30 or 2026-11-25T14:30+01:00"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: lims only handles times with a zone")
+    return moment.astimezone(UTC)
+
+
+def audit_timestamp(moment: datetime) -> str:
+    """Fixed-width UTC text: sorts as it reads and hashes the same on every backend."""
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(field: str, text: str, zone: tzinfo) -> datetime:
+    """An ISO 8601 time; without an offset it is the station's local time."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(field, f"must be {TIME_FORMS} (got {shown(text)})") from None
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(UTC)
+    return _localize(field, parsed, zone)
+
+
+def parse_date_start(field: str, text: str, zone: tzinfo) -> datetime:
+    """A date means its first moment in the station's zone; a full time is taken as is."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return parse_time(field, text, zone)
+    return _localize(field, datetime.combine(day, time()), zone)
+
+
+def _localize(field: str, wall: datetime, zone: tzinfo) -> datetime:
+    # A wall-clock time that a DST change skips or repeats names no single moment.
+    early = wall.replace(tzinfo=zone, fold=0)
+    late = wall.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() != late.utcoffset():
+        raise BadInput(
+            field,
+            f"{wall.isoformat(timespec='minutes')} is skipped or repeated by a daylight-saving "
+            f"change in {zone}; give an offset, e.g. {wall.isoformat(timespec='minutes')}+01:00",
+        )
+    return early.astimezone(UTC)
+
+
+def show_time(moment: datetime | None, zone: tzinfo) -> str:
+    """Station-local time with its offset, to the second."""
+    if moment is None:
+        return "—"
+    return as_utc(moment).astimezone(zone).isoformat(sep=" ", timespec="seconds")
+
+
+def json_time(moment: datetime | None) -> str | None:
+    return None if moment is None else as_utc(moment).isoformat()
