@@ -56,7 +56,7 @@ def _timezone_name(value: str) -> str:
     return value
 
 
-def _database_url(value: str) -> str:
+def normalise_database_url(value: str) -> str:
     for alias in ("postgresql://", "postgres://"):
         if value.startswith(alias):
             return "postgresql+psycopg://" + value[len(alias) :]
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=_default_home)
-    database_url: Annotated[str, AfterValidator(_database_url)] = ""
+    database_url: Annotated[str, AfterValidator(normalise_database_url)] = ""
     timezone: Annotated[str, AfterValidator(_timezone_name)] = ""
     facility: FacilitySettings = FacilitySettings()
     security: SecuritySettings = SecuritySettings()
