@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, func, literal, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlmodel import Session, col
 
 from lims.models import AuditEntry, AuditHead
@@ -120,6 +120,8 @@ def _encoded_columns() -> ColumnElement[str]:
 
 @dataclass(frozen=True)
 class Verification:
+    """The outcome of a walk along the chain; when broken, head_* is the last good entry."""
+
     entries: int
     head_seq: int
     head_hash: str
@@ -159,24 +161,19 @@ def verify(connection: Connection, on_progress: ProgressCallback | None = None) 
     ).order_by(table.c.seq)
 
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-
-    def broken(seq: int, problem: str) -> Verification:
-        return Verification(checked, expected_seq - 1, prev_hash, seq, problem)
-
     rows = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(statement)
     sha256 = hashlib.sha256
     for batch in rows.partitions():
-        for seq, stored_prev, stored_hash, canonical, columns_agree in batch:
-            if seq != expected_seq:
-                if seq > expected_seq:
-                    return broken(expected_seq, f"entry {expected_seq} is missing")
-                return broken(seq, f"entry {seq} is out of order or duplicated")
-            if stored_prev != prev_hash:
-                return broken(seq, f"entry {seq} does not link to entry {seq - 1}")
-            if not columns_agree:
-                return broken(seq, f"entry {seq} was edited: its columns differ from its record")
-            if sha256(canonical.encode() + prev_hash.encode()).hexdigest() != stored_hash:
-                return broken(seq, f"entry {seq} was edited: its hash does not match")
+        for row in batch:
+            seq, stored_prev, stored_hash, canonical, columns_agree = row
+            if (
+                seq != expected_seq
+                or stored_prev != prev_hash
+                or not columns_agree
+                or sha256(canonical.encode() + prev_hash.encode()).hexdigest() != stored_hash
+            ):
+                bad_seq, problem = _diagnose(expected_seq, prev_hash, *row)
+                return Verification(checked, expected_seq - 1, prev_hash, bad_seq, problem)
             prev_hash = stored_hash
             expected_seq += 1
             checked += 1
@@ -184,16 +181,60 @@ def verify(connection: Connection, on_progress: ProgressCallback | None = None) 
             on_progress(checked, total)
 
     last_seq = expected_seq - 1
-    if head is None:
-        return broken(last_seq + 1, "the chain head record is missing")
-    if head.seq > last_seq:
-        return broken(last_seq + 1, f"entries {last_seq + 1}-{head.seq} are missing")
-    if head.seq < last_seq or head.hash != prev_hash:
-        return broken(
-            head.seq + 1 if head.seq < last_seq else last_seq,
-            "the chain head does not match the last entry (entries added or edited outside lims)",
-        )
+    problem = _check_head(head, last_seq, prev_hash)
+    if problem is not None:
+        return Verification(checked, last_seq, prev_hash, *problem)
     return Verification(checked, last_seq, prev_hash)
+
+
+def _diagnose(
+    expected_seq: int,
+    prev_hash: str,
+    seq: int,
+    stored_prev: str,
+    stored_hash: str,
+    canonical: str,
+    columns_agree: bool,
+) -> tuple[int, str]:
+    """Name the first bad entry, given the first row that did not hold."""
+    if seq > expected_seq:
+        return expected_seq, f"entry {expected_seq} is missing"
+    if seq < expected_seq:
+        return seq, f"entry {seq} is duplicated or out of order"
+    recorded_seq = _recorded_seq(canonical)
+    if recorded_seq is not None and recorded_seq < seq:
+        return recorded_seq, (
+            f"entry {recorded_seq} was inserted: entry {seq} holds what entry {recorded_seq} held"
+        )
+    if recorded_seq is not None and recorded_seq > seq:
+        return seq, f"entries were reordered: entry {seq} holds entry {recorded_seq}"
+    if not columns_agree:
+        return seq, f"entry {seq} was edited: its columns differ from its record"
+    if stored_prev != prev_hash:
+        if seq > 1 and chain_hash(canonical, stored_prev) == stored_hash:
+            # Intact itself, but linked to another predecessor: that one was replaced.
+            return seq - 1, f"entry {seq - 1} was rewritten: entry {seq} no longer links to it"
+        return seq, f"entry {seq} does not link to entry {seq - 1}"
+    return seq, f"entry {seq} was edited: its hash does not match"
+
+
+def _recorded_seq(canonical: str) -> int | None:
+    """The sequence number written into an entry's canonical record."""
+    length, _, rest = canonical.partition(":")
+    digits = rest[: int(length)] if length.isdigit() else ""
+    return int(digits) if digits.isdigit() else None
+
+
+def _check_head(head: Row[Any] | None, last_seq: int, last_hash: str) -> tuple[int, str] | None:
+    if head is None:
+        return last_seq + 1, "the chain head record is missing"
+    if head.seq > last_seq:
+        return last_seq + 1, f"entries {last_seq + 1}-{head.seq} are missing"
+    if head.seq < last_seq:
+        return head.seq + 1, f"entries after {head.seq} were added outside lims"
+    if head.hash != last_hash:
+        return last_seq, f"entry {last_seq} does not match the chain head (edited outside lims)"
+    return None
 
 
 @dataclass(frozen=True)
