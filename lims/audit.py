@@ -6,6 +6,11 @@ entry's hash. Verification hashes the stored text (no re-serialising) and has
 the database check that every column still agrees with it, so an edit to any
 column, a deleted, inserted or reordered entry is found and named, even when
 the append-only triggers were dropped first.
+
+The encoding joins the fields with U+001F (unit separator), nullable fields
+marked "=" (a value follows) or "-" (null). No value may contain the
+separator, so a stored record has exactly eight of them and agrees with one
+set of columns only: moving text from one column into another cannot keep it.
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, func, literal, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
 from lims.models import AuditEntry, AuditHead
 from lims.timeutil import audit_timestamp, json_time, utcnow
 
 GENESIS_HASH = "0" * 64
-NULL_FIELD = "-"
+SEPARATOR = "\x1f"
+VALUE_MARK, NULL_MARK = "=", "-"
 
 # The order in which an entry's fields are encoded; never change it.
 CHAINED_COLUMNS = (
@@ -41,9 +48,22 @@ CHAINED_COLUMNS = (
 )
 
 
+NULLABLE_COLUMNS = frozenset({"username", "old_value", "new_value", "reason"})
+
+
 def encode_fields(values: Sequence[str | None]) -> str:
-    """Length-prefixed fields ("5:hello"), "-" for null: no two field lists encode alike."""
-    return "".join(NULL_FIELD if value is None else f"{len(value)}:{value}" for value in values)
+    """The canonical text of an entry's fields, in CHAINED_COLUMNS order."""
+    parts = []
+    for name, value in zip(CHAINED_COLUMNS, values, strict=True):
+        if value is not None and SEPARATOR in value:
+            raise ValueError(f"audit {name} contains the record separator U+001F")
+        if name in NULLABLE_COLUMNS:
+            parts.append(NULL_MARK if value is None else VALUE_MARK + value)
+        elif value is None:
+            raise ValueError(f"audit {name} must not be null")
+        else:
+            parts.append(value)
+    return SEPARATOR.join(parts)
 
 
 def chain_hash(canonical: str, prev_hash: str) -> str:
@@ -108,12 +128,10 @@ def _encoded_columns() -> ColumnElement[str]:
     table = AuditEntry.__table__  # type: ignore[attr-defined]
     encoded: ColumnElement[str] | None = None
     for name in CHAINED_COLUMNS:
-        value = cast(table.c[name], String)
-        field = func.coalesce(
-            cast(func.length(value), String).op("||")(literal(":")).op("||")(value),
-            literal(NULL_FIELD),
-        )
-        encoded = field if encoded is None else encoded.op("||")(field)
+        field: ColumnElement[str] = cast(table.c[name], String)
+        if name in NULLABLE_COLUMNS:
+            field = func.coalesce(literal(VALUE_MARK).op("||")(field), literal(NULL_MARK))
+        encoded = field if encoded is None else encoded.op("||")(literal(SEPARATOR)).op("||")(field)
     assert encoded is not None
     return encoded
 
@@ -145,46 +163,99 @@ class Verification:
 
 ProgressCallback = Callable[[int, int], None]
 _BATCH = 20_000
+_CHAIN_QUERY = (
+    "SELECT seq, prev_hash, hash, canonical FROM audit_entries WHERE seq <= {upper} ORDER BY seq"
+)
 
 
 def verify(connection: Connection, on_progress: ProgressCallback | None = None) -> Verification:
-    """Walk the chain from the first entry; stop at the first one that does not hold."""
+    """Walk the chain from the first entry; stop at the first one that does not hold.
+
+    Two walks run side by side over the entries present when verification
+    starts: this thread streams the stored records and hashes them; a second
+    connection has the database find the first entry whose columns disagree
+    with its record. The first entry either walk finds bad is named.
+    """
     table = AuditEntry.__table__  # type: ignore[attr-defined]
-    total = connection.execute(select(func.count()).select_from(table)).scalar_one()
-    head = connection.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
-    statement = select(
-        table.c.seq,
-        table.c.prev_hash,
-        table.c.hash,
-        table.c.canonical,
-        (table.c.canonical == _encoded_columns()).label("columns_agree"),
-    ).order_by(table.c.seq)
+    # One statement, so one snapshot on every backend.
+    upper, head_seq, head_hash = connection.execute(
+        select(
+            select(func.coalesce(func.max(table.c.seq), 0)).scalar_subquery(),
+            select(col(AuditHead.seq)).scalar_subquery(),
+            select(col(AuditHead.hash)).scalar_subquery(),
+        )
+    ).one()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        disagreeing = pool.submit(_first_disagreeing_seq, connection.engine, upper)
+        walked = _walk_chain(connection, upper, on_progress)
+        first_disagreeing = disagreeing.result()
 
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-    rows = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(statement)
-    sha256 = hashlib.sha256
-    for batch in rows.partitions():
-        for row in batch:
-            seq, stored_prev, stored_hash, canonical, columns_agree = row
-            if (
-                seq != expected_seq
-                or stored_prev != prev_hash
-                or not columns_agree
-                or sha256(canonical.encode() + prev_hash.encode()).hexdigest() != stored_hash
-            ):
-                bad_seq, problem = _diagnose(expected_seq, prev_hash, *row)
-                return Verification(checked, expected_seq - 1, prev_hash, bad_seq, problem)
-            prev_hash = stored_hash
-            expected_seq += 1
-            checked += 1
-        if on_progress is not None:
-            on_progress(checked, total)
+    checked, prev_hash, failed_row = walked
+    if first_disagreeing is not None and (failed_row is None or first_disagreeing < failed_row[0]):
+        row = connection.execute(
+            select(table.c.seq, table.c.prev_hash, table.c.hash, table.c.canonical).where(
+                table.c.seq == first_disagreeing
+            )
+        ).one()
+        bad_seq, problem = _diagnose(first_disagreeing, row.prev_hash, *row, columns_agree=False)
+        return Verification(
+            first_disagreeing - 1, first_disagreeing - 1, row.prev_hash, bad_seq, problem
+        )
+    if failed_row is not None:
+        bad_seq, problem = _diagnose(
+            checked + 1, prev_hash, *failed_row, columns_agree=first_disagreeing != failed_row[0]
+        )
+        return Verification(checked, checked, prev_hash, bad_seq, problem)
 
-    last_seq = expected_seq - 1
-    problem = _check_head(head, last_seq, prev_hash)
-    if problem is not None:
-        return Verification(checked, last_seq, prev_hash, *problem)
-    return Verification(checked, last_seq, prev_hash)
+    head = None if head_seq is None else (head_seq, head_hash)
+    head_problem = _check_head(head, checked, prev_hash)
+    if head_problem is not None:
+        return Verification(checked, checked, prev_hash, *head_problem)
+    return Verification(checked, checked, prev_hash)
+
+
+def _walk_chain(
+    connection: Connection, upper: int, on_progress: ProgressCallback | None
+) -> tuple[int, str, tuple[int, str, str, str] | None]:
+    """Hash the stored records in order: (entries that held, last hash, first row that did not)."""
+    # The driver's cursor, not SQLAlchemy rows: this loop is the whole cost of verification.
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    if connection.dialect.name == "postgresql":
+        cursor = raw.cursor(name="lims_audit_verify")  # streamed from the server
+    else:
+        cursor = raw.cursor()
+    cursor.execute(_CHAIN_QUERY.format(upper=int(upper)))
+    expected_seq, prev_hash, sha256 = 1, GENESIS_HASH, hashlib.sha256
+    try:
+        while batch := cursor.fetchmany(_BATCH):
+            for row in batch:
+                seq, stored_prev, stored_hash, canonical = row
+                if (
+                    seq != expected_seq
+                    or stored_prev != prev_hash
+                    or sha256(canonical.encode() + prev_hash.encode()).hexdigest() != stored_hash
+                ):
+                    return expected_seq - 1, prev_hash, tuple(row)
+                prev_hash = stored_hash
+                expected_seq += 1
+            if on_progress is not None:
+                on_progress(expected_seq - 1, upper)
+    finally:
+        cursor.close()
+    return expected_seq - 1, prev_hash, None
+
+
+def _first_disagreeing_seq(engine: Engine, upper: int) -> int | None:
+    """The first entry whose columns no longer encode to its stored record."""
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.min(table.c.seq)).where(
+                table.c.seq <= upper,
+                ~table.c.canonical.is_not_distinct_from(_encoded_columns()),
+            )
+        ).scalar()
 
 
 def _diagnose(
@@ -194,6 +265,7 @@ def _diagnose(
     stored_prev: str,
     stored_hash: str,
     canonical: str,
+    *,
     columns_agree: bool,
 ) -> tuple[int, str]:
     """Name the first bad entry, given the first row that did not hold."""
@@ -220,19 +292,21 @@ def _diagnose(
 
 def _recorded_seq(canonical: str) -> int | None:
     """The sequence number written into an entry's canonical record."""
-    length, _, rest = canonical.partition(":")
-    digits = rest[: int(length)] if length.isdigit() else ""
+    digits = canonical.partition(SEPARATOR)[0]
     return int(digits) if digits.isdigit() else None
 
 
-def _check_head(head: Row[Any] | None, last_seq: int, last_hash: str) -> tuple[int, str] | None:
+def _check_head(
+    head: tuple[int, str] | None, last_seq: int, last_hash: str
+) -> tuple[int, str] | None:
     if head is None:
         return last_seq + 1, "the chain head record is missing"
-    if head.seq > last_seq:
-        return last_seq + 1, f"entries {last_seq + 1}-{head.seq} are missing"
-    if head.seq < last_seq:
-        return head.seq + 1, f"entries after {head.seq} were added outside lims"
-    if head.hash != last_hash:
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        return last_seq + 1, f"entries {last_seq + 1}-{head_seq} are missing"
+    if head_seq < last_seq:
+        return head_seq + 1, f"entries after {head_seq} were added outside lims"
+    if head_hash != last_hash:
         return last_seq, f"entry {last_seq} does not match the chain head (edited outside lims)"
     return None
 

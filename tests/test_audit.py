@@ -212,19 +212,52 @@ def test_an_entry_inserted_in_the_middle_is_named(trail: Settings) -> None:
 
 
 readable_text = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00\x1f"),
+    max_size=40,
 )
 
 
 @given(fields=st.lists(st.one_of(st.none(), readable_text), min_size=9, max_size=9))
-def test_field_encoding_is_unambiguous(fields: list[str | None]) -> None:
-    encoded = audit.encode_fields(fields)
-    for index in range(len(fields) - 1):
-        left, right = fields[index], fields[index + 1]
-        if left and right is not None:
-            shifted = [*fields]
-            shifted[index], shifted[index + 1] = left[:-1], left[-1] + right
-            assert audit.encode_fields(shifted) != encoded
+def test_the_encoding_gives_back_exactly_the_fields_it_was_made_from(
+    fields: list[str | None],
+) -> None:
+    fields = [
+        f"{index}{value or ''}" if name not in audit.NULLABLE_COLUMNS else value
+        for index, (name, value) in enumerate(zip(audit.CHAINED_COLUMNS, fields, strict=True))
+    ]
+    parts = audit.encode_fields(fields).split(audit.SEPARATOR)
+    decoded = [
+        (None if part == audit.NULL_MARK else part.removeprefix(audit.VALUE_MARK))
+        if name in audit.NULLABLE_COLUMNS
+        else part
+        for name, part in zip(audit.CHAINED_COLUMNS, parts, strict=True)
+    ]
+    assert decoded == fields
+
+
+def test_a_value_holding_the_separator_is_never_recorded(trail: Settings) -> None:
+    with (
+        pytest.raises(ValueError, match="separator"),
+        unit_of_work(trail, authenticated=False) as uow,
+    ):
+        audit.record(
+            uow.session,
+            username="tech",
+            action="test.step",
+            entity_type="thing",
+            entity_id="T1",
+            reason="split\x1fhere",
+        )
+
+
+def test_moving_text_across_the_separator_is_caught(trail: Settings) -> None:
+    _tamper(
+        trail,
+        "UPDATE audit_entries SET entity_type = entity_type || :sep || entity_id, "
+        "entity_id = 'x' WHERE seq = 4",
+        sep=audit.SEPARATOR,
+    )
+    assert _verify(trail).first_bad_seq == 4
 
 
 @hypothesis_settings(
