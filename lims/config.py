@@ -8,6 +8,7 @@ came from.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,21 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -35,9 +45,11 @@ DATABASE_FILENAME = "lims.db"
 DATABASE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
 
 
+FIN_PATTERN = re.compile(r"[A-NP-Z][0-9]{4}")  # ICCBBA: a letter other than O, four digits
+
+
 def _facility_identification_number(value: str) -> str:
-    # ICCBBA assigns FINs as one letter (A-N, P-Z) and four digits.
-    if len(value) != 5 or value[0] not in "ABCDEFGHIJKLMNPQRSTUVWXYZ" or not value[1:].isdigit():
+    if not FIN_PATTERN.fullmatch(value):
         raise ValueError(
             "must be an ISBT 128 facility identification number: "
             "a letter (not O) and 4 digits, e.g. A9999"
@@ -74,12 +86,21 @@ class FacilitySettings(BaseModel):
     fin: Annotated[str, AfterValidator(_facility_identification_number)] = "A9999"
 
 
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    session_idle_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
-    password_min_length: Annotated[int, Field(ge=8, le=128)] = 12
-    lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    session_idle_minutes: Annotated[WholeNumber, Field(ge=1, le=1440)] = 30
+    password_min_length: Annotated[WholeNumber, Field(ge=8, le=128)] = 12
+    lockout_threshold: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
 
 
 def _default_home() -> Path:
@@ -136,12 +157,24 @@ class Settings(BaseSettings):
 
 
 def redacted_url(url: str) -> str:
-    """The database URL with any password masked, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The database URL with any password (user info or query parameter) masked."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(unreadable URL)"
+    netloc = parts.netloc
+    if password is not None:
+        netloc = netloc.replace(f":{password}@", ":***@", 1)
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+        for name in [pair.partition("=")[0]]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # untouched: urlunsplit would also rewrite sqlite:////abs/path
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def config_files() -> list[tuple[str, Path]]:
@@ -163,6 +196,8 @@ def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSett
         return TomlConfigSettingsSource(settings_cls, toml_file=path)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
 
@@ -173,6 +208,15 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigError(_describe_validation_error(error, overrides)) from None
+    except SettingsError as error:
+        # Raised for an environment value that cannot be parsed, e.g. a whole
+        # section given as LIMS_SECURITY=strict.
+        field = re.search(r'field "(\w+)"', str(error))
+        key = field.group(1) if field else "environment"
+        raise ConfigError(
+            f"{key}: cannot be read from the environment; set its keys one by one, "
+            f"e.g. {ENV_PREFIX}{key.upper()}{ENV_NESTED_DELIMITER}KEY"
+        ) from None
 
 
 def _describe_validation_error(error: ValidationError, overrides: dict[str, Any]) -> str:
@@ -182,7 +226,10 @@ def _describe_validation_error(error: ValidationError, overrides: dict[str, Any]
         return f"{key}: unknown setting (from {_origins(overrides).get(key, 'configuration')})"
     message = first["msg"].removeprefix("Value error, ")
     origin = _origins(overrides).get(key, "default")
-    return f"{key}: {message} (got {shown(first['input'])} from {origin})"
+    given = first["input"]
+    if key == "database_url" and isinstance(given, str):
+        given = redacted_url(given)
+    return f"{key}: {message} (got {shown(given)} from {origin})"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from lims import resources
 from lims.config import Settings
@@ -129,7 +129,7 @@ def serialise_writers(session: Session) -> None:
 
     # SQLite already holds the write lock (BEGIN IMMEDIATE); PostgreSQL needs the row lock.
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+        session.execute(select(col(AuditHead.seq)).where(col(AuditHead.id) == 1).with_for_update())
 
 
 def stored_revision(connection: Connection) -> str | None:

@@ -21,18 +21,20 @@ def as_utc(moment: datetime) -> datetime:
 
 def audit_timestamp(moment: datetime) -> str:
     """Fixed-width UTC text: sorts as it reads and hashes the same on every backend."""
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = as_utc(moment)
+    # %Y is not zero-padded before year 1000 on every platform.
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 def parse_time(field: str, text: str, zone: tzinfo) -> datetime:
     """An ISO 8601 time; without an offset it is the station's local time."""
     try:
         parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        return _localize(field, parsed, zone)
+    except (ValueError, OverflowError):
         raise BadInput(field, f"must be {TIME_FORMS} (got {shown(text)})") from None
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    return _localize(field, parsed, zone)
 
 
 def parse_date_start(field: str, text: str, zone: tzinfo) -> datetime:
@@ -41,7 +43,11 @@ def parse_date_start(field: str, text: str, zone: tzinfo) -> datetime:
         day = date.fromisoformat(text.strip())
     except ValueError:
         return parse_time(field, text, zone)
-    return _localize(field, datetime.combine(day, time()), zone)
+    try:
+        # fold=0 is the day's first moment even when a DST change skips or repeats midnight.
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        raise BadInput(field, f"must be a date within 0001-9999 (got {shown(text)})") from None
 
 
 def _localize(field: str, wall: datetime, zone: tzinfo) -> datetime:
@@ -49,10 +55,12 @@ def _localize(field: str, wall: datetime, zone: tzinfo) -> datetime:
     early = wall.replace(tzinfo=zone, fold=0)
     late = wall.replace(tzinfo=zone, fold=1)
     if early.utcoffset() != late.utcoffset():
+        typed = wall.isoformat(timespec="minutes")
+        offsets = " or ".join(moment.isoformat(timespec="minutes") for moment in (early, late))
         raise BadInput(
             field,
-            f"{wall.isoformat(timespec='minutes')} is skipped or repeated by a daylight-saving "
-            f"change in {zone}; give an offset, e.g. {wall.isoformat(timespec='minutes')}+01:00",
+            f"{typed} is skipped or repeated by a daylight-saving change in {zone}; "
+            f"give an offset: {offsets}",
         )
     return early.astimezone(UTC)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_app, print_json, print_table, say
+from lims.cli.common import JsonOption, new_area, print_json, print_table, say
 from lims.errors import BadInput, RuleViolation
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from lims.audit import AuditView, Verification
 
-app = new_app("The audit trail: every change, who made it, when and why.")
+app = new_area("The audit trail: every change, who made it, when and why.")
 
 _PROGRESS_THRESHOLD = 100_000
 

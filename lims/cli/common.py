@@ -29,11 +29,20 @@ PasswordStdinOption = Annotated[
 ]
 
 
-def new_app(help_text: str | None = None) -> typer.Typer:
-    """An app with lims's conventions; without help_text its callback's docstring is the help."""
-    extra = {} if help_text is None else {"help": help_text}
+def new_area(help_text: str) -> typer.Typer:
+    """An area of commands (`lims user ...`): a group even while it has a single command."""
+    area = new_app()
+    area.callback(help=help_text)(_no_options)
+    return area
+
+
+def _no_options() -> None:
+    pass
+
+
+def new_app() -> typer.Typer:
+    """An app with lims's conventions; its callback's docstring, if any, is its help."""
     return typer.Typer(
-        **extra,
         no_args_is_help=True,
         rich_markup_mode=None,  # plain help: rich costs ~100 ms at start-up
         pretty_exceptions_enable=False,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lims.cli.common import JsonOption, new_app, print_json, print_table, settings
+from lims.cli.common import JsonOption, new_area, print_json, print_table, settings
 
-app = new_app("Configuration: lims.toml, $LIMS_CONFIG and LIMS_* environment variables.")
+app = new_area("Configuration: lims.toml, $LIMS_CONFIG and LIMS_* environment variables.")
 
 
 @app.command("show")

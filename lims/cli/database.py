@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lims.cli.common import JsonOption, new_app, print_json, print_record, say, settings
+from lims.cli.common import JsonOption, new_area, print_json, print_record, say, settings
 
-app = new_app("The database schema: show its revision, upgrade it.")
+app = new_area("The database schema: show its revision, upgrade it.")
 
 
 @app.command("upgrade")

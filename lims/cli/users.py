@@ -9,7 +9,7 @@ import typer
 from lims.cli.common import (
     JsonOption,
     PasswordStdinOption,
-    new_app,
+    new_area,
     print_json,
     print_record,
     print_table,
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from lims.auth import UserView
 
-app = new_app("Manage users (admin only): add, list, deactivate, unlock, change role.")
+app = new_area("Manage users (admin only): add, list, deactivate, unlock, change role.")
 
 NameArgument = Annotated[str, typer.Argument(help="The user name.")]
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit trail.")]
