@@ -1,0 +1,62 @@
+"""`lims demo`: the README's first command, on a fresh SQLite database in its own directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import invoke
+
+
+def _lims(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lims", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        check=False,
+    )
+
+
+def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    demo = _lims("demo", "--dir", str(directory), env=dict(os.environ))
+    assert demo.returncode == 0, demo.stderr
+    assert (directory / "lims.db").exists()
+    assert "intact" in demo.stdout
+    passwords = dict(re.findall(r"│ (admin|tech|qa)\s+│[^│]+│[^│]+│ (\S+)\s+│", demo.stdout))
+    assert set(passwords) == {"admin", "tech", "qa"}
+
+    station = {
+        **os.environ,
+        "LIMS_HOME": str(directory),
+        "LIMS_DATABASE_URL": f"sqlite:///{directory / 'lims.db'}",
+    }
+    login = _lims("login", "tech", "--password-stdin", env=station, stdin=passwords["tech"] + "\n")
+    assert login.returncode == 0, login.stderr
+    whoami = _lims("whoami", "--json", env=station)
+    assert '"role": "technician"' in whoami.stdout
+    assert _lims("audit", "verify", env=station).returncode == 0
+
+
+def test_demo_refuses_a_directory_that_already_holds_a_database(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    assert invoke("demo", "--dir", str(directory)).exit_code == 0
+    again = invoke("demo", "--dir", str(directory))
+    assert again.exit_code == 1
+    assert "already holds a lims database" in again.stderr
+
+
+def test_demo_leaves_the_configured_database_alone(tmp_path: Path) -> None:
+    assert invoke("demo", "--dir", str(tmp_path / "demo")).exit_code == 0
+    configured = invoke("db", "current", "--json")
+    if configured.exit_code == 0:  # PostgreSQL: the test's schema exists, still blank
+        assert '"current": null' in configured.stdout
+    else:
+        assert configured.exit_code == 3
