@@ -244,11 +244,6 @@ def list_users(session: Session) -> list[UserView]:
     return [UserView.of(user) for user in users]
 
 
-def _active_admins(session: Session) -> int:
-    query = select(func.count()).where(User.role == "admin", col(User.active).is_(True))
-    return session.exec(query.select_from(User)).one()
-
-
 def _end_sessions(session: Session, user: User, reason: str) -> int:
     live = session.exec(
         select(LoginSession).where(
@@ -273,8 +268,6 @@ def deactivate_user(
         raise RuleViolation(f"{username} is already deactivated")
     if user.username == actor.username:
         raise RuleViolation("you cannot deactivate yourself; ask another admin")
-    if user.role == "admin" and _active_admins(session) <= 1:
-        raise RuleViolation(f"{username} is the last active admin")
     user.active = False
     session.add(user)
     ended = _end_sessions(session, user, "deactivated")
@@ -327,8 +320,6 @@ def set_role(
         raise RuleViolation(f"{username} is already {role}")
     if user.username == actor.username:
         raise RuleViolation("you cannot change your own role; ask another admin")
-    if user.role == "admin" and user.active and _active_admins(session) <= 1:
-        raise RuleViolation(f"{username} is the last active admin")
     old_role, user.role = user.role, role
     session.add(user)
     audit.record(
@@ -440,7 +431,7 @@ def login(
     user = _find_user(session, username)
     if user is None:
         _password_matches(_decoy_hash(), password)
-        _refuse(session, None, username, "unknown user", FAILED_LOGIN_MESSAGE)
+        _refuse(session, None, username, "unknown user", _failed_login_message(settings))
     if user.locked_at is not None:
         _refuse(
             session,
@@ -503,14 +494,7 @@ def _wrong_password(session: Session, settings: Settings, user: User) -> NoRetur
     user.failed_logins += 1
     session.add(user)
     if user.failed_logins < threshold:
-        left = threshold - user.failed_logins
-        _refuse(
-            session,
-            user,
-            user.username,
-            "wrong password",
-            f"{FAILED_LOGIN_MESSAGE} ({left} more before the account locks)",
-        )
+        _refuse(session, user, user.username, "wrong password", _failed_login_message(settings))
     user.locked_at = utcnow()
     _end_sessions(session, user, "locked")
     _audit_failure(session, user, user.username, "wrong password")
@@ -526,6 +510,14 @@ def _wrong_password(session: Session, settings: Settings, user: User) -> NoRetur
     raise AuditedRefusal(
         f"{FAILED_LOGIN_MESSAGE}; {user.username} is now locked: an admin must run "
         f"`lims user unlock {user.username}`"
+    )
+
+
+def _failed_login_message(settings: Settings) -> str:
+    # The same words whether or not the user exists, so they reveal no user names.
+    return (
+        f"{FAILED_LOGIN_MESSAGE} (an account locks after "
+        f"{settings.security.lockout_threshold} consecutive failures)"
     )
 
 

@@ -97,7 +97,7 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
+        uow.require("manage_users")
         views = auth.list_users(uow.session)
         zone = uow.tz
     if as_json:

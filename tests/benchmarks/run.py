@@ -72,7 +72,8 @@ def fill_audit_trail(database_url: str, entries: int) -> None:
             seq += 1
             fields = [
                 str(seq),
-                f"2026-11-25T10:{number // 600000 % 60:02d}:{number // 10000 % 60:02d}.{number % 1000000:06d}Z",
+                f"2026-11-25T10:{number // 600_000 % 60:02d}:{number // 10_000 % 60:02d}"
+                f".{number % 1_000_000:06d}Z",
                 "tech",
                 "passage.log",
                 "passage",
