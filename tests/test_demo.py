@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -60,3 +61,13 @@ def test_demo_leaves_the_configured_database_alone(tmp_path: Path) -> None:
         assert '"current": null' in configured.stdout
     else:
         assert configured.exit_code == 3
+
+
+def test_demo_json_gives_the_users_and_the_audit_result(tmp_path: Path) -> None:
+    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert [user["role"] for user in report["users"]] == ["admin", "technician", "qa"]
+    assert all(len(user["password"]) >= 12 for user in report["users"])
+    assert report["audit"]["intact"] is True
+    assert report["database"] == str(tmp_path / "demo" / "lims.db")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lims.cli.common import print_table, say
+from lims.cli.common import JsonOption, print_json, print_table, say
 
 
 def demo(
@@ -19,6 +19,7 @@ def demo(
             file_okay=False,
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a demo database with users and walk through what lims records.
 
@@ -26,6 +27,7 @@ def demo(
     Example:
       lims demo
       lims demo --dir ./lims-demo
+      lims demo --json
     """
     import tempfile
 
@@ -35,6 +37,21 @@ def demo(
     directory = directory or Path(tempfile.mkdtemp(prefix="lims-demo-"))
     result = run_demo(directory)
     settings = result.settings
+    if as_json:
+        print_json(
+            {
+                "home": str(settings.home),
+                "database": str(settings.sqlite_path),
+                "users": [
+                    {"username": user.username, "role": user.role, "password": user.password}
+                    for user in result.users
+                ],
+                "audit": result.verification.to_json(),
+            }
+        )
+        if not result.verification.intact:
+            raise typer.Exit(1)
+        return
     zone = settings.tz
     say(f"lims demo in {settings.home}\n")
     say(f"1. Created the database {settings.sqlite_path} at the newest schema.")
