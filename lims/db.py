@@ -99,6 +99,11 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _writer(engine: Engine) -> Engine:
+    """The engine whose transactions take the write lock from the start."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
 def _begin_sqlite_transaction(connection: Connection) -> None:
     write = connection.get_execution_options().get(_WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -110,7 +115,7 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
 
     An AuditedRefusal commits: what was refused is not saved, the refusal's audit entry is.
     """
-    bind = engine.execution_options(**{_WRITE_OPTION: True}) if write else engine
+    bind = _writer(engine) if write else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
@@ -154,7 +159,11 @@ def check_schema(session: Session, settings: Settings) -> None:
             f"the database schema is at {revision}, older than this lims ({SCHEMA_HEAD}); "
             "run `lims db upgrade`"
         )
-    raise RuleViolation(
+    raise _made_by_a_newer_lims(revision)
+
+
+def _made_by_a_newer_lims(revision: str) -> RuleViolation:
+    return RuleViolation(
         f"the database schema is at {revision}, which this lims does not know "
         f"(newest known {SCHEMA_HEAD}); it was made by a newer lims: upgrade lims"
     )
@@ -188,15 +197,12 @@ def upgrading(settings: Settings) -> Iterator[Upgrade]:
 
     engine = engine_for(settings, create=True)
     with (
-        engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection,
+        _writer(engine).begin() as connection,
         Session(bind=connection) as session,
     ):
         before = stored_revision(connection)
-        if before not in (None, *SCHEMA_REVISIONS):
-            raise RuleViolation(
-                f"the database schema is at {before}, which this lims does not know; "
-                "it was made by a newer lims: upgrade lims"
-            )
+        if before is not None and before not in SCHEMA_REVISIONS:
+            raise _made_by_a_newer_lims(before)
         if before != SCHEMA_HEAD:
             command.upgrade(alembic_config(connection), "head")
             audit.record(

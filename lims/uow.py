@@ -38,6 +38,7 @@ def unit_of_work(
     """
     settings = settings or load_settings()
     engine = db.engine_for(settings)
+    # Authenticating restarts the session's idle clock: a write, even for a read-only command.
     with db.transaction(engine, write=write or authenticated) as session:
         db.check_schema(session, settings)
         if write:
