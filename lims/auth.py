@@ -257,13 +257,20 @@ def _end_sessions(session: Session, user: User, reason: str) -> int:
     return len(live)
 
 
-def deactivate_user(
-    session: Session, *, actor: Actor | None, username: str, reason: str | None
-) -> UserView:
+def _admin_acting_on(
+    session: Session, actor: Actor | None, username: str, reason: str | None
+) -> tuple[Actor, User]:
+    """Role first (exit 4), then the typed reason (2), then the user (3)."""
     actor = require(actor, "manage_users")
     if reason is not None:
         free_text("reason", reason, max_length=REASON_MAX)
-    user = get_user(session, username)
+    return actor, get_user(session, username)
+
+
+def deactivate_user(
+    session: Session, *, actor: Actor | None, username: str, reason: str | None
+) -> UserView:
+    actor, user = _admin_acting_on(session, actor, username, reason)
     if not user.active:
         raise RuleViolation(f"{username} is already deactivated")
     if user.username == actor.username:
@@ -287,10 +294,7 @@ def deactivate_user(
 def unlock_user(
     session: Session, *, actor: Actor | None, username: str, reason: str | None
 ) -> UserView:
-    actor = require(actor, "manage_users")
-    if reason is not None:
-        free_text("reason", reason, max_length=REASON_MAX)
-    user = get_user(session, username)
+    actor, user = _admin_acting_on(session, actor, username, reason)
     if user.locked_at is None:
         raise RuleViolation(f"{username} is not locked")
     old = {"locked": True, "failed_logins": user.failed_logins}
