@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 
 from lims.models import AuditEntry, AuditHead
 from lims.timeutil import audit_timestamp, json_time, utcnow
+from lims.validation import free_text
 
 GENESIS_HASH = "0" * 64
 SEPARATOR = "\x1f"
@@ -365,6 +366,9 @@ def entries(
     last: int | None = None,
 ) -> list[AuditView]:
     """Entries matching every filter given, oldest first; `last` keeps only the newest N."""
+    for field, value in (("entity", entity_type), ("entity", entity_id), ("user", username)):
+        if value is not None:
+            free_text(field, value, max_length=64)
     query = select(AuditEntry)
     if entity_type is not None:
         query = query.where(col(AuditEntry.entity_type) == entity_type)

@@ -217,7 +217,7 @@ def create_user(
 
 def initialise(settings: Settings, *, username: str, full_name: str, password: str) -> UserView:
     """Create the database at the newest schema with its first administrator, or neither."""
-    valid_username(username)
+    valid_username(username, field="admin")
     free_text("full-name", full_name, max_length=FULL_NAME_MAX)
     valid_password(settings, username, password)
     path = settings.sqlite_path

@@ -10,6 +10,11 @@ from lims.errors import BadInput, shown
 _ALLOWED_IN_MULTILINE = {"\n", "\t"}
 
 
+def has_undecodable_bytes(text: str) -> bool:
+    """True for text Python decoded with surrogateescape: the bytes were not UTF-8."""
+    return any("\udc80" <= character <= "\udcff" for character in text)
+
+
 def free_text(field: str, value: str, *, max_length: int, multiline: bool = False) -> str:
     """Text stored verbatim: any printable character, no control characters."""
     if not value.strip():

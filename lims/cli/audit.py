@@ -32,7 +32,8 @@ def log(
         typer.Option("--since", help="A date or time; a date means its start, local time."),
     ] = None,
     last: Annotated[
-        int | None, typer.Option("--last", min=1, help="Only the newest N entries.")
+        int | None,
+        typer.Option("--last", min=1, max=1_000_000_000, help="Only the newest N entries."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -58,12 +58,20 @@ def settings() -> Settings:
 
 def read_password(from_stdin: bool, *, prompt: str = "Password", confirm: bool = False) -> str:
     if from_stdin:
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            raise BadInput("password", "must be UTF-8 text") from None
         password = line.removesuffix("\n").removesuffix("\r")
         if not password:
             raise BadInput("password", "--password-stdin found no password on standard input")
-        return password
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+    else:
+        password = str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+    from lims.validation import has_undecodable_bytes
+
+    if has_undecodable_bytes(password) or "\x00" in password:
+        raise BadInput("password", "must be UTF-8 text without NUL characters")
+    return password
 
 
 def print_json(data: Any) -> None:
