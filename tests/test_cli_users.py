@@ -166,7 +166,7 @@ def test_init_with_a_bad_admin_name_exits_2_and_creates_no_database(settings: Se
         "init", "--admin", "Ada Admin", "--full-name", "Ada Admin", "--password-stdin",
         input=PASSWORD + "\n",
     )  # fmt: skip
-    _refused(result, 2, "name:")
+    _refused(result, 2, "admin:")
     if not ON_POSTGRES:
         assert settings.sqlite_path is not None
         assert not settings.sqlite_path.exists()

@@ -57,10 +57,11 @@ def demo(
     say(f"1. Created the database {settings.sqlite_path} at the newest schema.")
     say("2. Created the first administrator, who logged in and added a technician and QA:\n")
     print_table(
-        "Demo users (passwords are shown once; they are stored only as argon2id hashes)",
+        "Demo users",
         ["user", "full name", "role", "password"],
         [(user.username, user.full_name, user.role, user.password) for user in result.users],
     )
+    say("The passwords are shown only here: lims keeps nothing but their argon2id hashes.")
     say("\n3. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
