@@ -103,6 +103,66 @@ class SecuritySettings(BaseModel):
     lockout_threshold: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
 
 
+def _regular_expression(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"must be a regular expression ({error})") from None
+    return value
+
+
+PositiveNumber = Annotated[float, BeforeValidator(_not_a_boolean), Field(gt=0, allow_inf_nan=False)]
+Temperature = Annotated[
+    float, BeforeValidator(_not_a_boolean), Field(ge=-273.15, le=100, allow_inf_nan=False)
+]
+
+
+class PatientSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code_pattern: Annotated[str, AfterValidator(_regular_expression)] = "[A-Z0-9-]{3,32}"
+    code_description: Annotated[str, Field(min_length=1, max_length=200)] = (
+        "3-32 upper-case letters, digits and dashes"
+    )
+
+
+class AspirateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_volume_ml: PositiveNumber = 100.0
+    min_temperature_c: Temperature = 2.0
+    max_temperature_c: Temperature = 30.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AspirateSettings:
+        if self.min_temperature_c >= self.max_temperature_c:
+            raise ValueError("min_temperature_c must be below max_temperature_c")
+        return self
+
+
+class ExpansionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    viability_flag_below_percent: Annotated[
+        float, BeforeValidator(_not_a_boolean), Field(ge=0, le=100, allow_inf_nan=False)
+    ] = 80.0
+    seeding_density_min_per_cm2: PositiveNumber = 1000.0
+    seeding_density_max_per_cm2: PositiveNumber = 10000.0
+    reseeding_density_per_cm2: PositiveNumber = 5000.0
+    max_passage: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExpansionSettings:
+        low, high = self.seeding_density_min_per_cm2, self.seeding_density_max_per_cm2
+        if low >= high:
+            raise ValueError(
+                "seeding_density_min_per_cm2 must be below seeding_density_max_per_cm2"
+            )
+        if not low <= self.reseeding_density_per_cm2 <= high:
+            raise ValueError("reseeding_density_per_cm2 must lie within the seeding density range")
+        return self
+
+
 def _default_home() -> Path:
     return platformdirs.user_data_path("lims", appauthor=False)
 
@@ -120,6 +180,9 @@ class Settings(BaseSettings):
     timezone: Annotated[str, AfterValidator(_timezone_name)] = ""
     facility: FacilitySettings = FacilitySettings()
     security: SecuritySettings = SecuritySettings()
+    patients: PatientSettings = PatientSettings()
+    aspirate: AspirateSettings = AspirateSettings()
+    expansion: ExpansionSettings = ExpansionSettings()
 
     @model_validator(mode="after")
     def _database_in_home(self) -> Settings:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from lims import audit, auth
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
+from lims.services import aspirates, cultures, patients, reagents
+from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 
 DEMO_USERS = (
@@ -30,6 +33,9 @@ class DemoUser:
 class DemoResult:
     settings: Settings
     users: list[DemoUser]
+    patient: patients.PatientView
+    aspirate: aspirates.AspirateView
+    culture: cultures.CultureDetail
     trail: list[audit.AuditView]
     verification: audit.Verification
 
@@ -55,11 +61,7 @@ def run_demo(directory: Path) -> DemoResult:
     auth.initialise(
         settings, username=admin.username, full_name=admin.full_name, password=admin.password
     )
-    with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = auth.login(
-            uow.session, settings, username=admin.username, password=admin.password
-        )
-    auth.write_token(settings, token)
+    _login(settings, admin)
     with unit_of_work(settings) as uow:
         for user in staff:
             auth.create_user(
@@ -71,6 +73,9 @@ def run_demo(directory: Path) -> DemoResult:
                 role=user.role,
                 password=user.password,
             )
+    technician = next(user for user in staff if user.role == "technician")
+    _login(settings, technician)
+    patient, aspirate, culture = _bench_work(settings, utcnow() - timedelta(days=26))
     with unit_of_work(settings, authenticated=False) as uow:
         auth.logout(uow.session, settings)
     auth.remove_token(settings)
@@ -78,4 +83,99 @@ def run_demo(directory: Path) -> DemoResult:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         verification = audit.verify(uow.session.connection())
         trail = audit.entries(uow.session)
-    return DemoResult(settings, users, trail, verification)
+    return DemoResult(settings, users, patient, aspirate, culture, trail, verification)
+
+
+def _login(settings: Settings, user: DemoUser) -> None:
+    with unit_of_work(settings, authenticated=False) as uow:
+        token, _ = auth.login(uow.session, settings, username=user.username, password=user.password)
+    auth.write_token(settings, token)
+
+
+# Reagent lots of a Pittenger-style expansion: gradient, medium, serum, dissociation enzyme.
+DEMO_REAGENTS = (
+    ("Percoll 1.073", "P-1107", "Cytiva"),
+    ("MEM alpha", "2411A", "Gibco"),
+    ("FBS MSC-qualified", "F-0932", "Gibco"),
+    ("TrypLE Express", "2409B", "Gibco"),
+)
+# Three passages a technician would log: (days after collection, harvested, viability %,
+# reseeded, vessels, area cm²). Reseeding stays near Pittenger's 5,000 cells/cm².
+DEMO_PASSAGES = (
+    (14, 4_200_000, 94.0, 4_200_000, 5, 875.0),
+    (20, 29_000_000, 93.0, 26_000_000, 30, 5_250.0),
+    (26 - 1 / 24, 190_000_000, 91.0, 150_000_000, 5, 31_800.0),
+)
+
+
+def _bench_work(
+    settings: Settings, collected: datetime
+) -> tuple[patients.PatientView, aspirates.AspirateView, cultures.CultureDetail]:
+    """A patient, an aspirate, a primary culture and three passages, as the technician."""
+    collected = collected.replace(minute=0, second=0, microsecond=0)
+    with unit_of_work(settings) as uow:
+        patient = patients.add_patient(
+            uow.session,
+            settings,
+            uow.actor,
+            code="DEMO-0001",
+            initials="MR",
+            birth_year=1958,
+            consent_date=(collected - timedelta(days=7)).date(),
+            study="MSC-ALS demo",
+        )
+        aspirate = aspirates.receive(
+            uow.session,
+            settings,
+            uow.actor,
+            patient=patient.code,
+            collected_at=collected,
+            received_at=collected + timedelta(hours=2),
+            volume_ml=30,
+            anticoagulant="sodium heparin",
+            tnc=610_000_000,
+            temperature_c=18,
+        )
+        for name, lot, supplier in DEMO_REAGENTS:
+            reagents.add_reagent(
+                uow.session,
+                settings,
+                uow.actor,
+                name=name,
+                lot=lot,
+                expires=(collected + timedelta(days=180)).date(),
+                supplier=supplier,
+            )
+        culture = cultures.start_culture(
+            uow.session,
+            settings,
+            uow.actor,
+            din=aspirate.din.code,
+            mnc=240_000_000,
+            vessels=5,
+            area_cm2=875,
+            at=collected + timedelta(hours=5),
+            reagents=["Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932"],
+        )
+        code = culture.summary.culture_id
+    for days, harvested, viability, seeded, vessels, area in DEMO_PASSAGES:
+        # One command, one transaction, as at the bench.
+        with unit_of_work(settings) as uow:
+            cultures.log_passage(
+                uow.session,
+                settings,
+                uow.actor,
+                culture=code,
+                harvested=harvested,
+                viability=viability,
+                seeded=seeded,
+                vessels=vessels,
+                area_cm2=area,
+                confluence=85,
+                at=collected + timedelta(days=days),
+                reagents=["TrypLE Express:2409B", "MEM alpha:2411A"],
+            )
+    with unit_of_work(settings, write=False) as uow:
+        detail = cultures.show_culture(uow.session, code)
+        aspirate = aspirates.show_aspirate(uow.session, aspirate.din.code)
+    return patient, aspirate, detail

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -128,3 +131,191 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
+
+
+# --- the bench: patients, aspirates, reagents, cultures, passages, deviations ---------
+
+PATIENT_CODE_MAX = 32
+SHORT_TEXT_MAX = 100
+LONG_TEXT_MAX = 2000
+CULTURE_KINDS = ("primary", "seeded")
+CULTURE_STATES = ("active", "formulated", "discarded")
+DEVIATION_STATES = ("open", "closed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+def _username_column(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(String(USERNAME_MAX), nullable=nullable))
+
+
+def _text(length: int, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(String(length), nullable=nullable))
+
+
+def _number(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Double(), nullable=nullable))
+
+
+def _count(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(BigInteger, nullable=nullable))
+
+
+def _whole(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Integer, nullable=nullable))
+
+
+def _reference(target: str, nullable: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey(target), nullable=nullable, index=True),
+    )
+
+
+class Patient(SQLModel, table=True):
+    """The donor, who is also the recipient. Pseudonymous: no name, SSN or record number."""
+
+    __tablename__ = "patients"
+    __table_args__ = (CheckConstraint("birth_year BETWEEN 1900 AND 2100", name="birth_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(PATIENT_CODE_MAX), nullable=False, unique=True))
+    initials: str = Field(sa_column=Column(String(4), nullable=False))
+    birth_year: int = _whole()
+    consent_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    study: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class Aspirate(SQLModel, table=True):
+    """A bone-marrow aspirate as received, identified by its ISBT 128 DIN."""
+
+    __tablename__ = "aspirates"
+    __table_args__ = (
+        UniqueConstraint("fin", "year", "sequence"),
+        CheckConstraint("sequence BETWEEN 1 AND 999999", name="sequence"),
+        CheckConstraint("volume_ml > 0", name="volume_ml"),
+        CheckConstraint("received_at > collected_at", name="received_after_collected"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    din: str = Field(sa_column=Column(String(13), nullable=False, unique=True))
+    din_check: str = Field(sa_column=Column(String(1), nullable=False))
+    fin: str = Field(sa_column=Column(String(5), nullable=False))
+    year: int = _whole()
+    sequence: int = _whole()
+    patient_id: int = _reference("patients.id")
+    collected_at: datetime = _time()
+    received_at: datetime = _time()
+    volume_ml: float = _number()
+    site: str = _text(SHORT_TEXT_MAX)
+    anticoagulant: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    tnc: int | None = _count(nullable=True)
+    temperature_c: float | None = _number(nullable=True)
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class ReagentLot(SQLModel, table=True):
+    """A lot of a reagent (medium, serum, enzyme, gradient) and when it expires."""
+
+    __tablename__ = "reagent_lots"
+    __table_args__ = (UniqueConstraint("name", "lot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = _text(SHORT_TEXT_MAX)
+    lot: str = _text(SHORT_TEXT_MAX)
+    supplier: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    expires_on: date = Field(sa_column=Column(Date, nullable=False))
+    # The first moment after the expiry date, in the zone of the station that recorded it.
+    expires_at: datetime = _time()
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class Culture(SQLModel, table=True):
+    """Cells from one aspirate expanding in vessels: primary (from MNC) or seeded."""
+
+    __tablename__ = "cultures"
+    __table_args__ = (
+        UniqueConstraint("aspirate_id", "number"),
+        CheckConstraint(_in("kind", CULTURE_KINDS), name="kind"),
+        CheckConstraint(_in("status", CULTURE_STATES), name="status"),
+        CheckConstraint("cells_plated > 0 AND vessels > 0 AND area_cm2 > 0", name="plating"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    aspirate_id: int = _reference("aspirates.id")
+    number: int = _whole()
+    kind: str = _text(8)
+    cells_plated: int = _count()
+    vessels: int = _whole()
+    area_cm2: float = _number()
+    method: str = _text(SHORT_TEXT_MAX)
+    started_at: datetime = _time()
+    status: str = Field(default="active", sa_column=Column(String(16), nullable=False))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class Passage(SQLModel, table=True):
+    """A harvest of a culture and the reseeding that followed; growth derived from the counts."""
+
+    __tablename__ = "passages"
+    __table_args__ = (
+        UniqueConstraint("culture_id", "number"),
+        CheckConstraint("harvested > 0 AND seeded > 0 AND seeded <= harvested", name="counts"),
+        CheckConstraint("viability BETWEEN 0 AND 100", name="viability"),
+        CheckConstraint("vessels > 0 AND area_cm2 > 0", name="vessels"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    culture_id: int = Field(sa_column=Column(Integer, ForeignKey("cultures.id"), nullable=False))
+    number: int = _whole()
+    harvested_at: datetime = _time()
+    harvested: int = _count()
+    viability: float = _number()
+    seeded: int = _count()
+    vessels: int = _whole()
+    area_cm2: float = _number()
+    confluence: float | None = _number(nullable=True)
+    population_doublings: float | None = _number(nullable=True)
+    cumulative_population_doublings: float = _number()
+    doubling_time_hours: float | None = _number(nullable=True)
+    fold_expansion: float | None = _number(nullable=True)
+    seeding_density_per_cm2: float = _number()
+    corrections: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class ReagentUse(SQLModel, table=True):
+    """A reagent lot used at a culture's start (passage_id empty) or at one of its passages."""
+
+    __tablename__ = "reagent_uses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reagent_lot_id: int = _reference("reagent_lots.id")
+    culture_id: int = _reference("cultures.id")
+    passage_id: int | None = _reference("passages.id", nullable=True)
+
+
+class Deviation(SQLModel, table=True):
+    """A departure from the process, opened by a person or by a bench rule."""
+
+    __tablename__ = "deviations"
+    __table_args__ = (CheckConstraint(_in("status", DEVIATION_STATES), name="status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    culture_id: int | None = _reference("cultures.id", nullable=True)
+    passage_id: int | None = _reference("passages.id", nullable=True)
+    kind: str = _text(32)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", sa_column=Column(String(8), nullable=False))
+    opened_at: datetime = _time()
+    opened_by: str = _username_column()

@@ -74,3 +74,50 @@ def show_time(moment: datetime | None, zone: tzinfo) -> str:
 
 def json_time(moment: datetime | None) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()
+
+
+DATE_FORMS = "an ISO 8601 date such as 2026-11-25"
+
+
+def moment(field: str, value: str | datetime | None, zone: tzinfo) -> datetime:
+    """When a step happened: typed text, an aware datetime from code, or None for now."""
+    if value is None:
+        return utcnow()
+    if isinstance(value, datetime):
+        return as_utc(value)
+    return parse_time(field, value, zone)
+
+
+def calendar_date(field: str, value: str | date) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise BadInput(field, f"must be {DATE_FORMS} (got {shown(value)})") from None
+
+
+def not_in_future(field: str, when: datetime, now: datetime, zone: tzinfo) -> datetime:
+    if when > now:
+        raise BadInput(
+            field,
+            f"must not be in the future (got {show_time(when, zone)}, now {show_time(now, zone)})",
+        )
+    return when
+
+
+def after(field: str, when: datetime, earlier: datetime, what: str, zone: tzinfo) -> datetime:
+    """A step strictly after the one before it."""
+    if when <= earlier:
+        raise BadInput(
+            field,
+            f"must be after {what} at {show_time(earlier, zone)} (got {show_time(when, zone)})",
+        )
+    return when
+
+
+def local_day_end(day: date, zone: tzinfo) -> datetime:
+    """The first moment after a calendar day in the station's zone: when 'use by DAY' ends."""
+    from datetime import timedelta
+
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)

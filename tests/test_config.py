@@ -188,6 +188,16 @@ def test_describe_settings_names_the_source_of_each_key(
         "security.session_idle_minutes": "default",
         "security.password_min_length": "env LIMS_SECURITY__PASSWORD_MIN_LENGTH",
         "security.lockout_threshold": str(named),
+        "patients.code_pattern": "default",
+        "patients.code_description": "default",
+        "aspirate.max_volume_ml": "default",
+        "aspirate.min_temperature_c": "default",
+        "aspirate.max_temperature_c": "default",
+        "expansion.viability_flag_below_percent": "default",
+        "expansion.seeding_density_min_per_cm2": "default",
+        "expansion.seeding_density_max_per_cm2": "default",
+        "expansion.reseeding_density_per_cm2": "default",
+        "expansion.max_passage": "default",
     }
 
 

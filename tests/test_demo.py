@@ -31,7 +31,10 @@ def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> 
     assert demo.returncode == 0, demo.stderr
     assert (directory / "lims.db").exists()
     assert "intact" in demo.stdout
-    passwords = dict(re.findall(r"│ (admin|tech|qa)\s+│[^│]+│[^│]+│ (\S+)\s+│", demo.stdout))
+    rows = re.findall(
+        r"│ (admin|tech|qa)\s+│[^│]+│ (?:admin|technician|qa)\s+│ (\S+)\s+│", demo.stdout
+    )
+    passwords = dict(rows)
     assert set(passwords) == {"admin", "tech", "qa"}
 
     station = {

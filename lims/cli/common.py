@@ -20,6 +20,23 @@ if TYPE_CHECKING:
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
 ]
+ReagentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reagent",
+        metavar="NAME:LOT",
+        help="A reagent lot used in this step (repeat for each); it must not be expired.",
+    ),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        metavar="ISO",
+        help="When it happened, e.g. 2026-11-25T14:30 (station's zone unless an offset "
+        "is given). Default: now.",
+    ),
+]
 PasswordStdinOption = Annotated[
     bool,
     typer.Option(
@@ -107,9 +124,24 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     _console().print(table)
 
 
+def alarm(text: str) -> Any:
+    """Text shown in bold red: a flag the person at the bench must not miss."""
+    from rich.text import Text
+
+    return Text(text, style="bold red")
+
+
+def print_alarms(lines: Iterable[str]) -> None:
+    console = _console()
+    for line in lines:
+        console.print(alarm(line))
+
+
 def _cell(value: Any) -> Any:
     from rich.text import Text
 
+    if isinstance(value, Text):
+        return value
     if value is None:
         return "—"
     if isinstance(value, bool):

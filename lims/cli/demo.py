@@ -31,6 +31,7 @@ def demo(
     """
     import tempfile
 
+    from lims.cli import expansion
     from lims.demo import run_demo
     from lims.timeutil import show_time
 
@@ -46,6 +47,10 @@ def demo(
                     {"username": user.username, "role": user.role, "password": user.password}
                     for user in result.users
                 ],
+                "patient": result.patient.code,
+                "din": result.aspirate.din.code,
+                "din_display": result.aspirate.din.display,
+                "culture": result.culture.to_json(),
                 "audit": result.verification.to_json(),
             }
         )
@@ -62,7 +67,13 @@ def demo(
         [(user.username, user.full_name, user.role, user.password) for user in result.users],
     )
     say("The passwords are shown only here: lims keeps nothing but their argon2id hashes.")
-    say("\n3. Every step is in the audit trail, each entry chained to the one before:\n")
+    say(
+        f"\n3. The technician registered patient {result.patient.code}, received an aspirate"
+        f" (DIN {result.aspirate.din.display}), started a primary culture and logged three"
+        " passages; growth is derived from the counts:\n"
+    )
+    expansion.show_culture(result.culture, zone)
+    say("\n4. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
         ["#", "time", "user", "action", "entity", "reason"],
@@ -80,7 +91,7 @@ def demo(
     )
     verification = result.verification
     say(
-        "\n4. `lims audit verify`: "
+        "\n5. `lims audit verify`: "
         + (
             f"intact, {verification.entries} entries, head #{verification.head_seq}."
             if verification.intact
@@ -91,6 +102,8 @@ def demo(
     say(f"  export LIMS_HOME={settings.home} LIMS_DATABASE_URL={settings.database_url}")
     say("  lims login tech        # password from the table above")
     say("  lims whoami")
+    say(f"  lims culture show {result.culture.summary.culture_id}")
+    say(f"  lims culture project {result.culture.summary.culture_id} --target-cells 1.2e9")
     say("  lims audit log")
     if not verification.intact:
         raise typer.Exit(1)

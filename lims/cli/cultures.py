@@ -1,0 +1,203 @@
+"""Cultures: start, list, show, project."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lims.cli.common import (
+    AtOption,
+    JsonOption,
+    ReagentOption,
+    alarm,
+    new_area,
+    print_json,
+    print_record,
+    print_table,
+)
+
+app = new_area("Cultures expanding from an aspirate: start, list, show, project.")
+
+CultureArgument = Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")]
+
+
+@app.command("start")
+def start(
+    din: Annotated[str, typer.Argument(help="The aspirate's DIN.")],
+    vessels: Annotated[str, typer.Option("--vessels", metavar="N", help="Vessels plated.")],
+    area_cm2: Annotated[
+        str, typer.Option("--area-cm2", metavar="CM2", help="Total growth area plated.")
+    ],
+    mnc: Annotated[
+        str | None,
+        typer.Option(
+            "--mnc", metavar="N", help="Mononuclear cells plated: a primary culture (P0)."
+        ),
+    ] = None,
+    seeded: Annotated[
+        str | None,
+        typer.Option("--seeded", metavar="N", help="Counted cells plated, e.g. a thawed bank."),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            help='How the cells were isolated. Default for --mnc: "density gradient '
+            '(Percoll 1.073 g/mL)".',
+        ),
+    ] = None,
+    at: AtOption = None,
+    reagent: ReagentOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a culture from an aspirate; prints its culture id.
+
+    \b
+    Example:
+      lims culture start A999926000001 --mnc 2.4e8 --vessels 5 --area-cm2 875 \\
+        --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A"
+    """
+    from lims.cli import expansion
+    from lims.services import cultures
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        detail = cultures.start_culture(
+            uow.session,
+            uow.settings,
+            uow.actor,
+            din=din,
+            mnc=mnc,
+            seeded=seeded,
+            vessels=vessels,
+            area_cm2=area_cm2,
+            method=method,
+            at=at,
+            reagents=reagent or (),
+        )
+    if as_json:
+        print_json(detail.to_json())
+        return
+    expansion.show_culture(detail, uow.tz)
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List cultures with their passage count and cumulative PD.
+
+    \b
+    Example:
+      lims culture list
+    """
+    from lims.cli.expansion import cells, fixed
+    from lims.services import cultures
+    from lims.timeutil import show_time
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        summaries = cultures.list_cultures(uow.session)
+    if as_json:
+        print_json([summary.to_json() for summary in summaries])
+        return
+    print_table(
+        "Cultures",
+        [
+            "culture",
+            "patient",
+            "kind",
+            "status",
+            "started",
+            "plated",
+            "passages",
+            "cum. PD",
+            "open deviations",
+        ],
+        [
+            (
+                s.culture_id,
+                s.patient,
+                s.kind,
+                s.status,
+                show_time(s.started_at, uow.tz),
+                cells(s.cells_plated),
+                s.passages,
+                fixed(s.cumulative_population_doublings),
+                alarm(str(s.open_deviations)) if s.open_deviations else 0,
+            )
+            for s in summaries
+        ],
+    )
+
+
+@app.command("show")
+def show(culture: CultureArgument, as_json: JsonOption = False) -> None:
+    """Show a culture: passages, growth, reagents, deviations and a growth curve.
+
+    \b
+    Example:
+      lims culture show A999926000001-C1
+    """
+    from lims.cli import expansion
+    from lims.services import cultures
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        detail = cultures.show_culture(uow.session, culture)
+    if as_json:
+        print_json(detail.to_json())
+        return
+    expansion.show_culture(detail, uow.tz)
+
+
+@app.command("project")
+def project(
+    culture: CultureArgument,
+    target_cells: Annotated[
+        str, typer.Option("--target-cells", metavar="N", help="The dose to reach, e.g. 1.2e8.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Project when a culture reaches a target dose, from its recent doubling times.
+
+    \b
+    Example:
+      lims culture project A999926000001-C1 --target-cells 1.2e8
+    """
+    from lims.cli.expansion import cells
+    from lims.services import cultures
+    from lims.timeutil import show_time
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        view = cultures.project_culture(
+            uow.session, uow.settings, culture=culture, target_cells=target_cells
+        )
+    if as_json:
+        print_json(view.to_json())
+        return
+    p = view.projection
+    final = f"P{view.final_passage_number}"
+    print_record(
+        f"Projection for {view.culture_id}",
+        [
+            ("target", f"{cells(p.target_cells)} cells"),
+            ("from", f"{cells(p.cells_now)} cells seeded {show_time(p.since, uow.tz)}"),
+            ("doublings needed", f"{p.doublings_needed:.2f}"),
+            ("passages needed", p.passages_needed),
+            (
+                "final passage",
+                alarm(f"{final}: above the maximum P{view.max_passage}")
+                if view.exceeds_max_passage
+                else final,
+            ),
+            ("expected", show_time(p.expected_at, uow.tz)),
+            ("area at last reseeding", f"{p.area_cm2_at_last_reseeding:,.0f} cm²"),
+        ],
+    )
+    typer.echo("Assumptions:")
+    for assumption in view.assumptions():
+        typer.echo(f"  - {assumption}")

@@ -1,0 +1,169 @@
+"""How cultures and passages are drawn: tables, flags in red, the growth curve."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from lims.cli.common import alarm, print_alarms, print_record, print_table
+
+if TYPE_CHECKING:
+    from lims.services.cultures import CultureDetail, PassageView
+
+PASSAGE_COLUMNS = [
+    "passage",
+    "harvested at",
+    "harvested",
+    "viability %",
+    "reseeded",
+    "density /cm²",
+    "PD",
+    "cum. PD",
+    "doubling time h",
+    "flags",
+]
+
+
+def cells(count: int | None) -> str | None:
+    return None if count is None else f"{count:,}"
+
+
+def fixed(value: float | None, places: int = 2) -> str | None:
+    return None if value is None else f"{value:,.{places}f}"
+
+
+def value(recorded: Any) -> Any:
+    """A recorded value as people read it: counts grouped, measures to 2 decimals."""
+    if isinstance(recorded, bool) or recorded is None:
+        return recorded
+    if isinstance(recorded, int):
+        return f"{recorded:,}"
+    if isinstance(recorded, float):
+        return f"{recorded:,.2f}"
+    return recorded
+
+
+def passage_row(view: PassageView, zone: tzinfo) -> list[Any]:
+    from lims.timeutil import show_time
+
+    open_flags = [flag.kind for flag in view.flags if flag.status == "open"]
+    return [
+        f"P{view.passage_number}"
+        + (f" (corrected ×{view.corrections})" if view.corrections else ""),
+        show_time(view.harvested_at, zone),
+        cells(view.harvested),
+        f"{view.viability:g}",
+        cells(view.seeded),
+        fixed(view.seeding_density_per_cm2, 0),
+        fixed(view.population_doublings),
+        fixed(view.cumulative_population_doublings),
+        fixed(view.doubling_time_hours, 1),
+        alarm(", ".join(open_flags)) if open_flags else None,
+    ]
+
+
+def show_passage(view: PassageView, title: str, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
+    print_record(
+        title,
+        [
+            ("passage", view.passage_id),
+            ("passage number", view.passage_number),
+            ("harvested at", show_time(view.harvested_at, zone)),
+            ("harvested (viable)", cells(view.harvested)),
+            ("viability", f"{view.viability:g} %"),
+            ("confluence", None if view.confluence is None else f"{view.confluence:g} %"),
+            ("reseeded", f"{cells(view.seeded)} in {view.vessels} vessels, {view.area_cm2:,g} cm²"),
+            ("seeding density", f"{fixed(view.seeding_density_per_cm2, 0)} cells/cm²"),
+            (
+                "population doublings",
+                fixed(view.population_doublings) or "— (first harvest of a primary culture)",
+            ),
+            ("cumulative PD", fixed(view.cumulative_population_doublings)),
+            (
+                "doubling time",
+                None if view.doubling_time_hours is None else f"{view.doubling_time_hours:.1f} h",
+            ),
+            (
+                "fold expansion",
+                None if view.fold_expansion is None else f"{view.fold_expansion:.2f}×",
+            ),
+            ("reagents", ", ".join(view.reagents) or None),
+        ],
+    )
+    print_alarms(
+        f"FLAGGED: {flag.description} — deviation {flag.deviation_id} opened on the culture"
+        for flag in view.flags
+    )
+
+
+def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
+    summary = detail.summary
+    print_record(
+        f"Culture {summary.culture_id}",
+        [
+            ("DIN", summary.din.display),
+            ("patient", summary.patient),
+            ("kind", summary.kind),
+            ("status", summary.status),
+            ("started", show_time(summary.started_at, zone)),
+            (
+                "plated",
+                f"{cells(summary.cells_plated)} in {summary.vessels} vessels, "
+                f"{summary.area_cm2:,g} cm²",
+            ),
+            ("method", summary.method),
+            ("reagents at start", ", ".join(detail.reagents) or None),
+            ("passages", summary.passages),
+            ("cumulative PD", fixed(summary.cumulative_population_doublings)),
+            (
+                "open deviations",
+                alarm(str(summary.open_deviations)) if summary.open_deviations else 0,
+            ),
+        ],
+    )
+    if detail.passages:
+        print_table("Passages", PASSAGE_COLUMNS, [passage_row(p, zone) for p in detail.passages])
+        used = [(p.passage_id, ", ".join(p.reagents)) for p in detail.passages if p.reagents]
+        if used:
+            print_table("Reagents by passage", ["passage", "reagent lots"], used)
+    if detail.deviations:
+        print_table(
+            "Deviations",
+            ["id", "status", "kind", "description", "opened"],
+            [
+                (
+                    d.deviation_id,
+                    alarm(d.status) if d.status == "open" else d.status,
+                    d.kind,
+                    d.description,
+                    f"{show_time(d.opened_at, zone)} by {d.opened_by}",
+                )
+                for d in detail.deviations
+            ],
+        )
+    curve = detail.growth_curve()
+    if len(curve) >= 2:
+        typer.echo(growth_plot(curve))
+
+
+def growth_plot(points: Sequence[tuple[float, float]]) -> str:
+    """Cumulative population doublings over days since the start, drawn in the terminal."""
+    import plotext
+
+    plotext.clear_figure()
+    plotext.plot([day for day, _ in points], [pd for _, pd in points], marker="dot")
+    plotext.scatter([day for day, _ in points], [pd for _, pd in points], marker="●")
+    plotext.plotsize(72, 16)
+    plotext.theme("clear")
+    plotext.title("Growth: cumulative population doublings")
+    plotext.xlabel("days since the culture started")
+    drawn = plotext.build()
+    return drawn if sys.stdout.isatty() else plotext.uncolorize(drawn)

@@ -1,0 +1,119 @@
+"""Patients: register under a pseudonymous code, show, list."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lims.cli.common import JsonOption, new_area, print_json, print_record, print_table
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from lims.services.patients import PatientView
+
+app = new_area("Patients, by pseudonymous code: add, show, list.")
+
+
+def _show(view: PatientView, title: str, zone: tzinfo, as_json: bool) -> None:
+    if as_json:
+        print_json(view.to_json())
+        return
+    from lims.timeutil import show_time
+
+    print_record(
+        title,
+        [
+            ("code", view.code),
+            ("initials", view.initials),
+            ("birth year", view.birth_year),
+            ("consent date", view.consent_date),
+            ("study", view.study),
+            ("aspirates", ", ".join(view.aspirates) or None),
+            ("recorded", f"{show_time(view.recorded_at, zone)} by {view.recorded_by}"),
+        ],
+    )
+
+
+@app.command("add")
+def add(
+    code: Annotated[str, typer.Argument(help="The pseudonymous patient code.")],
+    initials: Annotated[str, typer.Option("--initials", help="1-4 upper-case letters.")],
+    birth_year: Annotated[str, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")],
+    consent_date: Annotated[
+        str | None,
+        typer.Option("--consent-date", metavar="DATE", help="Date informed consent was signed."),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study or protocol the patient is in.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a patient. No name, SSN or medical record number is stored.
+
+    \b
+    Example:
+      lims patient add PT-0001 --initials MR --birth-year 1958 --consent-date 2026-11-02
+    """
+    from lims.services import patients
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        view = patients.add_patient(
+            uow.session,
+            uow.settings,
+            uow.actor,
+            code=code,
+            initials=initials,
+            birth_year=birth_year,
+            consent_date=consent_date,
+            study=study,
+        )
+    _show(view, "Patient added", uow.tz, as_json)
+
+
+@app.command("show")
+def show(
+    code: Annotated[str, typer.Argument(help="The patient code.")], as_json: JsonOption = False
+) -> None:
+    """Show a patient and their aspirates.
+
+    \b
+    Example:
+      lims patient show PT-0001
+    """
+    from lims.services import patients
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        view = patients.show_patient(uow.session, uow.settings, code)
+    _show(view, f"Patient {view.code}", uow.tz, as_json)
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List patients.
+
+    \b
+    Example:
+      lims patient list --json
+    """
+    from lims.services import patients
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        views = patients.list_patients(uow.session)
+    if as_json:
+        print_json([view.to_json() for view in views])
+        return
+    print_table(
+        "Patients",
+        ["code", "initials", "birth year", "consent", "study", "aspirates"],
+        [
+            (v.code, v.initials, v.birth_year, v.consent_date, v.study, len(v.aspirates))
+            for v in views
+        ],
+    )

@@ -1,0 +1,131 @@
+"""Growth kinetics of an expanding culture, derived from the counts (never typed).
+
+A culture is plated (its start), then at each passage the cells plated at the
+step before are harvested and some of them reseeded:
+
+    population doublings   PD = log2(harvested / previously seeded)
+    cumulative PD          the sum of PDs so far
+    doubling time          hours since the previous seeding / PD
+    fold expansion         harvested / previously seeded
+    seeding density        reseeded / growth area (cells/cm²)
+
+A primary culture plates mononuclear cells of which only a small fraction
+adhere, so its first harvest has no PD: cumulative PD starts at 0 there and
+counts from the next passage. A culture seeded from known cells counts from
+its first harvest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+SECONDS_PER_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class Plating:
+    """Cells put into vessels: the culture's start or a passage's reseeding."""
+
+    at: datetime
+    cells: int
+
+
+@dataclass(frozen=True)
+class Harvest:
+    at: datetime
+    harvested: int
+    seeded: int
+    area_cm2: float
+
+
+@dataclass(frozen=True)
+class Kinetics:
+    population_doublings: float | None
+    cumulative_population_doublings: float
+    doubling_time_hours: float | None
+    fold_expansion: float | None
+    seeding_density_per_cm2: float
+
+
+def kinetics(primary: bool, start: Plating, harvests: Sequence[Harvest]) -> list[Kinetics]:
+    """The derived values of each harvest in order, from the culture's start."""
+    derived = []
+    previous = start
+    cumulative = 0.0
+    for index, harvest in enumerate(harvests):
+        if primary and index == 0:
+            doublings = fold = doubling_time = None
+        else:
+            fold = harvest.harvested / previous.cells
+            doublings = math.log2(fold)
+            cumulative += doublings
+            hours = (harvest.at - previous.at).total_seconds() / SECONDS_PER_HOUR
+            doubling_time = hours / doublings if doublings > 0 else None
+        derived.append(
+            Kinetics(
+                population_doublings=doublings,
+                cumulative_population_doublings=cumulative,
+                doubling_time_hours=doubling_time,
+                fold_expansion=fold,
+                seeding_density_per_cm2=harvest.seeded / harvest.area_cm2,
+            )
+        )
+        previous = Plating(harvest.at, harvest.seeded)
+    return derived
+
+
+@dataclass(frozen=True)
+class Projection:
+    """When a culture reaches a dose, if it keeps growing as it has lately."""
+
+    target_cells: int
+    cells_now: int  # seeded at the last passage
+    since: datetime  # when they were seeded
+    basis_passages: int  # how many recent passages the rates come from
+    doubling_time_hours: float
+    doublings_per_passage: float
+    doublings_needed: float
+    passages_needed: int
+    expected_at: datetime
+    area_cm2_at_last_reseeding: float
+
+
+RECENT_PASSAGES = 3
+
+
+def project(
+    last_plating: Plating,
+    recent: Sequence[tuple[float, float]],
+    *,
+    target_cells: int,
+    reseeding_density_per_cm2: float,
+) -> Projection:
+    """Project from recent (population doublings, hours) pairs, each with PD > 0.
+
+    Rates pool the recent passages (total PD over total hours) so a short
+    passage does not weigh as much as a long one.
+    """
+    if not recent:
+        raise ValueError("no recent growth to project from")
+    total_doublings = sum(doublings for doublings, _ in recent)
+    total_hours = sum(hours for _, hours in recent)
+    doubling_time = total_hours / total_doublings
+    per_passage = total_doublings / len(recent)
+    needed = max(0.0, math.log2(target_cells / last_plating.cells))
+    passages = math.ceil(needed / per_passage - 1e-9) if needed > 0 else 0
+    fold_per_passage = 2**per_passage
+    return Projection(
+        target_cells=target_cells,
+        cells_now=last_plating.cells,
+        since=last_plating.at,
+        basis_passages=len(recent),
+        doubling_time_hours=doubling_time,
+        doublings_per_passage=per_passage,
+        doublings_needed=needed,
+        passages_needed=passages,
+        expected_at=last_plating.at + timedelta(hours=needed * doubling_time),
+        area_cm2_at_last_reseeding=target_cells / fold_per_passage / reseeding_density_per_cm2,
+    )

@@ -1,0 +1,855 @@
+"""Cultures and their passages: what technicians log at the bench, with growth derived.
+
+Every number a technician types is checked before anything is written; every
+growth value is derived from the counts (lims.domain.growth) and recomputed
+for later passages when an earlier one is corrected. A passage that breaks a
+bench limit is saved but flagged, with a deviation opened on its culture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from lims import audit
+from lims.auth import Actor, require
+from lims.config import ExpansionSettings, Settings
+from lims.domain import growth, quantities
+from lims.domain.din import Din
+from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Deviation, Passage, Patient
+from lims.services import deviations as deviation_rules
+from lims.services import reagents as reagent_rules
+from lims.services.aspirates import din_of, get_aspirate
+from lims.timeutil import after, json_time, moment, not_in_future, utcnow
+from lims.validation import free_text
+
+PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
+SEEDED_METHOD = "seeded from counted cells"
+VESSELS_MAX = 10_000
+SECONDS_PER_DAY = 86_400
+AREA_MAX_CM2 = 1_000_000.0  # 100 m²: more than any expansion platform
+CULTURE_CODE = re.compile(r"(?P<din>[A-NP-Z][0-9]{12})-C(?P<number>[1-9][0-9]{0,3})")
+PASSAGE_CODE = re.compile(
+    r"(?P<culture>[A-NP-Z][0-9]{12}-C[1-9][0-9]{0,3})-P(?P<number>[1-9][0-9]{0,3})"
+)
+TYPED_FIELDS = (
+    "harvested_at",
+    "harvested",
+    "viability",
+    "seeded",
+    "vessels",
+    "area_cm2",
+    "confluence",
+)
+DERIVED_FIELDS = (
+    "population_doublings",
+    "cumulative_population_doublings",
+    "doubling_time_hours",
+    "fold_expansion",
+    "seeding_density_per_cm2",
+)
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: str
+    description: str
+    deviation_id: int
+    status: str = "open"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "deviation_id": self.deviation_id,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class PassageView:
+    passage_id: str
+    culture_id: str
+    passage_number: int
+    harvested_at: datetime
+    harvested: int
+    viability: float
+    seeded: int
+    vessels: int
+    area_cm2: float
+    confluence: float | None
+    population_doublings: float | None
+    cumulative_population_doublings: float
+    doubling_time_hours: float | None
+    fold_expansion: float | None
+    seeding_density_per_cm2: float
+    corrections: int
+    recorded_by: str
+    reagents: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passage_id": self.passage_id,
+            "culture_id": self.culture_id,
+            "passage_number": self.passage_number,
+            "harvested_at": json_time(self.harvested_at),
+            "harvested": self.harvested,
+            "viability": self.viability,
+            "seeded": self.seeded,
+            "vessels": self.vessels,
+            "area_cm2": self.area_cm2,
+            "confluence": self.confluence,
+            "population_doublings": self.population_doublings,
+            "cumulative_population_doublings": self.cumulative_population_doublings,
+            "doubling_time_hours": self.doubling_time_hours,
+            "fold_expansion": self.fold_expansion,
+            "seeding_density_per_cm2": self.seeding_density_per_cm2,
+            "reagents": self.reagents,
+            "flags": [flag.to_json() for flag in self.flags],
+            "corrections": self.corrections,
+            "recorded_by": self.recorded_by,
+        }
+
+
+@dataclass(frozen=True)
+class CultureSummary:
+    culture_id: str
+    din: Din
+    patient: str
+    kind: str
+    status: str
+    started_at: datetime
+    cells_plated: int
+    vessels: int
+    area_cm2: float
+    method: str
+    recorded_by: str
+    passages: int
+    cumulative_population_doublings: float | None
+    open_deviations: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "culture_id": self.culture_id,
+            "din": self.din.code,
+            "din_check": self.din.check,
+            "din_display": self.din.display,
+            "patient": self.patient,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": json_time(self.started_at),
+            "cells_plated": self.cells_plated,
+            "vessels": self.vessels,
+            "area_cm2": self.area_cm2,
+            "method": self.method,
+            "recorded_by": self.recorded_by,
+            "passage_count": self.passages,
+            "cumulative_population_doublings": self.cumulative_population_doublings,
+            "open_deviations": self.open_deviations,
+        }
+
+
+@dataclass(frozen=True)
+class CultureDetail:
+    summary: CultureSummary
+    reagents: list[str]  # used at the start
+    passages: list[PassageView]
+    deviations: list[deviation_rules.DeviationView]
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.summary.to_json()
+        data["reagents"] = self.reagents
+        data["passages"] = [passage.to_json() for passage in self.passages]
+        data["deviations"] = [deviation.to_json() for deviation in self.deviations]
+        return data
+
+    def growth_curve(self) -> list[tuple[float, float]]:
+        """(days since the start, cumulative PD) at each harvest."""
+        start = self.summary.started_at
+        return [
+            (
+                (passage.harvested_at - start).total_seconds() / SECONDS_PER_DAY,
+                passage.cumulative_population_doublings,
+            )
+            for passage in self.passages
+        ]
+
+
+@dataclass(frozen=True)
+class Correction:
+    passage: PassageView
+    changed: dict[str, tuple[Any, Any]]  # field: (old, new), typed and derived
+    recomputed: list[str]  # later passages whose derived values changed
+
+
+# --- lookups ---------------------------------------------------------------------------
+
+
+def get_culture(session: Session, code: str, field: str = "culture") -> Culture:
+    typed = code.strip().upper()
+    if not CULTURE_CODE.fullmatch(typed):
+        raise BadInput(field, f"must be a culture id such as A999926000001-C1 (got {shown(code)})")
+    culture = session.exec(select(Culture).where(col(Culture.code) == typed)).first()
+    if culture is None:
+        raise NotFound(f"no culture {typed}")
+    return culture
+
+
+def get_passage(session: Session, code: str, field: str = "passage") -> Passage:
+    typed = code.strip().upper()
+    if not PASSAGE_CODE.fullmatch(typed):
+        raise BadInput(
+            field, f"must be a passage id such as A999926000001-C1-P2 (got {shown(code)})"
+        )
+    passage = session.exec(select(Passage).where(col(Passage.code) == typed)).first()
+    if passage is None:
+        raise NotFound(f"no passage {typed}")
+    return passage
+
+
+def _passages(session: Session, culture: Culture) -> list[Passage]:
+    return list(
+        session.exec(
+            select(Passage)
+            .where(col(Passage.culture_id) == culture.id)
+            .order_by(col(Passage.number))
+        ).all()
+    )
+
+
+def _require_active(culture: Culture, doing: str) -> None:
+    if culture.status != "active":
+        raise RuleViolation(f"culture {culture.code} is {culture.status}; cannot {doing}")
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def bench_flags(
+    limits: ExpansionSettings,
+    *,
+    passage_code: str,
+    number: int,
+    viability: float,
+    seeding_density: float,
+    population_doublings: float | None,
+) -> list[tuple[str, str]]:
+    """The bench limits a passage breaks, as (kind, description): saved, but flagged."""
+    flags = []
+    if viability < limits.viability_flag_below_percent:
+        flags.append(
+            (
+                "low_viability",
+                f"{passage_code}: viability {viability:g} % is below "
+                f"{limits.viability_flag_below_percent:g} %",
+            )
+        )
+    low, high = limits.seeding_density_min_per_cm2, limits.seeding_density_max_per_cm2
+    if not low <= seeding_density <= high:
+        flags.append(
+            (
+                "seeding_density",
+                f"{passage_code}: reseeded at {seeding_density:,.0f} cells/cm², "
+                f"outside {low:,.0f}-{high:,.0f}",
+            )
+        )
+    if number > limits.max_passage:
+        flags.append(
+            (
+                "passage_limit",
+                f"{passage_code}: passage {number} is above the maximum of {limits.max_passage}",
+            )
+        )
+    if population_doublings is not None and population_doublings <= 0:
+        flags.append(
+            (
+                "no_growth",
+                f"{passage_code}: harvest without growth "
+                f"(population doublings {population_doublings:.2f})",
+            )
+        )
+    return flags
+
+
+def _plating(field_prefix: str, vessels: str | int, area_cm2: str | float) -> tuple[int, float]:
+    return (
+        quantities.whole_number(f"{field_prefix}vessels", vessels, low=1, high=VESSELS_MAX),
+        quantities.positive(f"{field_prefix}area-cm2", area_cm2, unit="cm²", high=AREA_MAX_CM2),
+    )
+
+
+def _open_flags(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    culture: Culture,
+    passage: Passage,
+    already_open: set[tuple[int | None, str]],
+) -> list[Flag]:
+    assert culture.id is not None
+    assert passage.id is not None
+    opened = []
+    for kind, description in bench_flags(
+        settings.expansion,
+        passage_code=passage.code,
+        number=passage.number,
+        viability=passage.viability,
+        seeding_density=passage.seeding_density_per_cm2,
+        population_doublings=passage.population_doublings,
+    ):
+        if (passage.id, kind) in already_open:
+            continue
+        deviation = deviation_rules.open_on_culture(
+            session,
+            actor,
+            culture_id=culture.id,
+            culture_code=culture.code,
+            passage_id=passage.id,
+            passage_code=passage.code,
+            kind=kind,
+            description=description,
+        )
+        opened.append(Flag(kind, description, deviation.deviation_id))
+    return opened
+
+
+def _apply_kinetics(
+    culture: Culture, passages: Sequence[Passage]
+) -> list[dict[str, tuple[Any, Any]]]:
+    """Recompute every passage's derived values; per passage, what changed (old, new)."""
+    derived = growth.kinetics(
+        culture.kind == "primary",
+        growth.Plating(culture.started_at, culture.cells_plated),
+        [growth.Harvest(p.harvested_at, p.harvested, p.seeded, p.area_cm2) for p in passages],
+    )
+    changes = []
+    for passage, values in zip(passages, derived, strict=True):
+        changed = {}
+        for name in DERIVED_FIELDS:
+            old, new = getattr(passage, name), getattr(values, name)
+            if old != new:
+                changed[name] = (old, new)
+                setattr(passage, name, new)
+        changes.append(changed)
+    return changes
+
+
+def _passage_view(
+    passage: Passage, culture_code: str, reagents: list[str], flags: list[Flag]
+) -> PassageView:
+    return PassageView(
+        passage_id=passage.code,
+        culture_id=culture_code,
+        passage_number=passage.number,
+        harvested_at=passage.harvested_at,
+        harvested=passage.harvested,
+        viability=passage.viability,
+        seeded=passage.seeded,
+        vessels=passage.vessels,
+        area_cm2=passage.area_cm2,
+        confluence=passage.confluence,
+        population_doublings=passage.population_doublings,
+        cumulative_population_doublings=passage.cumulative_population_doublings,
+        doubling_time_hours=passage.doubling_time_hours,
+        fold_expansion=passage.fold_expansion,
+        seeding_density_per_cm2=passage.seeding_density_per_cm2,
+        corrections=passage.corrections,
+        recorded_by=passage.recorded_by,
+        reagents=reagents,
+        flags=flags,
+    )
+
+
+def _record(passage: Passage, names: Sequence[str]) -> dict[str, Any]:
+    return {
+        name: json_time(value) if isinstance(value, datetime) else value
+        for name in names
+        for value in [getattr(passage, name)]
+    }
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def start_culture(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    din: str,
+    mnc: str | int | None = None,
+    seeded: str | int | None = None,
+    vessels: str | int,
+    area_cm2: str | float,
+    method: str | None = None,
+    at: str | datetime | None = None,
+    reagents: Sequence[str] = (),
+) -> CultureDetail:
+    """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells."""
+    actor = require(actor, "record_bench_work")
+    if (mnc is None) == (seeded is None):
+        raise BadInput(
+            "mnc/seeded",
+            "give exactly one: --mnc N (mononuclear cells plated: a primary culture) "
+            "or --seeded N (counted cells plated)",
+        )
+    primary = mnc is not None
+    cells = quantities.cell_count("mnc" if primary else "seeded", mnc if primary else seeded)  # type: ignore[arg-type]
+    vessel_count, area = _plating("", vessels, area_cm2)
+    method = free_text(
+        "method",
+        method if method is not None else (PRIMARY_METHOD if primary else SEEDED_METHOD),
+        max_length=SHORT_TEXT_MAX,
+    )
+    zone = settings.tz
+    now = utcnow()
+    started = not_in_future("at", moment("at", at, zone), now, zone)
+    aspirate = get_aspirate(session, din)
+    after(
+        "at", started, aspirate.received_at, f"receipt of aspirate {din_of(aspirate).display}", zone
+    )
+    lots = reagent_rules.usable_lots(session, settings, reagents, started)
+
+    assert aspirate.id is not None
+    number = (
+        session.exec(
+            select(func.max(Culture.number)).where(col(Culture.aspirate_id) == aspirate.id)
+        ).one()
+        or 0
+    ) + 1
+    culture = Culture(
+        code=f"{aspirate.din}-C{number}",
+        aspirate_id=aspirate.id,
+        number=number,
+        kind="primary" if primary else "seeded",
+        cells_plated=cells,
+        vessels=vessel_count,
+        area_cm2=area,
+        method=method,
+        started_at=started,
+        recorded_at=now,
+        recorded_by=actor.username,
+    )
+    session.add(culture)
+    session.flush()
+    assert culture.id is not None
+    reagent_rules.record_uses(session, lots, culture.id, None)
+    audit.record(
+        session,
+        username=actor.username,
+        action="culture.start",
+        entity_type="culture",
+        entity_id=culture.code,
+        new={
+            "din": aspirate.din + aspirate.din_check,
+            "kind": culture.kind,
+            "cells_plated": cells,
+            "vessels": vessel_count,
+            "area_cm2": area,
+            "method": method,
+            "started_at": json_time(started),
+            "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
+        },
+    )
+    return culture_detail(session, culture)
+
+
+def log_passage(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    culture: str,
+    harvested: str | int,
+    viability: str | float,
+    seeded: str | int,
+    vessels: str | int,
+    area_cm2: str | float,
+    confluence: str | float | None = None,
+    at: str | datetime | None = None,
+    reagents: Sequence[str] = (),
+) -> PassageView:
+    """Harvest the cells plated at the previous step and reseed some of them."""
+    actor = require(actor, "record_bench_work")
+    harvested_cells = quantities.cell_count("harvested", harvested)
+    viable_percent = quantities.percentage("viability", viability)
+    seeded_cells = quantities.cell_count("seeded", seeded)
+    if seeded_cells > harvested_cells:
+        raise BadInput(
+            "seeded",
+            f"must not exceed the {harvested_cells:,} cells harvested (got {seeded_cells:,})",
+        )
+    vessel_count, area = _plating("", vessels, area_cm2)
+    confluence_percent = (
+        quantities.percentage("confluence", confluence) if confluence is not None else None
+    )
+    zone = settings.tz
+    now = utcnow()
+    harvested_at = not_in_future("at", moment("at", at, zone), now, zone)
+    parent = get_culture(session, culture)
+    _require_active(parent, "log a passage")
+    earlier = _passages(session, parent)
+    if earlier:
+        after("at", harvested_at, earlier[-1].harvested_at, f"passage {earlier[-1].code}", zone)
+    else:
+        after("at", harvested_at, parent.started_at, f"the start of {parent.code}", zone)
+    lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
+
+    number = len(earlier) + 1
+    assert parent.id is not None
+    passage = Passage(
+        code=f"{parent.code}-P{number}",
+        culture_id=parent.id,
+        number=number,
+        harvested_at=harvested_at,
+        harvested=harvested_cells,
+        viability=viable_percent,
+        seeded=seeded_cells,
+        vessels=vessel_count,
+        area_cm2=area,
+        confluence=confluence_percent,
+        cumulative_population_doublings=0.0,
+        seeding_density_per_cm2=0.0,
+        recorded_at=now,
+        recorded_by=actor.username,
+    )
+    _apply_kinetics(parent, [*earlier, passage])
+    session.add(passage)
+    session.flush()
+    assert parent.id is not None
+    assert passage.id is not None
+    reagent_rules.record_uses(session, lots, parent.id, passage.id)
+    labels = [f"{lot.name}:{lot.lot}" for lot in lots]
+    audit.record(
+        session,
+        username=actor.username,
+        action="passage.log",
+        entity_type="passage",
+        entity_id=passage.code,
+        new={**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels},
+    )
+    flags = _open_flags(session, settings, actor, parent, passage, already_open=set())
+    return _passage_view(passage, parent.code, labels, flags)
+
+
+def correct_passage(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    passage: str,
+    reason: str,
+    harvested: str | int | None = None,
+    viability: str | float | None = None,
+    seeded: str | int | None = None,
+    vessels: str | int | None = None,
+    area_cm2: str | float | None = None,
+    confluence: str | float | None = None,
+    at: str | datetime | None = None,
+) -> Correction:
+    """Correct what was typed for a passage; its derived values and all later ones follow."""
+    actor = require(actor, "record_bench_work")
+    free_text("reason", reason, max_length=2000, multiline=True)
+    typed: dict[str, Any] = {}
+    if harvested is not None:
+        typed["harvested"] = quantities.cell_count("harvested", harvested)
+    if viability is not None:
+        typed["viability"] = quantities.percentage("viability", viability)
+    if seeded is not None:
+        typed["seeded"] = quantities.cell_count("seeded", seeded)
+    if vessels is not None:
+        typed["vessels"] = quantities.whole_number("vessels", vessels, low=1, high=VESSELS_MAX)
+    if area_cm2 is not None:
+        typed["area_cm2"] = quantities.positive("area-cm2", area_cm2, unit="cm²", high=AREA_MAX_CM2)
+    if confluence is not None:
+        typed["confluence"] = quantities.percentage("confluence", confluence)
+    zone = settings.tz
+    now = utcnow()
+    if at is not None:
+        typed["harvested_at"] = not_in_future("at", moment("at", at, zone), now, zone)
+    if not typed:
+        raise BadInput(
+            "correction",
+            "name at least one value to correct: --harvested, --viability, --seeded, "
+            "--vessels, --area-cm2, --confluence or --at",
+        )
+    target = get_passage(session, passage)
+    culture = session.get(Culture, target.culture_id)
+    assert culture is not None
+    _require_active(culture, "correct its passages")
+    passages = _passages(session, culture)
+    index = next(i for i, p in enumerate(passages) if p.id == target.id)
+
+    merged_harvested = typed.get("harvested", target.harvested)
+    merged_seeded = typed.get("seeded", target.seeded)
+    if merged_seeded > merged_harvested:
+        raise BadInput(
+            "seeded",
+            f"must not exceed the {merged_harvested:,} cells harvested (got {merged_seeded:,})",
+        )
+    if "harvested_at" in typed:
+        when = typed["harvested_at"]
+        if index:
+            after(
+                "at",
+                when,
+                passages[index - 1].harvested_at,
+                f"passage {passages[index - 1].code}",
+                zone,
+            )
+        else:
+            after("at", when, culture.started_at, f"the start of {culture.code}", zone)
+        if index + 1 < len(passages) and when >= passages[index + 1].harvested_at:
+            following = passages[index + 1]
+            raise BadInput(
+                "at",
+                f"must be before the next passage {following.code} at "
+                f"{json_time(following.harvested_at)}",
+            )
+    changed_typed = {name: value for name, value in typed.items() if getattr(target, name) != value}
+    if not changed_typed:
+        raise BadInput("correction", f"every value given is already what {target.code} holds")
+
+    old_typed = _record(target, list(changed_typed))
+    for name, value in changed_typed.items():
+        setattr(target, name, value)
+    target.corrections += 1
+    changes = _apply_kinetics(culture, passages)
+    changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
+    changed.update(changes[index])
+    audit.record(
+        session,
+        username=actor.username,
+        action="passage.correct",
+        entity_type="passage",
+        entity_id=target.code,
+        old={name: old for name, (old, _) in changed.items()},
+        new={name: new for name, (_, new) in changed.items()},
+        reason=reason,
+    )
+    recomputed = []
+    for later, later_changes in zip(passages[index + 1 :], changes[index + 1 :], strict=True):
+        if not later_changes:
+            continue
+        recomputed.append(later.code)
+        audit.record(
+            session,
+            username=actor.username,
+            action="passage.recompute",
+            entity_type="passage",
+            entity_id=later.code,
+            old={name: old for name, (old, _) in later_changes.items()},
+            new={name: new for name, (_, new) in later_changes.items()},
+            reason=f"derived from {target.code}, corrected: {reason}",
+        )
+    session.add_all(passages)
+    session.flush()
+    assert culture.id is not None
+    already_open = deviation_rules.open_kinds_by_passage(session, culture.id)
+    flags = []
+    for affected in passages[index:]:
+        flags.extend(_open_flags(session, settings, actor, culture, affected, already_open))
+    uses = reagent_rules.uses_by_step(session, culture.id)
+    view = _passage_view(target, culture.code, uses.get(target.id, []), flags)
+    return Correction(view, changed, recomputed)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSummary]:
+    if not cultures:
+        return []
+    ids = [culture.id for culture in cultures]
+    last = (
+        select(Passage.culture_id, func.max(Passage.number).label("number"))
+        .where(col(Passage.culture_id).in_(ids))
+        .group_by(col(Passage.culture_id))
+        .subquery()
+    )
+    latest: dict[int | None, tuple[int, float | None]] = {
+        culture_id: (number, cumulative)
+        for culture_id, number, cumulative in session.exec(
+            select(
+                Passage.culture_id, Passage.number, Passage.cumulative_population_doublings
+            ).join(
+                last,
+                (col(Passage.culture_id) == last.c.culture_id)
+                & (col(Passage.number) == last.c.number),
+            )
+        ).all()
+    }
+    open_counts = dict(
+        session.exec(
+            select(Deviation.culture_id, func.count())
+            .where(col(Deviation.culture_id).in_(ids), col(Deviation.status) == "open")
+            .group_by(col(Deviation.culture_id))
+        ).all()
+    )
+    origins = {
+        aspirate_id: (aspirate, code)
+        for aspirate_id, aspirate, code in session.exec(
+            select(Aspirate.id, Aspirate, Patient.code)
+            .join(Patient, col(Patient.id) == col(Aspirate.patient_id))
+            .where(col(Aspirate.id).in_({culture.aspirate_id for culture in cultures}))
+        ).all()
+    }
+    summaries = []
+    for culture in cultures:
+        aspirate, patient = origins[culture.aspirate_id]
+        passages, cumulative = latest.get(culture.id, (0, None))
+        summaries.append(
+            CultureSummary(
+                culture_id=culture.code,
+                din=din_of(aspirate),
+                patient=patient,
+                kind=culture.kind,
+                status=culture.status,
+                started_at=culture.started_at,
+                cells_plated=culture.cells_plated,
+                vessels=culture.vessels,
+                area_cm2=culture.area_cm2,
+                method=culture.method,
+                recorded_by=culture.recorded_by,
+                passages=passages,
+                cumulative_population_doublings=cumulative,
+                open_deviations=open_counts.get(culture.id, 0),
+            )
+        )
+    return summaries
+
+
+def culture_detail(session: Session, culture: Culture) -> CultureDetail:
+    assert culture.id is not None
+    [summary] = _summaries(session, [culture])
+    passages = _passages(session, culture)
+    codes = {passage.id: passage.code for passage in passages}
+    uses = reagent_rules.uses_by_step(session, culture.id)
+    deviations = session.exec(
+        select(Deviation).where(col(Deviation.culture_id) == culture.id).order_by(col(Deviation.id))
+    ).all()
+    flags: dict[int | None, list[Flag]] = {}
+    for deviation in deviations:
+        assert deviation.id is not None
+        flags.setdefault(deviation.passage_id, []).append(
+            Flag(deviation.kind, deviation.description, deviation.id, deviation.status)
+        )
+    return CultureDetail(
+        summary=summary,
+        reagents=uses.get(None, []),
+        passages=[
+            _passage_view(
+                passage, culture.code, uses.get(passage.id, []), flags.get(passage.id, [])
+            )
+            for passage in passages
+        ],
+        deviations=[
+            deviation_rules.view(deviation, codes.get(deviation.passage_id))
+            for deviation in deviations
+        ],
+    )
+
+
+def show_culture(session: Session, code: str) -> CultureDetail:
+    return culture_detail(session, get_culture(session, code))
+
+
+def list_cultures(session: Session) -> list[CultureSummary]:
+    cultures = session.exec(select(Culture).order_by(col(Culture.code))).all()
+    return _summaries(session, cultures)
+
+
+# --- projection ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectionView:
+    culture_id: str
+    projection: growth.Projection
+    basis: list[str]  # the passages the rates come from
+    final_passage_number: int
+    max_passage: int
+    reseeding_density_per_cm2: float
+
+    @property
+    def exceeds_max_passage(self) -> bool:
+        return self.final_passage_number > self.max_passage
+
+    def assumptions(self) -> list[str]:
+        p = self.projection
+        return [
+            f"growth continues at the pooled rate of {', '.join(self.basis)}: "
+            f"doubling time {p.doubling_time_hours:.1f} h, "
+            f"{p.doublings_per_passage:.2f} population doublings per passage",
+            f"every harvested cell is reseeded at {self.reseeding_density_per_cm2:,.0f} cells/cm² "
+            "(setting expansion.reseeding_density_per_cm2)",
+            f"the {p.cells_now:,} cells seeded at the last passage are the starting population",
+            "no losses at harvest and no lag after reseeding: treat the date as the earliest",
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.projection
+        return {
+            "culture_id": self.culture_id,
+            "target_cells": p.target_cells,
+            "cells_now": p.cells_now,
+            "seeded_at": json_time(p.since),
+            "doubling_time_hours": p.doubling_time_hours,
+            "doublings_per_passage": p.doublings_per_passage,
+            "doublings_needed": p.doublings_needed,
+            "passages_needed": p.passages_needed,
+            "final_passage_number": self.final_passage_number,
+            "exceeds_max_passage": self.exceeds_max_passage,
+            "expected_at": json_time(p.expected_at),
+            "area_cm2_at_last_reseeding": p.area_cm2_at_last_reseeding,
+            "reseeding_density_per_cm2": self.reseeding_density_per_cm2,
+            "basis": self.basis,
+            "assumptions": self.assumptions(),
+        }
+
+
+def project_culture(
+    session: Session, settings: Settings, *, culture: str, target_cells: str | int
+) -> ProjectionView:
+    """When the culture should reach the target dose, from its recent doubling times."""
+    target = quantities.cell_count("target-cells", target_cells)
+    found = get_culture(session, culture)
+    _require_active(found, "project its growth")
+    passages = _passages(session, found)
+    growing: list[tuple[Passage, float, float]] = []  # passage, doublings, hours
+    for passage in passages:
+        doublings, doubling_time = passage.population_doublings, passage.doubling_time_hours
+        if doublings is not None and doublings > 0 and doubling_time is not None:
+            growing.append((passage, doublings, doublings * doubling_time))
+    growing = growing[-growth.RECENT_PASSAGES :]
+    if not growing:
+        needs = (
+            "two harvests (the first has no doublings)" if found.kind == "primary" else "a harvest"
+        )
+        raise RuleViolation(
+            f"too little data to project {found.code}: no passage with growth yet; "
+            f"a {found.kind} culture needs at least {needs} that show growth"
+        )
+    last = passages[-1]
+    projection = growth.project(
+        growth.Plating(last.harvested_at, last.seeded),
+        [(doublings, hours) for _, doublings, hours in growing],
+        target_cells=target,
+        reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,
+    )
+    return ProjectionView(
+        culture_id=found.code,
+        projection=projection,
+        basis=[passage.code for passage, _, _ in growing],
+        final_passage_number=last.number + projection.passages_needed,
+        max_passage=settings.expansion.max_passage,
+        reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,
+    )

@@ -1,0 +1,153 @@
+"""Patients: the donor, who is also the recipient. Identified by a pseudonymous code only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from lims import audit
+from lims.auth import Actor, require
+from lims.config import Settings
+from lims.domain import quantities
+from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.models import SHORT_TEXT_MAX, Aspirate, Patient
+from lims.timeutil import calendar_date, json_time, utcnow
+from lims.validation import free_text, matching
+
+INITIALS = re.compile(r"[A-Z]{1,4}")
+EARLIEST_BIRTH_YEAR = 1900
+
+
+@dataclass(frozen=True)
+class PatientView:
+    code: str
+    initials: str
+    birth_year: int
+    consent_date: date | None
+    study: str | None
+    recorded_at: datetime
+    recorded_by: str
+    aspirates: list[str]  # DINs with their check character
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "initials": self.initials,
+            "birth_year": self.birth_year,
+            "consent_date": self.consent_date.isoformat() if self.consent_date else None,
+            "study": self.study,
+            "recorded_at": json_time(self.recorded_at),
+            "recorded_by": self.recorded_by,
+            "aspirates": self.aspirates,
+        }
+
+
+def valid_code(settings: Settings, code: str, field: str = "code") -> str:
+    pattern = re.compile(settings.patients.code_pattern)
+    return matching(field, code, pattern, settings.patients.code_description)
+
+
+def get_patient(session: Session, settings: Settings, code: str, field: str = "patient") -> Patient:
+    patient = session.exec(
+        select(Patient).where(col(Patient.code) == valid_code(settings, code, field))
+    ).first()
+    if patient is None:
+        raise NotFound(f"no patient with code {code!r}")
+    return patient
+
+
+def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
+    dins: dict[int | None, list[str]] = {patient.id: [] for patient in patients}
+    if patients:
+        rows = session.exec(
+            select(Aspirate.patient_id, Aspirate.din, Aspirate.din_check)
+            .where(col(Aspirate.patient_id).in_(list(dins)))
+            .order_by(col(Aspirate.id))
+        ).all()
+        for patient_id, din, check in rows:
+            dins[patient_id].append(din + check)
+    return [
+        PatientView(
+            code=patient.code,
+            initials=patient.initials,
+            birth_year=patient.birth_year,
+            consent_date=patient.consent_date,
+            study=patient.study,
+            recorded_at=patient.recorded_at,
+            recorded_by=patient.recorded_by,
+            aspirates=dins[patient.id],
+        )
+        for patient in patients
+    ]
+
+
+def add_patient(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    code: str,
+    initials: str,
+    birth_year: str | int,
+    consent_date: str | date | None = None,
+    study: str | None = None,
+) -> PatientView:
+    """Register a patient under a pseudonymous code; no name or record number is kept."""
+    actor = require(actor, "record_bench_work")
+    valid_code(settings, code)
+    matching("initials", initials, INITIALS, "1-4 upper-case letters, e.g. AB")
+    today = utcnow().astimezone(settings.tz).date()
+    year = quantities.whole_number(
+        "birth-year", birth_year, low=EARLIEST_BIRTH_YEAR, high=today.year
+    )
+    consent = None
+    if consent_date is not None:
+        consent = calendar_date("consent-date", consent_date)
+        if not date(year, 1, 1) <= consent <= today:
+            raise BadInput(
+                "consent-date",
+                f"must be between the birth year {year} and today {today} "
+                f"(got {shown(str(consent))})",
+            )
+    if study is not None:
+        free_text("study", study, max_length=SHORT_TEXT_MAX)
+    if session.exec(select(Patient.id).where(col(Patient.code) == code)).first() is not None:
+        raise RuleViolation(f"a patient with code {code!r} already exists")
+    patient = Patient(
+        code=code,
+        initials=initials,
+        birth_year=year,
+        consent_date=consent,
+        study=study,
+        recorded_at=utcnow(),
+        recorded_by=actor.username,
+    )
+    session.add(patient)
+    session.flush()
+    [view] = _views(session, [patient])
+    new = view.to_json()
+    del new["aspirates"], new["recorded_at"], new["recorded_by"]
+    audit.record(
+        session,
+        username=actor.username,
+        action="patient.create",
+        entity_type="patient",
+        entity_id=code,
+        new=new,
+    )
+    return view
+
+
+def show_patient(session: Session, settings: Settings, code: str) -> PatientView:
+    [view] = _views(session, [get_patient(session, settings, code, field="code")])
+    return view
+
+
+def list_patients(session: Session) -> list[PatientView]:
+    patients = session.exec(select(Patient).order_by(col(Patient.code))).all()
+    return _views(session, patients)

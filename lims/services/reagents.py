@@ -1,0 +1,165 @@
+"""Reagent lots and which steps used them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from lims import audit
+from lims.auth import Actor, require
+from lims.config import Settings
+from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.models import SHORT_TEXT_MAX, ReagentLot, ReagentUse
+from lims.timeutil import calendar_date, json_time, local_day_end, show_time, utcnow
+from lims.validation import free_text
+
+SPEC_FORMS = "NAME:LOT, e.g. 'MEM alpha:2411A'"
+
+
+@dataclass(frozen=True)
+class ReagentView:
+    name: str
+    lot: str
+    supplier: str | None
+    expires_on: date
+    expires_at: datetime
+    recorded_by: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.lot}"
+
+    def expired(self, at: datetime) -> bool:
+        return at >= self.expires_at
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "lot": self.lot,
+            "supplier": self.supplier,
+            "expires": self.expires_on.isoformat(),
+            "expires_at": json_time(self.expires_at),
+            "expired": self.expired(now),
+            "recorded_by": self.recorded_by,
+        }
+
+
+def view(lot: ReagentLot) -> ReagentView:
+    return ReagentView(
+        lot.name, lot.lot, lot.supplier, lot.expires_on, lot.expires_at, lot.recorded_by
+    )
+
+
+def _valid_name(name: str, field: str = "name") -> str:
+    free_text(field, name, max_length=SHORT_TEXT_MAX)
+    if ":" in name:
+        raise BadInput(field, f"must not contain ':' (it separates name and lot in {SPEC_FORMS})")
+    return name
+
+
+def add_reagent(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    name: str,
+    lot: str,
+    expires: str | date,
+    supplier: str | None = None,
+) -> ReagentView:
+    """Register a reagent lot; it may be used until the end of its expiry date."""
+    actor = require(actor, "record_bench_work")
+    _valid_name(name)
+    free_text("lot", lot, max_length=SHORT_TEXT_MAX)
+    expires_on = calendar_date("expires", expires)
+    if supplier is not None:
+        free_text("supplier", supplier, max_length=SHORT_TEXT_MAX)
+    existing = session.exec(
+        select(ReagentLot.id).where(col(ReagentLot.name) == name, col(ReagentLot.lot) == lot)
+    ).first()
+    if existing is not None:
+        raise RuleViolation(f"reagent lot {name}:{lot} is already registered")
+    try:
+        expires_at = local_day_end(expires_on, settings.tz)
+    except OverflowError:
+        raise BadInput("expires", f"must be a date before 9999-12-31 (got {expires_on})") from None
+    reagent = ReagentLot(
+        name=name,
+        lot=lot,
+        supplier=supplier,
+        expires_on=expires_on,
+        expires_at=expires_at,
+        recorded_at=utcnow(),
+        recorded_by=actor.username,
+    )
+    session.add(reagent)
+    audit.record(
+        session,
+        username=actor.username,
+        action="reagent.add",
+        entity_type="reagent_lot",
+        entity_id=f"{name}:{lot}",
+        new={"supplier": supplier, "expires": expires_on.isoformat()},
+    )
+    return view(reagent)
+
+
+def list_reagents(session: Session) -> list[ReagentView]:
+    lots = session.exec(select(ReagentLot).order_by(col(ReagentLot.name), col(ReagentLot.lot)))
+    return [view(lot) for lot in lots.all()]
+
+
+def usable_lots(
+    session: Session, settings: Settings, specs: Sequence[str], at: datetime
+) -> list[ReagentLot]:
+    """The lots named NAME:LOT, each unexpired at the step's time; each named once."""
+    lots: list[ReagentLot] = []
+    for spec in specs:
+        name, separator, lot_number = spec.partition(":")
+        if not separator or not name.strip() or not lot_number.strip():
+            raise BadInput("reagent", f"must be {SPEC_FORMS} (got {shown(spec)})")
+        _valid_name(name, "reagent")
+        free_text("reagent", lot_number, max_length=SHORT_TEXT_MAX)
+        lot = session.exec(
+            select(ReagentLot).where(
+                col(ReagentLot.name) == name, col(ReagentLot.lot) == lot_number
+            )
+        ).first()
+        if lot is None:
+            raise NotFound(f"no reagent lot {spec!r}; register it with `lims reagent add`")
+        if lot.expires_at <= at:
+            raise RuleViolation(
+                f"reagent lot {spec} expired on {lot.expires_on} "
+                f"(usable until {show_time(lot.expires_at, settings.tz)}); "
+                f"the step is at {show_time(at, settings.tz)}"
+            )
+        if any(existing.id == lot.id for existing in lots):
+            raise BadInput("reagent", f"{spec} is named twice")
+        lots.append(lot)
+    return lots
+
+
+def record_uses(
+    session: Session, lots: Sequence[ReagentLot], culture_id: int, passage_id: int | None
+) -> None:
+    for lot in lots:
+        assert lot.id is not None
+        session.add(ReagentUse(reagent_lot_id=lot.id, culture_id=culture_id, passage_id=passage_id))
+
+
+def uses_by_step(session: Session, culture_id: int) -> dict[int | None, list[str]]:
+    """NAME:LOT of every lot used in a culture, keyed by passage id (None: its start)."""
+    rows = session.exec(
+        select(ReagentUse.passage_id, ReagentLot.name, ReagentLot.lot)
+        .join(ReagentLot, col(ReagentLot.id) == col(ReagentUse.reagent_lot_id))
+        .where(col(ReagentUse.culture_id) == culture_id)
+        .order_by(col(ReagentUse.id))
+    ).all()
+    uses: dict[int | None, list[str]] = {}
+    for passage_id, name, lot in rows:
+        uses.setdefault(passage_id, []).append(f"{name}:{lot}")
+    return uses
