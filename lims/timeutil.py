@@ -79,10 +79,10 @@ def json_time(moment: datetime | None) -> str | None:
 DATE_FORMS = "an ISO 8601 date such as 2026-11-25"
 
 
-def moment(field: str, value: str | datetime | None, zone: tzinfo) -> datetime:
+def moment(field: str, value: str | datetime | None, zone: tzinfo, now: datetime) -> datetime:
     """When a step happened: typed text, an aware datetime from code, or None for now."""
     if value is None:
-        return utcnow()
+        return now
     if isinstance(value, datetime):
         return as_utc(value)
     return parse_time(field, value, zone)

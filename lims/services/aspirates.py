@@ -127,8 +127,8 @@ def receive(
     zone = settings.tz
     now = utcnow()
     limits = settings.aspirate
-    collected = not_in_future("collected-at", moment("collected-at", collected_at, zone), now, zone)
-    received = not_in_future("received-at", moment("received-at", received_at, zone), now, zone)
+    collected = not_in_future("collected-at", moment("collected-at", collected_at, zone, now), now, zone)
+    received = not_in_future("received-at", moment("received-at", received_at, zone, now), now, zone)
     after("received-at", received, collected, "collection", zone)
     volume = quantities.positive("volume-ml", volume_ml, unit="mL", high=limits.max_volume_ml)
     site = free_text("site", site if site is not None else DEFAULT_SITE, max_length=SHORT_TEXT_MAX)

@@ -411,7 +411,7 @@ def start_culture(
     )
     zone = settings.tz
     now = utcnow()
-    started = not_in_future("at", moment("at", at, zone), now, zone)
+    started = not_in_future("at", moment("at", at, zone, now), now, zone)
     aspirate = get_aspirate(session, din)
     after(
         "at", started, aspirate.received_at, f"receipt of aspirate {din_of(aspirate).display}", zone
@@ -493,7 +493,7 @@ def log_passage(
     )
     zone = settings.tz
     now = utcnow()
-    harvested_at = not_in_future("at", moment("at", at, zone), now, zone)
+    harvested_at = not_in_future("at", moment("at", at, zone, now), now, zone)
     parent = get_culture(session, culture)
     _require_active(parent, "log a passage")
     earlier = _passages(session, parent)
@@ -574,7 +574,7 @@ def correct_passage(
     zone = settings.tz
     now = utcnow()
     if at is not None:
-        typed["harvested_at"] = not_in_future("at", moment("at", at, zone), now, zone)
+        typed["harvested_at"] = not_in_future("at", moment("at", at, zone, now), now, zone)
     if not typed:
         raise BadInput(
             "correction",
