@@ -88,6 +88,11 @@ def moment(field: str, value: str | datetime | None, zone: tzinfo, now: datetime
     return parse_time(field, value, zone)
 
 
+def past_moment(field: str, value: str | datetime | None, zone: tzinfo, now: datetime) -> datetime:
+    """When a step happened, which cannot be later than now."""
+    return not_in_future(field, moment(field, value, zone, now), now, zone)
+
+
 def calendar_date(field: str, value: str | date) -> date:
     if isinstance(value, date):
         return value

@@ -17,7 +17,7 @@ from lims.domain.din import SEQUENCE_MAX, Din, parse_din
 from lims.errors import NotFound, RuleViolation
 from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Patient
 from lims.services.patients import get_patient
-from lims.timeutil import after, json_time, moment, not_in_future, utcnow
+from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.validation import free_text
 
 DEFAULT_SITE = "posterior iliac crest"
@@ -127,8 +127,8 @@ def receive(
     zone = settings.tz
     now = utcnow()
     limits = settings.aspirate
-    collected = not_in_future("collected-at", moment("collected-at", collected_at, zone, now), now, zone)
-    received = not_in_future("received-at", moment("received-at", received_at, zone, now), now, zone)
+    collected = past_moment("collected-at", collected_at, zone, now)
+    received = past_moment("received-at", received_at, zone, now)
     after("received-at", received, collected, "collection", zone)
     volume = quantities.positive("volume-ml", volume_ml, unit="mL", high=limits.max_volume_ml)
     site = free_text("site", site if site is not None else DEFAULT_SITE, max_length=SHORT_TEXT_MAX)

@@ -27,7 +27,7 @@ from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Deviation, Passage, P
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of, get_aspirate
-from lims.timeutil import after, json_time, moment, not_in_future, utcnow
+from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.validation import free_text
 
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
@@ -411,7 +411,7 @@ def start_culture(
     )
     zone = settings.tz
     now = utcnow()
-    started = not_in_future("at", moment("at", at, zone, now), now, zone)
+    started = past_moment("at", at, zone, now)
     aspirate = get_aspirate(session, din)
     after(
         "at", started, aspirate.received_at, f"receipt of aspirate {din_of(aspirate).display}", zone
@@ -493,7 +493,7 @@ def log_passage(
     )
     zone = settings.tz
     now = utcnow()
-    harvested_at = not_in_future("at", moment("at", at, zone, now), now, zone)
+    harvested_at = past_moment("at", at, zone, now)
     parent = get_culture(session, culture)
     _require_active(parent, "log a passage")
     earlier = _passages(session, parent)
@@ -574,7 +574,7 @@ def correct_passage(
     zone = settings.tz
     now = utcnow()
     if at is not None:
-        typed["harvested_at"] = not_in_future("at", moment("at", at, zone, now), now, zone)
+        typed["harvested_at"] = past_moment("at", at, zone, now)
     if not typed:
         raise BadInput(
             "correction",
