@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, literal, select
+from sqlalchemy import ColumnElement, String, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
@@ -354,6 +354,23 @@ class AuditView:
             "new": self.new,
             "reason": self.reason,
         }
+
+
+def entries_about(session: Session, subjects: Iterable[tuple[str, str]]) -> list[AuditView]:
+    """Every entry about any of the (entity type, entity id) subjects, oldest first."""
+    wanted: dict[str, set[str]] = {}
+    for entity_type, entity_id in subjects:
+        wanted.setdefault(entity_type, set()).add(entity_id)
+    if not wanted:
+        return []
+    condition = or_(
+        *(
+            (col(AuditEntry.entity_type) == entity_type) & col(AuditEntry.entity_id).in_(ids)
+            for entity_type, ids in wanted.items()
+        )
+    )
+    query = select(AuditEntry).where(condition).order_by(col(AuditEntry.seq))
+    return [AuditView.of(entry) for entry in session.execute(query).scalars()]
 
 
 def entries(

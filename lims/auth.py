@@ -493,15 +493,30 @@ def _end_station_session(session: Session, settings: Settings, reason: str) -> s
     return previous_user.username
 
 
-def _wrong_password(session: Session, settings: Settings, user: User) -> NoReturn:
+def _wrong_password(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    failure: str = "auth.login_failed",
+    refusal: str | None = None,
+) -> NoReturn:
+    """Count a wrong password (at login or at a signature) and lock at the threshold."""
     threshold = settings.security.lockout_threshold
     user.failed_logins += 1
     session.add(user)
     if user.failed_logins < threshold:
-        _refuse(session, user, user.username, "wrong password", _failed_login_message(settings))
+        _refuse(
+            session,
+            user,
+            user.username,
+            "wrong password",
+            refusal or _failed_login_message(settings),
+            action=failure,
+        )
     user.locked_at = utcnow()
     _end_sessions(session, user, "locked")
-    _audit_failure(session, user, user.username, "wrong password")
+    _audit_failure(session, user, user.username, "wrong password", action=failure)
     audit.record(
         session,
         username=None,
@@ -509,12 +524,35 @@ def _wrong_password(session: Session, settings: Settings, user: User) -> NoRetur
         entity_type="user",
         entity_id=user.username,
         new={"locked": True, "failed_logins": user.failed_logins},
-        reason=f"{threshold} consecutive failed logins",
+        reason=f"{threshold} consecutive wrong passwords",
     )
     raise AuditedRefusal(
-        f"{FAILED_LOGIN_MESSAGE}; {user.username} is now locked: an admin must run "
+        f"{refusal or FAILED_LOGIN_MESSAGE}; {user.username} is now locked: an admin must run "
         f"`lims user unlock {user.username}`"
     )
+
+
+def confirm_signer(
+    session: Session, settings: Settings, actor: Actor, password: str, *, signing: str
+) -> User:
+    """Two-component signing (21 CFR 11.200): the signer types their password again, now.
+
+    A wrong password is audited and counts towards the lockout, as at login.
+    """
+    user = session.get(User, actor.user_id)
+    if user is None or not user.active or user.locked_at is not None:
+        raise NotPermitted(f"{actor.username} may not sign: the account is not active")
+    if not _password_matches(user.password_hash, password):
+        _wrong_password(
+            session,
+            settings,
+            user,
+            failure="signature.failed",
+            refusal=f"signature refused: wrong password for {user.username} ({signing})",
+        )
+    user.failed_logins = 0
+    session.add(user)
+    return user
 
 
 def _failed_login_message(settings: Settings) -> str:
@@ -525,16 +563,31 @@ def _failed_login_message(settings: Settings) -> str:
     )
 
 
-def _refuse(session: Session, user: User | None, username: str, why: str, message: str) -> NoReturn:
-    _audit_failure(session, user, username, why)
+def _refuse(
+    session: Session,
+    user: User | None,
+    username: str,
+    why: str,
+    message: str,
+    *,
+    action: str = "auth.login_failed",
+) -> NoReturn:
+    _audit_failure(session, user, username, why, action=action)
     raise AuditedRefusal(message)
 
 
-def _audit_failure(session: Session, user: User | None, username: str, why: str) -> None:
+def _audit_failure(
+    session: Session,
+    user: User | None,
+    username: str,
+    why: str,
+    *,
+    action: str = "auth.login_failed",
+) -> None:
     audit.record(
         session,
         username=None,
-        action="auth.login_failed",
+        action=action,
         entity_type="user",
         entity_id=username,
         new={"failed_logins": user.failed_logins} if user is not None else None,

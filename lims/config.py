@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from lims.errors import ConfigError, shown
+from lims.spec import DEFAULT_SPEC, ReleaseSpec
 
 ENV_PREFIX = "LIMS_"
 ENV_NESTED_DELIMITER = "__"
@@ -163,6 +164,18 @@ class ExpansionSettings(BaseModel):
         return self
 
 
+class LotSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shelf_life_hours: Annotated[
+        float, BeforeValidator(_not_a_boolean), Field(gt=0, le=24 * 365, allow_inf_nan=False)
+    ] = 48.0
+    vehicle: Annotated[str, Field(min_length=1, max_length=100)] = "autologous CSF"
+    formulation_blocked_by: list[
+        Literal["low_viability", "seeding_density", "passage_limit", "no_growth", "manual"]
+    ] = ["passage_limit", "no_growth"]
+
+
 def _default_home() -> Path:
     return platformdirs.user_data_path("lims", appauthor=False)
 
@@ -183,6 +196,8 @@ class Settings(BaseSettings):
     patients: PatientSettings = PatientSettings()
     aspirate: AspirateSettings = AspirateSettings()
     expansion: ExpansionSettings = ExpansionSettings()
+    lot: LotSettings = LotSettings()
+    release: ReleaseSpec = Field(default_factory=lambda: dict(DEFAULT_SPEC))  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _database_in_home(self) -> Settings:
@@ -288,11 +303,22 @@ def _describe_validation_error(error: ValidationError, overrides: dict[str, Any]
     if first["type"] == "extra_forbidden":
         return f"{key}: unknown setting (from {_origins(overrides).get(key, 'configuration')})"
     message = first["msg"].removeprefix("Value error, ")
-    origin = _origins(overrides).get(key, "default")
+    origin = _origin_of(key, _origins(overrides))
     given = first["input"]
     if key == "database_url" and isinstance(given, str):
         given = redacted_url(given)
+    if isinstance(given, dict):  # a whole section: the message names what is wrong in it
+        return f"{key}: {message} (from {origin})"
     return f"{key}: {message} (got {shown(given)} from {origin})"
+
+
+def _origin_of(key: str, origins: dict[str, str]) -> str:
+    """Where key, or the first setting beneath it, came from."""
+    if key in origins:
+        return origins[key]
+    return next(
+        (source for name, source in origins.items() if name.startswith(key + ".")), "default"
+    )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # Every revision this lims knows, oldest first; a test keeps it equal to migrations/.
-SCHEMA_REVISIONS = ("0001_foundation", "0002_bench")
+SCHEMA_REVISIONS = ("0001_foundation", "0002_bench", "0003_release")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 BUSY_TIMEOUT_MS = 10_000

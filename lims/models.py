@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -295,7 +297,7 @@ class Passage(SQLModel, table=True):
 
 
 class ReagentUse(SQLModel, table=True):
-    """A reagent lot used at a culture's start (passage_id empty) or at one of its passages."""
+    """A reagent lot used at a culture's start, at one of its passages, or at formulation."""
 
     __tablename__ = "reagent_uses"
 
@@ -303,19 +305,137 @@ class ReagentUse(SQLModel, table=True):
     reagent_lot_id: int = _reference("reagent_lots.id")
     culture_id: int = _reference("cultures.id")
     passage_id: int | None = _reference("passages.id", nullable=True)
+    lot_id: int | None = _reference("lots.id", nullable=True)
 
 
 class Deviation(SQLModel, table=True):
-    """A departure from the process, opened by a person or by a bench rule."""
+    """A departure from the process on a culture or a lot, opened by a person or a bench rule.
+
+    Closing it is a QA signature; closing with a waiver lets release proceed
+    past the failed criterion it names, and only past that result.
+    """
 
     __tablename__ = "deviations"
-    __table_args__ = (CheckConstraint(_in("status", DEVIATION_STATES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", DEVIATION_STATES), name="status"),
+        CheckConstraint("culture_id IS NOT NULL OR lot_id IS NOT NULL", name="subject"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     culture_id: int | None = _reference("cultures.id", nullable=True)
     passage_id: int | None = _reference("passages.id", nullable=True)
+    lot_id: int | None = _reference("lots.id", nullable=True)
+    criterion: str | None = _text(32, nullable=True)
     kind: str = _text(32)
     description: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="open", sa_column=Column(String(8), nullable=False))
     opened_at: datetime = _time()
     opened_by: str = _username_column()
+    closed_at: datetime | None = _time(nullable=True)
+    closed_by: str | None = _text(USERNAME_MAX, nullable=True)
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    waived: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    # The result the waiver covers (None: the criterion had no result); a retest needs its own.
+    waived_result_id: int | None = _reference("qc_results.id", nullable=True)
+
+
+# --- QA: lots, vials, QC results, signatures ------------------------------------------
+
+LOT_STATES = ("quarantine", "released", "rejected")
+VIAL_STATES = ("quarantine", "released", "issued", "administered", "destroyed")
+
+
+class Lot(SQLModel, table=True):
+    """A product lot formulated from a culture's final harvest, for that culture's patient."""
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        UniqueConstraint("aspirate_id", "number"),
+        CheckConstraint(_in("status", LOT_STATES), name="status"),
+        CheckConstraint(
+            "vials > 0 AND cells_per_vial > 0 AND vials * cells_per_vial <= harvested",
+            name="cells",
+        ),
+        CheckConstraint("viability BETWEEN 0 AND 100 AND volume_ml > 0", name="measures"),
+        CheckConstraint("expires_at > formulated_at", name="expiry"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    culture_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("cultures.id"), nullable=False, unique=True)
+    )
+    aspirate_id: int = _reference("aspirates.id")
+    # The recipient: for an autologous lot, the patient who gave the aspirate.
+    patient_id: int = _reference("patients.id")
+    number: int = _whole()
+    harvested: int = _count()
+    viability: float = _number()
+    vials: int = _whole()
+    cells_per_vial: int = _count()
+    volume_ml: float = _number()
+    vehicle: str = _text(SHORT_TEXT_MAX)
+    final_passage: int = _whole()
+    formulated_at: datetime = _time()
+    expires_at: datetime = _time()
+    status: str = Field(default="quarantine", sa_column=Column(String(16), nullable=False))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class Vial(SQLModel, table=True):
+    __tablename__ = "vials"
+    __table_args__ = (
+        UniqueConstraint("lot_id", "number"),
+        CheckConstraint(_in("status", VIAL_STATES), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
+    number: int = _whole()
+    status: str = Field(default="quarantine", sa_column=Column(String(16), nullable=False))
+    cells: int = _count()
+    volume_ml: float = _number()
+
+
+class QCResult(SQLModel, table=True):
+    """One result of a release test; a retest adds a row, and the latest counts."""
+
+    __tablename__ = "qc_results"
+    __table_args__ = (Index(None, "lot_id", "test"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
+    test: str = _text(32)
+    value: str = _text(64)
+    number: float | None = _number(nullable=True)
+    unit: str | None = _text(20, nullable=True)
+    method: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    tested_at: datetime = _time()
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class Signature(SQLModel, table=True):
+    """An electronic signature (21 CFR 11.50): who, when, what it means, and over which record.
+
+    manifest_hash covers the signed record's identity as well as its content,
+    so a signature row moved to another lot or deviation no longer verifies (11.70).
+    """
+
+    __tablename__ = "signatures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int | None = _reference("lots.id", nullable=True)
+    deviation_id: int | None = _reference("deviations.id", nullable=True)
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id"), nullable=False))
+    username: str = _username_column()
+    full_name: str = Field(sa_column=Column(String(FULL_NAME_MAX), nullable=False))
+    meaning: str = _text(200)
+    signed_at: datetime = _time()
+    record_hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
+    manifest_hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))

@@ -8,10 +8,12 @@ GRANTS: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"admin"}),
     "read_records": frozenset({"technician", "qa", "admin"}),
     "record_bench_work": frozenset({"technician", "qa"}),
+    "sign": frozenset({"qa"}),
 }
 
 PERMISSION_WORDS = {
     "manage_users": "manage users",
     "read_records": "read records",
     "record_bench_work": "record bench work",
+    "sign": "sign (release, reject, close deviations)",
 }

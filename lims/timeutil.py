@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from lims.errors import BadInput, shown
 
 TIME_FORMS = "an ISO 8601 time such as 2026-11-25T14:30 or 2026-11-25T14:30+01:00"
+DATE_FORMS = "an ISO 8601 date such as 2026-11-25"
 
 
 def utcnow() -> datetime:
@@ -28,6 +29,8 @@ def audit_timestamp(moment: datetime) -> str:
 
 def parse_time(field: str, text: str, zone: tzinfo) -> datetime:
     """An ISO 8601 time; without an offset it is the station's local time."""
+    if not text.isprintable():  # fromisoformat overlooks a trailing NUL
+        raise BadInput(field, f"must be {TIME_FORMS} (got {shown(text)})")
     try:
         parsed = datetime.fromisoformat(text.strip())
         if parsed.tzinfo is not None:
@@ -39,6 +42,8 @@ def parse_time(field: str, text: str, zone: tzinfo) -> datetime:
 
 def parse_date_start(field: str, text: str, zone: tzinfo) -> datetime:
     """A date means its first moment in the station's zone; a full time is taken as is."""
+    if not text.isprintable():
+        raise BadInput(field, f"must be {DATE_FORMS} or {TIME_FORMS} (got {shown(text)})")
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
@@ -76,8 +81,6 @@ def json_time(moment: datetime | None) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()
 
 
-DATE_FORMS = "an ISO 8601 date such as 2026-11-25"
-
 
 def moment(field: str, value: str | datetime | None, zone: tzinfo, now: datetime) -> datetime:
     """When a step happened: typed text, an aware datetime from code, or None for now."""
@@ -96,6 +99,8 @@ def past_moment(field: str, value: str | datetime | None, zone: tzinfo, now: dat
 def calendar_date(field: str, value: str | date) -> date:
     if isinstance(value, date):
         return value
+    if not value.isprintable():
+        raise BadInput(field, f"must be {DATE_FORMS} (got {shown(value)})")
     try:
         return date.fromisoformat(value.strip())
     except ValueError:

@@ -60,13 +60,13 @@ def percentage(field: str, value: Typed) -> float:
     return float(number)
 
 
-def positive(field: str, value: Typed, *, unit: str, high: float) -> float:
-    """A measured amount above zero and no larger than is plausible."""
-    allowed = f"a number of {unit} above 0 and at most {high:g}"
-    number = _decimal(field, value, allowed)
-    if not 0 < number <= Decimal(repr(float(high))):
-        raise BadInput(field, f"must be {allowed} (got {shown(value)})")
-    return float(number)
+def positive(field: str, value: Typed, *, unit: str, smallest: float, high: float) -> float:
+    """A measured amount: at least the smallest that can be measured, at most what is plausible.
+
+    A floor above zero, not zero itself: 1e-320 cm² is positive, yet no vessel,
+    and dividing a count by it overflows.
+    """
+    return within(field, value, unit=unit, low=smallest, high=high)
 
 
 def within(field: str, value: Typed, *, unit: str, low: float, high: float) -> float:

@@ -21,6 +21,7 @@ from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.validation import free_text
 
 DEFAULT_SITE = "posterior iliac crest"
+SMALLEST_VOLUME_ML = 0.1
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,9 @@ def receive(
     collected = past_moment("collected-at", collected_at, zone, now)
     received = past_moment("received-at", received_at, zone, now)
     after("received-at", received, collected, "collection", zone)
-    volume = quantities.positive("volume-ml", volume_ml, unit="mL", high=limits.max_volume_ml)
+    volume = quantities.positive(
+        "volume-ml", volume_ml, unit="mL", smallest=SMALLEST_VOLUME_ML, high=limits.max_volume_ml
+    )
     site = free_text("site", site if site is not None else DEFAULT_SITE, max_length=SHORT_TEXT_MAX)
     if anticoagulant is not None:
         free_text("anticoagulant", anticoagulant, max_length=SHORT_TEXT_MAX)

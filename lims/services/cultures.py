@@ -23,17 +23,18 @@ from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, quantities
 from lims.domain.din import Din
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Deviation, Passage, Patient
+from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Deviation, Lot, Passage, Patient
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of, get_aspirate
-from lims.timeutil import after, json_time, past_moment, utcnow
+from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.validation import free_text
 
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
 SEEDED_METHOD = "seeded from counted cells"
 VESSELS_MAX = 10_000
 SECONDS_PER_DAY = 86_400
+AREA_MIN_CM2 = 0.01  # below a 1536-well plate well
 AREA_MAX_CM2 = 1_000_000.0  # 100 m²: more than any expansion platform
 CULTURE_CODE = re.compile(r"(?P<din>[A-NP-Z][0-9]{12})-C(?P<number>[1-9][0-9]{0,3})")
 PASSAGE_CODE = re.compile(
@@ -215,7 +216,7 @@ def get_passage(session: Session, code: str, field: str = "passage") -> Passage:
     return passage
 
 
-def _passages(session: Session, culture: Culture) -> list[Passage]:
+def passages_of(session: Session, culture: Culture) -> list[Passage]:
     return list(
         session.exec(
             select(Passage)
@@ -228,6 +229,16 @@ def _passages(session: Session, culture: Culture) -> list[Passage]:
 def _require_active(culture: Culture, doing: str) -> None:
     if culture.status != "active":
         raise RuleViolation(f"culture {culture.code} is {culture.status}; cannot {doing}")
+
+
+def _require_correctable(session: Session, culture: Culture) -> None:
+    """Passages stay correctable until QA signs the lot made from them."""
+    if culture.status == "active":
+        return
+    lot = session.exec(select(Lot).where(col(Lot.culture_id) == culture.id)).first()
+    if lot is None or lot.status != "quarantine":
+        state = f"lot {lot.code} is {lot.status}" if lot is not None else f"it is {culture.status}"
+        raise RuleViolation(f"culture {culture.code} is locked: {state}")
 
 
 # --- rules ---------------------------------------------------------------------------
@@ -282,7 +293,13 @@ def bench_flags(
 def _plating(field_prefix: str, vessels: str | int, area_cm2: str | float) -> tuple[int, float]:
     return (
         quantities.whole_number(f"{field_prefix}vessels", vessels, low=1, high=VESSELS_MAX),
-        quantities.positive(f"{field_prefix}area-cm2", area_cm2, unit="cm²", high=AREA_MAX_CM2),
+        quantities.positive(
+            f"{field_prefix}area-cm2",
+            area_cm2,
+            unit="cm²",
+            smallest=AREA_MIN_CM2,
+            high=AREA_MAX_CM2,
+        ),
     )
 
 
@@ -496,7 +513,7 @@ def log_passage(
     harvested_at = past_moment("at", at, zone, now)
     parent = get_culture(session, culture)
     _require_active(parent, "log a passage")
-    earlier = _passages(session, parent)
+    earlier = passages_of(session, parent)
     if earlier:
         after("at", harvested_at, earlier[-1].harvested_at, f"passage {earlier[-1].code}", zone)
     else:
@@ -568,7 +585,9 @@ def correct_passage(
     if vessels is not None:
         typed["vessels"] = quantities.whole_number("vessels", vessels, low=1, high=VESSELS_MAX)
     if area_cm2 is not None:
-        typed["area_cm2"] = quantities.positive("area-cm2", area_cm2, unit="cm²", high=AREA_MAX_CM2)
+        typed["area_cm2"] = quantities.positive(
+            "area-cm2", area_cm2, unit="cm²", smallest=AREA_MIN_CM2, high=AREA_MAX_CM2
+        )
     if confluence is not None:
         typed["confluence"] = quantities.percentage("confluence", confluence)
     zone = settings.tz
@@ -584,8 +603,8 @@ def correct_passage(
     target = get_passage(session, passage)
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
-    _require_active(culture, "correct its passages")
-    passages = _passages(session, culture)
+    _require_correctable(session, culture)
+    passages = passages_of(session, culture)
     index = next(i for i, p in enumerate(passages) if p.id == target.id)
 
     merged_harvested = typed.get("harvested", target.harvested)
@@ -612,7 +631,7 @@ def correct_passage(
             raise BadInput(
                 "at",
                 f"must be before the next passage {following.code} at "
-                f"{json_time(following.harvested_at)}",
+                f"{show_time(following.harvested_at, zone)}",
             )
     changed_typed = {name: value for name, value in typed.items() if getattr(target, name) != value}
     if not changed_typed:
@@ -730,8 +749,7 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
 def culture_detail(session: Session, culture: Culture) -> CultureDetail:
     assert culture.id is not None
     [summary] = _summaries(session, [culture])
-    passages = _passages(session, culture)
-    codes = {passage.id: passage.code for passage in passages}
+    passages = passages_of(session, culture)
     uses = reagent_rules.uses_by_step(session, culture.id)
     deviations = session.exec(
         select(Deviation).where(col(Deviation.culture_id) == culture.id).order_by(col(Deviation.id))
@@ -751,10 +769,7 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
             )
             for passage in passages
         ],
-        deviations=[
-            deviation_rules.view(deviation, codes.get(deviation.passage_id))
-            for deviation in deviations
-        ],
+        deviations=deviation_rules.on_culture(session, culture),
     )
 
 
@@ -823,7 +838,7 @@ def project_culture(
     target = quantities.cell_count("target-cells", target_cells)
     found = get_culture(session, culture)
     _require_active(found, "project its growth")
-    passages = _passages(session, found)
+    passages = passages_of(session, found)
     growing: list[tuple[Passage, float, float]] = []  # passage, doublings, hours
     for passage in passages:
         doublings, doubling_time = passage.population_doublings, passage.doubling_time_hours

@@ -1,7 +1,14 @@
-"""Deviations: departures from the process, on a culture (and the passage that showed it)."""
+"""Deviations: departures from the process on a culture or a lot.
+
+Bench rules open them automatically; people open them by hand. Closing one is
+a QA signature; closing with a waiver lets release proceed past the failed
+criterion it names (never a safety test), for the result it was closed on.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,43 +16,140 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor
-from lims.models import Deviation
+from lims.auth import Actor, confirm_signer, require
+from lims.config import Settings
+from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage
 from lims.timeutil import json_time, utcnow
+from lims.validation import free_text
 
 
 @dataclass(frozen=True)
 class DeviationView:
     deviation_id: int
+    subject: str  # the culture or lot it is on
     kind: str
+    criterion: str | None
     description: str
     status: str
     passage_id: str | None
     opened_at: datetime
     opened_by: str
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    resolution: str | None = None
+    waived: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "deviation_id": self.deviation_id,
+            "subject": self.subject,
             "kind": self.kind,
+            "criterion": self.criterion,
             "description": self.description,
             "status": self.status,
             "passage_id": self.passage_id,
             "opened_at": json_time(self.opened_at),
             "opened_by": self.opened_by,
+            "closed_at": json_time(self.closed_at),
+            "closed_by": self.closed_by,
+            "resolution": self.resolution,
+            "waived": self.waived,
         }
 
 
-def view(deviation: Deviation, passage_code: str | None) -> DeviationView:
+def view(deviation: Deviation, subject: str, passage_code: str | None) -> DeviationView:
     assert deviation.id is not None
     return DeviationView(
-        deviation.id,
-        deviation.kind,
-        deviation.description,
-        deviation.status,
-        passage_code,
-        deviation.opened_at,
-        deviation.opened_by,
+        deviation_id=deviation.id,
+        subject=subject,
+        kind=deviation.kind,
+        criterion=deviation.criterion,
+        description=deviation.description,
+        status=deviation.status,
+        passage_id=passage_code,
+        opened_at=deviation.opened_at,
+        opened_by=deviation.opened_by,
+        closed_at=deviation.closed_at,
+        closed_by=deviation.closed_by,
+        resolution=deviation.resolution,
+        waived=deviation.waived,
+    )
+
+
+def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]:
+    culture_codes = dict(
+        session.exec(
+            select(Culture.id, Culture.code).where(
+                col(Culture.id).in_({d.culture_id for d in deviations if d.culture_id})
+            )
+        ).all()
+    )
+    lot_codes = dict(
+        session.exec(
+            select(Lot.id, Lot.code).where(
+                col(Lot.id).in_({d.lot_id for d in deviations if d.lot_id})
+            )
+        ).all()
+    )
+    passage_codes = dict(
+        session.exec(
+            select(Passage.id, Passage.code).where(
+                col(Passage.id).in_({d.passage_id for d in deviations if d.passage_id})
+            )
+        ).all()
+    )
+    return [
+        view(
+            d,
+            lot_codes[d.lot_id] if d.lot_id else culture_codes[d.culture_id],
+            passage_codes.get(d.passage_id),
+        )
+        for d in deviations
+    ]
+
+
+def on_culture(session: Session, culture: Culture) -> list[DeviationView]:
+    deviations = session.exec(
+        select(Deviation).where(col(Deviation.culture_id) == culture.id).order_by(col(Deviation.id))
+    ).all()
+    return _views(session, list(deviations))
+
+
+def on_lot(session: Session, lot: Lot) -> list[DeviationView]:
+    """Deviations on the lot and on the culture it came from."""
+    deviations = session.exec(
+        select(Deviation)
+        .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
+        .order_by(col(Deviation.id))
+    ).all()
+    return _views(session, list(deviations))
+
+
+def list_deviations(session: Session, *, open_only: bool = False) -> list[DeviationView]:
+    query = select(Deviation).order_by(col(Deviation.id))
+    if open_only:
+        query = query.where(col(Deviation.status) == "open")
+    return _views(session, list(session.exec(query).all()))
+
+
+def _audit_opened(
+    session: Session, actor: Actor, deviation: Deviation, subject: str, passage: str | None
+) -> None:
+    audit.record(
+        session,
+        username=actor.username,
+        action="deviation.open",
+        entity_type="deviation",
+        entity_id=str(deviation.id),
+        new={
+            "subject": subject,
+            "passage": passage,
+            "kind": deviation.kind,
+            "criterion": deviation.criterion,
+            "description": deviation.description,
+            "status": "open",
+        },
     )
 
 
@@ -71,22 +175,8 @@ def open_on_culture(
     )
     session.add(deviation)
     session.flush()
-    opened = view(deviation, passage_code)
-    audit.record(
-        session,
-        username=actor.username,
-        action="deviation.open",
-        entity_type="deviation",
-        entity_id=str(deviation.id),
-        new={
-            "culture": culture_code,
-            "passage": passage_code,
-            "kind": kind,
-            "description": description,
-            "status": "open",
-        },
-    )
-    return opened
+    _audit_opened(session, actor, deviation, culture_code, passage_code)
+    return view(deviation, culture_code, passage_code)
 
 
 def open_kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None, str]]:
@@ -96,3 +186,134 @@ def open_kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | 
         )
     ).all()
     return {(passage_id, kind) for passage_id, kind in rows}
+
+
+def open_deviation(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    lot: str | None = None,
+    culture: str | None = None,
+    description: str,
+    criterion: str | None = None,
+) -> DeviationView:
+    """Open a deviation by hand on a lot or a culture, optionally tied to a release criterion."""
+    from lims.services.cultures import get_culture
+    from lims.services.lots import get_lot
+
+    actor = require(actor, "record_bench_work")
+    if (lot is None) == (culture is None):
+        raise BadInput("lot/culture", "give exactly one: --lot LOT or --culture CULTURE")
+    free_text("description", description, max_length=LONG_TEXT_MAX, multiline=True)
+    if criterion is not None:
+        if lot is None:
+            raise BadInput("criterion", "a criterion belongs to a lot's release: use --lot")
+        if criterion not in settings.release:
+            raise BadInput(
+                "criterion",
+                f"must be one of {', '.join(settings.release)} (got {shown(criterion)})",
+            )
+    if lot is not None:
+        found_lot = get_lot(session, lot)
+        deviation = Deviation(
+            lot_id=found_lot.id,
+            criterion=criterion,
+            kind="manual",
+            description=description,
+            opened_at=utcnow(),
+            opened_by=actor.username,
+        )
+        subject = found_lot.code
+    else:
+        assert culture is not None
+        found_culture = get_culture(session, culture)
+        deviation = Deviation(
+            culture_id=found_culture.id,
+            kind="manual",
+            description=description,
+            opened_at=utcnow(),
+            opened_by=actor.username,
+        )
+        subject = found_culture.code
+    session.add(deviation)
+    session.flush()
+    _audit_opened(session, actor, deviation, subject, None)
+    return view(deviation, subject, None)
+
+
+def close_deviation(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    deviation_id: str | int,
+    resolution: str,
+    password: str,
+    waive: bool = False,
+) -> DeviationView:
+    """QA closes a deviation with a signature; --waive accepts the failure it names."""
+    from lims.domain import quantities
+    from lims.services import lots, qc
+
+    actor = require(actor, "sign")
+    number = quantities.whole_number("id", deviation_id, low=1, high=2**31 - 1)
+    free_text("resolution", resolution, max_length=LONG_TEXT_MAX, multiline=True)
+    deviation = session.get(Deviation, number)
+    if deviation is None:
+        raise NotFound(f"no deviation {number}")
+    signer = confirm_signer(
+        session, settings, actor, password, signing=f"closing deviation {number}"
+    )
+    if deviation.status != "open":
+        raise RuleViolation(f"deviation {number} is already {deviation.status}")
+    [current] = _views(session, [deviation])
+    waived_result_id = None
+    if waive:
+        criterion = deviation.criterion
+        if criterion is None or deviation.lot_id is None:
+            raise RuleViolation(
+                f"deviation {number} names no release criterion; only such a deviation can waive"
+            )
+        if not settings.release[criterion].waivable:
+            raise RuleViolation(f"{criterion} can never be waived")
+        lot = session.get(Lot, deviation.lot_id)
+        assert lot is not None
+        if lot.status != "quarantine":
+            raise RuleViolation(f"lot {lot.code} is {lot.status}: its record is locked")
+        evaluation = qc.evaluate(session, settings, lot, now=utcnow())
+        verdict = next(v for v in evaluation.criteria if v.test == criterion)
+        if verdict.verdict == "pass":
+            raise RuleViolation(f"{criterion} passes on {lot.code}: there is nothing to waive")
+        waived_result_id = qc.latest_result_id(session, lot, criterion)
+    meaning = "deviation closed, failure waived" if waive else "deviation closed"
+    record = json.dumps(
+        {**current.to_json(), "resolution": resolution, "waived": waive}, sort_keys=True
+    )
+    lots.sign(
+        session,
+        signer=signer,
+        subject=f"deviation:{number}",
+        record_hash=hashlib.sha256(record.encode()).hexdigest(),
+        meaning=meaning,
+        deviation_id=number,
+    )
+    deviation.status = "closed"
+    deviation.closed_at = utcnow()
+    deviation.closed_by = actor.username
+    deviation.resolution = resolution
+    deviation.waived = waive
+    deviation.waived_result_id = waived_result_id
+    session.add(deviation)
+    session.flush()
+    audit.record(
+        session,
+        username=actor.username,
+        action="deviation.close",
+        entity_type="deviation",
+        entity_id=str(number),
+        old={"status": "open"},
+        new={"status": "closed", "resolution": resolution, "waived": waive, "meaning": meaning},
+    )
+    [closed] = _views(session, [deviation])
+    return closed

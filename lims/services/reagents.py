@@ -144,22 +144,45 @@ def usable_lots(
 
 
 def record_uses(
-    session: Session, lots: Sequence[ReagentLot], culture_id: int, passage_id: int | None
+    session: Session,
+    lots: Sequence[ReagentLot],
+    culture_id: int,
+    passage_id: int | None,
+    *,
+    lot_id: int | None = None,
 ) -> None:
-    for lot in lots:
-        assert lot.id is not None
-        session.add(ReagentUse(reagent_lot_id=lot.id, culture_id=culture_id, passage_id=passage_id))
+    for reagent in lots:
+        assert reagent.id is not None
+        session.add(
+            ReagentUse(
+                reagent_lot_id=reagent.id,
+                culture_id=culture_id,
+                passage_id=passage_id,
+                lot_id=lot_id,
+            )
+        )
 
 
 def uses_by_step(session: Session, culture_id: int) -> dict[int | None, list[str]]:
-    """NAME:LOT of every lot used in a culture, keyed by passage id (None: its start)."""
+    """NAME:LOT of every lot used in growing a culture, by passage id (None: its start)."""
     rows = session.exec(
         select(ReagentUse.passage_id, ReagentLot.name, ReagentLot.lot)
         .join(ReagentLot, col(ReagentLot.id) == col(ReagentUse.reagent_lot_id))
-        .where(col(ReagentUse.culture_id) == culture_id)
+        .where(col(ReagentUse.culture_id) == culture_id, col(ReagentUse.lot_id).is_(None))
         .order_by(col(ReagentUse.id))
     ).all()
     uses: dict[int | None, list[str]] = {}
     for passage_id, name, lot in rows:
         uses.setdefault(passage_id, []).append(f"{name}:{lot}")
     return uses
+
+
+def uses_for_lot(session: Session, lot_id: int) -> list[str]:
+    """NAME:LOT of every reagent lot used in formulating a product lot."""
+    rows = session.exec(
+        select(ReagentLot.name, ReagentLot.lot)
+        .join(ReagentUse, col(ReagentLot.id) == col(ReagentUse.reagent_lot_id))
+        .where(col(ReagentUse.lot_id) == lot_id)
+        .order_by(col(ReagentUse.id))
+    ).all()
+    return [f"{name}:{lot}" for name, lot in rows]

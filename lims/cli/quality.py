@@ -1,0 +1,141 @@
+"""How QA's records are drawn: lots, QC verdicts, deviations, signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from lims.cli.common import alarm, print_alarms, print_record, print_table
+
+if TYPE_CHECKING:
+    from lims.services.deviations import DeviationView
+    from lims.services.lots import LotDetail
+    from lims.services.qc import CriterionVerdict, Evaluation
+
+
+def _verdict(verdict: CriterionVerdict) -> Any:
+    if verdict.waived_by is not None:
+        return alarm(f"{verdict.verdict} (waived by deviation {verdict.waived_by})")
+    if verdict.verdict == "pass":
+        return "pass"
+    if verdict.verdict == "missing" and not verdict.criterion.required:
+        return "missing (not required)"
+    return alarm(verdict.verdict)
+
+
+def _result(verdict: CriterionVerdict) -> str | None:
+    if verdict.result is None:
+        return None
+    unit = verdict.criterion.unit
+    retests = len(verdict.history) - 1
+    shown = f"{verdict.result} {unit}" if unit else verdict.result
+    return shown + (f" (retest {retests})" if retests > 0 else "")
+
+
+def show_verdict(verdict: CriterionVerdict) -> None:
+    print_record(
+        f"QC {verdict.test}",
+        [
+            ("criterion", verdict.criterion.description),
+            ("spec", verdict.criterion.describe()),
+            ("result", _result(verdict)),
+            ("verdict", _verdict(verdict)),
+        ],
+    )
+
+
+def show_evaluation(evaluation: Evaluation) -> None:
+    print_table(
+        f"QC of {evaluation.lot_id} against the release specification",
+        ["test", "criterion", "spec", "result", "verdict"],
+        [
+            (v.test, v.criterion.description, v.criterion.describe(), _result(v), _verdict(v))
+            for v in evaluation.criteria
+        ],
+    )
+    if evaluation.lot_status != "quarantine":
+        typer.echo(f"The lot is {evaluation.lot_status}: its record is locked.")
+    elif evaluation.releasable:
+        typer.echo("Releasable: every criterion passes or is waived, and no deviation is open.")
+    else:
+        print_alarms(["NOT RELEASABLE:", *(f"  - {reason}" for reason in evaluation.blocking)])
+
+
+def show_deviations(title: str, deviations: Sequence[DeviationView], zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
+    print_table(
+        title,
+        ["id", "on", "status", "kind", "criterion", "description", "opened", "resolution"],
+        [
+            (
+                d.deviation_id,
+                d.subject,
+                alarm(d.status)
+                if d.status == "open"
+                else d.status + (" (waived)" if d.waived else ""),
+                d.kind,
+                d.criterion,
+                d.description,
+                f"{show_time(d.opened_at, zone)} by {d.opened_by}",
+                None
+                if d.resolution is None
+                else f"{d.resolution} — {d.closed_by}, {show_time(d.closed_at, zone)}",
+            )
+            for d in deviations
+        ],
+    )
+
+
+def show_lot(detail: LotDetail, zone: tzinfo) -> None:
+    from lims.cli.expansion import PASSAGE_COLUMNS, cells, passage_row
+    from lims.timeutil import show_time
+
+    lot = detail.summary
+    status = lot.status.upper()
+    print_record(
+        f"Lot {lot.lot_id}",
+        [
+            ("status", status if lot.status == "released" else alarm(status)),
+            ("patient (recipient)", f"{lot.patient} ({lot.initials}, born {lot.birth_year})"),
+            ("DIN", lot.din.display),
+            ("culture", lot.culture_id),
+            ("formulated", f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}"),
+            ("expires", show_time(lot.expires_at, zone)),
+            ("final harvest", f"{cells(lot.harvested)} viable cells, {lot.viability:g} % viable"),
+            (
+                "vials",
+                f"{lot.vials} × {cells(lot.cells_per_vial)} cells in {lot.volume_ml:g} mL "
+                f"{lot.vehicle}",
+            ),
+            ("final passage", f"P{lot.final_passage}"),
+            ("reagents", ", ".join(detail.reagents) or None),
+        ],
+    )
+    culture = detail.culture
+    if culture.passages:
+        print_table(
+            f"Culture {culture.summary.culture_id} ({culture.summary.kind}, started "
+            f"{show_time(culture.summary.started_at, zone)})",
+            PASSAGE_COLUMNS,
+            [passage_row(p, zone) for p in culture.passages],
+        )
+    show_evaluation(detail.evaluation)
+    if detail.deviations:
+        show_deviations("Deviations", detail.deviations, zone)
+    for signature in detail.signatures:
+        line = signature.manifestation
+        if not signature.linked:
+            print_alarms([f"SIGNATURE NOT LINKED TO THIS LOT: {line}"])
+        elif not signature.record_unchanged:
+            print_alarms([f"RECORD CHANGED SINCE SIGNING: {line}"])
+        else:
+            typer.echo(line)
+    print_table(
+        "Vials",
+        ["vial", "status", "cells", "volume mL"],
+        [(v.vial_id, v.status, cells(v.cells), f"{v.volume_ml:g}") for v in detail.vials],
+    )

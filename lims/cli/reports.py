@@ -1,0 +1,47 @@
+"""Reports: the batch record of a lot as PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lims.cli.common import JsonOption, new_area, print_json, say
+
+app = new_area("Reports for QA and the trial file: batch.")
+
+
+@app.command("batch")
+def batch(
+    lot: Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE.pdf", help="Where to write the PDF.", dir_okay=False),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Print a lot's batch record to PDF: its whole history, QC, deviations and signatures.
+
+    \b
+    Example:
+      lims report batch A999926000001-L1 --out A999926000001-L1.pdf
+    """
+    from lims.services import reports
+    from lims.uow import unit_of_work
+
+    written = None
+    try:
+        with unit_of_work() as uow:
+            written = reports.write_batch_record(
+                uow.session, uow.settings, uow.actor, lot=lot, out=out
+            )
+    except BaseException:
+        if written is not None:  # written, but its audit entry did not commit
+            written.discard()
+        raise
+    written.publish()
+    if as_json:
+        print_json(written.to_json())
+        return
+    say(f"Batch record of {written.lot_id} written to {written.path} ({written.pages} pages).")

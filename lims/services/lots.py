@@ -1,0 +1,645 @@
+"""Product lots: formulation, QA release and rejection with electronic signatures.
+
+A lot is formulated from a culture's final harvest for the patient who gave
+the aspirate (autologous), starts in quarantine, and is released only by a
+QA user who did no step of it, who re-enters their password (21 CFR 11.200),
+and only when every release criterion passes or is waived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from lims import audit
+from lims.auth import Actor, confirm_signer, require
+from lims.config import Settings
+from lims.domain import quantities
+from lims.domain.din import Din
+from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.models import (
+    LONG_TEXT_MAX,
+    LOT_STATES,
+    SHORT_TEXT_MAX,
+    Aspirate,
+    AuditEntry,
+    Culture,
+    Lot,
+    Patient,
+    QCResult,
+    Signature,
+    Vial,
+)
+from lims.services import cultures as culture_rules
+from lims.services import deviations as deviation_rules
+from lims.services import qc
+from lims.services import reagents as reagent_rules
+from lims.services.aspirates import din_of
+from lims.timeutil import after, audit_timestamp, json_time, past_moment, utcnow
+from lims.validation import choice, free_text
+
+LOT_CODE = r"(?P<din>[A-NP-Z][0-9]{12})-L(?P<number>[1-9][0-9]{0,3})"
+VIALS_MAX = 1000
+VIAL_VOLUME_MAX_ML = 1000.0
+SHELF_LIFE_MAX_HOURS = 24 * 365
+RELEASE_MEANING = "approved for release"
+MEANING_MAX = 200
+
+
+@dataclass(frozen=True)
+class SignatureView:
+    username: str
+    full_name: str
+    signed_at: datetime
+    meaning: str
+    record_hash: str
+    linked: bool  # the signature belongs to this record (11.70)
+    record_unchanged: bool  # the record still hashes as it did when signed
+
+    @property
+    def manifestation(self) -> str:
+        """As 21 CFR 11.50 asks: printed name, date and time, and meaning."""
+        return (
+            f"Signed by {self.full_name} ({self.username}) "
+            f"{self.signed_at:%Y-%m-%d %H:%M} UTC — {self.meaning}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "full_name": self.full_name,
+            "signed_at": json_time(self.signed_at),
+            "meaning": self.meaning,
+            "manifestation": self.manifestation,
+            "record_hash": self.record_hash,
+            "linked": self.linked,
+            "record_unchanged": self.record_unchanged,
+        }
+
+
+@dataclass(frozen=True)
+class VialView:
+    vial_id: str
+    number: int
+    status: str
+    cells: int
+    volume_ml: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vial_id": self.vial_id,
+            "number": self.number,
+            "status": self.status,
+            "cells": self.cells,
+            "volume_ml": self.volume_ml,
+        }
+
+
+@dataclass(frozen=True)
+class LotSummary:
+    lot_id: str
+    status: str
+    patient: str
+    initials: str
+    birth_year: int
+    din: Din
+    culture_id: str
+    formulated_at: datetime
+    expires_at: datetime
+    harvested: int
+    viability: float
+    vials: int
+    cells_per_vial: int
+    volume_ml: float
+    vehicle: str
+    final_passage: int
+    recorded_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot_id": self.lot_id,
+            "status": self.status,
+            "patient": self.patient,
+            "din": self.din.code,
+            "din_check": self.din.check,
+            "din_display": self.din.display,
+            "culture_id": self.culture_id,
+            "formulated_at": json_time(self.formulated_at),
+            "expires_at": json_time(self.expires_at),
+            "harvested": self.harvested,
+            "viability": self.viability,
+            "vial_count": self.vials,
+            "cells_per_vial": self.cells_per_vial,
+            "volume_ml": self.volume_ml,
+            "vehicle": self.vehicle,
+            "final_passage": self.final_passage,
+            "recorded_by": self.recorded_by,
+        }
+
+
+@dataclass(frozen=True)
+class LotDetail:
+    summary: LotSummary
+    culture: culture_rules.CultureDetail
+    reagents: list[str]
+    evaluation: qc.Evaluation
+    deviations: list[deviation_rules.DeviationView]
+    signatures: list[SignatureView]
+    vials: list[VialView]
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.summary.to_json()
+        data["vials"] = [vial.vial_id for vial in self.vials]
+        data["vial_states"] = [vial.to_json() for vial in self.vials]
+        data["reagents"] = self.reagents
+        culture = self.culture.summary.to_json()
+        culture["passages"] = [passage.to_json() for passage in self.culture.passages]
+        data["culture"] = culture
+        data["qc"] = self.evaluation.to_json()
+        data["deviations"] = [deviation.to_json() for deviation in self.deviations]
+        data["signatures"] = [signature.to_json() for signature in self.signatures]
+        return data
+
+
+# --- lookups and views ---------------------------------------------------------------------
+
+
+def get_lot(session: Session, code: str, field: str = "lot") -> Lot:
+    typed = code.strip().upper()
+    if not re.fullmatch(LOT_CODE, typed):
+        raise BadInput(field, f"must be a lot id such as A999926000001-L1 (got {shown(code)})")
+    lot = session.exec(select(Lot).where(col(Lot.code) == typed)).first()
+    if lot is None:
+        raise NotFound(f"no lot {typed}")
+    return lot
+
+
+def effective_status(lot: Lot, now: datetime) -> str:
+    """The stored status, or expired once a lot still in use is past its expiry."""
+    if lot.status in ("quarantine", "released") and lot.expires_at <= now:
+        return "expired"
+    return lot.status
+
+
+def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[LotSummary]:
+    if not lots:
+        return []
+    rows = session.exec(
+        select(Lot.id, Patient, Aspirate, Culture.code)
+        .join(Patient, col(Patient.id) == col(Lot.patient_id))
+        .join(Aspirate, col(Aspirate.id) == col(Lot.aspirate_id))
+        .join(Culture, col(Culture.id) == col(Lot.culture_id))
+        .where(col(Lot.id).in_([lot.id for lot in lots]))
+    ).all()
+    origins = {lot_id: (patient, aspirate, culture) for lot_id, patient, aspirate, culture in rows}
+    summaries = []
+    for lot in lots:
+        patient, aspirate, culture = origins[lot.id]
+        summaries.append(
+            LotSummary(
+                lot_id=lot.code,
+                status=effective_status(lot, now),
+                patient=patient.code,
+                initials=patient.initials,
+                birth_year=patient.birth_year,
+                din=din_of(aspirate),
+                culture_id=culture,
+                formulated_at=lot.formulated_at,
+                expires_at=lot.expires_at,
+                harvested=lot.harvested,
+                viability=lot.viability,
+                vials=lot.vials,
+                cells_per_vial=lot.cells_per_vial,
+                volume_ml=lot.volume_ml,
+                vehicle=lot.vehicle,
+                final_passage=lot.final_passage,
+                recorded_by=lot.recorded_by,
+            )
+        )
+    return summaries
+
+
+def list_lots(session: Session, status: str | None = None) -> list[LotSummary]:
+    if status is not None:
+        choice("status", status, (*LOT_STATES, "expired"))
+    now = utcnow()
+    lots = session.exec(select(Lot).order_by(col(Lot.code))).all()
+    summaries = _summaries(session, lots, now)
+    return [summary for summary in summaries if status is None or summary.status == status]
+
+
+def _vials(session: Session, lot: Lot) -> list[VialView]:
+    vials = session.exec(
+        select(Vial).where(col(Vial.lot_id) == lot.id).order_by(col(Vial.number))
+    ).all()
+    return [VialView(v.code, v.number, v.status, v.cells, v.volume_ml) for v in vials]
+
+
+def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
+    now = utcnow()
+    [summary] = _summaries(session, [lot], now)
+    culture = session.get(Culture, lot.culture_id)
+    assert culture is not None
+    assert lot.id is not None
+    record_hash = _record_hash(session, settings, lot)
+    signatures = session.exec(
+        select(Signature).where(col(Signature.lot_id) == lot.id).order_by(col(Signature.id))
+    ).all()
+    return LotDetail(
+        summary=summary,
+        culture=culture_rules.culture_detail(session, culture),
+        reagents=reagent_rules.uses_for_lot(session, lot.id),
+        evaluation=qc.evaluate(session, settings, lot, now=now),
+        deviations=deviation_rules.on_lot(session, lot),
+        signatures=[
+            _signature_view(signature, f"lot:{lot.code}", record_hash) for signature in signatures
+        ],
+        vials=_vials(session, lot),
+    )
+
+
+def show_lot(session: Session, settings: Settings, code: str) -> LotDetail:
+    return lot_detail(session, settings, get_lot(session, code))
+
+
+# --- signatures ------------------------------------------------------------------------------
+
+
+def _record(session: Session, settings: Settings, lot: Lot) -> dict[str, Any]:
+    """What a signer reviews: the lot, its culture's history, its QC and deviations."""
+    culture = session.get(Culture, lot.culture_id)
+    assert culture is not None
+    assert lot.id is not None
+    passages = culture_rules.passages_of(session, culture)
+    results = session.exec(
+        select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
+    ).all()
+    return {
+        "lot": lot.code,
+        "culture": culture.code,
+        "started_at": json_time(culture.started_at),
+        "cells_plated": culture.cells_plated,
+        "passages": [
+            [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
+            for p in passages
+        ],
+        "formulation": [
+            json_time(lot.formulated_at),
+            lot.harvested,
+            lot.viability,
+            lot.vials,
+            lot.cells_per_vial,
+            lot.volume_ml,
+            lot.vehicle,
+            json_time(lot.expires_at),
+        ],
+        "qc": [[r.test, r.value, r.unit, json_time(r.tested_at)] for r in results],
+        "deviations": [
+            [d.deviation_id, d.status, d.description, d.resolution, d.waived]
+            for d in deviation_rules.on_lot(session, lot)
+        ],
+        "specification": {test: c.model_dump() for test, c in settings.release.items()},
+    }
+
+
+def _record_hash(session: Session, settings: Settings, lot: Lot) -> str:
+    canonical = json.dumps(_record(session, settings, lot), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def manifest_hash(
+    subject: str, record_hash: str, signer: tuple[str, str], signed_at: datetime, meaning: str
+) -> str:
+    """Binds the signature to its record's identity and content (21 CFR 11.70)."""
+    fields = [subject, record_hash, *signer, audit_timestamp(signed_at), meaning]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+def _signature_view(signature: Signature, subject: str, current_hash: str) -> SignatureView:
+    expected = manifest_hash(
+        subject,
+        signature.record_hash,
+        (signature.username, signature.full_name),
+        signature.signed_at,
+        signature.meaning,
+    )
+    return SignatureView(
+        signature.username,
+        signature.full_name,
+        signature.signed_at,
+        signature.meaning,
+        signature.record_hash,
+        linked=expected == signature.manifest_hash,
+        record_unchanged=signature.record_hash == current_hash,
+    )
+
+
+def sign(
+    session: Session,
+    *,
+    signer: Any,
+    subject: str,
+    record_hash: str,
+    meaning: str,
+    lot_id: int | None = None,
+    deviation_id: int | None = None,
+) -> Signature:
+    signed_at = utcnow()
+    signature = Signature(
+        lot_id=lot_id,
+        deviation_id=deviation_id,
+        user_id=signer.id,
+        username=signer.username,
+        full_name=signer.full_name,
+        meaning=meaning,
+        signed_at=signed_at,
+        record_hash=record_hash,
+        manifest_hash=manifest_hash(
+            subject, record_hash, (signer.username, signer.full_name), signed_at, meaning
+        ),
+    )
+    session.add(signature)
+    return signature
+
+
+# --- separation of duties -----------------------------------------------------------------------
+
+
+def performers(session: Session, lot: Lot) -> dict[str, list[str]]:
+    """Who recorded which step of this lot: its culture, passages, corrections, formulation, QC."""
+    culture = session.get(Culture, lot.culture_id)
+    assert culture is not None
+    steps: dict[str, list[str]] = {}
+
+    def did(username: str, step: str) -> None:
+        steps.setdefault(username, []).append(step)
+
+    did(culture.recorded_by, f"started {culture.code}")
+    passages = culture_rules.passages_of(session, culture)
+    for passage in passages:
+        did(passage.recorded_by, f"logged {passage.code}")
+    corrections = session.exec(
+        select(AuditEntry.username, AuditEntry.entity_id).where(
+            col(AuditEntry.action) == "passage.correct",
+            col(AuditEntry.entity_id).in_([p.code for p in passages]),
+        )
+    ).all()
+    for username, code in corrections:
+        if username:
+            did(username, f"corrected {code}")
+    did(lot.recorded_by, f"formulated {lot.code}")
+    for username, test in session.exec(
+        select(QCResult.recorded_by, QCResult.test).where(col(QCResult.lot_id) == lot.id)
+    ).all():
+        did(username, f"recorded QC {test}")
+    return steps
+
+
+def _independent(session: Session, lot: Lot, actor: Actor) -> None:
+    steps = performers(session, lot).get(actor.username)
+    if steps:
+        raise RuleViolation(
+            f"{actor.username} recorded steps of {lot.code} ({', '.join(sorted(set(steps)))}); "
+            "another QA reviewer must sign"
+        )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def formulate(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    culture: str,
+    harvested: str | int,
+    viability: str | float,
+    vials: str | int,
+    cells_per_vial: str | int,
+    volume_ml: str | float,
+    vehicle: str | None = None,
+    shelf_life_hours: str | float | None = None,
+    at: str | datetime | None = None,
+    reagents: Sequence[str] = (),
+) -> LotDetail:
+    """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine."""
+    actor = require(actor, "record_bench_work")
+    harvested_cells = quantities.cell_count("harvested", harvested)
+    viable_percent = quantities.percentage("viability", viability)
+    vial_count = quantities.whole_number("vials", vials, low=1, high=VIALS_MAX)
+    dose = quantities.cell_count("cells-per-vial", cells_per_vial)
+    if vial_count * dose > harvested_cells:
+        raise BadInput(
+            "cells-per-vial",
+            f"{vial_count} vials × {dose:,} cells is {vial_count * dose:,}, more than the "
+            f"{harvested_cells:,} viable cells harvested",
+        )
+    volume = quantities.positive(
+        "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
+    )
+    vehicle = free_text(
+        "vehicle",
+        vehicle if vehicle is not None else settings.lot.vehicle,
+        max_length=SHORT_TEXT_MAX,
+    )
+    shelf_life = quantities.positive(
+        "shelf-life-hours",
+        shelf_life_hours if shelf_life_hours is not None else settings.lot.shelf_life_hours,
+        unit="hours",
+        smallest=1,
+        high=SHELF_LIFE_MAX_HOURS,
+    )
+    zone = settings.tz
+    now = utcnow()
+    formulated_at = past_moment("at", at, zone, now)
+    source = culture_rules.get_culture(session, culture)
+    if source.status == "formulated":
+        existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
+        raise RuleViolation(f"culture {source.code} is already formulated as lot {existing}")
+    if source.status != "active":
+        raise RuleViolation(f"culture {source.code} is {source.status}; it cannot be formulated")
+    blocking = [
+        d
+        for d in deviation_rules.on_culture(session, source)
+        if d.status == "open" and d.kind in settings.lot.formulation_blocked_by
+    ]
+    if blocking:
+        raise RuleViolation(
+            f"culture {source.code} has open deviations that block formulation: "
+            + "; ".join(f"{d.deviation_id} {d.description}" for d in blocking)
+        )
+    passages = culture_rules.passages_of(session, source)
+    if passages:
+        after("at", formulated_at, passages[-1].harvested_at, f"passage {passages[-1].code}", zone)
+    else:
+        after("at", formulated_at, source.started_at, f"the start of {source.code}", zone)
+    lots = reagent_rules.usable_lots(session, settings, reagents, formulated_at)
+
+    aspirate = session.get(Aspirate, source.aspirate_id)
+    assert aspirate is not None
+    assert aspirate.id is not None
+    assert source.id is not None
+    number = (
+        session.exec(select(func.max(Lot.number)).where(col(Lot.aspirate_id) == aspirate.id)).one()
+        or 0
+    ) + 1
+    lot = Lot(
+        code=f"{aspirate.din}-L{number}",
+        culture_id=source.id,
+        aspirate_id=aspirate.id,
+        patient_id=aspirate.patient_id,
+        number=number,
+        harvested=harvested_cells,
+        viability=viable_percent,
+        vials=vial_count,
+        cells_per_vial=dose,
+        volume_ml=volume,
+        vehicle=vehicle,
+        final_passage=len(passages),
+        formulated_at=formulated_at,
+        expires_at=formulated_at + timedelta(hours=shelf_life),
+        recorded_at=now,
+        recorded_by=actor.username,
+    )
+    session.add(lot)
+    session.flush()
+    assert lot.id is not None
+    width = max(2, len(str(vial_count)))
+    vial_codes = [f"{lot.code}-V{index:0{width}d}" for index in range(1, vial_count + 1)]
+    session.add_all(
+        Vial(code=code, lot_id=lot.id, number=index, cells=dose, volume_ml=volume)
+        for index, code in enumerate(vial_codes, start=1)
+    )
+    reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
+    source.status = "formulated"
+    session.add(source)
+    audit.record(
+        session,
+        username=actor.username,
+        action="lot.formulate",
+        entity_type="lot",
+        entity_id=lot.code,
+        new={
+            "culture": source.code,
+            "patient_id": aspirate.patient_id,
+            "harvested": harvested_cells,
+            "viability": viable_percent,
+            "vials": vial_codes,
+            "cells_per_vial": dose,
+            "volume_ml": volume,
+            "vehicle": vehicle,
+            "final_passage": len(passages),
+            "formulated_at": json_time(formulated_at),
+            "expires_at": json_time(lot.expires_at),
+            "reagents": [f"{r.name}:{r.lot}" for r in lots],
+            "status": "quarantine",
+        },
+    )
+    session.flush()
+    return lot_detail(session, settings, lot)
+
+
+def release(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    lot: str,
+    password: str,
+    meaning: str | None = None,
+) -> LotDetail:
+    """QA's signature releasing a lot that passes every criterion; its vials follow."""
+    actor = require(actor, "sign")
+    meaning = free_text("meaning", meaning or RELEASE_MEANING, max_length=MEANING_MAX)
+    found = get_lot(session, lot)
+    signer = confirm_signer(session, settings, actor, password, signing=f"release of {found.code}")
+    _independent(session, found, actor)
+    evaluation = qc.evaluate(session, settings, found, now=utcnow())
+    if not evaluation.releasable:
+        raise RuleViolation(
+            f"lot {found.code} cannot be released: " + "; ".join(evaluation.blocking)
+        )
+    return _close_lot(session, settings, found, signer, "released", meaning, reason=None)
+
+
+def reject(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    lot: str,
+    password: str,
+    reason: str,
+) -> LotDetail:
+    """QA's signature rejecting a lot: it can never be released or issued."""
+    actor = require(actor, "sign")
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    found = get_lot(session, lot)
+    signer = confirm_signer(
+        session, settings, actor, password, signing=f"rejection of {found.code}"
+    )
+    _independent(session, found, actor)
+    if found.status != "quarantine":
+        raise RuleViolation(
+            f"lot {found.code} is {found.status}; only a lot in quarantine can be rejected"
+        )
+    return _close_lot(
+        session, settings, found, signer, "rejected", f"rejected: {reason}", reason=reason
+    )
+
+
+def _close_lot(
+    session: Session,
+    settings: Settings,
+    lot: Lot,
+    signer: Any,
+    status: str,
+    meaning: str,
+    *,
+    reason: str | None,
+) -> LotDetail:
+    assert lot.id is not None
+    record_hash = _record_hash(session, settings, lot)
+    signature = sign(
+        session,
+        signer=signer,
+        subject=f"lot:{lot.code}",
+        record_hash=record_hash,
+        meaning=meaning,
+        lot_id=lot.id,
+    )
+    lot.status = status
+    session.add(lot)
+    if status == "released":
+        for vial in session.exec(
+            select(Vial).where(col(Vial.lot_id) == lot.id, col(Vial.status) == "quarantine")
+        ).all():
+            vial.status = "released"
+            session.add(vial)
+    session.flush()
+    view = _signature_view(signature, f"lot:{lot.code}", record_hash)
+    audit.record(
+        session,
+        username=signer.username,
+        action="lot.release" if status == "released" else "lot.reject",
+        entity_type="lot",
+        entity_id=lot.code,
+        old={"status": "quarantine"},
+        new={
+            "status": status,
+            "signature": view.manifestation,
+            "meaning": meaning,
+            "record_hash": record_hash,
+        },
+        reason=reason,
+    )
+    return lot_detail(session, settings, lot)

@@ -1,0 +1,97 @@
+"""Printed records: each print is audited with what was printed, by whom, and its SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from lims import audit
+from lims.auth import Actor, require
+from lims.config import Settings
+from lims.errors import BadInput, LimsError
+from lims.services import aspirates, lots
+from lims.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """A report written beside its destination, published once its audit entry commits."""
+
+    lot_id: str
+    path: Path
+    staged: Path
+    pages: int
+    sha256: str
+
+    def publish(self) -> None:
+        os.replace(self.staged, self.path)
+
+    def discard(self) -> None:
+        self.staged.unlink(missing_ok=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot_id": self.lot_id,
+            "path": str(self.path),
+            "pages": self.pages,
+            "sha256": self.sha256,
+        }
+
+
+def _subjects(detail: lots.LotDetail) -> list[tuple[str, str]]:
+    """Every record a lot's history is made of, as audit subjects."""
+    culture = detail.culture
+    return [
+        ("patient", detail.summary.patient),
+        ("aspirate", detail.summary.din.code),
+        ("culture", culture.summary.culture_id),
+        *(("passage", passage.passage_id) for passage in culture.passages),
+        ("lot", detail.summary.lot_id),
+        *(("deviation", str(deviation.deviation_id)) for deviation in detail.deviations),
+    ]
+
+
+def write_batch_record(
+    session: Session, settings: Settings, actor: Actor | None, *, lot: str, out: Path
+) -> WrittenReport:
+    from lims import batch_record
+
+    actor = require(actor, "read_records")
+    target = out.expanduser()
+    if target.is_dir():
+        raise BadInput("out", f"must be a file name, not the directory {target}")
+    if not target.parent.is_dir():
+        raise BadInput("out", f"its directory {target.parent} does not exist")
+    detail = lots.show_lot(session, settings, lot)
+    now = utcnow()
+    rendered = batch_record.render(
+        batch_record.BatchRecord(
+            facility=settings.facility.name,
+            lot=detail,
+            aspirate=aspirates.show_aspirate(session, detail.summary.din.code),
+            trail=audit.entries_about(session, _subjects(detail)),
+            printed_at=now,
+            printed_by=f"{actor.full_name} ({actor.username})",
+            zone=settings.tz,
+        )
+    )
+    staged = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        staged.write_bytes(rendered.data)
+    except OSError as error:
+        raise LimsError(f"cannot write {target}: {error.strerror}") from None
+    digest = hashlib.sha256(rendered.data).hexdigest()
+    audit.record(
+        session,
+        username=actor.username,
+        action="report.batch",
+        entity_type="lot",
+        entity_id=detail.summary.lot_id,
+        new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
+    )
+    return WrittenReport(detail.summary.lot_id, target, staged, rendered.pages, digest)
