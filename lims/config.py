@@ -62,7 +62,7 @@ def _timezone_name(value: str) -> str:
     if value:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory
             raise ValueError(
                 "must be an IANA time zone name such as Europe/Rome, or empty for the system's"
             ) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from lims.errors import BadInput, shown
 
@@ -81,7 +81,6 @@ def json_time(moment: datetime | None) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()
 
 
-
 def moment(field: str, value: str | datetime | None, zone: tzinfo, now: datetime) -> datetime:
     """When a step happened: typed text, an aware datetime from code, or None for now."""
     if value is None:
@@ -128,6 +127,4 @@ def after(field: str, when: datetime, earlier: datetime, what: str, zone: tzinfo
 
 def local_day_end(day: date, zone: tzinfo) -> datetime:
     """The first moment after a calendar day in the station's zone: when 'use by DAY' ends."""
-    from datetime import timedelta
-
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)

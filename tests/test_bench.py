@@ -710,3 +710,65 @@ def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: s
     assert not view.exceeds_max_passage
     assert view.basis == [f"{expanded}-P2", f"{expanded}-P3"]
     assert any("5,000 cells/cm²" in line for line in view.assumptions())
+
+
+# --- found in review ------------------------------------------------------------------------
+
+
+def test_moving_a_passage_past_its_reagent_expiry_is_refused(bench: Bench, growing: str) -> None:
+    zone = bench.settings.tz
+    last_day = day(10).astimezone(zone).date()
+    bench.run(reagents.add_reagent, name="TrypLE", lot="B1", expires=last_day)
+    evening = datetime.combine(last_day, datetime.min.time(), tzinfo=zone) + timedelta(hours=20)
+    bench.passage(growing, evening, reagents=["TrypLE:B1"])
+    with pytest.raises(RuleViolation, match="expired"):
+        bench.run(
+            cultures.correct_passage,
+            passage=f"{growing}-P1",
+            reason="clock was wrong",
+            at=evening + timedelta(hours=5),
+        )
+
+
+def test_a_correction_reports_each_new_flag_on_its_own_passage(bench: Bench, expanded: str) -> None:
+    corrected = bench.run(
+        cultures.correct_passage,
+        passage=f"{expanded}-P2",
+        reason="recount",
+        harvested=80_000_000,
+        seeded=70_000_000,  # more than P3 later harvested: P3 shows no growth
+        area_cm2=14_000,
+    )
+    assert corrected.passage.flags == []  # P2 itself is still in range
+    assert [(f.kind, f.description.split(":")[0]) for f in corrected.flagged_later] == [
+        ("no_growth", f"{expanded}-P3")
+    ]
+
+
+def test_a_breach_already_on_record_is_not_flagged_again(bench: Bench, growing: str) -> None:
+    bench.passage(growing, day(14), viability=70)
+    bench.sql("UPDATE deviations SET status = 'closed'")
+    corrected = bench.run(
+        cultures.correct_passage, passage=f"{growing}-P1", reason="x", confluence=80
+    )
+    assert corrected.passage.flags == []
+    assert _open_deviation_kinds(bench, growing) == []
+
+
+def test_a_site_pattern_cannot_make_codes_longer_than_the_column(bench: Bench) -> None:
+    roomy = load_settings(patients={"code_pattern": "[A-Z]{3,64}"})
+    with pytest.raises(BadInput, match="at most 32"):
+        bench.run(patients.add_patient, roomy, code="A" * 40, initials="AB", birth_year=1958)
+
+
+@pytest.mark.parametrize("typed", ["١٠٠", "１００", "1e-400"])
+def test_numbers_are_ascii_and_measurable(bench: Bench, typed: str) -> None:
+    bench.patient()
+    with pytest.raises(BadInput):
+        bench.aspirate(volume_ml=typed)
+
+
+def test_a_culture_that_stopped_growing_gets_no_projection(bench: Bench, expanded: str) -> None:
+    bench.passage(expanded, day(22), harvested=16_000_000, seeded=16_000_000, area_cm2=3200)
+    with pytest.raises(RuleViolation, match="not growing"):
+        bench.read(cultures.project_culture, bench.settings, culture=expanded, target_cells="1e9")

@@ -130,7 +130,7 @@ def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
 def test_aspirate_refusals_name_the_field(din: str) -> None:
     base = ["aspirate", "receive", "--patient", "PT-0001", "--collected-at", at(0)]
     refused(invoke(*base, "--volume-ml", "0"), 2, "volume-ml")
-    refused(invoke(*base, "--volume-ml", "500"), 2, "volume-ml", "at most 100")
+    refused(invoke(*base, "--volume-ml", "500"), 2, "volume-ml", "to 100")
     refused(invoke(*base, "--volume-ml", "30", "--temperature-c", "37"), 2, "temperature-c")
     refused(invoke(*base, "--volume-ml", "30", "--received-at", at(-1)), 2, "received-at")
     refused(

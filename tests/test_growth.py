@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lims.domain.growth import Harvest, Plating, kinetics, project
+from lims.domain.growth import Harvest, NoProjection, Plating, kinetics, project
 
 T0 = datetime(2026, 3, 2, 9, 0)
 
@@ -330,4 +330,31 @@ def test_project_refuses_without_recent_growth():
             [],
             target_cells=8_000_000,
             reseeding_density_per_cm2=5_000.0,
+        )
+
+
+@pytest.mark.parametrize(
+    "recent",
+    [
+        [(2.0, 48.0), (0.0, 72.0)],
+        [(1.0, 48.0), (-0.5, 48.0)],
+        [(0.5, 48.0), (-1.0, 48.0), (0.2, 48.0)],
+    ],
+    ids=["last-passage-flat", "last-passage-shrank", "pooled-shrinking"],
+)
+def test_project_refuses_a_culture_that_stopped_growing(recent: list[tuple[float, float]]) -> None:
+    with pytest.raises(NoProjection, match="not growing"):
+        project(
+            Plating(hours(0), 1_000_000), recent, target_cells=10**8, reseeding_density_per_cm2=5e3
+        )
+
+
+def test_project_refuses_growth_too_slow_for_the_horizon() -> None:
+    """A doubling every 1,000 h needs ~10 doublings to reach 1e9: over a year away."""
+    with pytest.raises(NoProjection, match="too slow"):
+        project(
+            Plating(hours(0), 1_000_000),
+            [(0.1, 100.0)],
+            target_cells=10**9,
+            reseeding_density_per_cm2=5e3,
         )

@@ -180,6 +180,12 @@ def project(
         print_json(view.to_json())
         return
     p = view.projection
+    if p.passages_needed == 0:
+        typer.echo(
+            f"{view.culture_id}: the target of {cells(p.target_cells)} cells is already reached: "
+            f"{cells(p.cells_now)} cells were seeded at the last passage."
+        )
+        return
     final = f"P{view.final_passage_number}"
     print_record(
         f"Projection for {view.culture_id}",

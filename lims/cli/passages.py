@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from lims.cli.common import AtOption, JsonOption, ReagentOption, new_area, print_json
+from lims.cli.common import (
+    AtOption,
+    JsonOption,
+    ReagentOption,
+    new_area,
+    print_alarms,
+    print_json,
+)
 
 app = new_area("Passages of a culture: log, correct. Growth values are derived, never typed.")
 
@@ -121,6 +128,7 @@ def correct(
             name: {"old": old, "new": new} for name, (old, new) in correction.changed.items()
         }
         data["recomputed"] = correction.recomputed
+        data["flagged_later"] = [flag.to_json() for flag in correction.flagged_later]
         print_json(data)
         return
     print_table(
@@ -134,3 +142,7 @@ def correct(
     expansion.show_passage(correction.passage, "After the correction", uow.tz)
     if correction.recomputed:
         typer.echo("Recomputed from it: " + ", ".join(correction.recomputed))
+    print_alarms(
+        f"FLAGGED: {flag.description} — deviation {flag.deviation_id} opened on the culture"
+        for flag in correction.flagged_later
+    )

@@ -94,6 +94,11 @@ class Projection:
 
 
 RECENT_PASSAGES = 3
+HORIZON_HOURS = 365 * 24
+
+
+class NoProjection(ValueError):
+    """The recent growth gives no sensible projection."""
 
 
 def project(
@@ -103,18 +108,26 @@ def project(
     target_cells: int,
     reseeding_density_per_cm2: float,
 ) -> Projection:
-    """Project from recent (population doublings, hours) pairs, each with PD > 0.
+    """Project from recent (population doublings, hours) pairs, oldest first.
 
     Rates pool the recent passages (total PD over total hours) so a short
-    passage does not weigh as much as a long one.
+    passage does not weigh as much as a long one. Raises NoProjection when the
+    culture has stopped growing or would take longer than the horizon.
     """
     if not recent:
         raise ValueError("no recent growth to project from")
     total_doublings = sum(doublings for doublings, _ in recent)
     total_hours = sum(hours for _, hours in recent)
+    if recent[-1][0] <= 0 or total_doublings <= 0:
+        raise NoProjection("the culture is not growing")
     doubling_time = total_hours / total_doublings
     per_passage = total_doublings / len(recent)
     needed = max(0.0, math.log2(target_cells / last_plating.cells))
+    if needed * doubling_time > HORIZON_HOURS:
+        raise NoProjection(
+            f"growth is too slow: {needed * doubling_time / 24:,.0f} days at a doubling time of "
+            f"{doubling_time:,.0f} h, beyond the {HORIZON_HOURS // 24} days lims projects"
+        )
     passages = math.ceil(needed / per_passage - 1e-9) if needed > 0 else 0
     fold_per_passage = 2**per_passage
     return Projection(

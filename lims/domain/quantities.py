@@ -20,7 +20,8 @@ COUNT_FORMS = "a positive whole number of cells up to 1e15, such as 32000000 or 
 
 
 def _decimal(field: str, value: Typed, allowed: str) -> Decimal:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, str) and not value.isascii()):
+        # Decimal reads other scripts' digits ('١٠٠' is 100): not what anyone at the bench types.
         raise BadInput(field, f"must be {allowed} (got {shown(value)})")
     try:
         number = (
@@ -57,7 +58,7 @@ def percentage(field: str, value: Typed) -> float:
     number = _decimal(field, text, allowed)
     if not 0 <= number <= 100:
         raise BadInput(field, f"must be {allowed} (got {shown(value)})")
-    return float(number)
+    return float(number) + 0.0  # -0 is 0
 
 
 def positive(field: str, value: Typed, *, unit: str, smallest: float, high: float) -> float:
@@ -74,4 +75,4 @@ def within(field: str, value: Typed, *, unit: str, low: float, high: float) -> f
     number = _decimal(field, value, allowed)
     if not Decimal(repr(float(low))) <= number <= Decimal(repr(float(high))):
         raise BadInput(field, f"must be {allowed} (got {shown(value)})")
-    return float(number)
+    return float(number) + 0.0  # -0 is 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func
@@ -23,7 +23,16 @@ from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, quantities
 from lims.domain.din import Din
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Deviation, Lot, Passage, Patient
+from lims.models import (
+    LONG_TEXT_MAX,
+    SHORT_TEXT_MAX,
+    Aspirate,
+    Culture,
+    Deviation,
+    Lot,
+    Passage,
+    Patient,
+)
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of, get_aspirate
@@ -189,6 +198,7 @@ class Correction:
     passage: PassageView
     changed: dict[str, tuple[Any, Any]]  # field: (old, new), typed and derived
     recomputed: list[str]  # later passages whose derived values changed
+    flagged_later: list[Flag]  # deviations the recomputation opened on later passages
 
 
 # --- lookups ---------------------------------------------------------------------------
@@ -309,7 +319,7 @@ def _open_flags(
     actor: Actor,
     culture: Culture,
     passage: Passage,
-    already_open: set[tuple[int | None, str]],
+    known: set[tuple[int | None, str]],
 ) -> list[Flag]:
     assert culture.id is not None
     assert passage.id is not None
@@ -322,7 +332,7 @@ def _open_flags(
         seeding_density=passage.seeding_density_per_cm2,
         population_doublings=passage.population_doublings,
     ):
-        if (passage.id, kind) in already_open:
+        if (passage.id, kind) in known:
             continue
         deviation = deviation_rules.open_on_culture(
             session,
@@ -339,16 +349,16 @@ def _open_flags(
 
 
 def _apply_kinetics(
-    culture: Culture, passages: Sequence[Passage]
+    culture: Culture, passages: Sequence[Passage], first: int
 ) -> list[dict[str, tuple[Any, Any]]]:
-    """Recompute every passage's derived values; per passage, what changed (old, new)."""
+    """Recompute the derived values of passages[first:]; for each, what changed (old, new)."""
     derived = growth.kinetics(
         culture.kind == "primary",
         growth.Plating(culture.started_at, culture.cells_plated),
         [growth.Harvest(p.harvested_at, p.harvested, p.seeded, p.area_cm2) for p in passages],
     )
     changes = []
-    for passage, values in zip(passages, derived, strict=True):
+    for passage, values in zip(passages[first:], derived[first:], strict=True):
         changed = {}
         for name in DERIVED_FIELDS:
             old, new = getattr(passage, name), getattr(values, name)
@@ -496,28 +506,22 @@ def log_passage(
 ) -> PassageView:
     """Harvest the cells plated at the previous step and reseed some of them."""
     actor = require(actor, "record_bench_work")
-    harvested_cells = quantities.cell_count("harvested", harvested)
-    viable_percent = quantities.percentage("viability", viability)
-    seeded_cells = quantities.cell_count("seeded", seeded)
-    if seeded_cells > harvested_cells:
-        raise BadInput(
-            "seeded",
-            f"must not exceed the {harvested_cells:,} cells harvested (got {seeded_cells:,})",
-        )
-    vessel_count, area = _plating("", vessels, area_cm2)
-    confluence_percent = (
-        quantities.percentage("confluence", confluence) if confluence is not None else None
+    values = _typed_values(
+        harvested=harvested,
+        viability=viability,
+        seeded=seeded,
+        vessels=vessels,
+        area_cm2=area_cm2,
+        confluence=confluence,
     )
+    _reseeded_from_harvest(values["harvested"], values["seeded"])
     zone = settings.tz
     now = utcnow()
     harvested_at = past_moment("at", at, zone, now)
     parent = get_culture(session, culture)
     _require_active(parent, "log a passage")
     earlier = passages_of(session, parent)
-    if earlier:
-        after("at", harvested_at, earlier[-1].harvested_at, f"passage {earlier[-1].code}", zone)
-    else:
-        after("at", harvested_at, parent.started_at, f"the start of {parent.code}", zone)
+    _after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
 
     number = len(earlier) + 1
@@ -527,21 +531,15 @@ def log_passage(
         culture_id=parent.id,
         number=number,
         harvested_at=harvested_at,
-        harvested=harvested_cells,
-        viability=viable_percent,
-        seeded=seeded_cells,
-        vessels=vessel_count,
-        area_cm2=area,
-        confluence=confluence_percent,
+        **values,
         cumulative_population_doublings=0.0,
         seeding_density_per_cm2=0.0,
         recorded_at=now,
         recorded_by=actor.username,
     )
-    _apply_kinetics(parent, [*earlier, passage])
+    _apply_kinetics(parent, [*earlier, passage], len(earlier))
     session.add(passage)
     session.flush()
-    assert parent.id is not None
     assert passage.id is not None
     reagent_rules.record_uses(session, lots, parent.id, passage.id)
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
@@ -553,7 +551,7 @@ def log_passage(
         entity_id=passage.code,
         new={**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels},
     )
-    flags = _open_flags(session, settings, actor, parent, passage, already_open=set())
+    flags = _open_flags(session, settings, actor, parent, passage, known=set())
     return _passage_view(passage, parent.code, labels, flags)
 
 
@@ -574,24 +572,17 @@ def correct_passage(
 ) -> Correction:
     """Correct what was typed for a passage; its derived values and all later ones follow."""
     actor = require(actor, "record_bench_work")
-    free_text("reason", reason, max_length=2000, multiline=True)
-    typed: dict[str, Any] = {}
-    if harvested is not None:
-        typed["harvested"] = quantities.cell_count("harvested", harvested)
-    if viability is not None:
-        typed["viability"] = quantities.percentage("viability", viability)
-    if seeded is not None:
-        typed["seeded"] = quantities.cell_count("seeded", seeded)
-    if vessels is not None:
-        typed["vessels"] = quantities.whole_number("vessels", vessels, low=1, high=VESSELS_MAX)
-    if area_cm2 is not None:
-        typed["area_cm2"] = quantities.positive(
-            "area-cm2", area_cm2, unit="cm²", smallest=AREA_MIN_CM2, high=AREA_MAX_CM2
-        )
-    if confluence is not None:
-        typed["confluence"] = quantities.percentage("confluence", confluence)
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     zone = settings.tz
     now = utcnow()
+    typed = _typed_values(
+        harvested=harvested,
+        viability=viability,
+        seeded=seeded,
+        vessels=vessels,
+        area_cm2=area_cm2,
+        confluence=confluence,
+    )
     if at is not None:
         typed["harvested_at"] = past_moment("at", at, zone, now)
     if not typed:
@@ -603,29 +594,16 @@ def correct_passage(
     target = get_passage(session, passage)
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
+    assert culture.id is not None
     _require_correctable(session, culture)
     passages = passages_of(session, culture)
     index = next(i for i, p in enumerate(passages) if p.id == target.id)
-
-    merged_harvested = typed.get("harvested", target.harvested)
-    merged_seeded = typed.get("seeded", target.seeded)
-    if merged_seeded > merged_harvested:
-        raise BadInput(
-            "seeded",
-            f"must not exceed the {merged_harvested:,} cells harvested (got {merged_seeded:,})",
-        )
+    _reseeded_from_harvest(
+        typed.get("harvested", target.harvested), typed.get("seeded", target.seeded)
+    )
     if "harvested_at" in typed:
         when = typed["harvested_at"]
-        if index:
-            after(
-                "at",
-                when,
-                passages[index - 1].harvested_at,
-                f"passage {passages[index - 1].code}",
-                zone,
-            )
-        else:
-            after("at", when, culture.started_at, f"the start of {culture.code}", zone)
+        _after_previous_step(culture, passages[:index], when, zone)
         if index + 1 < len(passages) and when >= passages[index + 1].harvested_at:
             following = passages[index + 1]
             raise BadInput(
@@ -633,6 +611,7 @@ def correct_passage(
                 f"must be before the next passage {following.code} at "
                 f"{show_time(following.harvested_at, zone)}",
             )
+        reagent_rules.refuse_expired(settings, reagent_rules.lots_used(session, target), when)
     changed_typed = {name: value for name, value in typed.items() if getattr(target, name) != value}
     if not changed_typed:
         raise BadInput("correction", f"every value given is already what {target.code} holds")
@@ -641,9 +620,9 @@ def correct_passage(
     for name, value in changed_typed.items():
         setattr(target, name, value)
     target.corrections += 1
-    changes = _apply_kinetics(culture, passages)
+    changes = _apply_kinetics(culture, passages, index)
     changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
-    changed.update(changes[index])
+    changed.update(changes[0])
     audit.record(
         session,
         username=actor.username,
@@ -655,7 +634,7 @@ def correct_passage(
         reason=reason,
     )
     recomputed = []
-    for later, later_changes in zip(passages[index + 1 :], changes[index + 1 :], strict=True):
+    for later, later_changes in zip(passages[index + 1 :], changes[1:], strict=True):
         if not later_changes:
             continue
         recomputed.append(later.code)
@@ -671,14 +650,62 @@ def correct_passage(
         )
     session.add_all(passages)
     session.flush()
-    assert culture.id is not None
-    already_open = deviation_rules.open_kinds_by_passage(session, culture.id)
-    flags = []
-    for affected in passages[index:]:
-        flags.extend(_open_flags(session, settings, actor, culture, affected, already_open))
+    # A breach already on record (open or closed by QA) is not raised again.
+    known = deviation_rules.kinds_by_passage(session, culture.id)
+    opened = {
+        affected.code: _open_flags(session, settings, actor, culture, affected, known)
+        for affected in passages[index:]
+    }
     uses = reagent_rules.uses_by_step(session, culture.id)
-    view = _passage_view(target, culture.code, uses.get(target.id, []), flags)
-    return Correction(view, changed, recomputed)
+    view = _passage_view(target, culture.code, uses.get(target.id, []), opened.pop(target.code))
+    return Correction(
+        view, changed, recomputed, [flag for flags in opened.values() for flag in flags]
+    )
+
+
+def _typed_values(
+    *,
+    harvested: str | int | None,
+    viability: str | float | None,
+    seeded: str | int | None,
+    vessels: str | int | None,
+    area_cm2: str | float | None,
+    confluence: str | float | None,
+) -> dict[str, Any]:
+    """The passage values given, each checked; a value not given is left out."""
+    checks: dict[str, tuple[Any, Any]] = {
+        "harvested": (harvested, lambda v: quantities.cell_count("harvested", v)),
+        "viability": (viability, lambda v: quantities.percentage("viability", v)),
+        "seeded": (seeded, lambda v: quantities.cell_count("seeded", v)),
+        "vessels": (
+            vessels,
+            lambda v: quantities.whole_number("vessels", v, low=1, high=VESSELS_MAX),
+        ),
+        "area_cm2": (
+            area_cm2,
+            lambda v: quantities.positive(
+                "area-cm2", v, unit="cm²", smallest=AREA_MIN_CM2, high=AREA_MAX_CM2
+            ),
+        ),
+        "confluence": (confluence, lambda v: quantities.percentage("confluence", v)),
+    }
+    return {name: check(value) for name, (value, check) in checks.items() if value is not None}
+
+
+def _reseeded_from_harvest(harvested: int, seeded: int) -> None:
+    if seeded > harvested:
+        raise BadInput(
+            "seeded", f"must not exceed the {harvested:,} cells harvested (got {seeded:,})"
+        )
+
+
+def _after_previous_step(
+    culture: Culture, earlier: Sequence[Passage], when: datetime, zone: tzinfo
+) -> None:
+    if earlier:
+        after("at", when, earlier[-1].harvested_at, f"passage {earlier[-1].code}", zone)
+    else:
+        after("at", when, culture.started_at, f"the start of {culture.code}", zone)
 
 
 # --- reading -------------------------------------------------------------------------
@@ -714,9 +741,9 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
         ).all()
     )
     origins = {
-        aspirate_id: (aspirate, code)
-        for aspirate_id, aspirate, code in session.exec(
-            select(Aspirate.id, Aspirate, Patient.code)
+        aspirate.id: (aspirate, code)
+        for aspirate, code in session.exec(
+            select(Aspirate, Patient.code)
             .join(Patient, col(Patient.id) == col(Aspirate.patient_id))
             .where(col(Aspirate.id).in_({culture.aspirate_id for culture in cultures}))
         ).all()
@@ -839,31 +866,37 @@ def project_culture(
     found = get_culture(session, culture)
     _require_active(found, "project its growth")
     passages = passages_of(session, found)
-    growing: list[tuple[Passage, float, float]] = []  # passage, doublings, hours
+    recent: list[tuple[Passage, float, float]] = []  # passage, doublings, hours
+    plated_at = found.started_at
     for passage in passages:
-        doublings, doubling_time = passage.population_doublings, passage.doubling_time_hours
-        if doublings is not None and doublings > 0 and doubling_time is not None:
-            growing.append((passage, doublings, doublings * doubling_time))
-    growing = growing[-growth.RECENT_PASSAGES :]
-    if not growing:
+        if passage.population_doublings is not None:
+            hours = (passage.harvested_at - plated_at).total_seconds() / growth.SECONDS_PER_HOUR
+            recent.append((passage, passage.population_doublings, hours))
+        plated_at = passage.harvested_at
+    recent = recent[-growth.RECENT_PASSAGES :]
+    if not recent:
         needs = (
             "two harvests (the first has no doublings)" if found.kind == "primary" else "a harvest"
         )
         raise RuleViolation(
-            f"too little data to project {found.code}: no passage with growth yet; "
-            f"a {found.kind} culture needs at least {needs} that show growth"
+            f"too little data to project {found.code}: no passage with population doublings "
+            f"yet; a {found.kind} culture needs {needs}"
         )
     last = passages[-1]
-    projection = growth.project(
-        growth.Plating(last.harvested_at, last.seeded),
-        [(doublings, hours) for _, doublings, hours in growing],
-        target_cells=target,
-        reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,
-    )
+    try:
+        projection = growth.project(
+            growth.Plating(last.harvested_at, last.seeded),
+            [(doublings, hours) for _, doublings, hours in recent],
+            target_cells=target,
+            reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,
+        )
+    except growth.NoProjection as refusal:
+        basis = ", ".join(f"{p.code} PD {d:.2f}" for p, d, _ in recent)
+        raise RuleViolation(f"no projection for {found.code}: {refusal} ({basis})") from None
     return ProjectionView(
         culture_id=found.code,
         projection=projection,
-        basis=[passage.code for passage, _, _ in growing],
+        basis=[passage.code for passage, _, _ in recent],
         final_passage_number=last.number + projection.passages_needed,
         max_passage=settings.expansion.max_passage,
         reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,

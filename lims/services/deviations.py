@@ -179,11 +179,10 @@ def open_on_culture(
     return view(deviation, culture_code, passage_code)
 
 
-def open_kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None, str]]:
+def kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None, str]]:
+    """(passage id, kind) of every deviation on a culture, open or closed."""
     rows = session.exec(
-        select(Deviation.passage_id, Deviation.kind).where(
-            col(Deviation.culture_id) == culture_id, col(Deviation.status) == "open"
-        )
+        select(Deviation.passage_id, Deviation.kind).where(col(Deviation.culture_id) == culture_id)
     ).all()
     return {(passage_id, kind) for passage_id, kind in rows}
 

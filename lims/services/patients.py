@@ -15,7 +15,7 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import quantities
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import SHORT_TEXT_MAX, Aspirate, Patient
+from lims.models import PATIENT_CODE_MAX, SHORT_TEXT_MAX, Aspirate, Patient
 from lims.timeutil import calendar_date, json_time, utcnow
 from lims.validation import free_text, matching
 
@@ -32,7 +32,7 @@ class PatientView:
     study: str | None
     recorded_at: datetime
     recorded_by: str
-    aspirates: list[str]  # DINs with their check character
+    aspirates: list[str]  # DINs, 13 characters as in every `din` key
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +49,10 @@ class PatientView:
 
 def valid_code(settings: Settings, code: str, field: str = "code") -> str:
     pattern = re.compile(settings.patients.code_pattern)
-    return matching(field, code, pattern, settings.patients.code_description)
+    matching(field, code, pattern, settings.patients.code_description)
+    if len(code) > PATIENT_CODE_MAX:  # whatever pattern a site sets, the column holds 32
+        raise BadInput(field, f"must be at most {PATIENT_CODE_MAX} characters (got {len(code)})")
+    return code
 
 
 def get_patient(session: Session, settings: Settings, code: str, field: str = "patient") -> Patient:
@@ -65,12 +68,12 @@ def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
     dins: dict[int | None, list[str]] = {patient.id: [] for patient in patients}
     if patients:
         rows = session.exec(
-            select(Aspirate.patient_id, Aspirate.din, Aspirate.din_check)
+            select(Aspirate.patient_id, Aspirate.din)
             .where(col(Aspirate.patient_id).in_(list(dins)))
             .order_by(col(Aspirate.id))
         ).all()
-        for patient_id, din, check in rows:
-            dins[patient_id].append(din + check)
+        for patient_id, din in rows:
+            dins[patient_id].append(din)
     return [
         PatientView(
             code=patient.code,

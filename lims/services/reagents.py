@@ -13,11 +13,13 @@ from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import SHORT_TEXT_MAX, ReagentLot, ReagentUse
+from lims.models import SHORT_TEXT_MAX, Passage, ReagentLot, ReagentUse
 from lims.timeutil import calendar_date, json_time, local_day_end, show_time, utcnow
 from lims.validation import free_text
 
 SPEC_FORMS = "NAME:LOT, e.g. 'MEM alpha:2411A'"
+EARLIEST_EXPIRY = date(2000, 1, 1)
+LATEST_EXPIRY = date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,16 @@ def view(lot: ReagentLot) -> ReagentView:
     )
 
 
+def _trimmed(field: str, text: str) -> str:
+    """Text that is one identity: 'MEM alpha ' must not pass for a second lot of 'MEM alpha'."""
+    free_text(field, text, max_length=SHORT_TEXT_MAX)
+    if text != text.strip():
+        raise BadInput(field, f"must not start or end with spaces (got {shown(text)})")
+    return text
+
+
 def _valid_name(name: str, field: str = "name") -> str:
-    free_text(field, name, max_length=SHORT_TEXT_MAX)
+    _trimmed(field, name)
     if ":" in name:
         raise BadInput(field, f"must not contain ':' (it separates name and lot in {SPEC_FORMS})")
     return name
@@ -74,8 +84,13 @@ def add_reagent(
     """Register a reagent lot; it may be used until the end of its expiry date."""
     actor = require(actor, "record_bench_work")
     _valid_name(name)
-    free_text("lot", lot, max_length=SHORT_TEXT_MAX)
+    _trimmed("lot", lot)
     expires_on = calendar_date("expires", expires)
+    if not EARLIEST_EXPIRY <= expires_on <= LATEST_EXPIRY:
+        raise BadInput(
+            "expires",
+            f"must be a date from {EARLIEST_EXPIRY} to {LATEST_EXPIRY} (got {expires_on})",
+        )
     if supplier is not None:
         free_text("supplier", supplier, max_length=SHORT_TEXT_MAX)
     existing = session.exec(
@@ -83,10 +98,7 @@ def add_reagent(
     ).first()
     if existing is not None:
         raise RuleViolation(f"reagent lot {name}:{lot} is already registered")
-    try:
-        expires_at = local_day_end(expires_on, settings.tz)
-    except OverflowError:
-        raise BadInput("expires", f"must be a date before 9999-12-31 (got {expires_on})") from None
+    expires_at = local_day_end(expires_on, settings.tz)
     reagent = ReagentLot(
         name=name,
         lot=lot,
@@ -123,7 +135,7 @@ def usable_lots(
         if not separator or not name.strip() or not lot_number.strip():
             raise BadInput("reagent", f"must be {SPEC_FORMS} (got {shown(spec)})")
         _valid_name(name, "reagent")
-        free_text("reagent", lot_number, max_length=SHORT_TEXT_MAX)
+        _trimmed("reagent", lot_number)
         lot = session.exec(
             select(ReagentLot).where(
                 col(ReagentLot.name) == name, col(ReagentLot.lot) == lot_number
@@ -131,16 +143,32 @@ def usable_lots(
         ).first()
         if lot is None:
             raise NotFound(f"no reagent lot {spec!r}; register it with `lims reagent add`")
-        if lot.expires_at <= at:
-            raise RuleViolation(
-                f"reagent lot {spec} expired on {lot.expires_on} "
-                f"(usable until {show_time(lot.expires_at, settings.tz)}); "
-                f"the step is at {show_time(at, settings.tz)}"
-            )
+        refuse_expired(settings, [lot], at)
         if any(existing.id == lot.id for existing in lots):
             raise BadInput("reagent", f"{spec} is named twice")
         lots.append(lot)
     return lots
+
+
+def refuse_expired(settings: Settings, lots: Sequence[ReagentLot], at: datetime) -> None:
+    """A step may use a lot only until the end of its expiry date."""
+    for lot in lots:
+        if lot.expires_at <= at:
+            raise RuleViolation(
+                f"reagent lot {lot.name}:{lot.lot} expired on {lot.expires_on} "
+                f"(usable until {show_time(lot.expires_at, settings.tz)}); "
+                f"the step is at {show_time(at, settings.tz)}"
+            )
+
+
+def lots_used(session: Session, passage: Passage) -> list[ReagentLot]:
+    return list(
+        session.exec(
+            select(ReagentLot)
+            .join(ReagentUse, col(ReagentLot.id) == col(ReagentUse.reagent_lot_id))
+            .where(col(ReagentUse.passage_id) == passage.id)
+        ).all()
+    )
 
 
 def record_uses(
