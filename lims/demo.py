@@ -10,7 +10,7 @@ from pathlib import Path
 from lims import audit, auth
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
-from lims.services import aspirates, cultures, patients, reagents
+from lims.services import aspirates, cultures, lots, patients, qc, reagents, reports
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 
@@ -36,6 +36,9 @@ class DemoResult:
     patient: patients.PatientView
     aspirate: aspirates.AspirateView
     culture: cultures.CultureDetail
+    lot: lots.LotDetail
+    batch_record: Path
+    batch_record_pages: int
     trail: list[audit.AuditView]
     verification: audit.Verification
 
@@ -75,7 +78,21 @@ def run_demo(directory: Path) -> DemoResult:
             )
     technician = next(user for user in staff if user.role == "technician")
     _login(settings, technician)
-    patient, aspirate, culture = _bench_work(settings, utcnow() - timedelta(days=26))
+    collected = (utcnow() - timedelta(days=DEMO_FORMULATION_DAY + 1)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    patient, aspirate, culture = _bench_work(settings, collected)
+    lot_id = _formulate_and_test(settings, culture.summary.culture_id, collected)
+    reviewer = next(user for user in staff if user.role == "qa")
+    _login(settings, reviewer)
+    with unit_of_work(settings) as uow:
+        lot = lots.release(uow.session, settings, uow.actor, lot=lot_id, password=reviewer.password)
+    batch_record = directory.resolve() / f"batch-record-{lot_id}.pdf"
+    with unit_of_work(settings) as uow:
+        written = reports.write_batch_record(
+            uow.session, settings, uow.actor, lot=lot_id, out=batch_record
+        )
+    written.publish()
     with unit_of_work(settings, authenticated=False) as uow:
         auth.logout(uow.session, settings)
     auth.remove_token(settings)
@@ -83,7 +100,50 @@ def run_demo(directory: Path) -> DemoResult:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         verification = audit.verify(uow.session.connection())
         trail = audit.entries(uow.session)
-    return DemoResult(settings, users, patient, aspirate, culture, trail, verification)
+    return DemoResult(
+        settings,
+        users,
+        patient,
+        aspirate,
+        culture,
+        lot,
+        written.path,
+        written.pages,
+        trail,
+        verification,
+    )
+
+
+def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime) -> str:
+    """The technician's final harvest into vials and the QC lab's results."""
+    formulated_at = collected + timedelta(days=DEMO_FORMULATION_DAY)
+    with unit_of_work(settings) as uow:
+        lot = lots.formulate(
+            uow.session,
+            settings,
+            uow.actor,
+            culture=culture_id,
+            harvested=1_100_000_000,
+            viability=93,
+            vials=4,
+            cells_per_vial=50_000_000,
+            volume_ml=2,
+            at=formulated_at,
+            reagents=["TrypLE Express:2409B"],
+        )
+        found = lots.get_lot(uow.session, lot.summary.lot_id)
+        for test, value, method in DEMO_QC:
+            qc.record_result(
+                uow.session,
+                settings,
+                uow.actor,
+                lot=found,
+                test=test,
+                value=value,
+                method=method,
+                at=formulated_at + timedelta(hours=3),
+            )
+    return lot.summary.lot_id
 
 
 def _login(settings: Settings, user: DemoUser) -> None:
@@ -102,9 +162,25 @@ DEMO_REAGENTS = (
 # Three passages a technician would log: (days after collection, harvested, viability %,
 # reseeded, vessels, area cm²). Reseeding stays near Pittenger's 5,000 cells/cm².
 DEMO_PASSAGES = (
-    (14, 4_200_000, 94.0, 4_200_000, 5, 875.0),
-    (20, 29_000_000, 93.0, 26_000_000, 30, 5_250.0),
-    (26 - 1 / 24, 190_000_000, 91.0, 150_000_000, 5, 31_800.0),
+    (12, 4_200_000, 94.0, 4_200_000, 5, 875.0),
+    (17, 29_000_000, 93.0, 26_000_000, 30, 5_250.0),
+    (22, 190_000_000, 91.0, 150_000_000, 5, 31_800.0),
+)
+# The final harvest five days after P3, into four vials of 5x10^7 cells in 2 mL.
+DEMO_FORMULATION_DAY = 27
+DEMO_QC = (
+    ("viability", "92.4", "trypan blue"),
+    ("sterility", "negative", "BacT/ALERT, 7 d"),
+    ("mycoplasma", "negative", "NAT"),
+    ("endotoxin", "0.8", "LAL kinetic chromogenic"),
+    ("cd73", "99.2", "flow cytometry"),
+    ("cd90", "98.7", "flow cytometry"),
+    ("cd105", "97.1", "flow cytometry"),
+    ("cd45", "0.6", "flow cytometry"),
+    ("cd34", "0.4", "flow cytometry"),
+    ("cd14", "0.9", "flow cytometry"),
+    ("cd19", "0.2", "flow cytometry"),
+    ("hla_dr", "0.7", "flow cytometry"),
 )
 
 
@@ -112,7 +188,6 @@ def _bench_work(
     settings: Settings, collected: datetime
 ) -> tuple[patients.PatientView, aspirates.AspirateView, cultures.CultureDetail]:
     """A patient, an aspirate, a primary culture and three passages, as the technician."""
-    collected = collected.replace(minute=0, second=0, microsecond=0)
     with unit_of_work(settings) as uow:
         patient = patients.add_patient(
             uow.session,

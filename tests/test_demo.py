@@ -74,3 +74,27 @@ def test_demo_json_gives_the_users_and_the_audit_result(tmp_path: Path) -> None:
     assert all(len(user["password"]) >= 12 for user in report["users"])
     assert report["audit"]["intact"] is True
     assert report["database"] == str(tmp_path / "demo" / "lims.db")
+
+
+def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
+    tmp_path: Path,
+) -> None:
+    from pypdf import PdfReader
+
+    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    culture = report["culture"]
+    assert culture["kind"] == "primary"
+    assert [p["passage_number"] for p in culture["passages"]] == [1, 2, 3]
+    assert culture["passages"][0]["population_doublings"] is None
+    assert culture["passages"][2]["cumulative_population_doublings"] > 5
+    assert report["din"] == culture["din"]
+    assert report["lot_id"] == f"{report['din']}-L1"
+    assert report["lot_status"] == "released"
+    assert len(report["vials"]) == 4
+    assert "Quinn QA (qa)" in report["signature"]
+    record = PdfReader(report["batch_record"])
+    text = "".join(page.extract_text() for page in record.pages)
+    assert report["lot_id"] in text
+    assert "Quinn QA" in text

@@ -31,7 +31,7 @@ def demo(
     """
     import tempfile
 
-    from lims.cli import expansion
+    from lims.cli import expansion, quality
     from lims.demo import run_demo
     from lims.timeutil import show_time
 
@@ -51,6 +51,11 @@ def demo(
                 "din": result.aspirate.din.code,
                 "din_display": result.aspirate.din.display,
                 "culture": result.culture.to_json(),
+                "lot_id": result.lot.summary.lot_id,
+                "lot_status": result.lot.summary.status,
+                "vials": [vial.vial_id for vial in result.lot.vials],
+                "signature": result.lot.signatures[0].manifestation,
+                "batch_record": str(result.batch_record),
                 "audit": result.verification.to_json(),
             }
         )
@@ -73,7 +78,17 @@ def demo(
         " passages; growth is derived from the counts:\n"
     )
     expansion.show_culture(result.culture, zone)
-    say("\n4. Every step is in the audit trail, each entry chained to the one before:\n")
+    lot = result.lot
+    say(
+        f"\n4. The technician formulated lot {lot.summary.lot_id} "
+        f"({lot.summary.vials} vials for {lot.summary.patient}) and recorded its QC; "
+        "QA, who did no step of it, re-entered a password and released it:\n"
+    )
+    quality.show_evaluation(lot.evaluation)
+    for signature in lot.signatures:
+        say(signature.manifestation)
+    say(f"Batch record: {result.batch_record} ({result.batch_record_pages} pages).")
+    say("\n5. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
         ["#", "time", "user", "action", "entity", "reason"],
@@ -91,7 +106,7 @@ def demo(
     )
     verification = result.verification
     say(
-        "\n5. `lims audit verify`: "
+        "\n6. `lims audit verify`: "
         + (
             f"intact, {verification.entries} entries, head #{verification.head_seq}."
             if verification.intact
@@ -103,7 +118,7 @@ def demo(
     say("  lims login tech        # password from the table above")
     say("  lims whoami")
     say(f"  lims culture show {result.culture.summary.culture_id}")
-    say(f"  lims culture project {result.culture.summary.culture_id} --target-cells 1.2e9")
+    say(f"  lims lot show {lot.summary.lot_id}")
     say("  lims audit log")
     if not verification.intact:
         raise typer.Exit(1)
