@@ -533,3 +533,47 @@ def test_a_criterion_belongs_to_a_lot_and_must_exist(quality: Quality) -> None:
     assert refused.value.field == "criterion"
     with pytest.raises(BadInput):
         _open(quality, "cd999")
+
+
+# --- formulation corrections ----------------------------------------------------------------
+
+
+def test_a_formulation_correction_keeps_the_old_values_and_follows_to_the_vials(
+    quality: Quality,
+) -> None:
+    corrected = quality.run(
+        lots.correct_lot, lot=quality.lot_id, reason="recount", cells_per_vial="3e7"
+    )
+    assert corrected.summary.cells_per_vial == 30_000_000
+    assert {vial.cells for vial in corrected.vials} == {30_000_000}
+    with unit_of_work(quality.settings, write=False) as uow:
+        from lims import audit
+
+        [entry] = audit.entries(uow.session, entity_type="lot", entity_id=quality.lot_id)[-1:]
+    assert (entry.action, entry.reason) == ("lot.correct", "recount")
+    assert (entry.old, entry.new) == (
+        {"cells_per_vial": 40_000_000},
+        {"cells_per_vial": 30_000_000},
+    )
+
+
+def test_a_formulation_correction_cannot_overfill_the_vials(quality: Quality) -> None:
+    with pytest.raises(BadInput) as refused:
+        quality.run(lots.correct_lot, lot=quality.lot_id, reason="recount", harvested="1e8")
+    assert refused.value.field == "cells-per-vial"
+
+
+def test_whoever_corrected_the_formulation_may_not_release(quality: Quality) -> None:
+    quality.record_passing()
+    quality.lab.login("quinn")
+    quality.run(lots.correct_lot, lot=quality.lot_id, reason="typo", viability=94)
+    with pytest.raises(RuleViolation, match="corrected"):
+        quality.release(as_user="quinn")
+
+
+def test_a_released_lot_takes_no_formulation_correction(quality: Quality) -> None:
+    quality.record_passing()
+    quality.release()
+    quality.lab.login("tom")
+    with pytest.raises(RuleViolation, match="locked"):
+        quality.run(lots.correct_lot, lot=quality.lot_id, reason="late", viability=94)

@@ -176,8 +176,9 @@ def unit(expected: str) -> Kind:
 
     near = st.sampled_from(
         [
-            "", " ", "percent", "pct", "％", "%%", "% ", "EU", "EU/L", "EU/kg", "EU/ mL", "EU per mL",
-            "IU/mL", "cells/vial", "mL", "°", "%\u200b", "\u202e%", "eu/ml\x07", "--json",
+            "", " ", "percent", "pct", "％", "%%", "% ", "EU", "EU/L", "EU/kg", "EU/ mL",
+            "EU per mL", "IU/mL", "cells/vial", "mL", "°", "%\u200b", "\u202e%", "eu/ml\x07",
+            "--json",
         ]
     )  # fmt: skip
     pinned = ("", " ", "percent", "％", "EU/kg", "EU/ mL", "%\u200b", "\u202e%", "--json")
@@ -199,7 +200,11 @@ class Command:
             values[field] = junk
         positional = values.pop("value", None)
         options = tuple(f"--{name}={value}" for name, value in values.items())
-        return (*self.words(lots), *options, *(("--", positional) if positional is not None else ()))
+        return (
+            *self.words(lots),
+            *options,
+            *(("--", positional) if positional is not None else ()),
+        )
 
 
 def _after_formulation(lots: Bench) -> datetime:

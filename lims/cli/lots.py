@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from lims.services.lots import LotDetail
 
-app = new_area("Product lots: formulate, show, list, release, reject.")
+app = new_area("Product lots: formulate, show, list, correct, release, reject.")
 
 LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")]
 
@@ -150,6 +150,42 @@ def list_(
             for s in summaries
         ],
     )
+
+
+@app.command("correct")
+def correct(
+    lot: LotArgument,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    harvested: Annotated[str | None, typer.Option("--harvested", metavar="N")] = None,
+    viability: Annotated[str | None, typer.Option("--viability", metavar="PCT")] = None,
+    cells_per_vial: Annotated[str | None, typer.Option("--cells-per-vial", metavar="N")] = None,
+    volume_ml: Annotated[str | None, typer.Option("--volume-ml", metavar="ML")] = None,
+    vehicle: Annotated[str | None, typer.Option("--vehicle")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct what was typed at formulation while the lot is in quarantine.
+
+    \b
+    Example:
+      lims lot correct A999926000001-L1 --harvested 1.05e9 --reason "count sheet misread"
+    """
+    from lims.services import lots
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        detail = lots.correct_lot(
+            uow.session,
+            uow.settings,
+            uow.actor,
+            lot=lot,
+            reason=reason,
+            harvested=harvested,
+            viability=viability,
+            cells_per_vial=cells_per_vial,
+            volume_ml=volume_ml,
+            vehicle=vehicle,
+        )
+    _show(detail, uow.tz, as_json)
 
 
 @app.command("release")

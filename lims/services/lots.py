@@ -386,16 +386,16 @@ def performers(session: Session, lot: Lot) -> dict[str, list[str]]:
     passages = culture_rules.passages_of(session, culture)
     for passage in passages:
         did(passage.recorded_by, f"logged {passage.code}")
+    did(lot.recorded_by, f"formulated {lot.code}")
     corrections = session.exec(
         select(AuditEntry.username, AuditEntry.entity_id).where(
-            col(AuditEntry.action) == "passage.correct",
-            col(AuditEntry.entity_id).in_([p.code for p in passages]),
+            col(AuditEntry.action).in_(["passage.correct", "lot.correct"]),
+            col(AuditEntry.entity_id).in_([p.code for p in passages] + [lot.code]),
         )
     ).all()
     for username, code in corrections:
         if username:
             did(username, f"corrected {code}")
-    did(lot.recorded_by, f"formulated {lot.code}")
     for username, test in session.exec(
         select(QCResult.recorded_by, QCResult.test).where(col(QCResult.lot_id) == lot.id)
     ).all():
@@ -546,6 +546,76 @@ def formulate(
     )
     session.flush()
     return lot_detail(session, settings, lot)
+
+
+def correct_lot(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    lot: str,
+    reason: str,
+    harvested: str | int | None = None,
+    viability: str | float | None = None,
+    cells_per_vial: str | int | None = None,
+    volume_ml: str | float | None = None,
+    vehicle: str | None = None,
+) -> LotDetail:
+    """Correct what was typed at formulation, with a reason, while the lot is in quarantine."""
+    actor = require(actor, "record_bench_work")
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    typed: dict[str, Any] = {}
+    if harvested is not None:
+        typed["harvested"] = quantities.cell_count("harvested", harvested)
+    if viability is not None:
+        typed["viability"] = quantities.percentage("viability", viability)
+    if cells_per_vial is not None:
+        typed["cells_per_vial"] = quantities.cell_count("cells-per-vial", cells_per_vial)
+    if volume_ml is not None:
+        typed["volume_ml"] = quantities.positive(
+            "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
+        )
+    if vehicle is not None:
+        typed["vehicle"] = free_text("vehicle", vehicle, max_length=SHORT_TEXT_MAX)
+    if not typed:
+        raise BadInput(
+            "correction",
+            "name at least one value to correct: --harvested, --viability, --cells-per-vial, "
+            "--volume-ml or --vehicle",
+        )
+    found = get_lot(session, lot)
+    if found.status != "quarantine":
+        raise RuleViolation(f"lot {found.code} is {found.status}: its record is locked")
+    harvested_cells = typed.get("harvested", found.harvested)
+    dose = typed.get("cells_per_vial", found.cells_per_vial)
+    if found.vials * dose > harvested_cells:
+        raise BadInput(
+            "cells-per-vial",
+            f"{found.vials} vials × {dose:,} cells is {found.vials * dose:,}, more than the "
+            f"{harvested_cells:,} viable cells harvested",
+        )
+    changed = {name: value for name, value in typed.items() if getattr(found, name) != value}
+    if not changed:
+        raise BadInput("correction", f"every value given is already what {found.code} holds")
+    old = {name: getattr(found, name) for name in changed}
+    for name, value in changed.items():
+        setattr(found, name, value)
+    session.add(found)
+    for vial in session.exec(select(Vial).where(col(Vial.lot_id) == found.id)).all():
+        vial.cells, vial.volume_ml = found.cells_per_vial, found.volume_ml
+        session.add(vial)
+    audit.record(
+        session,
+        username=actor.username,
+        action="lot.correct",
+        entity_type="lot",
+        entity_id=found.code,
+        old=old,
+        new=changed,
+        reason=reason,
+    )
+    session.flush()
+    return lot_detail(session, settings, found)
 
 
 def release(
