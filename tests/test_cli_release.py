@@ -395,6 +395,16 @@ def test_a_qa_reviewer_who_recorded_a_qc_result_cannot_release(station: Lab, lot
     assert release(station, "rita", lot).exit_code == 0
 
 
+def test_a_qa_reviewer_who_corrected_the_formulation_cannot_release(
+    station: Lab, passing_lot: str
+) -> None:
+    station.login("quinn")
+    ok("lot", "correct", passing_lot, "--viability", "92.5", "--reason", "count sheet misread")
+    refused(release(station, "quinn", passing_lot), 1, "quinn", "corrected")
+    assert lot_status(station, passing_lot) == "quarantine"
+    assert release(station, "rita", passing_lot).exit_code == 0
+
+
 def test_release_is_refused_with_every_blocking_reason_named(station: Lab, lot: str) -> None:
     record_passing(station, lot, skip=("sterility", "mycoplasma"))
     ok("qc", "record", lot, "endotoxin", "9", "--reason", "repeat on a fresh sample")
@@ -434,6 +444,7 @@ def test_a_released_lot_is_locked(station: Lab, culture: str, passing_lot: str) 
     # Before release, the record is still open to QC results and corrections.
     ok("qc", "record", passing_lot, "karyotype", "normal")
     ok("passage", "correct", first, "--confluence", "80", "--reason", "sheet misread")
+    ok("lot", "correct", passing_lot, "--volume-ml", "2.1", "--reason", "fill log misread")
     assert release(station, "rita", passing_lot).exit_code == 0
     station.login("tom")
     refused(
@@ -447,8 +458,15 @@ def test_a_released_lot_is_locked(station: Lab, culture: str, passing_lot: str) 
         1,
         "locked",
     )
+    refused(
+        invoke("lot", "correct", passing_lot, "--volume-ml", "2.2", "--reason", "fill log"),
+        1,
+        "locked",
+    )
     refused(release(station, "quinn", passing_lot), 1, "released")
-    assert len(ok("lot", "show", passing_lot)["signatures"]) == 1
+    shown = ok("lot", "show", passing_lot)
+    assert len(shown["signatures"]) == 1
+    assert shown["volume_ml"] == 2.1
     assert len(criterion(station, passing_lot, "karyotype")["results"]) == 1
 
 
