@@ -219,9 +219,9 @@ def record_result(
     stored, number = _recorded_value(test, criterion, value)
     if unit is not None:
         if criterion.unit is None:
-            raise BadInput("unit", f"{test} is categorical and takes no unit")
+            raise BadInput("unit", f"must be left out: {test} is categorical")
         if unit.strip().lower() != criterion.unit.lower():
-            raise BadInput("unit", f"{test} is recorded in {criterion.unit} (got {shown(unit)})")
+            raise BadInput("unit", f"must be {criterion.unit} for {test} (got {shown(unit)})")
     if method is not None:
         free_text("method", method, max_length=SHORT_TEXT_MAX)
     if reason is not None:
