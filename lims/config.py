@@ -176,6 +176,20 @@ class LotSettings(BaseModel):
     ] = ["passage_limit", "no_growth"]
 
 
+class LabelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: Annotated[str, Field(min_length=1, max_length=300)] = "vial-70x50"
+    product: Annotated[str, Field(min_length=1, max_length=60)] = "Autologous bone-marrow MSC"
+    storage: Annotated[str, Field(min_length=1, max_length=80)] = (
+        "Store at 15-25 °C. Do not refrigerate or irradiate."
+    )
+    caution: Annotated[str, Field(min_length=1, max_length=120)] = (
+        "Caution: New Drug - Limited by Federal (or United States) law to investigational use."
+    )
+    isbt128_barcode: bool = True
+
+
 def _default_home() -> Path:
     return platformdirs.user_data_path("lims", appauthor=False)
 
@@ -197,6 +211,7 @@ class Settings(BaseSettings):
     aspirate: AspirateSettings = AspirateSettings()
     expansion: ExpansionSettings = ExpansionSettings()
     lot: LotSettings = LotSettings()
+    labels: LabelSettings = LabelSettings()
     release: ReleaseSpec = Field(default_factory=lambda: dict(DEFAULT_SPEC))  # type: ignore[arg-type]
 
     @model_validator(mode="after")

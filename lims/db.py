@@ -21,13 +21,13 @@ from sqlmodel import Session, col
 
 from lims import resources
 from lims.config import Settings
-from lims.errors import AuditedRefusal, ConfigError, NotFound, RuleViolation
+from lims.errors import Audited, ConfigError, NotFound, RuleViolation
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # Every revision this lims knows, oldest first; a test keeps it equal to migrations/.
-SCHEMA_REVISIONS = ("0001_foundation", "0002_bench", "0003_release")
+SCHEMA_REVISIONS = ("0001_foundation", "0002_bench", "0003_release", "0004_vials")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 BUSY_TIMEOUT_MS = 10_000
@@ -113,14 +113,14 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
 def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
-    An AuditedRefusal commits: what was refused is not saved, the refusal's audit entry is.
+    An Audited refusal commits: what was refused is not saved, the refusal's audit entry is.
     """
     bind = _writer(engine) if write else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except AuditedRefusal:
+        except Audited:
             session.commit()
             raise
         except BaseException:

@@ -53,8 +53,13 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "…" + text[-1]
 
 
-class AuditedRefusal(NotPermitted):
-    """Refused, with the refusal itself on record (a failed login or signature).
+class Audited(Exception):
+    """Mixed into a refusal whose audit entry must stand: the transaction commits, then raises."""
 
-    The transaction commits the audit entry before the refusal is reported.
-    """
+
+class AuditedRefusal(NotPermitted, Audited):
+    """Refused, with the refusal itself on record (a failed login or signature)."""
+
+
+class AuditedRuleViolation(RuleViolation, Audited):
+    """Refused by a rule, with the refusal on record (a vial scanned against the wrong patient)."""

@@ -399,6 +399,16 @@ class Vial(SQLModel, table=True):
     status: str = Field(default="quarantine", sa_column=Column(String(16), nullable=False))
     cells: int = _count()
     volume_ml: float = _number()
+    labels_printed: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    issued_at: datetime | None = _time(nullable=True)
+    issued_by: str | None = _text(USERNAME_MAX, nullable=True)
+    administered_at: datetime | None = _time(nullable=True)
+    administered_by: str | None = _text(USERNAME_MAX, nullable=True)
+    destroyed_at: datetime | None = _time(nullable=True)
+    destroyed_by: str | None = _text(USERNAME_MAX, nullable=True)
+    destroy_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class QCResult(SQLModel, table=True):

@@ -36,6 +36,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "qc": ("lims.cli.qc:app", "QC results against the release specification: record, show."),
     "deviation": ("lims.cli.deviations:app", "Deviations: open, list, close."),
     "report": ("lims.cli.reports:app", "Reports: the batch record of a lot as PDF."),
+    "vial": (
+        "lims.cli.vials:app",
+        "Vials: list, show, verify, issue, administer, destroy.",
+    ),
+    "scan": ("lims.cli.vials:scan", "Scanner loop: MATCH or MISMATCH for each scanned vial."),
+    "label": ("lims.cli.labels:app", "Vial labels (PDF, PNG, SVG, ZPL): print."),
     "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
     "db": ("lims.cli.database:app", "The database schema: current, upgrade."),
     "config": ("lims.cli.config:app", "The effective configuration: show."),

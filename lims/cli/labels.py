@@ -1,0 +1,89 @@
+"""Vial labels: print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lims.cli.common import JsonOption, new_area, print_json, say
+
+app = new_area("Vial labels with QR code and ISBT 128 DIN: print.")
+
+PROGRESS_FROM = 6  # labels; fewer print before a bar could be read
+
+
+@app.command("print")
+def print_(
+    lot: Annotated[str, typer.Argument(help="The lot id.")],
+    fmt: Annotated[str, typer.Option("--format", help="pdf (one sheet), png, svg or zpl.")],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Directory to write into.", file_okay=False)
+    ],
+    vial: Annotated[
+        list[str] | None,
+        typer.Option("--vial", metavar="ID", help="Only this vial (repeat for each)."),
+    ] = None,
+    printer: Annotated[
+        str | None,
+        typer.Option("--printer", metavar="NAME", help="Also send to this CUPS queue (lp)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a lot's vial labels; every print is audited and reprints are marked.
+
+    \b
+    Example:
+      lims label print A999926000001-L1 --format pdf --out labels/
+      lims label print A999926000001-L1 --vial A999926000001-L1-V02 --format zpl \\
+        --out /tmp --printer zebra1
+    """
+    from lims.services import printing
+    from lims.uow import unit_of_work
+
+    job = None
+    with ExitStack() as stack:
+        progress = _progress(stack, len(vial) if vial else None, as_json)
+        try:
+            with unit_of_work() as uow:
+                job = printing.print_labels(
+                    uow.session,
+                    uow.settings,
+                    uow.actor,
+                    lot=lot,
+                    fmt=fmt,
+                    out=out,
+                    vials=vial or (),
+                    printer=printer,
+                    on_label=progress,
+                )
+        except BaseException:
+            if job is not None:  # rendered, but its audit entry did not commit
+                job.discard()
+            raise
+    job.publish()
+    job.send_to_printer()
+    if as_json:
+        print_json(job.to_json())
+        return
+    reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
+    where = f" and sent to {job.printer}" if job.printer else ""
+    say(f"{len(job.vials)} labels ({job.format}{reprints}) written to {out}{where}:")
+    for path in job.files:
+        say(f"  {path}")
+
+
+def _progress(stack: ExitStack, known: int | None, quiet: bool) -> Callable[[str], None] | None:
+    """A progress callback: a bar on a terminal for batches, else nothing."""
+    import sys
+
+    if quiet or not sys.stderr.isatty() or (known is not None and known < PROGRESS_FROM):
+        return None
+    from rich.progress import Progress
+
+    bar = stack.enter_context(Progress(transient=True))
+    task = bar.add_task("labels", total=None)
+    return lambda _vial: bar.advance(task)

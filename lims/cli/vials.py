@@ -1,0 +1,254 @@
+"""Vials and the chain of identity: list, show, verify, issue, administer, destroy; scan."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lims.cli.common import (
+    AtOption,
+    JsonOption,
+    alarm,
+    new_area,
+    print_json,
+    print_record,
+    print_table,
+)
+
+if TYPE_CHECKING:
+    from lims.services.vials import Verification, VialView
+
+app = new_area("Vials and the chain of identity: list, show, verify, issue, administer, destroy.")
+
+VialArgument = Annotated[str, typer.Argument(help="The vial id, e.g. A999926000001-L1-V01.")]
+PatientOption = Annotated[
+    str, typer.Option("--patient", metavar="CODE", help="The patient the vial is for.")
+]
+ScanOption = Annotated[
+    str, typer.Option("--scan", metavar="PAYLOAD", help="The vial label's QR code, as scanned.")
+]
+
+
+def _show(view: VialView, title: str, as_json: bool) -> None:
+    if as_json:
+        print_json(view.to_json())
+        return
+    from lims.config import load_settings
+    from lims.timeutil import show_time
+
+    print_record(
+        title,
+        [
+            ("vial", view.vial_id),
+            ("lot", view.lot_id),
+            ("status", view.status),
+            ("patient", view.patient),
+            ("cells", f"{view.cells:,}"),
+            ("volume", f"{view.volume_ml:g} mL"),
+            ("expires", show_time(view.expires_at, load_settings().tz)),
+            ("labels printed", view.labels_printed),
+        ],
+    )
+
+
+def say_verdict(result: Verification) -> None:
+    """MATCH quietly, MISMATCH loudly; the line a person at the bedside reads."""
+    from lims.cli.common import print_alarms
+
+    if result.match:
+        typer.echo(f"MATCH     {result.vial_id} -> {result.patient}: {result.reason}")
+    else:
+        print_alarms([f"MISMATCH  {result.vial_id} -> {result.patient}: {result.reason}"])
+
+
+@app.command("list")
+def list_(
+    lot: Annotated[str, typer.Argument(help="The lot id.")], as_json: JsonOption = False
+) -> None:
+    """List a lot's vials with their state, patient, dose and expiry.
+
+    \b
+    Example:
+      lims vial list A999926000001-L1 --json
+    """
+    from lims.services import vials
+    from lims.timeutil import show_time
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        views = vials.list_vials(uow.session, lot)
+    if as_json:
+        print_json([view.to_json() for view in views])
+        return
+    print_table(
+        f"Vials of {lot.upper()}",
+        ["vial", "status", "patient", "cells", "volume mL", "expires", "labels printed"],
+        [
+            (
+                v.vial_id,
+                v.status if v.status in ("released", "issued", "administered") else alarm(v.status),
+                v.patient,
+                f"{v.cells:,}",
+                f"{v.volume_ml:g}",
+                show_time(v.expires_at, uow.tz),
+                v.labels_printed,
+            )
+            for v in views
+        ],
+    )
+
+
+@app.command("show")
+def show(vial: VialArgument, as_json: JsonOption = False) -> None:
+    """Show one vial.
+
+    \b
+    Example:
+      lims vial show A999926000001-L1-V01
+    """
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    with unit_of_work(write=False) as uow:
+        uow.require("read_records")
+        view = vials.show_vial(uow.session, vial)
+    _show(view, f"Vial {view.vial_id}", as_json)
+
+
+@app.command("verify")
+def verify(scan: ScanOption, patient: PatientOption, as_json: JsonOption = False) -> None:
+    """Check a scanned vial against a patient: MATCH (exit 0) or MISMATCH (exit 1).
+
+    MATCH needs the vial to be the patient's, released, not expired and not issued.
+
+    \b
+    Example:
+      lims vial verify --patient PT-0001 --scan "LIMS1/A999926000001-L1-V01/..."
+    """
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        result = vials.verify(uow.session, uow.settings, uow.actor, scan=scan, patient=patient)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        say_verdict(result)
+    if not result.match:
+        raise typer.Exit(1)
+
+
+@app.command("issue")
+def issue(
+    vial: VialArgument, patient: PatientOption, scan: ScanOption, as_json: JsonOption = False
+) -> None:
+    """Issue a released vial for its patient; its label must be scanned and MATCH.
+
+    \b
+    Example:
+      lims vial issue A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
+    """
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        view = vials.issue(
+            uow.session, uow.settings, uow.actor, vial=vial, scan=scan, patient=patient
+        )
+    _show(view, f"Vial {view.vial_id} issued to {view.patient}", as_json)
+
+
+@app.command("administer")
+def administer(
+    vial: VialArgument,
+    patient: PatientOption,
+    scan: ScanOption,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record that an issued vial was given to its patient; the bedside scan must MATCH.
+
+    \b
+    Example:
+      lims vial administer A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
+    """
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        view = vials.administer(
+            uow.session, uow.settings, uow.actor, vial=vial, scan=scan, patient=patient, at=at
+        )
+    _show(view, f"Vial {view.vial_id} administered to {view.patient}", as_json)
+
+
+@app.command("destroy")
+def destroy(
+    vial: VialArgument,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Destroy a vial that was not administered.
+
+    \b
+    Example:
+      lims vial destroy A999926000001-L1-V04 --reason "cracked during thaw"
+    """
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    with unit_of_work() as uow:
+        view = vials.destroy(uow.session, uow.settings, uow.actor, vial=vial, reason=reason)
+    _show(view, f"Vial {view.vial_id} destroyed", as_json)
+
+
+def scan(
+    patient: PatientOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Scanner loop: each scanned line prints MATCH or MISMATCH at once; exit 1 if any missed.
+
+    A handheld scanner types the QR payload and Enter. The loop ends at end of
+    input (Ctrl-D) with a summary. Every line is verified and audited.
+
+    \b
+    Example:
+      lims scan --patient PT-0001
+    """
+    from lims import db
+    from lims.errors import BadInput
+    from lims.services import vials
+    from lims.uow import unit_of_work
+
+    matched = mismatched = 0
+    for line in sys.stdin:
+        payload = line.strip()
+        if not payload:
+            continue
+        try:
+            with unit_of_work() as uow:
+                result = vials.verify(
+                    uow.session, uow.settings, uow.actor, scan=payload, patient=patient
+                )
+        except BadInput as error:
+            mismatched += 1
+            from lims.cli.common import print_alarms
+
+            print_alarms([f"UNREADABLE {error.message}"])
+            continue
+        matched += result.match
+        mismatched += not result.match
+        if as_json:
+            print_json(result.to_json())
+        else:
+            say_verdict(result)
+        sys.stdout.flush()
+    db.dispose_engines()
+    typer.echo(
+        f"{matched + mismatched} scanned: {matched} MATCH, {mismatched} MISMATCH", err=as_json
+    )
+    if mismatched:
+        raise typer.Exit(1)

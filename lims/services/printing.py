@@ -1,0 +1,221 @@
+"""Printing vial labels: content from the record, files written beside their destination,
+every print audited with who, which vials, format and count; reprints counted and marked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from lims import audit, labels
+from lims.auth import Actor, require
+from lims.config import Settings
+from lims.domain.din import parse_din
+from lims.domain.payload import Payload
+from lims.errors import BadInput, LimsError, RuleViolation
+from lims.models import Lot, Patient, Vial
+from lims.services.lots import effective_status, get_lot
+from lims.services.vials import get_vial
+from lims.timeutil import utcnow
+from lims.validation import choice
+
+FORMATS = ("pdf", "png", "svg", "zpl")
+BANNERS = {
+    "quarantine": "QUARANTINE — NOT FOR ADMINISTRATION",
+    "rejected": "REJECTED — DO NOT USE",
+    "expired": "EXPIRED — DO NOT USE",
+}
+
+
+@dataclass
+class PrintJob:
+    """Files staged beside their destination, published once the print's audit entry commits."""
+
+    lot_id: str
+    format: str
+    vials: list[str]
+    reprints: dict[str, int]
+    files: list[Path]
+    printer: str | None
+    staged: list[Path] = field(default_factory=list)
+
+    def publish(self) -> None:
+        for staged, final in zip(self.staged, self.files, strict=True):
+            os.replace(staged, final)
+
+    def discard(self) -> None:
+        for staged in self.staged:
+            staged.unlink(missing_ok=True)
+
+    def send_to_printer(self) -> None:
+        if self.printer is None:
+            return
+        command = ["lp", "-d", self.printer]
+        if self.format == "zpl":
+            command += ["-o", "raw"]  # Zebra printers take ZPL as is
+        try:
+            subprocess.run(
+                [*command, *map(str, self.files)], check=True, capture_output=True, text=True
+            )
+        except FileNotFoundError:
+            raise LimsError(
+                f"labels written to {self.files[0].parent}, but `lp` (CUPS) is not installed"
+            ) from None
+        except subprocess.CalledProcessError as error:
+            raise LimsError(
+                f"labels written to {self.files[0].parent}, but lp refused them: "
+                f"{(error.stderr or error.stdout).strip()}"
+            ) from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot_id": self.lot_id,
+            "format": self.format,
+            "count": len(self.vials),
+            "vials": self.vials,
+            "reprints": self.reprints,
+            "files": [str(path) for path in self.files],
+            "printer": self.printer,
+        }
+
+
+def label_for(
+    settings: Settings, lot: Lot, patient: Patient, vial: Vial, status: str
+) -> labels.Label:
+    din = parse_din(lot.code.split("-")[0])
+    zone = settings.tz
+    payload = Payload(vial.code, din.code, patient.code, lot.expires_at).encode()
+    lines = [
+        (settings.labels.product, True),
+        (f"Vial {vial.code}", False),
+        (f"DIN {din.fin} {din.year:02d} {din.sequence:06d} [{din.check}]", False),
+        (f"Patient {patient.code}  {patient.initials}  born {patient.birth_year}", False),
+        (f"{vial.cells:,} cells in {vial.volume_ml:g} mL {lot.vehicle}", False),
+        (
+            f"EXP {lot.expires_at.astimezone(zone).isoformat(sep=' ', timespec='minutes')}",
+            True,
+        ),
+        (settings.labels.storage, False),
+        (settings.facility.name, False),
+        ("FOR AUTOLOGOUS USE ONLY", True),
+        (settings.labels.caution, False),
+    ]
+    return labels.Label(
+        vial_id=vial.code,
+        payload=payload,
+        isbt128=labels.isbt128_din(din.code) if settings.labels.isbt128_barcode else None,
+        lines=lines,
+        banner=BANNERS.get(status),
+        reprint=vial.labels_printed,
+    )
+
+
+def print_labels(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    lot: str,
+    fmt: str,
+    out: Path,
+    vials: Sequence[str] = (),
+    printer: str | None = None,
+    on_label: Callable[[str], None] | None = None,
+) -> PrintJob:
+    """Render a lot's labels (or the named vials') into out, audited in the same transaction."""
+    actor = require(actor, "record_bench_work")
+    choice("format", fmt, FORMATS)
+    if printer is not None and not printer.replace("-", "").replace("_", "").isalnum():
+        raise BadInput("printer", "must be a CUPS queue name: letters, digits, - and _")
+    directory = out.expanduser()
+    if not directory.is_dir():
+        raise BadInput("out", f"must be an existing directory (got {directory})")
+    template = labels.load_template(settings.labels.template)
+    found = get_lot(session, lot)
+    patient = session.get(Patient, found.patient_id)
+    assert patient is not None
+    if vials:
+        chosen = [get_vial(session, code) for code in vials]
+        strangers = [v.code for v in chosen if v.lot_id != found.id]
+        if strangers:
+            raise BadInput("vial", f"{', '.join(strangers)} not of lot {found.code}")
+    else:
+        chosen = list(
+            session.exec(
+                select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
+            )
+        )
+    destroyed = [v.code for v in chosen if v.status == "destroyed"]
+    if destroyed:
+        raise RuleViolation(f"vial {', '.join(destroyed)} is destroyed: it gets no label")
+    status = effective_status(found, utcnow())
+    content = [label_for(settings, found, patient, vial, status) for vial in chosen]
+    job = PrintJob(
+        lot_id=found.code,
+        format=fmt,
+        vials=[v.code for v in chosen],
+        reprints={label.vial_id: label.reprint for label in content if label.reprint},
+        files=[],
+        printer=printer,
+    )
+    try:
+        _stage(job, template, content, directory, on_label or (lambda _: None))
+    except OSError as error:
+        job.discard()
+        raise LimsError(f"cannot write labels to {directory}: {error.strerror}") from None
+    for vial in chosen:
+        vial.labels_printed += 1
+        session.add(vial)
+    audit.record(
+        session,
+        username=actor.username,
+        action="label.print",
+        entity_type="lot",
+        entity_id=found.code,
+        new={
+            "format": fmt,
+            "count": len(chosen),
+            "vials": job.vials,
+            "reprints": job.reprints,
+            "printer": printer,
+            "files": [str(path) for path in job.files],
+        },
+    )
+    return job
+
+
+def _stage(
+    job: PrintJob,
+    template: labels.Template,
+    content: Sequence[labels.Label],
+    directory: Path,
+    on_label: Callable[[str], None],
+) -> None:
+    def stage(name: str, data: bytes) -> None:
+        final = directory / name
+        staged = directory / f".{name}.{os.getpid()}.part"
+        staged.write_bytes(data)
+        job.files.append(final)
+        job.staged.append(staged)
+
+    if job.format == "pdf":
+        sheet = labels.render_pdf(template, content, f"Labels {job.lot_id}")
+        stage(f"{job.lot_id}-labels.pdf", sheet)
+        for label in content:
+            on_label(label.vial_id)
+    elif job.format == "zpl":
+        blocks = []
+        for label in content:
+            blocks.append(labels.render_zpl(template, label))
+            on_label(label.vial_id)
+        stage(f"{job.lot_id}-labels.zpl", ("\n".join(blocks) + "\n").encode())
+    else:
+        render = labels.render_png if job.format == "png" else labels.render_svg
+        for label in content:
+            stage(f"{label.vial_id}.{job.format}", render(template, label))
+            on_label(label.vial_id)

@@ -1,0 +1,302 @@
+"""Vials and the chain of identity: a vial goes only to the patient whose cells it holds.
+
+Every verification is audited, matched or not. Issue and administration
+require a matching scan of the vial's own label.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from lims import audit
+from lims.auth import Actor, require
+from lims.config import Settings
+from lims.domain import payload as qr
+from lims.domain import vial_states
+from lims.errors import AuditedRuleViolation, BadInput, NotFound, RuleViolation, shown
+from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
+from lims.services.lots import get_lot
+from lims.services.patients import valid_code
+from lims.timeutil import json_time, past_moment, show_time, utcnow
+from lims.validation import free_text
+
+VIAL_CODE = re.compile(r"[A-NP-Z][0-9]{12}-L[1-9][0-9]{0,3}-V[0-9]{2,4}")
+
+
+@dataclass(frozen=True)
+class VialView:
+    vial_id: str
+    lot_id: str
+    status: str  # as shown: `expired` once past expiry in quarantine or released
+    patient: str
+    cells: int
+    volume_ml: float
+    expires_at: datetime
+    labels_printed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vial_id": self.vial_id,
+            "lot_id": self.lot_id,
+            "status": self.status,
+            "patient": self.patient,
+            "cells": self.cells,
+            "volume_ml": self.volume_ml,
+            "expires_at": json_time(self.expires_at),
+            "labels_printed": self.labels_printed,
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to 'may this vial go to this patient now?'."""
+
+    match: bool
+    vial_id: str
+    patient: str  # the patient the vial was scanned against
+    vial_patient: str | None  # the patient the vial belongs to, when known
+    reason: str  # why not, or what matched
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result": "MATCH" if self.match else "MISMATCH",
+            "match": self.match,
+            "vial_id": self.vial_id,
+            "patient": self.patient,
+            "vial_patient": self.vial_patient,
+            "reason": self.reason,
+        }
+
+
+def _view(vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
+    return VialView(
+        vial.code,
+        lot.code,
+        vial_states.shown_status(vial.status, lot.expires_at <= now),
+        patient,
+        vial.cells,
+        vial.volume_ml,
+        lot.expires_at,
+        vial.labels_printed,
+    )
+
+
+def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
+    lot = session.get(Lot, vial.lot_id)
+    assert lot is not None
+    patient = session.get(Patient, lot.patient_id)
+    assert patient is not None
+    return lot, patient
+
+
+def get_vial(session: Session, code: str, field: str = "vial") -> Vial:
+    typed = code.strip().upper()
+    if not VIAL_CODE.fullmatch(typed):
+        raise BadInput(field, f"must be a vial id such as A999926000001-L1-V01 (got {shown(code)})")
+    vial = session.exec(select(Vial).where(col(Vial.code) == typed)).first()
+    if vial is None:
+        raise NotFound(f"no vial {typed}")
+    return vial
+
+
+def list_vials(session: Session, lot: str) -> list[VialView]:
+    found = get_lot(session, lot)
+    patient = session.get(Patient, found.patient_id)
+    assert patient is not None
+    now = utcnow()
+    vials = session.exec(
+        select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
+    ).all()
+    return [_view(vial, found, patient.code, now) for vial in vials]
+
+
+def show_vial(session: Session, code: str) -> VialView:
+    vial = get_vial(session, code)
+    lot, patient = _with_lot(session, vial)
+    return _view(vial, lot, patient.code, utcnow())
+
+
+def _judge(
+    session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, state: str
+) -> tuple[Verification, Vial | None]:
+    """Whether the scanned vial may go to the patient, for a vial expected in `state`."""
+    scanned = qr.decode(scan)
+    valid_code(settings, patient, "patient")
+    vial = session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
+    if vial is None:
+        return Verification(
+            False, scanned.vial_id, patient, None, f"vial {scanned.vial_id} is not in this database"
+        ), None
+    lot, owner = _with_lot(session, vial)
+
+    def refuse(reason: str) -> tuple[Verification, Vial | None]:
+        return Verification(False, vial.code, patient, owner.code, reason), vial
+
+    if owner.code != patient:
+        return refuse(f"vial {vial.code} belongs to patient {owner.code}, not to {patient}")
+    if scanned.patient != owner.code or scanned.din != lot.code.split("-")[0]:
+        return refuse(
+            f"the label of {vial.code} does not agree with its record "
+            f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
+        )
+    if vial.status != state:
+        return refuse(f"vial {vial.code} is {vial.status}, not {state}")
+    if lot.expires_at <= now:
+        return refuse(f"vial {vial.code} expired at {show_time(lot.expires_at, settings.tz)}")
+    if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
+        return refuse(f"the label of {vial.code} shows another expiry than its record; reprint it")
+    return Verification(
+        True,
+        vial.code,
+        patient,
+        owner.code,
+        f"vial {vial.code} belongs to patient {patient} and is {state}",
+    ), vial
+
+
+def _audit_verification(session: Session, actor: Actor, result: Verification, action: str) -> None:
+    audit.record(
+        session,
+        username=actor.username,
+        action=action,
+        entity_type="vial",
+        entity_id=result.vial_id,
+        new=result.to_json(),
+    )
+
+
+def verify(
+    session: Session, settings: Settings, actor: Actor | None, *, scan: str, patient: str
+) -> Verification:
+    """MATCH when the vial is its patient's, released, not expired and not yet issued."""
+    actor = require(actor, "record_bench_work")
+    result, _ = _judge(session, settings, scan, patient, now=utcnow(), state="released")
+    _audit_verification(session, actor, result, "vial.verify")
+    return result
+
+
+def _move(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    *,
+    vial: str,
+    scan: str,
+    patient: str,
+    target: str,
+    from_state: str,
+    at: datetime,
+) -> VialView:
+    found = get_vial(session, vial)
+    result, scanned = _judge(session, settings, scan, patient, now=at, state=from_state)
+    if result.match and (scanned is None or scanned.id != found.id):
+        result = Verification(
+            False,
+            result.vial_id,
+            patient,
+            result.vial_patient,
+            f"the scan is of {result.vial_id}, not of {found.code}",
+        )
+    if not result.match:
+        _audit_verification(session, actor, result, f"vial.{target}.refused")
+        raise VialMismatch(result)
+    lot, owner = _with_lot(session, found)
+    old = {"status": found.status}
+    found.status = target
+    if target == "issued":
+        found.issued_at, found.issued_by = at, actor.username
+    else:
+        found.administered_at, found.administered_by = at, actor.username
+    session.add(found)
+    audit.record(
+        session,
+        username=actor.username,
+        action=f"vial.{target}",
+        entity_type="vial",
+        entity_id=found.code,
+        old=old,
+        new={"status": target, "patient": patient, "at": json_time(at)},
+    )
+    return _view(found, lot, owner.code, at)
+
+
+class VialMismatch(AuditedRuleViolation):
+    """A move refused because the scan did not match; the refusal is audited (commits)."""
+
+    def __init__(self, result: Verification) -> None:
+        super().__init__(f"MISMATCH: {result.reason}")
+        self.result = result
+
+
+def issue(
+    session: Session, settings: Settings, actor: Actor | None, *, vial: str, scan: str, patient: str
+) -> VialView:
+    actor = require(actor, "record_bench_work")
+    return _move(
+        session,
+        settings,
+        actor,
+        vial=vial,
+        scan=scan,
+        patient=patient,
+        target="issued",
+        from_state="released",
+        at=utcnow(),
+    )
+
+
+def administer(
+    session: Session,
+    settings: Settings,
+    actor: Actor | None,
+    *,
+    vial: str,
+    scan: str,
+    patient: str,
+    at: str | datetime | None = None,
+) -> VialView:
+    actor = require(actor, "record_bench_work")
+    when = past_moment("at", at, settings.tz, utcnow())
+    return _move(
+        session,
+        settings,
+        actor,
+        vial=vial,
+        scan=scan,
+        patient=patient,
+        target="administered",
+        from_state="issued",
+        at=when,
+    )
+
+
+def destroy(
+    session: Session, settings: Settings, actor: Actor | None, *, vial: str, reason: str
+) -> VialView:
+    actor = require(actor, "record_bench_work")
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    found = get_vial(session, vial)
+    if not vial_states.allowed(found.status, "destroyed"):
+        raise RuleViolation(f"vial {found.code} is {found.status}; it can no longer be destroyed")
+    lot, owner = _with_lot(session, found)
+    now = utcnow()
+    old = {"status": found.status}
+    found.status = "destroyed"
+    found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
+    session.add(found)
+    audit.record(
+        session,
+        username=actor.username,
+        action="vial.destroy",
+        entity_type="vial",
+        entity_id=found.code,
+        old=old,
+        new={"status": "destroyed"},
+        reason=reason,
+    )
+    return _view(found, lot, owner.code, now)
