@@ -7,10 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlmodel import col, select
+
 from lims import audit, auth
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
-from lims.services import aspirates, cultures, lots, patients, qc, reagents, reports
+from lims.models import Patient, Vial
+from lims.services import (
+    aspirates,
+    cultures,
+    lots,
+    patients,
+    printing,
+    qc,
+    reagents,
+    reports,
+    vials,
+)
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 
@@ -39,6 +52,8 @@ class DemoResult:
     lot: lots.LotDetail
     batch_record: Path
     batch_record_pages: int
+    labels: list[Path]
+    scan: vials.Verification
     trail: list[audit.AuditView]
     verification: audit.Verification
 
@@ -93,6 +108,8 @@ def run_demo(directory: Path) -> DemoResult:
             uow.session, settings, uow.actor, lot=lot_id, out=batch_record
         )
     written.publish()
+    _login(settings, technician)
+    label_files, verification_of_vial = _label_and_verify(settings, directory.resolve(), lot_id)
     with unit_of_work(settings, authenticated=False) as uow:
         auth.logout(uow.session, settings)
     auth.remove_token(settings)
@@ -109,9 +126,38 @@ def run_demo(directory: Path) -> DemoResult:
         lot,
         written.path,
         written.pages,
+        label_files,
+        verification_of_vial,
         trail,
         verification,
     )
+
+
+def _label_and_verify(
+    settings: Settings, directory: Path, lot_id: str
+) -> tuple[list[Path], vials.Verification]:
+    """Labels as a PDF sheet and PNG files, and the first vial's QR scanned against its patient."""
+    out = directory / "labels"
+    out.mkdir(exist_ok=True)
+    files: list[Path] = []
+    for fmt in ("png", "pdf"):  # the PDF sheet, printed second, shows the reprint marks
+        with unit_of_work(settings) as uow:
+            job = printing.print_labels(
+                uow.session, settings, uow.actor, lot=lot_id, fmt=fmt, out=out
+            )
+        job.publish()
+        files += job.files
+    with unit_of_work(settings) as uow:
+        found = lots.get_lot(uow.session, lot_id)
+        patient = uow.session.get(Patient, found.patient_id)
+        first = uow.session.exec(
+            select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
+        ).first()
+        assert patient is not None
+        assert first is not None
+        payload = printing.label_for(settings, found, patient, first, found.status).payload
+        result = vials.verify(uow.session, settings, uow.actor, scan=payload, patient=patient.code)
+    return files, result
 
 
 def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime) -> str:

@@ -56,6 +56,8 @@ def demo(
                 "vials": [vial.vial_id for vial in result.lot.vials],
                 "signature": result.lot.signatures[0].manifestation,
                 "batch_record": str(result.batch_record),
+                "labels": [str(path) for path in result.labels],
+                "scan": result.scan.to_json(),
                 "audit": result.verification.to_json(),
             }
         )
@@ -88,6 +90,11 @@ def demo(
     for signature in lot.signatures:
         say(signature.manifestation)
     say(f"Batch record: {result.batch_record} ({result.batch_record_pages} pages).")
+    say(f"\nLabels ({len(result.labels)} files) in {result.labels[0].parent}:")
+    for path in result.labels:
+        say(f"  {path.name}")
+    say("The first vial's QR code, scanned against its patient:")
+    say(("MATCH     " if result.scan.match else "MISMATCH  ") + result.scan.reason)
     say("\n5. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
