@@ -7,8 +7,9 @@ character, patient code, expiry (UTC, YYYYMMDDHHMM), and a check value: the
 first 8 hex digits of the SHA-256 of everything before it. A truncated or
 mistyped scan fails the check (or the structure) and is refused rather than
 misread. Every character is in the QR alphanumeric set (upper-case letters,
-digits, '-', '/'), which keeps the symbol small, and no name or other
-personal data is in it beyond the pseudonymous patient code.
+digits, '-', '/', and '*', which a DIN check character can be), which keeps
+the symbol small, and no name or other personal data is in it beyond the
+pseudonymous patient code.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ VERSION = "LIMS1"
 SEPARATOR = "/"
 CHECK_LENGTH = 8
 EXPIRY_FORMAT = "%Y%m%d%H%M"
-_FIELD = re.compile(r"[A-Z0-9-]{1,40}")
+_FIELD = re.compile(r"[A-Z0-9*-]{1,40}")  # * is a DIN check character too
 PAYLOAD_FORMS = (
     "a vial label's QR payload: LIMS1/VIAL/DIN+CHECK/PATIENT/YYYYMMDDHHMM/CHECK "
     "(scan the vial's QR code)"
