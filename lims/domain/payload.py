@@ -75,6 +75,8 @@ def decode(scanned: str, field: str = "scan") -> Payload:
         )
     _, vial_id, din_text, patient, expiry = parts[:5]
     din = parse_din(din_text, field)
+    if not re.fullmatch(r"[0-9]{12}", expiry):  # strptime alone takes 2026112910 too
+        raise BadInput(field, f"expiry {expiry!r} is not YYYYMMDDHHMM")
     try:
         expires_at = datetime.strptime(expiry, EXPIRY_FORMAT).replace(tzinfo=UTC)
     except ValueError:

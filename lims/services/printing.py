@@ -141,6 +141,10 @@ def print_labels(
     assert patient is not None
     if vials:
         chosen = [get_vial(session, code) for code in vials]
+        codes = [vial.code for vial in chosen]
+        twice = sorted({code for code in codes if codes.count(code) > 1})
+        if twice:
+            raise BadInput("vial", f"{', '.join(twice)} named more than once")
         strangers = [v.code for v in chosen if v.lot_id != found.id]
         if strangers:
             raise BadInput("vial", f"{', '.join(strangers)} not of lot {found.code}")

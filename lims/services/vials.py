@@ -193,6 +193,11 @@ def _move(
     at: datetime,
 ) -> VialView:
     found = get_vial(session, vial)
+    if found.issued_at is not None and target == "administered" and at <= found.issued_at:
+        raise BadInput(
+            "at",
+            f"must be after the vial was issued at {show_time(found.issued_at, settings.tz)}",
+        )
     result, scanned = _judge(session, settings, scan, patient, now=at, state=from_state)
     if result.match and (scanned is None or scanned.id != found.id):
         result = Verification(
