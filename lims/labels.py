@@ -152,6 +152,11 @@ def render_png(template: Template, label: Label) -> bytes:
 
     matrix = qr_matrix(label.payload)
     module = template.px(template.qr.size_mm) // len(matrix)
+    if module < 2:
+        raise ConfigError(
+            f"labels.template: qr.size_mm {template.qr.size_mm:g} at {template.dpi} dpi leaves "
+            f"{module} px per module for a {len(matrix)}-module code; make it larger"
+        )
     x0, y0 = template.px(template.qr.x_mm), template.px(template.qr.y_mm)
     for row, cells in enumerate(matrix):
         for column, dark in enumerate(cells):

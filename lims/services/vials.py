@@ -144,6 +144,8 @@ def _judge(
             f"the label of {vial.code} does not agree with its record "
             f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
         )
+    if lot.status == "rejected":
+        return refuse(f"vial {vial.code} is of lot {lot.code}, which QA rejected")
     if vial.status != state:
         return refuse(f"vial {vial.code} is {vial.status}, not {state}")
     if lot.expires_at <= now:
