@@ -36,12 +36,26 @@ def _describe_database_error(error: BaseException) -> str | None:
         return None
     detail = _first_line(error.orig) if error.orig is not None else _first_line(error)
     lowered = detail.lower()
-    if "database is locked" in lowered:
+    # SQLite names the exact condition (Python 3.11+); the text is the fallback.
+    sqlite_code = getattr(error.orig, "sqlite_errorname", "") or ""
+    if sqlite_code.startswith("SQLITE_BUSY") or "database is locked" in lowered:
         return "the database is busy: another station held it too long; try again"
-    if "readonly database" in lowered or "read-only" in lowered:
+    if sqlite_code.startswith("SQLITE_READONLY") or "readonly database" in lowered:
         return f"the database cannot be written (read-only file or disk): {detail}"
-    if "disk is full" in lowered or "no space" in lowered:
+    if sqlite_code == "SQLITE_FULL" or "disk is full" in lowered or "no space" in lowered:
         return f"the disk holding the database is full: {detail}"
+    if sqlite_code.startswith("SQLITE_IOERR"):
+        return (
+            f"the database could not be written to disk ({sqlite_code}): "
+            "the disk may be full, read-only or failing; nothing was saved"
+        )
+    if sqlite_code == "SQLITE_NOTADB" or "file is not a database" in lowered:
+        return f"the database file is not a SQLite database (damaged or not lims's): {detail}"
+    if sqlite_code == "SQLITE_CORRUPT" or "malformed" in lowered:
+        return (
+            f"the database file is damaged ({detail}); restore the last backup "
+            "with `lims db restore`"
+        )
     if isinstance(error, exc.OperationalError) and (
         "connection" in lowered or "could not connect" in lowered or "unable to open" in lowered
     ):
