@@ -159,10 +159,10 @@ def check_schema(session: Session, settings: Settings) -> None:
             f"the database schema is at {revision}, older than this lims ({SCHEMA_HEAD}); "
             "run `lims db upgrade`"
         )
-    raise _made_by_a_newer_lims(revision)
+    raise made_by_a_newer_lims(revision)
 
 
-def _made_by_a_newer_lims(revision: str) -> RuleViolation:
+def made_by_a_newer_lims(revision: str) -> RuleViolation:
     return RuleViolation(
         f"the database schema is at {revision}, which this lims does not know "
         f"(newest known {SCHEMA_HEAD}); it was made by a newer lims: upgrade lims"
@@ -202,7 +202,7 @@ def upgrading(settings: Settings) -> Iterator[Upgrade]:
     ):
         before = stored_revision(connection)
         if before is not None and before not in SCHEMA_REVISIONS:
-            raise _made_by_a_newer_lims(before)
+            raise made_by_a_newer_lims(before)
         if before != SCHEMA_HEAD:
             command.upgrade(alembic_config(connection), "head")
             audit.record(
@@ -212,13 +212,13 @@ def upgrading(settings: Settings) -> Iterator[Upgrade]:
                 entity_type="database",
                 entity_id="schema",
                 old={"revision": before},
-                new={"revision": SCHEMA_HEAD, "os_user": _os_user()},
+                new={"revision": SCHEMA_HEAD, "os_user": os_user()},
             )
         yield Upgrade(session, before, SCHEMA_HEAD)
         session.flush()
 
 
-def _os_user() -> str:
+def os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

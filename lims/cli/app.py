@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("lims.cli.vials:scan", "Scanner loop: MATCH or MISMATCH for each scanned vial."),
     "label": ("lims.cli.labels:app", "Vial labels (PDF, PNG, SVG, ZPL): print."),
     "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
-    "db": ("lims.cli.database:app", "The database schema: current, upgrade."),
+    "db": ("lims.cli.database:app", "The database: current, upgrade, backup, restore."),
     "config": ("lims.cli.config:app", "The effective configuration: show."),
 }
 

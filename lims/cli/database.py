@@ -1,10 +1,18 @@
-"""The database schema: its revision, and bringing it up to date."""
+"""The database: its schema revision, bringing it up to date, backing it up and restoring it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from lims.cli.common import JsonOption, new_area, print_json, print_record, say, settings
 
-app = new_area("The database schema: show its revision, upgrade it.")
+app = new_area(
+    "The database: show its schema revision, upgrade it, back it up, restore it (SQLite; "
+    "on PostgreSQL use pg_dump and pg_restore)."
+)
 
 
 @app.command("upgrade")
@@ -53,3 +61,106 @@ def current(as_json: JsonOption = False) -> None:
         print_json(result)
         return
     print_record("Database schema", list(result.items()))
+
+
+@app.command("backup")
+def backup(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The backup to write; must not exist yet.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the SQLite database to FILE while other stations keep working (admin only, audited).
+
+    Uses SQLite's online backup. The copy is written beside FILE under a
+    temporary name and put in place only after it passes SQLite's integrity
+    check and its audit trail verifies; an existing FILE is never
+    overwritten, and FILE is readable by its owner only. Prints the file's
+    SHA-256: keep it with the copy. The trail records the backup
+    (`lims audit log --entity backup:SHA256`).
+
+    A backup holds every patient record: store it as securely as the database.
+    On PostgreSQL use pg_dump instead (this command says how).
+
+    \b
+    Example:
+      lims db backup /mnt/backup/lims-2026-11-25.db
+      lims db backup lims-before-upgrade.db --json
+    """
+    from lims.services import backup as service
+
+    result = service.backup(settings(), file)
+    if as_json:
+        print_json(result.to_json())
+        return
+    print_record(
+        "Backup written",
+        [
+            ("file", str(result.path)),
+            ("size", f"{result.size:,} bytes"),
+            ("sha256", result.sha256),
+            ("audit entries", result.facts.audit_entries),
+            ("audit head", result.facts.head_hash),
+            ("schema", result.facts.revision),
+        ],
+    )
+
+
+@app.command("restore")
+def restore(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A backup made by `lims db backup`.")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Replace the database without asking (for scripts).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the SQLite database with the backup in FILE (audited); refuses a bad backup.
+
+    FILE must pass SQLite's integrity check, its audit trail must verify and
+    its schema must be one this lims knows (an older one is upgraded). The
+    database is swapped atomically: it is either the old one or the backup,
+    never a mixture. Everything recorded after the backup was taken is lost.
+    The restored trail gains a `db.restore` entry naming FILE's SHA-256.
+
+    Replacing a healthy database needs an admin logged in at this station,
+    and asks first unless --yes. When there is no database, or it is
+    damaged, no login is asked for: then only the file system's permissions
+    guard it. Stop `lims` on other stations first. Afterwards every session
+    has ended: log in again. On PostgreSQL use pg_restore (this command says how).
+
+    \b
+    Example:
+      lims db restore /mnt/backup/lims-2026-11-25.db
+      lims db restore lims-before-upgrade.db --yes --json
+    """
+    from lims.services import backup as service
+
+    def confirm(plan: service.RestorePlan) -> bool:
+        live = plan.replaces
+        if yes or not live.exists:
+            return True
+        held = f"{live.audit_entries} audit entries" if live.healthy else f"damaged: {live.problem}"
+        return bool(
+            typer.confirm(
+                f"Replace {live.path} ({held}) with {plan.source} "
+                f"({plan.facts.audit_entries} audit entries)? "
+                "Everything recorded after that backup is lost",
+                default=False,
+            )
+        )
+
+    result = service.restore(settings(), file, confirm=confirm)
+    if as_json:
+        print_json(result.to_json())
+        return
+    plan = result.plan
+    say(f"Restored {plan.replaces.path} from {plan.source} (sha256 {plan.sha256}).")
+    if result.upgraded_from is not None:
+        say(f"Schema upgraded from {result.upgraded_from} to {result.to_json()['revision']}.")
+    say(
+        f"Audit trail intact: {result.audit_entries} entries, head {result.head_hash[:16]}…; "
+        f"{result.sessions_ended} session(s) from the backup ended."
+    )
+    say("Every station is logged out: run `lims login NAME`.")

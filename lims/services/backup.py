@@ -1,0 +1,552 @@
+"""Backing up and restoring a SQLite database, each copy checked before it is trusted.
+
+A backup is taken with SQLite's online backup API (other stations keep
+writing), written beside FILE under a temporary name, checked (SQLite
+integrity check, foreign keys, a known schema revision, the audit chain) and
+only then linked into place; it never overwrites a file. The live trail then
+records `db.backup` with the file's SHA-256: the copy holds the trail up to
+the backup, the live trail says the backup was made.
+
+A restore makes the same checks on a copy of FILE beside the database,
+ends the login sessions the backup held, appends `db.restore` (and
+`db.upgrade` if the backup's schema was older) to that copy, checks it again
+and swaps it in with os.replace: the database is either the old one or the
+restored one, never a mixture.
+
+PostgreSQL is backed up with pg_dump and restored with pg_restore; both
+commands here say so and do nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, col
+
+from lims import audit, auth, db
+from lims.config import Settings, redacted_url
+from lims.errors import BadInput, LimsError, NotFound, RuleViolation
+from lims.models import LoginSession
+from lims.timeutil import utcnow
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+ENTITY_TYPE = "backup"
+LOCK_TIMEOUT_S = 2.0
+_CHUNK = 1 << 20
+
+
+# --- what a checked copy holds -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyFacts:
+    """What a database file that passed every check holds."""
+
+    revision: str
+    audit_entries: int
+    head_hash: str
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    size: int
+    sha256: str
+    facts: CopyFacts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "audit_entries": self.facts.audit_entries,
+            "head_hash": self.facts.head_hash,
+            "revision": self.facts.revision,
+        }
+
+
+@dataclass(frozen=True)
+class LiveDatabase:
+    """The configured database as a restore finds it."""
+
+    path: Path
+    exists: bool
+    problem: str | None = None
+    revision: str | None = None
+    audit_entries: int | None = None
+    head_hash: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Present, intact and at a schema this lims knows: replacing it needs an admin."""
+        return self.exists and self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "database": str(self.path),
+            "existed": self.exists,
+            "healthy": self.healthy,
+            "problem": self.problem,
+            "audit_entries": self.audit_entries,
+            "head_hash": self.head_hash,
+        }
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """A checked backup about to replace the live database; shown before confirming."""
+
+    source: Path
+    size: int
+    sha256: str
+    facts: CopyFacts
+    replaces: LiveDatabase
+    restored_by: str | None
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    plan: RestorePlan
+    audit_entries: int
+    head_hash: str
+    upgraded_from: str | None
+    sessions_ended: int
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "database": str(plan.replaces.path),
+            "source": str(plan.source),
+            "sha256": plan.sha256,
+            "bytes": plan.size,
+            "backup_audit_entries": plan.facts.audit_entries,
+            "backup_head_hash": plan.facts.head_hash,
+            "audit_entries": self.audit_entries,
+            "head_hash": self.head_hash,
+            "revision": db.SCHEMA_HEAD,
+            "upgraded_from": self.upgraded_from,
+            "sessions_ended": self.sessions_ended,
+            "restored_by": plan.restored_by,
+            "replaced": plan.replaces.to_json(),
+        }
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def pg_url(settings: Settings) -> str:
+    """The database URL as pg_dump and pg_restore take it, password masked."""
+    url = redacted_url(settings.database_url)
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def sqlite_database(settings: Settings, command: str) -> Path:
+    """The SQLite file to work on; on PostgreSQL, a refusal naming the tool to use instead."""
+    path = settings.sqlite_path
+    if path is not None:
+        return path
+    url = pg_url(settings)
+    if command == "backup":
+        raise RuleViolation(
+            "lims db backup works on SQLite only; on PostgreSQL use pg_dump, e.g. "
+            f"pg_dump --format=custom --file lims.dump '{url}'"
+        )
+    raise RuleViolation(
+        "lims db restore works on SQLite only; on PostgreSQL use pg_restore, e.g. "
+        f"pg_restore --clean --if-exists --no-owner --dbname '{url}' lims.dump, "
+        "then lims audit verify"
+    )
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+def _sqlite_header(path: Path, label: str) -> None:
+    """Refuse anything that is not a readable regular file starting like a SQLite database."""
+    if not path.exists() and not path.is_symlink():
+        raise NotFound(f"{label}: no such file")
+    if path.is_dir():
+        raise BadInput(label, "is a directory, not a backup file")
+    if not path.is_file():
+        raise BadInput(label, "is not a regular file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise BadInput(label, f"cannot be read ({error.strerror or error})") from None
+    if header != SQLITE_HEADER:
+        raise BadInput(label, "is not a SQLite database")
+
+
+def _structure(path: Path, label: str) -> str:
+    """Integrity and foreign keys checked by SQLite; returns the schema revision."""
+    try:
+        with closing(sqlite3.connect(str(path), isolation_level=None)) as connection:
+            problems = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                first = " ".join(str(problems[0]).split())
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise BadInput(label, f"fails the SQLite integrity check: {first}{more}")
+            broken_keys = connection.execute("PRAGMA foreign_key_check").fetchall()
+            if broken_keys:
+                raise BadInput(
+                    label, f"fails the foreign key check: {len(broken_keys)} rows point nowhere"
+                )
+            try:
+                row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+    except sqlite3.DatabaseError as error:
+        raise BadInput(label, f"is not a usable SQLite database ({error})") from None
+    if row is None or row[0] is None:
+        raise BadInput(label, "is not a lims database: it has no schema revision")
+    return str(row[0])
+
+
+def _known_revision(revision: str) -> None:
+    if revision not in db.SCHEMA_REVISIONS:
+        raise db.made_by_a_newer_lims(revision)
+
+
+def _audit_chain(path: Path, label: str) -> tuple[int, str]:
+    """The copy's trail verified: (entries, head hash)."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            result = audit.verify(connection)
+    except DBAPIError as error:
+        detail = " ".join(str(error.orig or error).split())
+        raise BadInput(label, f"its audit trail cannot be read ({detail})") from None
+    finally:
+        engine.dispose()
+    if not result.intact:
+        raise RuleViolation(
+            f"{label}: audit trail broken at entry {result.first_bad_seq}: {result.problem}"
+        )
+    return result.entries, result.head_hash
+
+
+def check_copy(path: Path, label: str | None = None) -> CopyFacts:
+    """Every check a backup must pass; label names the file in a refusal."""
+    label = label or str(path)
+    _sqlite_header(path, label)
+    revision = _structure(path, label)
+    _known_revision(revision)
+    entries, head_hash = _audit_chain(path, label)
+    return CopyFacts(revision, entries, head_hash)
+
+
+def inspect_live(settings: Settings) -> LiveDatabase:
+    """The configured database: absent, healthy, or broken (and how)."""
+    path = sqlite_database(settings, "restore")
+    if not path.exists():
+        return LiveDatabase(path, exists=False)
+    try:
+        _sqlite_header(path, str(path))
+        revision = _structure(path, str(path))
+    except LimsError as error:
+        return LiveDatabase(path, exists=True, problem=error.message)
+    _known_revision(revision)  # never overwrite what a newer lims made
+    try:
+        with closing(sqlite3.connect(str(path))) as connection:
+            head = connection.execute("SELECT seq, hash FROM audit_head").fetchone()
+    except sqlite3.DatabaseError as error:
+        return LiveDatabase(path, exists=True, problem=f"{path}: {error}", revision=revision)
+    entries, head_hash = head if head is not None else (None, None)
+    return LiveDatabase(path, True, None, revision, entries, head_hash)
+
+
+# --- who may ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _as_admin(settings: Settings) -> Iterator[tuple[Session, auth.Actor]]:
+    """A write transaction on the live database, run by the station's logged-in admin.
+
+    Unlike unit_of_work, an older schema is accepted: back up before `lims db upgrade`.
+    """
+    engine = db.engine_for(settings)
+    with db.transaction(engine, write=True) as session:
+        revision = db.stored_revision(session.connection())
+        if revision is None:
+            where = settings.sqlite_path or "the configured database"
+            raise NotFound(f"the database at {where} is not initialised; run `lims init`")
+        _known_revision(revision)
+        db.serialise_writers(session)
+        actor = auth.require(auth.authenticate(session, settings), "manage_database")
+        yield session, actor
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _temporary_beside(path: Path, purpose: str) -> Path:
+    """A new, empty, owner-only file in path's directory (a rename there is atomic)."""
+    temporary = path.with_name(f".{path.name}.{purpose}-{secrets.token_hex(6)}")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return temporary
+
+
+def _remove_with_companions(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_directory(path: Path) -> None:
+    with suppress(OSError):  # not every platform or file system can sync a directory
+        _fsync(path)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _publish(temporary: Path, target: Path) -> None:
+    """Put the checked copy at target, never over an existing file."""
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError:  # a file system without hard links (FAT, some shares)
+        if target.exists():
+            raise _exists(target) from None
+        os.replace(temporary, target)
+    _fsync_directory(target.parent)
+
+
+def _exists(target: Path) -> RuleViolation:
+    return RuleViolation(
+        f"{target} already exists; a backup never overwrites a file: choose a new name"
+    )
+
+
+# --- backup --------------------------------------------------------------------------------
+
+
+def backup(settings: Settings, target: Path) -> BackupResult:
+    """Copy the live database to target (new file), checked, then record it in the trail."""
+    live = sqlite_database(settings, "backup")
+    target = Path(os.path.abspath(target))
+    if target.exists() or target.is_symlink():
+        raise _exists(target)
+    if not target.parent.is_dir():
+        raise NotFound(f"no directory {target.parent}; create it first (is the drive mounted?)")
+    with _as_admin(settings):
+        pass  # refuse before copying anything; the session's idle clock restarts
+    temporary = _temporary_beside(target, "partial")
+    published = False
+    try:
+        _online_copy(live, temporary)
+        try:
+            facts = check_copy(temporary, label=str(target))
+        except LimsError as error:
+            raise RuleViolation(
+                f"the copy failed its check, no backup written: {error.message}"
+            ) from None
+        _fsync(temporary)
+        size, digest = temporary.stat().st_size, _sha256(temporary)
+        with _as_admin(settings) as (session, actor):
+            audit.record(
+                session,
+                username=actor.username,
+                action="db.backup",
+                entity_type=ENTITY_TYPE,
+                entity_id=digest,
+                new={
+                    "file": str(target),
+                    "bytes": size,
+                    "sha256": digest,
+                    "audit_entries": facts.audit_entries,
+                    "head_hash": facts.head_hash,
+                    "revision": facts.revision,
+                },
+            )
+            _publish(temporary, target)
+            published = True
+    except BaseException:
+        if published:
+            target.unlink(missing_ok=True)  # the trail does not say it was made
+        raise
+    finally:
+        _remove_with_companions(temporary)
+    return BackupResult(target, size, digest, facts)
+
+
+def _online_copy(live: Path, temporary: Path) -> None:
+    """SQLite's online backup: one consistent snapshot while other connections write."""
+    timeout = db.BUSY_TIMEOUT_MS / 1000
+    with (
+        closing(sqlite3.connect(str(live), timeout=timeout, isolation_level=None)) as source,
+        closing(sqlite3.connect(str(temporary), isolation_level=None)) as copy,
+    ):
+        source.backup(copy)
+        # One self-contained file: no -wal beside the backup.
+        copy.execute("PRAGMA journal_mode=DELETE").fetchall()
+
+
+# --- restore -------------------------------------------------------------------------------
+
+
+def restore(
+    settings: Settings, source: Path, *, confirm: Callable[[RestorePlan], bool]
+) -> RestoreResult:
+    """Replace the configured database with a checked copy of source.
+
+    A healthy database is replaced only by its logged-in admin; an absent or
+    broken one by whoever can write its file. confirm sees the plan before
+    anything changes; False cancels. The station's session file is removed:
+    the sessions the backup held are ended, everyone logs in again.
+    """
+    live_path = sqlite_database(settings, "restore")
+    live = inspect_live(settings)
+    actor: auth.Actor | None = None
+    if live.healthy:
+        with _as_admin(settings) as (_, admin):
+            actor = admin
+    source = Path(os.path.abspath(source))
+    label = str(source)
+    _sqlite_header(source, label)
+    if live.exists and os.path.samefile(source, live_path):
+        raise BadInput(label, "is the configured database itself")
+    live_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_beside(live_path, "restore")
+    try:
+        size, digest = _copy_file(source, temporary)
+        facts = check_copy(temporary, label=label)
+        plan = RestorePlan(source, size, digest, facts, live, actor.username if actor else None)
+        if not confirm(plan):
+            raise RuleViolation("restore cancelled; nothing changed")
+        upgraded_from, ended = _record_restore(settings, temporary, plan)
+        final = check_copy(temporary, label=f"{label} (restored copy)")
+        _install(temporary, live_path, lock=live.healthy)
+    except BaseException:
+        db.dispose_engines()
+        _remove_with_companions(temporary)
+        raise
+    auth.remove_token(settings)
+    return RestoreResult(plan, final.audit_entries, final.head_hash, upgraded_from, ended)
+
+
+def _copy_file(source: Path, temporary: Path) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with source.open("rb") as reader, temporary.open("wb") as writer:
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return size, digest.hexdigest()
+
+
+def _record_restore(
+    settings: Settings, temporary: Path, plan: RestorePlan
+) -> tuple[str | None, int]:
+    """In the copy: upgrade if older, end the sessions it held, append db.restore."""
+    copy_settings = settings.model_copy(update={"database_url": f"sqlite:///{temporary}"})
+    try:
+        with db.upgrading(copy_settings) as upgrade:
+            session = upgrade.session
+            open_sessions = col(LoginSession.ended_at).is_(None)
+            ended = session.execute(
+                select(func.count()).select_from(LoginSession).where(open_sessions)
+            ).scalar_one()
+            session.execute(
+                update(LoginSession)
+                .where(open_sessions)
+                .values(ended_at=utcnow(), end_reason="restored")
+            )
+            live = plan.replaces
+            audit.record(
+                session,
+                username=plan.restored_by,
+                action="db.restore",
+                entity_type=ENTITY_TYPE,
+                entity_id=plan.sha256,
+                old={
+                    "database": str(live.path),
+                    "existed": live.exists,
+                    "problem": live.problem,
+                    "audit_entries": live.audit_entries,
+                    "head_hash": live.head_hash,
+                },
+                new={
+                    "source": str(plan.source),
+                    "sha256": plan.sha256,
+                    "bytes": plan.size,
+                    "audit_entries": plan.facts.audit_entries,
+                    "head_hash": plan.facts.head_hash,
+                    "revision": plan.facts.revision,
+                    "sessions_ended": ended,
+                    "os_user": db.os_user(),
+                },
+            )
+            upgraded_from = (
+                upgrade.from_revision if upgrade.from_revision != db.SCHEMA_HEAD else None
+            )
+    finally:
+        db.dispose_engines()  # the copy is closed (its WAL checkpointed) before it moves
+    return upgraded_from, ended
+
+
+def _install(temporary: Path, live: Path, *, lock: bool) -> None:
+    """Swap the checked copy in for the live database, atomically."""
+    db.dispose_engines()  # this process keeps nothing open on the old file
+    guard = _lock_out_others(live) if lock else None
+    try:
+        if live.exists():
+            os.chmod(temporary, stat.S_IMODE(live.stat().st_mode))
+        _fsync(temporary)
+        for suffix in ("-wal", "-shm", "-journal"):
+            # Left beside the new file, an old WAL would be replayed into it.
+            live.with_name(live.name + suffix).unlink(missing_ok=True)
+        os.replace(temporary, live)
+        _fsync_directory(live.parent)
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _lock_out_others(live: Path) -> sqlite3.Connection:
+    """Hold the old database exclusively; refused while any other connection has it open.
+
+    Leaving WAL mode needs every other connection closed, so a `lims scan`
+    loop or another station still using the file is found here, not after.
+    """
+    in_use = RuleViolation(
+        f"the database at {live} is in use by another lims process (a `lims scan` loop, "
+        "another station); stop it and try again; nothing was restored"
+    )
+    guard = sqlite3.connect(str(live), timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    try:
+        mode = guard.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        guard.execute("BEGIN EXCLUSIVE")
+        if mode != "delete" or guard.execute("PRAGMA journal_mode").fetchone()[0] != "delete":
+            raise in_use
+    except sqlite3.OperationalError:
+        guard.close()
+        raise in_use from None
+    except BaseException:
+        guard.close()
+        raise
+    return guard
