@@ -1,12 +1,16 @@
 """Users, roles, login sessions and password checks.
 
-A station's session token lives in a file under LIMS_HOME (mode 0600); the
-database keeps only its SHA-256. A session ends at logout, after the
-configured idle time, or at once when its user is deactivated or locked.
+A station's session token lives in a file under LIMS_HOME (mode 0600, in a
+directory lims creates 0700); the database keeps only its SHA-256. A session
+ends at logout, after the configured idle time, [security] session_max_hours after login
+however busy, or at once when its user is deactivated or locked. A session
+file that others could read, or that is not the station's own regular file,
+is never used, and a token found in a file others could read is revoked.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -31,6 +35,9 @@ from lims.timeutil import json_time, utcnow
 from lims.validation import choice, free_text, matching
 
 SESSION_FILENAME = "session"
+# However busy a session is, its user types the password again after this long
+# (NIST SP 800-63B, AAL2: re-authenticate at least once per 12 hours).
+_TOKEN_FILE_MAX_BYTES = 4096
 REASON_MAX = 2000
 PASSWORD_MAX = 1024
 USERNAME_PATTERN = re.compile(rf"[a-z][a-z0-9._-]{{1,{USERNAME_MAX - 1}}}")
@@ -350,24 +357,59 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def read_token(settings: Settings) -> str | None:
-    """The station's session token; refused if others could read the file."""
+@dataclass(frozen=True)
+class _StationToken:
+    """What the station's session file holds, and why it must not be used (None: it may)."""
+
+    token: str | None
+    problem: str | None = None
+
+
+def _station_token(settings: Settings) -> _StationToken:
+    """Read the session file without following a link or blocking on a pipe, then vet it."""
     path = session_file(settings)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        mode = path.stat().st_mode
+        descriptor = os.open(path, flags)
     except FileNotFoundError:
-        return None
-    if stat.S_IMODE(mode) & 0o077:
-        raise NotPermitted(
-            f"session file {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-            "it was not used: run `lims login NAME` again"
+        return _StationToken(None)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symbolic link
+            return _StationToken(None, f"session file {path} is a symbolic link")
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return _StationToken(None, f"session file {path} is not a regular file")
+        content = handle.read(_TOKEN_FILE_MAX_BYTES)
+    token = content.decode("utf-8", errors="replace").strip() or None
+    mode = stat.S_IMODE(info.st_mode)
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        return _StationToken(
+            token, f"session file {path} belongs to another account (uid {info.st_uid})"
         )
-    return path.read_text().strip() or None
+    if mode & 0o077:
+        exposure = "readable" if mode & 0o044 else "writable"
+        return _StationToken(token, f"session file {path} is {exposure} by others (mode {mode:o})")
+    return _StationToken(token)
+
+
+def _unusable(problem: str, *, revoked: bool) -> str:
+    done = "it was not used and its session is ended" if revoked else "it was not used"
+    return f"{problem}; {done}: run `lims login NAME` again (it writes a new, private file)"
+
+
+def read_token(settings: Settings) -> str | None:
+    """The station's session token; refused if others could read the file, or it is not ours."""
+    station = _station_token(settings)
+    if station.problem is not None:
+        raise NotPermitted(_unusable(station.problem, revoked=False))
+    return station.token
 
 
 def write_token(settings: Settings, token: str) -> None:
     path = session_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
@@ -379,18 +421,48 @@ def remove_token(settings: Settings) -> None:
 
 
 def _expiry(settings: Settings, login: LoginSession) -> datetime:
-    return login.last_seen_at + timedelta(minutes=settings.security.session_idle_minutes)
+    idle = login.last_seen_at + timedelta(minutes=settings.security.session_idle_minutes)
+    return min(idle, login.started_at + timedelta(hours=settings.security.session_max_hours))
 
 
-def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, User]:
-    token = read_token(settings)
-    if token is None:
-        raise NotPermitted("not logged in; run `lims login NAME`")
+def _session_of(session: Session, token: str) -> tuple[LoginSession, User] | None:
     found = session.exec(
         select(LoginSession, User)
         .join(User, col(User.id) == LoginSession.user_id)
         .where(LoginSession.token_hash == _token_hash(token))
     ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def _revoke(
+    session: Session, login: LoginSession, user: User, reason: str, why: str, at: datetime
+) -> None:
+    """End a session nobody asked to end (exposed, expired), on the record."""
+    login.ended_at, login.end_reason = at, reason
+    session.add(login)
+    audit.record(
+        session,
+        username=None,
+        action="auth.session_end",
+        entity_type="user",
+        entity_id=user.username,
+        new={"session_ended": reason},
+        reason=why,
+    )
+
+
+def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, User]:
+    station = _station_token(settings)
+    if station.problem is not None:
+        found = _session_of(session, station.token) if station.token is not None else None
+        if found is None or found[0].ended_at is not None:
+            raise NotPermitted(_unusable(station.problem, revoked=False))
+        # Whoever could read the file may hold the token: it dies here, not at idle expiry.
+        _revoke(session, *found, "exposed", station.problem, utcnow())
+        raise AuditedRefusal(_unusable(station.problem, revoked=True))
+    if station.token is None:
+        raise NotPermitted("not logged in; run `lims login NAME`")
+    found = _session_of(session, station.token)
     if found is None:
         raise NotPermitted("no session for this station's token; run `lims login NAME`")
     login, user = found
@@ -400,11 +472,17 @@ def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, U
         raise NotPermitted(f"{user.username} is deactivated")
     if user.locked_at is not None:
         raise NotPermitted(f"{user.username} is locked; an admin must unlock the account")
-    if utcnow() >= _expiry(settings, login):
-        raise NotPermitted(
-            f"session expired after {settings.security.session_idle_minutes} min idle; "
-            "run `lims login NAME`"
+    expires = _expiry(settings, login)
+    if utcnow() >= expires:
+        idle = expires < login.started_at + timedelta(hours=settings.security.session_max_hours)
+        why = (
+            f"after {settings.security.session_idle_minutes} min idle"
+            if idle
+            else f"after {settings.security.session_max_hours} h, the longest a session lasts"
         )
+        # Ended for good: a longer idle setting tomorrow does not bring it back.
+        _revoke(session, login, user, "expired", f"expired {why}", expires)
+        raise AuditedRefusal(f"session expired {why}; run `lims login NAME`")
     return login, user
 
 
@@ -473,22 +551,17 @@ def login(
 
 
 def _end_station_session(session: Session, settings: Settings, reason: str) -> str | None:
-    """End the session this station had open, if any; returns whose it was."""
-    try:
-        token = read_token(settings)
-    except NotPermitted:
-        return None
-    if token is None:
-        return None
-    found = session.exec(
-        select(LoginSession, User)
-        .join(User, col(User.id) == LoginSession.user_id)
-        .where(LoginSession.token_hash == _token_hash(token), col(LoginSession.ended_at).is_(None))
-    ).first()
-    if found is None:
+    """End the session this station had open, if any; returns whose it was.
+
+    A token in a file others could read is ended too, as exposed.
+    """
+    station = _station_token(settings)
+    found = _session_of(session, station.token) if station.token is not None else None
+    if found is None or found[0].ended_at is not None:
         return None
     previous, previous_user = found
-    previous.ended_at, previous.end_reason = utcnow(), reason
+    previous.ended_at = utcnow()
+    previous.end_reason = reason if station.problem is None else "exposed"
     session.add(previous)
     return previous_user.username
 

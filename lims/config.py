@@ -100,6 +100,7 @@ class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session_idle_minutes: Annotated[WholeNumber, Field(ge=1, le=1440)] = 30
+    session_max_hours: Annotated[WholeNumber, Field(ge=1, le=24)] = 12
     password_min_length: Annotated[WholeNumber, Field(ge=8, le=128)] = 12
     lockout_threshold: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
 

@@ -50,7 +50,11 @@ def engine_for(settings: Settings, *, create: bool = False) -> Engine:
             f"no lims database at {path}; create one with `lims init` or set LIMS_DATABASE_URL"
         )
     if path is not None and create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Every patient record and password hash is in this file: the station's account only.
+        # SQLite gives the -wal and -shm files the database file's mode.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
     url = settings.database_url
     if url not in _engines:
         _engines[url] = _create_engine(url)

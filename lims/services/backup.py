@@ -346,13 +346,13 @@ def _exists(target: Path) -> RuleViolation:
 def backup(settings: Settings, target: Path) -> BackupResult:
     """Copy the live database to target (new file), checked, then record it in the trail."""
     live = sqlite_database(settings, "backup")
+    with _as_admin(settings):
+        pass  # refuse before looking at or copying anything; the session's idle clock restarts
     target = Path(os.path.abspath(target))
     if target.exists() or target.is_symlink():
         raise _exists(target)
     if not target.parent.is_dir():
         raise NotFound(f"no directory {target.parent}; create it first (is the drive mounted?)")
-    with _as_admin(settings):
-        pass  # refuse before copying anything; the session's idle clock restarts
     temporary = _temporary_beside(target, "partial")
     published = False
     try:
