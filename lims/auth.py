@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, func, select
 
 from lims import audit, db
@@ -33,6 +31,9 @@ from lims.models import FULL_NAME_MAX, USERNAME_MAX, LoginSession, User
 from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
 from lims.timeutil import json_time, utcnow
 from lims.validation import choice, free_text, matching
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 SESSION_FILENAME = "session"
 # However busy a session is, its user types the password again after this long
@@ -50,6 +51,9 @@ FAILED_LOGIN_MESSAGE = "login refused: unknown user name or wrong password"
 
 @cache
 def _hasher() -> PasswordHasher:
+    # Imported here: most commands check a session token, never a password.
+    from argon2 import PasswordHasher
+
     return PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
 
 
@@ -145,8 +149,11 @@ def hash_password(password: str) -> str:
 
 
 def _password_matches(stored_hash: str, password: str) -> bool:
+    hasher = _hasher()
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return _hasher().verify(stored_hash, password)
+        return hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -35,6 +36,14 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class Record(SQLModel):
+    """Every table's base. Tables are read and written through SQLAlchemy, which never needs
+    pydantic's validators: building them lazily keeps ~40 ms off every command's start."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
+
+
 USERNAME_MAX = 32
 FULL_NAME_MAX = 100
 HASH_HEX_LENGTH = 64
@@ -64,7 +73,7 @@ def _time(nullable: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
 
 
-class User(SQLModel, table=True):
+class User(Record, table=True):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role"),
@@ -82,7 +91,7 @@ class User(SQLModel, table=True):
     last_login_at: datetime | None = _time(nullable=True)
 
 
-class LoginSession(SQLModel, table=True):
+class LoginSession(Record, table=True):
     """A station's login; the token itself lives only in the station's session file."""
 
     __tablename__ = "login_sessions"
@@ -98,7 +107,7 @@ class LoginSession(SQLModel, table=True):
     end_reason: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
 
 
-class AuditEntry(SQLModel, table=True):
+class AuditEntry(Record, table=True):
     """One link of the append-only, hash-chained audit trail (see lims.audit)."""
 
     __tablename__ = "audit_entries"
@@ -124,7 +133,7 @@ class AuditEntry(SQLModel, table=True):
     canonical: str = Field(sa_column=Column(Text, nullable=False))
 
 
-class AuditHead(SQLModel, table=True):
+class AuditHead(Record, table=True):
     """The chain's last link, one row: the lock writers queue on, and a guard on the tail."""
 
     __tablename__ = "audit_head"
@@ -176,7 +185,7 @@ def _reference(target: str, nullable: bool = False) -> Any:
     )
 
 
-class Patient(SQLModel, table=True):
+class Patient(Record, table=True):
     """The donor, who is also the recipient. Pseudonymous: no name, SSN or record number."""
 
     __tablename__ = "patients"
@@ -192,7 +201,7 @@ class Patient(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class Aspirate(SQLModel, table=True):
+class Aspirate(Record, table=True):
     """A bone-marrow aspirate as received, identified by its ISBT 128 DIN."""
 
     __tablename__ = "aspirates"
@@ -221,7 +230,7 @@ class Aspirate(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class ReagentLot(SQLModel, table=True):
+class ReagentLot(Record, table=True):
     """A lot of a reagent (medium, serum, enzyme, gradient) and when it expires."""
 
     __tablename__ = "reagent_lots"
@@ -238,7 +247,7 @@ class ReagentLot(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class Culture(SQLModel, table=True):
+class Culture(Record, table=True):
     """Cells from one aspirate expanding in vessels: primary (from MNC) or seeded."""
 
     __tablename__ = "cultures"
@@ -264,7 +273,7 @@ class Culture(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class Passage(SQLModel, table=True):
+class Passage(Record, table=True):
     """A harvest of a culture and the reseeding that followed; growth derived from the counts."""
 
     __tablename__ = "passages"
@@ -296,7 +305,7 @@ class Passage(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class ReagentUse(SQLModel, table=True):
+class ReagentUse(Record, table=True):
     """A reagent lot used at a culture's start, at one of its passages, or at formulation."""
 
     __tablename__ = "reagent_uses"
@@ -308,7 +317,7 @@ class ReagentUse(SQLModel, table=True):
     lot_id: int | None = _reference("lots.id", nullable=True)
 
 
-class Deviation(SQLModel, table=True):
+class Deviation(Record, table=True):
     """A departure from the process on a culture or a lot, opened by a person or a bench rule.
 
     Closing it is a QA signature; closing with a waiver lets release proceed
@@ -347,7 +356,7 @@ LOT_STATES = ("quarantine", "released", "rejected")
 VIAL_STATES = ("quarantine", "released", "issued", "administered", "destroyed")
 
 
-class Lot(SQLModel, table=True):
+class Lot(Record, table=True):
     """A product lot formulated from a culture's final harvest, for that culture's patient."""
 
     __tablename__ = "lots"
@@ -385,7 +394,7 @@ class Lot(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class Vial(SQLModel, table=True):
+class Vial(Record, table=True):
     __tablename__ = "vials"
     __table_args__ = (
         UniqueConstraint("lot_id", "number"),
@@ -411,7 +420,7 @@ class Vial(SQLModel, table=True):
     destroy_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-class QCResult(SQLModel, table=True):
+class QCResult(Record, table=True):
     """One result of a release test; a retest adds a row, and the latest counts."""
 
     __tablename__ = "qc_results"
@@ -430,7 +439,7 @@ class QCResult(SQLModel, table=True):
     recorded_by: str = _username_column()
 
 
-class Signature(SQLModel, table=True):
+class Signature(Record, table=True):
     """An electronic signature (21 CFR 11.50): who, when, what it means, and over which record.
 
     manifest_hash covers the signed record's identity as well as its content,
