@@ -842,3 +842,10 @@ def test_a_database_password_is_masked_in_settings_and_in_errors(
     monkeypatch.setenv("LIMS_DATABASE_URL", f"mysql://labuser:{DB_SECRET}@127.0.0.1/lims")
     line = refused(invoke("config", "show"), 2, "database_url")
     assert DB_SECRET not in line
+
+
+def test_the_scanner_loop_checks_the_session_before_the_first_line(lab: Lab) -> None:
+    """No session: refused at once, not `0 scanned` at the end of an empty input."""
+    refused(invoke("scan", "--patient", PATIENT, input=""), 4, "not logged in")
+    lab.login("admin")
+    refused(invoke("scan", "--patient", PATIENT, input=""), 4, "only", "record bench work")

@@ -219,10 +219,17 @@ def scan(
       lims scan --patient PT-0001
     """
     from lims import db
+    from lims.cli.common import settings
     from lims.errors import BadInput
     from lims.services import vials
+    from lims.services.patients import valid_code
     from lims.uow import unit_of_work
 
+    # Junk here would make every line UNREADABLE (and no input, exit 0): refuse it at once,
+    # and a station without a session or the role, before the first vial is scanned.
+    valid_code(settings(), patient, "patient")
+    with unit_of_work(write=False) as uow:
+        uow.require("record_bench_work")
     matched = mismatched = 0
     for line in sys.stdin:
         payload = line.strip()

@@ -51,7 +51,11 @@ VIALS_MAX = 1000
 VIAL_VOLUME_MAX_ML = 1000.0
 SHELF_LIFE_MAX_HOURS = 24 * 365
 RELEASE_MEANING = "approved for release"
-MEANING_MAX = 200
+MEANING_MAX = 200  # signatures.meaning
+REJECTED = "rejected: "
+# A rejection's reason is printed in its signature's meaning: one line that fits the column
+# (a longer reason failed in PostgreSQL only, as "value too long").
+REJECT_REASON_MAX = MEANING_MAX - len(REJECTED)
 
 
 @dataclass(frozen=True)
@@ -629,7 +633,10 @@ def release(
 ) -> LotDetail:
     """QA's signature releasing a lot that passes every criterion; its vials follow."""
     actor = require(actor, "sign")
-    meaning = free_text("meaning", meaning or RELEASE_MEANING, max_length=MEANING_MAX)
+    # `--meaning ""` is refused as empty, not silently replaced by the default.
+    meaning = free_text(
+        "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
+    )
     found = get_lot(session, lot)
     signer = confirm_signer(session, settings, actor, password, signing=f"release of {found.code}")
     _independent(session, found, actor)
@@ -652,7 +659,7 @@ def reject(
 ) -> LotDetail:
     """QA's signature rejecting a lot: it can never be released or issued."""
     actor = require(actor, "sign")
-    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    free_text("reason", reason, max_length=REJECT_REASON_MAX)
     found = get_lot(session, lot)
     signer = confirm_signer(
         session, settings, actor, password, signing=f"rejection of {found.code}"
@@ -663,7 +670,7 @@ def reject(
             f"lot {found.code} is {found.status}; only a lot in quarantine can be rejected"
         )
     return _close_lot(
-        session, settings, found, signer, "rejected", f"rejected: {reason}", reason=reason
+        session, settings, found, signer, "rejected", f"{REJECTED}{reason}", reason=reason
     )
 
 

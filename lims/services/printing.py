@@ -4,6 +4,7 @@ every print audited with who, which vials, format and count; reprints counted an
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain.din import parse_din
 from lims.domain.payload import Payload
-from lims.errors import BadInput, LimsError, RuleViolation
+from lims.errors import BadInput, LimsError, RuleViolation, shown
 from lims.models import Lot, Patient, Vial
 from lims.services.lots import effective_status, get_lot
 from lims.services.vials import get_vial
@@ -25,6 +26,10 @@ from lims.timeutil import utcnow
 from lims.validation import choice
 
 FORMATS = ("pdf", "png", "svg", "zpl")
+PRINTER_NAME_MAX = 127  # CUPS's limit on a queue name
+# ASCII only: str.isalnum() also passes "zébra" or "١٢", which lp then refuses after the
+# labels were written and audited.
+PRINTER_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{PRINTER_NAME_MAX}}}")
 BANNERS = {
     "quarantine": "QUARANTINE — NOT FOR ADMINISTRATION",
     "rejected": "REJECTED — DO NOT USE",
@@ -130,11 +135,25 @@ def print_labels(
     """Render a lot's labels (or the named vials') into out, audited in the same transaction."""
     actor = require(actor, "record_bench_work")
     choice("format", fmt, FORMATS)
-    if printer is not None and not printer.replace("-", "").replace("_", "").isalnum():
-        raise BadInput("printer", "must be a CUPS queue name: letters, digits, - and _")
-    directory = out.expanduser()
-    if not directory.is_dir():
-        raise BadInput("out", f"must be an existing directory (got {directory})")
+    if printer is not None and not PRINTER_NAME.fullmatch(printer):
+        raise BadInput(
+            "printer",
+            f"must be a CUPS queue name: 1-{PRINTER_NAME_MAX} ASCII letters, digits, - and _ "
+            f"(got {shown(printer)})",
+        )
+    try:
+        directory = out.expanduser()
+        usable = directory.is_dir()
+    except RuntimeError:  # ~name of no user
+        directory, usable, problem = out, False, ": no such user"
+    except OSError as error:  # e.g. a name too long for the file system
+        directory, usable, problem = out, False, f": {error.strerror}"
+    else:
+        problem = ""
+    if not usable:
+        raise BadInput(
+            "out", f"must be an existing directory (got {shown(str(directory))}{problem})"
+        )
     template = labels.load_template(settings.labels.template)
     found = get_lot(session, lot)
     patient = session.get(Patient, found.patient_id)
@@ -171,7 +190,9 @@ def print_labels(
         _stage(job, template, content, directory, on_label or (lambda _: None))
     except OSError as error:
         job.discard()
-        raise LimsError(f"cannot write labels to {directory}: {error.strerror}") from None
+        raise LimsError(
+            f"cannot write labels to {shown(str(directory))}: {error.strerror}"
+        ) from None
     for vial in chosen:
         vial.labels_printed += 1
         session.add(vial)

@@ -20,6 +20,10 @@ from lims.validation import free_text
 SPEC_FORMS = "NAME:LOT, e.g. 'MEM alpha:2411A'"
 EARLIEST_EXPIRY = date(2000, 1, 1)
 LATEST_EXPIRY = date(2099, 12, 31)
+# "NAME:LOT" is the reagent lot's audit entity id, a column of 64 characters: longer
+# failed in PostgreSQL only ("value too long"), after SQLite had taken it.
+NAME_MAX = 40
+LOT_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -56,16 +60,16 @@ def view(lot: ReagentLot) -> ReagentView:
     )
 
 
-def _trimmed(field: str, text: str) -> str:
+def _trimmed(field: str, text: str, max_length: int) -> str:
     """Text that is one identity: 'MEM alpha ' must not pass for a second lot of 'MEM alpha'."""
-    free_text(field, text, max_length=SHORT_TEXT_MAX)
+    free_text(field, text, max_length=max_length)
     if text != text.strip():
         raise BadInput(field, f"must not start or end with spaces (got {shown(text)})")
     return text
 
 
 def _valid_name(name: str, field: str = "name") -> str:
-    _trimmed(field, name)
+    _trimmed(field, name, NAME_MAX)
     if ":" in name:
         raise BadInput(field, f"must not contain ':' (it separates name and lot in {SPEC_FORMS})")
     return name
@@ -84,7 +88,7 @@ def add_reagent(
     """Register a reagent lot; it may be used until the end of its expiry date."""
     actor = require(actor, "record_bench_work")
     _valid_name(name)
-    _trimmed("lot", lot)
+    _trimmed("lot", lot, LOT_MAX)
     expires_on = calendar_date("expires", expires)
     if not EARLIEST_EXPIRY <= expires_on <= LATEST_EXPIRY:
         raise BadInput(
@@ -135,7 +139,7 @@ def usable_lots(
         if not separator or not name.strip() or not lot_number.strip():
             raise BadInput("reagent", f"must be {SPEC_FORMS} (got {shown(spec)})")
         _valid_name(name, "reagent")
-        _trimmed("reagent", lot_number)
+        _trimmed("reagent", lot_number, LOT_MAX)
         lot = session.exec(
             select(ReagentLot).where(
                 col(ReagentLot.name) == name, col(ReagentLot.lot) == lot_number

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
-from lims.errors import BadInput, LimsError
+from lims.errors import BadInput, LimsError, shown
 from lims.services import aspirates, lots
 from lims.timeutil import utcnow
 
@@ -62,11 +62,22 @@ def write_batch_record(
     from lims import batch_record
 
     actor = require(actor, "read_records")
-    target = out.expanduser()
+    try:
+        target = out.expanduser()
+        target.is_dir() or target.parent.is_dir()
+    except RuntimeError:  # ~name of no user
+        raise BadInput(
+            "out", f"names a home directory of no user (got {shown(str(out))})"
+        ) from None
+    except OSError as error:  # e.g. a name too long for the file system
+        raise BadInput(
+            "out",
+            f"must be a file name that can be written (got {shown(str(target))}: {error.strerror})",
+        ) from None
     if target.is_dir():
-        raise BadInput("out", f"must be a file name, not the directory {target}")
+        raise BadInput("out", f"must be a file name, not the directory {shown(str(target))}")
     if not target.parent.is_dir():
-        raise BadInput("out", f"its directory {target.parent} does not exist")
+        raise BadInput("out", f"its directory {shown(str(target.parent))} does not exist")
     detail = lots.show_lot(session, settings, lot)
     now = utcnow()
     rendered = batch_record.render(
@@ -84,7 +95,7 @@ def write_batch_record(
     try:
         staged.write_bytes(rendered.data)
     except OSError as error:
-        raise LimsError(f"cannot write {target}: {error.strerror}") from None
+        raise LimsError(f"cannot write {shown(str(target))}: {error.strerror}") from None
     digest = hashlib.sha256(rendered.data).hexdigest()
     audit.record(
         session,

@@ -26,6 +26,7 @@ from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.validation import free_text
 
 VIAL_CODE = re.compile(r"[A-NP-Z][0-9]{12}-L[1-9][0-9]{0,3}-V[0-9]{2,4}")
+PAYLOAD_PATIENT = re.compile(r"[A-Z0-9*-]{1,32}")  # a payload field that fits a patient code
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ def _judge(
     """Whether the scanned vial may go to the patient, for a vial expected in `state`."""
     scanned = qr.decode(scan)
     valid_code(settings, patient, "patient")
+    # A check value anyone can compute does not make a label: fields no lims label
+    # holds would reach the terminal, the audit trail (entity ids of 64) and lookups.
+    if not VIAL_CODE.fullmatch(scanned.vial_id) or not PAYLOAD_PATIENT.fullmatch(scanned.patient):
+        raise BadInput(
+            "scan",
+            "must be a lims vial label's QR payload: its vial id or patient code is malformed "
+            f"(got {shown(scan)})",
+        )
     vial = session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
     if vial is None:
         return Verification(
