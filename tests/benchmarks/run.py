@@ -21,11 +21,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Bench, Row, RowFunction
+from crowding import crowding_rows
 from labelling import label_rows, scan_rows
 from scale import scale_rows
 from startup import help_rows, passage_log_rows
 
-ROWS: list[RowFunction] = [help_rows, passage_log_rows, scale_rows, label_rows, scan_rows]
+ROWS: list[RowFunction] = [
+    help_rows,
+    passage_log_rows,
+    scale_rows,
+    label_rows,
+    scan_rows,
+    crowding_rows,
+]
 COLUMNS = ("measure", "floor", "target", "median", "floor median", "ratio", "")
 
 
