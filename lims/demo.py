@@ -107,7 +107,7 @@ def run_demo(directory: Path) -> DemoResult:
         written = reports.write_batch_record(
             uow.session, settings, uow.actor, lot=lot_id, out=batch_record
         )
-    written.publish()
+    written.files.publish()
     _login(settings, technician)
     label_files, verification_of_vial = _label_and_verify(settings, directory.resolve(), lot_id)
     with unit_of_work(settings, authenticated=False) as uow:
@@ -145,8 +145,8 @@ def _label_and_verify(
             job = printing.print_labels(
                 uow.session, settings, uow.actor, lot=lot_id, fmt=fmt, out=out
             )
-        job.publish()
-        files += job.files
+        job.files.publish()
+        files += job.files.paths
     with unit_of_work(settings) as uow:
         found = lots.get_lot(uow.session, lot_id)
         patient = uow.session.get(Patient, found.patient_id)

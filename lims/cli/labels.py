@@ -42,29 +42,23 @@ def print_(
         --out /tmp --printer zebra1
     """
     from lims.services import printing
-    from lims.uow import unit_of_work
+    from lims.staging import published_on_commit
 
-    job = None
     with ExitStack() as stack:
         progress = _progress(stack, len(vial) if vial else None, as_json)
-        try:
-            with unit_of_work() as uow:
-                job = printing.print_labels(
-                    uow.session,
-                    uow.settings,
-                    uow.actor,
-                    lot=lot,
-                    fmt=fmt,
-                    out=out,
-                    vials=vial or (),
-                    printer=printer,
-                    on_label=progress,
-                )
-        except BaseException:
-            if job is not None:  # rendered, but its audit entry did not commit
-                job.discard()
-            raise
-    job.publish()
+        job = published_on_commit(
+            lambda uow: printing.print_labels(
+                uow.session,
+                uow.settings,
+                uow.actor,
+                lot=lot,
+                fmt=fmt,
+                out=out,
+                vials=vial or (),
+                printer=printer,
+                on_label=progress,
+            )
+        )
     job.send_to_printer()
     if as_json:
         print_json(job.to_json())
@@ -72,7 +66,7 @@ def print_(
     reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
     where = f" and sent to {job.printer}" if job.printer else ""
     say(f"{len(job.vials)} labels ({job.format}{reprints}) written to {out}{where}:")
-    for path in job.files:
+    for path in job.files.paths:
         say(f"  {path}")
 
 

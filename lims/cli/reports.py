@@ -28,19 +28,13 @@ def batch(
       lims report batch A999926000001-L1 --out A999926000001-L1.pdf
     """
     from lims.services import reports
-    from lims.uow import unit_of_work
+    from lims.staging import published_on_commit
 
-    written = None
-    try:
-        with unit_of_work() as uow:
-            written = reports.write_batch_record(
-                uow.session, uow.settings, uow.actor, lot=lot, out=out
-            )
-    except BaseException:
-        if written is not None:  # written, but its audit entry did not commit
-            written.discard()
-        raise
-    written.publish()
+    written = published_on_commit(
+        lambda uow: reports.write_batch_record(
+            uow.session, uow.settings, uow.actor, lot=lot, out=out
+        )
+    )
     if as_json:
         print_json(written.to_json())
         return

@@ -22,7 +22,7 @@ from lims.auth import Actor, require
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, quantities
 from lims.domain.din import Din
-from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
     SHORT_TEXT_MAX,
@@ -36,6 +36,7 @@ from lims.models import (
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of, get_aspirate
+from lims.services.lookup import by_code
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.validation import free_text
 
@@ -205,25 +206,27 @@ class Correction:
 
 
 def get_culture(session: Session, code: str, field: str = "culture") -> Culture:
-    typed = code.strip().upper()
-    if not CULTURE_CODE.fullmatch(typed):
-        raise BadInput(field, f"must be a culture id such as A999926000001-C1 (got {shown(code)})")
-    culture = session.exec(select(Culture).where(col(Culture.code) == typed)).first()
-    if culture is None:
-        raise NotFound(f"no culture {typed}")
-    return culture
+    return by_code(
+        session,
+        Culture,
+        CULTURE_CODE,
+        code,
+        field=field,
+        kind="culture",
+        example="A999926000001-C1",
+    )
 
 
 def get_passage(session: Session, code: str, field: str = "passage") -> Passage:
-    typed = code.strip().upper()
-    if not PASSAGE_CODE.fullmatch(typed):
-        raise BadInput(
-            field, f"must be a passage id such as A999926000001-C1-P2 (got {shown(code)})"
-        )
-    passage = session.exec(select(Passage).where(col(Passage.code) == typed)).first()
-    if passage is None:
-        raise NotFound(f"no passage {typed}")
-    return passage
+    return by_code(
+        session,
+        Passage,
+        PASSAGE_CODE,
+        code,
+        field=field,
+        kind="passage",
+        example="A999926000001-C1-P2",
+    )
 
 
 def passages_of(session: Session, culture: Culture) -> list[Passage]:
@@ -521,7 +524,7 @@ def log_passage(
     parent = get_culture(session, culture)
     _require_active(parent, "log a passage")
     earlier = passages_of(session, parent)
-    _after_previous_step(parent, earlier, harvested_at, zone)
+    after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
 
     number = len(earlier) + 1
@@ -603,7 +606,7 @@ def correct_passage(
     )
     if "harvested_at" in typed:
         when = typed["harvested_at"]
-        _after_previous_step(culture, passages[:index], when, zone)
+        after_previous_step(culture, passages[:index], when, zone)
         if index + 1 < len(passages) and when >= passages[index + 1].harvested_at:
             following = passages[index + 1]
             raise BadInput(
@@ -699,9 +702,10 @@ def _reseeded_from_harvest(harvested: int, seeded: int) -> None:
         )
 
 
-def _after_previous_step(
+def after_previous_step(
     culture: Culture, earlier: Sequence[Passage], when: datetime, zone: tzinfo
 ) -> None:
+    """A step at `when` must follow the culture's last earlier passage, or else its start."""
     if earlier:
         after("at", when, earlier[-1].harvested_at, f"passage {earlier[-1].code}", zone)
     else:

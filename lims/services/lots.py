@@ -24,7 +24,7 @@ from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
 from lims.domain import quantities
 from lims.domain.din import Din
-from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
     LOT_STATES,
@@ -43,10 +43,11 @@ from lims.services import deviations as deviation_rules
 from lims.services import qc
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
-from lims.timeutil import after, audit_timestamp, json_time, past_moment, utcnow
+from lims.services.lookup import by_code
+from lims.timeutil import audit_timestamp, json_time, past_moment, utcnow
 from lims.validation import choice, free_text
 
-LOT_CODE = r"(?P<din>[A-NP-Z][0-9]{12})-L(?P<number>[1-9][0-9]{0,3})"
+LOT_CODE = re.compile(r"(?P<din>[A-NP-Z][0-9]{12})-L(?P<number>[1-9][0-9]{0,3})")
 VIALS_MAX = 1000
 VIAL_VOLUME_MAX_ML = 1000.0
 SHELF_LIFE_MAX_HOURS = 24 * 365
@@ -177,13 +178,9 @@ class LotDetail:
 
 
 def get_lot(session: Session, code: str, field: str = "lot") -> Lot:
-    typed = code.strip().upper()
-    if not re.fullmatch(LOT_CODE, typed):
-        raise BadInput(field, f"must be a lot id such as A999926000001-L1 (got {shown(code)})")
-    lot = session.exec(select(Lot).where(col(Lot.code) == typed)).first()
-    if lot is None:
-        raise NotFound(f"no lot {typed}")
-    return lot
+    return by_code(
+        session, Lot, LOT_CODE, code, field=field, kind="lot", example="A999926000001-L1"
+    )
 
 
 def effective_status(lot: Lot, now: datetime) -> str:
@@ -441,12 +438,7 @@ def formulate(
     viable_percent = quantities.percentage("viability", viability)
     vial_count = quantities.whole_number("vials", vials, low=1, high=VIALS_MAX)
     dose = quantities.cell_count("cells-per-vial", cells_per_vial)
-    if vial_count * dose > harvested_cells:
-        raise BadInput(
-            "cells-per-vial",
-            f"{vial_count} vials × {dose:,} cells is {vial_count * dose:,}, more than the "
-            f"{harvested_cells:,} viable cells harvested",
-        )
+    _vials_within_harvest(vial_count, dose, harvested_cells)
     volume = quantities.positive(
         "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
     )
@@ -482,10 +474,7 @@ def formulate(
             + "; ".join(f"{d.deviation_id} {d.description}" for d in blocking)
         )
     passages = culture_rules.passages_of(session, source)
-    if passages:
-        after("at", formulated_at, passages[-1].harvested_at, f"passage {passages[-1].code}", zone)
-    else:
-        after("at", formulated_at, source.started_at, f"the start of {source.code}", zone)
+    culture_rules.after_previous_step(source, passages, formulated_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, formulated_at)
 
     aspirate = session.get(Aspirate, source.aspirate_id)
@@ -552,6 +541,15 @@ def formulate(
     return lot_detail(session, settings, lot)
 
 
+def _vials_within_harvest(vials: int, cells_per_vial: int, harvested: int) -> None:
+    if vials * cells_per_vial > harvested:
+        raise BadInput(
+            "cells-per-vial",
+            f"{vials} vials × {cells_per_vial:,} cells is {vials * cells_per_vial:,}, more than "
+            f"the {harvested:,} viable cells harvested",
+        )
+
+
 def correct_lot(
     session: Session,
     settings: Settings,
@@ -590,14 +588,11 @@ def correct_lot(
     found = get_lot(session, lot)
     if found.status != "quarantine":
         raise RuleViolation(f"lot {found.code} is {found.status}: its record is locked")
-    harvested_cells = typed.get("harvested", found.harvested)
-    dose = typed.get("cells_per_vial", found.cells_per_vial)
-    if found.vials * dose > harvested_cells:
-        raise BadInput(
-            "cells-per-vial",
-            f"{found.vials} vials × {dose:,} cells is {found.vials * dose:,}, more than the "
-            f"{harvested_cells:,} viable cells harvested",
-        )
+    _vials_within_harvest(
+        found.vials,
+        typed.get("cells_per_vial", found.cells_per_vial),
+        typed.get("harvested", found.harvested),
+    )
     changed = {name: value for name, value in typed.items() if getattr(found, name) != value}
     if not changed:
         raise BadInput("correction", f"every value given is already what {found.code} holds")

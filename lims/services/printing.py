@@ -3,7 +3,6 @@ every print audited with who, which vials, format and count; reprints counted an
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from lims.errors import BadInput, LimsError, RuleViolation, shown
 from lims.models import Lot, Patient, Vial
 from lims.services.lots import effective_status, get_lot
 from lims.services.vials import get_vial
+from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.validation import choice
 
@@ -45,17 +45,8 @@ class PrintJob:
     format: str
     vials: list[str]
     reprints: dict[str, int]
-    files: list[Path]
     printer: str | None
-    staged: list[Path] = field(default_factory=list)
-
-    def publish(self) -> None:
-        for staged, final in zip(self.staged, self.files, strict=True):
-            os.replace(staged, final)
-
-    def discard(self) -> None:
-        for staged in self.staged:
-            staged.unlink(missing_ok=True)
+    files: StagedFiles = field(default_factory=StagedFiles)
 
     def send_to_printer(self) -> None:
         if self.printer is None:
@@ -65,15 +56,15 @@ class PrintJob:
             command += ["-o", "raw"]  # Zebra printers take ZPL as is
         try:
             subprocess.run(
-                [*command, *map(str, self.files)], check=True, capture_output=True, text=True
+                [*command, *map(str, self.files.paths)], check=True, capture_output=True, text=True
             )
         except FileNotFoundError:
             raise LimsError(
-                f"labels written to {self.files[0].parent}, but `lp` (CUPS) is not installed"
+                f"labels written to {self.files.paths[0].parent}, but `lp` (CUPS) is not installed"
             ) from None
         except subprocess.CalledProcessError as error:
             raise LimsError(
-                f"labels written to {self.files[0].parent}, but lp refused them: "
+                f"labels written to {self.files.paths[0].parent}, but lp refused them: "
                 f"{(error.stderr or error.stdout).strip()}"
             ) from None
 
@@ -84,7 +75,7 @@ class PrintJob:
             "count": len(self.vials),
             "vials": self.vials,
             "reprints": self.reprints,
-            "files": [str(path) for path in self.files],
+            "files": [str(path) for path in self.files.paths],
             "printer": self.printer,
         }
 
@@ -183,34 +174,33 @@ def print_labels(
         format=fmt,
         vials=[v.code for v in chosen],
         reprints={label.vial_id: label.reprint for label in content if label.reprint},
-        files=[],
         printer=printer,
     )
-    try:
-        _stage(job, template, content, directory, on_label or (lambda _: None))
-    except OSError as error:
-        job.discard()
-        raise LimsError(
-            f"cannot write labels to {shown(str(directory))}: {error.strerror}"
-        ) from None
-    for vial in chosen:
-        vial.labels_printed += 1
-        session.add(vial)
-    audit.record(
-        session,
-        username=actor.username,
-        action="label.print",
-        entity_type="lot",
-        entity_id=found.code,
-        new={
-            "format": fmt,
-            "count": len(chosen),
-            "vials": job.vials,
-            "reprints": job.reprints,
-            "printer": printer,
-            "files": [str(path) for path in job.files],
-        },
-    )
+    with job.files.discarded_on_error():
+        try:
+            _stage(job, template, content, directory, on_label or (lambda _: None))
+        except OSError as error:
+            raise LimsError(
+                f"cannot write labels to {shown(str(directory))}: {error.strerror}"
+            ) from None
+        for vial in chosen:
+            vial.labels_printed += 1
+            session.add(vial)
+        audit.record(
+            session,
+            username=actor.username,
+            action="label.print",
+            entity_type="lot",
+            entity_id=found.code,
+            new={
+                "format": fmt,
+                "count": len(chosen),
+                "vials": job.vials,
+                "reprints": job.reprints,
+                "printer": printer,
+                "files": [str(path) for path in job.files.paths],
+            },
+        )
     return job
 
 
@@ -222,11 +212,7 @@ def _stage(
     on_label: Callable[[str], None],
 ) -> None:
     def stage(name: str, data: bytes) -> None:
-        final = directory / name
-        staged = directory / f".{name}.{os.getpid()}.part"
-        staged.write_bytes(data)
-        job.files.append(final)
-        job.staged.append(staged)
+        job.files.write(directory / name, data)
 
     if job.format == "pdf":
         sheet = labels.render_pdf(template, content, f"Labels {job.lot_id}")

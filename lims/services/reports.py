@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.errors import BadInput, LimsError, shown
 from lims.services import aspirates, lots
+from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 
 
@@ -23,16 +23,14 @@ class WrittenReport:
     """A report written beside its destination, published once its audit entry commits."""
 
     lot_id: str
-    path: Path
-    staged: Path
+    files: StagedFiles
     pages: int
     sha256: str
 
-    def publish(self) -> None:
-        os.replace(self.staged, self.path)
-
-    def discard(self) -> None:
-        self.staged.unlink(missing_ok=True)
+    @property
+    def path(self) -> Path:
+        [path] = self.files.paths
+        return path
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,18 +89,19 @@ def write_batch_record(
             zone=settings.tz,
         )
     )
-    staged = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        staged.write_bytes(rendered.data)
-    except OSError as error:
-        raise LimsError(f"cannot write {shown(str(target))}: {error.strerror}") from None
+    files = StagedFiles()
     digest = hashlib.sha256(rendered.data).hexdigest()
-    audit.record(
-        session,
-        username=actor.username,
-        action="report.batch",
-        entity_type="lot",
-        entity_id=detail.summary.lot_id,
-        new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
-    )
-    return WrittenReport(detail.summary.lot_id, target, staged, rendered.pages, digest)
+    with files.discarded_on_error():
+        try:
+            files.write(target, rendered.data)
+        except OSError as error:
+            raise LimsError(f"cannot write {shown(str(target))}: {error.strerror}") from None
+        audit.record(
+            session,
+            username=actor.username,
+            action="report.batch",
+            entity_type="lot",
+            entity_id=detail.summary.lot_id,
+            new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
+        )
+    return WrittenReport(detail.summary.lot_id, files, rendered.pages, digest)

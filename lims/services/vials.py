@@ -18,8 +18,9 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import payload as qr
 from lims.domain import vial_states
-from lims.errors import AuditedRuleViolation, BadInput, NotFound, RuleViolation, shown
+from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
+from lims.services.lookup import by_code
 from lims.services.lots import get_lot
 from lims.services.patients import valid_code
 from lims.timeutil import json_time, past_moment, show_time, utcnow
@@ -96,13 +97,9 @@ def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
 
 
 def get_vial(session: Session, code: str, field: str = "vial") -> Vial:
-    typed = code.strip().upper()
-    if not VIAL_CODE.fullmatch(typed):
-        raise BadInput(field, f"must be a vial id such as A999926000001-L1-V01 (got {shown(code)})")
-    vial = session.exec(select(Vial).where(col(Vial.code) == typed)).first()
-    if vial is None:
-        raise NotFound(f"no vial {typed}")
-    return vial
+    return by_code(
+        session, Vial, VIAL_CODE, code, field=field, kind="vial", example="A999926000001-L1-V01"
+    )
 
 
 def list_vials(session: Session, lot: str) -> list[VialView]:
