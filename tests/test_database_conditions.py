@@ -218,3 +218,14 @@ def test_an_unreachable_postgresql_server_is_named() -> None:
     assert finished.returncode == 1
     assert_one_line(finished.stderr, "cannot open the database")
     assert "s3cret" not in finished.stderr
+
+
+def test_a_file_name_with_control_characters_stays_on_one_line() -> None:
+    from lims.cli.errors import describe
+
+    message, code = describe(FileNotFoundError(2, "No such file or directory", "a\nb\x1b[31m"))
+    assert code == 1
+    assert "\n" not in message
+    assert "\x1b" not in message
+    ordinary = "labels/A999926000001-L1-labels.pdf"
+    assert describe(FileNotFoundError(2, "No such file", ordinary))[0].endswith(ordinary)

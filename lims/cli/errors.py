@@ -17,12 +17,18 @@ def describe(error: BaseException) -> tuple[str, int]:
     if database_problem is not None:
         return database_problem, INTERNAL_ERROR
     if isinstance(error, OSError):
-        where = f": {error.filename}" if error.filename else ""
+        where = f": {_printable(error.filename)}" if error.filename else ""
         return f"{error.strerror or error}{where}", INTERNAL_ERROR
     return (
         f"unexpected {type(error).__name__}: {_first_line(error)} (set LIMS_DEBUG=1 to see where)",
         INTERNAL_ERROR,
     )
+
+
+def _printable(filename: object) -> str:
+    """A file name as typed, unless it holds characters that would break the one line."""
+    text = str(filename)
+    return text if text.isprintable() else repr(text)
 
 
 def _first_line(error: BaseException) -> str:
