@@ -2,8 +2,8 @@
 
 A station's session token lives in a file under LIMS_HOME (mode 0600, in a
 directory lims creates 0700); the database keeps only its SHA-256. A session
-ends at logout, after the configured idle time, [security] session_max_hours after login
-however busy, or at once when its user is deactivated or locked. A session
+ends at logout, after the configured idle time, [security] session_max_hours
+after login however busy, or at once when its user is deactivated or locked. A session
 file that others could read, or that is not the station's own regular file,
 is never used, and a token found in a file others could read is revoked.
 """
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 SESSION_FILENAME = "session"
-# However busy a session is, its user types the password again after this long
-# (NIST SP 800-63B, AAL2: re-authenticate at least once per 12 hours).
 _TOKEN_FILE_MAX_BYTES = 4096
 REASON_MAX = 2000
 PASSWORD_MAX = 1024
@@ -445,6 +443,9 @@ def _revoke(
     session: Session, login: LoginSession, user: User, reason: str, why: str, at: datetime
 ) -> None:
     """End a session nobody asked to end (exposed, expired), on the record."""
+    # A read-only command gets here too: take the chain's head before the session row, in
+    # the order every writer takes them, so it cannot deadlock a writer on PostgreSQL.
+    db.serialise_writers(session)
     login.ended_at, login.end_reason = at, reason
     session.add(login)
     audit.record(

@@ -13,13 +13,19 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlmodel import select
 
 from lims import db
 from lims.config import load_settings
+from lims.models import LoginSession
+from lims.timeutil import utcnow
+from lims.uow import unit_of_work
 from tests import stations
+from tests.support import Lab, invoke
 
 HOLD_SECONDS = 3.0
 
@@ -66,3 +72,42 @@ def test_a_station_waits_for_a_long_writer_instead_of_failing(
 
     assert (finished.returncode, finished.stderr) == (0, "")
     assert landed > released[0]
+
+
+def test_a_reader_ending_an_expired_session_does_not_deadlock_a_writer(lab: Lab) -> None:
+    """The reader ends the session on record: it must queue for the chain's head like a writer.
+
+    Taking the session row first and the head second, it deadlocked (PostgreSQL aborted
+    one side) against a writer holding the head and touching the same session row.
+    """
+    lab.add_user("tom", "technician")
+    lab.login("tom")
+    with unit_of_work(lab.settings, authenticated=False) as uow:
+        for login in uow.session.exec(select(LoginSession)).all():
+            login.last_seen_at = utcnow() - timedelta(days=1)
+            uow.session.add(login)
+    writer = db.engine_for(
+        load_settings(home=lab.settings.home, database_url=lab.settings.database_url)
+    )
+    held, failures = threading.Event(), []
+
+    def write_holding_the_head() -> None:
+        try:
+            with db.transaction(writer, write=True) as session:
+                session.execute(text("SELECT 1"))
+                db.serialise_writers(session)
+                held.set()
+                time.sleep(HOLD_SECONDS)
+                session.execute(text("UPDATE login_sessions SET last_seen_at = last_seen_at"))
+        except Exception as error:
+            failures.append(error)
+
+    thread = threading.Thread(target=write_holding_the_head)
+    thread.start()
+    assert held.wait(10)
+    result = invoke("patient", "list")
+    thread.join()
+
+    assert failures == []
+    assert result.exit_code == 4, result.stderr
+    assert "session expired" in result.stderr
