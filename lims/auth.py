@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlmodel import Session, col, func, select
 
 from lims import audit, db
-from lims.config import Settings
+from lims.config import SecuritySettings, Settings
 from lims.errors import AuditedRefusal, BadInput, NotFound, NotPermitted, RuleViolation
 from lims.models import FULL_NAME_MAX, USERNAME_MAX, LoginSession, User
 from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
@@ -47,18 +47,24 @@ USERNAME_ALLOWED = (
 FAILED_LOGIN_MESSAGE = "login refused: unknown user name or wrong password"
 
 
+def _hasher(policy: SecuritySettings) -> PasswordHasher:
+    return _hasher_with(
+        policy.argon2_time_cost, policy.argon2_memory_kib, policy.argon2_parallelism
+    )
+
+
 @cache
-def _hasher() -> PasswordHasher:
+def _hasher_with(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
     # Imported here: most commands check a session token, never a password.
     from argon2 import PasswordHasher
 
-    return PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
 
 
 @cache
-def _decoy_hash() -> str:
+def _decoy_hash(hasher: PasswordHasher) -> str:
     # Checked against when the user does not exist, so both cases take as long.
-    return _hasher().hash(secrets.token_hex(16))
+    return hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -142,12 +148,12 @@ def valid_password(settings: Settings, username: str, password: str) -> str:
     return password
 
 
-def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+def hash_password(settings: Settings, password: str) -> str:
+    return _hasher(settings.security).hash(password)
 
 
-def _password_matches(stored_hash: str, password: str) -> bool:
-    hasher = _hasher()
+def _password_matches(settings: Settings, stored_hash: str, password: str) -> bool:
+    hasher = _hasher(settings.security)
     from argon2.exceptions import InvalidHashError, VerificationError
 
     try:
@@ -211,7 +217,7 @@ def create_user(
         username=username,
         full_name=full_name,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=hash_password(settings, password),
         created_at=utcnow(),
     )
     session.add(user)
@@ -520,7 +526,7 @@ def login(
     valid_username(username)
     user = _find_user(session, username)
     if user is None:
-        _password_matches(_decoy_hash(), password)
+        _password_matches(settings, _decoy_hash(_hasher(settings.security)), password)
         _refuse(session, None, username, "unknown user", _failed_login_message(settings))
     if user.locked_at is not None:
         _refuse(
@@ -531,15 +537,15 @@ def login(
             f"{username} is locked after repeated failed logins; an admin must run "
             f"`lims user unlock {username}`",
         )
-    if not _password_matches(user.password_hash, password):
+    if not _password_matches(settings, user.password_hash, password):
         _wrong_password(session, settings, user)
     if not user.active:
         _refuse(session, user, username, "user deactivated", f"{username} is deactivated")
 
     now = utcnow()
     replaced = _end_station_session(session, settings, "replaced")
-    if _hasher().check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if _hasher(settings.security).check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(settings, password)
     user.failed_logins, user.last_login_at = 0, now
     token = secrets.token_urlsafe(32)
     assert user.id is not None
@@ -623,7 +629,7 @@ def confirm_signer(
     user = session.get(User, actor.user_id)
     if user is None or not user.active or user.locked_at is not None:
         raise NotPermitted(f"{actor.username} may not sign: the account is not active")
-    if not _password_matches(user.password_hash, password):
+    if not _password_matches(settings, user.password_hash, password):
         _wrong_password(
             session,
             settings,

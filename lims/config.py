@@ -103,6 +103,17 @@ class SecuritySettings(BaseModel):
     session_max_hours: Annotated[WholeNumber, Field(ge=1, le=24)] = 12
     password_min_length: Annotated[WholeNumber, Field(ge=8, le=128)] = 12
     lockout_threshold: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
+    # argon2id cost (RFC 9106 second recommended option by default); each hash carries its own
+    # parameters, so a change applies to passwords set or logged in with afterwards.
+    argon2_time_cost: Annotated[WholeNumber, Field(ge=1, le=20)] = 3
+    argon2_memory_kib: Annotated[WholeNumber, Field(ge=8, le=4_194_304)] = 65_536
+    argon2_parallelism: Annotated[WholeNumber, Field(ge=1, le=16)] = 4
+
+    @model_validator(mode="after")
+    def _enough_memory_for_the_lanes(self) -> SecuritySettings:
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError("argon2_memory_kib must be at least 8 × argon2_parallelism")
+        return self
 
 
 def _regular_expression(value: str) -> str:

@@ -3,6 +3,10 @@
 The backend comes from LIMS_TEST_DATABASE_URL: unset (or sqlite) gives a
 SQLite file under tmp_path; a PostgreSQL URL gives a fresh schema in that
 database for each test, dropped afterwards.
+
+Speed: password hashing is argon2id at its lowest cost (tests that check the
+real cost set it back), and a lab's database is copied from one built once
+per test process rather than migrated and initialised for every test.
 """
 
 from __future__ import annotations
@@ -10,13 +14,44 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from lims import db
 from lims.config import Settings, load_settings, normalise_database_url
-from tests.support import ON_POSTGRES, TEST_DATABASE_URL, Lab
+from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, TEST_DATABASE_URL, Lab, LabTemplate
+
+
+@cache
+def _server() -> Engine:
+    from sqlalchemy import create_engine
+
+    return create_engine(normalise_database_url(TEST_DATABASE_URL))
+
+
+def _new_schema() -> str:
+    from sqlalchemy import text
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with _server().begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    return schema
+
+
+def _drop_schema(schema: str) -> None:
+    from sqlalchemy import text
+
+    with _server().begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def _schema_url(schema: str) -> str:
+    base = normalise_database_url(TEST_DATABASE_URL)
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture
@@ -24,19 +59,22 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     if not ON_POSTGRES:
         yield f"sqlite:///{tmp_path / 'lims.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(normalise_database_url(TEST_DATABASE_URL))
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in TEST_DATABASE_URL else "?"
-    base = normalise_database_url(TEST_DATABASE_URL)
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    schema = _new_schema()
+    yield _schema_url(schema)
     db.dispose_engines()
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    _drop_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTemplate]:
+    """A database initialised with the lab's admin, built once per test process."""
+    directory = tmp_path_factory.mktemp("template")
+    if not ON_POSTGRES:
+        yield LabTemplate.build(directory, f"sqlite:///{directory / 'lims.db'}")
+        return
+    schema = _new_schema()
+    yield LabTemplate.build(directory, _schema_url(schema))
+    _drop_schema(schema)
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +87,8 @@ def lims_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
     monkeypatch.setenv("LIMS_HOME", str(home))
     monkeypatch.setenv("LIMS_DATABASE_URL", database_url)
     monkeypatch.setenv("LIMS_TIMEZONE", "Europe/Rome")
+    for name, value in CHEAP_PASSWORD_HASHING.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     yield
     db.dispose_engines()
@@ -60,5 +100,5 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def lab(settings: Settings) -> Lab:
-    return Lab(settings)
+def lab(settings: Settings, lab_template: LabTemplate) -> Lab:
+    return Lab(settings, lab_template)

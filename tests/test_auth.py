@@ -12,11 +12,11 @@ from sqlmodel import col, select
 
 from lims import audit, auth, db
 from lims.config import Settings, load_settings
-from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
+from lims.errors import BadInput, ConfigError, NotFound, NotPermitted, RuleViolation
 from lims.models import LoginSession, User
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support import ON_POSTGRES, PASSWORD, Lab
+from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
 
@@ -98,6 +98,45 @@ def test_passwords_are_stored_as_argon2id_hashes_never_as_plaintext(lab: Lab) ->
     for stored in hashes:
         assert stored.startswith("$argon2id$")
         assert PASSWORD not in stored
+
+
+def _real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CHEAP_PASSWORD_HASHING:
+        monkeypatch.delenv(name)
+
+
+def test_passwords_are_hashed_at_rfc_9106_cost_unless_the_site_sets_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _real_password_hashing(monkeypatch)
+    stored = auth.hash_password(load_settings(), PASSWORD)
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    monkeypatch.setenv("LIMS_SECURITY__ARGON2_TIME_COST", "2")
+    monkeypatch.setenv("LIMS_SECURITY__ARGON2_MEMORY_KIB", "1024")
+    monkeypatch.setenv("LIMS_SECURITY__ARGON2_PARALLELISM", "2")
+    assert auth.hash_password(load_settings(), PASSWORD).startswith(
+        "$argon2id$v=19$m=1024,t=2,p=2$"
+    )
+
+
+def test_argon2_memory_must_cover_its_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIMS_SECURITY__ARGON2_MEMORY_KIB", "8")
+    monkeypatch.setenv("LIMS_SECURITY__ARGON2_PARALLELISM", "2")
+    with pytest.raises(ConfigError, match="argon2_memory_kib must be at least 8"):
+        load_settings()
+
+
+def test_a_hash_below_the_site_cost_is_raised_to_it_at_the_next_login(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _user(lab.settings, "admin").password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    _real_password_hashing(monkeypatch)
+    settings = load_settings()
+    _login(settings, "admin")
+    upgraded = _user(settings, "admin").password_hash
+    assert upgraded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    _login(settings, "admin")
+    assert _user(settings, "admin").password_hash == upgraded
 
 
 def test_session_token_file_is_private_and_the_database_keeps_only_its_sha256(lab: Lab) -> None:

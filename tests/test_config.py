@@ -18,7 +18,7 @@ from lims.config import (
     redacted_url,
 )
 from lims.errors import ConfigError
-from tests.support import invoke
+from tests.support import CHEAP_PASSWORD_HASHING, invoke
 
 REPOSITORY_CONFIG = Path(__file__).resolve().parents[1] / "lims.toml"
 SECRET = "s3cret-pw"
@@ -35,6 +35,13 @@ def no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only LIMS_HOME is left from the test environment."""
     monkeypatch.delenv("LIMS_DATABASE_URL")
     monkeypatch.delenv("LIMS_TIMEZONE")
+
+
+@pytest.fixture(autouse=True)
+def _only_the_settings_each_test_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read where every setting came from: no test-wide cheap hashing in the way."""
+    for name in CHEAP_PASSWORD_HASHING:
+        monkeypatch.delenv(name)
 
 
 def local_config(text: str) -> Path:

@@ -131,20 +131,6 @@ def _record_passing(quality: Quality, lot: str) -> None:
         quality.lot_id = kept
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id at its lowest cost: this file signs and logs in hundreds of times.
-
-    The parameters travel in each hash, so every check is the same code path, only cheaper.
-    """
-    from argon2 import PasswordHasher
-
-    from lims import auth
-
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", lambda: cheap)
-
-
 @pytest.fixture
 def floor(lab: Lab) -> Floor:
     quality = Quality(lab)

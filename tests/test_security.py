@@ -85,20 +85,6 @@ def at(days: float) -> str:
     return (COLLECTED + timedelta(days=days)).isoformat()
 
 
-@pytest.fixture
-def fast_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap argon2id parameters: these tests are about who may act, not about hashing cost."""
-    hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-    decoy = hasher.hash("decoy password for unknown users")
-    monkeypatch.setattr(auth, "_hasher", lambda: hasher)
-    monkeypatch.setattr(auth, "_decoy_hash", lambda: decoy)
-
-
-@pytest.fixture
-def fast_lab(fast_passwords: None, settings: Settings) -> Lab:
-    return Lab(settings)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -168,7 +154,7 @@ def move_sessions_back(settings: Settings, *, started: timedelta, seen: timedelt
 
 
 def test_the_session_directory_lims_creates_is_private(
-    fast_lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     home = tmp_path / "fresh" / "station"
     monkeypatch.setenv("LIMS_HOME", str(home))
@@ -183,10 +169,10 @@ def test_the_session_directory_lims_creates_is_private(
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o602], ids=lambda m: f"{m:o}")
 def test_a_session_file_others_can_reach_is_refused_and_its_token_revoked(
-    fast_lab: Lab, mode: int
+    lab: Lab, mode: int
 ) -> None:
-    settings = fast_lab.settings
-    fast_lab.login("admin")
+    settings = lab.settings
+    lab.login("admin")
     path = auth.session_file(settings)
     token = station_token(settings)
     before = token_session(settings, token)
@@ -205,9 +191,9 @@ def test_a_session_file_others_can_reach_is_refused_and_its_token_revoked(
     refused(invoke("whoami"), 4, "session ended (exposed)")
 
 
-def test_an_exposed_token_also_dies_at_the_next_login_or_logout(fast_lab: Lab) -> None:
-    settings = fast_lab.settings
-    fast_lab.login("admin")
+def test_an_exposed_token_also_dies_at_the_next_login_or_logout(lab: Lab) -> None:
+    settings = lab.settings
+    lab.login("admin")
     first = station_token(settings)
     auth.session_file(settings).chmod(0o644)
     ok("login", "admin", "--password-stdin", input=PASSWORD + "\n")
@@ -220,11 +206,9 @@ def test_an_exposed_token_also_dies_at_the_next_login_or_logout(fast_lab: Lab) -
     assert [s["ended_at"] is not None for s in login_sessions(settings)] == [True, True]
 
 
-def test_a_symlinked_session_file_is_refused_and_not_followed(
-    fast_lab: Lab, tmp_path: Path
-) -> None:
-    settings = fast_lab.settings
-    fast_lab.login("admin")
+def test_a_symlinked_session_file_is_refused_and_not_followed(lab: Lab, tmp_path: Path) -> None:
+    settings = lab.settings
+    lab.login("admin")
     path = auth.session_file(settings)
     elsewhere = tmp_path / "shared" / "token"
     elsewhere.parent.mkdir()
@@ -239,17 +223,17 @@ def test_a_symlinked_session_file_is_refused_and_not_followed(
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="chown needs root")
-def test_a_session_file_of_another_account_is_refused(fast_lab: Lab) -> None:
-    settings = fast_lab.settings
-    fast_lab.login("admin")
+def test_a_session_file_of_another_account_is_refused(lab: Lab) -> None:
+    settings = lab.settings
+    lab.login("admin")
     token = station_token(settings)
     os.chown(auth.session_file(settings), 65534, 65534)
     refused(invoke("whoami"), 4, "another account", "lims login")
     assert token_session(settings, token)["end_reason"] == "exposed"
 
 
-def test_a_named_pipe_at_the_session_path_is_refused_without_waiting(fast_lab: Lab) -> None:
-    path = auth.session_file(fast_lab.settings)
+def test_a_named_pipe_at_the_session_path_is_refused_without_waiting(lab: Lab) -> None:
+    path = auth.session_file(lab.settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(path, 0o600)
     results: list[Invocation] = []
@@ -284,10 +268,10 @@ def test_the_database_lims_init_creates_is_private(
 
 
 def test_an_expired_session_is_ended_and_a_longer_idle_time_does_not_revive_it(
-    fast_lab: Lab, monkeypatch: pytest.MonkeyPatch
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = fast_lab.settings
-    fast_lab.login("admin")
+    settings = lab.settings
+    lab.login("admin")
     token = station_token(settings)
     idle = settings.security.session_idle_minutes
     move_sessions_back(settings, started=timedelta(hours=1), seen=timedelta(minutes=idle + 1))
@@ -304,11 +288,11 @@ def test_an_expired_session_is_ended_and_a_longer_idle_time_does_not_revive_it(
 
 @pytest.mark.parametrize("hours", [12, 3])
 def test_a_busy_session_still_ends_after_its_maximum_lifetime(
-    fast_lab: Lab, monkeypatch: pytest.MonkeyPatch, hours: int
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, hours: int
 ) -> None:
     monkeypatch.setenv("LIMS_SECURITY__SESSION_MAX_HOURS", str(hours))
     settings = load_settings()
-    fast_lab.login("admin")
+    lab.login("admin")
     limit = timedelta(hours=hours)
     move_sessions_back(settings, started=limit - timedelta(minutes=2), seen=timedelta(minutes=1))
     assert ok("whoami")["username"] == "admin"
@@ -526,8 +510,7 @@ def scan_of(settings: Settings, vial: str) -> str:
 
 
 @pytest.fixture
-def world(fast_lab: Lab, tmp_path: Path) -> World:
-    lab = fast_lab
+def world(lab: Lab, tmp_path: Path) -> World:
     for name, role in [("tom", "technician"), ("quinn", "qa")]:
         lab.add_user(name, role)
     lab.login("tom")
@@ -650,10 +633,10 @@ def test_the_exempt_commands_run_without_a_session_and_change_nothing(world: Wor
 
 
 def test_a_deactivated_users_next_command_in_any_area_is_refused(
-    fast_lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = fast_lab.settings
-    fast_lab.add_user("tom", "technician")
+    settings = lab.settings
+    lab.add_user("tom", "technician")
     bench = tmp_path / "bench"
     monkeypatch.setenv("LIMS_HOME", str(bench))
     ok("login", "tom", "--password-stdin", input=PASSWORD + "\n")
@@ -677,10 +660,10 @@ def test_a_deactivated_users_next_command_in_any_area_is_refused(
 
 
 def test_a_role_change_applies_to_the_users_next_command(
-    fast_lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = fast_lab.settings
-    fast_lab.add_user("quinn", "qa")
+    settings = lab.settings
+    lab.add_user("quinn", "qa")
     bench = tmp_path / "qa-desk"
     monkeypatch.setenv("LIMS_HOME", str(bench))
     ok("login", "quinn", "--password-stdin", input=PASSWORD + "\n")
