@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 
 from lims import resources
 from lims.config import Settings
-from lims.errors import Audited, ConfigError, NotFound, RuleViolation
+from lims.errors import Audited, ConfigError, NotFound, RuleViolation, Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -166,8 +166,12 @@ def check_schema(session: Session, settings: Settings) -> None:
     raise made_by_a_newer_lims(revision)
 
 
-def made_by_a_newer_lims(revision: str) -> RuleViolation:
-    return RuleViolation(
+def made_by_a_newer_lims(revision: str) -> Unavailable:
+    """Unavailable, not refused: the database is sound but this lims cannot read it.
+
+    An older schema, by contrast, is a rule lims itself resolves (`lims db upgrade`).
+    """
+    return Unavailable(
         f"the database schema is at {revision}, which this lims does not know "
         f"(newest known {SCHEMA_HEAD}); it was made by a newer lims: upgrade lims"
     )

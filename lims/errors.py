@@ -1,7 +1,9 @@
 """Errors meant for the person at the keyboard, each with its exit code.
 
 Raised by rules anywhere in lims; turned into one line on stderr and the exit
-code in exactly one place (lims.cli.app).
+code in exactly one place (lims.cli.errors, called by lims.cli.app), which
+also gives exceptions that are not LimsErrors theirs: a database or operating
+system condition is 5, like Unavailable, and anything else is a bug, 70.
 """
 
 
@@ -45,6 +47,17 @@ class NotPermitted(LimsError):
     """No live session, the wrong role, or a wrong password."""
 
     exit_code = 4
+
+
+class Unavailable(LimsError):
+    """The database or what it stands on cannot be used now; the request itself was sound.
+
+    Read-only, full, held too long by another process, damaged, unreachable,
+    made by a newer lims, a missing tool: fixed outside lims, then tried
+    again. Its own exit code lets a script tell this from a refusal (1).
+    """
+
+    exit_code = 5
 
 
 def shown(value: object, limit: int = 60) -> str:

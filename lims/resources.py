@@ -7,7 +7,7 @@ install finds them beside the package.
 
 from pathlib import Path
 
-from lims.errors import LimsError
+from lims.errors import Unavailable
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -16,7 +16,7 @@ def _locate(packaged: str, checkout: str, marker: str) -> Path:
     for candidate in (_PACKAGE / packaged, _PACKAGE.parent / checkout):
         if (candidate / marker).exists():
             return candidate
-    raise LimsError(f"this lims installation has no {checkout}/ folder; reinstall lims")
+    raise Unavailable(f"this lims installation has no {checkout}/ folder; reinstall lims")
 
 
 def migrations_dir() -> Path:

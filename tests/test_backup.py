@@ -15,7 +15,7 @@ import pytest
 
 from lims import audit, auth, db
 from lims.config import Settings
-from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
+from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavailable
 from lims.services import backup as service
 from lims.uow import unit_of_work
 from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
@@ -290,6 +290,29 @@ def test_a_database_whose_trail_was_tampered_with_is_not_backed_up(
     assert _leftovers(tmp_path) == []
 
 
+@sqlite_only
+def test_a_database_sqlite_finds_damaged_is_not_backed_up_and_is_unavailable(
+    admin_lab: Lab, tmp_path: Path
+) -> None:
+    """Rows that point nowhere: SQLite's check of the copy fails, so the live database is sick."""
+    settings = admin_lab.settings
+    db.dispose_engines()
+    _copy_sql(
+        _live(settings),
+        "INSERT INTO login_sessions (user_id, token_hash, started_at, last_seen_at) "
+        "VALUES (9999, 'dangling', '2026-11-25 08:00:00', '2026-11-25 08:00:00')",
+    )
+    target = tmp_path / "b.db"
+    _refused(
+        invoke("db", "backup", str(target)),
+        5,
+        "the copy failed its check, no backup written",
+        "fails the foreign key check: 1 rows point nowhere",
+    )
+    assert not target.exists()
+    assert _leftovers(tmp_path) == []
+
+
 # --- restore: the service ------------------------------------------------------------------
 
 
@@ -427,7 +450,7 @@ def unchanged(admin_lab: Lab, backup_file: Path) -> Any:
         ("truncated", BadInput, "SQLite"),
         ("not lims", BadInput, "is not a lims database"),
         ("tampered", RuleViolation, "audit trail broken at entry 2: entry 2 was edited"),
-        ("newer", RuleViolation, "made by a newer lims"),
+        ("newer", Unavailable, "made by a newer lims"),
         ("corrupt page", BadInput, "integrity check|malformed"),
     ],
 )
@@ -498,8 +521,9 @@ def test_restore_is_refused_while_another_process_has_the_database_open(
     other = sqlite3.connect(_live(settings), isolation_level=None)  # e.g. a `lims scan` loop
     try:
         other.execute("SELECT count(*) FROM users").fetchone()
-        with pytest.raises(RuleViolation, match="in use by another lims process"):
+        with pytest.raises(Unavailable, match="in use by another lims process"):
             service.restore(settings, backup_file, confirm=_always)
+        _refused(invoke("db", "restore", str(backup_file), "--yes"), 5, "in use", "try again")
     finally:
         other.close()
     assert _dump(settings) == before
@@ -582,11 +606,15 @@ def test_cli_restore_refusals_are_one_line(admin_lab: Lab, backup_file: Path) ->
     _tamper_copy(tampered, "UPDATE audit_entries SET username = 'mallory' WHERE seq = 3")
     truncated = backup_file.with_name("truncated.db")
     truncated.write_bytes(backup_file.read_bytes()[:10_000])
+    newer = backup_file.with_name("newer.db")
+    newer.write_bytes(backup_file.read_bytes())
+    _copy_sql(newer, "UPDATE alembic_version SET version_num = '9999_future'")
     before = _dump(admin_lab.settings)
     _refused(invoke("db", "restore", "nowhere.db", "--yes"), 3, "nowhere.db", "no such file")
     _refused(invoke("db", "restore", str(backup_file.parent), "--yes"), 2, "is a directory")
     _refused(invoke("db", "restore", str(tampered), "--yes"), 1, "tampered.db", "entry 3")
     _refused(invoke("db", "restore", str(truncated), "--yes"), 2, "truncated.db")
+    _refused(invoke("db", "restore", str(newer), "--yes"), 5, "made by a newer lims")
     assert _dump(admin_lab.settings) == before
     auth.remove_token(admin_lab.settings)
     _refused(invoke("db", "restore", str(backup_file), "--yes"), 4, "not logged in")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
 
-from lims import auth
+from lims import auth, resources
 from lims.cli.app import COMMANDS, LimsGroup, app, load_command
+from lims.cli.errors import INTERNAL_ERROR, UNAVAILABLE
 from tests.support import Lab, invoke
 
 HEAVY_MODULES = ("sqlmodel", "sqlalchemy", "alembic", "psycopg", "pydantic", "argon2", "rich")
@@ -97,7 +99,7 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     assert result.stderr.startswith("error: ")
 
 
-def test_an_unexpected_failure_is_one_line_without_a_traceback(
+def test_an_unexpected_failure_is_a_bug_exit_70_in_one_line(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lab.login("admin")
@@ -107,11 +109,52 @@ def test_an_unexpected_failure_is_one_line_without_a_traceback(
 
     monkeypatch.setattr(auth, "list_users", broken)
     result = invoke("user", "list")
-    assert result.exit_code == 1
+    assert result.exit_code == INTERNAL_ERROR == 70
     assert result.stderr == (
         "error: unexpected RuntimeError: disk on fire (set LIMS_DEBUG=1 to see where)\n"
     )
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_os_error_reaching_the_top_is_the_environment_exit_5(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.login("admin")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "/var/lib/lims/export.csv")
+
+    monkeypatch.setattr(auth, "list_users", full)
+    result = invoke("user", "list")
+    assert result.exit_code == UNAVAILABLE == 5
+    assert result.stderr == "error: No space left on device: /var/lib/lims/export.csv\n"
+
+
+def test_an_installation_missing_its_migrations_is_the_environment_exit_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources, "_PACKAGE", tmp_path / "site-packages" / "lims")
+    result = invoke("db", "upgrade")
+    assert result.exit_code == UNAVAILABLE
+    assert result.stderr == (
+        "error: this lims installation has no migrations/ folder; reinstall lims\n"
+    )
+
+
+def test_the_root_help_lists_every_exit_code() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for code in (
+        "0 ok",
+        "1 refused by a rule",
+        "2 bad input",
+        "3 not found",
+        "4 not permitted",
+        "5 database or environment unavailable",
+        "70 internal error",
+    ):
+        assert code in text, code
 
 
 def test_lims_debug_shows_the_traceback(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from tests.support import PASSWORD, Invocation, Lab, invoke
 
@@ -693,6 +694,21 @@ def test_the_batch_record_is_a_pdf_with_the_lot_and_its_signer(
     assert passing_lot in text
     assert "Rita Tester" in text
     assert "report.batch" in audit_actions(station, f"lot:{passing_lot}")
+
+
+def test_a_batch_record_that_cannot_be_written_is_the_station_unavailable(
+    station: Lab, passing_lot: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(self: StagedFiles, path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StagedFiles, "write", full_disk)
+    station.login("tom")
+    out = tmp_path / "batch.pdf"
+    line = refused(invoke("report", "batch", passing_lot, "--out", str(out)), 5, "cannot write")
+    assert line.endswith(": No space left on device")
+    assert list(tmp_path.glob("*batch.pdf*")) == []
+    assert "report.batch" not in audit_actions(station, f"lot:{passing_lot}")
 
 
 def test_the_batch_record_refuses_a_missing_directory(

@@ -1,8 +1,11 @@
 """A sick database gives a clear message: read-only, full disk, locked, damaged, unreachable.
 
 Each case runs a writing command the way a user would and expects one line on
-stderr that says what is wrong, a non-zero exit, no traceback, and nothing
-saved. (A missing database and one from a newer lims: tests/test_migrations.py.)
+stderr that says what is wrong, exit 5 (the database is unavailable), no
+traceback, and nothing saved. (A missing database and one from a newer lims:
+tests/test_migrations.py.) Below them, every branch of the error boundary
+(lims.cli.errors.describe) is checked on constructed errors, and an error that
+is none of these conditions is a bug, exit 70.
 
 The read-only and full-disk cases use the real conditions: an immutable file
 (chattr +i) and a small tmpfs filled to the brim in a private mount namespace.
@@ -22,12 +25,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from lims import db
+from lims.cli.errors import INTERNAL_ERROR, UNAVAILABLE, describe
 from lims.config import Settings
+from lims.errors import BadInput, LimsError, NotFound, NotPermitted, RuleViolation, Unavailable
 from tests.support import ON_POSTGRES, Lab, invoke
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="a SQLite file's conditions")
+postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="a PostgreSQL server's conditions")
 DUMP_SCRIPT = 'import sqlite3, sys; print(*sqlite3.connect(sys.argv[1]).iterdump(), sep="\\n")'
 PATIENT_ADD = ("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960")
 
@@ -91,7 +98,7 @@ def test_a_read_only_database_file_is_named_not_a_traceback(
         finished = run_lims(*PATIENT_ADD)
     finally:
         subprocess.run([_tool("chattr"), "-i", str(settings.sqlite_path)], check=False)
-    assert finished.returncode == 1
+    assert finished.returncode == UNAVAILABLE
     assert_one_line(finished.stderr, "cannot be written", "read-only")
     assert dump(settings.sqlite_path) == before
 
@@ -104,7 +111,7 @@ def test_a_query_only_connection_gets_the_read_only_message(
     db.dispose_engines()
     monkeypatch.setattr(db, "_SQLITE_PRAGMAS", (*db._SQLITE_PRAGMAS, "PRAGMA query_only=ON"))
     result = invoke(*PATIENT_ADD)
-    assert result.exit_code == 1
+    assert result.exit_code == UNAVAILABLE
     assert_one_line(result.stderr, "cannot be written", "read-only")
 
 
@@ -138,7 +145,7 @@ def test_a_full_disk_is_named_and_nothing_is_saved(tech_lab: Lab, settings: Sett
     )
     finished = subprocess.run([_tool("unshare"), "-m", "bash", "-c", script], capture_output=True)
     assert finished.returncode == 0, finished.stderr.decode()
-    assert (folder / "code").read_text().strip() == "1"
+    assert (folder / "code").read_text().strip() == str(UNAVAILABLE)
     assert_one_line((folder / "stderr").read_text(), "disk")
 
 
@@ -160,7 +167,7 @@ def test_a_database_at_its_size_limit_gets_the_full_message(
         )  # fmt: skip
         if result.exit_code != 0:
             break
-    assert result.exit_code == 1
+    assert result.exit_code == UNAVAILABLE
     assert_one_line(result.stderr, "the disk holding the database is full")
     db.dispose_engines()
     assert dump(settings.sqlite_path) == before
@@ -183,7 +190,7 @@ def test_a_database_held_too_long_by_another_station_says_busy(
     finally:
         other_station.execute("ROLLBACK")
         other_station.close()
-    assert result.exit_code == 1
+    assert result.exit_code == UNAVAILABLE
     assert_one_line(result.stderr, "the database is busy", "try again")
     assert "locked" not in result.stderr
 
@@ -194,7 +201,7 @@ def test_a_file_that_is_not_a_database_is_named(settings: Settings) -> None:
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     settings.sqlite_path.write_bytes(b"these are somebody's notes, not a database\n" * 100)
     finished = run_lims(*PATIENT_ADD)
-    assert finished.returncode == 1
+    assert finished.returncode == UNAVAILABLE
     assert_one_line(finished.stderr, "not a SQLite database")
 
 
@@ -208,24 +215,249 @@ def test_a_damaged_database_points_to_the_backup(tech_lab: Lab, settings: Settin
         data[offset : offset + 64] = b"\xff" * 64
     settings.sqlite_path.write_bytes(bytes(data))
     finished = run_lims(*PATIENT_ADD)
-    assert finished.returncode != 0
+    assert finished.returncode == UNAVAILABLE
     assert_one_line(finished.stderr)
 
 
 def test_an_unreachable_postgresql_server_is_named() -> None:
     env = {**os.environ, "LIMS_DATABASE_URL": "postgresql://postgres:s3cret@127.0.0.1:1/lims"}
     finished = run_lims(*PATIENT_ADD, env=env)
-    assert finished.returncode == 1
+    assert finished.returncode == UNAVAILABLE
     assert_one_line(finished.stderr, "cannot open the database")
     assert "s3cret" not in finished.stderr
 
 
+@postgres_only
+def test_a_read_only_postgresql_database_is_named(
+    tech_lab: Lab, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a hot standby: every transaction of this connection is read-only."""
+    db.dispose_engines()
+    monkeypatch.setenv(
+        "LIMS_DATABASE_URL", f"{database_url}%20-cdefault_transaction_read_only%3Don"
+    )
+    result = invoke(*PATIENT_ADD)
+    assert result.exit_code == UNAVAILABLE
+    assert_one_line(result.stderr, "cannot be written", "read-only transaction")
+    db.dispose_engines()
+    monkeypatch.setenv("LIMS_DATABASE_URL", database_url)
+    assert invoke("patient", "show", "PT-0042").exit_code == 3
+
+
 def test_a_file_name_with_control_characters_stays_on_one_line() -> None:
-    from lims.cli.errors import describe
 
     message, code = describe(FileNotFoundError(2, "No such file or directory", "a\nb\x1b[31m"))
-    assert code == 1
+    assert code == UNAVAILABLE
     assert "\n" not in message
     assert "\x1b" not in message
     ordinary = "labels/A999926000001-L1-labels.pdf"
     assert describe(FileNotFoundError(2, "No such file", ordinary))[0].endswith(ordinary)
+
+
+# --- the boundary, branch by branch --------------------------------------------------------
+
+
+def _sqlite_error(kind: type[sqlite3.Error], message: str, code: str | None) -> sqlite3.Error:
+    """A sqlite3 error as the driver raises it; code is its sqlite_errorname (Python 3.11+)."""
+    error = kind(message)
+    if code is not None:
+        error.sqlite_errorname = code
+    return error
+
+
+def _wrapped(
+    orig: BaseException, kind: type[sa_exc.DBAPIError] = sa_exc.OperationalError
+) -> sa_exc.DBAPIError:
+    """orig as SQLAlchemy hands it on: wrapped, with the statement that failed."""
+    return kind("INSERT INTO patients (code) VALUES (?)", ("PT-0042",), orig)
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "code"),
+    [
+        pytest.param(
+            _wrapped(_sqlite_error(sqlite3.OperationalError, "database is locked", "SQLITE_BUSY")),
+            "the database is busy: another station held it too long; try again",
+            UNAVAILABLE,
+            id="busy",
+        ),
+        pytest.param(
+            _wrapped(_sqlite_error(sqlite3.OperationalError, "database is locked", None)),
+            "the database is busy: another station held it too long; try again",
+            UNAVAILABLE,
+            id="busy, by its text",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(
+                    sqlite3.OperationalError,
+                    "attempt to write a readonly database",
+                    "SQLITE_READONLY_DBMOVED",
+                )
+            ),
+            "the database cannot be written (read-only file or disk): "
+            "attempt to write a readonly database",
+            UNAVAILABLE,
+            id="read-only",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(sqlite3.OperationalError, "database or disk is full", "SQLITE_FULL")
+            ),
+            "the disk holding the database is full: database or disk is full",
+            UNAVAILABLE,
+            id="full",
+        ),
+        pytest.param(
+            _wrapped(Exception('could not extend file "base/5/16384": No space left on device')),
+            'the disk holding the database is full: could not extend file "base/5/16384": '
+            "No space left on device",
+            UNAVAILABLE,
+            id="full, PostgreSQL",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(sqlite3.OperationalError, "disk I/O error", "SQLITE_IOERR_WRITE")
+            ),
+            "the database could not be written to disk (SQLITE_IOERR_WRITE): "
+            "the disk may be full, read-only or failing; nothing was saved",
+            UNAVAILABLE,
+            id="I/O error",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(sqlite3.DatabaseError, "file is not a database", "SQLITE_NOTADB"),
+                sa_exc.DatabaseError,
+            ),
+            "the database file is not a SQLite database (damaged or not lims's): "
+            "file is not a database",
+            UNAVAILABLE,
+            id="not a database",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(
+                    sqlite3.DatabaseError, "database disk image is malformed", "SQLITE_CORRUPT"
+                ),
+                sa_exc.DatabaseError,
+            ),
+            "the database file is damaged (database disk image is malformed); "
+            "restore the last backup with `lims db restore`",
+            UNAVAILABLE,
+            id="damaged",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(
+                    sqlite3.OperationalError, "unable to open database file", "SQLITE_CANTOPEN"
+                )
+            ),
+            "cannot open the database: unable to open database file",
+            UNAVAILABLE,
+            id="cannot open",
+        ),
+        pytest.param(
+            _wrapped(Exception('connection failed: connection to server at "127.0.0.1", port 1')),
+            'cannot open the database: connection failed: connection to server at "127.0.0.1", '
+            "port 1",
+            UNAVAILABLE,
+            id="unreachable server",
+        ),
+        pytest.param(
+            _wrapped(Exception("canceling statement due to statement timeout")),
+            "database error: canceling statement due to statement timeout",
+            UNAVAILABLE,
+            id="any other operational error",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(sqlite3.OperationalError, "no such column: nickname", "SQLITE_ERROR")
+            ),
+            "database error: no such column: nickname",
+            INTERNAL_ERROR,
+            id="SQL SQLite cannot run: a bug",
+        ),
+        pytest.param(
+            _wrapped(
+                _sqlite_error(
+                    sqlite3.IntegrityError,
+                    "UNIQUE constraint failed: patients.code",
+                    "SQLITE_CONSTRAINT_UNIQUE",
+                ),
+                sa_exc.IntegrityError,
+            ),
+            "database error: UNIQUE constraint failed: patients.code",
+            INTERNAL_ERROR,
+            id="a constraint lims should have checked: a bug",
+        ),
+        pytest.param(
+            _wrapped(Exception("connection pool is not a thing"), sa_exc.ProgrammingError),
+            "database error: connection pool is not a thing",
+            INTERNAL_ERROR,
+            id="not operational, whatever it says",
+        ),
+        pytest.param(
+            _sqlite_error(sqlite3.OperationalError, "database or disk is full", "SQLITE_FULL"),
+            "the disk holding the database is full: database or disk is full",
+            UNAVAILABLE,
+            id="sqlite3 unwrapped (backup, restore)",
+        ),
+        pytest.param(
+            _sqlite_error(
+                sqlite3.OperationalError, "unable to open database file", "SQLITE_CANTOPEN"
+            ),
+            "cannot open the database: unable to open database file",
+            UNAVAILABLE,
+            id="sqlite3 unwrapped, operational",
+        ),
+        pytest.param(
+            _sqlite_error(sqlite3.ProgrammingError, "Cannot operate on a closed database.", None),
+            "database error: Cannot operate on a closed database.",
+            INTERNAL_ERROR,
+            id="sqlite3 unwrapped, a bug",
+        ),
+    ],
+)
+def test_each_database_condition_has_its_message_and_exit_code(
+    error: BaseException, message: str, code: int
+) -> None:
+    assert describe(error) == (message, code)
+
+
+def test_a_read_only_postgresql_transaction_is_named_by_its_sqlstate() -> None:
+    errors = pytest.importorskip("psycopg.errors")
+    orig = errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction")
+    assert describe(_wrapped(orig, sa_exc.InternalError)) == (
+        "the database cannot be written (read-only file or disk): "
+        "cannot execute INSERT in a read-only transaction",
+        UNAVAILABLE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (RuleViolation("lot A999926000001-L1 is released: its record is locked"), 1),
+        (BadInput("volume-ml", "must be a number"), 2),
+        (NotFound("no patient PT-0042"), 3),
+        (NotPermitted("not logged in"), 4),
+        (Unavailable("labels written, but `lp` (CUPS) is not installed"), 5),
+    ],
+)
+def test_a_lims_error_keeps_its_message_and_exit_code(error: LimsError, code: int) -> None:
+    assert describe(error) == (error.message, code)
+
+
+def test_an_os_error_is_the_environment_unavailable() -> None:
+    assert describe(PermissionError(13, "Permission denied", "labels/L1.pdf")) == (
+        "Permission denied: labels/L1.pdf",
+        UNAVAILABLE,
+    )
+    assert describe(BrokenPipeError(32, "Broken pipe")) == ("Broken pipe", UNAVAILABLE)
+
+
+def test_anything_else_is_a_bug() -> None:
+    assert describe(KeyError("vial")) == (
+        "unexpected KeyError: 'vial' (set LIMS_DEBUG=1 to see where)",
+        INTERNAL_ERROR,
+    )

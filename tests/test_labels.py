@@ -22,6 +22,7 @@ from lims import resources
 from lims.domain import payload as qr
 from lims.domain.din import parse_din
 from lims.services import lots
+from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from tests.support import PASSWORD, Invocation, Lab, invoke
 from tests.test_release import Quality
@@ -617,7 +618,7 @@ def test_png_goes_to_the_printer_not_raw(
     assert arguments[2:] == [str(out / f"{vial}.png") for vial in vial_ids(lot)]
 
 
-def test_a_failing_lp_exits_1_in_one_line(
+def test_a_failing_lp_is_the_station_unavailable_in_one_line(
     released: Quality, out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_lp(
@@ -626,7 +627,7 @@ def test_a_failing_lp_exits_1_in_one_line(
         'echo "lp: The printer or class does not exist." >&2\nexit 1',
     )
     lot = released.lot_id
-    line = refused(print_labels(lot, "zpl", out, "--printer", "nowhere"), 1, "lp")
+    line = refused(print_labels(lot, "zpl", out, "--printer", "nowhere"), 5, "lp")
     assert "The printer or class does not exist." in line
     assert files_in(out) == [f"{lot}-labels.zpl"]  # written, and said so
     assert str(out) in line
@@ -638,7 +639,21 @@ def test_without_lp_installed_printing_says_so(
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    refused(print_labels(released.lot_id, "zpl", out, "--printer", "zebra1"), 1, "lp")
+    refused(print_labels(released.lot_id, "zpl", out, "--printer", "zebra1"), 5, "lp")
+
+
+def test_labels_that_cannot_be_written_are_the_station_unavailable(
+    released: Quality, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(self: StagedFiles, path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StagedFiles, "write", full_disk)
+    lot = released.lot_id
+    line = refused(print_labels(lot, "pdf", out), 5, "cannot write labels to")
+    assert line.endswith(": No space left on device")
+    assert files_in(out) == []
+    assert label_print_entries(lot) == []
 
 
 @pytest.mark.parametrize("name", ["zebra 1", "zebra1;rm", "a/b", ""])

@@ -126,7 +126,8 @@ def _root(
     """lims: records an autologous MSC product from bone-marrow aspirate to labelled vial.
 
     Every change is audited. Exit codes: 0 ok, 1 refused by a rule, 2 bad input,
-    3 not found, 4 not permitted.
+    3 not found, 4 not permitted, 5 database or environment unavailable (read-only,
+    full, busy, damaged, unreachable), 70 internal error (a bug: please report it).
 
     \b
     Example:

@@ -36,7 +36,7 @@ from sqlmodel import Session, col
 
 from lims import audit, auth, db
 from lims.config import Settings, redacted_url
-from lims.errors import BadInput, LimsError, NotFound, RuleViolation
+from lims.errors import BadInput, LimsError, NotFound, RuleViolation, Unavailable
 from lims.models import LoginSession
 from lims.timeutil import utcnow
 
@@ -360,9 +360,10 @@ def backup(settings: Settings, target: Path) -> BackupResult:
         try:
             facts = check_copy(temporary, label=str(target))
         except LimsError as error:
-            raise RuleViolation(
-                f"the copy failed its check, no backup written: {error.message}"
-            ) from None
+            # A trail that does not verify is refused here as by `lims audit verify`; a copy
+            # SQLite itself rejects means the live database (or its disk) is damaged.
+            failed = RuleViolation if isinstance(error, RuleViolation) else Unavailable
+            raise failed(f"the copy failed its check, no backup written: {error.message}") from None
         _fsync(temporary)
         size, digest = temporary.stat().st_size, _sha256(temporary)
         with _as_admin(settings) as (session, actor):
@@ -528,12 +529,13 @@ def _install(temporary: Path, live: Path, *, lock: bool) -> None:
 
 
 def _lock_out_others(live: Path) -> sqlite3.Connection:
-    """Hold the old database exclusively; refused while any other connection has it open.
+    """Hold the old database exclusively; unavailable while any other connection has it open.
 
     Leaving WAL mode needs every other connection closed, so a `lims scan`
     loop or another station still using the file is found here, not after.
+    Like a database held too long, that is a condition to clear and retry, not a refusal.
     """
-    in_use = RuleViolation(
+    in_use = Unavailable(
         f"the database at {live} is in use by another lims process (a `lims scan` loop, "
         "another station); stop it and try again; nothing was restored"
     )

@@ -17,7 +17,7 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain.din import parse_din
 from lims.domain.payload import Payload
-from lims.errors import BadInput, LimsError, RuleViolation, shown
+from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, Patient, Vial
 from lims.services.lots import effective_status, get_lot
 from lims.services.vials import get_vial
@@ -49,6 +49,10 @@ class PrintJob:
     files: StagedFiles = field(default_factory=StagedFiles)
 
     def send_to_printer(self) -> None:
+        """Hand the written files to CUPS; without `lp`, or if it refuses them, Unavailable.
+
+        The labels are written and recorded by then: what failed is the station's printing.
+        """
         if self.printer is None:
             return
         command = ["lp", "-d", self.printer]
@@ -59,11 +63,11 @@ class PrintJob:
                 [*command, *map(str, self.files.paths)], check=True, capture_output=True, text=True
             )
         except FileNotFoundError:
-            raise LimsError(
+            raise Unavailable(
                 f"labels written to {self.files.paths[0].parent}, but `lp` (CUPS) is not installed"
             ) from None
         except subprocess.CalledProcessError as error:
-            raise LimsError(
+            raise Unavailable(
                 f"labels written to {self.files.paths[0].parent}, but lp refused them: "
                 f"{(error.stderr or error.stdout).strip()}"
             ) from None
@@ -180,7 +184,7 @@ def print_labels(
         try:
             _stage(job, template, content, directory, on_label or (lambda _: None))
         except OSError as error:
-            raise LimsError(
+            raise Unavailable(
                 f"cannot write labels to {shown(str(directory))}: {error.strerror}"
             ) from None
         for vial in chosen:

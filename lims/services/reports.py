@@ -12,7 +12,7 @@ from sqlmodel import Session
 from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
-from lims.errors import BadInput, LimsError, shown
+from lims.errors import BadInput, Unavailable, shown
 from lims.services import aspirates, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
@@ -95,7 +95,7 @@ def write_batch_record(
         try:
             files.write(target, rendered.data)
         except OSError as error:
-            raise LimsError(f"cannot write {shown(str(target))}: {error.strerror}") from None
+            raise Unavailable(f"cannot write {shown(str(target))}: {error.strerror}") from None
         audit.record(
             session,
             username=actor.username,
