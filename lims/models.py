@@ -26,6 +26,7 @@ from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from lims.domain.states import CultureState, DeviationState, LotState, VialState
 from lims.roles import ROLES
 
 SQLModel.metadata.naming_convention = {
@@ -150,8 +151,8 @@ PATIENT_CODE_MAX = 32
 SHORT_TEXT_MAX = 100
 LONG_TEXT_MAX = 2000
 CULTURE_KINDS = ("primary", "seeded")
-CULTURE_STATES = ("active", "formulated", "discarded")
-DEVIATION_STATES = ("open", "closed")
+CULTURE_STATES = tuple(state.value for state in CultureState)
+DEVIATION_STATES = tuple(state.value for state in DeviationState)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -268,7 +269,7 @@ class Culture(Record, table=True):
     area_cm2: float = _number()
     method: str = _text(SHORT_TEXT_MAX)
     started_at: datetime = _time()
-    status: str = Field(default="active", sa_column=Column(String(16), nullable=False))
+    status: str = Field(default=CultureState.ACTIVE, sa_column=Column(String(16), nullable=False))
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -337,7 +338,7 @@ class Deviation(Record, table=True):
     criterion: str | None = _text(32, nullable=True)
     kind: str = _text(32)
     description: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="open", sa_column=Column(String(8), nullable=False))
+    status: str = Field(default=DeviationState.OPEN, sa_column=Column(String(8), nullable=False))
     opened_at: datetime = _time()
     opened_by: str = _username_column()
     closed_at: datetime | None = _time(nullable=True)
@@ -352,8 +353,8 @@ class Deviation(Record, table=True):
 
 # --- QA: lots, vials, QC results, signatures ------------------------------------------
 
-LOT_STATES = ("quarantine", "released", "rejected")
-VIAL_STATES = ("quarantine", "released", "issued", "administered", "destroyed")
+LOT_STATES = tuple(state.value for state in LotState)
+VIAL_STATES = tuple(state.value for state in VialState)
 
 
 class Lot(Record, table=True):
@@ -389,7 +390,7 @@ class Lot(Record, table=True):
     final_passage: int = _whole()
     formulated_at: datetime = _time()
     expires_at: datetime = _time()
-    status: str = Field(default="quarantine", sa_column=Column(String(16), nullable=False))
+    status: str = Field(default=LotState.QUARANTINE, sa_column=Column(String(16), nullable=False))
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -405,7 +406,7 @@ class Vial(Record, table=True):
     code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
     number: int = _whole()
-    status: str = Field(default="quarantine", sa_column=Column(String(16), nullable=False))
+    status: str = Field(default=VialState.QUARANTINE, sa_column=Column(String(16), nullable=False))
     cells: int = _count()
     volume_ml: float = _number()
     labels_printed: int = Field(

@@ -22,6 +22,7 @@ from lims.auth import Actor, require
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, quantities
 from lims.domain.din import Din
+from lims.domain.states import CULTURE, DEVIATION, LOT, DeviationState
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
@@ -73,7 +74,7 @@ class Flag:
     kind: str
     description: str
     deviation_id: int
-    status: str = "open"
+    status: str = DeviationState.OPEN
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,17 +240,12 @@ def passages_of(session: Session, culture: Culture) -> list[Passage]:
     )
 
 
-def _require_active(culture: Culture, doing: str) -> None:
-    if culture.status != "active":
-        raise RuleViolation(f"culture {culture.code} is {culture.status}; cannot {doing}")
-
-
 def _require_correctable(session: Session, culture: Culture) -> None:
     """Passages stay correctable until QA signs the lot made from them."""
-    if culture.status == "active":
+    if not CULTURE.locked(culture.status):
         return
     lot = session.exec(select(Lot).where(col(Lot.culture_id) == culture.id)).first()
-    if lot is None or lot.status != "quarantine":
+    if lot is None or LOT.locked(lot.status):
         state = f"lot {lot.code} is {lot.status}" if lot is not None else f"it is {culture.status}"
         raise RuleViolation(f"culture {culture.code} is locked: {state}")
 
@@ -522,7 +518,7 @@ def log_passage(
     now = utcnow()
     harvested_at = past_moment("at", at, zone, now)
     parent = get_culture(session, culture)
-    _require_active(parent, "log a passage")
+    CULTURE.check("log_passage", code=parent.code, status=parent.status)
     earlier = passages_of(session, parent)
     after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
@@ -740,7 +736,10 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
     open_counts = dict(
         session.exec(
             select(Deviation.culture_id, func.count())
-            .where(col(Deviation.culture_id).in_(ids), col(Deviation.status) == "open")
+            .where(
+                col(Deviation.culture_id).in_(ids),
+                col(Deviation.status).in_(DEVIATION.pending_states()),
+            )
             .group_by(col(Deviation.culture_id))
         ).all()
     )
@@ -868,7 +867,7 @@ def project_culture(
     """When the culture should reach the target dose, from its recent doubling times."""
     target = quantities.cell_count("target-cells", target_cells)
     found = get_culture(session, culture)
-    _require_active(found, "project its growth")
+    CULTURE.check("project", code=found.code, status=found.status)
     passages = passages_of(session, found)
     recent: list[tuple[Passage, float, float]] = []  # passage, doublings, hours
     plated_at = found.started_at

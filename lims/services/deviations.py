@@ -18,8 +18,10 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
+from lims.domain.states import DEVIATION, LOT
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage
+from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
 from lims.validation import free_text
 
@@ -129,7 +131,7 @@ def on_lot(session: Session, lot: Lot) -> list[DeviationView]:
 def list_deviations(session: Session, *, open_only: bool = False) -> list[DeviationView]:
     query = select(Deviation).order_by(col(Deviation.id))
     if open_only:
-        query = query.where(col(Deviation.status) == "open")
+        query = query.where(col(Deviation.status).in_(DEVIATION.pending_states()))
     return _views(session, list(session.exec(query).all()))
 
 
@@ -148,7 +150,7 @@ def _audit_opened(
             "kind": deviation.kind,
             "criterion": deviation.criterion,
             "description": deviation.description,
-            "status": "open",
+            "status": deviation.status,
         },
     )
 
@@ -264,8 +266,7 @@ def close_deviation(
     signer = confirm_signer(
         session, settings, actor, password, signing=f"closing deviation {number}"
     )
-    if deviation.status != "open":
-        raise RuleViolation(f"deviation {number} is already {deviation.status}")
+    DEVIATION.check("close", code=str(number), status=deviation.status)
     [current] = _views(session, [deviation])
     waived_result_id = None
     if waive:
@@ -278,8 +279,7 @@ def close_deviation(
             raise RuleViolation(f"{criterion} can never be waived")
         lot = session.get(Lot, deviation.lot_id)
         assert lot is not None
-        if lot.status != "quarantine":
-            raise RuleViolation(f"lot {lot.code} is {lot.status}: its record is locked")
+        LOT.check_unlocked(code=lot.code, status=lot.status)
         evaluation = qc.evaluate(session, settings, lot, now=utcnow())
         verdict = next(v for v in evaluation.criteria if v.test == criterion)
         if verdict.verdict == "pass":
@@ -297,22 +297,20 @@ def close_deviation(
         meaning=meaning,
         deviation_id=number,
     )
-    deviation.status = "closed"
     deviation.closed_at = utcnow()
     deviation.closed_by = actor.username
     deviation.resolution = resolution
     deviation.waived = waive
     deviation.waived_result_id = waived_result_id
-    session.add(deviation)
-    session.flush()
-    audit.record(
+    change_status(
         session,
+        DEVIATION,
+        deviation,
+        "close",
+        code=str(number),
         username=actor.username,
-        action="deviation.close",
-        entity_type="deviation",
-        entity_id=str(number),
-        old={"status": "open"},
-        new={"status": "closed", "resolution": resolution, "waived": waive, "meaning": meaning},
+        new={"resolution": resolution, "waived": waive, "meaning": meaning},
     )
+    session.flush()
     [closed] = _views(session, [deviation])
     return closed

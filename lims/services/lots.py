@@ -24,10 +24,10 @@ from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
 from lims.domain import quantities
 from lims.domain.din import Din
+from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, LotState, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
-    LOT_STATES,
     SHORT_TEXT_MAX,
     Aspirate,
     AuditEntry,
@@ -44,6 +44,7 @@ from lims.services import qc
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.lookup import by_code
+from lims.services.transitions import change_status
 from lims.timeutil import audit_timestamp, json_time, past_moment, utcnow
 from lims.validation import choice, free_text
 
@@ -185,9 +186,7 @@ def get_lot(session: Session, code: str, field: str = "lot") -> Lot:
 
 def effective_status(lot: Lot, now: datetime) -> str:
     """The stored status, or expired once a lot still in use is past its expiry."""
-    if lot.status in ("quarantine", "released") and lot.expires_at <= now:
-        return "expired"
-    return lot.status
+    return LOT.shown(lot.status, expired=expired(lot.expires_at, now))
 
 
 def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[LotSummary]:
@@ -230,7 +229,7 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
 
 def list_lots(session: Session, status: str | None = None) -> list[LotSummary]:
     if status is not None:
-        choice("status", status, (*LOT_STATES, "expired"))
+        choice("status", status, LOT.shown_states())
     now = utcnow()
     lots = session.exec(select(Lot).order_by(col(Lot.code))).all()
     summaries = _summaries(session, lots, now)
@@ -404,13 +403,10 @@ def performers(session: Session, lot: Lot) -> dict[str, list[str]]:
     return steps
 
 
-def _independent(session: Session, lot: Lot, actor: Actor) -> None:
-    steps = performers(session, lot).get(actor.username)
-    if steps:
-        raise RuleViolation(
-            f"{actor.username} recorded steps of {lot.code} ({', '.join(sorted(set(steps)))}); "
-            "another QA reviewer must sign"
-        )
+def _signing_facts(session: Session, lot: Lot, actor: Actor) -> dict[str, Any]:
+    """What the guards of a lot's signature look at: who signs and what they did on it."""
+    steps = performers(session, lot).get(actor.username, [])
+    return {"signer": actor.username, "signer_steps": steps}
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -458,15 +454,12 @@ def formulate(
     now = utcnow()
     formulated_at = past_moment("at", at, zone, now)
     source = culture_rules.get_culture(session, culture)
-    if source.status == "formulated":
-        existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
-        raise RuleViolation(f"culture {source.code} is already formulated as lot {existing}")
-    if source.status != "active":
-        raise RuleViolation(f"culture {source.code} is {source.status}; it cannot be formulated")
+    existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
+    CULTURE.check("formulate", code=source.code, status=source.status, lot=existing)
     blocking = [
         d
         for d in deviation_rules.on_culture(session, source)
-        if d.status == "open" and d.kind in settings.lot.formulation_blocked_by
+        if DEVIATION.pending(d.status) and d.kind in settings.lot.formulation_blocked_by
     ]
     if blocking:
         raise RuleViolation(
@@ -513,8 +506,6 @@ def formulate(
         for index, code in enumerate(vial_codes, start=1)
     )
     reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
-    source.status = "formulated"
-    session.add(source)
     audit.record(
         session,
         username=actor.username,
@@ -534,8 +525,17 @@ def formulate(
             "formulated_at": json_time(formulated_at),
             "expires_at": json_time(lot.expires_at),
             "reagents": [f"{r.name}:{r.lot}" for r in lots],
-            "status": "quarantine",
+            "status": lot.status,
         },
+    )
+    change_status(
+        session,
+        CULTURE,
+        source,
+        "formulate",
+        code=source.code,
+        username=actor.username,
+        new={"lot": lot.code},
     )
     session.flush()
     return lot_detail(session, settings, lot)
@@ -586,8 +586,7 @@ def correct_lot(
             "--volume-ml or --vehicle",
         )
     found = get_lot(session, lot)
-    if found.status != "quarantine":
-        raise RuleViolation(f"lot {found.code} is {found.status}: its record is locked")
+    LOT.check_unlocked(code=found.code, status=found.status)
     _vials_within_harvest(
         found.vials,
         typed.get("cells_per_vial", found.cells_per_vial),
@@ -634,13 +633,9 @@ def release(
     )
     found = get_lot(session, lot)
     signer = confirm_signer(session, settings, actor, password, signing=f"release of {found.code}")
-    _independent(session, found, actor)
-    evaluation = qc.evaluate(session, settings, found, now=utcnow())
-    if not evaluation.releasable:
-        raise RuleViolation(
-            f"lot {found.code} cannot be released: " + "; ".join(evaluation.blocking)
-        )
-    return _close_lot(session, settings, found, signer, "released", meaning, reason=None)
+    facts = _signing_facts(session, found, actor)
+    facts["blocking"] = qc.evaluate(session, settings, found, now=utcnow()).blocking
+    return _close_lot(session, settings, found, signer, "release", meaning, facts=facts)
 
 
 def reject(
@@ -659,13 +654,15 @@ def reject(
     signer = confirm_signer(
         session, settings, actor, password, signing=f"rejection of {found.code}"
     )
-    _independent(session, found, actor)
-    if found.status != "quarantine":
-        raise RuleViolation(
-            f"lot {found.code} is {found.status}; only a lot in quarantine can be rejected"
-        )
     return _close_lot(
-        session, settings, found, signer, "rejected", f"{REJECTED}{reason}", reason=reason
+        session,
+        settings,
+        found,
+        signer,
+        "reject",
+        f"{REJECTED}{reason}",
+        facts=_signing_facts(session, found, actor),
+        reason=reason,
     )
 
 
@@ -674,11 +671,13 @@ def _close_lot(
     settings: Settings,
     lot: Lot,
     signer: Any,
-    status: str,
+    action: str,
     meaning: str,
     *,
-    reason: str | None,
+    facts: dict[str, Any],
+    reason: str | None = None,
 ) -> LotDetail:
+    """QA's signature moving a lot out of quarantine; a released lot's vials follow it."""
     assert lot.id is not None
     record_hash = _record_hash(session, settings, lot)
     signature = sign(
@@ -689,29 +688,33 @@ def _close_lot(
         meaning=meaning,
         lot_id=lot.id,
     )
-    lot.status = status
-    session.add(lot)
-    if status == "released":
-        for vial in session.exec(
-            select(Vial).where(col(Vial.lot_id) == lot.id, col(Vial.status) == "quarantine")
-        ).all():
-            vial.status = "released"
-            session.add(vial)
     session.flush()
     view = _signature_view(signature, f"lot:{lot.code}", record_hash)
-    audit.record(
+    change_status(
         session,
+        LOT,
+        lot,
+        action,
+        code=lot.code,
         username=signer.username,
-        action="lot.release" if status == "released" else "lot.reject",
-        entity_type="lot",
-        entity_id=lot.code,
-        old={"status": "quarantine"},
-        new={
-            "status": status,
-            "signature": view.manifestation,
-            "meaning": meaning,
-            "record_hash": record_hash,
-        },
+        new={"signature": view.manifestation, "meaning": meaning, "record_hash": record_hash},
         reason=reason,
+        facts=facts,
     )
+    if LOT.action(action).target == LotState.RELEASED:
+        for vial in session.exec(
+            select(Vial)
+            .where(col(Vial.lot_id) == lot.id, col(Vial.status).in_(VIAL.action("release").sources))
+            .order_by(col(Vial.number))
+        ).all():
+            change_status(
+                session,
+                VIAL,
+                vial,
+                "release",
+                code=vial.code,
+                username=signer.username,
+                new={"lot": lot.code},
+            )
+    session.flush()
     return lot_detail(session, settings, lot)

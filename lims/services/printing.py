@@ -17,6 +17,7 @@ from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain.din import parse_din
 from lims.domain.payload import Payload
+from lims.domain.states import EXPIRED, VIAL, LotState
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, Patient, Vial
 from lims.services.lots import effective_status, get_lot
@@ -31,9 +32,9 @@ PRINTER_NAME_MAX = 127  # CUPS's limit on a queue name
 # labels were written and audited.
 PRINTER_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{PRINTER_NAME_MAX}}}")
 BANNERS = {
-    "quarantine": "QUARANTINE — NOT FOR ADMINISTRATION",
-    "rejected": "REJECTED — DO NOT USE",
-    "expired": "EXPIRED — DO NOT USE",
+    LotState.QUARANTINE: "QUARANTINE — NOT FOR ADMINISTRATION",
+    LotState.REJECTED: "REJECTED — DO NOT USE",
+    EXPIRED: "EXPIRED — DO NOT USE",
 }
 
 
@@ -168,9 +169,17 @@ def print_labels(
                 select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
             )
         )
-    destroyed = [v.code for v in chosen if v.status == "destroyed"]
-    if destroyed:
-        raise RuleViolation(f"vial {', '.join(destroyed)} is destroyed: it gets no label")
+    unlabelled: dict[str, list[str]] = {}
+    for vial in chosen:
+        if not VIAL.allows("label", vial.status):
+            unlabelled.setdefault(vial.status, []).append(vial.code)
+    if unlabelled:
+        raise RuleViolation(
+            "; ".join(
+                VIAL.refusal("label", code=", ".join(codes), status=status) or ""
+                for status, codes in unlabelled.items()
+            )
+        )
     status = effective_status(found, utcnow())
     content = [label_for(settings, found, patient, vial, status) for vial in chosen]
     job = PrintJob(

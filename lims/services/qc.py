@@ -13,7 +13,8 @@ from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import quantities
-from lims.errors import BadInput, RuleViolation, shown
+from lims.domain.states import LOT
+from lims.errors import BadInput, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
 from lims.spec import PERCENT, Criterion, compact
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
@@ -230,8 +231,7 @@ def record_result(
     now = utcnow()
     tested_at = past_moment("at", at, zone, now)
     after("at", tested_at, lot.formulated_at, f"formulation of {lot.code}", zone)
-    if lot.status != "quarantine":
-        raise RuleViolation(f"lot {lot.code} is {lot.status}: its record is locked")
+    LOT.check_unlocked(code=lot.code, status=lot.status)
     earlier = session.exec(
         select(QCResult)
         .where(col(QCResult.lot_id) == lot.id, col(QCResult.test) == test)

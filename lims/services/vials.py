@@ -17,12 +17,13 @@ from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import payload as qr
-from lims.domain import vial_states
-from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
+from lims.domain.states import LOT, VIAL, expired
+from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
 from lims.services.lookup import by_code
 from lims.services.lots import get_lot
 from lims.services.patients import valid_code
+from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.validation import free_text
 
@@ -79,7 +80,7 @@ def _view(vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
     return VialView(
         vial.code,
         lot.code,
-        vial_states.shown_status(vial.status, lot.expires_at <= now),
+        VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
         patient,
         vial.cells,
         vial.volume_ml,
@@ -120,9 +121,9 @@ def show_vial(session: Session, code: str) -> VialView:
 
 
 def _judge(
-    session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, state: str
+    session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, action: str
 ) -> tuple[Verification, Vial | None]:
-    """Whether the scanned vial may go to the patient, for a vial expected in `state`."""
+    """Whether the scanned vial may go to the patient now, by the vial action named."""
     scanned = qr.decode(scan)
     valid_code(settings, patient, "patient")
     # A check value anyone can compute does not make a label: fields no lims label
@@ -150,11 +151,12 @@ def _judge(
             f"the label of {vial.code} does not agree with its record "
             f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
         )
-    if lot.status == "rejected":
-        return refuse(f"vial {vial.code} is of lot {lot.code}, which QA rejected")
-    if vial.status != state:
-        return refuse(f"vial {vial.code} is {vial.status}, not {state}")
-    if lot.expires_at <= now:
+    refused = LOT.refusal(
+        "hand_out_vials", code=lot.code, status=lot.status, vial=vial.code
+    ) or VIAL.refusal(action, code=vial.code, status=vial.status)
+    if refused is not None:
+        return refuse(refused)
+    if expired(lot.expires_at, now):
         return refuse(f"vial {vial.code} expired at {show_time(lot.expires_at, settings.tz)}")
     if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
         return refuse(f"the label of {vial.code} shows another expiry than its record; reprint it")
@@ -163,7 +165,7 @@ def _judge(
         vial.code,
         patient,
         owner.code,
-        f"vial {vial.code} belongs to patient {patient} and is {state}",
+        f"vial {vial.code} belongs to patient {patient} and is {vial.status}",
     ), vial
 
 
@@ -183,7 +185,7 @@ def verify(
 ) -> Verification:
     """MATCH when the vial is its patient's, released, not expired and not yet issued."""
     actor = require(actor, "record_bench_work")
-    result, _ = _judge(session, settings, scan, patient, now=utcnow(), state="released")
+    result, _ = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
     _audit_verification(session, actor, result, "vial.verify")
     return result
 
@@ -196,17 +198,16 @@ def _move(
     vial: str,
     scan: str,
     patient: str,
-    target: str,
-    from_state: str,
+    action: str,
     at: datetime,
 ) -> VialView:
     found = get_vial(session, vial)
-    if found.issued_at is not None and target == "administered" and at <= found.issued_at:
+    if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
             "at",
             f"must be after the vial was issued at {show_time(found.issued_at, settings.tz)}",
         )
-    result, scanned = _judge(session, settings, scan, patient, now=at, state=from_state)
+    result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
     if result.match and (scanned is None or scanned.id != found.id):
         result = Verification(
             False,
@@ -216,24 +217,21 @@ def _move(
             f"the scan is of {result.vial_id}, not of {found.code}",
         )
     if not result.match:
-        _audit_verification(session, actor, result, f"vial.{target}.refused")
+        _audit_verification(session, actor, result, f"{VIAL.audit_action(action)}.refused")
         raise VialMismatch(result)
     lot, owner = _with_lot(session, found)
-    old = {"status": found.status}
-    found.status = target
-    if target == "issued":
+    if action == "issue":
         found.issued_at, found.issued_by = at, actor.username
     else:
         found.administered_at, found.administered_by = at, actor.username
-    session.add(found)
-    audit.record(
+    change_status(
         session,
+        VIAL,
+        found,
+        action,
+        code=found.code,
         username=actor.username,
-        action=f"vial.{target}",
-        entity_type="vial",
-        entity_id=found.code,
-        old=old,
-        new={"status": target, "patient": patient, "at": json_time(at)},
+        new={"patient": patient, "at": json_time(at)},
     )
     return _view(found, lot, owner.code, at)
 
@@ -257,8 +255,7 @@ def issue(
         vial=vial,
         scan=scan,
         patient=patient,
-        target="issued",
-        from_state="released",
+        action="issue",
         at=utcnow(),
     )
 
@@ -282,8 +279,7 @@ def administer(
         vial=vial,
         scan=scan,
         patient=patient,
-        target="administered",
-        from_state="issued",
+        action="administer",
         at=when,
     )
 
@@ -294,22 +290,10 @@ def destroy(
     actor = require(actor, "record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     found = get_vial(session, vial)
-    if not vial_states.allowed(found.status, "destroyed"):
-        raise RuleViolation(f"vial {found.code} is {found.status}; it can no longer be destroyed")
     lot, owner = _with_lot(session, found)
     now = utcnow()
-    old = {"status": found.status}
-    found.status = "destroyed"
-    found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
-    session.add(found)
-    audit.record(
-        session,
-        username=actor.username,
-        action="vial.destroy",
-        entity_type="vial",
-        entity_id=found.code,
-        old=old,
-        new={"status": "destroyed"},
-        reason=reason,
+    change_status(
+        session, VIAL, found, "destroy", code=found.code, username=actor.username, reason=reason
     )
+    found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
     return _view(found, lot, owner.code, now)

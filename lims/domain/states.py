@@ -1,0 +1,317 @@
+"""The lifecycles of cultures, lots, vials and deviations, as tables of actions with guards.
+
+As senaite.core keeps its workflows as data, each kind of record here has its
+states and, for each action, the states it may be taken from, the state it
+leads to (or none, for work done on the record without moving it) and the
+guards that must hold. Services ask these tables before they act and never
+compare a status themselves; the one function that changes a status and
+audits it is lims.services.transitions.change_status. Adding a state (hold,
+recall, shipped, frozen) is a row here, a guard, and a migration for the
+column's CHECK constraint.
+
+A guard is named in the table and defined once below: a function of the facts
+the service gathered (an evaluation, who performed which step) that returns
+why the action is refused, or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from lims.errors import RuleViolation
+
+
+class CultureState(StrEnum):
+    ACTIVE = "active"
+    FORMULATED = "formulated"
+    DISCARDED = "discarded"
+
+
+class LotState(StrEnum):
+    QUARANTINE = "quarantine"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+
+class VialState(StrEnum):
+    QUARANTINE = "quarantine"
+    RELEASED = "released"
+    ISSUED = "issued"
+    ADMINISTERED = "administered"
+    DESTROYED = "destroyed"
+
+
+class DeviationState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+EXPIRED = "expired"  # shown, never stored: a lot or vial past its expiry while still usable
+
+
+def expired(expires_at: datetime, now: datetime) -> bool:
+    """A product is expired from its expiry instant on."""
+    return expires_at <= now
+
+
+Guard = Callable[[Mapping[str, Any]], str | None]
+
+
+def _every_criterion_passes(facts: Mapping[str, Any]) -> str | None:
+    blocking: list[str] = facts["blocking"]
+    if not blocking:
+        return None
+    return f"{facts['kind']} {facts['code']} cannot be released: " + "; ".join(blocking)
+
+
+def _signer_did_no_step(facts: Mapping[str, Any]) -> str | None:
+    steps: list[str] = facts["signer_steps"]
+    if not steps:
+        return None
+    return (
+        f"{facts['signer']} recorded steps of {facts['code']} ({', '.join(sorted(set(steps)))}); "
+        "another QA reviewer must sign"
+    )
+
+
+GUARDS: dict[str, Guard] = {
+    "signer did no step": _signer_did_no_step,
+    "every criterion passes": _every_criterion_passes,
+}
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    locked: bool = False  # the record can no longer be corrected or added to
+    can_expire: bool = False  # shown as expired once past its expiry
+    pending: bool = False  # awaits a decision, and holds up what depends on it
+
+
+@dataclass(frozen=True)
+class Action:
+    """One row of a lifecycle: from which states, to which state, under which guards.
+
+    `refusal` is the message for a record in any other state; `refusals` words it
+    for a particular state. Both are formatted with the record's kind, code and
+    status and any detail the service passes.
+    """
+
+    name: str
+    sources: frozenset[str]
+    target: str | None = None
+    guards: tuple[str, ...] = ()
+    audit_action: str | None = None  # the trail's name for it, when it is not kind.name
+    refusal: str = "{kind} {code} is {status}; it cannot be {name}"
+    refusals: Mapping[str, str] = field(default_factory=dict)
+
+    def allows(self, status: str) -> bool:
+        return status in self.sources
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    kind: str
+    states: Mapping[str, State]
+    actions: Mapping[str, Action]
+
+    def action(self, name: str) -> Action:
+        return self.actions[name]
+
+    def allows(self, action: str, status: str) -> bool:
+        return self.actions[action].allows(status)
+
+    def refusal(
+        self,
+        action: str,
+        *,
+        code: str,
+        status: str,
+        facts: Mapping[str, Any] | None = None,
+        **detail: object,
+    ) -> str | None:
+        """Why the action is refused on this record, or None when it may go ahead.
+
+        Guards come first: who acts and what the record shows are checked before
+        its state, so a refusal names the deeper reason (a release's blocking
+        reasons already include a lot's state).
+        """
+        row = self.actions[action]
+        for guard in row.guards:
+            refused = GUARDS[guard]({"kind": self.kind, "code": code, **(facts or {})})
+            if refused is not None:
+                return refused
+        if row.allows(status):
+            return None
+        message = row.refusals.get(status, row.refusal)
+        return message.format(kind=self.kind, code=code, status=status, name=action, **detail)
+
+    def check(
+        self,
+        action: str,
+        *,
+        code: str,
+        status: str,
+        facts: Mapping[str, Any] | None = None,
+        **detail: object,
+    ) -> Action:
+        """The action's row, if the record's state allows it and every guard holds."""
+        refused = self.refusal(action, code=code, status=status, facts=facts, **detail)
+        if refused is not None:
+            raise RuleViolation(refused)
+        return self.actions[action]
+
+    def audit_action(self, action: str) -> str:
+        return self.actions[action].audit_action or f"{self.kind}.{action}"
+
+    def locked(self, status: str) -> bool:
+        return self.states[status].locked
+
+    def check_unlocked(self, *, code: str, status: str) -> None:
+        if self.locked(status):
+            raise RuleViolation(f"{self.kind} {code} is {status}: its record is locked")
+
+    def pending(self, status: str) -> bool:
+        return self.states[status].pending
+
+    def pending_states(self) -> tuple[str, ...]:
+        return tuple(name for name, state in self.states.items() if state.pending)
+
+    def shown(self, status: str, *, expired: bool) -> str:
+        """The status as people see it: expired once past expiry while still usable."""
+        return EXPIRED if expired and self.states[status].can_expire else status
+
+    def shown_states(self) -> tuple[str, ...]:
+        """Every status a list can be filtered on, expired included where it applies."""
+        names = tuple(self.states)
+        can_expire = any(state.can_expire for state in self.states.values())
+        return (*names, EXPIRED) if can_expire else names
+
+
+def _lifecycle(kind: str, states: list[State], actions: list[Action]) -> Lifecycle:
+    table = Lifecycle(kind, {s.name: s for s in states}, {a.name: a for a in actions})
+    for row in actions:
+        unknown = (row.sources | {row.target or next(iter(row.sources))}) - set(table.states)
+        assert not unknown, f"{kind}.{row.name} names unknown states {sorted(unknown)}"
+        assert all(guard in GUARDS for guard in row.guards), f"{kind}.{row.name}: unknown guard"
+    return table
+
+
+def _from(*states: StrEnum) -> frozenset[str]:
+    return frozenset(state.value for state in states)
+
+
+C, L, V, D = CultureState, LotState, VialState, DeviationState
+
+CULTURE = _lifecycle(
+    "culture",
+    [State(C.ACTIVE), State(C.FORMULATED, locked=True), State(C.DISCARDED, locked=True)],
+    [
+        Action(
+            "log_passage",
+            _from(C.ACTIVE),
+            refusal="{kind} {code} is {status}; cannot log a passage",
+        ),
+        Action(
+            "project",
+            _from(C.ACTIVE),
+            refusal="{kind} {code} is {status}; cannot project its growth",
+        ),
+        Action(
+            "formulate",
+            _from(C.ACTIVE),
+            target=C.FORMULATED,
+            refusal="{kind} {code} is {status}; it cannot be formulated",
+            refusals={C.FORMULATED: "{kind} {code} is already formulated as lot {lot}"},
+        ),
+    ],
+)
+
+LOT = _lifecycle(
+    "lot",
+    [
+        State(L.QUARANTINE, can_expire=True),
+        State(L.RELEASED, locked=True, can_expire=True),
+        State(L.REJECTED, locked=True),
+    ],
+    [
+        Action(
+            "release",
+            _from(L.QUARANTINE),
+            target=L.RELEASED,
+            guards=("signer did no step", "every criterion passes"),
+            refusal="{kind} {code} cannot be released: {kind} {code} is {status}",
+        ),
+        Action(
+            "reject",
+            _from(L.QUARANTINE),
+            target=L.REJECTED,
+            guards=("signer did no step",),
+            refusal="{kind} {code} is {status}; only a lot in quarantine can be rejected",
+        ),
+        # Its vials may be handed out (after their own checks) unless QA rejected the lot.
+        Action(
+            "hand_out_vials",
+            _from(L.QUARANTINE, L.RELEASED),
+            refusal="vial {vial} is of lot {code}, which QA rejected",
+        ),
+    ],
+)
+
+VIAL = _lifecycle(
+    "vial",
+    [
+        State(V.QUARANTINE, can_expire=True),
+        State(V.RELEASED, can_expire=True),
+        State(V.ISSUED),
+        State(V.ADMINISTERED, locked=True),
+        State(V.DESTROYED, locked=True),
+    ],
+    [
+        Action("release", _from(V.QUARANTINE), target=V.RELEASED),
+        Action(
+            "issue",
+            _from(V.RELEASED),
+            target=V.ISSUED,
+            audit_action="vial.issued",
+            refusal="{kind} {code} is {status}, not released",
+        ),
+        Action(
+            "administer",
+            _from(V.ISSUED),
+            target=V.ADMINISTERED,
+            audit_action="vial.administered",
+            refusal="{kind} {code} is {status}, not issued",
+        ),
+        Action(
+            "destroy",
+            _from(V.QUARANTINE, V.RELEASED, V.ISSUED),
+            target=V.DESTROYED,
+            refusal="{kind} {code} is {status}; it can no longer be destroyed",
+        ),
+        Action(
+            "label",
+            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.ADMINISTERED),
+            refusal="{kind} {code} is {status}: it gets no label",
+        ),
+    ],
+)
+
+DEVIATION = _lifecycle(
+    "deviation",
+    [State(D.OPEN, pending=True), State(D.CLOSED, locked=True)],
+    [
+        Action(
+            "close",
+            _from(D.OPEN),
+            target=D.CLOSED,
+            refusal="{kind} {code} is already {status}",
+        ),
+    ],
+)
+
+LIFECYCLES = {table.kind: table for table in (CULTURE, LOT, VIAL, DEVIATION)}

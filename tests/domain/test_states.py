@@ -1,0 +1,176 @@
+"""The lifecycles, one test per action and state: what each allows, what it refuses and how."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lims.domain import states
+from lims.domain.states import CULTURE, DEVIATION, LIFECYCLES, LOT, VIAL
+from lims.errors import RuleViolation
+
+# The documented lifecycles (DESIGN.md), written out independently of the tables under test.
+ALLOWED: dict[tuple[str, str], set[str]] = {
+    ("culture", "log_passage"): {"active"},
+    ("culture", "project"): {"active"},
+    ("culture", "formulate"): {"active"},
+    ("lot", "release"): {"quarantine"},
+    ("lot", "reject"): {"quarantine"},
+    ("lot", "hand_out_vials"): {"quarantine", "released"},
+    ("vial", "release"): {"quarantine"},
+    ("vial", "issue"): {"released"},
+    ("vial", "administer"): {"issued"},
+    ("vial", "destroy"): {"quarantine", "released", "issued"},
+    ("vial", "label"): {"quarantine", "released", "issued", "administered"},
+    ("deviation", "close"): {"open"},
+}
+TARGETS = {
+    ("culture", "formulate"): "formulated",
+    ("lot", "release"): "released",
+    ("lot", "reject"): "rejected",
+    ("vial", "release"): "released",
+    ("vial", "issue"): "issued",
+    ("vial", "administer"): "administered",
+    ("vial", "destroy"): "destroyed",
+    ("deviation", "close"): "closed",
+}
+LOCKED = {
+    "culture": {"formulated", "discarded"},
+    "lot": {"released", "rejected"},
+    "vial": {"administered", "destroyed"},
+    "deviation": {"closed"},
+}
+STATES = {
+    "culture": ("active", "formulated", "discarded"),
+    "lot": ("quarantine", "released", "rejected"),
+    "vial": ("quarantine", "released", "issued", "administered", "destroyed"),
+    "deviation": ("open", "closed"),
+}
+NO_OBJECTION = {"blocking": [], "signer_steps": [], "signer": "quinn"}
+CASES = [(kind, action, status) for (kind, action) in ALLOWED for status in STATES[kind]]
+
+
+def test_the_tables_hold_exactly_the_documented_actions_and_states() -> None:
+    assert {
+        (kind, action) for kind, table in LIFECYCLES.items() for action in table.actions
+    } == set(ALLOWED)
+    assert {kind: tuple(table.states) for kind, table in LIFECYCLES.items()} == STATES
+
+
+@pytest.mark.parametrize(("kind", "action", "status"), CASES)
+def test_an_action_is_taken_only_from_its_states(kind: str, action: str, status: str) -> None:
+    table = LIFECYCLES[kind]
+    allowed = status in ALLOWED[kind, action]
+    assert table.allows(action, status) is allowed
+    refusal = table.refusal(
+        action, code="X-1", status=status, facts=NO_OBJECTION, vial="V", lot="L"
+    )
+    if allowed:
+        assert refusal is None
+        assert table.check(action, code="X-1", status=status, facts=NO_OBJECTION).target == (
+            TARGETS.get((kind, action))
+        )
+    else:
+        assert refusal is not None
+        assert "X-1" in refusal
+        with pytest.raises(RuleViolation, match="X-1"):
+            table.check(action, code="X-1", status=status, facts=NO_OBJECTION, vial="V", lot="L")
+
+
+@pytest.mark.parametrize("kind", sorted(LIFECYCLES))
+def test_a_locked_record_refuses_corrections_in_one_sentence(kind: str) -> None:
+    table = LIFECYCLES[kind]
+    for status in STATES[kind]:
+        assert table.locked(status) is (status in LOCKED[kind])
+        if status in LOCKED[kind]:
+            with pytest.raises(
+                RuleViolation, match=f"^{kind} X-1 is {status}: its record is locked$"
+            ):
+                table.check_unlocked(code="X-1", status=status)
+        else:
+            table.check_unlocked(code="X-1", status=status)
+
+
+@pytest.mark.parametrize(
+    ("table", "action", "status", "message"),
+    [
+        (CULTURE, "log_passage", "formulated", "culture X-1 is formulated; cannot log a passage"),
+        (CULTURE, "project", "discarded", "culture X-1 is discarded; cannot project its growth"),
+        (CULTURE, "formulate", "formulated", "culture X-1 is already formulated as lot L"),
+        (CULTURE, "formulate", "discarded", "culture X-1 is discarded; it cannot be formulated"),
+        (
+            LOT,
+            "reject",
+            "released",
+            "lot X-1 is released; only a lot in quarantine can be rejected",
+        ),
+        (LOT, "hand_out_vials", "rejected", "vial V is of lot X-1, which QA rejected"),
+        (VIAL, "issue", "quarantine", "vial X-1 is quarantine, not released"),
+        (VIAL, "administer", "released", "vial X-1 is released, not issued"),
+        (
+            VIAL,
+            "destroy",
+            "administered",
+            "vial X-1 is administered; it can no longer be destroyed",
+        ),
+        (DEVIATION, "close", "closed", "deviation X-1 is already closed"),
+    ],
+)
+def test_each_refusal_says_what_state_stands_in_the_way(
+    table: states.Lifecycle, action: str, status: str, message: str
+) -> None:
+    refusal = table.refusal(
+        action, code="X-1", status=status, facts=NO_OBJECTION, lot="L", vial="V"
+    )
+    assert refusal == message
+
+
+def test_release_is_guarded_by_the_signers_independence_before_the_criteria() -> None:
+    both = {"blocking": ["sterility failed"], "signer_steps": ["logged P1"], "signer": "tom"}
+    assert LOT.refusal("release", code="L1", status="quarantine", facts=both) == (
+        "tom recorded steps of L1 (logged P1); another QA reviewer must sign"
+    )
+    criteria = {**both, "signer_steps": []}
+    assert LOT.refusal("release", code="L1", status="quarantine", facts=criteria) == (
+        "lot L1 cannot be released: sterility failed"
+    )
+
+
+def test_a_lot_in_the_wrong_state_is_refused_release_with_every_blocking_reason() -> None:
+    facts = {"blocking": ["cd73 missing", "lot L1 is released"], "signer_steps": [], "signer": "q"}
+    assert LOT.refusal("release", code="L1", status="released", facts=facts) == (
+        "lot L1 cannot be released: cd73 missing; lot L1 is released"
+    )
+
+
+def test_rejection_is_guarded_by_independence_before_the_state() -> None:
+    facts = {"signer_steps": ["recorded QC cd73", "recorded QC cd73"], "signer": "tom"}
+    assert LOT.refusal("reject", code="L1", status="released", facts=facts) == (
+        "tom recorded steps of L1 (recorded QC cd73); another QA reviewer must sign"
+    )
+
+
+def test_expiry_shows_only_on_records_still_in_use() -> None:
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert states.expired(now, now)
+    assert not states.expired(now + timedelta(seconds=1), now)
+    assert LOT.shown("quarantine", expired=True) == "expired"
+    assert LOT.shown("released", expired=True) == "expired"
+    assert LOT.shown("rejected", expired=True) == "rejected"
+    assert LOT.shown("released", expired=False) == "released"
+    assert VIAL.shown("issued", expired=True) == "issued"
+    assert VIAL.shown("released", expired=True) == "expired"
+    assert LOT.shown_states() == ("quarantine", "released", "rejected", "expired")
+    assert DEVIATION.shown_states() == ("open", "closed")
+
+
+def test_a_table_naming_an_unknown_state_or_guard_does_not_load() -> None:
+    with pytest.raises(AssertionError, match="unknown states"):
+        states._lifecycle(
+            "thing", [states.State("a")], [states.Action("go", frozenset({"a"}), target="b")]
+        )
+    with pytest.raises(AssertionError, match="unknown guard"):
+        states._lifecycle(
+            "thing", [states.State("a")], [states.Action("go", frozenset({"a"}), guards=("x",))]
+        )
