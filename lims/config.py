@@ -35,8 +35,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lims.domain.spec import DEFAULT_SPEC, ReleaseSpec
 from lims.errors import ConfigError, shown
-from lims.spec import DEFAULT_SPEC, ReleaseSpec
 
 ENV_PREFIX = "LIMS_"
 ENV_NESTED_DELIMITER = "__"

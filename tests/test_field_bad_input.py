@@ -55,9 +55,9 @@ from sqlalchemy import text
 
 from lims.config import Settings
 from lims.domain.payload import check_value
+from lims.domain.spec import DEFAULT_SPEC
 from lims.services import deviations, vials
 from lims.services.lots import MEANING_MAX
-from lims.spec import DEFAULT_SPEC
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support import PASSWORD, Lab

@@ -11,9 +11,9 @@ import typer
 from lims.cli.common import alarm, print_alarms, print_record, print_table
 
 if TYPE_CHECKING:
+    from lims.domain.spec import CriterionVerdict, Evaluation
     from lims.services.deviations import DeviationView
     from lims.services.lots import LotDetail
-    from lims.services.qc import CriterionVerdict, Evaluation
 
 
 def _verdict(verdict: CriterionVerdict) -> Any:

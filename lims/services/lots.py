@@ -24,6 +24,7 @@ from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
 from lims.domain import quantities
 from lims.domain.din import Din
+from lims.domain.spec import Evaluation
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, LotState, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -156,7 +157,7 @@ class LotDetail:
     summary: LotSummary
     culture: culture_rules.CultureDetail
     reagents: list[str]
-    evaluation: qc.Evaluation
+    evaluation: Evaluation
     deviations: list[deviation_rules.DeviationView]
     signatures: list[SignatureView]
     vials: list[VialView]
@@ -306,7 +307,7 @@ def _record(session: Session, settings: Settings, lot: Lot) -> dict[str, Any]:
             [d.deviation_id, d.status, d.description, d.resolution, d.waived]
             for d in deviation_rules.on_lot(session, lot)
         ],
-        "specification": {test: c.model_dump() for test, c in settings.release.items()},
+        "specification": {test: c.as_table() for test, c in settings.release.items()},
     }
 
 

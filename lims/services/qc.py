@@ -3,52 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
 from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
-from lims.domain import quantities
+from lims.domain import quantities, spec
+from lims.domain.spec import (
+    PERCENT,
+    CategoricalCriterion,
+    CriterionVerdict,
+    DeviationFacts,
+    Evaluation,
+    LotFacts,
+    NumericCriterion,
+    RecordedResult,
+    compact,
+)
 from lims.domain.states import LOT
 from lims.errors import BadInput, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
-from lims.spec import PERCENT, Criterion, compact
-from lims.timeutil import after, json_time, past_moment, show_time, utcnow
+from lims.timeutil import after, past_moment, utcnow
 from lims.validation import free_text
 
-Verdict = Literal["pass", "fail", "missing"]
 
-
-@dataclass(frozen=True)
-class ResultView:
-    test: str
-    value: str
-    unit: str | None
-    method: str | None
-    tested_at: datetime
-    reason: str | None
-    recorded_by: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "value": self.value,
-            "unit": self.unit,
-            "method": self.method,
-            "tested_at": json_time(self.tested_at),
-            "reason": self.reason,
-            "recorded_by": self.recorded_by,
-        }
-
-
-def _result_view(result: QCResult) -> ResultView:
-    return ResultView(
+def _recorded(result: QCResult) -> RecordedResult:
+    """A stored result as plain data: what the verdict judges and the audit trail records."""
+    assert result.id is not None
+    return RecordedResult(
+        result.id,
         result.test,
         result.value,
+        result.number,
         result.unit,
         result.method,
         result.tested_at,
@@ -57,131 +45,47 @@ def _result_view(result: QCResult) -> ResultView:
     )
 
 
-@dataclass(frozen=True)
-class CriterionVerdict:
-    test: str
-    criterion: Criterion
-    result: str | None  # the value that counts, as recorded or read off the lot
-    verdict: Verdict
-    history: list[ResultView]  # every result of this test, oldest first
-    waived_by: int | None  # the closed deviation whose waiver covers this failure
-    blocking: str | None  # why this criterion stops release, if it does
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "spec": self.criterion.describe(),
-            "result": self.result,
-            "verdict": self.verdict,
-            "description": self.criterion.description,
-            "unit": self.criterion.unit,
-            "required": self.criterion.required,
-            "waivable": self.criterion.waivable,
-            "waived_by_deviation": self.waived_by,
-            "results": [result.to_json() for result in self.history],
-        }
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    lot_id: str
-    lot_status: str  # as stored: quarantine, released or rejected
-    criteria: list[CriterionVerdict]
-    blocking: list[str]
-
-    @property
-    def releasable(self) -> bool:
-        return not self.blocking
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot_id": self.lot_id,
-            "criteria": [criterion.to_json() for criterion in self.criteria],
-            "releasable": self.releasable,
-            "blocking": self.blocking,
-        }
-
-
-def _derived_value(test: str, lot: Lot) -> float:
-    return float(lot.cells_per_vial if test == "cell_dose" else lot.final_passage)
-
-
-def _shown_number(value: float) -> str:
-    return compact(value)
-
-
 def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:
-    """Each criterion's verdict on its latest result, and every reason release is blocked."""
-    results: dict[str, list[QCResult]] = {}
-    for result in session.exec(
+    """The release verdict on lot as stored (see lims.domain.spec.evaluate for the rules)."""
+    results = session.exec(
         select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
-    ).all():
-        results.setdefault(result.test, []).append(result)
+    ).all()
     deviations = session.exec(
         select(Deviation)
         .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
         .order_by(col(Deviation.id))
     ).all()
-    waivers = {
-        (deviation.criterion, deviation.waived_result_id): deviation.id
-        for deviation in deviations
-        if deviation.status == "closed" and deviation.waived and deviation.lot_id == lot.id
-    }
-
-    verdicts = []
-    for test, criterion in settings.release.items():
-        history = results.get(test, [])
-        latest = history[-1] if history else None
-        value: str | None
-        if criterion.kind == "derived":
-            number = _derived_value(test, lot)
-            value = _shown_number(number)
-            verdict: Verdict = "pass" if criterion.passes(number) else "fail"
-        elif latest is None:
-            value, verdict = None, "missing"
-        else:
-            value = latest.value
-            typed = latest.number if latest.number is not None else latest.value
-            verdict = "pass" if criterion.passes(typed) else "fail"
-        waived_by = None
-        if verdict != "pass" and criterion.waivable:
-            waived_by = waivers.get((test, latest.id if latest is not None else None))
-        reason = None
-        if waived_by is None:
-            unit = f" {criterion.unit}" if criterion.unit else ""
-            if verdict == "fail":
-                reason = f"{test} failed: {value}{unit} (spec {criterion.describe()})"
-            elif verdict == "missing" and criterion.required:
-                reason = f"{test} missing (spec {criterion.describe()})"
-        verdicts.append(
-            CriterionVerdict(
-                test,
-                criterion,
-                value,
-                verdict,
-                [_result_view(result) for result in history],
-                waived_by,
-                reason,
-            )
-        )
-
-    blocking = [verdict.blocking for verdict in verdicts if verdict.blocking]
-    blocking += [
-        f"deviation {deviation.id} open: {deviation.description}"
-        for deviation in deviations
-        if deviation.status == "open"
-    ]
-    if lot.status != "quarantine":
-        blocking.append(f"lot {lot.code} is {lot.status}")
-    elif lot.expires_at <= now:
-        blocking.append(f"lot {lot.code} expired at {show_time(lot.expires_at, settings.tz)}")
-    return Evaluation(lot.code, lot.status, verdicts, blocking)
+    facts = LotFacts(
+        code=lot.code,
+        status=lot.status,
+        expires_at=lot.expires_at,
+        now=now,
+        zone=settings.tz,
+        cells_per_vial=lot.cells_per_vial,
+        final_passage=lot.final_passage,
+        deviations=[_deviation_facts(deviation, lot) for deviation in deviations],
+    )
+    return spec.evaluate(settings.release, [_recorded(result) for result in results], facts)
 
 
-def _recorded_value(test: str, criterion: Criterion, value: str) -> tuple[str, float | None]:
+def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
+    assert deviation.id is not None
+    return DeviationFacts(
+        id=deviation.id,
+        description=deviation.description,
+        status=deviation.status,
+        on_lot=deviation.lot_id == lot.id,
+        waived=deviation.waived,
+        criterion=deviation.criterion,
+        waived_result_id=deviation.waived_result_id,
+    )
+
+
+def _recorded_value(
+    test: str, criterion: NumericCriterion | CategoricalCriterion, value: str
+) -> tuple[str, float | None]:
     """The value as stored (text) and, for a numeric test, as a number."""
     if criterion.kind == "categorical":
-        assert criterion.values is not None
         word = value.strip().lower()
         if word not in criterion.values:
             raise BadInput(
@@ -192,7 +96,7 @@ def _recorded_value(test: str, criterion: Criterion, value: str) -> tuple[str, f
         number = quantities.percentage("value", value)
     else:
         number = quantities.within("value", value, unit=criterion.unit or "units", low=0, high=1e12)
-    return _shown_number(number), number
+    return compact(number), number
 
 
 def record_result(
@@ -264,8 +168,8 @@ def record_result(
         action="qc.retest" if earlier else "qc.record",
         entity_type="lot",
         entity_id=lot.code,
-        old=_result_view(earlier[-1]).to_json() if earlier else None,
-        new=_result_view(result).to_json(),
+        old=_recorded(earlier[-1]).to_json() if earlier else None,
+        new=_recorded(result).to_json(),
         reason=reason,
     )
     evaluation = evaluate(session, settings, lot, now=now)

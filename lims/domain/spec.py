@@ -1,0 +1,517 @@
+"""The release specification, and the verdict it gives on a lot.
+
+One entry per test in `[release.<test>]` of lims.toml. A site changes the
+values it needs; entries it leaves out keep their packaged defaults, so a
+partial table never drops a criterion silently. Defaults follow the ISCT
+minimal criteria for MSC (Dominici et al. 2006) and the DESIGN conventions.
+
+A criterion is one of three kinds, told apart by `kind`: a range on a
+recorded number (numeric), the passing words of a recorded result
+(categorical), or a range on a number read off the lot itself (derived).
+`evaluate` decides release from plain data, so the most safety-critical rule
+of lims is tested without a database; the QC service only loads that data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticKnownError
+
+from lims.timeutil import json_time, show_time
+
+# Safety tests: a failure here can never be waived (the issue's rule, not a setting).
+NEVER_WAIVABLE = frozenset({"sterility", "mycoplasma", "endotoxin"})
+TEST_NAME = r"[a-z][a-z0-9_]{1,31}"
+PERCENT = "%"
+KINDS = ("numeric", "categorical", "derived")
+# Every key of a [release.<test>] table, in the order lims has always written them.
+TABLE_KEYS = (
+    "kind",
+    "description",
+    "unit",
+    "min",
+    "max",
+    "values",
+    "passing",
+    "required",
+    "waivable",
+)
+# Keys that may be None to mean "not given": in code, and in a criterion's own table.
+_OPTIONAL_KEYS = frozenset({"unit", "min", "max", "values", "passing"})
+
+
+def _negative(description: str) -> dict[str, Any]:
+    return {
+        "kind": "categorical",
+        "description": description,
+        "values": ["negative", "positive"],
+        "passing": ["negative"],
+        "waivable": False,
+    }
+
+
+def _marker(description: str, *, positive: bool) -> dict[str, Any]:
+    bound = {"min": 95.0} if positive else {"max": 2.0}
+    return {"kind": "numeric", "description": description, "unit": PERCENT, **bound}
+
+
+DEFAULT_SPEC: dict[str, dict[str, Any]] = {
+    "viability": {
+        "kind": "numeric",
+        "description": "viability of the final product (trypan blue)",
+        "unit": PERCENT,
+        "min": 70.0,
+    },
+    "sterility": _negative("sterility (Ph. Eur. 2.6.27 / USP <71>)"),
+    "mycoplasma": _negative("mycoplasma (Ph. Eur. 2.6.7, NAT)"),
+    "endotoxin": {
+        "kind": "numeric",
+        "description": "bacterial endotoxin (LAL)",
+        "unit": "EU/mL",
+        "max": 7.0,
+        "waivable": False,
+    },
+    "cd73": _marker("CD73 positive", positive=True),
+    "cd90": _marker("CD90 positive", positive=True),
+    "cd105": _marker("CD105 positive", positive=True),
+    "cd45": _marker("CD45 positive", positive=False),
+    "cd34": _marker("CD34 positive", positive=False),
+    "cd14": _marker("CD14 positive", positive=False),
+    "cd19": _marker("CD19 positive", positive=False),
+    "hla_dr": _marker("HLA-DR positive", positive=False),
+    "karyotype": {
+        "kind": "categorical",
+        "description": "karyotype (G-banding)",
+        "values": ["normal", "abnormal"],
+        "passing": ["normal"],
+        "required": False,
+    },
+    "cell_dose": {
+        "kind": "derived",
+        "description": "viable cells per vial",
+        "unit": "cells/vial",
+        "min": 1e6,
+        "max": 1e8,
+    },
+    "final_passage": {
+        "kind": "derived",
+        "description": "passage of the cells formulated",
+        "unit": "passages",
+        "max": 5.0,
+        "waivable": False,
+    },
+}
+
+
+# --- what a lot shows -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedResult:
+    """One QC result as recorded; `number` is the value of a numeric test as a number."""
+
+    id: int
+    test: str
+    value: str
+    number: float | None
+    unit: str | None
+    method: str | None
+    tested_at: datetime
+    reason: str | None
+    recorded_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "value": self.value,
+            "unit": self.unit,
+            "method": self.method,
+            "tested_at": json_time(self.tested_at),
+            "reason": self.reason,
+            "recorded_by": self.recorded_by,
+        }
+
+
+@dataclass(frozen=True)
+class DeviationFacts:
+    """A deviation on the lot or on the culture it came from, as release sees it."""
+
+    id: int
+    description: str
+    status: str  # open or closed
+    on_lot: bool  # only a deviation on the lot itself can waive one of its results
+    waived: bool
+    criterion: str | None
+    waived_result_id: int | None  # the result the waiver was signed for; None if none was
+
+
+@dataclass(frozen=True)
+class LotFacts:
+    """Everything besides the QC results that decides whether a lot may be released."""
+
+    code: str
+    status: str  # as stored: quarantine, released or rejected
+    expires_at: datetime
+    now: datetime
+    zone: tzinfo  # the station's, for the expiry time in the blocking reason
+    cells_per_vial: float
+    final_passage: int
+    deviations: Sequence[DeviationFacts]  # on the lot and on its culture, oldest first
+
+
+# Derived tests are read off the lot, each from its own fact: a test missing here has
+# no value to read, rather than silently reading another test's.
+DERIVED_TESTS: Mapping[str, Callable[[LotFacts], float]] = {
+    "cell_dose": lambda lot: lot.cells_per_vial,
+    "final_passage": lambda lot: lot.final_passage,
+}
+
+
+# --- the criteria -----------------------------------------------------------------------------
+
+Description = Annotated[str, Field(min_length=1, max_length=200)]
+Unit = Annotated[str, Field(max_length=20)]
+Word = Annotated[str, Field(pattern=r"[a-z][a-z0-9_-]{0,31}")]
+
+
+def compact(number: float) -> str:
+    """A number as typed at the bench: 70, 0.5, 1e6."""
+    return f"{number:.6g}".replace("e+0", "e").replace("e+", "e")
+
+
+class _Criterion(BaseModel):
+    """What every kind of criterion shares: immutable, no unknown keys, one persisted shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_serializer(mode="plain")
+    def as_table(self) -> dict[str, Any]:
+        """The criterion as a [release.<test>] table, every key of every kind present.
+
+        A QA release signature hashes the lot's record with this shape in it and
+        `lot show` recomputes it, and `lims config show` prints it: a key another
+        kind uses is None, as when all kinds were one class, so a lot signed then
+        still shows an unchanged record.
+        """
+        return {key: getattr(self, key, None) for key in TABLE_KEYS}
+
+
+class _Bounded(_Criterion):
+    """A range on a number: min, max or both, in a unit."""
+
+    kind: Literal["numeric", "derived"]
+    description: Description
+    unit: Unit | None = None
+    min: float | None = None
+    max: float | None = None
+    required: bool = True
+    waivable: bool = True
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError(f"a {self.kind} criterion needs min, max or both")
+        if any(bound is not None and not math.isfinite(bound) for bound in (self.min, self.max)):
+            raise ValueError("min and max must be finite numbers")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be above max")
+        if not self.unit:
+            raise ValueError(f"a {self.kind} criterion needs a unit")
+        if self.unit == PERCENT and any(
+            bound is not None and not 0 <= bound <= 100 for bound in (self.min, self.max)
+        ):
+            raise ValueError("a percentage bound must lie within 0-100")
+        return self
+
+    def describe(self) -> str:
+        """The criterion as QA reads it: '≥ 70 %', '≤ 7 EU/mL', '1e6-1e8 cells/vial'."""
+        if self.min is not None and self.max is not None:
+            return f"{compact(self.min)}-{compact(self.max)} {self.unit}"
+        if self.min is not None:
+            return f"≥ {compact(self.min)} {self.unit}"
+        assert self.max is not None  # the validator asks for min, max or both
+        return f"≤ {compact(self.max)} {self.unit}"
+
+    def passes(self, value: float | str) -> bool:
+        """Within the range; a word (recorded while the test was categorical) never is."""
+        if isinstance(value, str):
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class NumericCriterion(_Bounded):
+    """A range on a recorded result, such as viability ≥ 70 %."""
+
+    kind: Literal["numeric"] = "numeric"
+
+
+class DerivedCriterion(_Bounded):
+    """A range on a number read off the lot (see DERIVED_TESTS), such as the cell dose."""
+
+    kind: Literal["derived"] = "derived"
+
+
+class CategoricalCriterion(_Criterion):
+    """The words a result may be recorded as, and those of them that pass."""
+
+    kind: Literal["categorical"] = "categorical"
+    description: Description
+    values: list[Word] = Field(default_factory=list)
+    passing: list[str] = Field(default_factory=list)
+    required: bool = True
+    waivable: bool = True
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        if not self.values or not self.passing:
+            raise ValueError("a categorical criterion needs values and passing")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("values must not repeat")
+        if not set(self.passing) <= set(self.values):
+            raise ValueError("passing must be a subset of values")
+        return self
+
+    @property
+    def unit(self) -> None:
+        """A word has no unit; shown and serialised as such."""
+        return None
+
+    def describe(self) -> str:
+        """The criterion as QA reads it: 'negative', 'normal'."""
+        return " or ".join(self.passing)
+
+    def passes(self, value: float | str) -> bool:
+        """One of the passing words; a number (recorded while the test was numeric) never is."""
+        return value in self.passing
+
+
+def _from_table(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A [release.<test>] table read as the criterion its kind names.
+
+    lims.toml has one flat table shape for every kind. Sites see the same
+    messages as when it was one class: a key the kind has no use for is named
+    as such rather than as an unknown key, and every error is located at the
+    table's own keys (release.viability.min), not at the union member tried.
+    """
+    if isinstance(value, _Criterion):
+        return handler(value)
+    if not isinstance(value, dict):
+        raise PydanticKnownError("model_type", {"class_name": "Criterion"})
+    if "kind" not in value:
+        raise _error_at_kind("missing", value)
+    kind = value["kind"]
+    if kind not in KINDS:
+        raise _error_at_kind(
+            "literal_error", kind, expected="'numeric', 'categorical' or 'derived'"
+        )
+    given = {key: v for key, v in value.items() if not (v is None and key in _OPTIONAL_KEYS)}
+    if kind == "categorical":
+        if given.keys() & {"unit", "min", "max"}:
+            raise ValueError("a categorical criterion has values and passing, not min/max/unit")
+    elif given.keys() & {"values", "passing"}:
+        raise ValueError(f"a {kind} criterion has min/max, not values/passing")
+    try:
+        return handler(given)
+    except ValidationError as error:
+        raise _at_table_keys(error) from None
+
+
+def _error_at_kind(error_type: str, given: Any, **context: str) -> ValidationError:
+    detail = InitErrorDetails(type=error_type, loc=("kind",), input=given)
+    if context:
+        detail["ctx"] = context
+    return ValidationError.from_exception_data("Criterion", [detail])
+
+
+def _at_table_keys(error: ValidationError) -> ValidationError:
+    """The errors of one union member, with the member's tag taken out of their location."""
+    details = []
+    for found in error.errors(include_url=False):
+        detail = InitErrorDetails(type=found["type"], loc=found["loc"][1:], input=found["input"])
+        if "ctx" in found:
+            detail["ctx"] = found["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(error.title, details)
+
+
+Criterion = Annotated[
+    NumericCriterion | CategoricalCriterion | DerivedCriterion,
+    Field(discriminator="kind"),
+    WrapValidator(_from_table),
+]
+Spec = Mapping[str, Criterion]
+
+
+def _merged_with_defaults(value: Any) -> Any:
+    """A site's [release] tables laid over the packaged defaults, key by key."""
+    if not isinstance(value, dict):
+        return value
+    merged = {test: dict(entry) for test, entry in DEFAULT_SPEC.items()}
+    for test, entry in value.items():
+        if isinstance(entry, _Criterion):
+            entry = entry.as_table()
+        if isinstance(entry, dict):
+            merged[test] = {**merged.get(test, {}), **entry}
+        else:
+            merged[test] = entry
+    return merged
+
+
+def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
+    for test, criterion in spec.items():
+        if not re.fullmatch(TEST_NAME, test):
+            raise ValueError(f"{test!r} is not a test name (lower-case letters, digits, _)")
+        if test in NEVER_WAIVABLE and criterion.waivable:
+            raise ValueError(f"{test} can never be waivable: it is a safety test")
+        if (criterion.kind == "derived") != (test in DERIVED_TESTS):
+            raise ValueError(
+                f"{test}: kind 'derived' belongs to {', '.join(DERIVED_TESTS)} only"
+                if criterion.kind == "derived"
+                else f"{test} is read off the lot: its kind must be 'derived'"
+            )
+    return spec
+
+
+ReleaseSpec = Annotated[
+    dict[str, Criterion],
+    BeforeValidator(_merged_with_defaults),
+    AfterValidator(_valid_tests),
+]
+
+
+# --- the verdict ------------------------------------------------------------------------------
+
+Verdict = Literal["pass", "fail", "missing"]
+
+
+@dataclass(frozen=True)
+class CriterionVerdict:
+    test: str
+    criterion: Criterion
+    result: str | None  # the value that counts, as recorded or read off the lot
+    verdict: Verdict
+    history: list[RecordedResult]  # every result of this test, oldest first
+    waived_by: int | None  # the closed deviation whose waiver covers this failure
+    blocking: str | None  # why this criterion stops release, if it does
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "spec": self.criterion.describe(),
+            "result": self.result,
+            "verdict": self.verdict,
+            "description": self.criterion.description,
+            "unit": self.criterion.unit,
+            "required": self.criterion.required,
+            "waivable": self.criterion.waivable,
+            "waived_by_deviation": self.waived_by,
+            "results": [result.to_json() for result in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    lot_id: str
+    lot_status: str  # as stored: quarantine, released or rejected
+    criteria: list[CriterionVerdict]
+    blocking: list[str]
+
+    @property
+    def releasable(self) -> bool:
+        return not self.blocking
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot_id": self.lot_id,
+            "criteria": [criterion.to_json() for criterion in self.criteria],
+            "releasable": self.releasable,
+            "blocking": self.blocking,
+        }
+
+
+def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> Evaluation:
+    """Each criterion's verdict on its latest result, and every reason release is blocked.
+
+    results are the lot's QC results, oldest first. The reasons come in the
+    order QA works through them: criteria in specification order, then open
+    deviations oldest first, then the lot's own state.
+    """
+    histories: dict[str, list[RecordedResult]] = {}
+    for result in results:
+        histories.setdefault(result.test, []).append(result)
+    waivers = {
+        (deviation.criterion, deviation.waived_result_id): deviation.id
+        for deviation in facts.deviations
+        if deviation.status == "closed" and deviation.waived and deviation.on_lot
+    }
+    verdicts = [
+        _judged(test, criterion, histories.get(test, []), facts, waivers)
+        for test, criterion in spec.items()
+    ]
+    blocking = [verdict.blocking for verdict in verdicts if verdict.blocking]
+    blocking += [
+        f"deviation {deviation.id} open: {deviation.description}"
+        for deviation in facts.deviations
+        if deviation.status == "open"
+    ]
+    if facts.status != "quarantine":
+        blocking.append(f"lot {facts.code} is {facts.status}")
+    elif facts.expires_at <= facts.now:
+        blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
+    return Evaluation(facts.code, facts.status, verdicts, blocking)
+
+
+def _judged(
+    test: str,
+    criterion: Criterion,
+    history: list[RecordedResult],
+    facts: LotFacts,
+    waivers: Mapping[tuple[str | None, int | None], int],
+) -> CriterionVerdict:
+    """One criterion against its latest result, or against the lot for a derived test.
+
+    A waiver covers a failure only of the result it was signed for, and never a
+    safety test's, even in a specification that did not come through ReleaseSpec.
+    """
+    latest = history[-1] if history else None
+    value: str | None
+    verdict: Verdict
+    if criterion.kind == "derived":
+        number = float(DERIVED_TESTS[test](facts))
+        value = compact(number)
+        verdict = "pass" if criterion.passes(number) else "fail"
+    elif latest is None:
+        value, verdict = None, "missing"
+    else:
+        value = latest.value
+        typed = latest.number if latest.number is not None else latest.value
+        verdict = "pass" if criterion.passes(typed) else "fail"
+    waived_by = None
+    if verdict != "pass" and criterion.waivable and test not in NEVER_WAIVABLE:
+        waived_by = waivers.get((test, latest.id if latest is not None else None))
+    reason = None
+    if waived_by is None:
+        unit = f" {criterion.unit}" if criterion.unit else ""
+        if verdict == "fail":
+            reason = f"{test} failed: {value}{unit} (spec {criterion.describe()})"
+        elif verdict == "missing" and criterion.required:
+            reason = f"{test} missing (spec {criterion.describe()})"
+    return CriterionVerdict(test, criterion, value, verdict, history, waived_by, reason)

@@ -1,0 +1,563 @@
+"""The release specification and the release verdict, with no database at all.
+
+Every rule that decides whether a lot may leave the lab is exercised here on
+plain data: the verdict of each kind of criterion, waivers, deviations, the
+lot's own state and the order QA reads the reasons in. The services' tests
+check the same rules end to end; these say which rule broke.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from lims.domain.spec import (
+    DERIVED_TESTS,
+    NEVER_WAIVABLE,
+    CategoricalCriterion,
+    Criterion,
+    DerivedCriterion,
+    DeviationFacts,
+    LotFacts,
+    NumericCriterion,
+    RecordedResult,
+    ReleaseSpec,
+    Spec,
+    evaluate,
+)
+from lims.timeutil import show_time
+
+RELEASE_SPEC: TypeAdapter[dict[str, Criterion]] = TypeAdapter(ReleaseSpec)
+CRITERION: TypeAdapter[Criterion] = TypeAdapter(Criterion)
+DEFAULT = RELEASE_SPEC.validate_python({})
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LOT = "A999926000001-L1"
+PASSING = {
+    "viability": "92",
+    "sterility": "negative",
+    "mycoplasma": "negative",
+    "endotoxin": "0.5",
+    "cd73": "99",
+    "cd90": "98",
+    "cd105": "97",
+    "cd45": "0.5",
+    "cd34": "0.3",
+    "cd14": "0.2",
+    "cd19": "0.1",
+    "hla_dr": "0.4",
+    "karyotype": "normal",
+}
+FAILING = {
+    "viability": "69.9",
+    "sterility": "positive",
+    "mycoplasma": "positive",
+    "endotoxin": "7.01",
+    "cd73": "94.9",
+    "cd90": "90",
+    "cd105": "90",
+    "cd45": "2.1",
+    "cd34": "3",
+    "cd14": "5",
+    "cd19": "10",
+    "hla_dr": "2.5",
+    "karyotype": "abnormal",
+}
+SITE = {
+    "endotoxin": {"max": 5},
+    "cd11b": {"kind": "numeric", "description": "CD11b", "unit": "%", "max": 2},
+    "gram": {
+        "kind": "categorical",
+        "description": "gram stain",
+        "values": ["none", "some"],
+        "passing": ["none"],
+    },
+    "karyotype": {"required": True},
+}
+
+
+def facts(**changes: Any) -> LotFacts:
+    """A lot in quarantine, in date, within its dose and passage limits, with no deviation."""
+    lot = LotFacts(
+        code=LOT,
+        status="quarantine",
+        expires_at=NOW + timedelta(days=2),
+        now=NOW,
+        zone=UTC,
+        cells_per_vial=40_000_000,
+        final_passage=2,
+        deviations=(),
+    )
+    return replace(lot, **changes)
+
+
+def result(test: str, value: str, *, result_id: int = 1) -> RecordedResult:
+    """A result as the QC service records it: any but a categorical test's also as a number."""
+    categorical = test in DEFAULT and DEFAULT[test].kind == "categorical"
+    return RecordedResult(
+        id=result_id,
+        test=test,
+        value=value,
+        number=None if categorical else float(value),
+        unit=None,
+        method=None,
+        tested_at=NOW - timedelta(hours=result_id),
+        reason=None,
+        recorded_by="tom",
+    )
+
+
+def results(values: dict[str, str], first: int = 1) -> list[RecordedResult]:
+    return [
+        result(test, value, result_id=first + n) for n, (test, value) in enumerate(values.items())
+    ]
+
+
+def waiver(criterion: str, result_id: int | None, **changes: Any) -> DeviationFacts:
+    """A deviation on the lot, closed by QA with a waiver of that result."""
+    deviation = DeviationFacts(
+        id=7,
+        description="out of specification, assessed",
+        status="closed",
+        on_lot=True,
+        waived=True,
+        criterion=criterion,
+        waived_result_id=result_id,
+    )
+    return replace(deviation, **changes)
+
+
+def verdicts(spec: Spec, recorded: list[RecordedResult], lot: LotFacts) -> dict[str, Any]:
+    return {v.test: (v.verdict, v.result) for v in evaluate(spec, recorded, lot).criteria}
+
+
+# --- the signed form ------------------------------------------------------------------------
+
+
+def _signed(spec: dict[str, Criterion]) -> str:
+    """As lims.services.lots puts the specification into the record a release signs."""
+    record = {test: criterion.as_table() for test, criterion in spec.items()}
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("site", "digest"),
+    [
+        ({}, "2957c31fe4927955fea5d12d5d18e394a5ac841c8ad837483ac6fe01cfd090f0"),
+        (SITE, "f9a3f61af3f2b3cc45aa12fb0a393c8962efb164ad059133dbe1321b62030cf6"),
+    ],
+    ids=["default", "site"],
+)
+def test_the_signed_form_of_the_specification_is_what_lots_were_signed_with(
+    site: dict[str, Any], digest: str
+) -> None:
+    """Digests computed with the single Criterion class that came before the union.
+
+    A change here makes every lot signed before it show "record changed since
+    signing": it needs a migration of the signed records, not a new digest.
+    """
+    assert _signed(RELEASE_SPEC.validate_python(site)) == digest
+
+
+@pytest.mark.parametrize("test", ["viability", "sterility", "cell_dose"])
+def test_every_kind_shows_every_key_of_the_table(test: str) -> None:
+    """In the order `lims config show` has always listed them."""
+    criterion = DEFAULT[test]
+    assert list(criterion.as_table()) == [
+        "kind",
+        "description",
+        "unit",
+        "min",
+        "max",
+        "values",
+        "passing",
+        "required",
+        "waivable",
+    ]
+    assert criterion.model_dump() == criterion.model_dump(mode="json") == criterion.as_table()
+
+
+# --- the specification as data --------------------------------------------------------------
+
+
+def test_the_default_specification_is_one_union_member_per_kind() -> None:
+    assert isinstance(DEFAULT["viability"], NumericCriterion)
+    assert isinstance(DEFAULT["sterility"], CategoricalCriterion)
+    assert isinstance(DEFAULT["cell_dose"], DerivedCriterion)
+    assert DEFAULT["sterility"].unit is None
+    assert [
+        DEFAULT[t].describe() for t in ("viability", "endotoxin", "cell_dose", "sterility")
+    ] == [
+        "≥ 70 %",
+        "≤ 7 EU/mL",
+        "1e6-1e8 cells/vial",
+        "negative",
+    ]
+
+
+def test_only_the_derived_tests_of_the_table_may_be_derived() -> None:
+    assert {t for t, c in DEFAULT.items() if c.kind == "derived"} == set(DERIVED_TESTS)
+    with pytest.raises(ValidationError) as refused:
+        RELEASE_SPEC.validate_python(
+            {"cd11b": {"kind": "derived", "description": "CD11b", "unit": "%", "max": 2}}
+        )
+    assert f"belongs to {', '.join(DERIVED_TESTS)} only" in str(refused.value)
+
+
+NUMERIC = {"kind": "numeric", "description": "CD11b", "unit": "%", "max": 2}
+CATEGORICAL = {"kind": "categorical", "description": "gram", "values": ["a"], "passing": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("table", "loc", "message"),
+    [
+        ({**NUMERIC, "min": "lots"}, ("min",), "Input should be a valid number"),
+        ({**NUMERIC, "extra": 1}, ("extra",), "Extra inputs are not permitted"),
+        ({**NUMERIC, "description": ""}, ("description",), "at least 1 character"),
+        ({**CATEGORICAL, "values": ["a", "a"]}, (), "values must not repeat"),
+        ({**CATEGORICAL, "passing": ["b"]}, (), "passing must be a subset of values"),
+        ({**CATEGORICAL, "values": None}, (), "a categorical criterion needs values and passing"),
+        ({**CATEGORICAL, "unit": "%"}, (), "has values and passing, not min/max/unit"),
+        ({**NUMERIC, "passing": ["a"]}, (), "a numeric criterion has min/max, not values/passing"),
+        ({**NUMERIC, "max": None}, (), "a numeric criterion needs min, max or both"),
+        ({**NUMERIC, "min": 3}, (), "min must not be above max"),
+        ({**NUMERIC, "max": float("inf")}, (), "min and max must be finite numbers"),
+        ({**NUMERIC, "kind": "derived", "unit": ""}, (), "a derived criterion needs a unit"),
+        ({**NUMERIC, "max": 101}, (), "a percentage bound must lie within 0-100"),
+        ({"description": "CD11b", "unit": "%", "max": 2}, ("kind",), "Field required"),
+        ({**NUMERIC, "kind": "range"}, ("kind",), "'numeric', 'categorical' or 'derived'"),
+        ("negative", (), "Input should be a valid dictionary or instance of Criterion"),
+    ],
+)
+def test_a_malformed_table_is_refused_at_its_own_keys(
+    table: Any, loc: tuple[str, ...], message: str
+) -> None:
+    """The messages sites saw when all kinds were one class, never naming a union member."""
+    with pytest.raises(ValidationError) as refused:
+        CRITERION.validate_python(table)
+    error = refused.value.errors()[0]
+    assert (error["loc"], message in error["msg"]) == (loc, True), error
+
+
+def test_an_absent_key_may_be_given_as_none() -> None:
+    numeric = {"kind": "numeric", "description": "x", "unit": "%", "max": 2}
+    categorical = {"kind": "categorical", "description": "x", "values": ["a"], "passing": ["a"]}
+    assert CRITERION.validate_python({**numeric, "values": None, "passing": None, "min": None})
+    assert CRITERION.validate_python({**categorical, "unit": None, "min": None, "max": None})
+
+
+def test_a_safety_test_is_never_waivable_in_a_specification() -> None:
+    for test in NEVER_WAIVABLE:
+        with pytest.raises(ValidationError, match="can never be waivable"):
+            RELEASE_SPEC.validate_python({test: {"waivable": True}})
+
+
+# --- verdicts -------------------------------------------------------------------------------
+
+
+def test_every_criterion_passing_makes_the_lot_releasable() -> None:
+    evaluation = evaluate(DEFAULT, results(PASSING), facts())
+    assert {v.verdict for v in evaluation.criteria} == {"pass"}
+    assert evaluation.blocking == []
+    assert evaluation.releasable
+
+
+@pytest.mark.parametrize("test", list(FAILING))
+def test_a_failing_result_fails_its_criterion_and_blocks(test: str) -> None:
+    recorded = results({**PASSING, test: FAILING[test]})
+    evaluation = evaluate(DEFAULT, recorded, facts())
+    [failed] = [v for v in evaluation.criteria if v.verdict != "pass"]
+    assert (failed.test, failed.verdict, failed.result) == (test, "fail", FAILING[test])
+    unit = f" {DEFAULT[test].unit}" if DEFAULT[test].unit else ""
+    assert evaluation.blocking == [
+        f"{test} failed: {FAILING[test]}{unit} (spec {DEFAULT[test].describe()})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("test", "value", "verdict"),
+    [
+        ("viability", "70", "pass"),  # bounds are inclusive
+        ("viability", "69.99", "fail"),
+        ("endotoxin", "7", "pass"),
+        ("endotoxin", "7.001", "fail"),
+        ("sterility", "negative", "pass"),
+        ("sterility", "positive", "fail"),
+    ],
+)
+def test_a_bound_passes_and_the_next_value_fails(test: str, value: str, verdict: str) -> None:
+    assert verdicts(DEFAULT, [result(test, value)], facts())[test] == (verdict, value)
+
+
+def test_a_missing_required_result_blocks_and_an_optional_one_does_not() -> None:
+    recorded = results({t: v for t, v in PASSING.items() if t not in ("cd90", "karyotype")})
+    evaluation = evaluate(DEFAULT, recorded, facts())
+    missing = {v.test: v for v in evaluation.criteria if v.verdict == "missing"}
+    assert set(missing) == {"cd90", "karyotype"}
+    assert missing["karyotype"].result is None
+    assert evaluation.blocking == ["cd90 missing (spec ≥ 95 %)"]
+    required = RELEASE_SPEC.validate_python({"karyotype": {"required": True}})
+    assert evaluate(required, recorded, facts()).blocking == [
+        "cd90 missing (spec ≥ 95 %)",
+        "karyotype missing (spec normal)",
+    ]
+
+
+def test_the_latest_result_counts_and_every_result_stays_visible() -> None:
+    recorded = [
+        *results(PASSING),
+        result("cd105", "90", result_id=20),
+        result("cd105", "96", result_id=21),
+    ]
+    verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
+    assert (verdict.verdict, verdict.result) == ("pass", "96")
+    assert [r.value for r in verdict.history] == ["97", "90", "96"]
+    recorded.append(result("cd105", "80", result_id=22))
+    verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
+    assert (verdict.verdict, verdict.result) == ("fail", "80")
+
+
+def test_a_result_of_the_other_kind_fails_rather_than_passing() -> None:
+    """A site that changes a test's kind keeps the results recorded under the old one."""
+    as_numeric = RELEASE_SPEC.validate_python(
+        {"karyotype": {"kind": "numeric", "unit": "%", "min": 0, "values": None, "passing": None}}
+    )
+    word = result("karyotype", "normal")
+    assert verdicts(as_numeric, [word], facts())["karyotype"] == ("fail", "normal")
+    number = replace(result("sterility", "negative"), number=0.0)
+    assert verdicts(DEFAULT, [number], facts())["sterility"] == ("fail", "negative")
+
+
+# --- derived tests --------------------------------------------------------------------------
+
+
+def test_each_derived_test_reads_its_own_fact_of_the_lot() -> None:
+    assert verdicts(DEFAULT, [], facts())["cell_dose"] == ("pass", "4e7")
+    assert verdicts(DEFAULT, [], facts())["final_passage"] == ("pass", "2")
+    overdosed = verdicts(DEFAULT, [], facts(cells_per_vial=200_000_000))
+    assert (overdosed["cell_dose"], overdosed["final_passage"]) == (("fail", "2e8"), ("pass", "2"))
+    late = verdicts(DEFAULT, [], facts(final_passage=6))
+    assert (late["cell_dose"], late["final_passage"]) == (("pass", "4e7"), ("fail", "6"))
+
+
+def test_a_derived_failure_names_the_value_read_off_the_lot() -> None:
+    evaluation = evaluate(DEFAULT, results(PASSING), facts(final_passage=6))
+    assert evaluation.blocking == ["final_passage failed: 6 passages (spec ≤ 5 passages)"]
+
+
+def test_a_derived_test_with_no_fact_to_read_is_an_error_not_another_tests_value() -> None:
+    unknown = {"doublings": DerivedCriterion(description="doublings", unit="PD", max=5)}
+    with pytest.raises(KeyError, match="doublings"):
+        evaluate(unknown, [], facts())
+
+
+def test_a_derived_test_ignores_results_recorded_under_its_name() -> None:
+    recorded = [result("final_passage", "1")]
+    assert verdicts(DEFAULT, recorded, facts(final_passage=6))["final_passage"] == ("fail", "6")
+
+
+# --- waivers --------------------------------------------------------------------------------
+
+
+def test_a_waiver_covers_the_failed_result_it_was_signed_for() -> None:
+    recorded = [*results(PASSING), result("cd105", "90", result_id=30)]
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd105", 30)]))
+    verdict = next(v for v in evaluation.criteria if v.test == "cd105")
+    assert (verdict.verdict, verdict.waived_by, verdict.blocking) == ("fail", 7, None)
+    assert evaluation.releasable
+
+
+def test_a_waiver_does_not_cover_a_later_result() -> None:
+    recorded = [
+        *results(PASSING),
+        result("cd105", "90", result_id=30),
+        result("cd105", "85", result_id=31),
+    ]
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd105", 30)]))
+    assert evaluation.blocking == ["cd105 failed: 85 % (spec ≥ 95 %)"]
+
+
+def test_a_waiver_of_a_missing_result_covers_it_until_one_is_recorded() -> None:
+    recorded = results({t: v for t, v in PASSING.items() if t != "cd90"})
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd90", None)]))
+    assert evaluation.releasable
+    recorded.append(result("cd90", "80", result_id=40))
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd90", None)]))
+    assert evaluation.blocking == ["cd90 failed: 80 % (spec ≥ 95 %)"]
+
+
+@pytest.mark.parametrize(
+    "deviation",
+    [
+        waiver("cd73", 30),  # another criterion
+        waiver("cd105", 30, status="open"),  # not yet signed
+        waiver("cd105", 30, waived=False),  # closed without a waiver
+        waiver("cd105", 30, on_lot=False),  # on the culture: it cannot waive the lot's result
+    ],
+    ids=["other-criterion", "open", "not-waived", "on-culture"],
+)
+def test_only_a_closed_waiver_on_the_lot_for_that_criterion_covers(
+    deviation: DeviationFacts,
+) -> None:
+    recorded = [*results(PASSING), result("cd105", "90", result_id=30)]
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[deviation]))
+    assert "cd105 failed: 90 % (spec ≥ 95 %)" in evaluation.blocking
+    assert next(v for v in evaluation.criteria if v.test == "cd105").waived_by is None
+
+
+def test_a_criterion_that_is_not_waivable_is_never_waived() -> None:
+    recorded = results(PASSING)
+    lot = facts(final_passage=6, deviations=[waiver("final_passage", None)])
+    evaluation = evaluate(DEFAULT, recorded, lot)
+    assert evaluation.blocking == ["final_passage failed: 6 passages (spec ≤ 5 passages)"]
+
+
+@pytest.mark.parametrize("test", sorted(NEVER_WAIVABLE))
+def test_a_safety_test_is_never_waived_even_if_its_criterion_says_so(test: str) -> None:
+    """A specification built in code skips ReleaseSpec's check; the verdict does not rely on it."""
+    lax = {
+        name: criterion.model_copy(update={"waivable": True}) for name, criterion in DEFAULT.items()
+    }
+    recorded = [*results(PASSING), result(test, FAILING[test], result_id=30)]
+    evaluation = evaluate(lax, recorded, facts(deviations=[waiver(test, 30)]))
+    assert [b.split(":")[0] for b in evaluation.blocking] == [f"{test} failed"]
+
+
+# --- deviations and the lot's own state -----------------------------------------------------
+
+
+def test_an_open_deviation_on_the_lot_or_its_culture_blocks() -> None:
+    deviations = [
+        DeviationFacts(3, "incubator alarm", "open", False, False, None, None),
+        DeviationFacts(4, "label misprint", "closed", True, False, None, None),
+        DeviationFacts(5, "antibody lot expired", "open", True, False, "cd105", None),
+    ]
+    evaluation = evaluate(DEFAULT, results(PASSING), facts(deviations=deviations))
+    assert evaluation.blocking == [
+        "deviation 3 open: incubator alarm",
+        "deviation 5 open: antibody lot expired",
+    ]
+
+
+@pytest.mark.parametrize("status", ["released", "rejected"])
+def test_a_lot_out_of_quarantine_cannot_be_released_again(status: str) -> None:
+    evaluation = evaluate(DEFAULT, results(PASSING), facts(status=status))
+    assert (evaluation.lot_status, evaluation.blocking) == (status, [f"lot {LOT} is {status}"])
+
+
+def test_a_lot_is_expired_from_its_expiry_time_on() -> None:
+    expires_at = NOW + timedelta(hours=1)
+    before = facts(expires_at=expires_at, now=expires_at - timedelta(microseconds=1))
+    assert evaluate(DEFAULT, results(PASSING), before).releasable
+    evaluation = evaluate(DEFAULT, results(PASSING), facts(expires_at=expires_at, now=expires_at))
+    assert evaluation.blocking == [f"lot {LOT} expired at {show_time(expires_at, UTC)}"]
+
+
+def test_the_expiry_is_shown_in_the_stations_zone() -> None:
+    rome = ZoneInfo("Europe/Rome")
+    lot = facts(expires_at=NOW, now=NOW, zone=rome)
+    assert evaluate(DEFAULT, results(PASSING), lot).blocking == [
+        f"lot {LOT} expired at {show_time(NOW, rome)}"
+    ]
+    assert show_time(NOW, rome) != show_time(NOW, UTC)
+
+
+def test_blocking_reasons_come_criteria_first_then_deviations_then_the_lot() -> None:
+    recorded = results({t: v for t, v in PASSING.items() if t not in ("viability", "cd73")})
+    recorded.append(result("sterility", "positive", result_id=50))
+    deviation = DeviationFacts(9, "incubator alarm", "open", False, False, None, None)
+    lot = facts(expires_at=NOW, final_passage=6, deviations=[deviation])
+    assert evaluate(DEFAULT, recorded, lot).blocking == [
+        "viability missing (spec ≥ 70 %)",
+        "sterility failed: positive (spec negative)",
+        "cd73 missing (spec ≥ 95 %)",
+        "final_passage failed: 6 passages (spec ≤ 5 passages)",
+        "deviation 9 open: incubator alarm",
+        f"lot {LOT} expired at {show_time(NOW, UTC)}",
+    ]
+
+
+def test_a_lot_out_of_quarantine_is_named_as_such_rather_than_expired() -> None:
+    lot = facts(status="released", expires_at=NOW)
+    assert evaluate(DEFAULT, results(PASSING), lot).blocking == [f"lot {LOT} is released"]
+
+
+# --- properties -----------------------------------------------------------------------------
+
+bounds = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+
+
+@given(low=bounds, high=bounds, value=bounds)
+def test_a_numeric_value_passes_exactly_within_its_range(
+    low: float, high: float, value: float
+) -> None:
+    low, high = min(low, high), max(low, high)
+    spec = {"dose": NumericCriterion(description="dose", unit="u", min=low, max=high)}
+    recorded = [replace(result("dose", "0"), number=value)]
+    [verdict] = evaluate(spec, recorded, facts()).criteria
+    assert (verdict.verdict == "pass") == (low <= value <= high)
+
+
+outcomes = st.sampled_from(["pass", "fail", "missing"])
+
+
+@given(
+    outcome=st.fixed_dictionaries({test: outcomes for test in PASSING}),
+    waived=st.sets(st.sampled_from(sorted(PASSING))),
+    open_deviations=st.integers(min_value=0, max_value=2),
+    status=st.sampled_from(["quarantine", "released", "rejected"]),
+    expired=st.booleans(),
+    cells_per_vial=st.sampled_from([500_000, 40_000_000, 200_000_000]),
+)
+def test_a_lot_is_releasable_exactly_when_nothing_stands_in_the_way(
+    outcome: dict[str, str],
+    waived: set[str],
+    open_deviations: int,
+    status: str,
+    expired: bool,
+    cells_per_vial: int,
+) -> None:
+    recorded = [
+        result(test, (PASSING if verdict == "pass" else FAILING)[test], result_id=n)
+        for n, (test, verdict) in enumerate(outcome.items(), start=1)
+        if verdict != "missing"
+    ]
+    ids = {r.test: r.id for r in recorded}
+    deviations = [waiver(test, ids.get(test)) for test in sorted(waived)]
+    deviations += [
+        DeviationFacts(100 + n, "open", "open", True, False, None, None)
+        for n in range(open_deviations)
+    ]
+    lot = facts(
+        status=status,
+        expires_at=NOW if expired else NOW + timedelta(days=1),
+        cells_per_vial=cells_per_vial,
+        deviations=deviations,
+    )
+    evaluation = evaluate(DEFAULT, recorded, lot)
+
+    def stands(test: str) -> bool:
+        criterion = DEFAULT[test]
+        excused = test in waived and criterion.waivable
+        if outcome[test] == "fail":
+            return not excused
+        return outcome[test] == "missing" and criterion.required and not excused
+
+    expected = (
+        not any(stands(test) for test in PASSING)
+        and 1e6 <= cells_per_vial <= 1e8
+        and open_deviations == 0
+        and status == "quarantine"
+        and not expired
+    )
+    assert evaluation.releasable == expected
+    assert evaluation.releasable == (evaluation.blocking == [])
