@@ -255,6 +255,16 @@ def test_an_absent_key_may_be_given_as_none() -> None:
     assert CRITERION.validate_python({**categorical, "unit": None, "min": None, "max": None})
 
 
+def test_a_specification_takes_criteria_built_in_code_as_well_as_tables() -> None:
+    """Through the same merge: the keys another kind uses are None in a criterion's table."""
+    words = CategoricalCriterion(description="viability", values=["ok", "low"], passing=["ok"])
+    assert RELEASE_SPEC.validate_python({**DEFAULT, "viability": words}) == {
+        **DEFAULT,
+        "viability": words,
+    }
+    assert CRITERION.validate_python(words) == words
+
+
 def test_a_safety_test_is_never_waivable_in_a_specification() -> None:
     for test in NEVER_WAIVABLE:
         with pytest.raises(ValidationError, match="can never be waivable"):
