@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.domain.states import DEVIATION
 
 if TYPE_CHECKING:
     from lims.services.cultures import CultureDetail, PassageView
@@ -50,7 +51,7 @@ def value(recorded: Any) -> Any:
 def passage_row(view: PassageView, zone: tzinfo) -> list[Any]:
     from lims.timeutil import show_time
 
-    open_flags = [flag.kind for flag in view.flags if flag.status == "open"]
+    open_flags = [flag.kind for flag in view.flags if DEVIATION.pending(flag.status)]
     return [
         f"P{view.passage_number}"
         + (f" (corrected ×{view.corrections})" if view.corrections else ""),
@@ -141,7 +142,7 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
             [
                 (
                     d.deviation_id,
-                    alarm(d.status) if d.status == "open" else d.status,
+                    alarm(d.status) if DEVIATION.alarming(d.status) else d.status,
                     d.kind,
                     d.description,
                     f"{show_time(d.opened_at, zone)} by {d.opened_by}",

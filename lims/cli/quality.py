@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.domain.states import DEVIATION, LOT
 
 if TYPE_CHECKING:
     from lims.domain.spec import CriterionVerdict, Evaluation
@@ -56,7 +57,7 @@ def show_evaluation(evaluation: Evaluation) -> None:
             for v in evaluation.criteria
         ],
     )
-    if evaluation.lot_status != "quarantine":
+    if LOT.locked(evaluation.lot_status):
         typer.echo(f"The lot is {evaluation.lot_status}: its record is locked.")
     elif evaluation.releasable:
         typer.echo("Releasable: every criterion passes or is waived, and no deviation is open.")
@@ -75,7 +76,7 @@ def show_deviations(title: str, deviations: Sequence[DeviationView], zone: tzinf
                 d.deviation_id,
                 d.subject,
                 alarm(d.status)
-                if d.status == "open"
+                if DEVIATION.alarming(d.status)
                 else d.status + (" (waived)" if d.waived else ""),
                 d.kind,
                 d.criterion,
@@ -99,7 +100,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
     print_record(
         f"Lot {lot.lot_id}",
         [
-            ("status", status if lot.status == "released" else alarm(status)),
+            ("status", alarm(status) if LOT.alarming(lot.status) else status),
             ("patient (recipient)", f"{lot.patient} ({lot.initials}, born {lot.birth_year})"),
             ("DIN", lot.din.display),
             ("culture", lot.culture_id),

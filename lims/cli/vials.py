@@ -16,6 +16,7 @@ from lims.cli.common import (
     print_record,
     print_table,
 )
+from lims.domain.states import VIAL
 
 if TYPE_CHECKING:
     from lims.services.vials import Verification, VialView
@@ -89,7 +90,7 @@ def list_(
         [
             (
                 v.vial_id,
-                v.status if v.status in ("released", "issued", "administered") else alarm(v.status),
+                alarm(v.status) if VIAL.alarming(v.status) else v.status,
                 v.patient,
                 f"{v.cells:,}",
                 f"{v.volume_ml:g}",

@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticKnownError
 
+from lims.domain.states import DEVIATION, LOT, expired
 from lims.timeutil import json_time, show_time
 
 # Safety tests: a failure here can never be waived (the rule, not a setting).
@@ -460,7 +461,7 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
     waivers = {
         (deviation.criterion, deviation.waived_result_id): deviation.id
         for deviation in facts.deviations
-        if deviation.status == "closed" and deviation.waived and deviation.on_lot
+        if not DEVIATION.pending(deviation.status) and deviation.waived and deviation.on_lot
     }
     verdicts = [
         _judged(test, criterion, histories.get(test, []), facts, waivers)
@@ -470,11 +471,11 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
     blocking += [
         f"deviation {deviation.id} open: {deviation.description}"
         for deviation in facts.deviations
-        if deviation.status == "open"
+        if DEVIATION.pending(deviation.status)
     ]
-    if facts.status != "quarantine":
+    if not LOT.allows("release", facts.status):
         blocking.append(f"lot {facts.code} is {facts.status}")
-    elif facts.expires_at <= facts.now:
+    elif expired(facts.expires_at, facts.now):
         blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
     return Evaluation(facts.code, facts.status, verdicts, blocking)
 

@@ -90,6 +90,7 @@ class State:
     locked: bool = False  # the record can no longer be corrected or added to
     can_expire: bool = False  # shown as expired once past its expiry
     pending: bool = False  # awaits a decision, and holds up what depends on it
+    alarm: bool = False  # shown in red: not (or no longer) fit for use, or awaiting a decision
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ class Lifecycle:
     def pending_states(self) -> tuple[str, ...]:
         return tuple(name for name, state in self.states.items() if state.pending)
 
+    def alarming(self, shown: str) -> bool:
+        """Whether a status as shown (expired included) is drawn as an alarm."""
+        return shown == EXPIRED or self.states[shown].alarm
+
     def shown(self, status: str, *, expired: bool) -> str:
         """The status as people see it: expired once past expiry while still usable."""
         return EXPIRED if expired and self.states[status].can_expire else status
@@ -234,9 +239,9 @@ CULTURE = _lifecycle(
 LOT = _lifecycle(
     "lot",
     [
-        State(L.QUARANTINE, can_expire=True),
+        State(L.QUARANTINE, can_expire=True, alarm=True),
         State(L.RELEASED, locked=True, can_expire=True),
-        State(L.REJECTED, locked=True),
+        State(L.REJECTED, locked=True, alarm=True),
     ],
     [
         Action(
@@ -265,11 +270,11 @@ LOT = _lifecycle(
 VIAL = _lifecycle(
     "vial",
     [
-        State(V.QUARANTINE, can_expire=True),
+        State(V.QUARANTINE, can_expire=True, alarm=True),
         State(V.RELEASED, can_expire=True),
         State(V.ISSUED),
         State(V.ADMINISTERED, locked=True),
-        State(V.DESTROYED, locked=True),
+        State(V.DESTROYED, locked=True, alarm=True),
     ],
     [
         Action("release", _from(V.QUARANTINE), target=V.RELEASED),
@@ -303,7 +308,7 @@ VIAL = _lifecycle(
 
 DEVIATION = _lifecycle(
     "deviation",
-    [State(D.OPEN, pending=True), State(D.CLOSED, locked=True)],
+    [State(D.OPEN, pending=True, alarm=True), State(D.CLOSED, locked=True)],
     [
         Action(
             "close",

@@ -174,3 +174,33 @@ def test_a_table_naming_an_unknown_state_or_guard_does_not_load() -> None:
         states._lifecycle(
             "thing", [states.State("a")], [states.Action("go", frozenset({"a"}), guards=("x",))]
         )
+
+
+def test_only_an_open_deviation_is_pending() -> None:
+    assert DEVIATION.pending("open")
+    assert not DEVIATION.pending("closed")
+    assert DEVIATION.pending_states() == ("open",)
+    assert not any(LIFECYCLES[kind].pending_states() for kind in ("culture", "lot", "vial"))
+
+
+@pytest.mark.parametrize(
+    ("table", "shown", "alarming"),
+    [
+        (LOT, "quarantine", True),
+        (LOT, "released", False),
+        (LOT, "rejected", True),
+        (LOT, "expired", True),
+        (VIAL, "quarantine", True),
+        (VIAL, "released", False),
+        (VIAL, "issued", False),
+        (VIAL, "administered", False),
+        (VIAL, "destroyed", True),
+        (VIAL, "expired", True),
+        (DEVIATION, "open", True),
+        (DEVIATION, "closed", False),
+    ],
+)
+def test_what_is_not_fit_for_use_is_drawn_as_an_alarm(
+    table: states.Lifecycle, shown: str, alarming: bool
+) -> None:
+    assert table.alarming(shown) is alarming
