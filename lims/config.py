@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lims.domain.ids import FIN_PATTERN
 from lims.domain.spec import DEFAULT_SPEC, ReleaseSpec
 from lims.errors import ConfigError, shown
 
@@ -44,9 +45,6 @@ CONFIG_ENV = "LIMS_CONFIG"
 LOCAL_CONFIG = Path("lims.toml")
 DATABASE_FILENAME = "lims.db"
 DATABASE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
-
-
-FIN_PATTERN = re.compile(r"[A-NP-Z][0-9]{4}")  # ICCBBA: a letter other than O, four digits
 
 
 def _facility_identification_number(value: str) -> str:

@@ -26,7 +26,6 @@ from lims.errors import ConfigError
 MM_PER_INCH = 25.4
 POINTS_PER_MM = 72 / MM_PER_INCH
 QUIET_ZONE_MODULES = 4
-ISBT_FLAGS = "00"  # data structure 001 flag characters: no flag
 
 
 class _Box(BaseModel):
@@ -103,11 +102,6 @@ class Label:
     @property
     def mark(self) -> str | None:
         return f"REPRINT {self.reprint}" if self.reprint else None
-
-
-def isbt128_din(din: str) -> str:
-    """ISBT 128 data structure 001: '=', the 13-character DIN, two flag characters."""
-    return f"={din}{ISBT_FLAGS}"
 
 
 def qr_matrix(payload: str) -> list[list[bool]]:

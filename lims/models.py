@@ -26,6 +26,7 @@ from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from lims.domain.ids import PATIENT_CODE_MAX
 from lims.domain.states import CultureState, DeviationState, LotState, VialState
 from lims.roles import ROLES
 
@@ -147,7 +148,6 @@ class AuditHead(Record, table=True):
 
 # --- the bench: patients, aspirates, reagents, cultures, passages, deviations ---------
 
-PATIENT_CODE_MAX = 32
 SHORT_TEXT_MAX = 100
 LONG_TEXT_MAX = 2000
 CULTURE_KINDS = ("primary", "seeded")

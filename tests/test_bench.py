@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from lims import audit
 from lims.config import Settings, load_settings
-from lims.domain.din import check_character
+from lims.domain.ids import check_character
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
 from lims.models import Patient
 from lims.services import aspirates, cultures, patients, reagents

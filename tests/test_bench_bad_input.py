@@ -40,7 +40,7 @@ from typer.testing import CliRunner
 
 from lims.cli.app import app
 from lims.config import Settings
-from lims.domain.din import CHECK_ALPHABET, check_character
+from lims.domain.ids import CHECK_ALPHABET, check_character
 from lims.timeutil import utcnow
 from tests.support import Lab
 from tests.test_bad_input import JUNK, fuzz, snapshot

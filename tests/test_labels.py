@@ -20,7 +20,7 @@ import pytest
 
 from lims import resources
 from lims.domain import payload as qr
-from lims.domain.din import parse_din
+from lims.domain.ids import parse_din
 from lims.services import lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow

@@ -13,7 +13,7 @@ from hypothesis import assume, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from lims.domain.din import Din, check_character
+from lims.domain.ids import Din, check_character
 from lims.domain.payload import SEPARATOR, VERSION, Payload, check_value, decode
 from lims.errors import BadInput
 

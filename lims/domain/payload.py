@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lims.domain.din import parse_din
+from lims.domain.ids import parse_din
 from lims.errors import BadInput, shown
 
 VERSION = "LIMS1"
@@ -45,7 +45,7 @@ class Payload:
         fields = [
             VERSION,
             self.vial_id,
-            din.code + din.check,
+            din.with_check,
             self.patient,
             self.expires_at.astimezone(UTC).strftime(EXPIRY_FORMAT),
         ]

@@ -13,8 +13,8 @@ from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import quantities
-from lims.domain.din import SEQUENCE_MAX, Din, parse_din
-from lims.errors import NotFound, RuleViolation
+from lims.domain.ids import Din, next_din, parse_din
+from lims.errors import NotFound
 from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Patient
 from lims.services.patients import get_patient
 from lims.timeutil import after, json_time, past_moment, utcnow
@@ -100,13 +100,7 @@ def _next_din(session: Session, fin: str, year: int) -> Din:
             col(Aspirate.fin) == fin, col(Aspirate.year) == year
         )
     ).one()
-    sequence = (last or 0) + 1
-    if sequence > SEQUENCE_MAX:
-        raise RuleViolation(
-            f"all {SEQUENCE_MAX} DIN sequence numbers of facility {fin} for year {year:02d} "
-            "are used; ask ICCBBA for another facility identification number"
-        )
-    return Din.of(fin, year, sequence)
+    return next_din(fin, year, last)
 
 
 def receive(

@@ -8,7 +8,6 @@ bench limit is saved but flagged, with a deviation opened on its culture.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -20,8 +19,8 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor, require
 from lims.config import ExpansionSettings, Settings
-from lims.domain import growth, quantities
-from lims.domain.din import Din
+from lims.domain import growth, ids, quantities
+from lims.domain.ids import Din
 from lims.domain.states import CULTURE, DEVIATION, LOT, DeviationState
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -47,10 +46,6 @@ VESSELS_MAX = 10_000
 SECONDS_PER_DAY = 86_400
 AREA_MIN_CM2 = 0.01  # below a 1536-well plate well
 AREA_MAX_CM2 = 1_000_000.0  # 100 m²: more than any expansion platform
-CULTURE_CODE = re.compile(r"(?P<din>[A-NP-Z][0-9]{12})-C(?P<number>[1-9][0-9]{0,3})")
-PASSAGE_CODE = re.compile(
-    r"(?P<culture>[A-NP-Z][0-9]{12}-C[1-9][0-9]{0,3})-P(?P<number>[1-9][0-9]{0,3})"
-)
 TYPED_FIELDS = (
     "harvested_at",
     "harvested",
@@ -207,27 +202,11 @@ class Correction:
 
 
 def get_culture(session: Session, code: str, field: str = "culture") -> Culture:
-    return by_code(
-        session,
-        Culture,
-        CULTURE_CODE,
-        code,
-        field=field,
-        kind="culture",
-        example="A999926000001-C1",
-    )
+    return by_code(session, Culture, ids.CultureId, code, field=field)
 
 
 def get_passage(session: Session, code: str, field: str = "passage") -> Passage:
-    return by_code(
-        session,
-        Passage,
-        PASSAGE_CODE,
-        code,
-        field=field,
-        kind="passage",
-        example="A999926000001-C1-P2",
-    )
+    return by_code(session, Passage, ids.PassageId, code, field=field)
 
 
 def passages_of(session: Session, culture: Culture) -> list[Passage]:
@@ -439,22 +418,21 @@ def start_culture(
     now = utcnow()
     started = past_moment("at", at, zone, now)
     aspirate = get_aspirate(session, din)
-    after(
-        "at", started, aspirate.received_at, f"receipt of aspirate {din_of(aspirate).display}", zone
-    )
+    donation = din_of(aspirate)
+    after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
 
     assert aspirate.id is not None
-    number = (
+    identity = ids.next_culture(
+        donation,
         session.exec(
             select(func.max(Culture.number)).where(col(Culture.aspirate_id) == aspirate.id)
-        ).one()
-        or 0
-    ) + 1
+        ).one(),
+    )
     culture = Culture(
-        code=f"{aspirate.din}-C{number}",
+        code=identity.code,
         aspirate_id=aspirate.id,
-        number=number,
+        number=identity.number,
         kind="primary" if primary else "seeded",
         cells_plated=cells,
         vessels=vessel_count,
@@ -475,7 +453,7 @@ def start_culture(
         entity_type="culture",
         entity_id=culture.code,
         new={
-            "din": aspirate.din + aspirate.din_check,
+            "din": donation.with_check,
             "kind": culture.kind,
             "cells_plated": cells,
             "vessels": vessel_count,
@@ -523,12 +501,14 @@ def log_passage(
     after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
 
-    number = len(earlier) + 1
+    identity = ids.next_passage(
+        ids.CultureId.parse(parent.code), earlier[-1].number if earlier else None
+    )
     assert parent.id is not None
     passage = Passage(
-        code=f"{parent.code}-P{number}",
+        code=identity.code,
         culture_id=parent.id,
-        number=number,
+        number=identity.number,
         harvested_at=harvested_at,
         **values,
         cumulative_population_doublings=0.0,

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
+from lims.domain import ids
 from lims.domain.states import DEVIATION, LOT
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage
@@ -254,11 +255,10 @@ def close_deviation(
     waive: bool = False,
 ) -> DeviationView:
     """QA closes a deviation with a signature; --waive accepts the failure it names."""
-    from lims.domain import quantities
     from lims.services import lots, qc
 
     actor = require(actor, "sign")
-    number = quantities.whole_number("id", deviation_id, low=1, high=2**31 - 1)
+    number = ids.read_deviation_id(deviation_id)
     free_text("resolution", resolution, max_length=LONG_TEXT_MAX, multiline=True)
     deviation = session.get(Deviation, number)
     if deviation is None:
@@ -292,7 +292,7 @@ def close_deviation(
     lots.sign(
         session,
         signer=signer,
-        subject=f"deviation:{number}",
+        subject=ids.deviation_subject(number),
         record_hash=hashlib.sha256(record.encode()).hexdigest(),
         meaning=meaning,
         deviation_id=number,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Protocol, TypeVar
 
 from sqlmodel import Session, col, select
 
-from lims.errors import BadInput, NotFound, shown
+from lims.domain.ids import ChainId
+from lims.errors import NotFound
 
 
 class _Coded(Protocol):
@@ -20,22 +20,14 @@ Coded = TypeVar("Coded", bound=_Coded)
 def by_code(
     session: Session,
     model: type[Coded],
-    pattern: re.Pattern[str],
+    kind: type[ChainId],
     code: str,
     *,
     field: str,
-    kind: str,
-    example: str,
 ) -> Coded:
-    """The record with this code, typed in any case and with blanks around it.
-
-    A code of the wrong form is refused as bad input naming the field, so a typo is
-    not reported as a record that does not exist.
-    """
-    typed = code.strip().upper()
-    if not pattern.fullmatch(typed):
-        raise BadInput(field, f"must be a {kind} id such as {example} (got {shown(code)})")
+    """The record with this id, typed in any case and with blanks around it (ChainId.read)."""
+    typed = kind.read(code, field).code
     found = session.exec(select(model).where(col(model.code) == typed)).first()
     if found is None:
-        raise NotFound(f"no {kind} {typed}")
+        raise NotFound(f"no {kind.kind} {typed}")
     return found

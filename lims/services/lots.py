@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +21,8 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor, confirm_signer, require
 from lims.config import Settings
-from lims.domain import quantities
-from lims.domain.din import Din
+from lims.domain import ids, quantities
+from lims.domain.ids import Din
 from lims.domain.spec import Evaluation
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, LotState, expired
 from lims.errors import BadInput, RuleViolation
@@ -49,7 +48,6 @@ from lims.services.transitions import change_status
 from lims.timeutil import audit_timestamp, json_time, past_moment, utcnow
 from lims.validation import choice, free_text
 
-LOT_CODE = re.compile(r"(?P<din>[A-NP-Z][0-9]{12})-L(?P<number>[1-9][0-9]{0,3})")
 VIALS_MAX = 1000
 VIAL_VOLUME_MAX_ML = 1000.0
 SHELF_LIFE_MAX_HOURS = 24 * 365
@@ -180,9 +178,7 @@ class LotDetail:
 
 
 def get_lot(session: Session, code: str, field: str = "lot") -> Lot:
-    return by_code(
-        session, Lot, LOT_CODE, code, field=field, kind="lot", example="A999926000001-L1"
-    )
+    return by_code(session, Lot, ids.LotId, code, field=field)
 
 
 def effective_status(lot: Lot, now: datetime) -> str:
@@ -261,7 +257,8 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
         evaluation=qc.evaluate(session, settings, lot, now=now),
         deviations=deviation_rules.on_lot(session, lot),
         signatures=[
-            _signature_view(signature, f"lot:{lot.code}", record_hash) for signature in signatures
+            _signature_view(signature, ids.lot_subject(lot.code), record_hash)
+            for signature in signatures
         ],
         vials=_vials(session, lot),
     )
@@ -475,16 +472,17 @@ def formulate(
     assert aspirate is not None
     assert aspirate.id is not None
     assert source.id is not None
-    number = (
-        session.exec(select(func.max(Lot.number)).where(col(Lot.aspirate_id) == aspirate.id)).one()
-        or 0
-    ) + 1
+    identity = ids.next_lot(
+        din_of(aspirate),
+        session.exec(select(func.max(Lot.number)).where(col(Lot.aspirate_id) == aspirate.id)).one(),
+    )
+    vial_ids = ids.vial_ids(identity, vial_count)
     lot = Lot(
-        code=f"{aspirate.din}-L{number}",
+        code=identity.code,
         culture_id=source.id,
         aspirate_id=aspirate.id,
         patient_id=aspirate.patient_id,
-        number=number,
+        number=identity.number,
         harvested=harvested_cells,
         viability=viable_percent,
         vials=vial_count,
@@ -500,11 +498,9 @@ def formulate(
     session.add(lot)
     session.flush()
     assert lot.id is not None
-    width = max(2, len(str(vial_count)))
-    vial_codes = [f"{lot.code}-V{index:0{width}d}" for index in range(1, vial_count + 1)]
     session.add_all(
-        Vial(code=code, lot_id=lot.id, number=index, cells=dose, volume_ml=volume)
-        for index, code in enumerate(vial_codes, start=1)
+        Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
+        for vial in vial_ids
     )
     reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
     audit.record(
@@ -518,7 +514,7 @@ def formulate(
             "patient_id": aspirate.patient_id,
             "harvested": harvested_cells,
             "viability": viable_percent,
-            "vials": vial_codes,
+            "vials": [vial.code for vial in vial_ids],
             "cells_per_vial": dose,
             "volume_ml": volume,
             "vehicle": vehicle,
@@ -684,13 +680,13 @@ def _close_lot(
     signature = sign(
         session,
         signer=signer,
-        subject=f"lot:{lot.code}",
+        subject=ids.lot_subject(lot.code),
         record_hash=record_hash,
         meaning=meaning,
         lot_id=lot.id,
     )
     session.flush()
-    view = _signature_view(signature, f"lot:{lot.code}", record_hash)
+    view = _signature_view(signature, ids.lot_subject(lot.code), record_hash)
     change_status(
         session,
         LOT,

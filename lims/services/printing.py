@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from lims import audit, labels
 from lims.auth import Actor, require
 from lims.config import Settings
-from lims.domain.din import parse_din
+from lims.domain import ids
 from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
@@ -88,13 +88,13 @@ class PrintJob:
 def label_for(
     settings: Settings, lot: Lot, patient: Patient, vial: Vial, status: str
 ) -> labels.Label:
-    din = parse_din(lot.code.split("-")[0])
+    din = ids.LotId.parse(lot.code).din
     zone = settings.tz
     payload = Payload(vial.code, din.code, patient.code, lot.expires_at).encode()
     lines = [
         (settings.labels.product, True),
         (f"Vial {vial.code}", False),
-        (f"DIN {din.fin} {din.year:02d} {din.sequence:06d} [{din.check}]", False),
+        (f"DIN {din.eye_readable}", False),
         (f"Patient {patient.code}  {patient.initials}  born {patient.birth_year}", False),
         (f"{vial.cells:,} cells in {vial.volume_ml:g} mL {lot.vehicle}", False),
         (
@@ -109,7 +109,7 @@ def label_for(
     return labels.Label(
         vial_id=vial.code,
         payload=payload,
-        isbt128=labels.isbt128_din(din.code) if settings.labels.isbt128_barcode else None,
+        isbt128=din.isbt128 if settings.labels.isbt128_barcode else None,
         lines=lines,
         banner=BANNERS.get(status),
         reprint=vial.labels_printed,

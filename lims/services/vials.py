@@ -6,7 +6,6 @@ require a matching scan of the vial's own label.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor, require
 from lims.config import Settings
+from lims.domain import ids
 from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
@@ -26,9 +26,6 @@ from lims.services.patients import valid_code
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.validation import free_text
-
-VIAL_CODE = re.compile(r"[A-NP-Z][0-9]{12}-L[1-9][0-9]{0,3}-V[0-9]{2,4}")
-PAYLOAD_PATIENT = re.compile(r"[A-Z0-9*-]{1,32}")  # a payload field that fits a patient code
 
 
 @dataclass(frozen=True)
@@ -98,9 +95,7 @@ def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
 
 
 def get_vial(session: Session, code: str, field: str = "vial") -> Vial:
-    return by_code(
-        session, Vial, VIAL_CODE, code, field=field, kind="vial", example="A999926000001-L1-V01"
-    )
+    return by_code(session, Vial, ids.VialId, code, field=field)
 
 
 def list_vials(session: Session, lot: str) -> list[VialView]:
@@ -128,7 +123,7 @@ def _judge(
     valid_code(settings, patient, "patient")
     # A check value anyone can compute does not make a label: fields no lims label
     # holds would reach the terminal, the audit trail (entity ids of 64) and lookups.
-    if not VIAL_CODE.fullmatch(scanned.vial_id) or not PAYLOAD_PATIENT.fullmatch(scanned.patient):
+    if not ids.VialId.matches(scanned.vial_id) or not ids.is_labelled_patient_code(scanned.patient):
         raise BadInput(
             "scan",
             "must be a lims vial label's QR payload: its vial id or patient code is malformed "
@@ -146,7 +141,7 @@ def _judge(
 
     if owner.code != patient:
         return refuse(f"vial {vial.code} belongs to patient {owner.code}, not to {patient}")
-    if scanned.patient != owner.code or scanned.din != lot.code.split("-")[0]:
+    if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
         return refuse(
             f"the label of {vial.code} does not agree with its record "
             f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"

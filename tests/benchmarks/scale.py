@@ -155,7 +155,7 @@ def culture_code(scale: Scale, index: int) -> str:
 
 
 def din_of(scale: Scale, index: int) -> tuple[str, str]:
-    from lims.domain.din import Din
+    from lims.domain.ids import Din
 
     collected = _started(scale, index) - timedelta(hours=5)
     din = Din.of("A9999", collected.year, index + 1)
