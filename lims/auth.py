@@ -152,7 +152,7 @@ def hash_password(settings: Settings, password: str) -> str:
     return _hasher(settings.security).hash(password)
 
 
-def _password_matches(settings: Settings, stored_hash: str, password: str) -> bool:
+def password_matches(settings: Settings, stored_hash: str, password: str) -> bool:
     hasher = _hasher(settings.security)
     from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -526,7 +526,7 @@ def login(
     valid_username(username)
     user = _find_user(session, username)
     if user is None:
-        _password_matches(settings, _decoy_hash(_hasher(settings.security)), password)
+        password_matches(settings, _decoy_hash(_hasher(settings.security)), password)
         _refuse(session, None, username, "unknown user", _failed_login_message(settings))
     if user.locked_at is not None:
         _refuse(
@@ -537,8 +537,8 @@ def login(
             f"{username} is locked after repeated failed logins; an admin must run "
             f"`lims user unlock {username}`",
         )
-    if not _password_matches(settings, user.password_hash, password):
-        _wrong_password(session, settings, user)
+    if not password_matches(settings, user.password_hash, password):
+        count_wrong_password(session, settings, user)
     if not user.active:
         _refuse(session, user, username, "user deactivated", f"{username} is deactivated")
 
@@ -580,7 +580,7 @@ def _end_station_session(session: Session, settings: Settings, reason: str) -> s
     return previous_user.username
 
 
-def _wrong_password(
+def count_wrong_password(
     session: Session,
     settings: Settings,
     user: User,
@@ -588,7 +588,10 @@ def _wrong_password(
     failure: str = "auth.login_failed",
     refusal: str | None = None,
 ) -> NoReturn:
-    """Count a wrong password (at login or at a signature) and lock at the threshold."""
+    """Count a wrong password (at login or at a signature) and lock at the threshold.
+
+    The refusal is audited and raised as AuditedRefusal, which commits.
+    """
     threshold = settings.security.lockout_threshold
     user.failed_logins += 1
     session.add(user)
@@ -617,29 +620,6 @@ def _wrong_password(
         f"{refusal or FAILED_LOGIN_MESSAGE}; {user.username} is now locked: an admin must run "
         f"`lims user unlock {user.username}`"
     )
-
-
-def confirm_signer(
-    session: Session, settings: Settings, actor: Actor, password: str, *, signing: str
-) -> User:
-    """Two-component signing (21 CFR 11.200): the signer types their password again, now.
-
-    A wrong password is audited and counts towards the lockout, as at login.
-    """
-    user = session.get(User, actor.user_id)
-    if user is None or not user.active or user.locked_at is not None:
-        raise NotPermitted(f"{actor.username} may not sign: the account is not active")
-    if not _password_matches(settings, user.password_hash, password):
-        _wrong_password(
-            session,
-            settings,
-            user,
-            failure="signature.failed",
-            refusal=f"signature refused: wrong password for {user.username} ({signing})",
-        )
-    user.failed_logins = 0
-    session.add(user)
-    return user
 
 
 def _failed_login_message(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from lims.models import Patient, Vial
 from lims.services import (
     aspirates,
     cultures,
+    lookup,
     lots,
     patients,
     printing,
@@ -101,12 +102,10 @@ def run_demo(directory: Path) -> DemoResult:
     reviewer = next(user for user in staff if user.role == "qa")
     _login(settings, reviewer)
     with unit_of_work(settings) as uow:
-        lot = lots.release(uow.session, settings, uow.actor, lot=lot_id, password=reviewer.password)
+        lot = lots.release(uow, lot=lot_id, password=reviewer.password)
     batch_record = directory.resolve() / f"batch-record-{lot_id}.pdf"
     with unit_of_work(settings) as uow:
-        written = reports.write_batch_record(
-            uow.session, settings, uow.actor, lot=lot_id, out=batch_record
-        )
+        written = reports.write_batch_record(uow, lot=lot_id, out=batch_record)
     written.files.publish()
     _login(settings, technician)
     label_files, verification_of_vial = _label_and_verify(settings, directory.resolve(), lot_id)
@@ -142,13 +141,11 @@ def _label_and_verify(
     files: list[Path] = []
     for fmt in ("png", "pdf"):  # the PDF sheet, printed second, shows the reprint marks
         with unit_of_work(settings) as uow:
-            job = printing.print_labels(
-                uow.session, settings, uow.actor, lot=lot_id, fmt=fmt, out=out
-            )
+            job = printing.print_labels(uow, lot=lot_id, fmt=fmt, out=out)
         job.files.publish()
         files += job.files.paths
     with unit_of_work(settings) as uow:
-        found = lots.get_lot(uow.session, lot_id)
+        found = lookup.lot(uow.session, lot_id)
         patient = uow.session.get(Patient, found.patient_id)
         first = uow.session.exec(
             select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
@@ -156,7 +153,7 @@ def _label_and_verify(
         assert patient is not None
         assert first is not None
         payload = printing.label_for(settings, found, patient, first, found.status).payload
-        result = vials.verify(uow.session, settings, uow.actor, scan=payload, patient=patient.code)
+        result = vials.verify(uow, scan=payload, patient=patient.code)
     return files, result
 
 
@@ -165,9 +162,7 @@ def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime
     formulated_at = collected + timedelta(days=DEMO_FORMULATION_DAY)
     with unit_of_work(settings) as uow:
         lot = lots.formulate(
-            uow.session,
-            settings,
-            uow.actor,
+            uow,
             culture=culture_id,
             harvested=1_100_000_000,
             viability=93,
@@ -177,13 +172,10 @@ def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime
             at=formulated_at,
             reagents=["TrypLE Express:2409B"],
         )
-        found = lots.get_lot(uow.session, lot.summary.lot_id)
         for test, value, method in DEMO_QC:
             qc.record_result(
-                uow.session,
-                settings,
-                uow.actor,
-                lot=found,
+                uow,
+                lot=lot.summary.lot_id,
                 test=test,
                 value=value,
                 method=method,
@@ -236,9 +228,7 @@ def _bench_work(
     """A patient, an aspirate, a primary culture and three passages, as the technician."""
     with unit_of_work(settings) as uow:
         patient = patients.add_patient(
-            uow.session,
-            settings,
-            uow.actor,
+            uow,
             code="DEMO-0001",
             initials="MR",
             birth_year=1958,
@@ -246,9 +236,7 @@ def _bench_work(
             study="MSC-ALS demo",
         )
         aspirate = aspirates.receive(
-            uow.session,
-            settings,
-            uow.actor,
+            uow,
             patient=patient.code,
             collected_at=collected,
             received_at=collected + timedelta(hours=2),
@@ -259,18 +247,14 @@ def _bench_work(
         )
         for name, lot, supplier in DEMO_REAGENTS:
             reagents.add_reagent(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 name=name,
                 lot=lot,
                 expires=(collected + timedelta(days=180)).date(),
                 supplier=supplier,
             )
         culture = cultures.start_culture(
-            uow.session,
-            settings,
-            uow.actor,
+            uow,
             din=aspirate.din.code,
             mnc=240_000_000,
             vessels=5,
@@ -283,9 +267,7 @@ def _bench_work(
         # One command, one transaction, as at the bench.
         with unit_of_work(settings) as uow:
             cultures.log_passage(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 culture=code,
                 harvested=harvested,
                 viability=viability,
@@ -297,6 +279,6 @@ def _bench_work(
                 reagents=["TrypLE Express:2409B", "MEM alpha:2411A"],
             )
     with unit_of_work(settings, write=False) as uow:
-        detail = cultures.show_culture(uow.session, code)
-        aspirate = aspirates.show_aspirate(uow.session, aspirate.din.code)
+        detail = cultures.show_culture(uow, culture=code)
+        aspirate = aspirates.show_aspirate(uow, din=aspirate.din.code)
     return patient, aspirate, detail

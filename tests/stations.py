@@ -101,9 +101,7 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
         auth.write_token(settings, token)
         with unit_of_work(settings) as uow:
             patients.add_patient(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 code=patient(station),
                 initials="ST",
                 birth_year="1970",

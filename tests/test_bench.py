@@ -51,11 +51,11 @@ class Bench:
         self, service: Callable[..., Any], settings: Settings | None = None, **values: Any
     ) -> Any:
         with unit_of_work(settings or self.settings) as uow:
-            return service(uow.session, uow.settings, uow.actor, **values)
+            return service(uow, **values)
 
-    def read(self, service: Callable[..., Any], *args: Any, **values: Any) -> Any:
+    def read(self, service: Callable[..., Any], **values: Any) -> Any:
         with unit_of_work(self.settings, write=False) as uow:
-            return service(uow.session, *args, **values)
+            return service(uow, **values)
 
     def patient(self, code: str = "PT-0001") -> patients.PatientView:
         return self.run(patients.add_patient, code=code, initials="MR", birth_year=1958)
@@ -113,7 +113,7 @@ def test_a_patient_is_registered_under_a_code_and_audited(bench: Bench) -> None:
         consent_date="2026-01-15",
         study="MSC-ALS-02",
     )
-    shown = bench.read(patients.show_patient, bench.settings, "PT-0001")
+    shown = bench.read(patients.show_patient, code="PT-0001")
     assert shown == added
     assert (shown.birth_year, str(shown.consent_date), shown.study) == (
         1958,
@@ -315,10 +315,10 @@ def test_a_din_is_found_however_it_is_typed(bench: Bench) -> None:
         din.display.lower(),
         f" {din.code} ",
     ):
-        assert bench.read(aspirates.show_aspirate, typed).din == din
+        assert bench.read(aspirates.show_aspirate, din=typed).din == din
     wrong = "0" if din.check != "0" else "1"
     with pytest.raises(BadInput, match="check character"):
-        bench.read(aspirates.show_aspirate, din.code + wrong)
+        bench.read(aspirates.show_aspirate, din=din.code + wrong)
 
 
 _RECEIVER = """
@@ -329,7 +329,7 @@ from lims.uow import unit_of_work
 collected = datetime.now(timezone.utc) - timedelta(days=1)
 for _ in range(int(sys.argv[1])):
     with unit_of_work() as uow:
-        aspirates.receive(uow.session, uow.settings, uow.actor, patient="PT-0001",
+        aspirates.receive(uow, patient="PT-0001",
                           collected_at=collected, volume_ml=25)
 """
 
@@ -407,7 +407,7 @@ def test_which_lots_went_into_which_step_is_kept(bench: Bench) -> None:
     bench.run(reagents.add_reagent, name="TrypLE", lot="T1", expires="2099-12-31")
     code = bench.culture(din, reagents=["Percoll:P1"]).summary.culture_id
     bench.passage(code, day(14), reagents=["TrypLE:T1"])
-    detail = bench.read(cultures.show_culture, code)
+    detail = bench.read(cultures.show_culture, culture=code)
     assert detail.reagents == ["Percoll:P1"]
     assert detail.passages[0].reagents == ["TrypLE:T1"]
 
@@ -424,7 +424,7 @@ def test_cultures_are_numbered_within_their_aspirate(bench: Bench) -> None:
     assert seeded.summary.culture_id == f"{din}-C2"
     assert primary.summary.method == "density gradient (Percoll 1.073 g/mL)"
     assert (primary.summary.kind, seeded.summary.kind) == ("primary", "seeded")
-    assert bench.read(aspirates.show_aspirate, din).cultures == [f"{din}-C1", f"{din}-C2"]
+    assert bench.read(aspirates.show_aspirate, din=din).cultures == [f"{din}-C1", f"{din}-C2"]
 
 
 @pytest.mark.parametrize(
@@ -513,7 +513,7 @@ def test_impossible_passages_are_refused_and_nothing_is_written(
         bench.passage(growing, day(14), **values)
     assert refused.value.field == field
     assert bench.audit_actions() == before
-    assert bench.read(cultures.show_culture, growing).passages == []
+    assert bench.read(cultures.show_culture, culture=growing).passages == []
 
 
 def test_a_passage_must_come_after_the_step_before_it_and_not_in_the_future(
@@ -543,7 +543,7 @@ def test_a_culture_no_longer_active_takes_no_passages(bench: Bench, growing: str
 
 
 def _open_deviation_kinds(bench: Bench, culture: str) -> list[str]:
-    detail = bench.read(cultures.show_culture, culture)
+    detail = bench.read(cultures.show_culture, culture=culture)
     return [d.kind for d in detail.deviations if d.status == "open"]
 
 
@@ -624,7 +624,7 @@ def test_a_correction_recomputes_the_passage_and_every_later_one(
     )
     assert corrected.changed["seeded"] == (16_000_000, 8_000_000)
     assert corrected.recomputed == [f"{expanded}-P3"]
-    detail = bench.read(cultures.show_culture, expanded)
+    detail = bench.read(cultures.show_culture, culture=expanded)
     third = detail.passages[2]
     assert third.population_doublings == pytest.approx(3.0)  # 8e6 -> 6.4e7
     assert third.cumulative_population_doublings == pytest.approx(6.0)
@@ -689,16 +689,14 @@ def test_a_correction_needs_a_known_passage(bench: Bench, expanded: str) -> None
 
 def test_a_projection_needs_growth_to_project_from(bench: Bench, growing: str) -> None:
     with pytest.raises(RuleViolation, match="too little data"):
-        bench.read(cultures.project_culture, bench.settings, culture=growing, target_cells=1e8)
+        bench.read(cultures.project_culture, culture=growing, target_cells=1e8)
     bench.passage(growing, day(14))
     with pytest.raises(RuleViolation, match="too little data"):
-        bench.read(cultures.project_culture, bench.settings, culture=growing, target_cells=1e8)
+        bench.read(cultures.project_culture, culture=growing, target_cells=1e8)
 
 
 def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: str) -> None:
-    view = bench.read(
-        cultures.project_culture, bench.settings, culture=expanded, target_cells="1.28e8"
-    )
+    view = bench.read(cultures.project_culture, culture=expanded, target_cells="1.28e8")
     p = view.projection
     assert p.cells_now == 16_000_000
     assert p.doubling_time_hours == pytest.approx(24.0)  # P2: 3 PD in 72 h, P3: 2 PD in 48 h
@@ -771,4 +769,4 @@ def test_numbers_are_ascii_and_measurable(bench: Bench, typed: str) -> None:
 def test_a_culture_that_stopped_growing_gets_no_projection(bench: Bench, expanded: str) -> None:
     bench.passage(expanded, day(22), harvested=16_000_000, seeded=16_000_000, area_cm2=3200)
     with pytest.raises(RuleViolation, match="not growing"):
-        bench.read(cultures.project_culture, bench.settings, culture=expanded, target_cells="1e9")
+        bench.read(cultures.project_culture, culture=expanded, target_cells="1e9")

@@ -12,7 +12,7 @@ import pytest
 
 from lims.config import load_settings
 from lims.errors import AuditedRefusal, BadInput, ConfigError, NotPermitted, RuleViolation
-from lims.services import cultures, deviations, lots, qc
+from lims.services import cultures, deviations, lookup, lots, qc
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support import PASSWORD
@@ -67,12 +67,9 @@ class Quality(Bench):
 
     def record(self, test: str, value: str, **values: Any) -> qc.CriterionVerdict:
         with unit_of_work(self.settings) as uow:
-            lot = lots.get_lot(uow.session, self.lot_id)
             return qc.record_result(
-                uow.session,
-                uow.settings,
-                uow.actor,
-                lot=lot,
+                uow,
+                lot=self.lot_id,
                 test=test,
                 value=value,
                 at=values.pop("at", day(27)),
@@ -85,9 +82,7 @@ class Quality(Bench):
 
     def evaluation(self) -> qc.Evaluation:
         with unit_of_work(self.settings, write=False) as uow:
-            return qc.evaluate(
-                uow.session, uow.settings, lots.get_lot(uow.session, self.lot_id), now=utcnow()
-            )
+            return qc.show_evaluation(uow, lot=self.lot_id)
 
     def release(self, as_user: str = "rita", password: str = PASSWORD) -> lots.LotDetail:
         self.lab.login(as_user)
@@ -95,7 +90,7 @@ class Quality(Bench):
 
     def show(self) -> lots.LotDetail:
         with unit_of_work(self.settings, write=False) as uow:
-            return lots.show_lot(uow.session, uow.settings, self.lot_id)
+            return lots.show_lot(uow, lot=self.lot_id)
 
 
 @pytest.fixture
@@ -287,7 +282,7 @@ def test_derived_criteria_read_the_lot(bench: Bench, growing: str) -> None:
         at=day(20),
     )
     with unit_of_work(tight, write=False) as uow:
-        lot = lots.get_lot(uow.session, f"{growing[:-3]}-L1")
+        lot = lookup.lot(uow.session, f"{growing[:-3]}-L1")
         evaluation = qc.evaluate(uow.session, tight, lot, now=utcnow())
     verdicts = {v.test: (v.verdict, v.result) for v in evaluation.criteria}
     assert verdicts["cell_dose"] == ("fail", "4e7")
@@ -434,7 +429,7 @@ def test_rejection_needs_a_reason_and_is_final(quality: Quality) -> None:
 def test_an_expired_lot_is_shown_expired_and_cannot_be_released(quality: Quality) -> None:
     quality.record_passing()
     with unit_of_work(quality.settings, write=False) as uow:
-        lot = lots.get_lot(uow.session, quality.lot_id)
+        lot = lookup.lot(uow.session, quality.lot_id)
         later = lot.expires_at + timedelta(seconds=1)
         assert lots.effective_status(lot, later) == "expired"
         evaluation = qc.evaluate(uow.session, uow.settings, lot, now=later)

@@ -57,7 +57,7 @@ from lims.config import Settings, load_settings
 from lims.domain.payload import Payload
 from lims.models import LoginSession, Lot, Patient
 from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
-from lims.services import vials
+from lims.services import lookup
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
@@ -501,7 +501,7 @@ class World:
 
 def scan_of(settings: Settings, vial: str) -> str:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
-        found = vials.get_vial(uow.session, vial)
+        found = lookup.vial(uow.session, vial)
         lot = uow.session.get(Lot, found.lot_id)
         assert lot is not None
         owner = uow.session.get(Patient, lot.patient_id)

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from lims.domain.payload import Payload
 from lims.models import Lot, Patient
-from lims.services import lots, vials
+from lims.services import lookup, lots
 from lims.timeutil import json_time, utcnow
 from lims.uow import unit_of_work
 from tests.support import PASSWORD, Invocation, Lab, invoke
@@ -61,7 +61,7 @@ def vial_ids(lot: str, count: int = 4) -> list[str]:
 def scan_of(quality: Quality, vial: str, *, patient: str | None = None) -> str:
     """The QR payload on VIAL's label, as the record says it (or naming another patient)."""
     with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
-        found = vials.get_vial(uow.session, vial)
+        found = lookup.vial(uow.session, vial)
         lot = uow.session.get(Lot, found.lot_id)
         assert lot is not None
         owner = uow.session.get(Patient, lot.patient_id)

@@ -87,9 +87,7 @@ def receive(
 
     with unit_of_work() as uow:
         view = aspirates.receive(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             patient=patient,
             collected_at=collected_at,
             volume_ml=volume_ml,
@@ -114,8 +112,7 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        view = aspirates.show_aspirate(uow.session, din)
+        view = aspirates.show_aspirate(uow, din=din)
     _show(view, f"Aspirate {view.din.display}", uow.tz, as_json)
 
 
@@ -132,8 +129,7 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        views = aspirates.list_aspirates(uow.session)
+        views = aspirates.list_aspirates(uow)
     if as_json:
         print_json([view.to_json() for view in views])
         return

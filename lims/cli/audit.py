@@ -44,21 +44,19 @@ def log(
       lims audit log --entity user:tech
       lims audit log --user ada --since 2026-11-01 --json
     """
-    from lims import audit
-    from lims.timeutil import parse_date_start
+    from lims.services import trail
     from lims.uow import unit_of_work
 
     entity_type, _, entity_id = (entity or "").partition(":")
     if entity is not None and not entity_type:
         raise BadInput("entity", "must be TYPE or TYPE:ID, e.g. user:tech")
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        found = audit.entries(
-            uow.session,
+        found = trail.log(
+            uow,
             entity_type=entity_type or None,
             entity_id=entity_id or None,
             username=user,
-            since=parse_date_start("since", since, uow.tz) if since else None,
+            since=since,
             last=last,
         )
         zone = uow.tz

@@ -64,9 +64,7 @@ def start(
 
     with unit_of_work() as uow:
         detail = cultures.start_culture(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             din=din,
             mnc=mnc,
             seeded=seeded,
@@ -96,8 +94,7 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        summaries = cultures.list_cultures(uow.session)
+        summaries = cultures.list_cultures(uow)
     if as_json:
         print_json([summary.to_json() for summary in summaries])
         return
@@ -144,8 +141,7 @@ def show(culture: CultureArgument, as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        detail = cultures.show_culture(uow.session, culture)
+        detail = cultures.show_culture(uow, culture=culture)
     if as_json:
         print_json(detail.to_json())
         return
@@ -172,10 +168,7 @@ def project(
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        view = cultures.project_culture(
-            uow.session, uow.settings, culture=culture, target_cells=target_cells
-        )
+        view = cultures.project_culture(uow, culture=culture, target_cells=target_cells)
     if as_json:
         print_json(view.to_json())
         return

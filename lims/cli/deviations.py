@@ -35,9 +35,7 @@ def open_(
 
     with unit_of_work() as uow:
         opened = deviations.open_deviation(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             lot=lot,
             culture=culture,
             description=description,
@@ -65,8 +63,7 @@ def list_(
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        views = deviations.list_deviations(uow.session, open_only=open_only)
+        views = deviations.list_deviations(uow, open_only=open_only)
     if as_json:
         print_json([view.to_json() for view in views])
         return
@@ -102,9 +99,7 @@ def close(
     password = read_password(password_stdin, prompt="Password to sign the closure")
     with unit_of_work() as uow:
         closed = deviations.close_deviation(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             deviation_id=deviation_id,
             resolution=resolution,
             password=password,

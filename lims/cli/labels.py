@@ -48,9 +48,7 @@ def print_(
         progress = _progress(stack, len(vial) if vial else None, as_json)
         job = published_on_commit(
             lambda uow: printing.print_labels(
-                uow.session,
-                uow.settings,
-                uow.actor,
+                uow,
                 lot=lot,
                 fmt=fmt,
                 out=out,

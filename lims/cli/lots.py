@@ -74,9 +74,7 @@ def formulate(
 
     with unit_of_work() as uow:
         detail = lots.formulate(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             culture=culture,
             harvested=harvested,
             viability=viability,
@@ -103,8 +101,7 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        detail = lots.show_lot(uow.session, uow.settings, lot)
+        detail = lots.show_lot(uow, lot=lot)
     _show(detail, uow.tz, as_json)
 
 
@@ -129,8 +126,7 @@ def list_(
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        summaries = lots.list_lots(uow.session, status)
+        summaries = lots.list_lots(uow, status=status)
     if as_json:
         print_json([summary.to_json() for summary in summaries])
         return
@@ -174,9 +170,7 @@ def correct(
 
     with unit_of_work() as uow:
         detail = lots.correct_lot(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             lot=lot,
             reason=reason,
             harvested=harvested,
@@ -211,9 +205,7 @@ def release(
 
     password = read_password(password_stdin, prompt="Password to sign the release")
     with unit_of_work() as uow:
-        detail = lots.release(
-            uow.session, uow.settings, uow.actor, lot=lot, password=password, meaning=meaning
-        )
+        detail = lots.release(uow, lot=lot, password=password, meaning=meaning)
     _show(detail, uow.tz, as_json)
 
 
@@ -235,7 +227,5 @@ def reject(
 
     password = read_password(password_stdin, prompt="Password to sign the rejection")
     with unit_of_work() as uow:
-        detail = lots.reject(
-            uow.session, uow.settings, uow.actor, lot=lot, password=password, reason=reason
-        )
+        detail = lots.reject(uow, lot=lot, password=password, reason=reason)
     _show(detail, uow.tz, as_json)

@@ -62,9 +62,7 @@ def log(
 
     with unit_of_work() as uow:
         view = cultures.log_passage(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             culture=culture,
             harvested=harvested,
             viability=viability,
@@ -109,9 +107,7 @@ def correct(
 
     with unit_of_work() as uow:
         correction = cultures.correct_passage(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             passage=passage,
             reason=reason,
             harvested=harvested,

@@ -61,9 +61,7 @@ def add(
 
     with unit_of_work() as uow:
         view = patients.add_patient(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             code=code,
             initials=initials,
             birth_year=birth_year,
@@ -87,8 +85,7 @@ def show(
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        view = patients.show_patient(uow.session, uow.settings, code)
+        view = patients.show_patient(uow, code=code)
     _show(view, f"Patient {view.code}", uow.tz, as_json)
 
 
@@ -104,8 +101,7 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        views = patients.list_patients(uow.session)
+        views = patients.list_patients(uow)
     if as_json:
         print_json([view.to_json() for view in views])
         return

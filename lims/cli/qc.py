@@ -36,16 +36,13 @@ def record(
       lims qc record A999926000001-L1 sterility negative --method "BacT/ALERT 14 d"
     """
     from lims.cli import quality
-    from lims.services import lots, qc
+    from lims.services import qc
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        found = lots.get_lot(uow.session, lot)
         verdict = qc.record_result(
-            uow.session,
-            uow.settings,
-            uow.actor,
-            lot=found,
+            uow,
+            lot=lot,
             test=test,
             value=value,
             unit=unit,
@@ -68,15 +65,11 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
       lims qc show A999926000001-L1 --json
     """
     from lims.cli import quality
-    from lims.services import lots, qc
-    from lims.timeutil import utcnow
+    from lims.services import qc
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        evaluation = qc.evaluate(
-            uow.session, uow.settings, lots.get_lot(uow.session, lot), now=utcnow()
-        )
+        evaluation = qc.show_evaluation(uow, lot=lot)
     if as_json:
         print_json(evaluation.to_json())
         return

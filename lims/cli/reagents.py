@@ -33,9 +33,7 @@ def add(
 
     with unit_of_work() as uow:
         view = reagents.add_reagent(
-            uow.session,
-            uow.settings,
-            uow.actor,
+            uow,
             name=name,
             lot=lot,
             expires=expires,
@@ -68,8 +66,7 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        views = reagents.list_reagents(uow.session)
+        views = reagents.list_reagents(uow)
     now = utcnow()
     if as_json:
         print_json([view.to_json(now) for view in views])

@@ -30,11 +30,7 @@ def batch(
     from lims.services import reports
     from lims.staging import published_on_commit
 
-    written = published_on_commit(
-        lambda uow: reports.write_batch_record(
-            uow.session, uow.settings, uow.actor, lot=lot, out=out
-        )
-    )
+    written = published_on_commit(lambda uow: reports.write_batch_record(uow, lot=lot, out=out))
     if as_json:
         print_json(written.to_json())
         return

@@ -79,8 +79,7 @@ def list_(
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        views = vials.list_vials(uow.session, lot)
+        views = vials.list_vials(uow, lot=lot)
     if as_json:
         print_json([view.to_json() for view in views])
         return
@@ -114,8 +113,7 @@ def show(vial: VialArgument, as_json: JsonOption = False) -> None:
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False) as uow:
-        uow.require("read_records")
-        view = vials.show_vial(uow.session, vial)
+        view = vials.show_vial(uow, vial=vial)
     _show(view, f"Vial {view.vial_id}", as_json)
 
 
@@ -133,7 +131,7 @@ def verify(scan: ScanOption, patient: PatientOption, as_json: JsonOption = False
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        result = vials.verify(uow.session, uow.settings, uow.actor, scan=scan, patient=patient)
+        result = vials.verify(uow, scan=scan, patient=patient)
     if as_json:
         print_json(result.to_json())
     else:
@@ -156,9 +154,7 @@ def issue(
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = vials.issue(
-            uow.session, uow.settings, uow.actor, vial=vial, scan=scan, patient=patient
-        )
+        view = vials.issue(uow, vial=vial, scan=scan, patient=patient)
     _show(view, f"Vial {view.vial_id} issued to {view.patient}", as_json)
 
 
@@ -180,9 +176,7 @@ def administer(
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = vials.administer(
-            uow.session, uow.settings, uow.actor, vial=vial, scan=scan, patient=patient, at=at
-        )
+        view = vials.administer(uow, vial=vial, scan=scan, patient=patient, at=at)
     _show(view, f"Vial {view.vial_id} administered to {view.patient}", as_json)
 
 
@@ -202,7 +196,7 @@ def destroy(
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = vials.destroy(uow.session, uow.settings, uow.actor, vial=vial, reason=reason)
+        view = vials.destroy(uow, vial=vial, reason=reason)
     _show(view, f"Vial {view.vial_id} destroyed", as_json)
 
 
@@ -220,17 +214,14 @@ def scan(
       lims scan --patient PT-0001
     """
     from lims import db
-    from lims.cli.common import settings
     from lims.errors import BadInput
     from lims.services import vials
-    from lims.services.patients import valid_code
     from lims.uow import unit_of_work
 
     # Junk here would make every line UNREADABLE (and no input, exit 0): refuse it at once,
     # and a station without a session or the role, before the first vial is scanned.
-    valid_code(settings(), patient, "patient")
     with unit_of_work(write=False) as uow:
-        uow.require("record_bench_work")
+        vials.start_scanning(uow, patient=patient)
     matched = mismatched = 0
     for line in sys.stdin:
         payload = line.strip()
@@ -238,9 +229,7 @@ def scan(
             continue
         try:
             with unit_of_work() as uow:
-                result = vials.verify(
-                    uow.session, uow.settings, uow.actor, scan=payload, patient=patient
-                )
+                result = vials.verify(uow, scan=payload, patient=patient)
         except BadInput as error:
             mismatched += 1
             from lims.cli.common import print_alarms

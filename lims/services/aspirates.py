@@ -10,14 +10,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
-from lims.config import Settings
 from lims.domain import quantities
-from lims.domain.ids import Din, next_din, parse_din
-from lims.errors import NotFound
+from lims.domain.ids import Din, next_din
 from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Patient
-from lims.services.patients import get_patient
+from lims.services import lookup
 from lims.timeutil import after, json_time, past_moment, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 DEFAULT_SITE = "posterior iliac crest"
@@ -60,14 +58,6 @@ def din_of(aspirate: Aspirate) -> Din:
     return Din(aspirate.fin, aspirate.year, aspirate.sequence)
 
 
-def get_aspirate(session: Session, din_text: str, field: str = "din") -> Aspirate:
-    din = parse_din(din_text, field)
-    aspirate = session.exec(select(Aspirate).where(col(Aspirate.din) == din.code)).first()
-    if aspirate is None:
-        raise NotFound(f"no aspirate with DIN {din.display}")
-    return aspirate
-
-
 def _view(aspirate: Aspirate, patient_code: str, cultures: list[str]) -> AspirateView:
     return AspirateView(
         din=din_of(aspirate),
@@ -104,9 +94,7 @@ def _next_din(session: Session, fin: str, year: int) -> Din:
 
 
 def receive(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     patient: str,
     collected_at: str | datetime,
@@ -118,7 +106,8 @@ def receive(
     temperature_c: str | float | None = None,
 ) -> AspirateView:
     """Record an aspirate's arrival and give it the next DIN of this facility and year."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     zone = settings.tz
     now = utcnow()
     limits = settings.aspirate
@@ -141,7 +130,7 @@ def receive(
             low=limits.min_temperature_c,
             high=limits.max_temperature_c,
         )
-    donor: Patient = get_patient(session, settings, patient)
+    donor: Patient = lookup.patient(session, settings, patient)
 
     assert donor.id is not None
     din = _next_din(session, settings.facility.fin, collected.astimezone(zone).year % 100)
@@ -177,14 +166,18 @@ def receive(
     return view
 
 
-def show_aspirate(session: Session, din: str) -> AspirateView:
-    aspirate = get_aspirate(session, din)
+def show_aspirate(uow: UnitOfWork, *, din: str) -> AspirateView:
+    session = uow.session
+    uow.require("read_records")
+    aspirate = lookup.aspirate(session, din)
     patient = session.get(Patient, aspirate.patient_id)
     assert patient is not None
     return _view(aspirate, patient.code, _culture_codes(session, aspirate))
 
 
-def list_aspirates(session: Session) -> list[AspirateView]:
+def list_aspirates(uow: UnitOfWork) -> list[AspirateView]:
+    session = uow.session
+    uow.require("read_records")
     rows = session.exec(
         select(Aspirate, Patient.code)
         .join(Patient, col(Patient.id) == col(Aspirate.patient_id))

@@ -17,7 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
+from lims.auth import Actor
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, ids, quantities
 from lims.domain.ids import Din
@@ -34,10 +34,11 @@ from lims.models import (
     Patient,
 )
 from lims.services import deviations as deviation_rules
+from lims.services import lookup
 from lims.services import reagents as reagent_rules
-from lims.services.aspirates import din_of, get_aspirate
-from lims.services.lookup import by_code
+from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
@@ -199,14 +200,6 @@ class Correction:
 
 
 # --- lookups ---------------------------------------------------------------------------
-
-
-def get_culture(session: Session, code: str, field: str = "culture") -> Culture:
-    return by_code(session, Culture, ids.CultureId, code, field=field)
-
-
-def get_passage(session: Session, code: str, field: str = "passage") -> Passage:
-    return by_code(session, Passage, ids.PassageId, code, field=field)
 
 
 def passages_of(session: Session, culture: Culture) -> list[Passage]:
@@ -385,9 +378,7 @@ def _record(passage: Passage, names: Sequence[str]) -> dict[str, Any]:
 
 
 def start_culture(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     din: str,
     mnc: str | int | None = None,
@@ -399,7 +390,8 @@ def start_culture(
     reagents: Sequence[str] = (),
 ) -> CultureDetail:
     """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     if (mnc is None) == (seeded is None):
         raise BadInput(
             "mnc/seeded",
@@ -417,7 +409,7 @@ def start_culture(
     zone = settings.tz
     now = utcnow()
     started = past_moment("at", at, zone, now)
-    aspirate = get_aspirate(session, din)
+    aspirate = lookup.aspirate(session, din)
     donation = din_of(aspirate)
     after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
@@ -467,9 +459,7 @@ def start_culture(
 
 
 def log_passage(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     culture: str,
     harvested: str | int,
@@ -482,7 +472,8 @@ def log_passage(
     reagents: Sequence[str] = (),
 ) -> PassageView:
     """Harvest the cells plated at the previous step and reseed some of them."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     values = _typed_values(
         harvested=harvested,
         viability=viability,
@@ -495,7 +486,7 @@ def log_passage(
     zone = settings.tz
     now = utcnow()
     harvested_at = past_moment("at", at, zone, now)
-    parent = get_culture(session, culture)
+    parent = lookup.culture(session, culture)
     CULTURE.check("log_passage", code=parent.code, status=parent.status)
     earlier = passages_of(session, parent)
     after_previous_step(parent, earlier, harvested_at, zone)
@@ -535,9 +526,7 @@ def log_passage(
 
 
 def correct_passage(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     passage: str,
     reason: str,
@@ -550,7 +539,8 @@ def correct_passage(
     at: str | datetime | None = None,
 ) -> Correction:
     """Correct what was typed for a passage; its derived values and all later ones follow."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     zone = settings.tz
     now = utcnow()
@@ -570,7 +560,7 @@ def correct_passage(
             "name at least one value to correct: --harvested, --viability, --seeded, "
             "--vessels, --area-cm2, --confluence or --at",
         )
-    target = get_passage(session, passage)
+    target = lookup.passage(session, passage)
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
     assert culture.id is not None
@@ -783,11 +773,15 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
     )
 
 
-def show_culture(session: Session, code: str) -> CultureDetail:
-    return culture_detail(session, get_culture(session, code))
+def show_culture(uow: UnitOfWork, *, culture: str) -> CultureDetail:
+    session = uow.session
+    uow.require("read_records")
+    return culture_detail(session, lookup.culture(session, culture))
 
 
-def list_cultures(session: Session) -> list[CultureSummary]:
+def list_cultures(uow: UnitOfWork) -> list[CultureSummary]:
+    session = uow.session
+    uow.require("read_records")
     cultures = session.exec(select(Culture).order_by(col(Culture.code))).all()
     return _summaries(session, cultures)
 
@@ -841,12 +835,12 @@ class ProjectionView:
         }
 
 
-def project_culture(
-    session: Session, settings: Settings, *, culture: str, target_cells: str | int
-) -> ProjectionView:
+def project_culture(uow: UnitOfWork, *, culture: str, target_cells: str | int) -> ProjectionView:
     """When the culture should reach the target dose, from its recent doubling times."""
+    session, settings = uow.session, uow.settings
+    uow.require("read_records")
     target = quantities.cell_count("target-cells", target_cells)
-    found = get_culture(session, culture)
+    found = lookup.culture(session, culture)
     CULTURE.check("project", code=found.code, status=found.status)
     passages = passages_of(session, found)
     recent: list[tuple[Passage, float, float]] = []  # passage, doublings, hours

@@ -16,14 +16,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, confirm_signer, require
-from lims.config import Settings
+from lims.auth import Actor
 from lims.domain import ids
 from lims.domain.states import DEVIATION, LOT
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage
+from lims.services import lookup, qc, signatures
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 
@@ -129,7 +130,9 @@ def on_lot(session: Session, lot: Lot) -> list[DeviationView]:
     return _views(session, list(deviations))
 
 
-def list_deviations(session: Session, *, open_only: bool = False) -> list[DeviationView]:
+def list_deviations(uow: UnitOfWork, *, open_only: bool = False) -> list[DeviationView]:
+    session = uow.session
+    uow.require("read_records")
     query = select(Deviation).order_by(col(Deviation.id))
     if open_only:
         query = query.where(col(Deviation.status).in_(DEVIATION.pending_states()))
@@ -191,9 +194,7 @@ def kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None,
 
 
 def open_deviation(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     lot: str | None = None,
     culture: str | None = None,
@@ -201,10 +202,9 @@ def open_deviation(
     criterion: str | None = None,
 ) -> DeviationView:
     """Open a deviation by hand on a lot or a culture, optionally tied to a release criterion."""
-    from lims.services.cultures import get_culture
-    from lims.services.lots import get_lot
 
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     if (lot is None) == (culture is None):
         raise BadInput("lot/culture", "give exactly one: --lot LOT or --culture CULTURE")
     free_text("description", description, max_length=LONG_TEXT_MAX, multiline=True)
@@ -217,7 +217,7 @@ def open_deviation(
                 f"must be one of {', '.join(settings.release)} (got {shown(criterion)})",
             )
     if lot is not None:
-        found_lot = get_lot(session, lot)
+        found_lot = lookup.lot(session, lot)
         deviation = Deviation(
             lot_id=found_lot.id,
             criterion=criterion,
@@ -229,7 +229,7 @@ def open_deviation(
         subject = found_lot.code
     else:
         assert culture is not None
-        found_culture = get_culture(session, culture)
+        found_culture = lookup.culture(session, culture)
         deviation = Deviation(
             culture_id=found_culture.id,
             kind="manual",
@@ -245,9 +245,7 @@ def open_deviation(
 
 
 def close_deviation(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     deviation_id: str | int,
     resolution: str,
@@ -255,15 +253,15 @@ def close_deviation(
     waive: bool = False,
 ) -> DeviationView:
     """QA closes a deviation with a signature; --waive accepts the failure it names."""
-    from lims.services import lots, qc
 
-    actor = require(actor, "sign")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
     number = ids.read_deviation_id(deviation_id)
     free_text("resolution", resolution, max_length=LONG_TEXT_MAX, multiline=True)
     deviation = session.get(Deviation, number)
     if deviation is None:
         raise NotFound(f"no deviation {number}")
-    signer = confirm_signer(
+    signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"closing deviation {number}"
     )
     DEVIATION.check("close", code=str(number), status=deviation.status)
@@ -289,7 +287,7 @@ def close_deviation(
     record = json.dumps(
         {**current.to_json(), "resolution": resolution, "waived": waive}, sort_keys=True
     )
-    lots.sign(
+    signatures.sign(
         session,
         signer=signer,
         subject=ids.deviation_subject(number),

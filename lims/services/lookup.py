@@ -1,4 +1,7 @@
-"""Finding a record by the id a user typed or scanned."""
+"""Finding a record by the id a user typed or scanned: one function per kind of record.
+
+Every service looks records up here, so none needs another service to find one.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from typing import Protocol, TypeVar
 
 from sqlmodel import Session, col, select
 
-from lims.domain.ids import ChainId
+from lims.config import Settings
+from lims.domain import ids
 from lims.errors import NotFound
+from lims.models import Aspirate, Culture, Lot, Passage, Patient, Vial
 
 
 class _Coded(Protocol):
@@ -20,7 +25,7 @@ Coded = TypeVar("Coded", bound=_Coded)
 def by_code(
     session: Session,
     model: type[Coded],
-    kind: type[ChainId],
+    kind: type[ids.ChainId],
     code: str,
     *,
     field: str,
@@ -31,3 +36,41 @@ def by_code(
     if found is None:
         raise NotFound(f"no {kind.kind} {typed}")
     return found
+
+
+def valid_patient_code(settings: Settings, code: str, field: str = "code") -> str:
+    rules = settings.patients
+    return ids.patient_code(code, rules.code_pattern, rules.code_description, field)
+
+
+def patient(session: Session, settings: Settings, code: str, field: str = "patient") -> Patient:
+    found = session.exec(
+        select(Patient).where(col(Patient.code) == valid_patient_code(settings, code, field))
+    ).first()
+    if found is None:
+        raise NotFound(f"no patient with code {code!r}")
+    return found
+
+
+def aspirate(session: Session, din_text: str, field: str = "din") -> Aspirate:
+    din = ids.parse_din(din_text, field)
+    found = session.exec(select(Aspirate).where(col(Aspirate.din) == din.code)).first()
+    if found is None:
+        raise NotFound(f"no aspirate with DIN {din.display}")
+    return found
+
+
+def culture(session: Session, code: str, field: str = "culture") -> Culture:
+    return by_code(session, Culture, ids.CultureId, code, field=field)
+
+
+def passage(session: Session, code: str, field: str = "passage") -> Passage:
+    return by_code(session, Passage, ids.PassageId, code, field=field)
+
+
+def lot(session: Session, code: str, field: str = "lot") -> Lot:
+    return by_code(session, Lot, ids.LotId, code, field=field)
+
+
+def vial(session: Session, code: str, field: str = "vial") -> Vial:
+    return by_code(session, Vial, ids.VialId, code, field=field)

@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, confirm_signer, require
+from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
 from lims.domain.ids import Din
@@ -40,12 +40,12 @@ from lims.models import (
 )
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
-from lims.services import qc
+from lims.services import lookup, qc, signatures
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
-from lims.services.lookup import by_code
 from lims.services.transitions import change_status
-from lims.timeutil import audit_timestamp, json_time, past_moment, utcnow
+from lims.timeutil import json_time, past_moment, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import choice, free_text
 
 VIALS_MAX = 1000
@@ -57,37 +57,6 @@ REJECTED = "rejected: "
 # A rejection's reason is printed in its signature's meaning: one line that fits the column
 # (a longer reason failed in PostgreSQL only, as "value too long").
 REJECT_REASON_MAX = MEANING_MAX - len(REJECTED)
-
-
-@dataclass(frozen=True)
-class SignatureView:
-    username: str
-    full_name: str
-    signed_at: datetime
-    meaning: str
-    record_hash: str
-    linked: bool  # the signature belongs to this record (11.70)
-    record_unchanged: bool  # the record still hashes as it did when signed
-
-    @property
-    def manifestation(self) -> str:
-        """As 21 CFR 11.50 asks: printed name, date and time, and meaning."""
-        return (
-            f"Signed by {self.full_name} ({self.username}) "
-            f"{self.signed_at:%Y-%m-%d %H:%M} UTC — {self.meaning}"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "full_name": self.full_name,
-            "signed_at": json_time(self.signed_at),
-            "meaning": self.meaning,
-            "manifestation": self.manifestation,
-            "record_hash": self.record_hash,
-            "linked": self.linked,
-            "record_unchanged": self.record_unchanged,
-        }
 
 
 @dataclass(frozen=True)
@@ -157,7 +126,7 @@ class LotDetail:
     reagents: list[str]
     evaluation: Evaluation
     deviations: list[deviation_rules.DeviationView]
-    signatures: list[SignatureView]
+    signatures: list[signatures.SignatureView]
     vials: list[VialView]
 
     def to_json(self) -> dict[str, Any]:
@@ -175,10 +144,6 @@ class LotDetail:
 
 
 # --- lookups and views ---------------------------------------------------------------------
-
-
-def get_lot(session: Session, code: str, field: str = "lot") -> Lot:
-    return by_code(session, Lot, ids.LotId, code, field=field)
 
 
 def effective_status(lot: Lot, now: datetime) -> str:
@@ -224,7 +189,9 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
     return summaries
 
 
-def list_lots(session: Session, status: str | None = None) -> list[LotSummary]:
+def list_lots(uow: UnitOfWork, *, status: str | None = None) -> list[LotSummary]:
+    session = uow.session
+    uow.require("read_records")
     if status is not None:
         choice("status", status, LOT.shown_states())
     now = utcnow()
@@ -247,7 +214,7 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
     assert culture is not None
     assert lot.id is not None
     record_hash = _record_hash(session, settings, lot)
-    signatures = session.exec(
+    signed = session.exec(
         select(Signature).where(col(Signature.lot_id) == lot.id).order_by(col(Signature.id))
     ).all()
     return LotDetail(
@@ -257,15 +224,17 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
         evaluation=qc.evaluate(session, settings, lot, now=now),
         deviations=deviation_rules.on_lot(session, lot),
         signatures=[
-            _signature_view(signature, ids.lot_subject(lot.code), record_hash)
-            for signature in signatures
+            signatures.view(signature, ids.lot_subject(lot.code), record_hash)
+            for signature in signed
         ],
         vials=_vials(session, lot),
     )
 
 
-def show_lot(session: Session, settings: Settings, code: str) -> LotDetail:
-    return lot_detail(session, settings, get_lot(session, code))
+def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
+    session, settings = uow.session, uow.settings
+    uow.require("read_records")
+    return lot_detail(session, settings, lookup.lot(session, lot))
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -313,61 +282,6 @@ def _record_hash(session: Session, settings: Settings, lot: Lot) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def manifest_hash(
-    subject: str, record_hash: str, signer: tuple[str, str], signed_at: datetime, meaning: str
-) -> str:
-    """Binds the signature to its record's identity and content (21 CFR 11.70)."""
-    fields = [subject, record_hash, *signer, audit_timestamp(signed_at), meaning]
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
-
-
-def _signature_view(signature: Signature, subject: str, current_hash: str) -> SignatureView:
-    expected = manifest_hash(
-        subject,
-        signature.record_hash,
-        (signature.username, signature.full_name),
-        signature.signed_at,
-        signature.meaning,
-    )
-    return SignatureView(
-        signature.username,
-        signature.full_name,
-        signature.signed_at,
-        signature.meaning,
-        signature.record_hash,
-        linked=expected == signature.manifest_hash,
-        record_unchanged=signature.record_hash == current_hash,
-    )
-
-
-def sign(
-    session: Session,
-    *,
-    signer: Any,
-    subject: str,
-    record_hash: str,
-    meaning: str,
-    lot_id: int | None = None,
-    deviation_id: int | None = None,
-) -> Signature:
-    signed_at = utcnow()
-    signature = Signature(
-        lot_id=lot_id,
-        deviation_id=deviation_id,
-        user_id=signer.id,
-        username=signer.username,
-        full_name=signer.full_name,
-        meaning=meaning,
-        signed_at=signed_at,
-        record_hash=record_hash,
-        manifest_hash=manifest_hash(
-            subject, record_hash, (signer.username, signer.full_name), signed_at, meaning
-        ),
-    )
-    session.add(signature)
-    return signature
-
-
 # --- separation of duties -----------------------------------------------------------------------
 
 
@@ -411,9 +325,7 @@ def _signing_facts(session: Session, lot: Lot, actor: Actor) -> dict[str, Any]:
 
 
 def formulate(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     culture: str,
     harvested: str | int,
@@ -427,7 +339,8 @@ def formulate(
     reagents: Sequence[str] = (),
 ) -> LotDetail:
     """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     harvested_cells = quantities.cell_count("harvested", harvested)
     viable_percent = quantities.percentage("viability", viability)
     vial_count = quantities.whole_number("vials", vials, low=1, high=VIALS_MAX)
@@ -451,7 +364,7 @@ def formulate(
     zone = settings.tz
     now = utcnow()
     formulated_at = past_moment("at", at, zone, now)
-    source = culture_rules.get_culture(session, culture)
+    source = lookup.culture(session, culture)
     existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
     CULTURE.check("formulate", code=source.code, status=source.status, lot=existing)
     blocking = [
@@ -548,9 +461,7 @@ def _vials_within_harvest(vials: int, cells_per_vial: int, harvested: int) -> No
 
 
 def correct_lot(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     lot: str,
     reason: str,
@@ -561,7 +472,8 @@ def correct_lot(
     vehicle: str | None = None,
 ) -> LotDetail:
     """Correct what was typed at formulation, with a reason, while the lot is in quarantine."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     typed: dict[str, Any] = {}
     if harvested is not None:
@@ -582,7 +494,7 @@ def correct_lot(
             "name at least one value to correct: --harvested, --viability, --cells-per-vial, "
             "--volume-ml or --vehicle",
         )
-    found = get_lot(session, lot)
+    found = lookup.lot(session, lot)
     LOT.check_unlocked(code=found.code, status=found.status)
     _vials_within_harvest(
         found.vials,
@@ -614,41 +526,41 @@ def correct_lot(
 
 
 def release(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     lot: str,
     password: str,
     meaning: str | None = None,
 ) -> LotDetail:
     """QA's signature releasing a lot that passes every criterion; its vials follow."""
-    actor = require(actor, "sign")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
     # `--meaning ""` is refused as empty, not silently replaced by the default.
     meaning = free_text(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
-    found = get_lot(session, lot)
-    signer = confirm_signer(session, settings, actor, password, signing=f"release of {found.code}")
+    found = lookup.lot(session, lot)
+    signer = signatures.confirm_signer(
+        session, settings, actor, password, signing=f"release of {found.code}"
+    )
     facts = _signing_facts(session, found, actor)
     facts["blocking"] = qc.evaluate(session, settings, found, now=utcnow()).blocking
     return _close_lot(session, settings, found, signer, "release", meaning, facts=facts)
 
 
 def reject(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     lot: str,
     password: str,
     reason: str,
 ) -> LotDetail:
     """QA's signature rejecting a lot: it can never be released or issued."""
-    actor = require(actor, "sign")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
     free_text("reason", reason, max_length=REJECT_REASON_MAX)
-    found = get_lot(session, lot)
-    signer = confirm_signer(
+    found = lookup.lot(session, lot)
+    signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"rejection of {found.code}"
     )
     return _close_lot(
@@ -677,7 +589,7 @@ def _close_lot(
     """QA's signature moving a lot out of quarantine; a released lot's vials follow it."""
     assert lot.id is not None
     record_hash = _record_hash(session, settings, lot)
-    signature = sign(
+    signature = signatures.sign(
         session,
         signer=signer,
         subject=ids.lot_subject(lot.code),
@@ -686,7 +598,7 @@ def _close_lot(
         lot_id=lot.id,
     )
     session.flush()
-    view = _signature_view(signature, ids.lot_subject(lot.code), record_hash)
+    view = signatures.view(signature, ids.lot_subject(lot.code), record_hash)
     change_status(
         session,
         LOT,

@@ -11,12 +11,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
-from lims.config import Settings
-from lims.domain import ids, quantities
-from lims.errors import BadInput, NotFound, RuleViolation, shown
+from lims.domain import quantities
+from lims.errors import BadInput, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Aspirate, Patient
+from lims.services import lookup
 from lims.timeutil import calendar_date, json_time, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text, matching
 
 INITIALS = re.compile(r"[A-Z]{1,4}")
@@ -47,20 +47,6 @@ class PatientView:
         }
 
 
-def valid_code(settings: Settings, code: str, field: str = "code") -> str:
-    rules = settings.patients
-    return ids.patient_code(code, rules.code_pattern, rules.code_description, field)
-
-
-def get_patient(session: Session, settings: Settings, code: str, field: str = "patient") -> Patient:
-    patient = session.exec(
-        select(Patient).where(col(Patient.code) == valid_code(settings, code, field))
-    ).first()
-    if patient is None:
-        raise NotFound(f"no patient with code {code!r}")
-    return patient
-
-
 def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
     dins: dict[int | None, list[str]] = {patient.id: [] for patient in patients}
     if patients:
@@ -87,9 +73,7 @@ def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
 
 
 def add_patient(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     code: str,
     initials: str,
@@ -98,8 +82,9 @@ def add_patient(
     study: str | None = None,
 ) -> PatientView:
     """Register a patient under a pseudonymous code; no name or record number is kept."""
-    actor = require(actor, "record_bench_work")
-    valid_code(settings, code)
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
+    lookup.valid_patient_code(settings, code)
     matching("initials", initials, INITIALS, "1-4 upper-case letters, e.g. AB")
     today = utcnow().astimezone(settings.tz).date()
     year = quantities.whole_number(
@@ -143,11 +128,15 @@ def add_patient(
     return view
 
 
-def show_patient(session: Session, settings: Settings, code: str) -> PatientView:
-    [view] = _views(session, [get_patient(session, settings, code, field="code")])
+def show_patient(uow: UnitOfWork, *, code: str) -> PatientView:
+    session, settings = uow.session, uow.settings
+    uow.require("read_records")
+    [view] = _views(session, [lookup.patient(session, settings, code, field="code")])
     return view
 
 
-def list_patients(session: Session) -> list[PatientView]:
+def list_patients(uow: UnitOfWork) -> list[PatientView]:
+    session = uow.session
+    uow.require("read_records")
     patients = session.exec(select(Patient).order_by(col(Patient.code))).all()
     return _views(session, patients)

@@ -10,20 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from lims import audit, labels
-from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import ids
 from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, Patient, Vial
-from lims.services.lots import effective_status, get_lot
-from lims.services.vials import get_vial
+from lims.services import lookup
+from lims.services.lots import effective_status
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
+from lims.uow import UnitOfWork
 from lims.validation import choice
 
 FORMATS = ("pdf", "png", "svg", "zpl")
@@ -117,9 +117,7 @@ def label_for(
 
 
 def print_labels(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     lot: str,
     fmt: str,
@@ -129,7 +127,8 @@ def print_labels(
     on_label: Callable[[str], None] | None = None,
 ) -> PrintJob:
     """Render a lot's labels (or the named vials') into out, audited in the same transaction."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     choice("format", fmt, FORMATS)
     if printer is not None and not PRINTER_NAME.fullmatch(printer):
         raise BadInput(
@@ -151,11 +150,11 @@ def print_labels(
             "out", f"must be an existing directory (got {shown(str(directory))}{problem})"
         )
     template = labels.load_template(settings.labels.template)
-    found = get_lot(session, lot)
+    found = lookup.lot(session, lot)
     patient = session.get(Patient, found.patient_id)
     assert patient is not None
     if vials:
-        chosen = [get_vial(session, code) for code in vials]
+        chosen = [lookup.vial(session, code) for code in vials]
         codes = [vial.code for vial in chosen]
         twice = sorted({code for code in codes if codes.count(code) > 1})
         if twice:

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
 from lims.config import Settings
 from lims.domain import quantities, spec
 from lims.domain.spec import (
@@ -25,7 +24,9 @@ from lims.domain.spec import (
 from lims.domain.states import LOT
 from lims.errors import BadInput, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
+from lims.services import lookup
 from lims.timeutil import after, past_moment, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 
@@ -100,11 +101,9 @@ def _recorded_value(
 
 
 def record_result(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
-    lot: Lot,
+    lot: str,
     test: str,
     value: str,
     unit: str | None = None,
@@ -113,7 +112,9 @@ def record_result(
     reason: str | None = None,
 ) -> CriterionVerdict:
     """Record a QC result; recording a test again is a retest and needs a reason."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
+    found = lookup.lot(session, lot)
     criterion = settings.release.get(test)
     if criterion is None:
         raise BadInput(
@@ -134,11 +135,11 @@ def record_result(
     zone = settings.tz
     now = utcnow()
     tested_at = past_moment("at", at, zone, now)
-    after("at", tested_at, lot.formulated_at, f"formulation of {lot.code}", zone)
-    LOT.check_unlocked(code=lot.code, status=lot.status)
+    after("at", tested_at, found.formulated_at, f"formulation of {found.code}", zone)
+    LOT.check_unlocked(code=found.code, status=found.status)
     earlier = session.exec(
         select(QCResult)
-        .where(col(QCResult.lot_id) == lot.id, col(QCResult.test) == test)
+        .where(col(QCResult.lot_id) == found.id, col(QCResult.test) == test)
         .order_by(col(QCResult.id))
     ).all()
     if earlier and reason is None:
@@ -147,9 +148,9 @@ def record_result(
             f"required for a retest: {test} already has a result ({earlier[-1].value}); "
             "both are kept and the latest counts",
         )
-    assert lot.id is not None
+    assert found.id is not None
     result = QCResult(
-        lot_id=lot.id,
+        lot_id=found.id,
         test=test,
         value=stored,
         number=number,
@@ -167,12 +168,12 @@ def record_result(
         username=actor.username,
         action="qc.retest" if earlier else "qc.record",
         entity_type="lot",
-        entity_id=lot.code,
+        entity_id=found.code,
         old=_recorded(earlier[-1]).to_json() if earlier else None,
         new=_recorded(result).to_json(),
         reason=reason,
     )
-    evaluation = evaluate(session, settings, lot, now=now)
+    evaluation = evaluate(session, settings, found, now=now)
     return next(verdict for verdict in evaluation.criteria if verdict.test == test)
 
 
@@ -186,3 +187,10 @@ def latest_result_id(session: Session, lot: Lot, test: str) -> int | None:
 
 def recordable_tests(settings: Settings) -> Sequence[str]:
     return [test for test, criterion in settings.release.items() if criterion.kind != "derived"]
+
+
+def show_evaluation(uow: UnitOfWork, *, lot: str) -> Evaluation:
+    """Each criterion's verdict for a lot, with every result recorded, and what blocks release."""
+    session, settings = uow.session, uow.settings
+    uow.require("read_records")
+    return evaluate(session, settings, lookup.lot(session, lot), now=utcnow())

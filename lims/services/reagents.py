@@ -10,11 +10,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Passage, ReagentLot, ReagentUse
 from lims.timeutil import calendar_date, json_time, local_day_end, show_time, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 SPEC_FORMS = "NAME:LOT, e.g. 'MEM alpha:2411A'"
@@ -76,9 +76,7 @@ def _valid_name(name: str, field: str = "name") -> str:
 
 
 def add_reagent(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     name: str,
     lot: str,
@@ -86,7 +84,8 @@ def add_reagent(
     supplier: str | None = None,
 ) -> ReagentView:
     """Register a reagent lot; it may be used until the end of its expiry date."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     _valid_name(name)
     _trimmed("lot", lot, LOT_MAX)
     expires_on = calendar_date("expires", expires)
@@ -124,7 +123,9 @@ def add_reagent(
     return view(reagent)
 
 
-def list_reagents(session: Session) -> list[ReagentView]:
+def list_reagents(uow: UnitOfWork) -> list[ReagentView]:
+    session = uow.session
+    uow.require("read_records")
     lots = session.exec(select(ReagentLot).order_by(col(ReagentLot.name), col(ReagentLot.lot)))
     return [view(lot) for lot in lots.all()]
 

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
-
 from lims import audit
-from lims.auth import Actor, require
-from lims.config import Settings
 from lims.errors import BadInput, Unavailable, shown
 from lims.services import aspirates, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
+from lims.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -54,12 +51,11 @@ def _subjects(detail: lots.LotDetail) -> list[tuple[str, str]]:
     ]
 
 
-def write_batch_record(
-    session: Session, settings: Settings, actor: Actor | None, *, lot: str, out: Path
-) -> WrittenReport:
+def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
     from lims import batch_record
 
-    actor = require(actor, "read_records")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("read_records")
     try:
         target = out.expanduser()
         target.is_dir() or target.parent.is_dir()
@@ -76,13 +72,13 @@ def write_batch_record(
         raise BadInput("out", f"must be a file name, not the directory {shown(str(target))}")
     if not target.parent.is_dir():
         raise BadInput("out", f"its directory {shown(str(target.parent))} does not exist")
-    detail = lots.show_lot(session, settings, lot)
+    detail = lots.show_lot(uow, lot=lot)
     now = utcnow()
     rendered = batch_record.render(
         batch_record.BatchRecord(
             facility=settings.facility.name,
             lot=detail,
-            aspirate=aspirates.show_aspirate(session, detail.summary.din.code),
+            aspirate=aspirates.show_aspirate(uow, din=detail.summary.din.code),
             trail=audit.entries_about(session, _subjects(detail)),
             printed_at=now,
             printed_by=f"{actor.full_name} ({actor.username})",

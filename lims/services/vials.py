@@ -13,18 +13,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.auth import Actor, require
+from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids
 from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services.lookup import by_code
-from lims.services.lots import get_lot
-from lims.services.patients import valid_code
+from lims.services import lookup
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
+from lims.uow import UnitOfWork
 from lims.validation import free_text
 
 
@@ -94,12 +93,10 @@ def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
     return lot, patient
 
 
-def get_vial(session: Session, code: str, field: str = "vial") -> Vial:
-    return by_code(session, Vial, ids.VialId, code, field=field)
-
-
-def list_vials(session: Session, lot: str) -> list[VialView]:
-    found = get_lot(session, lot)
+def list_vials(uow: UnitOfWork, *, lot: str) -> list[VialView]:
+    session = uow.session
+    uow.require("read_records")
+    found = lookup.lot(session, lot)
     patient = session.get(Patient, found.patient_id)
     assert patient is not None
     now = utcnow()
@@ -109,10 +106,12 @@ def list_vials(session: Session, lot: str) -> list[VialView]:
     return [_view(vial, found, patient.code, now) for vial in vials]
 
 
-def show_vial(session: Session, code: str) -> VialView:
-    vial = get_vial(session, code)
-    lot, patient = _with_lot(session, vial)
-    return _view(vial, lot, patient.code, utcnow())
+def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
+    session = uow.session
+    uow.require("read_records")
+    found = lookup.vial(session, vial)
+    lot, patient = _with_lot(session, found)
+    return _view(found, lot, patient.code, utcnow())
 
 
 def _judge(
@@ -120,7 +119,7 @@ def _judge(
 ) -> tuple[Verification, Vial | None]:
     """Whether the scanned vial may go to the patient now, by the vial action named."""
     scanned = qr.decode(scan)
-    valid_code(settings, patient, "patient")
+    lookup.valid_patient_code(settings, patient, "patient")
     # A check value anyone can compute does not make a label: fields no lims label
     # holds would reach the terminal, the audit trail (entity ids of 64) and lookups.
     if not ids.VialId.matches(scanned.vial_id) or not ids.is_labelled_patient_code(scanned.patient):
@@ -175,11 +174,10 @@ def _audit_verification(session: Session, actor: Actor, result: Verification, ac
     )
 
 
-def verify(
-    session: Session, settings: Settings, actor: Actor | None, *, scan: str, patient: str
-) -> Verification:
+def verify(uow: UnitOfWork, *, scan: str, patient: str) -> Verification:
     """MATCH when the vial is its patient's, released, not expired and not yet issued."""
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     result, _ = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
     _audit_verification(session, actor, result, "vial.verify")
     return result
@@ -196,7 +194,7 @@ def _move(
     action: str,
     at: datetime,
 ) -> VialView:
-    found = get_vial(session, vial)
+    found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
             "at",
@@ -239,10 +237,9 @@ class VialMismatch(AuditedRuleViolation):
         self.result = result
 
 
-def issue(
-    session: Session, settings: Settings, actor: Actor | None, *, vial: str, scan: str, patient: str
-) -> VialView:
-    actor = require(actor, "record_bench_work")
+def issue(uow: UnitOfWork, *, vial: str, scan: str, patient: str) -> VialView:
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     return _move(
         session,
         settings,
@@ -256,16 +253,15 @@ def issue(
 
 
 def administer(
-    session: Session,
-    settings: Settings,
-    actor: Actor | None,
+    uow: UnitOfWork,
     *,
     vial: str,
     scan: str,
     patient: str,
     at: str | datetime | None = None,
 ) -> VialView:
-    actor = require(actor, "record_bench_work")
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
     when = past_moment("at", at, settings.tz, utcnow())
     return _move(
         session,
@@ -279,12 +275,11 @@ def administer(
     )
 
 
-def destroy(
-    session: Session, settings: Settings, actor: Actor | None, *, vial: str, reason: str
-) -> VialView:
-    actor = require(actor, "record_bench_work")
+def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
+    session = uow.session
+    actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
-    found = get_vial(session, vial)
+    found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
     now = utcnow()
     change_status(
@@ -292,3 +287,9 @@ def destroy(
     )
     found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
     return _view(found, lot, owner.code, now)
+
+
+def start_scanning(uow: UnitOfWork, *, patient: str) -> None:
+    """Refuse a scanner session at once, before the first vial, if no scan could be judged."""
+    uow.require("record_bench_work")
+    lookup.valid_patient_code(uow.settings, patient, "patient")

@@ -309,9 +309,7 @@ def start_cultures(
     with unit_of_work(settings) as uow:
         for name, lot, supplier in REAGENTS:
             reagents.add_reagent(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 name=name,
                 lot=lot,
                 expires=(started + days(3 * 365)).date(),
@@ -319,13 +317,9 @@ def start_cultures(
             )
         for index, patient in enumerate(patients):
             collected = started + timedelta(hours=index)
-            patient_rules.add_patient(
-                uow.session, settings, uow.actor, code=patient, initials="MR", birth_year=1958
-            )
+            patient_rules.add_patient(uow, code=patient, initials="MR", birth_year=1958)
             aspirate = aspirates.receive(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 patient=patient,
                 collected_at=collected - timedelta(hours=5),
                 received_at=collected - timedelta(hours=3),
@@ -335,9 +329,7 @@ def start_cultures(
                 temperature_c=18,
             )
             culture = cultures.start_culture(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 din=aspirate.din.code,
                 mnc=240_000_000,
                 vessels=5,
@@ -384,9 +376,7 @@ def log_passages(database: Database, culture: str, started: datetime, count: int
         harvested, viability, seeded, vessels, area = BENCH_PASSAGES[number - 1]
         with unit_of_work(settings) as uow:
             cultures.log_passage(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 culture=culture,
                 harvested=harvested,
                 viability=viability,

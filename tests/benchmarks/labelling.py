@@ -129,9 +129,7 @@ def formulate(database: Database, culture: str, vials: int, at: datetime) -> str
     settings = database.settings()
     with unit_of_work(settings) as uow:
         lot = lots.formulate(
-            uow.session,
-            settings,
-            uow.actor,
+            uow,
             culture=culture,
             harvested=1_100_000_000,
             viability=93,
@@ -141,13 +139,10 @@ def formulate(database: Database, culture: str, vials: int, at: datetime) -> str
             at=at,
             reagents=["TrypLE Express:2409B"],
         )
-        found = lots.get_lot(uow.session, lot.summary.lot_id)
         for test, value, method in DEMO_QC:
             qc.record_result(
-                uow.session,
-                settings,
-                uow.actor,
-                lot=found,
+                uow,
+                lot=lot.summary.lot_id,
                 test=test,
                 value=value,
                 method=method,
@@ -163,7 +158,7 @@ def release(database: Database, lot: str, formulated: datetime) -> None:
     login(database, "qa")
     settings = database.settings()
     with unit_of_work(settings) as uow:
-        lots.release(uow.session, settings, uow.actor, lot=lot, password=PASSWORD)
+        lots.release(uow, lot=lot, password=PASSWORD)
     login(database, "tech")
 
 
@@ -171,12 +166,12 @@ def payloads(database: Database, lot: str) -> list[str]:
     from sqlmodel import col, select
 
     from lims.models import Patient, Vial
-    from lims.services import lots, printing
+    from lims.services import lookup, printing
     from lims.uow import unit_of_work
 
     settings = database.settings()
     with unit_of_work(settings, write=False) as uow:
-        found = lots.get_lot(uow.session, lot)
+        found = lookup.lot(uow.session, lot)
         patient = uow.session.get(Patient, found.patient_id)
         assert patient is not None
         vials = uow.session.exec(

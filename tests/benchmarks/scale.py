@@ -436,9 +436,7 @@ def load(database: Database, scale: Scale, cultures: range | list[int]) -> int:
     with unit_of_work(settings) as uow:
         for name, lot, supplier in REAGENTS:
             reagents.add_reagent(
-                uow.session,
-                settings,
-                uow.actor,
+                uow,
                 name=name,
                 lot=lot,
                 expires=(scale.end + days(365)).date(),
@@ -469,7 +467,7 @@ def explain(database: Database, code: str) -> list[str]:
 
     event.listen(engine, "before_cursor_execute", collect)
     with unit_of_work(database.settings(), write=False) as uow:
-        cultures.show_culture(uow.session, code)
+        cultures.show_culture(uow, culture=code)
     event.remove(engine, "before_cursor_execute", collect)
     plans = []
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
