@@ -233,30 +233,6 @@ def create_user(
     return view
 
 
-def initialise(settings: Settings, *, username: str, full_name: str, password: str) -> UserView:
-    """Create the database at the newest schema with its first administrator, or neither."""
-    valid_username(username, field="admin")
-    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
-    valid_password(settings, username, password)
-    path = settings.sqlite_path
-    new_file = path is not None and not path.exists()
-    try:
-        with db.upgrading(settings) as upgrade:
-            return create_user(
-                upgrade.session,
-                settings,
-                actor=None,
-                username=username,
-                full_name=full_name,
-                role="admin",
-                password=password,
-            )
-    except BaseException:
-        if new_file:
-            db.remove_sqlite_database(settings)
-        raise
-
-
 def list_users(session: Session) -> list[UserView]:
     users = session.exec(select(User).order_by(col(User.username))).all()
     return [UserView.of(user) for user in users]

@@ -166,6 +166,22 @@ def check_schema(session: Session, settings: Settings) -> None:
     raise made_by_a_newer_lims(revision)
 
 
+def check_known_schema(session: Session, settings: Settings) -> None:
+    """Refuse a blank database or one made by a newer lims; an older schema is accepted."""
+    revision = stored_revision(session.connection())
+    if revision is None:
+        where = settings.sqlite_path or "the configured database"
+        raise NotFound(f"the database at {where} is not initialised; run `lims init`")
+    if revision not in SCHEMA_REVISIONS:
+        raise made_by_a_newer_lims(revision)
+
+
+def absent(settings: Settings) -> bool:
+    """Whether the configured database is a SQLite file that does not exist yet."""
+    path = settings.sqlite_path
+    return path is not None and not path.exists()
+
+
 def made_by_a_newer_lims(revision: str) -> Unavailable:
     """Unavailable, not refused: the database is sound but this lims cannot read it.
 
@@ -188,42 +204,35 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @dataclass(frozen=True)
 class Upgrade:
-    session: Session
     from_revision: str | None
     to_revision: str
 
 
-@contextmanager
-def upgrading(settings: Settings) -> Iterator[Upgrade]:
-    """Bring the database to the newest schema and hold that transaction open.
+def upgrade_schema(session: Session) -> Upgrade:
+    """Bring the database to the newest schema in the session's transaction, on record.
 
-    Work done in the block commits with the upgrade, or neither does.
+    Work done after it in the same transaction commits with the upgrade, or neither does.
     """
     from alembic import command
 
     from lims import audit
 
-    engine = engine_for(settings, create=True)
-    with (
-        _writer(engine).begin() as connection,
-        Session(bind=connection) as session,
-    ):
-        before = stored_revision(connection)
-        if before is not None and before not in SCHEMA_REVISIONS:
-            raise made_by_a_newer_lims(before)
-        if before != SCHEMA_HEAD:
-            command.upgrade(alembic_config(connection), "head")
-            audit.record(
-                session,
-                username=None,
-                action="db.upgrade",
-                entity_type="database",
-                entity_id="schema",
-                old={"revision": before},
-                new={"revision": SCHEMA_HEAD, "os_user": os_user()},
-            )
-        yield Upgrade(session, before, SCHEMA_HEAD)
-        session.flush()
+    connection = session.connection()
+    before = stored_revision(connection)
+    if before is not None and before not in SCHEMA_REVISIONS:
+        raise made_by_a_newer_lims(before)
+    if before != SCHEMA_HEAD:
+        command.upgrade(alembic_config(connection), "head")
+        audit.record(
+            session,
+            username=None,
+            action="db.upgrade",
+            entity_type="database",
+            entity_id="schema",
+            old={"revision": before},
+            new={"revision": SCHEMA_HEAD, "os_user": os_user()},
+        )
+    return Upgrade(before, SCHEMA_HEAD)
 
 
 def os_user() -> str:

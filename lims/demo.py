@@ -23,6 +23,7 @@ from lims.services import (
     qc,
     reagents,
     reports,
+    users,
     vials,
 )
 from lims.timeutil import utcnow
@@ -72,12 +73,12 @@ def run_demo(directory: Path) -> DemoResult:
         raise RuleViolation(
             f"{directory} already holds a lims database; give --dir a new or empty directory"
         )
-    users = [
+    people = [
         DemoUser(name, full, role, secrets.token_urlsafe(12)) for name, full, role in DEMO_USERS
     ]
-    admin, *staff = users
+    admin, *staff = people
 
-    auth.initialise(
+    users.initialise(
         settings, username=admin.username, full_name=admin.full_name, password=admin.password
     )
     _login(settings, admin)
@@ -118,7 +119,7 @@ def run_demo(directory: Path) -> DemoResult:
         trail = audit.entries(uow.session)
     return DemoResult(
         settings,
-        users,
+        people,
         patient,
         aspirate,
         culture,

@@ -1,4 +1,10 @@
-"""A unit of work: one command's transaction, its settings and the user it runs as."""
+"""A unit of work: one command's transaction, its settings and the user it runs as.
+
+It is the only way lims opens a transaction that writes: the schema is checked
+(or brought to the newest), writers queue behind one another so each audit
+entry lands on the chain's true head, and the station's session is
+authenticated, all before the command's own work.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
+from enum import Enum
 
 from sqlmodel import Session
 
@@ -13,11 +20,20 @@ from lims import auth, db
 from lims.config import Settings, load_settings
 
 
+class Schema(Enum):
+    """What a unit of work asks of the database's schema before it begins."""
+
+    CURRENT = "current"  # the newest this lims knows; anything else is refused
+    ANY_KNOWN = "any known"  # an older one too: a backup is taken before `lims db upgrade`
+    UPGRADE = "upgrade"  # brought to the newest, the database created if there is none
+
+
 @dataclass
 class UnitOfWork:
     session: Session
     settings: Settings
     actor: auth.Actor | None
+    upgrade: db.Upgrade | None = None  # what Schema.UPGRADE did, from which revision to which
 
     @property
     def tz(self) -> tzinfo:
@@ -29,19 +45,35 @@ class UnitOfWork:
 
 @contextmanager
 def unit_of_work(
-    settings: Settings | None = None, *, write: bool = True, authenticated: bool = True
+    settings: Settings | None = None,
+    *,
+    write: bool = True,
+    authenticated: bool = True,
+    schema: Schema = Schema.CURRENT,
 ) -> Iterator[UnitOfWork]:
     """Open the database, check its schema and the station's session, and hold one transaction.
 
     A command that saves anything is a writer: it queues behind other writers,
-    so its audit entry lands on the chain's true head.
+    so its audit entry lands on the chain's true head. A database that
+    Schema.UPGRADE created is removed again if its first transaction fails.
     """
     settings = settings or load_settings()
-    engine = db.engine_for(settings)
-    # Authenticating restarts the session's idle clock: a write, even for a read-only command.
-    with db.transaction(engine, write=write or authenticated) as session:
-        db.check_schema(session, settings)
-        if write:
-            db.serialise_writers(session)
-        actor = auth.authenticate(session, settings) if authenticated else None
-        yield UnitOfWork(session, settings, actor)
+    creating = schema is Schema.UPGRADE and db.absent(settings)
+    engine = db.engine_for(settings, create=schema is Schema.UPGRADE)
+    try:
+        # Authenticating restarts the session's idle clock: a write, even for a read-only command.
+        upgrading = schema is Schema.UPGRADE
+        with db.transaction(engine, write=write or authenticated or upgrading) as session:
+            upgrade = db.upgrade_schema(session) if upgrading else None
+            if schema is Schema.ANY_KNOWN:
+                db.check_known_schema(session, settings)
+            elif schema is Schema.CURRENT:
+                db.check_schema(session, settings)
+            if write:
+                db.serialise_writers(session)
+            actor = auth.authenticate(session, settings) if authenticated else None
+            yield UnitOfWork(session, settings, actor, upgrade)
+    except BaseException:
+        if creating:
+            db.remove_sqlite_database(settings)
+        raise

@@ -72,11 +72,11 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
     from lims import auth
     from lims.config import load_settings
-    from lims.services import patients
+    from lims.services import patients, users
     from lims.uow import unit_of_work
 
     admin_settings = load_settings(home=root / "admin", database_url=database_url)
-    auth.initialise(admin_settings, username="admin", full_name="Ada Admin", password=PASSWORD)
+    users.initialise(admin_settings, username="admin", full_name="Ada Admin", password=PASSWORD)
     with unit_of_work(admin_settings, authenticated=False) as uow:
         token, _ = auth.login(uow.session, admin_settings, username="admin", password=PASSWORD)
     auth.write_token(admin_settings, token)

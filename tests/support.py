@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from lims import auth, db
 from lims.cli.app import app
 from lims.config import Settings, load_settings
+from lims.services import users
 from lims.uow import unit_of_work
 
 PASSWORD = "correct horse battery"
@@ -117,7 +118,7 @@ class LabTemplate:
 
 
 def _initialise(settings: Settings) -> None:
-    auth.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
+    users.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
 
 
 class Lab:

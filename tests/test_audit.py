@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from lims import audit, db
 from lims.config import Settings
-from lims.uow import unit_of_work
+from lims.uow import Schema, unit_of_work
 from tests.support import ON_POSTGRES, PASSWORD, Lab, invoke
 
 ENTRIES = 6
@@ -61,7 +61,7 @@ def _tamper(settings: Settings, *statements: str, **params: object) -> None:
 @pytest.fixture
 def trail(settings: Settings) -> Settings:
     """A database whose trail holds the upgrade entry plus ENTRIES more."""
-    with db.upgrading(settings):
+    with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE):
         pass
     _append(settings, ENTRIES)
     return settings

@@ -14,6 +14,7 @@ from lims import audit, auth, db
 from lims.config import Settings, load_settings
 from lims.errors import BadInput, ConfigError, NotFound, NotPermitted, RuleViolation
 from lims.models import LoginSession, User
+from lims.services import users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
@@ -556,7 +557,7 @@ def test_a_role_change_to_an_unknown_role_is_bad_input(lab: Lab) -> None:
 
 
 def test_initialise_creates_the_schema_and_the_first_admin(settings: Settings) -> None:
-    view = auth.initialise(settings, username="ada", full_name="Ada Admin", password=PASSWORD)
+    view = users.initialise(settings, username="ada", full_name="Ada Admin", password=PASSWORD)
     assert (view.username, view.role, view.active) == ("ada", "admin", True)
     assert _actions(settings, "ada") == ["user.create"]
 
@@ -564,7 +565,7 @@ def test_initialise_creates_the_schema_and_the_first_admin(settings: Settings) -
 def test_initialise_is_refused_once_a_user_exists(lab: Lab) -> None:
     before = lab.audit_count()
     with pytest.raises(RuleViolation, match="already initialised"):
-        auth.initialise(lab.settings, username="eve", full_name="Eve Admin", password=PASSWORD)
+        users.initialise(lab.settings, username="eve", full_name="Eve Admin", password=PASSWORD)
     assert lab.audit_count() == before
     with pytest.raises(NotFound):
         _user(lab.settings, "eve")
@@ -572,7 +573,7 @@ def test_initialise_is_refused_once_a_user_exists(lab: Lab) -> None:
 
 def test_initialise_with_a_bad_password_creates_no_database(settings: Settings) -> None:
     with pytest.raises(BadInput, match="password"):
-        auth.initialise(settings, username="ada", full_name="Ada Admin", password="short")
+        users.initialise(settings, username="ada", full_name="Ada Admin", password="short")
     if ON_POSTGRES:
         with db.engine_for(settings).connect() as connection:
             assert db.stored_revision(connection) is None

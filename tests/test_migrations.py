@@ -15,11 +15,12 @@ from lims import db
 from lims.cli.errors import UNAVAILABLE
 from lims.config import Settings
 from lims.errors import NotFound, RuleViolation, Unavailable
+from lims.uow import Schema, unit_of_work
 from tests.support import ON_POSTGRES, invoke
 
 
 def _upgrade(settings: Settings) -> None:
-    with db.upgrading(settings):
+    with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE):
         pass
 
 

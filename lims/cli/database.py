@@ -25,10 +25,11 @@ def upgrade(as_json: JsonOption = False) -> None:
     Example:
       lims db upgrade
     """
-    from lims import db
+    from lims.uow import Schema, unit_of_work
 
-    with db.upgrading(settings()) as done:
-        result = {"from": done.from_revision, "to": done.to_revision}
+    with unit_of_work(settings(), authenticated=False, schema=Schema.UPGRADE) as uow:
+        assert uow.upgrade is not None
+        result = {"from": uow.upgrade.from_revision, "to": uow.upgrade.to_revision}
     if as_json:
         print_json(result)
     elif result["from"] == result["to"]:

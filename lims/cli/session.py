@@ -35,11 +35,12 @@ def init(
       lims init --admin ada --full-name "Ada Admin"
       printf '%s\\n' "$PASSWORD" | lims init --admin ada --full-name "Ada Admin" --password-stdin
     """
-    from lims import auth
 
     config = settings()
     password = read_password(password_stdin, prompt="Password for " + admin, confirm=True)
-    user = auth.initialise(config, username=admin, full_name=full_name, password=password)
+    from lims.services import users
+
+    user = users.initialise(config, username=admin, full_name=full_name, password=password)
     if as_json:
         print_json(user.to_json())
     else:

@@ -39,6 +39,7 @@ from lims.config import Settings, redacted_url
 from lims.errors import BadInput, LimsError, NotFound, RuleViolation, Unavailable
 from lims.models import LoginSession
 from lims.timeutil import utcnow
+from lims.uow import Schema, unit_of_work
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 ENTITY_TYPE = "backup"
@@ -274,18 +275,10 @@ def inspect_live(settings: Settings) -> LiveDatabase:
 def _as_admin(settings: Settings) -> Iterator[tuple[Session, auth.Actor]]:
     """A write transaction on the live database, run by the station's logged-in admin.
 
-    Unlike unit_of_work, an older schema is accepted: back up before `lims db upgrade`.
+    An older schema is accepted: back up before `lims db upgrade`.
     """
-    engine = db.engine_for(settings)
-    with db.transaction(engine, write=True) as session:
-        revision = db.stored_revision(session.connection())
-        if revision is None:
-            where = settings.sqlite_path or "the configured database"
-            raise NotFound(f"the database at {where} is not initialised; run `lims init`")
-        _known_revision(revision)
-        db.serialise_writers(session)
-        actor = auth.require(auth.authenticate(session, settings), "manage_database")
-        yield session, actor
+    with unit_of_work(settings, schema=Schema.ANY_KNOWN) as uow:
+        yield uow.session, uow.require("manage_database")
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -466,8 +459,9 @@ def _record_restore(
     """In the copy: upgrade if older, end the sessions it held, append db.restore."""
     copy_settings = settings.model_copy(update={"database_url": f"sqlite:///{temporary}"})
     try:
-        with db.upgrading(copy_settings) as upgrade:
-            session = upgrade.session
+        with unit_of_work(copy_settings, authenticated=False, schema=Schema.UPGRADE) as uow:
+            session, upgrade = uow.session, uow.upgrade
+            assert upgrade is not None
             open_sessions = col(LoginSession.ended_at).is_(None)
             ended = session.execute(
                 select(func.count()).select_from(LoginSession).where(open_sessions)

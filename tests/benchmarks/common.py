@@ -234,10 +234,11 @@ USERS = (
 def set_up_lab(database: Database) -> None:
     """Initialise the database with an admin, a technician and QA; the station logged in as tech."""
     from lims import auth
+    from lims.services import users
     from lims.uow import unit_of_work
 
     settings = database.settings()
-    auth.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
+    users.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
     login(database, "admin")
     with unit_of_work(settings) as uow:
         for username, full_name, role in USERS[1:]:
