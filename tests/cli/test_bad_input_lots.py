@@ -1,6 +1,6 @@
 """Junk in the numbers and times of QA's commands: exit 2, one line, nothing written.
 
-The rule of tests/test_bench_bad_input.py, for the commands of issue 4 that
+The rule of tests/cli/test_bad_input_bench.py, for the commands of issue 4 that
 take numbers and times:
 
     lims lot formulate CULTURE --harvested --viability --vials --cells-per-vial
@@ -14,7 +14,7 @@ formulated (the target of `lot formulate`). An example changes exactly one
 value to junk and keeps valid values everywhere else, so the command can only
 refuse; every row of every table and the station's session file are compared
 before and after. The oracles for what is valid are those of
-tests/test_bench_bad_input.py: generous, so nothing lims might accept is fed
+tests.support.oracles: generous, so nothing lims might accept is fed
 as junk. Options are passed as --name=VALUE and VALUE after "--", so junk
 such as "-1" or "--x" reaches lims as a value.
 """
@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 from lims.config import Settings
 from lims.timeutil import utcnow
-from tests.support import Lab
-from tests.test_bad_input import JUNK, fuzz, snapshot
-from tests.test_bench_bad_input import (
+from tests.support.junk import JUNK, fuzz, snapshot
+from tests.support.lab import Lab
+from tests.support.oracles import (
     COUNT,
     PERCENT,
     REAGENT,
@@ -168,7 +168,7 @@ def _assert_refused_and_unchanged(settings: Settings, args: tuple[str, ...], fie
     assert snapshot(settings) == before, f"{args!r} changed the database"
 
 
-# --- what is valid, beyond the oracles of tests/test_bench_bad_input.py -------------------------
+# --- what is valid, beyond the oracles of tests.support.oracles -------------------------------
 
 
 def within(low: float, high: float) -> Kind:

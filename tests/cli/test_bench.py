@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from lims.timeutil import utcnow
-from tests.support import Invocation, Lab, invoke
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import Lab
 
 COLLECTED = (utcnow() - timedelta(days=30)).replace(microsecond=0)
 PASSAGE_KEYS = {

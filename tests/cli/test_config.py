@@ -18,9 +18,10 @@ from lims.config import (
     redacted_url,
 )
 from lims.errors import ConfigError
-from tests.support import CHEAP_PASSWORD_HASHING, invoke
+from tests.support.cli import invoke
+from tests.support.lab import CHEAP_PASSWORD_HASHING
 
-REPOSITORY_CONFIG = Path(__file__).resolve().parents[1] / "lims.toml"
+REPOSITORY_CONFIG = Path(__file__).resolve().parents[2] / "lims.toml"
 SECRET = "s3cret-pw"
 THRESHOLD = "security.lockout_threshold"
 AT_LEAST = "greater than or equal to"

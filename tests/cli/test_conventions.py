@@ -13,7 +13,8 @@ import typer
 from lims import auth, resources
 from lims.cli.app import COMMANDS, LimsGroup, app, load_command
 from lims.cli.errors import INTERNAL_ERROR, UNAVAILABLE
-from tests.support import Lab, invoke
+from tests.support.cli import invoke
+from tests.support.lab import Lab
 
 HEAVY_MODULES = ("sqlmodel", "sqlalchemy", "alembic", "psycopg", "pydantic", "argon2", "rich")
 

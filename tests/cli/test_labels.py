@@ -3,7 +3,7 @@ site templates and printing through `lp`.
 
 Every PNG label written here is decoded with zxing-cpp, an independent
 decoder: the QR code must hold the vial's payload and the Code 128 symbol the
-ISBT 128 DIN ("=" + DIN + "00"). The lab is tests.test_release.Quality: lot
+ISBT 128 DIN ("=" + DIN + "00"). The lab is tests.support.quality.Quality: lot
 L1 of four vials for PT-0001 (initials MR, born 1958), formulated by tom.
 """
 
@@ -24,9 +24,10 @@ from lims.domain.ids import parse_din
 from lims.services import lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
-from tests.support import PASSWORD, Invocation, Lab, invoke
-from tests.test_release import Quality
-from tests.test_vials import add_lot, expire, ok, refused, vial_ids
+from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import Quality
+from tests.support.vials import add_lot, expire, vial_ids
 
 PATIENT = "PT-0001"
 QUARANTINE = "QUARANTINE — NOT FOR ADMINISTRATION"

@@ -20,7 +20,8 @@ import pytest
 
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
-from tests.support import PASSWORD, Invocation, Lab, invoke
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import PASSWORD, Lab
 
 COLLECTED = (utcnow() - timedelta(days=10)).replace(microsecond=0)
 PATIENT = "PT-0001"

@@ -19,7 +19,8 @@ from lims.config import Settings
 from lims.models import LoginSession
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
 USER_KEYS = {

@@ -1,6 +1,6 @@
 """Vials and the chain of identity (issue 5), through the CLI as the bench and bedside use it.
 
-The lab is tests.test_release.Quality: tom (technician) formulates lot
+The lab is tests.support.quality.Quality: tom (technician) formulates lot
 A9999..-L1 of four vials for PT-0001 from a culture passaged twice; quinn and
 rita are QA. `released` records passing QC and has rita release the lot, then
 logs tom back in. PT-0002 is a second, registered patient.
@@ -16,59 +16,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
-from sqlmodel import col, select
 
 from lims.domain.payload import Payload
-from lims.models import Lot, Patient
-from lims.services import lots, vials
+from lims.services import lots
 from lims.timeutil import json_time, utcnow
-from lims.uow import unit_of_work
-from tests.support import PASSWORD, Invocation, Lab, invoke
-from tests.test_bench import day
-from tests.test_release import Quality
+from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import Quality
+from tests.support.vials import add_lot, expire, scan_of, vial_ids
 
 PATIENT = "PT-0001"
 OTHER = "PT-0002"
 LIST_KEYS = {"vial_id", "status", "patient", "cells", "volume_ml", "expires_at", "labels_printed"}
 
 
-# --- helpers, shared with test_labels -------------------------------------------------------
-
-
-def ok(*args: str, input: str | None = None) -> Any:
-    """`lims ARGS --json` that must succeed; its JSON."""
-    result = invoke(*args, "--json", input=input)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return json.loads(result.stdout)
-
-
-def refused(result: Invocation, code: int, *words: str) -> str:
-    """A one-line `error: ...` on stderr with this exit code, naming each word; the line."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
-
-
-def vial_ids(lot: str, count: int = 4) -> list[str]:
-    return [f"{lot}-V{number:02d}" for number in range(1, count + 1)]
-
-
-def scan_of(quality: Quality, vial: str, *, patient: str | None = None) -> str:
-    """The QR payload on VIAL's label, as the record says it (or naming another patient)."""
-    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
-        found = vials.get_vial(uow.session, vial)
-        lot = uow.session.get(Lot, found.lot_id)
-        assert lot is not None
-        owner = uow.session.get(Patient, lot.patient_id)
-        assert owner is not None
-        return Payload(
-            found.code, lot.code.split("-")[0], patient or owner.code, lot.expires_at
-        ).encode()
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def changed(payload: str, position: int) -> str:
@@ -76,28 +38,6 @@ def changed(payload: str, position: int) -> str:
     old = payload[position]
     new = "7" if old != "7" else "8"
     return payload[:position] + new + payload[position + 1 :]
-
-
-def add_lot(quality: Quality, patient: str) -> str:
-    """Another formulated lot (quarantine) for PATIENT, registered if need be; its id."""
-    quality.lab.login("tom")
-    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
-        known = uow.session.exec(select(Patient).where(col(Patient.code) == patient)).first()
-    if known is None:
-        quality.patient(patient)
-    din = quality.aspirate(patient=patient).din.code
-    culture = quality.culture(din).summary.culture_id
-    quality.passage(culture, day(14))
-    quality.passage(culture, day(20), harvested=32_000_000, seeded=20_000_000, area_cm2=4000)
-    return str(quality.formulate(culture=culture).summary.lot_id)
-
-
-def expire(quality: Quality, lot: str) -> None:
-    """Move LOT's expiry to an hour ago (still after its formulation), as plain SQL."""
-    with unit_of_work(quality.settings, authenticated=False) as uow:
-        uow.session.execute(
-            update(Lot).where(col(Lot.code) == lot).values(expires_at=utcnow() - timedelta(hours=1))
-        )
 
 
 def count(quality: Quality, action: str) -> int:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -18,53 +12,14 @@ from sqlalchemy.engine import Connection
 from lims import audit, db
 from lims.config import Settings
 from lims.uow import unit_of_work
-from tests.support import ON_POSTGRES, PASSWORD, Lab, invoke
-
-ENTRIES = 6
-
-
-def _append(settings: Settings, count: int, *, reason: str | None = None) -> None:
-    with unit_of_work(settings, authenticated=False) as uow:
-        for number in range(count):
-            audit.record(
-                uow.session,
-                username="tech",
-                action="test.step",
-                entity_type="thing",
-                entity_id=f"T{number}",
-                old={"value": number},
-                new={"value": number + 1},
-                reason=reason,
-            )
-
-
-def _verify(settings: Settings) -> audit.Verification:
-    with unit_of_work(settings, write=False, authenticated=False) as uow:
-        return audit.verify(uow.session.connection())
-
-
-def _tamper(settings: Settings, *statements: str, **params: object) -> None:
-    """Change the trail as an attacker with database access would: triggers dropped first."""
-    drop = {
-        "sqlite": [
-            "DROP TRIGGER IF EXISTS audit_entries_no_update",
-            "DROP TRIGGER IF EXISTS audit_entries_no_delete",
-        ],
-        "postgresql": ["DROP TRIGGER IF EXISTS audit_entries_append_only ON audit_entries"],
-    }
-    engine = db.engine_for(settings)
-    with engine.begin() as connection:
-        for statement in [*drop[engine.dialect.name], *statements]:
-            connection.execute(text(statement), params)
+from tests.support.lab import ON_POSTGRES
+from tests.support.trail import ENTRIES, _tamper, _verify, new_trail
 
 
 @pytest.fixture
 def trail(settings: Settings) -> Settings:
     """A database whose trail holds the upgrade entry plus ENTRIES more."""
-    with db.upgrading(settings):
-        pass
-    _append(settings, ENTRIES)
-    return settings
+    return new_trail(settings)
 
 
 def test_entries_chain_each_to_the_one_before(trail: Settings) -> None:
@@ -278,115 +233,6 @@ def test_the_database_encodes_any_text_as_lims_does(
             reason=reason,
         )
     assert _verify(trail).intact
-
-
-_WRITER = """
-import sys
-from lims import audit
-from lims.uow import unit_of_work
-for number in range(int(sys.argv[1])):
-    with unit_of_work(authenticated=False) as uow:
-        audit.record(uow.session, username="station", action="test.concurrent",
-                     entity_type="thing", entity_id=sys.argv[2] + str(number))
-"""
-
-
-@pytest.mark.slow
-def test_concurrent_writers_never_fork_the_chain(trail: Settings) -> None:
-    writers, each = 4, 15
-    env = {**os.environ, "LIMS_DATABASE_URL": trail.database_url}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(each), f"W{writer}-"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for writer in range(writers)
-    ]
-    for process in processes:
-        _, errors = process.communicate(timeout=120)
-        assert process.returncode == 0, errors
-    result = _verify(trail)
-    assert result.intact, result.problem
-    assert result.entries == ENTRIES + 1 + writers * each
-
-
-def test_audit_verify_command_reports_intact_and_broken(trail: Settings) -> None:
-    intact = invoke("audit", "verify", "--json")
-    assert intact.exit_code == 0
-    report = json.loads(intact.stdout)
-    assert report["intact"] is True
-    assert report["entries"] == ENTRIES + 1
-    assert report["first_bad_seq"] is None
-    _tamper(trail, "UPDATE audit_entries SET reason = 'x' WHERE seq = 5")
-    broken = invoke("audit", "verify")
-    assert broken.exit_code == 1
-    assert broken.stderr.strip().splitlines() == [broken.stderr.strip()]
-    assert "entry 5" in broken.stderr
-    broken_json = invoke("audit", "verify", "--json")
-    assert broken_json.exit_code == 1
-    assert json.loads(broken_json.stdout)["first_bad_seq"] == 5
-
-
-def test_audit_verify_needs_no_session_but_audit_log_does(lab: Lab) -> None:
-    assert invoke("audit", "verify").exit_code == 0
-    refused = invoke("audit", "log")
-    assert refused.exit_code == 4
-
-
-def test_audit_log_filters_by_entity_user_time_and_count(lab: Lab) -> None:
-    lab.add_user("tech", "technician")
-    lab.login("tech")
-    everything = json.loads(invoke("audit", "log", "--json").stdout)
-    assert [entry["seq"] for entry in everything] == sorted(entry["seq"] for entry in everything)
-    assert {
-        "seq",
-        "at",
-        "user",
-        "action",
-        "entity_type",
-        "entity_id",
-        "old",
-        "new",
-        "reason",
-    } <= set(everything[0])
-    about_tech = json.loads(invoke("audit", "log", "--entity", "user:tech", "--json").stdout)
-    assert {entry["action"] for entry in about_tech} == {"user.create", "auth.login"}
-    assert all(entry["entity_id"] == "tech" for entry in about_tech)
-    by_admin = json.loads(invoke("audit", "log", "--user", "admin", "--json").stdout)
-    assert by_admin
-    assert all(entry["user"] == "admin" for entry in by_admin)
-    assert json.loads(invoke("audit", "log", "--since", "2999-01-01", "--json").stdout) == []
-    newest = json.loads(invoke("audit", "log", "--last", "2", "--json").stdout)
-    assert [entry["seq"] for entry in newest] == [entry["seq"] for entry in everything[-2:]]
-    table = invoke("audit", "log", "--entity", "user")
-    assert table.exit_code == 0
-    assert "user.create" in table.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "field"),
-    [
-        (("--entity", ":tech"), "entity"),
-        (("--since", "yesterday"), "since"),
-        (("--last", "0"), "last"),
-    ],
-)
-def test_audit_log_refuses_bad_filters(lab: Lab, args: tuple[str, str], field: str) -> None:
-    lab.login("admin")
-    result = invoke("audit", "log", *args)
-    assert result.exit_code == 2
-    assert field in result.stderr
-
-
-def test_failed_logins_are_on_the_trail_without_the_password(lab: Lab, tmp_path: Path) -> None:
-    invoke("login", "admin", "--password-stdin", input="not the password\n")
-    lab.login("admin")
-    log = invoke("audit", "log", "--json").stdout
-    assert "auth.login_failed" in log
-    assert "not the password" not in log
-    assert PASSWORD not in log
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL row lock")

@@ -16,7 +16,7 @@ from lims.errors import BadInput, ConfigError, NotFound, NotPermitted, RuleViola
 from lims.models import LoginSession, User
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
+from tests.support.lab import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
 

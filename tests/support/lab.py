@@ -1,4 +1,4 @@
-"""Helpers for tests: run the CLI in-process, and set up a lab with users."""
+"""A lab for tests: a database with an admin (copied from a template) and its users."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from lims import auth, db
-from lims.cli.app import app
 from lims.config import Settings, load_settings
 from lims.uow import unit_of_work
 
@@ -28,19 +26,6 @@ CHEAP_PASSWORD_HASHING = {
     "LIMS_SECURITY__ARGON2_MEMORY_KIB": "8",
     "LIMS_SECURITY__ARGON2_PARALLELISM": "1",
 }
-
-
-@dataclass
-class Invocation:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def invoke(*args: str, input: str | None = None) -> Invocation:
-    """Run `lims ARGS` in this process, as a user would from the shell."""
-    result = CliRunner().invoke(app, list(args), input=input)
-    return Invocation(result.exit_code, result.stdout, result.stderr)
 
 
 @contextmanager

@@ -1,10 +1,10 @@
 """Bench stations working at once: each a process logging passages and receiving aspirates.
 
-Used by tests/test_concurrency.py (small numbers) and by the benchmark (8 stations
+Used by tests/system/test_concurrency.py (small numbers) and by the benchmark (8 stations
 of 50 passages). A station runs the real CLI in its own process, with its own
 LIMS_HOME (its own session file) and its own technician, as a bench PC would.
 
-    python -m tests.stations STATION CULTURES PASSAGES   # one station; env gives home and db
+    python -m tests.support.stations STATION CULTURES PASSAGES  # one station; env: home and db
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 # A culture's timeline, in hours after the aspirate was collected: realistic for
 # Pittenger's protocol (primary culture 12 days, then a passage every 5 days).
@@ -129,7 +129,14 @@ def run(database_url: str, root: Path, stations: int, cultures: int, passages: i
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.stations", str(station), str(cultures), str(passages)],
+            [
+                sys.executable,
+                "-m",
+                "tests.support.stations",
+                str(station),
+                str(cultures),
+                str(passages),
+            ],
             env=env,
             cwd=REPOSITORY,
             stdout=subprocess.DEVNULL,

@@ -18,7 +18,8 @@ from lims.config import Settings
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavailable
 from lims.services import backup as service
 from lims.uow import unit_of_work
-from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="backup and restore are SQLite's")
 

@@ -5,10 +5,14 @@ aspirates, start cultures and log passages at the same moment on the backend
 under test. Writers queue (BEGIN IMMEDIATE and a busy timeout on SQLite, a row
 lock on the audit head on PostgreSQL), so none of them may see "database is
 locked" or a serialization error. The benchmark runs the same with 400 passages.
+
+Below them, the two sequences that must stay whole under concurrent writers on
+their own: DINs handed out by the aspirate service, and the audit chain.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -16,16 +20,21 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from lims import db
-from lims.config import load_settings
+from lims import audit, db
+from lims.config import Settings, load_settings
 from lims.models import LoginSession
+from lims.services import aspirates
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests import stations
-from tests.support import Lab, invoke
+from tests.support import stations
+from tests.support.bench import Bench
+from tests.support.cli import invoke
+from tests.support.lab import Lab
+from tests.support.trail import ENTRIES, _verify, new_trail
 
 HOLD_SECONDS = 3.0
 
@@ -61,7 +70,7 @@ def test_a_station_waits_for_a_long_writer_instead_of_failing(
     thread.start()
     assert held.wait(10)
     finished = subprocess.run(
-        [sys.executable, "-m", "tests.stations", "0", "1", "1"],
+        [sys.executable, "-m", "tests.support.stations", "0", "1", "1"],
         env=environments[0],
         cwd=stations.REPOSITORY,
         capture_output=True,
@@ -111,3 +120,87 @@ def test_a_reader_ending_an_expired_session_does_not_deadlock_a_writer(lab: Lab)
     assert failures == []
     assert result.exit_code == 4, result.stderr
     assert "session expired" in result.stderr
+
+
+# --- DINs: stations receiving aspirates through the service at once ----------------------------
+
+
+@pytest.fixture
+def bench(lab: Lab) -> Bench:
+    return Bench(lab)
+
+
+_RECEIVER = """
+import sys
+from datetime import datetime, timedelta, timezone
+from lims.services import aspirates
+from lims.uow import unit_of_work
+collected = datetime.now(timezone.utc) - timedelta(days=1)
+for _ in range(int(sys.argv[1])):
+    with unit_of_work() as uow:
+        aspirates.receive(uow.session, uow.settings, uow.actor, patient="PT-0001",
+                          collected_at=collected, volume_ml=25)
+"""
+
+
+@pytest.mark.slow
+def test_stations_receiving_at_once_get_unique_gap_free_dins(bench: Bench) -> None:
+    bench.patient()
+    stations, each = 4, 6
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER, str(each)],
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(stations)
+    ]
+    for process in processes:
+        _, errors = process.communicate(timeout=180)
+        assert process.returncode == 0, errors
+    received = bench.read(aspirates.list_aspirates)
+    assert sorted(view.din.sequence for view in received) == list(range(1, stations * each + 1))
+    with unit_of_work(bench.settings, write=False, authenticated=False) as uow:
+        assert audit.verify(uow.session.connection()).intact
+
+
+# --- the audit chain: writers appending at once -------------------------------------------------
+
+
+@pytest.fixture
+def trail(settings: Settings) -> Settings:
+    """A database whose trail holds the upgrade entry plus ENTRIES more."""
+    return new_trail(settings)
+
+
+_WRITER = """
+import sys
+from lims import audit
+from lims.uow import unit_of_work
+for number in range(int(sys.argv[1])):
+    with unit_of_work(authenticated=False) as uow:
+        audit.record(uow.session, username="station", action="test.concurrent",
+                     entity_type="thing", entity_id=sys.argv[2] + str(number))
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_writers_never_fork_the_chain(trail: Settings) -> None:
+    writers, each = 4, 15
+    env = {**os.environ, "LIMS_DATABASE_URL": trail.database_url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(each), f"W{writer}-"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for writer in range(writers)
+    ]
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    result = _verify(trail)
+    assert result.intact, result.problem
+    assert result.entries == ENTRIES + 1 + writers * each

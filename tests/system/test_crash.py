@@ -32,8 +32,8 @@ from sqlalchemy import text
 from lims import audit, db
 from lims.config import Settings
 from lims.uow import unit_of_work
-from tests.support import Lab
-from tests.test_bench import Bench, day
+from tests.support.bench import Bench, day
+from tests.support.lab import Lab
 
 KILLS_PER_COMMAND = 24
 COLD_KILLS_PER_COMMAND = 3

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import invoke
+from tests.support.cli import invoke
 
 
 def _lims(

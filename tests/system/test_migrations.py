@@ -15,7 +15,8 @@ from lims import db
 from lims.cli.errors import UNAVAILABLE
 from lims.config import Settings
 from lims.errors import NotFound, RuleViolation, Unavailable
-from tests.support import ON_POSTGRES, invoke
+from tests.support.cli import invoke
+from tests.support.lab import ON_POSTGRES
 
 
 def _upgrade(settings: Settings) -> None:

@@ -2,15 +2,15 @@
 
 What the other tests already prove, and this file does not repeat:
 
-- tests/test_auth.py and tests/test_cli_users.py: passwords are argon2id hashes;
+- tests/services/test_auth.py and tests/cli/test_users.py: passwords are argon2id hashes;
   the database keeps only the SHA-256 of a session token; `lims login` writes the
   session file 0600 and a file at 0644, 0640 or 0604 is refused (exit 4); idle
   expiry, the configured idle time and the idle clock restarting on each command;
   deactivation ends the user's session at another station (`whoami` exit 4);
   lockout, and the same message for an unknown user as for a wrong password;
   `lims user ...` refused without a session and for non-admins.
-- tests/test_vials.py: admin may not verify, issue or destroy vials;
-  tests/test_cli_release.py: a technician may not release.
+- tests/cli/test_vials.py: admin may not verify, issue or destroy vials;
+  tests/cli/test_lots.py: a technician may not release.
 
 What this file adds:
 
@@ -60,7 +60,8 @@ from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
 from lims.services import vials
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 COLLECTED = (utcnow() - timedelta(days=10)).replace(microsecond=0)
 PATIENT = "PT-0001"
