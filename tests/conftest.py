@@ -22,7 +22,13 @@ from sqlalchemy import Engine
 
 from lims import db
 from lims.config import Settings, load_settings, normalise_database_url
-from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, TEST_DATABASE_URL, Lab, LabTemplate
+from tests.support.lab import (
+    CHEAP_PASSWORD_HASHING,
+    ON_POSTGRES,
+    TEST_DATABASE_URL,
+    Lab,
+    LabTemplate,
+)
 
 
 @cache

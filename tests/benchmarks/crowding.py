@@ -1,6 +1,6 @@
 """Eight stations at once: every passage lands, and what the queueing costs.
 
-The stations are tests/stations.py's (the suite's concurrency test runs the
+The stations are tests/support/stations.py's (the suite's concurrency test runs the
 same with smaller numbers). The floor is the same passages and aspirates
 logged by one station alone, so the ratio is what eight stations queueing
 for the write lock cost over one station doing all the work.
@@ -15,7 +15,7 @@ from common import Bench, Row, show, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests import stations
+from tests.support import stations
 
 STATIONS = 8
 

@@ -48,7 +48,8 @@ from typing import Any
 import pytest
 
 from lims.timeutil import utcnow
-from tests.support import PASSWORD, invoke
+from tests.support.cli import invoke
+from tests.support.lab import PASSWORD
 
 GOLDEN = Path(__file__).parent / "golden" / "scenario.json"
 RECORDED_FROM = "affc689"

@@ -1,0 +1,41 @@
+"""The lab the QA, vial and document bad-input tests share: the floor (tests.support.floor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lims.services import deviations, vials
+from lims.timeutil import utcnow
+from tests.support.floor import OTHER, PATIENT, Floor, _record_passing
+from tests.support.lab import Lab
+from tests.support.quality import Quality
+from tests.support.vials import add_lot, scan_of
+
+
+@pytest.fixture
+def floor(lab: Lab) -> Floor:
+    """Lot `released` (L1, PT-0001): V01 released, V02 issued, an open deviation on it;
+    lot `quarantine` (PT-0001): every QC result passing, releasable by rita."""
+    quality = Quality(lab)
+    quality.patient(OTHER)
+    quality.record_passing()
+    quality.release()
+    lab.login("tom")
+    released = quality.lot_id
+    quarantine = add_lot(quality, PATIENT)
+    _record_passing(quality, quarantine)
+    opened = quality.run(
+        deviations.open_deviation, lot=released, description="label smudged on V04"
+    )
+    vial = f"{released}-V02"
+    quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
+    return Floor(quality, released, quarantine, opened.deviation_id, utcnow())
+
+
+@pytest.fixture
+def labels_dir(floor: Floor) -> Path:
+    out = Path("labels")
+    out.mkdir()
+    return out

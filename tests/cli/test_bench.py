@@ -1,0 +1,520 @@
+"""The bench commands from the shell: wiring, JSON keys, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from lims.timeutil import utcnow
+from tests.support.cli import Invocation, invoke
+from tests.support.lab import Lab
+
+COLLECTED = (utcnow() - timedelta(days=30)).replace(microsecond=0)
+PASSAGE_KEYS = {
+    "passage_id",
+    "passage_number",
+    "population_doublings",
+    "cumulative_population_doublings",
+    "doubling_time_hours",
+    "fold_expansion",
+    "seeding_density_per_cm2",
+}
+
+
+def at(days: float) -> str:
+    return (COLLECTED + timedelta(days=days)).isoformat()
+
+
+def ok(*args: str) -> Any:
+    """Run a command with --json that must succeed; its JSON."""
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def refused(result: Invocation, code: int, *words: str) -> None:
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture
+def station(lab: Lab) -> Lab:
+    lab.add_user("tom", "technician")
+    lab.login("tom")
+    return lab
+
+
+@pytest.fixture
+def din(station: Lab) -> str:
+    ok("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958")
+    received = ok(
+        "aspirate",
+        "receive",
+        "--patient",
+        "PT-0001",
+        "--collected-at",
+        at(0),
+        "--received-at",
+        at(0.1),
+        "--volume-ml",
+        "30",
+    )
+    return str(received["din"])
+
+
+@pytest.fixture
+def culture(din: str) -> str:
+    started = ok(
+        "culture",
+        "start",
+        din,
+        "--mnc",
+        "2.4e8",
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "875",
+        "--at",
+        at(0.2),
+    )
+    return str(started["culture_id"])
+
+
+def test_patient_add_show_and_list(station: Lab) -> None:
+    added = ok(
+        "patient",
+        "add",
+        "PT-0001",
+        "--initials",
+        "MR",
+        "--birth-year",
+        "1958",
+        "--consent-date",
+        "2026-01-15",
+        "--study",
+        "MSC-ALS",
+    )
+    assert added["code"] == "PT-0001"
+    assert ok("patient", "show", "PT-0001") == added
+    assert [p["code"] for p in ok("patient", "list")] == ["PT-0001"]
+    table = invoke("patient", "show", "PT-0001")
+    assert "MSC-ALS" in table.stdout
+    refused(
+        invoke("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958"),
+        1,
+        "already exists",
+    )
+    refused(invoke("patient", "show", "PT-0404"), 3, "PT-0404")
+    refused(invoke("patient", "add", "pt", "--initials", "MR", "--birth-year", "1958"), 2, "code")
+
+
+def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
+    shown = ok("aspirate", "show", din)
+    assert shown["din"] == din
+    assert len(shown["din_check"]) == 1
+    assert shown["din_display"] == f"{din[:5]} {din[5:7]} {din[7:]} {shown['din_check']}"
+    assert shown["site"] == "posterior iliac crest"
+    assert ok("aspirate", "show", shown["din_display"])["din"] == din
+    assert [a["din"] for a in ok("aspirate", "list")] == [din]
+    wrong = "0" if shown["din_check"] != "0" else "1"
+    refused(invoke("aspirate", "show", din + wrong), 2, "din", "check character")
+    refused(invoke("aspirate", "show", "A9999 26 000999"), 3, "no aspirate")
+
+
+def test_aspirate_refusals_name_the_field(din: str) -> None:
+    base = ["aspirate", "receive", "--patient", "PT-0001", "--collected-at", at(0)]
+    refused(invoke(*base, "--volume-ml", "0"), 2, "volume-ml")
+    refused(invoke(*base, "--volume-ml", "500"), 2, "volume-ml", "to 100")
+    refused(invoke(*base, "--volume-ml", "30", "--temperature-c", "37"), 2, "temperature-c")
+    refused(invoke(*base, "--volume-ml", "30", "--received-at", at(-1)), 2, "received-at")
+    refused(
+        invoke(
+            "aspirate",
+            "receive",
+            "--patient",
+            "PT-0404",
+            "--collected-at",
+            at(0),
+            "--volume-ml",
+            "30",
+        ),
+        3,
+        "PT-0404",
+    )
+
+
+def test_reagents_are_added_listed_and_checked_at_each_step(culture: str) -> None:
+    added = ok("reagent", "add", "TrypLE Express", "--lot", "2409B", "--expires", "2099-12-31")
+    assert (added["name"], added["lot"], added["expired"]) == ("TrypLE Express", "2409B", False)
+    ok("reagent", "add", "Old serum", "--lot", "S1", "--expires", at(1)[:10])
+    listed = {r["lot"]: r["expired"] for r in ok("reagent", "list")}
+    assert listed == {"2409B": False, "S1": True}
+    base = [
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4e6",
+        "--viability",
+        "95",
+        "--seeded",
+        "4e6",
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "875",
+        "--at",
+        at(14),
+    ]
+    refused(invoke(*base, "--reagent", "Old serum:S1"), 1, "expired")
+    refused(invoke(*base, "--reagent", "Nothing:0"), 3, "no reagent lot")
+    logged = ok(*base, "--reagent", "TrypLE Express:2409B")
+    assert logged["reagents"] == ["TrypLE Express:2409B"]
+    assert ok("culture", "show", culture)["passages"][0]["reagents"] == ["TrypLE Express:2409B"]
+
+
+def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture: str) -> None:
+    assert culture == f"{din}-C1"
+    second = ok(
+        "culture",
+        "start",
+        din,
+        "--seeded",
+        "1e6",
+        "--vessels",
+        "1",
+        "--area-cm2",
+        "175",
+        "--at",
+        at(1),
+    )
+    assert second["culture_id"] == f"{din}-C2"
+    assert second["kind"] == "seeded"
+    both = invoke(
+        "culture",
+        "start",
+        din,
+        "--mnc",
+        "1e8",
+        "--seeded",
+        "1e6",
+        "--vessels",
+        "1",
+        "--area-cm2",
+        "175",
+    )
+    refused(both, 2, "--mnc", "--seeded")
+    refused(
+        invoke(
+            "culture",
+            "start",
+            "A9999 26 000777",
+            "--mnc",
+            "1e8",
+            "--vessels",
+            "1",
+            "--area-cm2",
+            "175",
+        ),
+        3,
+    )
+    assert [c["culture_id"] for c in ok("culture", "list")] == [culture, f"{din}-C2"]
+
+
+def test_passage_log_prints_the_derived_values_under_the_issue_keys(culture: str) -> None:
+    first = ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4000000",
+        "--viability",
+        "95",
+        "--seeded",
+        "4e6",
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "800",
+        "--at",
+        at(14),
+    )
+    assert set(first) >= PASSAGE_KEYS
+    assert first["population_doublings"] is None
+    second = ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "3.2e7",
+        "--viability",
+        "95",
+        "--seeded",
+        "1.6e7",
+        "--vessels",
+        "20",
+        "--area-cm2",
+        "3200",
+        "--confluence",
+        "85",
+        "--at",
+        at(17),
+    )
+    assert second["passage_id"] == f"{culture}-P2"
+    assert second["passage_number"] == 2
+    assert second["population_doublings"] == pytest.approx(3.0)
+    assert second["cumulative_population_doublings"] == pytest.approx(3.0)
+    assert second["doubling_time_hours"] == pytest.approx(24.0)
+    assert second["fold_expansion"] == pytest.approx(8.0)
+    assert second["seeding_density_per_cm2"] == pytest.approx(5000)
+    shown = ok("culture", "show", culture)
+    assert [{k: p[k] for k in PASSAGE_KEYS} for p in shown["passages"]] == [
+        {k: first[k] for k in PASSAGE_KEYS},
+        {k: second[k] for k in PASSAGE_KEYS},
+    ]
+
+
+def test_a_flagged_passage_is_saved_and_shown_loudly(culture: str) -> None:
+    logged = invoke(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4e6",
+        "--viability",
+        "72",
+        "--seeded",
+        "4e6",
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "875",
+        "--at",
+        at(14),
+    )
+    assert logged.exit_code == 0, logged.stderr
+    assert "FLAGGED" in logged.stdout
+    assert "viability 72 % is below 80 %" in logged.stdout
+    shown = ok("culture", "show", culture)
+    assert [(d["kind"], d["status"]) for d in shown["deviations"]] == [("low_viability", "open")]
+    assert shown["open_deviations"] == 1
+
+
+def test_passage_refusals_exit_2_and_unknown_culture_exits_3(culture: str) -> None:
+    base = ["--vessels", "5", "--area-cm2", "875", "--at", at(14)]
+    refused(
+        invoke(
+            "passage",
+            "log",
+            culture,
+            "--harvested",
+            "1e6",
+            "--viability",
+            "95",
+            "--seeded",
+            "2e6",
+            *base,
+        ),
+        2,
+        "seeded",
+    )
+    refused(
+        invoke(
+            "passage",
+            "log",
+            culture,
+            "--harvested",
+            "-3",
+            "--viability",
+            "95",
+            "--seeded",
+            "1",
+            *base,
+        ),
+        2,
+        "harvested",
+    )
+    refused(
+        invoke(
+            "passage",
+            "log",
+            culture,
+            "--harvested",
+            "1e6",
+            "--viability",
+            "140",
+            "--seeded",
+            "1e6",
+            *base,
+        ),
+        2,
+        "viability",
+    )
+    refused(
+        invoke(
+            "passage",
+            "log",
+            f"{culture[:-1]}7",
+            "--harvested",
+            "1e6",
+            "--viability",
+            "95",
+            "--seeded",
+            "1e6",
+            *base,
+        ),
+        3,
+    )
+
+
+def test_passage_correct_needs_a_reason_and_recomputes(culture: str) -> None:
+    common = ["--vessels", "5", "--area-cm2", "3200"]
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4e6",
+        "--viability",
+        "95",
+        "--seeded",
+        "4e6",
+        *common,
+        "--at",
+        at(14),
+    )
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "3.2e7",
+        "--viability",
+        "95",
+        "--seeded",
+        "1.6e7",
+        *common,
+        "--at",
+        at(17),
+    )
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "6.4e7",
+        "--viability",
+        "95",
+        "--seeded",
+        "1.6e7",
+        *common,
+        "--at",
+        at(19),
+    )
+    no_reason = invoke("passage", "correct", f"{culture}-P2", "--seeded", "8e6")
+    refused(no_reason, 2, "--reason")
+    corrected = ok("passage", "correct", f"{culture}-P2", "--seeded", "8e6", "--reason", "misread")
+    assert corrected["changed"]["seeded"] == {"old": 16_000_000, "new": 8_000_000}
+    assert corrected["recomputed"] == [f"{culture}-P3"]
+    assert ok("culture", "show", culture)["passages"][2]["population_doublings"] == pytest.approx(
+        3.0
+    )
+    table = invoke("passage", "correct", f"{culture}-P3", "--viability", "94", "--reason", "typo")
+    assert table.exit_code == 0
+    assert "Corrected" in table.stdout
+
+
+def test_culture_show_draws_the_growth_curve(culture: str) -> None:
+    common = ["--vessels", "5", "--area-cm2", "3200"]
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4e6",
+        "--viability",
+        "95",
+        "--seeded",
+        "4e6",
+        *common,
+        "--at",
+        at(14),
+    )
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "3.2e7",
+        "--viability",
+        "95",
+        "--seeded",
+        "1.6e7",
+        *common,
+        "--at",
+        at(17),
+    )
+    shown = invoke("culture", "show", culture)
+    assert shown.exit_code == 0
+    assert "Growth: cumulative population doublings" in shown.stdout
+    assert "days since the culture started" in shown.stdout
+    assert "\x1b[" not in shown.stdout  # no colour codes when not on a terminal
+
+
+def test_culture_project_prints_its_assumptions_or_refuses(culture: str) -> None:
+    refused(invoke("culture", "project", culture, "--target-cells", "1e8"), 1, "too little data")
+    common = ["--vessels", "5", "--area-cm2", "3200"]
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "4e6",
+        "--viability",
+        "95",
+        "--seeded",
+        "4e6",
+        *common,
+        "--at",
+        at(14),
+    )
+    ok(
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        "3.2e7",
+        "--viability",
+        "95",
+        "--seeded",
+        "1.6e7",
+        *common,
+        "--at",
+        at(17),
+    )
+    projected = ok("culture", "project", culture, "--target-cells", "1.28e8")
+    assert projected["passages_needed"] == 1
+    assert projected["doublings_needed"] == pytest.approx(3.0)
+    assert projected["assumptions"]
+    table = invoke("culture", "project", culture, "--target-cells", "1.28e8")
+    assert "Assumptions:" in table.stdout
+    refused(invoke("culture", "project", culture, "--target-cells", "many"), 2, "target-cells")
+
+
+def test_bench_commands_need_a_session_and_the_right_role(station: Lab) -> None:
+    invoke("logout")
+    refused(invoke("patient", "list"), 4, "not logged in")
+    station.login("admin")
+    refused(
+        invoke("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958"),
+        4,
+        "record bench work",
+    )
+    assert invoke("patient", "list").exit_code == 0  # every role may read

@@ -1,0 +1,139 @@
+"""A lab for tests: a database with an admin (copied from a template) and its users."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lims import auth, db
+from lims.config import Settings, load_settings
+from lims.services import users
+from lims.uow import unit_of_work
+
+PASSWORD = "correct horse battery"
+TEST_DATABASE_URL = os.environ.get("LIMS_TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
+# argon2id at its lowest cost: tests log in and sign thousands of times. Each hash carries its
+# parameters, so checking one is the same code path, only cheaper; tests of the cost unset these.
+CHEAP_PASSWORD_HASHING = {
+    "LIMS_SECURITY__ARGON2_TIME_COST": "1",
+    "LIMS_SECURITY__ARGON2_MEMORY_KIB": "8",
+    "LIMS_SECURITY__ARGON2_PARALLELISM": "1",
+}
+
+
+@contextmanager
+def station_environment(home: Path, database_url: str) -> Iterator[None]:
+    """The environment every test runs in (see conftest.lims_env), for work outside a test."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("LIMS_") and name != "LIMS_TEST_DATABASE_URL":
+                patch.delenv(name)
+        patch.setenv("LIMS_HOME", str(home))
+        patch.setenv("LIMS_DATABASE_URL", database_url)
+        patch.setenv("LIMS_TIMEZONE", "Europe/Rome")
+        for name, value in CHEAP_PASSWORD_HASHING.items():
+            patch.setenv(name, value)
+        yield
+
+
+@dataclass
+class LabTemplate:
+    """A database as `lims init` leaves it (schema at head, the admin), made once and copied.
+
+    Migrating and initialising took most of a short test's time. SQLite copies the
+    file; PostgreSQL replays, in the test's own schema, the statements that
+    initialising executed (those that succeeded), which gives the same rows, audit chain included.
+    """
+
+    sqlite_file: Path | None = None
+    statements: list[tuple[str, Any, bool]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, directory: Path, database_url: str) -> LabTemplate:
+        with station_environment(directory / "home", database_url):
+            settings = load_settings()
+            template = cls(sqlite_file=settings.sqlite_path)
+            if template.sqlite_file is None:
+                template._record_statements(settings)
+            else:
+                _initialise(settings)
+            db.dispose_engines()  # the last connection's close checkpoints the WAL away
+        return template
+
+    def _record_statements(self, settings: Settings) -> None:
+        from sqlalchemy import event
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+            self.statements.append((statement, parameters, rest[-1]))
+
+        engine = db.engine_for(settings, create=True)
+        event.listen(engine, "after_cursor_execute", record)
+        try:
+            _initialise(settings)
+        finally:
+            event.remove(engine, "after_cursor_execute", record)
+
+    def copy_into(self, settings: Settings) -> None:
+        target = settings.sqlite_path
+        if target is not None:
+            assert self.sqlite_file is not None
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(self.sqlite_file, target)
+            target.chmod(0o600)
+            return
+        connection = db.engine_for(settings).raw_connection()
+        try:
+            cursor = connection.cursor()
+            for statement, parameters, many in self.statements:
+                if many:
+                    cursor.executemany(statement, parameters)
+                else:
+                    cursor.execute(statement, parameters)
+            connection.commit()
+        finally:
+            connection.close()
+
+
+def _initialise(settings: Settings) -> None:
+    users.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
+
+
+class Lab:
+    """A database with an admin, and helpers to add users and log in at this station."""
+
+    def __init__(self, settings: Settings, template: LabTemplate) -> None:
+        self.settings = settings
+        template.copy_into(settings)
+
+    def login(self, username: str, password: str = PASSWORD) -> None:
+        with unit_of_work(self.settings, authenticated=False) as uow:
+            token, _ = auth.login(uow.session, self.settings, username=username, password=password)
+        auth.write_token(self.settings, token)
+
+    def add_user(self, username: str, role: str, password: str = PASSWORD) -> None:
+        """Add a user as admin; the station is left logged in as admin."""
+        self.login("admin")
+        with unit_of_work(self.settings) as uow:
+            auth.create_user(
+                uow.session,
+                self.settings,
+                actor=uow.actor,
+                username=username,
+                full_name=username.title() + " Tester",
+                role=role,
+                password=password,
+            )
+
+    def audit_count(self) -> int:
+        from lims import audit
+
+        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
+            return len(audit.entries(uow.session))

@@ -1,0 +1,55 @@
+"""Vials of a Quality lab: their ids, the QR payload on a label, another lot, an expired lot."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from lims.domain.payload import Payload
+from lims.models import Lot, Patient
+from lims.services import lookup
+from lims.timeutil import utcnow
+from lims.uow import unit_of_work
+from tests.support.bench import day
+from tests.support.quality import Quality
+
+
+def vial_ids(lot: str, count: int = 4) -> list[str]:
+    return [f"{lot}-V{number:02d}" for number in range(1, count + 1)]
+
+
+def scan_of(quality: Quality, vial: str, *, patient: str | None = None) -> str:
+    """The QR payload on VIAL's label, as the record says it (or naming another patient)."""
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        found = lookup.vial(uow.session, vial)
+        lot = uow.session.get(Lot, found.lot_id)
+        assert lot is not None
+        owner = uow.session.get(Patient, lot.patient_id)
+        assert owner is not None
+        return Payload(
+            found.code, lot.code.split("-")[0], patient or owner.code, lot.expires_at
+        ).encode()
+
+
+def add_lot(quality: Quality, patient: str) -> str:
+    """Another formulated lot (quarantine) for PATIENT, registered if need be; its id."""
+    quality.lab.login("tom")
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        known = uow.session.exec(select(Patient).where(col(Patient.code) == patient)).first()
+    if known is None:
+        quality.patient(patient)
+    din = quality.aspirate(patient=patient).din.code
+    culture = quality.culture(din).summary.culture_id
+    quality.passage(culture, day(14))
+    quality.passage(culture, day(20), harvested=32_000_000, seeded=20_000_000, area_cm2=4000)
+    return str(quality.formulate(culture=culture).summary.lot_id)
+
+
+def expire(quality: Quality, lot: str) -> None:
+    """Move LOT's expiry to an hour ago (still after its formulation), as plain SQL."""
+    with unit_of_work(quality.settings, authenticated=False) as uow:
+        uow.session.execute(
+            update(Lot).where(col(Lot.code) == lot).values(expires_at=utcnow() - timedelta(hours=1))
+        )

@@ -1,0 +1,100 @@
+"""`lims demo`: the README's first command, on a fresh SQLite database in its own directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.cli import invoke
+
+
+def _lims(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lims", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        check=False,
+    )
+
+
+def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    demo = _lims("demo", "--dir", str(directory), env=dict(os.environ))
+    assert demo.returncode == 0, demo.stderr
+    assert (directory / "lims.db").exists()
+    assert "intact" in demo.stdout
+    rows = re.findall(
+        r"│ (admin|tech|qa)\s+│[^│]+│ (?:admin|technician|qa)\s+│ (\S+)\s+│", demo.stdout
+    )
+    passwords = dict(rows)
+    assert set(passwords) == {"admin", "tech", "qa"}
+
+    station = {
+        **os.environ,
+        "LIMS_HOME": str(directory),
+        "LIMS_DATABASE_URL": f"sqlite:///{directory / 'lims.db'}",
+    }
+    login = _lims("login", "tech", "--password-stdin", env=station, stdin=passwords["tech"] + "\n")
+    assert login.returncode == 0, login.stderr
+    whoami = _lims("whoami", "--json", env=station)
+    assert '"role": "technician"' in whoami.stdout
+    assert _lims("audit", "verify", env=station).returncode == 0
+
+
+def test_demo_refuses_a_directory_that_already_holds_a_database(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    assert invoke("demo", "--dir", str(directory)).exit_code == 0
+    again = invoke("demo", "--dir", str(directory))
+    assert again.exit_code == 1
+    assert "already holds a lims database" in again.stderr
+
+
+def test_demo_leaves_the_configured_database_alone(tmp_path: Path) -> None:
+    assert invoke("demo", "--dir", str(tmp_path / "demo")).exit_code == 0
+    configured = invoke("db", "current", "--json")
+    if configured.exit_code == 0:  # PostgreSQL: the test's schema exists, still blank
+        assert '"current": null' in configured.stdout
+    else:
+        assert configured.exit_code == 3
+
+
+def test_demo_json_gives_the_users_and_the_audit_result(tmp_path: Path) -> None:
+    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert [user["role"] for user in report["users"]] == ["admin", "technician", "qa"]
+    assert all(len(user["password"]) >= 12 for user in report["users"])
+    assert report["audit"]["intact"] is True
+    assert report["database"] == str(tmp_path / "demo" / "lims.db")
+
+
+def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
+    tmp_path: Path,
+) -> None:
+    from pypdf import PdfReader
+
+    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    culture = report["culture"]
+    assert culture["kind"] == "primary"
+    assert [p["passage_number"] for p in culture["passages"]] == [1, 2, 3]
+    assert culture["passages"][0]["population_doublings"] is None
+    assert culture["passages"][2]["cumulative_population_doublings"] > 5
+    assert report["din"] == culture["din"]
+    assert report["lot_id"] == f"{report['din']}-L1"
+    assert report["lot_status"] == "released"
+    assert len(report["vials"]) == 4
+    assert "Quinn QA (qa)" in report["signature"]
+    record = PdfReader(report["batch_record"])
+    text = "".join(page.extract_text() for page in record.pages)
+    assert report["lot_id"] in text
+    assert "Quinn QA" in text

@@ -1,0 +1,147 @@
+"""The schema comes only from Alembic revisions, and they match the models exactly."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
+
+import lims.models  # noqa: F401
+from lims import db
+from lims.cli.errors import UNAVAILABLE
+from lims.config import Settings
+from lims.errors import NotFound, RuleViolation, Unavailable
+from lims.uow import Schema, unit_of_work
+from tests.support.cli import invoke
+from tests.support.lab import ON_POSTGRES
+
+
+def _upgrade(settings: Settings) -> None:
+    with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE):
+        pass
+
+
+def test_revisions_known_to_lims_are_the_migration_history() -> None:
+    scripts = ScriptDirectory.from_config(db.alembic_config())
+    assert scripts.get_heads() == [db.SCHEMA_HEAD]
+    history = [revision.revision for revision in scripts.walk_revisions()]
+    assert tuple(reversed(history)) == db.SCHEMA_REVISIONS
+
+
+def test_blank_database_upgraded_to_head_matches_the_models(settings: Settings) -> None:
+    _upgrade(settings)
+    with db.engine_for(settings).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+        assert db.stored_revision(connection) == db.SCHEMA_HEAD
+
+
+def test_upgrade_is_audited_and_idempotent(settings: Settings) -> None:
+    _upgrade(settings)
+    _upgrade(settings)
+    with db.engine_for(settings).connect() as connection:
+        actions = connection.execute(text("SELECT action FROM audit_entries")).scalars().all()
+    assert actions == ["db.upgrade"]
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite connection settings")
+def test_sqlite_runs_with_wal_foreign_keys_full_sync_and_a_busy_timeout(settings: Settings) -> None:
+    _upgrade(settings)
+    with db.engine_for(settings).connect() as connection:
+
+        def pragma(name: str) -> object:
+            return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("synchronous") == 2  # FULL
+        assert pragma("busy_timeout") >= 5000
+
+
+def test_commands_refuse_a_missing_database_without_creating_it(settings: Settings) -> None:
+    result = invoke("whoami")
+    assert result.exit_code == 3
+    assert "lims init" in result.stderr
+    if settings.sqlite_path is not None:
+        assert not settings.sqlite_path.exists()
+
+
+def test_commands_refuse_a_database_from_a_newer_lims(settings: Settings) -> None:
+    _upgrade(settings)
+    with db.engine_for(settings).begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with (
+        db.transaction(db.engine_for(settings), write=False) as session,
+        pytest.raises(Unavailable, match="newer lims"),
+    ):
+        db.check_schema(session, settings)
+    for command in (("audit", "verify"), ("db", "upgrade")):
+        result = invoke(*command)
+        assert result.exit_code == UNAVAILABLE, command
+        assert "newer lims" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_commands_refuse_an_older_schema_and_name_the_upgrade(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upgrade(settings)
+    with db.engine_for(settings).begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    monkeypatch.setattr(db, "SCHEMA_REVISIONS", ("0000_older", *db.SCHEMA_REVISIONS))
+    with (
+        db.transaction(db.engine_for(settings), write=False) as session,
+        pytest.raises(RuleViolation, match="lims db upgrade"),
+    ):
+        db.check_schema(session, settings)
+    result = invoke("audit", "verify")
+    assert result.exit_code == 1  # a rule lims resolves itself, not an unavailable database
+    assert "lims db upgrade" in result.stderr
+
+
+def test_blank_database_is_reported_as_not_initialised(settings: Settings) -> None:
+    with (
+        db.transaction(db.engine_for(settings, create=True), write=False) as session,
+        pytest.raises(NotFound, match="not initialised"),
+    ):
+        db.check_schema(session, settings)
+
+
+def test_db_upgrade_and_current_commands(settings: Settings) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    current = invoke("db", "current", "--json")
+    assert current.exit_code == 0
+    assert '"up_to_date": true' in current.stdout
+    again = invoke("db", "upgrade", "--json")
+    assert again.exit_code == 0
+    assert f'"from": "{db.SCHEMA_HEAD}"' in again.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET reason = 'changed'",
+        "DELETE FROM audit_entries",
+    ],
+)
+def test_the_database_refuses_to_change_audit_entries(settings: Settings, statement: str) -> None:
+    _upgrade(settings)
+    with (
+        pytest.raises(DBAPIError, match="append-only"),
+        db.engine_for(settings).begin() as connection,
+    ):
+        connection.execute(text(statement))
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="TRUNCATE exists on PostgreSQL only")
+def test_postgresql_refuses_to_truncate_audit_entries(settings: Settings) -> None:
+    _upgrade(settings)
+    with (
+        pytest.raises(DBAPIError, match="append-only"),
+        db.engine_for(settings).begin() as connection,
+    ):
+        connection.execute(text("TRUNCATE audit_entries"))
