@@ -25,6 +25,7 @@ from lims.models import Patient
 from lims.services import aspirates, cultures, patients, reagents
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views import to_json
 from tests.support import Lab
 
 NOW = utcnow().replace(microsecond=0)
@@ -211,7 +212,7 @@ def test_an_aspirate_gets_the_next_din_of_the_facility_and_collection_year(bench
     year = COLLECTED.astimezone(bench.settings.tz).year % 100
     assert first.din.code == f"A9999{year:02d}000001"
     assert second.din.code == f"A9999{year:02d}000002"
-    data = first.to_json()
+    data = to_json(first)
     assert len(data["din"]) == 13
     assert data["din_check"] == check_character(data["din"])
     assert data["din_display"] == f"A9999 {year:02d} 000001 {data['din_check']}"
@@ -697,7 +698,7 @@ def test_a_projection_needs_growth_to_project_from(bench: Bench, growing: str) -
 
 def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: str) -> None:
     view = bench.read(cultures.project_culture, culture=expanded, target_cells="1.28e8")
-    p = view.projection
+    p = view
     assert p.cells_now == 16_000_000
     assert p.doubling_time_hours == pytest.approx(24.0)  # P2: 3 PD in 72 h, P3: 2 PD in 48 h
     assert p.doublings_per_passage == pytest.approx(2.5)
@@ -707,7 +708,7 @@ def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: s
     assert view.final_passage_number == 5
     assert not view.exceeds_max_passage
     assert view.basis == [f"{expanded}-P2", f"{expanded}-P3"]
-    assert any("5,000 cells/cm²" in line for line in view.assumptions())
+    assert any("5,000 cells/cm²" in line for line in view.assumptions)
 
 
 # --- found in review ------------------------------------------------------------------------
