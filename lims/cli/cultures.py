@@ -61,6 +61,7 @@ def start(
     from lims.cli import expansion
     from lims.services import cultures
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work() as uow:
         detail = cultures.start_culture(
@@ -75,7 +76,7 @@ def start(
             reagents=reagent or (),
         )
     if as_json:
-        print_json(detail.to_json())
+        print_json(to_json(detail))
         return
     expansion.show_culture(detail, uow.tz)
 
@@ -92,11 +93,12 @@ def list_(as_json: JsonOption = False) -> None:
     from lims.services import cultures
     from lims.timeutil import show_time
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         summaries = cultures.list_cultures(uow)
     if as_json:
-        print_json([summary.to_json() for summary in summaries])
+        print_json(to_json(summaries))
         return
     print_table(
         "Cultures",
@@ -139,11 +141,12 @@ def show(culture: CultureArgument, as_json: JsonOption = False) -> None:
     from lims.cli import expansion
     from lims.services import cultures
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         detail = cultures.show_culture(uow, culture=culture)
     if as_json:
-        print_json(detail.to_json())
+        print_json(to_json(detail))
         return
     expansion.show_culture(detail, uow.tz)
 
@@ -166,37 +169,37 @@ def project(
     from lims.services import cultures
     from lims.timeutil import show_time
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         view = cultures.project_culture(uow, culture=culture, target_cells=target_cells)
     if as_json:
-        print_json(view.to_json())
+        print_json(to_json(view))
         return
-    p = view.projection
-    if p.passages_needed == 0:
+    if view.passages_needed == 0:
         typer.echo(
-            f"{view.culture_id}: the target of {cells(p.target_cells)} cells is already reached: "
-            f"{cells(p.cells_now)} cells were seeded at the last passage."
+            f"{view.culture_id}: the target of {cells(view.target_cells)} cells is already "
+            f"reached: {cells(view.cells_now)} cells were seeded at the last passage."
         )
         return
     final = f"P{view.final_passage_number}"
     print_record(
         f"Projection for {view.culture_id}",
         [
-            ("target", f"{cells(p.target_cells)} cells"),
-            ("from", f"{cells(p.cells_now)} cells seeded {show_time(p.since, uow.tz)}"),
-            ("doublings needed", f"{p.doublings_needed:.2f}"),
-            ("passages needed", p.passages_needed),
+            ("target", f"{cells(view.target_cells)} cells"),
+            ("from", f"{cells(view.cells_now)} cells seeded {show_time(view.seeded_at, uow.tz)}"),
+            ("doublings needed", f"{view.doublings_needed:.2f}"),
+            ("passages needed", view.passages_needed),
             (
                 "final passage",
                 alarm(f"{final}: above the maximum P{view.max_passage}")
                 if view.exceeds_max_passage
                 else final,
             ),
-            ("expected", show_time(p.expected_at, uow.tz)),
-            ("area at last reseeding", f"{p.area_cm2_at_last_reseeding:,.0f} cm²"),
+            ("expected", show_time(view.expected_at, uow.tz)),
+            ("area at last reseeding", f"{view.area_cm2_at_last_reseeding:,.0f} cm²"),
         ],
     )
     typer.echo("Assumptions:")
-    for assumption in view.assumptions():
+    for assumption in view.assumptions:
         typer.echo(f"  - {assumption}")

@@ -32,6 +32,7 @@ def open_(
     from lims.cli import quality
     from lims.services import deviations
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work() as uow:
         opened = deviations.open_deviation(
@@ -42,7 +43,7 @@ def open_(
             criterion=criterion,
         )
     if as_json:
-        print_json(opened.to_json())
+        print_json(to_json(opened))
         return
     quality.show_deviations("Deviation opened", [opened], uow.tz)
 
@@ -61,11 +62,12 @@ def list_(
     from lims.cli import quality
     from lims.services import deviations
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         views = deviations.list_deviations(uow, open_only=open_only)
     if as_json:
-        print_json([view.to_json() for view in views])
+        print_json(to_json(views))
         return
     quality.show_deviations("Open deviations" if open_only else "Deviations", views, uow.tz)
 
@@ -95,6 +97,7 @@ def close(
     from lims.cli import quality
     from lims.services import deviations
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     password = read_password(password_stdin, prompt="Password to sign the closure")
     with unit_of_work() as uow:
@@ -106,6 +109,6 @@ def close(
             waive=waive,
         )
     if as_json:
-        print_json(closed.to_json())
+        print_json(to_json(closed))
         return
     quality.show_deviations("Deviation closed", [closed], uow.tz)

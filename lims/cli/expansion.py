@@ -13,7 +13,7 @@ from lims.cli.common import alarm, print_alarms, print_record, print_table
 from lims.domain.states import DEVIATION
 
 if TYPE_CHECKING:
-    from lims.services.cultures import CultureDetail, PassageView
+    from lims.views.bench import CultureDetail, PassageView
 
 PASSAGE_COLUMNS = [
     "passage",

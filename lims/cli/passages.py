@@ -59,6 +59,7 @@ def log(
     from lims.cli import expansion
     from lims.services import cultures
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work() as uow:
         view = cultures.log_passage(
@@ -74,7 +75,7 @@ def log(
             reagents=reagent or (),
         )
     if as_json:
-        print_json(view.to_json())
+        print_json(to_json(view))
         return
     expansion.show_passage(view, f"Passage {view.passage_id} logged", uow.tz)
 
@@ -104,6 +105,7 @@ def correct(
     from lims.cli.common import print_table
     from lims.services import cultures
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work() as uow:
         correction = cultures.correct_passage(
@@ -119,13 +121,7 @@ def correct(
             at=at,
         )
     if as_json:
-        data = correction.passage.to_json()
-        data["changed"] = {
-            name: {"old": old, "new": new} for name, (old, new) in correction.changed.items()
-        }
-        data["recomputed"] = correction.recomputed
-        data["flagged_later"] = [flag.to_json() for flag in correction.flagged_later]
-        print_json(data)
+        print_json(to_json(correction))
         return
     print_table(
         f"Corrected {correction.passage.passage_id}",

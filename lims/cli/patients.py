@@ -11,14 +11,16 @@ from lims.cli.common import JsonOption, new_area, print_json, print_record, prin
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from lims.services.patients import PatientView
+    from lims.views.bench import PatientView
 
 app = new_area("Patients, by pseudonymous code: add, show, list.")
 
 
 def _show(view: PatientView, title: str, zone: tzinfo, as_json: bool) -> None:
     if as_json:
-        print_json(view.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(view))
         return
     from lims.timeutil import show_time
 
@@ -99,11 +101,12 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import patients
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         views = patients.list_patients(uow)
     if as_json:
-        print_json([view.to_json() for view in views])
+        print_json(to_json(views))
         return
     print_table(
         "Patients",

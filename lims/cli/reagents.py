@@ -28,8 +28,9 @@ def add(
       lims reagent add "MEM alpha" --lot 2411A --expires 2027-03-31 --supplier Gibco
     """
     from lims.services import reagents
-    from lims.timeutil import show_time, utcnow
+    from lims.timeutil import show_time
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work() as uow:
         view = reagents.add_reagent(
@@ -40,7 +41,7 @@ def add(
             supplier=supplier,
         )
     if as_json:
-        print_json(view.to_json(utcnow()))
+        print_json(to_json(view))
         return
     print_record(
         "Reagent lot added",
@@ -62,14 +63,13 @@ def list_(as_json: JsonOption = False) -> None:
       lims reagent list
     """
     from lims.services import reagents
-    from lims.timeutil import utcnow
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
         views = reagents.list_reagents(uow)
-    now = utcnow()
     if as_json:
-        print_json([view.to_json(now) for view in views])
+        print_json(to_json(views))
         return
     print_table(
         "Reagent lots",
@@ -80,7 +80,7 @@ def list_(as_json: JsonOption = False) -> None:
                 v.lot,
                 v.supplier,
                 v.expires_on,
-                alarm("EXPIRED") if v.expired(now) else "in date",
+                alarm("EXPIRED") if v.expired else "in date",
             )
             for v in views
         ],

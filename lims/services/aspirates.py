@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,41 +15,11 @@ from lims.services import lookup
 from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
+from lims.views import from_record
+from lims.views.bench import AspirateView
 
 DEFAULT_SITE = "posterior iliac crest"
 SMALLEST_VOLUME_ML = 0.1
-
-
-@dataclass(frozen=True)
-class AspirateView:
-    din: Din
-    patient: str
-    collected_at: datetime
-    received_at: datetime
-    volume_ml: float
-    site: str
-    anticoagulant: str | None
-    tnc: int | None
-    temperature_c: float | None
-    recorded_by: str
-    cultures: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "din": self.din.code,
-            "din_check": self.din.check,
-            "din_display": self.din.display,
-            "patient": self.patient,
-            "collected_at": json_time(self.collected_at),
-            "received_at": json_time(self.received_at),
-            "volume_ml": self.volume_ml,
-            "site": self.site,
-            "anticoagulant": self.anticoagulant,
-            "tnc": self.tnc,
-            "temperature_c": self.temperature_c,
-            "recorded_by": self.recorded_by,
-            "cultures": self.cultures,
-        }
 
 
 def din_of(aspirate: Aspirate) -> Din:
@@ -59,18 +27,8 @@ def din_of(aspirate: Aspirate) -> Din:
 
 
 def _view(aspirate: Aspirate, patient_code: str, cultures: list[str]) -> AspirateView:
-    return AspirateView(
-        din=din_of(aspirate),
-        patient=patient_code,
-        collected_at=aspirate.collected_at,
-        received_at=aspirate.received_at,
-        volume_ml=aspirate.volume_ml,
-        site=aspirate.site,
-        anticoagulant=aspirate.anticoagulant,
-        tnc=aspirate.tnc,
-        temperature_c=aspirate.temperature_c,
-        recorded_by=aspirate.recorded_by,
-        cultures=cultures,
+    return from_record(
+        AspirateView, aspirate, din=din_of(aspirate), patient=patient_code, cultures=cultures
     )
 
 
@@ -152,18 +110,27 @@ def receive(
         recorded_by=actor.username,
     )
     session.add(aspirate)
-    view = _view(aspirate, donor.code, [])
-    new = view.to_json()
-    del new["cultures"], new["recorded_by"]
     audit.record(
         session,
         username=actor.username,
         action="aspirate.receive",
         entity_type="aspirate",
         entity_id=din.code,
-        new=new,
+        new={
+            "din": din.code,
+            "din_check": din.check,
+            "din_display": din.display,
+            "patient": donor.code,
+            "collected_at": json_time(collected),
+            "received_at": json_time(received),
+            "volume_ml": volume,
+            "site": site,
+            "anticoagulant": anticoagulant,
+            "tnc": cells,
+            "temperature_c": temperature,
+        },
     )
-    return view
+    return _view(aspirate, donor.code, [])
 
 
 def show_aspirate(uow: UnitOfWork, *, din: str) -> AspirateView:

@@ -9,7 +9,6 @@ bench limit is saved but flagged, with a deviation opened on its culture.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -20,8 +19,7 @@ from lims import audit
 from lims.auth import Actor
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, ids, quantities
-from lims.domain.ids import Din
-from lims.domain.states import CULTURE, DEVIATION, LOT, DeviationState
+from lims.domain.states import CULTURE, DEVIATION, LOT
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
@@ -40,11 +38,19 @@ from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
+from lims.views import from_record
+from lims.views.bench import (
+    Correction,
+    CultureDetail,
+    CultureSummary,
+    Flag,
+    PassageView,
+    ProjectionView,
+)
 
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
 SEEDED_METHOD = "seeded from counted cells"
 VESSELS_MAX = 10_000
-SECONDS_PER_DAY = 86_400
 AREA_MIN_CM2 = 0.01  # below a 1536-well plate well
 AREA_MAX_CM2 = 1_000_000.0  # 100 m²: more than any expansion platform
 TYPED_FIELDS = (
@@ -63,140 +69,6 @@ DERIVED_FIELDS = (
     "fold_expansion",
     "seeding_density_per_cm2",
 )
-
-
-@dataclass(frozen=True)
-class Flag:
-    kind: str
-    description: str
-    deviation_id: int
-    status: str = DeviationState.OPEN
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "description": self.description,
-            "deviation_id": self.deviation_id,
-            "status": self.status,
-        }
-
-
-@dataclass(frozen=True)
-class PassageView:
-    passage_id: str
-    culture_id: str
-    passage_number: int
-    harvested_at: datetime
-    harvested: int
-    viability: float
-    seeded: int
-    vessels: int
-    area_cm2: float
-    confluence: float | None
-    population_doublings: float | None
-    cumulative_population_doublings: float
-    doubling_time_hours: float | None
-    fold_expansion: float | None
-    seeding_density_per_cm2: float
-    corrections: int
-    recorded_by: str
-    reagents: list[str] = field(default_factory=list)
-    flags: list[Flag] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "passage_id": self.passage_id,
-            "culture_id": self.culture_id,
-            "passage_number": self.passage_number,
-            "harvested_at": json_time(self.harvested_at),
-            "harvested": self.harvested,
-            "viability": self.viability,
-            "seeded": self.seeded,
-            "vessels": self.vessels,
-            "area_cm2": self.area_cm2,
-            "confluence": self.confluence,
-            "population_doublings": self.population_doublings,
-            "cumulative_population_doublings": self.cumulative_population_doublings,
-            "doubling_time_hours": self.doubling_time_hours,
-            "fold_expansion": self.fold_expansion,
-            "seeding_density_per_cm2": self.seeding_density_per_cm2,
-            "reagents": self.reagents,
-            "flags": [flag.to_json() for flag in self.flags],
-            "corrections": self.corrections,
-            "recorded_by": self.recorded_by,
-        }
-
-
-@dataclass(frozen=True)
-class CultureSummary:
-    culture_id: str
-    din: Din
-    patient: str
-    kind: str
-    status: str
-    started_at: datetime
-    cells_plated: int
-    vessels: int
-    area_cm2: float
-    method: str
-    recorded_by: str
-    passages: int
-    cumulative_population_doublings: float | None
-    open_deviations: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "culture_id": self.culture_id,
-            "din": self.din.code,
-            "din_check": self.din.check,
-            "din_display": self.din.display,
-            "patient": self.patient,
-            "kind": self.kind,
-            "status": self.status,
-            "started_at": json_time(self.started_at),
-            "cells_plated": self.cells_plated,
-            "vessels": self.vessels,
-            "area_cm2": self.area_cm2,
-            "method": self.method,
-            "recorded_by": self.recorded_by,
-            "passage_count": self.passages,
-            "cumulative_population_doublings": self.cumulative_population_doublings,
-            "open_deviations": self.open_deviations,
-        }
-
-
-@dataclass(frozen=True)
-class CultureDetail:
-    summary: CultureSummary
-    reagents: list[str]  # used at the start
-    passages: list[PassageView]
-    deviations: list[deviation_rules.DeviationView]
-
-    def to_json(self) -> dict[str, Any]:
-        data = self.summary.to_json()
-        data["reagents"] = self.reagents
-        data["passages"] = [passage.to_json() for passage in self.passages]
-        data["deviations"] = [deviation.to_json() for deviation in self.deviations]
-        return data
-
-    def growth_curve(self) -> list[tuple[float, float]]:
-        """(days since the start, cumulative PD) at each harvest."""
-        start = self.summary.started_at
-        return [
-            (
-                (passage.harvested_at - start).total_seconds() / SECONDS_PER_DAY,
-                passage.cumulative_population_doublings,
-            )
-            for passage in self.passages
-        ]
-
-
-@dataclass(frozen=True)
-class Correction:
-    passage: PassageView
-    changed: dict[str, tuple[Any, Any]]  # field: (old, new), typed and derived
-    recomputed: list[str]  # later passages whose derived values changed
-    flagged_later: list[Flag]  # deviations the recomputation opened on later passages
 
 
 # --- lookups ---------------------------------------------------------------------------
@@ -315,7 +187,7 @@ def _open_flags(
             kind=kind,
             description=description,
         )
-        opened.append(Flag(kind, description, deviation.deviation_id))
+        opened.append(Flag(kind=kind, description=description, deviation_id=deviation.deviation_id))
     return opened
 
 
@@ -343,24 +215,12 @@ def _apply_kinetics(
 def _passage_view(
     passage: Passage, culture_code: str, reagents: list[str], flags: list[Flag]
 ) -> PassageView:
-    return PassageView(
+    return from_record(
+        PassageView,
+        passage,
         passage_id=passage.code,
         culture_id=culture_code,
         passage_number=passage.number,
-        harvested_at=passage.harvested_at,
-        harvested=passage.harvested,
-        viability=passage.viability,
-        seeded=passage.seeded,
-        vessels=passage.vessels,
-        area_cm2=passage.area_cm2,
-        confluence=passage.confluence,
-        population_doublings=passage.population_doublings,
-        cumulative_population_doublings=passage.cumulative_population_doublings,
-        doubling_time_hours=passage.doubling_time_hours,
-        fold_expansion=passage.fold_expansion,
-        seeding_density_per_cm2=passage.seeding_density_per_cm2,
-        corrections=passage.corrections,
-        recorded_by=passage.recorded_by,
         reagents=reagents,
         flags=flags,
     )
@@ -628,7 +488,10 @@ def correct_passage(
     uses = reagent_rules.uses_by_step(session, culture.id)
     view = _passage_view(target, culture.code, uses.get(target.id, []), opened.pop(target.code))
     return Correction(
-        view, changed, recomputed, [flag for flags in opened.values() for flag in flags]
+        passage=view,
+        changed=changed,
+        recomputed=recomputed,
+        flagged_later=[flag for flags in opened.values() for flag in flags],
     )
 
 
@@ -726,18 +589,12 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
         aspirate, patient = origins[culture.aspirate_id]
         passages, cumulative = latest.get(culture.id, (0, None))
         summaries.append(
-            CultureSummary(
+            from_record(
+                CultureSummary,
+                culture,
                 culture_id=culture.code,
                 din=din_of(aspirate),
                 patient=patient,
-                kind=culture.kind,
-                status=culture.status,
-                started_at=culture.started_at,
-                cells_plated=culture.cells_plated,
-                vessels=culture.vessels,
-                area_cm2=culture.area_cm2,
-                method=culture.method,
-                recorded_by=culture.recorded_by,
                 passages=passages,
                 cumulative_population_doublings=cumulative,
                 open_deviations=open_counts.get(culture.id, 0),
@@ -758,7 +615,7 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
     for deviation in deviations:
         assert deviation.id is not None
         flags.setdefault(deviation.passage_id, []).append(
-            Flag(deviation.kind, deviation.description, deviation.id, deviation.status)
+            from_record(Flag, deviation, deviation_id=deviation.id)
         )
     return CultureDetail(
         summary=summary,
@@ -787,52 +644,6 @@ def list_cultures(uow: UnitOfWork) -> list[CultureSummary]:
 
 
 # --- projection ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProjectionView:
-    culture_id: str
-    projection: growth.Projection
-    basis: list[str]  # the passages the rates come from
-    final_passage_number: int
-    max_passage: int
-    reseeding_density_per_cm2: float
-
-    @property
-    def exceeds_max_passage(self) -> bool:
-        return self.final_passage_number > self.max_passage
-
-    def assumptions(self) -> list[str]:
-        p = self.projection
-        return [
-            f"growth continues at the pooled rate of {', '.join(self.basis)}: "
-            f"doubling time {p.doubling_time_hours:.1f} h, "
-            f"{p.doublings_per_passage:.2f} population doublings per passage",
-            f"every harvested cell is reseeded at {self.reseeding_density_per_cm2:,.0f} cells/cm² "
-            "(setting expansion.reseeding_density_per_cm2)",
-            f"the {p.cells_now:,} cells seeded at the last passage are the starting population",
-            "no losses at harvest and no lag after reseeding: treat the date as the earliest",
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        p = self.projection
-        return {
-            "culture_id": self.culture_id,
-            "target_cells": p.target_cells,
-            "cells_now": p.cells_now,
-            "seeded_at": json_time(p.since),
-            "doubling_time_hours": p.doubling_time_hours,
-            "doublings_per_passage": p.doublings_per_passage,
-            "doublings_needed": p.doublings_needed,
-            "passages_needed": p.passages_needed,
-            "final_passage_number": self.final_passage_number,
-            "exceeds_max_passage": self.exceeds_max_passage,
-            "expected_at": json_time(p.expected_at),
-            "area_cm2_at_last_reseeding": p.area_cm2_at_last_reseeding,
-            "reseeding_density_per_cm2": self.reseeding_density_per_cm2,
-            "basis": self.basis,
-            "assumptions": self.assumptions(),
-        }
 
 
 def project_culture(uow: UnitOfWork, *, culture: str, target_cells: str | int) -> ProjectionView:
@@ -870,11 +681,15 @@ def project_culture(uow: UnitOfWork, *, culture: str, target_cells: str | int) -
     except growth.NoProjection as refusal:
         basis = ", ".join(f"{p.code} PD {d:.2f}" for p, d, _ in recent)
         raise RuleViolation(f"no projection for {found.code}: {refusal} ({basis})") from None
-    return ProjectionView(
+    final_passage = last.number + projection.passages_needed
+    return from_record(
+        ProjectionView,
+        projection,
         culture_id=found.code,
-        projection=projection,
-        basis=[passage.code for passage, _, _ in recent],
-        final_passage_number=last.number + projection.passages_needed,
-        max_passage=settings.expansion.max_passage,
+        seeded_at=projection.since,
+        final_passage_number=final_passage,
+        exceeds_max_passage=final_passage > settings.expansion.max_passage,
         reseeding_density_per_cm2=settings.expansion.reseeding_density_per_cm2,
+        basis=[passage.code for passage, _, _ in recent],
+        max_passage=settings.expansion.max_passage,
     )

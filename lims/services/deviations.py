@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -26,62 +23,23 @@ from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
-
-
-@dataclass(frozen=True)
-class DeviationView:
-    deviation_id: int
-    subject: str  # the culture or lot it is on
-    kind: str
-    criterion: str | None
-    description: str
-    status: str
-    passage_id: str | None
-    opened_at: datetime
-    opened_by: str
-    closed_at: datetime | None = None
-    closed_by: str | None = None
-    resolution: str | None = None
-    waived: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "deviation_id": self.deviation_id,
-            "subject": self.subject,
-            "kind": self.kind,
-            "criterion": self.criterion,
-            "description": self.description,
-            "status": self.status,
-            "passage_id": self.passage_id,
-            "opened_at": json_time(self.opened_at),
-            "opened_by": self.opened_by,
-            "closed_at": json_time(self.closed_at),
-            "closed_by": self.closed_by,
-            "resolution": self.resolution,
-            "waived": self.waived,
-        }
+from lims.views import from_record
+from lims.views.deviations import DeviationView
 
 
 def view(deviation: Deviation, subject: str, passage_code: str | None) -> DeviationView:
     assert deviation.id is not None
-    return DeviationView(
+    return from_record(
+        DeviationView,
+        deviation,
         deviation_id=deviation.id,
         subject=subject,
-        kind=deviation.kind,
-        criterion=deviation.criterion,
-        description=deviation.description,
-        status=deviation.status,
         passage_id=passage_code,
-        opened_at=deviation.opened_at,
-        opened_by=deviation.opened_by,
-        closed_at=deviation.closed_at,
-        closed_by=deviation.closed_by,
-        resolution=deviation.resolution,
-        waived=deviation.waived,
     )
 
 
-def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]:
+def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str | None]]:
+    """Each deviation's subject (its lot's or culture's code) and its passage's code, if any."""
     culture_codes = dict(
         session.exec(
             select(Culture.id, Culture.code).where(
@@ -104,13 +62,44 @@ def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]
         ).all()
     )
     return [
-        view(
-            d,
+        (
             lot_codes[d.lot_id] if d.lot_id else culture_codes[d.culture_id],
             passage_codes.get(d.passage_id),
         )
         for d in deviations
     ]
+
+
+def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]:
+    codes = _codes(session, deviations)
+    return [view(d, *code) for d, code in zip(deviations, codes, strict=True)]
+
+
+def closing_hash(
+    deviation: Deviation, subject: str, passage_code: str | None, *, resolution: str, waived: bool
+) -> str:
+    """The SHA-256 a closing signature stores: the deviation as it stood, and how it is closed.
+
+    The record is written out key by key, not taken from the deviation's `--json`: a new
+    output key must not change what a signature covers, and the hashes already stored were
+    made from exactly these keys and values, as canonical JSON (keys sorted).
+    """
+    record = {
+        "deviation_id": deviation.id,
+        "subject": subject,
+        "kind": deviation.kind,
+        "criterion": deviation.criterion,
+        "description": deviation.description,
+        "status": deviation.status,
+        "passage_id": passage_code,
+        "opened_at": json_time(deviation.opened_at),
+        "opened_by": deviation.opened_by,
+        "closed_at": json_time(deviation.closed_at),
+        "closed_by": deviation.closed_by,
+        "resolution": resolution,
+        "waived": waived,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def on_culture(session: Session, culture: Culture) -> list[DeviationView]:
@@ -265,7 +254,7 @@ def close_deviation(
         session, settings, actor, password, signing=f"closing deviation {number}"
     )
     DEVIATION.check("close", code=str(number), status=deviation.status)
-    [current] = _views(session, [deviation])
+    [(subject, passage)] = _codes(session, [deviation])
     waived_result_id = None
     if waive:
         criterion = deviation.criterion
@@ -284,14 +273,11 @@ def close_deviation(
             raise RuleViolation(f"{criterion} passes on {lot.code}: there is nothing to waive")
         waived_result_id = qc.latest_result_id(session, lot, criterion)
     meaning = "deviation closed, failure waived" if waive else "deviation closed"
-    record = json.dumps(
-        {**current.to_json(), "resolution": resolution, "waived": waive}, sort_keys=True
-    )
     signatures.sign(
         session,
         signer=signer,
         subject=ids.deviation_subject(number),
-        record_hash=hashlib.sha256(record.encode()).hexdigest(),
+        record_hash=closing_hash(deviation, subject, passage, resolution=resolution, waived=waive),
         meaning=meaning,
         deviation_id=number,
     )
@@ -310,5 +296,4 @@ def close_deviation(
         new={"resolution": resolution, "waived": waive, "meaning": meaning},
     )
     session.flush()
-    [closed] = _views(session, [deviation])
-    return closed
+    return view(deviation, subject, passage)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 from sqlmodel import Session, col, select
 
@@ -15,36 +13,14 @@ from lims.domain import quantities
 from lims.errors import BadInput, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Aspirate, Patient
 from lims.services import lookup
-from lims.timeutil import calendar_date, json_time, utcnow
+from lims.timeutil import calendar_date, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text, matching
+from lims.views import from_record
+from lims.views.bench import PatientView
 
 INITIALS = re.compile(r"[A-Z]{1,4}")
 EARLIEST_BIRTH_YEAR = 1900
-
-
-@dataclass(frozen=True)
-class PatientView:
-    code: str
-    initials: str
-    birth_year: int
-    consent_date: date | None
-    study: str | None
-    recorded_at: datetime
-    recorded_by: str
-    aspirates: list[str]  # DINs, 13 characters as in every `din` key
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "initials": self.initials,
-            "birth_year": self.birth_year,
-            "consent_date": self.consent_date.isoformat() if self.consent_date else None,
-            "study": self.study,
-            "recorded_at": json_time(self.recorded_at),
-            "recorded_by": self.recorded_by,
-            "aspirates": self.aspirates,
-        }
 
 
 def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
@@ -57,19 +33,7 @@ def _views(session: Session, patients: Sequence[Patient]) -> list[PatientView]:
         ).all()
         for patient_id, din in rows:
             dins[patient_id].append(din)
-    return [
-        PatientView(
-            code=patient.code,
-            initials=patient.initials,
-            birth_year=patient.birth_year,
-            consent_date=patient.consent_date,
-            study=patient.study,
-            recorded_at=patient.recorded_at,
-            recorded_by=patient.recorded_by,
-            aspirates=dins[patient.id],
-        )
-        for patient in patients
-    ]
+    return [from_record(PatientView, patient, aspirates=dins[patient.id]) for patient in patients]
 
 
 def add_patient(
@@ -114,17 +78,21 @@ def add_patient(
     )
     session.add(patient)
     session.flush()
-    [view] = _views(session, [patient])
-    new = view.to_json()
-    del new["aspirates"], new["recorded_at"], new["recorded_by"]
     audit.record(
         session,
         username=actor.username,
         action="patient.create",
         entity_type="patient",
         entity_id=code,
-        new=new,
+        new={
+            "code": code,
+            "initials": initials,
+            "birth_year": year,
+            "consent_date": consent.isoformat() if consent is not None else None,
+            "study": study,
+        },
     )
+    [view] = _views(session, [patient])
     return view
 
 

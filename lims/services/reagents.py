@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from lims import audit
 from lims.config import Settings
+from lims.domain import states
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Passage, ReagentLot, ReagentUse
-from lims.timeutil import calendar_date, json_time, local_day_end, show_time, utcnow
+from lims.timeutil import calendar_date, local_day_end, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
+from lims.views import from_record
+from lims.views.bench import ReagentView
 
 SPEC_FORMS = "NAME:LOT, e.g. 'MEM alpha:2411A'"
 EARLIEST_EXPIRY = date(2000, 1, 1)
@@ -26,38 +27,9 @@ NAME_MAX = 40
 LOT_MAX = 20
 
 
-@dataclass(frozen=True)
-class ReagentView:
-    name: str
-    lot: str
-    supplier: str | None
-    expires_on: date
-    expires_at: datetime
-    recorded_by: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{self.lot}"
-
-    def expired(self, at: datetime) -> bool:
-        return at >= self.expires_at
-
-    def to_json(self, now: datetime) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "lot": self.lot,
-            "supplier": self.supplier,
-            "expires": self.expires_on.isoformat(),
-            "expires_at": json_time(self.expires_at),
-            "expired": self.expired(now),
-            "recorded_by": self.recorded_by,
-        }
-
-
-def view(lot: ReagentLot) -> ReagentView:
-    return ReagentView(
-        lot.name, lot.lot, lot.supplier, lot.expires_on, lot.expires_at, lot.recorded_by
-    )
+def view(lot: ReagentLot, now: datetime) -> ReagentView:
+    """A lot as it stands at `now`: whether it has expired is decided once, for table and JSON."""
+    return from_record(ReagentView, lot, expired=states.expired(lot.expires_at, now))
 
 
 def _trimmed(field: str, text: str, max_length: int) -> str:
@@ -102,13 +74,14 @@ def add_reagent(
     if existing is not None:
         raise RuleViolation(f"reagent lot {name}:{lot} is already registered")
     expires_at = local_day_end(expires_on, settings.tz)
+    now = utcnow()
     reagent = ReagentLot(
         name=name,
         lot=lot,
         supplier=supplier,
         expires_on=expires_on,
         expires_at=expires_at,
-        recorded_at=utcnow(),
+        recorded_at=now,
         recorded_by=actor.username,
     )
     session.add(reagent)
@@ -120,14 +93,15 @@ def add_reagent(
         entity_id=f"{name}:{lot}",
         new={"supplier": supplier, "expires": expires_on.isoformat()},
     )
-    return view(reagent)
+    return view(reagent, now)
 
 
 def list_reagents(uow: UnitOfWork) -> list[ReagentView]:
     session = uow.session
     uow.require("read_records")
     lots = session.exec(select(ReagentLot).order_by(col(ReagentLot.name), col(ReagentLot.lot)))
-    return [view(lot) for lot in lots.all()]
+    now = utcnow()
+    return [view(lot, now) for lot in lots.all()]
 
 
 def usable_lots(

@@ -12,6 +12,7 @@ from lims.domain.ids import check_character
 from lims.errors import BadInput, NotFound
 from lims.services import aspirates
 from lims.timeutil import utcnow
+from lims.views import to_json
 from tests.support.bench import COLLECTED, NOW, RECEIVED, Bench
 
 
@@ -22,7 +23,7 @@ def test_an_aspirate_gets_the_next_din_of_the_facility_and_collection_year(bench
     year = COLLECTED.astimezone(bench.settings.tz).year % 100
     assert first.din.code == f"A9999{year:02d}000001"
     assert second.din.code == f"A9999{year:02d}000002"
-    data = first.to_json()
+    data = to_json(first)
     assert len(data["din"]) == 13
     assert data["din_check"] == check_character(data["din"])
     assert data["din_display"] == f"A9999 {year:02d} 000001 {data['din_check']}"

@@ -305,7 +305,7 @@ def test_a_projection_needs_growth_to_project_from(bench: Bench, growing: str) -
 
 def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: str) -> None:
     view = bench.read(cultures.project_culture, culture=expanded, target_cells="1.28e8")
-    p = view.projection
+    p = view
     assert p.cells_now == 16_000_000
     assert p.doubling_time_hours == pytest.approx(24.0)  # P2: 3 PD in 72 h, P3: 2 PD in 48 h
     assert p.doublings_per_passage == pytest.approx(2.5)
@@ -315,7 +315,7 @@ def test_a_projection_follows_the_recent_doubling_time(bench: Bench, expanded: s
     assert view.final_passage_number == 5
     assert not view.exceeds_max_passage
     assert view.basis == [f"{expanded}-P2", f"{expanded}-P3"]
-    assert any("5,000 cells/cm²" in line for line in view.assumptions())
+    assert any("5,000 cells/cm²" in line for line in view.assumptions)
 
 
 # --- found in review ------------------------------------------------------------------------

@@ -4,11 +4,13 @@ may waive a recorded failure of a waivable criterion, and nothing else.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from lims.errors import AuditedRefusal, BadInput, NotPermitted, RuleViolation
+from lims.models import Deviation
 from lims.services import deviations
 from tests.support.lab import PASSWORD
 from tests.support.quality import Quality
@@ -103,3 +105,58 @@ def test_a_criterion_belongs_to_a_lot_and_must_exist(quality: Quality) -> None:
     assert refused.value.field == "criterion"
     with pytest.raises(BadInput):
         _open(quality, "cd999")
+
+
+# Recorded from the code before the views moved (issue 10), which hashed a deviation's
+# `--json` plus the closure: a signature stored then must still mean the same record.
+@pytest.mark.parametrize(
+    ("deviation", "subject", "passage", "resolution", "waived", "digest"),
+    [
+        (
+            Deviation(
+                id=7,
+                culture_id=3,
+                passage_id=11,
+                kind="low_viability",
+                description="A999926000001-C1-P2: viability 72 % is below 80 %",
+                status="open",
+                opened_at=datetime(2026, 11, 30, 8, 15, 30, 123456, tzinfo=UTC),
+                opened_by="tom",
+            ),
+            "A999926000001-C1",
+            "A999926000001-C1-P2",
+            "recount within spec; no impact",
+            False,
+            "6f3da87925499875f2d6e72f12928a4ade7f676fd061edce14863349f5323e87",
+        ),
+        (
+            Deviation(
+                id=12,
+                lot_id=2,
+                kind="manual",
+                criterion="cd105",
+                description="CD105 93.5 %:\nantibody lot near expiry — ünïcode",
+                status="open",
+                opened_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+                opened_by="quinn",
+            ),
+            "A999926000001-L1",
+            None,
+            "accepted by QP, see CAPA-12",
+            True,
+            "6b158cfde49c410cb8df5a1c7f47da2a2015ceaf7c4004d65aad918ebd47c28e",
+        ),
+    ],
+)
+def test_what_a_closing_signature_hashes_is_what_it_always_hashed(
+    deviation: Deviation,
+    subject: str,
+    passage: str | None,
+    resolution: str,
+    waived: bool,
+    digest: str,
+) -> None:
+    assert (
+        deviations.closing_hash(deviation, subject, passage, resolution=resolution, waived=waived)
+        == digest
+    )

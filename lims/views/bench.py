@@ -1,0 +1,184 @@
+"""What the bench shows: patients, aspirates, reagent lots, cultures, passages, projections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from lims.domain.ids import Din
+from lims.domain.states import DeviationState
+from lims.views import hidden, inline, renamed, shown_as
+from lims.views.deviations import DeviationView
+
+SECONDS_PER_DAY = 86_400
+
+
+def din_keys(din: Din) -> dict[str, str]:
+    """A DIN's three JSON keys, merged into every view that shows one: code, check, as printed."""
+    return {"din": din.code, "din_check": din.check, "din_display": din.display}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientView:
+    code: str
+    initials: str
+    birth_year: int
+    consent_date: date | None
+    study: str | None
+    recorded_at: datetime
+    recorded_by: str
+    aspirates: list[str]  # DINs, 13 characters as in every `din` key
+
+
+@dataclass(frozen=True, kw_only=True)
+class AspirateView:
+    din: Din = shown_as(din_keys, merged=True)
+    patient: str
+    collected_at: datetime
+    received_at: datetime
+    volume_ml: float
+    site: str
+    anticoagulant: str | None
+    tnc: int | None
+    temperature_c: float | None
+    recorded_by: str
+    cultures: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReagentView:
+    name: str
+    lot: str
+    supplier: str | None
+    expires_on: date = renamed("expires")
+    expires_at: datetime
+    expired: bool  # when the service read it, so that the table and `--json` agree
+    recorded_by: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.lot}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flag:
+    """A bench limit a passage broke, and the deviation it opened."""
+
+    kind: str
+    description: str
+    deviation_id: int
+    status: str = DeviationState.OPEN
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassageView:
+    passage_id: str
+    culture_id: str
+    passage_number: int
+    harvested_at: datetime
+    harvested: int
+    viability: float
+    seeded: int
+    vessels: int
+    area_cm2: float
+    confluence: float | None
+    population_doublings: float | None
+    cumulative_population_doublings: float
+    doubling_time_hours: float | None
+    fold_expansion: float | None
+    seeding_density_per_cm2: float
+    reagents: list[str]
+    flags: list[Flag]
+    corrections: int
+    recorded_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CultureSummary:
+    culture_id: str
+    din: Din = shown_as(din_keys, merged=True)
+    patient: str
+    kind: str
+    status: str
+    started_at: datetime
+    cells_plated: int
+    vessels: int
+    area_cm2: float
+    method: str
+    recorded_by: str
+    passages: int = renamed("passage_count")  # a count; a culture's detail lists them
+    cumulative_population_doublings: float | None
+    open_deviations: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CultureDetail:
+    summary: CultureSummary = inline()
+    reagents: list[str]  # used at the start
+    passages: list[PassageView]
+    deviations: list[DeviationView]
+
+    def growth_curve(self) -> list[tuple[float, float]]:
+        """(days since the start, cumulative PD) at each harvest."""
+        start = self.summary.started_at
+        return [
+            (
+                (passage.harvested_at - start).total_seconds() / SECONDS_PER_DAY,
+                passage.cumulative_population_doublings,
+            )
+            for passage in self.passages
+        ]
+
+
+def _old_and_new(changed: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: {"old": old, "new": new} for name, (old, new) in changed.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Correction:
+    """A corrected passage as it now stands, what changed, and what followed from it."""
+
+    passage: PassageView = inline()
+    changed: dict[str, tuple[Any, Any]] = shown_as(_old_and_new)  # typed and derived
+    recomputed: list[str]  # later passages whose derived values changed
+    flagged_later: list[Flag]  # deviations the recomputation opened on later passages
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectionView:
+    """When a culture should reach a dose, and on what assumptions.
+
+    The projection's numbers are fields of the view itself, in the order `--json` has
+    always shown them among the view's own.
+    """
+
+    json_properties: ClassVar[tuple[str, ...]] = ("assumptions",)
+
+    culture_id: str
+    target_cells: int
+    cells_now: int
+    seeded_at: datetime  # when the cells now growing were seeded
+    doubling_time_hours: float
+    doublings_per_passage: float
+    doublings_needed: float
+    passages_needed: int
+    final_passage_number: int
+    exceeds_max_passage: bool
+    expected_at: datetime
+    area_cm2_at_last_reseeding: float
+    reseeding_density_per_cm2: float
+    basis: list[str]  # the passages the rates come from
+    max_passage: int = hidden()
+
+    @property
+    def assumptions(self) -> list[str]:
+        return [
+            f"growth continues at the pooled rate of {', '.join(self.basis)}: "
+            f"doubling time {self.doubling_time_hours:.1f} h, "
+            f"{self.doublings_per_passage:.2f} population doublings per passage",
+            f"every harvested cell is reseeded at {self.reseeding_density_per_cm2:,.0f} cells/cm² "
+            "(setting expansion.reseeding_density_per_cm2)",
+            f"the {self.cells_now:,} cells seeded at the last passage are the starting population",
+            "no losses at harvest and no lag after reseeding: treat the date as the earliest",
+        ]

@@ -1,0 +1,23 @@
+"""What a deviation shows: on a culture or a lot, open or closed by a QA signature."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviationView:
+    deviation_id: int
+    subject: str  # the culture or lot it is on
+    kind: str
+    criterion: str | None
+    description: str
+    status: str
+    passage_id: str | None  # the passage's code, not its row
+    opened_at: datetime
+    opened_by: str
+    closed_at: datetime | None
+    closed_by: str | None
+    resolution: str | None
+    waived: bool
