@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from lims import audit, labels
+from lims import audit
 from lims.config import Settings
+from lims.documents import labels
 from lims.domain import ids
 from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState

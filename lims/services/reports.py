@@ -28,7 +28,7 @@ def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
 
 
 def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
-    from lims import batch_record
+    from lims.documents import batch_record
 
     session, settings = uow.session, uow.settings
     actor = uow.require("read_records")
