@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_json, say
+from lims.views import to_json
 
 app = new_area("Vial labels with QR code and ISBT 128 DIN: print.")
 
@@ -57,9 +58,9 @@ def print_(
                 on_label=progress,
             )
         )
-    job.send_to_printer()
+    printing.send_to_printer(job)
     if as_json:
-        print_json(job.to_json())
+        print_json(to_json(job))
         return
     reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
     where = f" and sent to {job.printer}" if job.printer else ""

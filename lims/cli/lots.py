@@ -16,11 +16,12 @@ from lims.cli.common import (
     print_table,
     read_password,
 )
+from lims.views import to_json
 
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from lims.services.lots import LotDetail
+    from lims.views.quality import LotDetail
 
 app = new_area("Product lots: formulate, show, list, correct, release, reject.")
 
@@ -29,7 +30,7 @@ LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001
 
 def _show(detail: LotDetail, zone: tzinfo, as_json: bool) -> None:
     if as_json:
-        print_json(detail.to_json())
+        print_json(to_json(detail))
         return
     from lims.cli import quality
 
@@ -128,7 +129,7 @@ def list_(
     with unit_of_work(write=False) as uow:
         summaries = lots.list_lots(uow, status=status)
     if as_json:
-        print_json([summary.to_json() for summary in summaries])
+        print_json(to_json(summaries))
         return
     print_table(
         "Lots",

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lims.cli.common import AtOption, JsonOption, new_area, print_json
+from lims.views import to_json
 
 app = new_area("QC results against the release specification: record, show.")
 
@@ -51,7 +52,7 @@ def record(
             reason=reason,
         )
     if as_json:
-        print_json(verdict.to_json())
+        print_json(to_json(verdict))
         return
     quality.show_verdict(verdict)
 
@@ -71,6 +72,6 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
     with unit_of_work(write=False) as uow:
         evaluation = qc.show_evaluation(uow, lot=lot)
     if as_json:
-        print_json(evaluation.to_json())
+        print_json(to_json(evaluation))
         return
     quality.show_evaluation(evaluation)

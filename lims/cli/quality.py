@@ -12,50 +12,47 @@ from lims.cli.common import alarm, print_alarms, print_record, print_table
 from lims.domain.states import DEVIATION, LOT
 
 if TYPE_CHECKING:
-    from lims.domain.spec import CriterionVerdict, Evaluation
     from lims.services.deviations import DeviationView
-    from lims.services.lots import LotDetail
+    from lims.views.quality import LotDetail
+    from lims.views.release import CriterionView, EvaluationView
 
 
-def _verdict(verdict: CriterionVerdict) -> Any:
+def _verdict(verdict: CriterionView) -> Any:
     if verdict.waived_by is not None:
         return alarm(f"{verdict.verdict} (waived by deviation {verdict.waived_by})")
     if verdict.verdict == "pass":
         return "pass"
-    if verdict.verdict == "missing" and not verdict.criterion.required:
+    if verdict.verdict == "missing" and not verdict.required:
         return "missing (not required)"
     return alarm(verdict.verdict)
 
 
-def _result(verdict: CriterionVerdict) -> str | None:
+def _result(verdict: CriterionView) -> str | None:
     if verdict.result is None:
         return None
-    unit = verdict.criterion.unit
+    unit = verdict.unit
     retests = len(verdict.history) - 1
     shown = f"{verdict.result} {unit}" if unit else verdict.result
     return shown + (f" (retest {retests})" if retests > 0 else "")
 
 
-def show_verdict(verdict: CriterionVerdict) -> None:
+def show_verdict(verdict: CriterionView) -> None:
     print_record(
         f"QC {verdict.test}",
         [
-            ("criterion", verdict.criterion.description),
-            ("spec", verdict.criterion.describe()),
+            ("criterion", verdict.description),
+            ("spec", verdict.spec),
             ("result", _result(verdict)),
             ("verdict", _verdict(verdict)),
         ],
     )
 
 
-def show_evaluation(evaluation: Evaluation) -> None:
+def show_evaluation(evaluation: EvaluationView) -> None:
     print_table(
         f"QC of {evaluation.lot_id} against the release specification",
         ["test", "criterion", "spec", "result", "verdict"],
-        [
-            (v.test, v.criterion.description, v.criterion.describe(), _result(v), _verdict(v))
-            for v in evaluation.criteria
-        ],
+        [(v.test, v.description, v.spec, _result(v), _verdict(v)) for v in evaluation.criteria],
     )
     if LOT.locked(evaluation.lot_status):
         typer.echo(f"The lot is {evaluation.lot_status}: its record is locked.")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_json, say
+from lims.views import to_json
 
 app = new_area("Reports for QA and the trial file: batch.")
 
@@ -32,6 +33,6 @@ def batch(
 
     written = published_on_commit(lambda uow: reports.write_batch_record(uow, lot=lot, out=out))
     if as_json:
-        print_json(written.to_json())
+        print_json(to_json(written))
         return
     say(f"Batch record of {written.lot_id} written to {written.path} ({written.pages} pages).")

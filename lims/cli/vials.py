@@ -17,9 +17,10 @@ from lims.cli.common import (
     print_table,
 )
 from lims.domain.states import VIAL
+from lims.views import to_json
 
 if TYPE_CHECKING:
-    from lims.services.vials import Verification, VialView
+    from lims.views.vials import Verification, VialView
 
 app = new_area("Vials and the chain of identity: list, show, verify, issue, administer, destroy.")
 
@@ -34,7 +35,7 @@ ScanOption = Annotated[
 
 def _show(view: VialView, title: str, as_json: bool) -> None:
     if as_json:
-        print_json(view.to_json())
+        print_json(to_json(view))
         return
     from lims.config import load_settings
     from lims.timeutil import show_time
@@ -81,7 +82,7 @@ def list_(
     with unit_of_work(write=False) as uow:
         views = vials.list_vials(uow, lot=lot)
     if as_json:
-        print_json([view.to_json() for view in views])
+        print_json(to_json(views))
         return
     print_table(
         f"Vials of {lot.upper()}",
@@ -133,7 +134,7 @@ def verify(scan: ScanOption, patient: PatientOption, as_json: JsonOption = False
     with unit_of_work() as uow:
         result = vials.verify(uow, scan=scan, patient=patient)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
     else:
         say_verdict(result)
     if not result.match:
@@ -239,7 +240,7 @@ def scan(
         matched += result.match
         mismatched += not result.match
         if as_json:
-            print_json(result.to_json())
+            print_json(to_json(result))
         else:
             say_verdict(result)
         sys.stdout.flush()

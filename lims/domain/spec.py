@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticKnownError
 
 from lims.domain.states import DEVIATION, LOT, expired
-from lims.timeutil import json_time, show_time
+from lims.timeutil import show_time
 
 # Safety tests: a failure here can never be waived (the rule, not a setting).
 NEVER_WAIVABLE = frozenset({"sterility", "mycoplasma", "endotoxin"})
@@ -138,17 +138,6 @@ class RecordedResult:
     tested_at: datetime
     reason: str | None
     recorded_by: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "value": self.value,
-            "unit": self.unit,
-            "method": self.method,
-            "tested_at": json_time(self.tested_at),
-            "reason": self.reason,
-            "recorded_by": self.recorded_by,
-        }
 
 
 @dataclass(frozen=True)
@@ -413,20 +402,6 @@ class CriterionVerdict:
     waived_by: int | None  # the closed deviation whose waiver covers this failure
     blocking: str | None  # why this criterion stops release, if it does
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "spec": self.criterion.describe(),
-            "result": self.result,
-            "verdict": self.verdict,
-            "description": self.criterion.description,
-            "unit": self.criterion.unit,
-            "required": self.criterion.required,
-            "waivable": self.criterion.waivable,
-            "waived_by_deviation": self.waived_by,
-            "results": [result.to_json() for result in self.history],
-        }
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -438,14 +413,6 @@ class Evaluation:
     @property
     def releasable(self) -> bool:
         return not self.blocking
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot_id": self.lot_id,
-            "criteria": [criterion.to_json() for criterion in self.criteria],
-            "releasable": self.releasable,
-            "blocking": self.blocking,
-        }
 
 
 def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> Evaluation:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +21,7 @@ from lims import audit
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
-from lims.domain.ids import Din
-from lims.domain.spec import Evaluation
+from lims.domain import signatures as signing
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, LotState, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -47,6 +45,9 @@ from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import choice, free_text
+from lims.views import from_record
+from lims.views.quality import LotDetail, LotSummary, LotVial, SignatureView
+from lims.views.release import evaluation_view
 
 VIALS_MAX = 1000
 VIAL_VOLUME_MAX_ML = 1000.0
@@ -57,90 +58,6 @@ REJECTED = "rejected: "
 # A rejection's reason is printed in its signature's meaning: one line that fits the column
 # (a longer reason failed in PostgreSQL only, as "value too long").
 REJECT_REASON_MAX = MEANING_MAX - len(REJECTED)
-
-
-@dataclass(frozen=True)
-class VialView:
-    vial_id: str
-    number: int
-    status: str
-    cells: int
-    volume_ml: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "vial_id": self.vial_id,
-            "number": self.number,
-            "status": self.status,
-            "cells": self.cells,
-            "volume_ml": self.volume_ml,
-        }
-
-
-@dataclass(frozen=True)
-class LotSummary:
-    lot_id: str
-    status: str
-    patient: str
-    initials: str
-    birth_year: int
-    din: Din
-    culture_id: str
-    formulated_at: datetime
-    expires_at: datetime
-    harvested: int
-    viability: float
-    vials: int
-    cells_per_vial: int
-    volume_ml: float
-    vehicle: str
-    final_passage: int
-    recorded_by: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot_id": self.lot_id,
-            "status": self.status,
-            "patient": self.patient,
-            "din": self.din.code,
-            "din_check": self.din.check,
-            "din_display": self.din.display,
-            "culture_id": self.culture_id,
-            "formulated_at": json_time(self.formulated_at),
-            "expires_at": json_time(self.expires_at),
-            "harvested": self.harvested,
-            "viability": self.viability,
-            "vial_count": self.vials,
-            "cells_per_vial": self.cells_per_vial,
-            "volume_ml": self.volume_ml,
-            "vehicle": self.vehicle,
-            "final_passage": self.final_passage,
-            "recorded_by": self.recorded_by,
-        }
-
-
-@dataclass(frozen=True)
-class LotDetail:
-    summary: LotSummary
-    culture: culture_rules.CultureDetail
-    reagents: list[str]
-    evaluation: Evaluation
-    deviations: list[deviation_rules.DeviationView]
-    signatures: list[signatures.SignatureView]
-    vials: list[VialView]
-
-    def to_json(self) -> dict[str, Any]:
-        data = self.summary.to_json()
-        data["vials"] = [vial.vial_id for vial in self.vials]
-        data["vial_states"] = [vial.to_json() for vial in self.vials]
-        data["reagents"] = self.reagents
-        culture = self.culture.summary.to_json()
-        culture["passages"] = [passage.to_json() for passage in self.culture.passages]
-        data["culture"] = culture
-        data["qc"] = self.evaluation.to_json()
-        data["deviations"] = [deviation.to_json() for deviation in self.deviations]
-        data["signatures"] = [signature.to_json() for signature in self.signatures]
-        return data
 
 
 # --- lookups and views ---------------------------------------------------------------------
@@ -166,7 +83,9 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
     for lot in lots:
         patient, aspirate, culture = origins[lot.id]
         summaries.append(
-            LotSummary(
+            from_record(
+                LotSummary,
+                lot,
                 lot_id=lot.code,
                 status=effective_status(lot, now),
                 patient=patient.code,
@@ -174,16 +93,6 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
                 birth_year=patient.birth_year,
                 din=din_of(aspirate),
                 culture_id=culture,
-                formulated_at=lot.formulated_at,
-                expires_at=lot.expires_at,
-                harvested=lot.harvested,
-                viability=lot.viability,
-                vials=lot.vials,
-                cells_per_vial=lot.cells_per_vial,
-                volume_ml=lot.volume_ml,
-                vehicle=lot.vehicle,
-                final_passage=lot.final_passage,
-                recorded_by=lot.recorded_by,
             )
         )
     return summaries
@@ -200,11 +109,20 @@ def list_lots(uow: UnitOfWork, *, status: str | None = None) -> list[LotSummary]
     return [summary for summary in summaries if status is None or summary.status == status]
 
 
-def _vials(session: Session, lot: Lot) -> list[VialView]:
+def _vials(session: Session, lot: Lot) -> list[LotVial]:
     vials = session.exec(
         select(Vial).where(col(Vial.lot_id) == lot.id).order_by(col(Vial.number))
     ).all()
-    return [VialView(v.code, v.number, v.status, v.cells, v.volume_ml) for v in vials]
+    return [from_record(LotVial, vial, vial_id=vial.code) for vial in vials]
+
+
+def _signature(signature: Signature, subject: str, current_hash: str) -> SignatureView:
+    return from_record(
+        SignatureView,
+        signature,
+        linked=signatures.linked(signature, subject),
+        record_unchanged=signature.record_hash == current_hash,
+    )
 
 
 def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
@@ -221,11 +139,10 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
         summary=summary,
         culture=culture_rules.culture_detail(session, culture),
         reagents=reagent_rules.uses_for_lot(session, lot.id),
-        evaluation=qc.evaluate(session, settings, lot, now=now),
+        evaluation=evaluation_view(qc.evaluate(session, settings, lot, now=now)),
         deviations=deviation_rules.on_lot(session, lot),
         signatures=[
-            signatures.view(signature, ids.lot_subject(lot.code), record_hash)
-            for signature in signed
+            _signature(signature, ids.lot_subject(lot.code), record_hash) for signature in signed
         ],
         vials=_vials(session, lot),
     )
@@ -598,7 +515,9 @@ def _close_lot(
         lot_id=lot.id,
     )
     session.flush()
-    view = signatures.view(signature, ids.lot_subject(lot.code), record_hash)
+    manifestation = signing.manifestation(
+        signature.username, signature.full_name, signature.signed_at, signature.meaning
+    )
     change_status(
         session,
         LOT,
@@ -606,7 +525,7 @@ def _close_lot(
         action,
         code=lot.code,
         username=signer.username,
-        new={"signature": view.manifestation, "meaning": meaning, "record_hash": record_hash},
+        new={"signature": manifestation, "meaning": meaning, "record_hash": record_hash},
         reason=reason,
         facts=facts,
     )

@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import col, select
 
-from lims import audit, labels
+from lims import audit
 from lims.config import Settings
+from lims.documents import labels
 from lims.domain import ids
 from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState
@@ -25,6 +24,7 @@ from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
 from lims.validation import choice
+from lims.views.vials import PrintJob
 
 FORMATS = ("pdf", "png", "svg", "zpl")
 PRINTER_NAME_MAX = 127  # CUPS's limit on a queue name
@@ -38,51 +38,29 @@ BANNERS = {
 }
 
 
-@dataclass
-class PrintJob:
-    """Files staged beside their destination, published once the print's audit entry commits."""
+def send_to_printer(job: PrintJob) -> None:
+    """Hand the written files to CUPS; without `lp`, or if it refuses them, Unavailable.
 
-    lot_id: str
-    format: str
-    vials: list[str]
-    reprints: dict[str, int]
-    printer: str | None
-    files: StagedFiles = field(default_factory=StagedFiles)
-
-    def send_to_printer(self) -> None:
-        """Hand the written files to CUPS; without `lp`, or if it refuses them, Unavailable.
-
-        The labels are written and recorded by then: what failed is the station's printing.
-        """
-        if self.printer is None:
-            return
-        command = ["lp", "-d", self.printer]
-        if self.format == "zpl":
-            command += ["-o", "raw"]  # Zebra printers take ZPL as is
-        try:
-            subprocess.run(
-                [*command, *map(str, self.files.paths)], check=True, capture_output=True, text=True
-            )
-        except FileNotFoundError:
-            raise Unavailable(
-                f"labels written to {self.files.paths[0].parent}, but `lp` (CUPS) is not installed"
-            ) from None
-        except subprocess.CalledProcessError as error:
-            raise Unavailable(
-                f"labels written to {self.files.paths[0].parent}, but lp refused them: "
-                f"{(error.stderr or error.stdout).strip()}"
-            ) from None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot_id": self.lot_id,
-            "format": self.format,
-            "count": len(self.vials),
-            "vials": self.vials,
-            "reprints": self.reprints,
-            "files": [str(path) for path in self.files.paths],
-            "printer": self.printer,
-        }
+    The labels are written and recorded by then: what failed is the station's printing.
+    """
+    if job.printer is None:
+        return
+    command = ["lp", "-d", job.printer]
+    if job.format == "zpl":
+        command += ["-o", "raw"]  # Zebra printers take ZPL as is
+    try:
+        subprocess.run(
+            [*command, *map(str, job.files.paths)], check=True, capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        raise Unavailable(
+            f"labels written to {job.files.paths[0].parent}, but `lp` (CUPS) is not installed"
+        ) from None
+    except subprocess.CalledProcessError as error:
+        raise Unavailable(
+            f"labels written to {job.files.paths[0].parent}, but lp refused them: "
+            f"{(error.stderr or error.stdout).strip()}"
+        ) from None
 
 
 def label_for(
@@ -186,6 +164,7 @@ def print_labels(
         format=fmt,
         vials=[v.code for v in chosen],
         reprints={label.vial_id: label.reprint for label in content if label.reprint},
+        files=StagedFiles(),
         printer=printer,
     )
     with job.files.discarded_on_error():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -13,7 +14,6 @@ from lims.domain import quantities, spec
 from lims.domain.spec import (
     PERCENT,
     CategoricalCriterion,
-    CriterionVerdict,
     DeviationFacts,
     Evaluation,
     LotFacts,
@@ -25,13 +25,14 @@ from lims.domain.states import LOT
 from lims.errors import BadInput, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
 from lims.services import lookup
-from lims.timeutil import after, past_moment, utcnow
+from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
+from lims.views.release import CriterionView, EvaluationView, criterion_view, evaluation_view
 
 
 def _recorded(result: QCResult) -> RecordedResult:
-    """A stored result as plain data: what the verdict judges and the audit trail records."""
+    """A stored result as plain data: what the verdict judges."""
     assert result.id is not None
     return RecordedResult(
         result.id,
@@ -44,6 +45,22 @@ def _recorded(result: QCResult) -> RecordedResult:
         result.reason,
         result.recorded_by,
     )
+
+
+def _audited(result: QCResult) -> dict[str, Any]:
+    """What the audit trail records of a result: what was recorded, not the store's id.
+
+    Built here rather than from a view, so that `--json` can change without changing it.
+    """
+    return {
+        "test": result.test,
+        "value": result.value,
+        "unit": result.unit,
+        "method": result.method,
+        "tested_at": json_time(result.tested_at),
+        "reason": result.reason,
+        "recorded_by": result.recorded_by,
+    }
 
 
 def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:
@@ -110,7 +127,7 @@ def record_result(
     method: str | None = None,
     at: str | datetime | None = None,
     reason: str | None = None,
-) -> CriterionVerdict:
+) -> CriterionView:
     """Record a QC result; recording a test again is a retest and needs a reason."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
@@ -169,12 +186,12 @@ def record_result(
         action="qc.retest" if earlier else "qc.record",
         entity_type="lot",
         entity_id=found.code,
-        old=_recorded(earlier[-1]).to_json() if earlier else None,
-        new=_recorded(result).to_json(),
+        old=_audited(earlier[-1]) if earlier else None,
+        new=_audited(result),
         reason=reason,
     )
     evaluation = evaluate(session, settings, found, now=now)
-    return next(verdict for verdict in evaluation.criteria if verdict.test == test)
+    return criterion_view(next(verdict for verdict in evaluation.criteria if verdict.test == test))
 
 
 def latest_result_id(session: Session, lot: Lot, test: str) -> int | None:
@@ -189,8 +206,8 @@ def recordable_tests(settings: Settings) -> Sequence[str]:
     return [test for test, criterion in settings.release.items() if criterion.kind != "derived"]
 
 
-def show_evaluation(uow: UnitOfWork, *, lot: str) -> Evaluation:
+def show_evaluation(uow: UnitOfWork, *, lot: str) -> EvaluationView:
     """Each criterion's verdict for a lot, with every result recorded, and what blocks release."""
     session, settings = uow.session, uow.settings
     uow.require("read_records")
-    return evaluate(session, settings, lookup.lot(session, lot), now=utcnow())
+    return evaluation_view(evaluate(session, settings, lookup.lot(session, lot), now=utcnow()))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lims import audit
 from lims.errors import BadInput, Unavailable, shown
@@ -13,32 +11,10 @@ from lims.services import aspirates, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
+from lims.views.quality import LotDetail, WrittenReport
 
 
-@dataclass(frozen=True)
-class WrittenReport:
-    """A report written beside its destination, published once its audit entry commits."""
-
-    lot_id: str
-    files: StagedFiles
-    pages: int
-    sha256: str
-
-    @property
-    def path(self) -> Path:
-        [path] = self.files.paths
-        return path
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot_id": self.lot_id,
-            "path": str(self.path),
-            "pages": self.pages,
-            "sha256": self.sha256,
-        }
-
-
-def _subjects(detail: lots.LotDetail) -> list[tuple[str, str]]:
+def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
     """Every record a lot's history is made of, as audit subjects."""
     culture = detail.culture
     return [
@@ -52,7 +28,7 @@ def _subjects(detail: lots.LotDetail) -> list[tuple[str, str]]:
 
 
 def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
-    from lims import batch_record
+    from lims.documents import batch_record
 
     session, settings = uow.session, uow.settings
     actor = uow.require("read_records")
@@ -100,4 +76,10 @@ def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport
             entity_id=detail.summary.lot_id,
             new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
         )
-    return WrittenReport(detail.summary.lot_id, files, rendered.pages, digest)
+    return WrittenReport(
+        lot_id=detail.summary.lot_id,
+        files=files,
+        path=target,
+        pages=rendered.pages,
+        sha256=digest,
+    )

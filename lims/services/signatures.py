@@ -8,50 +8,16 @@ Lots and deviations are signed through here.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from lims import auth
 from lims.config import Settings
+from lims.domain.signatures import manifest_hash
 from lims.errors import NotPermitted
 from lims.models import Signature, User
-from lims.timeutil import audit_timestamp, json_time, utcnow
-
-
-@dataclass(frozen=True)
-class SignatureView:
-    username: str
-    full_name: str
-    signed_at: datetime
-    meaning: str
-    record_hash: str
-    linked: bool  # the signature belongs to this record (11.70)
-    record_unchanged: bool  # the record still hashes as it did when signed
-
-    @property
-    def manifestation(self) -> str:
-        """As 21 CFR 11.50 asks: printed name, date and time, and meaning."""
-        return (
-            f"Signed by {self.full_name} ({self.username}) "
-            f"{self.signed_at:%Y-%m-%d %H:%M} UTC — {self.meaning}"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "full_name": self.full_name,
-            "signed_at": json_time(self.signed_at),
-            "meaning": self.meaning,
-            "manifestation": self.manifestation,
-            "record_hash": self.record_hash,
-            "linked": self.linked,
-            "record_unchanged": self.record_unchanged,
-        }
+from lims.timeutil import utcnow
 
 
 def confirm_signer(
@@ -77,15 +43,8 @@ def confirm_signer(
     return user
 
 
-def manifest_hash(
-    subject: str, record_hash: str, signer: tuple[str, str], signed_at: datetime, meaning: str
-) -> str:
-    """Binds the signature to its record's identity and content (21 CFR 11.70)."""
-    fields = [subject, record_hash, *signer, audit_timestamp(signed_at), meaning]
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
-
-
-def view(signature: Signature, subject: str, current_hash: str) -> SignatureView:
+def linked(signature: Signature, subject: str) -> bool:
+    """Whether the signature belongs to this record (11.70): its manifest hash still matches."""
     expected = manifest_hash(
         subject,
         signature.record_hash,
@@ -93,15 +52,7 @@ def view(signature: Signature, subject: str, current_hash: str) -> SignatureView
         signature.signed_at,
         signature.meaning,
     )
-    return SignatureView(
-        signature.username,
-        signature.full_name,
-        signature.signed_at,
-        signature.meaning,
-        signature.record_hash,
-        linked=expected == signature.manifest_hash,
-        record_unchanged=signature.record_hash == current_hash,
-    )
+    return expected == signature.manifest_hash
 
 
 def sign(

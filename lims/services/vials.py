@@ -6,9 +6,8 @@ require a matching scan of the vial's own label.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -25,63 +24,19 @@ from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
-
-
-@dataclass(frozen=True)
-class VialView:
-    vial_id: str
-    lot_id: str
-    status: str  # as shown: `expired` once past expiry in quarantine or released
-    patient: str
-    cells: int
-    volume_ml: float
-    expires_at: datetime
-    labels_printed: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "vial_id": self.vial_id,
-            "lot_id": self.lot_id,
-            "status": self.status,
-            "patient": self.patient,
-            "cells": self.cells,
-            "volume_ml": self.volume_ml,
-            "expires_at": json_time(self.expires_at),
-            "labels_printed": self.labels_printed,
-        }
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The answer to 'may this vial go to this patient now?'."""
-
-    match: bool
-    vial_id: str
-    patient: str  # the patient the vial was scanned against
-    vial_patient: str | None  # the patient the vial belongs to, when known
-    reason: str  # why not, or what matched
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "result": "MATCH" if self.match else "MISMATCH",
-            "match": self.match,
-            "vial_id": self.vial_id,
-            "patient": self.patient,
-            "vial_patient": self.vial_patient,
-            "reason": self.reason,
-        }
+from lims.views import from_record
+from lims.views.vials import Verification, VialView
 
 
 def _view(vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
-    return VialView(
-        vial.code,
-        lot.code,
-        VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
-        patient,
-        vial.cells,
-        vial.volume_ml,
-        lot.expires_at,
-        vial.labels_printed,
+    return from_record(
+        VialView,
+        vial,
+        vial_id=vial.code,
+        lot_id=lot.code,
+        status=VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
+        patient=patient,
+        expires_at=lot.expires_at,
     )
 
 
@@ -131,12 +86,18 @@ def _judge(
     vial = session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
     if vial is None:
         return Verification(
-            False, scanned.vial_id, patient, None, f"vial {scanned.vial_id} is not in this database"
+            match=False,
+            vial_id=scanned.vial_id,
+            patient=patient,
+            vial_patient=None,
+            reason=f"vial {scanned.vial_id} is not in this database",
         ), None
     lot, owner = _with_lot(session, vial)
 
     def refuse(reason: str) -> tuple[Verification, Vial | None]:
-        return Verification(False, vial.code, patient, owner.code, reason), vial
+        return Verification(
+            match=False, vial_id=vial.code, patient=patient, vial_patient=owner.code, reason=reason
+        ), vial
 
     if owner.code != patient:
         return refuse(f"vial {vial.code} belongs to patient {owner.code}, not to {patient}")
@@ -155,11 +116,11 @@ def _judge(
     if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
         return refuse(f"the label of {vial.code} shows another expiry than its record; reprint it")
     return Verification(
-        True,
-        vial.code,
-        patient,
-        owner.code,
-        f"vial {vial.code} belongs to patient {patient} and is {vial.status}",
+        match=True,
+        vial_id=vial.code,
+        patient=patient,
+        vial_patient=owner.code,
+        reason=f"vial {vial.code} belongs to patient {patient} and is {vial.status}",
     ), vial
 
 
@@ -170,7 +131,14 @@ def _audit_verification(session: Session, actor: Actor, result: Verification, ac
         action=action,
         entity_type="vial",
         entity_id=result.vial_id,
-        new=result.to_json(),
+        new={
+            "result": "MATCH" if result.match else "MISMATCH",
+            "match": result.match,
+            "vial_id": result.vial_id,
+            "patient": result.patient,
+            "vial_patient": result.vial_patient,
+            "reason": result.reason,
+        },
     )
 
 
@@ -202,12 +170,8 @@ def _move(
         )
     result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
     if result.match and (scanned is None or scanned.id != found.id):
-        result = Verification(
-            False,
-            result.vial_id,
-            patient,
-            result.vial_patient,
-            f"the scan is of {result.vial_id}, not of {found.code}",
+        result = replace(
+            result, match=False, reason=f"the scan is of {result.vial_id}, not of {found.code}"
         )
     if not result.match:
         _audit_verification(session, actor, result, f"{VIAL.audit_action(action)}.refused")

@@ -206,7 +206,7 @@ def test_without_the_isbt128_option_only_the_qr_code_is_printed(
 
 
 def test_the_qr_code_has_a_quiet_zone_of_four_modules() -> None:
-    from lims.labels import qr_matrix
+    from lims.documents.labels import qr_matrix
 
     matrix = qr_matrix(
         qr.Payload("A999926000001-L1-V01", "A999926000001", PATIENT, utcnow()).encode()

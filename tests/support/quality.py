@@ -60,7 +60,7 @@ class Quality(Bench):
         }
         return self.run(lots.formulate, **values)
 
-    def record(self, test: str, value: str, **values: Any) -> qc.CriterionVerdict:
+    def record(self, test: str, value: str, **values: Any) -> qc.CriterionView:
         with unit_of_work(self.settings) as uow:
             return qc.record_result(
                 uow,

@@ -13,9 +13,9 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from lims.audit import AuditView
-from lims.services.aspirates import AspirateView
-from lims.services.lots import LotDetail
 from lims.timeutil import show_time
+from lims.views.bench import AspirateView
+from lims.views.quality import LotDetail
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,9 @@ def render(record: BatchRecord) -> RenderedPdf:
             [
                 (
                     v.test,
-                    v.criterion.description,
-                    v.criterion.describe(),
-                    None if v.result is None else f"{v.result} {v.criterion.unit or ''}".strip(),
+                    v.description,
+                    v.spec,
+                    None if v.result is None else f"{v.result} {v.unit or ''}".strip(),
                     v.verdict + (f" (waived, deviation {v.waived_by})" if v.waived_by else ""),
                     "; ".join(
                         f"{show_time(r.tested_at, zone)} by {r.recorded_by}"

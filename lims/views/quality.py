@@ -1,0 +1,109 @@
+"""What QA reviews: lots with their vials, QC, deviations and signatures, and printed reports.
+
+A lot's JSON is its summary's keys, then its vials, reagents, the culture it
+came from (the culture's summary and passages only), its QC verdict, its
+deviations and signatures: `lot show`, `lot formulate`, `lot correct`, `lot
+release` and `lot reject` all print it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lims.domain import signatures
+from lims.domain.ids import Din
+from lims.staging import StagedFiles
+from lims.views import hidden, inline, renamed, shown_as, to_json
+from lims.views.bench import CultureDetail, din_keys
+from lims.views.deviations import DeviationView
+from lims.views.release import EvaluationView
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotSummary:
+    """A lot as `lot list` shows it; the recipient's initials and birth year are for paper."""
+
+    lot_id: str
+    status: str  # as shown: `expired` once past expiry in quarantine or released
+    patient: str
+    initials: str = hidden()
+    birth_year: int = hidden()
+    din: Din = shown_as(din_keys, merged=True)
+    culture_id: str
+    formulated_at: datetime
+    expires_at: datetime
+    harvested: int
+    viability: float
+    vials: int = renamed("vial_count")
+    cells_per_vial: int
+    volume_ml: float
+    vehicle: str
+    final_passage: int
+    recorded_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotVial:
+    """One vial in a lot's record (`vial show` has more: see lims.views.vials.VialView)."""
+
+    vial_id: str
+    number: int
+    status: str
+    cells: int
+    volume_ml: float
+
+
+def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:
+    """The ids alone, for scripts that only follow them, and each vial's row."""
+    return {"vials": [vial.vial_id for vial in vials], "vial_states": to_json(vials)}
+
+
+def _culture_keys(culture: CultureDetail) -> dict[str, Any]:
+    """The culture's summary and passages; the lot lists the culture's deviations with its own."""
+    return {**to_json(culture.summary), "passages": to_json(culture.passages)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignatureView:
+    """A signature on a record, and whether it still holds for the record as it is now."""
+
+    json_properties: ClassVar[tuple[str, ...]] = ("manifestation",)
+
+    username: str
+    full_name: str
+    signed_at: datetime
+    meaning: str
+    record_hash: str
+    linked: bool  # the signature belongs to this record (11.70)
+    record_unchanged: bool  # the record still hashes as it did when signed
+
+    @property
+    def manifestation(self) -> str:
+        return signatures.manifestation(self.username, self.full_name, self.signed_at, self.meaning)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotDetail:
+    """Everything QA reviews before signing, on one screen and in the batch record."""
+
+    summary: LotSummary = inline()
+    vials: list[LotVial] = shown_as(_vial_keys, merged=True)
+    reagents: list[str]
+    culture: CultureDetail = shown_as(_culture_keys)
+    evaluation: EvaluationView = renamed("qc")
+    deviations: list[DeviationView]
+    signatures: list[SignatureView]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrittenReport:
+    """A report written beside its destination, published once its audit entry commits."""
+
+    lot_id: str
+    files: StagedFiles = hidden()
+    path: Path = shown_as(str)
+    pages: int
+    sha256: str

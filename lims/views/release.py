@@ -1,0 +1,85 @@
+"""The release verdict as QA reads it: each criterion against its latest result, and what blocks.
+
+lims.domain.spec judges and keeps its result types free of lims.views; these
+views are built from them, once, for `qc record`, `qc show`, `lot show` and the
+batch record. They are apart from the lot's views because the QC service
+returns them, and it sits below the services those views are drawn from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from lims.domain.spec import CriterionVerdict, Evaluation, Verdict
+from lims.views import from_record, hidden, renamed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultView:
+    """One QC result as recorded, without the store's id and the number it was read as."""
+
+    test: str
+    value: str
+    unit: str | None
+    method: str | None
+    tested_at: datetime
+    reason: str | None
+    recorded_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CriterionView:
+    """One criterion of the specification, its verdict, and every result of its test."""
+
+    test: str
+    spec: str  # the criterion as QA reads it: '≥ 70 %', 'negative'
+    result: str | None  # the value that counts, as recorded or read off the lot
+    verdict: Verdict
+    description: str
+    unit: str | None
+    required: bool
+    waivable: bool
+    waived_by: int | None = renamed("waived_by_deviation")
+    history: list[ResultView] = renamed("results")  # oldest first
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationView:
+    """Every criterion's verdict on a lot, and why it may not be released, if it may not."""
+
+    json_properties: ClassVar[tuple[str, ...]] = ("releasable",)
+
+    lot_id: str
+    lot_status: str = hidden()  # as stored: a locked lot is not judged for release
+    criteria: list[CriterionView]
+    blocking: list[str]
+
+    @property
+    def releasable(self) -> bool:
+        return not self.blocking
+
+
+def criterion_view(verdict: CriterionVerdict) -> CriterionView:
+    """The verdict with its criterion spelt out, as QA reads it beside the result."""
+    criterion = verdict.criterion
+    return from_record(
+        CriterionView,
+        verdict,
+        spec=criterion.describe(),
+        description=criterion.description,
+        unit=criterion.unit,
+        required=criterion.required,
+        waivable=criterion.waivable,
+        history=[from_record(ResultView, result) for result in verdict.history],
+    )
+
+
+def evaluation_view(evaluation: Evaluation) -> EvaluationView:
+    """The verdict on a lot, each criterion's as criterion_view shows it."""
+    return from_record(
+        EvaluationView,
+        evaluation,
+        criteria=[criterion_view(verdict) for verdict in evaluation.criteria],
+    )

@@ -1,0 +1,53 @@
+"""What the vial commands show: a vial, a scan judged against a patient, a print of labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lims.staging import StagedFiles
+from lims.views import shown_as
+
+
+@dataclass(frozen=True, kw_only=True)
+class VialView:
+    vial_id: str
+    lot_id: str
+    status: str  # as shown: `expired` once past expiry in quarantine or released
+    patient: str
+    cells: int
+    volume_ml: float
+    expires_at: datetime
+    labels_printed: int
+
+
+def _verdict_keys(match: bool) -> dict[str, object]:
+    """The verdict as the word a person at the bedside reads, and as a flag for scripts."""
+    return {"result": "MATCH" if match else "MISMATCH", "match": match}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verification:
+    """The answer to 'may this vial go to this patient now?'."""
+
+    match: bool = shown_as(_verdict_keys, merged=True)
+    vial_id: str
+    patient: str  # the patient the vial was scanned against
+    vial_patient: str | None  # the patient the vial belongs to, when known
+    reason: str  # why not, or what matched
+
+
+def _counted(vials: list[str]) -> dict[str, object]:
+    return {"count": len(vials), "vials": vials}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrintJob:
+    """Labels staged beside their destination, published once the print's audit entry commits."""
+
+    lot_id: str
+    format: str
+    vials: list[str] = shown_as(_counted, merged=True)
+    reprints: dict[str, int]  # vial id: labels printed before this print
+    files: StagedFiles = shown_as(lambda files: [str(path) for path in files.paths])
+    printer: str | None
