@@ -23,6 +23,7 @@ from lims.services import (
     qc,
     reagents,
     reports,
+    sessions,
     users,
     vials,
 )
@@ -84,10 +85,8 @@ def run_demo(directory: Path) -> DemoResult:
     _login(settings, admin)
     with unit_of_work(settings) as uow:
         for user in staff:
-            auth.create_user(
-                uow.session,
-                settings,
-                actor=uow.actor,
+            users.create_user(
+                uow,
                 username=user.username,
                 full_name=user.full_name,
                 role=user.role,
@@ -111,7 +110,7 @@ def run_demo(directory: Path) -> DemoResult:
     _login(settings, technician)
     label_files, verification_of_vial = _label_and_verify(settings, directory.resolve(), lot_id)
     with unit_of_work(settings, authenticated=False) as uow:
-        auth.logout(uow.session, settings)
+        sessions.logout(uow)
     auth.remove_token(settings)
 
     with unit_of_work(settings, write=False, authenticated=False) as uow:
@@ -187,7 +186,7 @@ def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime
 
 def _login(settings: Settings, user: DemoUser) -> None:
     with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = auth.login(uow.session, settings, username=user.username, password=user.password)
+        token, _ = sessions.login(uow, username=user.username, password=user.password)
     auth.write_token(settings, token)
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from lims import audit, auth, db
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavailable
+from lims.models import User
 from lims.services import backup as service
 from lims.uow import unit_of_work
 from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
@@ -72,7 +74,7 @@ def _verify(settings: Settings) -> audit.Verification:
 
 def _users(settings: Settings) -> list[str]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
-        return [user.username for user in auth.list_users(uow.session)]
+        return list(uow.session.exec(select(User.username).order_by(col(User.username))).all())
 
 
 def _leftovers(directory: Path) -> list[str]:
