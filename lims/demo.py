@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,36 +28,13 @@ from lims.services import (
 )
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views.demo import DemoResult, DemoUser
 
 DEMO_USERS = (
     ("admin", "Ada Admin", "admin"),
     ("tech", "Tom Tech", "technician"),
     ("qa", "Quinn QA", "qa"),
 )
-
-
-@dataclass(frozen=True)
-class DemoUser:
-    username: str
-    full_name: str
-    role: str
-    password: str
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    settings: Settings
-    users: list[DemoUser]
-    patient: patients.PatientView
-    aspirate: aspirates.AspirateView
-    culture: cultures.CultureDetail
-    lot: lots.LotDetail
-    batch_record: Path
-    batch_record_pages: int
-    labels: list[Path]
-    scan: vials.Verification
-    trail: list[audit.AuditView]
-    verification: audit.Verification
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -75,7 +51,8 @@ def run_demo(directory: Path) -> DemoResult:
             f"{directory} already holds a lims database; give --dir a new or empty directory"
         )
     people = [
-        DemoUser(name, full, role, secrets.token_urlsafe(12)) for name, full, role in DEMO_USERS
+        DemoUser(username=name, full_name=full, role=role, password=secrets.token_urlsafe(12))
+        for name, full, role in DEMO_USERS
     ]
     admin, *staff = people
 
@@ -117,18 +94,18 @@ def run_demo(directory: Path) -> DemoResult:
         verification = audit.verify(uow.session.connection())
         trail = audit.entries(uow.session)
     return DemoResult(
-        settings,
-        people,
-        patient,
-        aspirate,
-        culture,
-        lot,
-        written.path,
-        written.pages,
-        label_files,
-        verification_of_vial,
-        trail,
-        verification,
+        settings=settings,
+        users=people,
+        patient=patient,
+        aspirate=aspirate,
+        culture=culture,
+        lot=lot,
+        batch_record=written.path,
+        batch_record_pages=written.pages,
+        labels=label_files,
+        scan=verification_of_vial,
+        trail=trail,
+        verification=verification,
     )
 
 

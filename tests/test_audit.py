@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from lims import audit, db
 from lims.config import Settings
 from lims.uow import Schema, unit_of_work
+from lims.views.trail import ChainVerification
 from tests.support import ON_POSTGRES, PASSWORD, Lab, invoke
 
 ENTRIES = 6
@@ -38,7 +39,7 @@ def _append(settings: Settings, count: int, *, reason: str | None = None) -> Non
             )
 
 
-def _verify(settings: Settings) -> audit.Verification:
+def _verify(settings: Settings) -> ChainVerification:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.verify(uow.session.connection())
 

@@ -17,6 +17,7 @@ from lims.models import LoginSession, User
 from lims.services import sessions, users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views.trail import AuditView
 from tests.support import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
@@ -39,7 +40,7 @@ def _user(settings: Settings, username: str) -> User:
         return users.get_user(uow.session, username)
 
 
-def _trail(settings: Settings, username: str) -> list[audit.AuditView]:
+def _trail(settings: Settings, username: str) -> list[AuditView]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.entries(uow.session, entity_type="user", entity_id=username)
 

@@ -20,6 +20,7 @@ from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavail
 from lims.models import User
 from lims.services import backup as service
 from lims.uow import unit_of_work
+from lims.views.trail import AuditView, ChainVerification
 from tests.support import ON_POSTGRES, PASSWORD, Invocation, Lab, invoke
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="backup and restore are SQLite's")
@@ -62,12 +63,12 @@ def _dump(settings: Settings) -> list[str]:
         ]
 
 
-def _trail(settings: Settings) -> list[audit.AuditView]:
+def _trail(settings: Settings) -> list[AuditView]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.entries(uow.session)
 
 
-def _verify(settings: Settings) -> audit.Verification:
+def _verify(settings: Settings) -> ChainVerification:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.verify(uow.session.connection())
 
