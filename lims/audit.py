@@ -19,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,8 @@ from sqlmodel import Session, col
 from lims.models import AuditEntry, AuditHead
 from lims.timeutil import audit_timestamp, json_time, utcnow
 from lims.validation import free_text
+from lims.views import from_record
+from lims.views.trail import AuditView, ChainVerification
 
 GENESIS_HASH = "0" * 64
 SEPARATOR = "\x1f"
@@ -137,31 +138,6 @@ def _encoded_columns() -> ColumnElement[str]:
     return encoded
 
 
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of a walk along the chain; when broken, head_* is the last good entry."""
-
-    entries: int
-    head_seq: int
-    head_hash: str
-    first_bad_seq: int | None = None
-    problem: str | None = None
-
-    @property
-    def intact(self) -> bool:
-        return self.first_bad_seq is None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "intact": self.intact,
-            "entries": self.entries,
-            "head_seq": self.head_seq,
-            "head_hash": self.head_hash,
-            "first_bad_seq": self.first_bad_seq,
-            "problem": self.problem,
-        }
-
-
 ProgressCallback = Callable[[int, int], None]
 _BATCH = 20_000
 _CHAIN_QUERY = (
@@ -169,7 +145,9 @@ _CHAIN_QUERY = (
 )
 
 
-def verify(connection: Connection, on_progress: ProgressCallback | None = None) -> Verification:
+def verify(
+    connection: Connection, on_progress: ProgressCallback | None = None
+) -> ChainVerification:
     """Walk the chain from the first entry; stop at the first one that does not hold.
 
     Two walks run side by side over the entries present when verification
@@ -199,20 +177,27 @@ def verify(connection: Connection, on_progress: ProgressCallback | None = None) 
             )
         ).one()
         bad_seq, problem = _diagnose(first_disagreeing, row.prev_hash, *row, columns_agree=False)
-        return Verification(
-            first_disagreeing - 1, first_disagreeing - 1, row.prev_hash, bad_seq, problem
-        )
+        return _outcome(first_disagreeing - 1, row.prev_hash, (bad_seq, problem))
     if failed_row is not None:
         bad_seq, problem = _diagnose(
             checked + 1, prev_hash, *failed_row, columns_agree=first_disagreeing != failed_row[0]
         )
-        return Verification(checked, checked, prev_hash, bad_seq, problem)
+        return _outcome(checked, prev_hash, (bad_seq, problem))
 
     head = None if head_seq is None else (head_seq, head_hash)
-    head_problem = _check_head(head, checked, prev_hash)
-    if head_problem is not None:
-        return Verification(checked, checked, prev_hash, *head_problem)
-    return Verification(checked, checked, prev_hash)
+    return _outcome(checked, prev_hash, _check_head(head, checked, prev_hash))
+
+
+def _outcome(good: int, head_hash: str, bad: tuple[int, str] | None = None) -> ChainVerification:
+    """The last good entry's number and hash, and the first bad entry with what is wrong."""
+    first_bad_seq, problem = bad if bad is not None else (None, None)
+    return ChainVerification(
+        entries=good,
+        head_seq=good,
+        head_hash=head_hash,
+        first_bad_seq=first_bad_seq,
+        problem=problem,
+    )
 
 
 def _walk_chain(
@@ -312,48 +297,14 @@ def _check_head(
     return None
 
 
-@dataclass(frozen=True)
-class AuditView:
-    seq: int
-    at: str
-    username: str | None
-    action: str
-    entity_type: str
-    entity_id: str
-    old: Any
-    new: Any
-    reason: str | None
-
-    @classmethod
-    def of(cls, entry: AuditEntry) -> AuditView:
-        return cls(
-            seq=entry.seq,
-            at=entry.at,
-            username=entry.username,
-            action=entry.action,
-            entity_type=entry.entity_type,
-            entity_id=entry.entity_id,
-            old=None if entry.old_value is None else json.loads(entry.old_value),
-            new=None if entry.new_value is None else json.loads(entry.new_value),
-            reason=entry.reason,
-        )
-
-    @property
-    def moment(self) -> datetime:
-        return datetime.strptime(self.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "at": json_time(self.moment),
-            "user": self.username,
-            "action": self.action,
-            "entity_type": self.entity_type,
-            "entity_id": self.entity_id,
-            "old": self.old,
-            "new": self.new,
-            "reason": self.reason,
-        }
+def _view(entry: AuditEntry) -> AuditView:
+    return from_record(
+        AuditView,
+        entry,
+        moment=datetime.strptime(entry.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+        old=None if entry.old_value is None else json.loads(entry.old_value),
+        new=None if entry.new_value is None else json.loads(entry.new_value),
+    )
 
 
 def entries_about(session: Session, subjects: Iterable[tuple[str, str]]) -> list[AuditView]:
@@ -370,7 +321,7 @@ def entries_about(session: Session, subjects: Iterable[tuple[str, str]]) -> list
         )
     )
     query = select(AuditEntry).where(condition).order_by(col(AuditEntry.seq))
-    return [AuditView.of(entry) for entry in session.execute(query).scalars()]
+    return [_view(entry) for entry in session.execute(query).scalars()]
 
 
 def entries(
@@ -398,5 +349,5 @@ def entries(
     query = query.order_by(col(AuditEntry.seq).desc() if last else col(AuditEntry.seq))
     if last:
         query = query.limit(last)
-    found = [AuditView.of(entry) for entry in session.execute(query).scalars()]
+    found = [_view(entry) for entry in session.execute(query).scalars()]
     return sorted(found, key=lambda view: view.seq) if last else found

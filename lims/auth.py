@@ -1,4 +1,9 @@
-"""Users, roles, login sessions and password checks.
+"""What every command stands on: password checks, the station's session, who a command runs as.
+
+Users and logins are managed by lims.services.users and lims.services.sessions;
+this module holds what they share with the rest of lims: argon2 hashing, the
+count of wrong passwords that locks an account (at login and at a signature),
+the station's session token file, and authenticating a command's session.
 
 A station's session token lives in a file under LIMS_HOME (mode 0600, in a
 directory lims creates 0700); the database keeps only its SHA-256. A session
@@ -13,37 +18,28 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
 import secrets
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from lims import audit, db
 from lims.config import SecuritySettings, Settings
-from lims.errors import AuditedRefusal, BadInput, NotFound, NotPermitted, RuleViolation
-from lims.models import FULL_NAME_MAX, USERNAME_MAX, LoginSession, User
-from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
-from lims.timeutil import json_time, utcnow
-from lims.validation import choice, free_text, matching
+from lims.errors import AuditedRefusal, NotPermitted
+from lims.models import LoginSession, User
+from lims.roles import GRANTS, PERMISSION_WORDS
+from lims.timeutil import utcnow
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 SESSION_FILENAME = "session"
 _TOKEN_FILE_MAX_BYTES = 4096
-REASON_MAX = 2000
-PASSWORD_MAX = 1024
-USERNAME_PATTERN = re.compile(rf"[a-z][a-z0-9._-]{{1,{USERNAME_MAX - 1}}}")
-USERNAME_ALLOWED = (
-    f"2-{USERNAME_MAX} characters: lower-case letters, digits, '.', '_' or '-', "
-    "starting with a letter"
-)
 FAILED_LOGIN_MESSAGE = "login refused: unknown user name or wrong password"
 
 
@@ -63,7 +59,6 @@ def _hasher_with(time_cost: int, memory_kib: int, parallelism: int) -> PasswordH
 
 @cache
 def _decoy_hash(hasher: PasswordHasher) -> str:
-    # Checked against when the user does not exist, so both cases take as long.
     return hasher.hash(secrets.token_hex(16))
 
 
@@ -77,75 +72,18 @@ class Actor:
     role: str
 
 
-@dataclass(frozen=True)
-class UserView:
-    username: str
-    full_name: str
-    role: str
-    active: bool
-    locked: bool
-    failed_logins: int
-    created_at: datetime
-    last_login_at: datetime | None
-
-    @classmethod
-    def of(cls, user: User) -> UserView:
-        return cls(
-            username=user.username,
-            full_name=user.full_name,
-            role=user.role,
-            active=user.active,
-            locked=user.locked_at is not None,
-            failed_logins=user.failed_logins,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
+def require(actor: Actor | None, permission: str) -> Actor:
+    if actor is None:
+        raise NotPermitted("not logged in; run `lims login NAME`")
+    if actor.role not in GRANTS[permission]:
+        allowed = " or ".join(sorted(GRANTS[permission]))
+        raise NotPermitted(
+            f"{actor.username} is {actor.role}; only {allowed} may {PERMISSION_WORDS[permission]}"
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "full_name": self.full_name,
-            "role": self.role,
-            "active": self.active,
-            "locked": self.locked,
-            "failed_logins": self.failed_logins,
-            "created_at": json_time(self.created_at),
-            "last_login_at": json_time(self.last_login_at),
-        }
+    return actor
 
 
-@dataclass(frozen=True)
-class SessionView:
-    user: UserView
-    started_at: datetime
-    last_seen_at: datetime
-    expires_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.user.to_json(),
-            "session_started_at": json_time(self.started_at),
-            "session_expires_at": json_time(self.expires_at),
-        }
-
-
-# --- validation -------------------------------------------------------------
-
-
-def valid_username(username: str, field: str = "name") -> str:
-    return matching(field, username, USERNAME_PATTERN, USERNAME_ALLOWED)
-
-
-def valid_password(settings: Settings, username: str, password: str) -> str:
-    minimum = settings.security.password_min_length
-    if not minimum <= len(password) <= PASSWORD_MAX:
-        raise BadInput("password", f"must be {minimum}-{PASSWORD_MAX} characters long")
-    if password.strip() != password:
-        raise BadInput("password", "must not start or end with a space")
-    if password.lower() == username.lower():
-        raise BadInput("password", "must not be the user name")
-    free_text("password", password, max_length=PASSWORD_MAX)
-    return password
+# --- passwords ----------------------------------------------------------------------
 
 
 def hash_password(settings: Settings, password: str) -> str:
@@ -162,175 +100,14 @@ def password_matches(settings: Settings, stored_hash: str, password: str) -> boo
         return False
 
 
-# --- users --------------------------------------------------------------------
+def check_for_nobody(settings: Settings, password: str) -> None:
+    """Check a password as if the user existed, so an unknown name takes as long to refuse."""
+    password_matches(settings, _decoy_hash(_hasher(settings.security)), password)
 
 
-def _find_user(session: Session, username: str) -> User | None:
-    return session.exec(select(User).where(User.username == username)).first()
-
-
-def get_user(session: Session, username: str) -> User:
-    user = _find_user(session, valid_username(username))
-    if user is None:
-        raise NotFound(f"no user named {username!r}")
-    return user
-
-
-def require(actor: Actor | None, permission: str) -> Actor:
-    if actor is None:
-        raise NotPermitted("not logged in; run `lims login NAME`")
-    if actor.role not in GRANTS[permission]:
-        allowed = " or ".join(sorted(GRANTS[permission]))
-        raise NotPermitted(
-            f"{actor.username} is {actor.role}; only {allowed} may {PERMISSION_WORDS[permission]}"
-        )
-    return actor
-
-
-def user_count(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(User)).one()
-
-
-def create_user(
-    session: Session,
-    settings: Settings,
-    *,
-    actor: Actor | None,
-    username: str,
-    full_name: str,
-    role: str,
-    password: str,
-) -> UserView:
-    """Add a user. actor None is allowed only for the first user (lims init)."""
-    if actor is None:
-        if user_count(session):
-            raise RuleViolation("lims is already initialised: users exist; ask an admin")
-    else:
-        require(actor, "manage_users")
-    valid_username(username)
-    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
-    choice("role", role, ROLES)
-    valid_password(settings, username, password)
-    if _find_user(session, username) is not None:
-        raise RuleViolation(f"a user named {username!r} already exists")
-    user = User(
-        username=username,
-        full_name=full_name,
-        role=role,
-        password_hash=hash_password(settings, password),
-        created_at=utcnow(),
-    )
-    session.add(user)
-    view = UserView.of(user)
-    audit.record(
-        session,
-        username=actor.username if actor else username,
-        action="user.create",
-        entity_type="user",
-        entity_id=username,
-        new={"full_name": full_name, "role": role, "active": True},
-    )
-    return view
-
-
-def list_users(session: Session) -> list[UserView]:
-    users = session.exec(select(User).order_by(col(User.username))).all()
-    return [UserView.of(user) for user in users]
-
-
-def _end_sessions(session: Session, user: User, reason: str) -> int:
-    live = session.exec(
-        select(LoginSession).where(
-            LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None)
-        )
-    ).all()
-    now = utcnow()
-    for login in live:
-        login.ended_at, login.end_reason = now, reason
-        session.add(login)
-    return len(live)
-
-
-def _admin_acting_on(
-    session: Session, actor: Actor | None, username: str, reason: str | None
-) -> tuple[Actor, User]:
-    """Role first (exit 4), then the typed reason (2), then the user (3)."""
-    actor = require(actor, "manage_users")
-    if reason is not None:
-        free_text("reason", reason, max_length=REASON_MAX)
-    return actor, get_user(session, username)
-
-
-def deactivate_user(
-    session: Session, *, actor: Actor | None, username: str, reason: str | None
-) -> UserView:
-    actor, user = _admin_acting_on(session, actor, username, reason)
-    if not user.active:
-        raise RuleViolation(f"{username} is already deactivated")
-    if user.username == actor.username:
-        raise RuleViolation("you cannot deactivate yourself; ask another admin")
-    user.active = False
-    session.add(user)
-    ended = _end_sessions(session, user, "deactivated")
-    audit.record(
-        session,
-        username=actor.username,
-        action="user.deactivate",
-        entity_type="user",
-        entity_id=username,
-        old={"active": True},
-        new={"active": False, "sessions_ended": ended},
-        reason=reason,
-    )
-    return UserView.of(user)
-
-
-def unlock_user(
-    session: Session, *, actor: Actor | None, username: str, reason: str | None
-) -> UserView:
-    actor, user = _admin_acting_on(session, actor, username, reason)
-    if user.locked_at is None:
-        raise RuleViolation(f"{username} is not locked")
-    old = {"locked": True, "failed_logins": user.failed_logins}
-    user.locked_at, user.failed_logins = None, 0
-    session.add(user)
-    audit.record(
-        session,
-        username=actor.username,
-        action="user.unlock",
-        entity_type="user",
-        entity_id=username,
-        old=old,
-        new={"locked": False, "failed_logins": 0},
-        reason=reason,
-    )
-    return UserView.of(user)
-
-
-def set_role(
-    session: Session, *, actor: Actor | None, username: str, role: str, reason: str
-) -> UserView:
-    actor = require(actor, "manage_users")
-    choice("role", role, ROLES)
-    free_text("reason", reason, max_length=REASON_MAX)
-    user = get_user(session, username)
-    if user.role == role:
-        raise RuleViolation(f"{username} is already {role}")
-    if user.username == actor.username:
-        raise RuleViolation("you cannot change your own role; ask another admin")
-    old_role, user.role = user.role, role
-    session.add(user)
-    audit.record(
-        session,
-        username=actor.username,
-        action="user.role_change",
-        entity_type="user",
-        entity_id=username,
-        old={"role": old_role},
-        new={"role": role},
-        reason=reason,
-    )
-    return UserView.of(user)
+def needs_rehash(settings: Settings, stored_hash: str) -> bool:
+    """True for a hash made at a lower cost than the site's: it is redone at the next login."""
+    return _hasher(settings.security).check_needs_rehash(stored_hash)
 
 
 # --- sessions -------------------------------------------------------------------
@@ -407,7 +184,8 @@ def remove_token(settings: Settings) -> None:
     session_file(settings).unlink(missing_ok=True)
 
 
-def _expiry(settings: Settings, login: LoginSession) -> datetime:
+def expiry(settings: Settings, login: LoginSession) -> datetime:
+    """When a session ends unless used before: idle time after last seen, or its longest life."""
     idle = login.last_seen_at + timedelta(minutes=settings.security.session_idle_minutes)
     return min(idle, login.started_at + timedelta(hours=settings.security.session_max_hours))
 
@@ -441,7 +219,8 @@ def _revoke(
     )
 
 
-def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, User]:
+def live_session(session: Session, settings: Settings) -> tuple[LoginSession, User]:
+    """The station's session and its user; refused unless it may be used now."""
     station = _station_token(settings)
     if station.problem is not None:
         found = _session_of(session, station.token) if station.token is not None else None
@@ -462,7 +241,7 @@ def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, U
         raise NotPermitted(f"{user.username} is deactivated")
     if user.locked_at is not None:
         raise NotPermitted(f"{user.username} is locked; an admin must unlock the account")
-    expires = _expiry(settings, login)
+    expires = expiry(settings, login)
     if utcnow() >= expires:
         idle = expires < login.started_at + timedelta(hours=settings.security.session_max_hours)
         why = (
@@ -478,69 +257,28 @@ def _live_session(session: Session, settings: Settings) -> tuple[LoginSession, U
 
 def authenticate(session: Session, settings: Settings) -> Actor:
     """The user of the station's live session, whose idle clock restarts now."""
-    login, user = _live_session(session, settings)
+    login, user = live_session(session, settings)
     login.last_seen_at = utcnow()
     session.add(login)
     assert user.id is not None
     return Actor(user.id, user.username, user.full_name, user.role)
 
 
-def current_session(session: Session, settings: Settings) -> SessionView:
-    login, user = _live_session(session, settings)
-    return SessionView(
-        UserView.of(user), login.started_at, login.last_seen_at, _expiry(settings, login)
-    )
+def open_session(session: Session, user: User, at: datetime) -> tuple[str, LoginSession]:
+    """A new session for user: its token, for the station's file, and its row.
 
-
-def login(
-    session: Session, settings: Settings, *, username: str, password: str
-) -> tuple[str, SessionView]:
-    """Check the password and start a session; returns its token.
-
-    Every refusal is audited and raised as AuditedRefusal, which commits.
+    The row keeps only the token's SHA-256: the database alone cannot be used to log in.
     """
-    valid_username(username)
-    user = _find_user(session, username)
-    if user is None:
-        password_matches(settings, _decoy_hash(_hasher(settings.security)), password)
-        _refuse(session, None, username, "unknown user", _failed_login_message(settings))
-    if user.locked_at is not None:
-        _refuse(
-            session,
-            user,
-            username,
-            "account locked",
-            f"{username} is locked after repeated failed logins; an admin must run "
-            f"`lims user unlock {username}`",
-        )
-    if not password_matches(settings, user.password_hash, password):
-        count_wrong_password(session, settings, user)
-    if not user.active:
-        _refuse(session, user, username, "user deactivated", f"{username} is deactivated")
-
-    now = utcnow()
-    replaced = _end_station_session(session, settings, "replaced")
-    if _hasher(settings.security).check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(settings, password)
-    user.failed_logins, user.last_login_at = 0, now
     token = secrets.token_urlsafe(32)
     assert user.id is not None
-    login_session = LoginSession(
-        user_id=user.id, token_hash=_token_hash(token), started_at=now, last_seen_at=now
+    login = LoginSession(
+        user_id=user.id, token_hash=_token_hash(token), started_at=at, last_seen_at=at
     )
-    session.add_all([user, login_session])
-    audit.record(
-        session,
-        username=username,
-        action="auth.login",
-        entity_type="user",
-        entity_id=username,
-        new={"replaced_session_of": replaced} if replaced else None,
-    )
-    return token, SessionView(UserView.of(user), now, now, _expiry(settings, login_session))
+    session.add(login)
+    return token, login
 
 
-def _end_station_session(session: Session, settings: Settings, reason: str) -> str | None:
+def end_station_session(session: Session, settings: Settings, reason: str) -> str | None:
     """End the session this station had open, if any; returns whose it was.
 
     A token in a file others could read is ended too, as exposed.
@@ -554,6 +292,23 @@ def _end_station_session(session: Session, settings: Settings, reason: str) -> s
     previous.end_reason = reason if station.problem is None else "exposed"
     session.add(previous)
     return previous_user.username
+
+
+def end_sessions(session: Session, user: User, reason: str) -> int:
+    """End every open session of user, at any station (deactivated, locked); returns how many."""
+    live = session.exec(
+        select(LoginSession).where(
+            LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None)
+        )
+    ).all()
+    now = utcnow()
+    for login in live:
+        login.ended_at, login.end_reason = now, reason
+        session.add(login)
+    return len(live)
+
+
+# --- wrong passwords -----------------------------------------------------------------
 
 
 def count_wrong_password(
@@ -572,16 +327,16 @@ def count_wrong_password(
     user.failed_logins += 1
     session.add(user)
     if user.failed_logins < threshold:
-        _refuse(
+        refuse_login(
             session,
             user,
             user.username,
             "wrong password",
-            refusal or _failed_login_message(settings),
+            refusal or failed_login_message(settings),
             action=failure,
         )
     user.locked_at = utcnow()
-    _end_sessions(session, user, "locked")
+    end_sessions(session, user, "locked")
     _audit_failure(session, user, user.username, "wrong password", action=failure)
     audit.record(
         session,
@@ -598,15 +353,15 @@ def count_wrong_password(
     )
 
 
-def _failed_login_message(settings: Settings) -> str:
-    # The same words whether or not the user exists, so they reveal no user names.
+def failed_login_message(settings: Settings) -> str:
+    """The same words whether or not the user exists, so they reveal no user names."""
     return (
         f"{FAILED_LOGIN_MESSAGE} (an account locks after "
         f"{settings.security.lockout_threshold} consecutive failures)"
     )
 
 
-def _refuse(
+def refuse_login(
     session: Session,
     user: User | None,
     username: str,
@@ -615,6 +370,7 @@ def _refuse(
     *,
     action: str = "auth.login_failed",
 ) -> NoReturn:
+    """Refuse on the record: the audited failure commits, the command exits refused."""
     _audit_failure(session, user, username, why, action=action)
     raise AuditedRefusal(message)
 
@@ -636,13 +392,3 @@ def _audit_failure(
         new={"failed_logins": user.failed_logins} if user is not None else None,
         reason=why,
     )
-
-
-def logout(session: Session, settings: Settings) -> str | None:
-    """End this station's session; returns whose it was, or None if there was none."""
-    username = _end_station_session(session, settings, "logout")
-    if username is not None:
-        audit.record(
-            session, username=username, action="auth.logout", entity_type="user", entity_id=username
-        )
-    return username

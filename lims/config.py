@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,6 +37,9 @@ from pydantic_settings import (
 from lims.domain.ids import FIN_PATTERN
 from lims.domain.spec import DEFAULT_SPEC, ReleaseSpec
 from lims.errors import ConfigError, shown
+
+if TYPE_CHECKING:
+    from lims.views.config import SettingOrigin
 
 ENV_PREFIX = "LIMS_"
 ENV_NESTED_DELIMITER = "__"
@@ -346,13 +348,6 @@ def _origin_of(key: str, origins: dict[str, str]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class SettingOrigin:
-    key: str
-    value: Any
-    source: str
-
-
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, value in values.items():
@@ -382,6 +377,8 @@ def _origins(overrides: dict[str, Any]) -> dict[str, str]:
 
 def describe_settings(settings: Settings, **overrides: Any) -> list[SettingOrigin]:
     """Each effective setting with the source it came from, in lims.toml order."""
+    from lims.views.config import SettingOrigin  # only `lims config show` needs it
+
     origins = _origins(overrides)
     values = _flatten(settings.model_dump(mode="json"))
     values["database_url"] = redacted_url(settings.database_url)
@@ -392,7 +389,7 @@ def describe_settings(settings: Settings, **overrides: Any) -> list[SettingOrigi
             source = f"default ({_DERIVED_DEFAULTS[key]})"
         if key == "timezone" and not value:
             source += f"; in force: {settings.tz}"
-        described.append(SettingOrigin(key, value, source))
+        described.append(SettingOrigin(key=key, value=value, source=source))
     return described
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, select, text
@@ -25,6 +24,8 @@ from lims.errors import Audited, ConfigError, NotFound, RuleViolation, Unavailab
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from lims.views.database import Upgrade
 
 # Every revision this lims knows, oldest first; a test keeps it equal to migrations/.
 SCHEMA_REVISIONS = ("0001_foundation", "0002_bench", "0003_release", "0004_vials")
@@ -202,12 +203,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-@dataclass(frozen=True)
-class Upgrade:
-    from_revision: str | None
-    to_revision: str
-
-
 def upgrade_schema(session: Session) -> Upgrade:
     """Bring the database to the newest schema in the session's transaction, on record.
 
@@ -216,6 +211,7 @@ def upgrade_schema(session: Session) -> Upgrade:
     from alembic import command
 
     from lims import audit
+    from lims.views.database import Upgrade
 
     connection = session.connection()
     before = stored_revision(connection)
@@ -232,7 +228,7 @@ def upgrade_schema(session: Session) -> Upgrade:
             old={"revision": before},
             new={"revision": SCHEMA_HEAD, "os_user": os_user()},
         )
-    return Upgrade(before, SCHEMA_HEAD)
+    return Upgrade(from_revision=before, to_revision=SCHEMA_HEAD)
 
 
 def os_user() -> str:

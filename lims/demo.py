@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,41 +22,19 @@ from lims.services import (
     qc,
     reagents,
     reports,
+    sessions,
     users,
     vials,
 )
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views.demo import DemoResult, DemoUser
 
 DEMO_USERS = (
     ("admin", "Ada Admin", "admin"),
     ("tech", "Tom Tech", "technician"),
     ("qa", "Quinn QA", "qa"),
 )
-
-
-@dataclass(frozen=True)
-class DemoUser:
-    username: str
-    full_name: str
-    role: str
-    password: str
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    settings: Settings
-    users: list[DemoUser]
-    patient: patients.PatientView
-    aspirate: aspirates.AspirateView
-    culture: cultures.CultureDetail
-    lot: lots.LotDetail
-    batch_record: Path
-    batch_record_pages: int
-    labels: list[Path]
-    scan: vials.Verification
-    trail: list[audit.AuditView]
-    verification: audit.Verification
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -74,7 +51,8 @@ def run_demo(directory: Path) -> DemoResult:
             f"{directory} already holds a lims database; give --dir a new or empty directory"
         )
     people = [
-        DemoUser(name, full, role, secrets.token_urlsafe(12)) for name, full, role in DEMO_USERS
+        DemoUser(username=name, full_name=full, role=role, password=secrets.token_urlsafe(12))
+        for name, full, role in DEMO_USERS
     ]
     admin, *staff = people
 
@@ -84,10 +62,8 @@ def run_demo(directory: Path) -> DemoResult:
     _login(settings, admin)
     with unit_of_work(settings) as uow:
         for user in staff:
-            auth.create_user(
-                uow.session,
-                settings,
-                actor=uow.actor,
+            users.create_user(
+                uow,
                 username=user.username,
                 full_name=user.full_name,
                 role=user.role,
@@ -111,25 +87,25 @@ def run_demo(directory: Path) -> DemoResult:
     _login(settings, technician)
     label_files, verification_of_vial = _label_and_verify(settings, directory.resolve(), lot_id)
     with unit_of_work(settings, authenticated=False) as uow:
-        auth.logout(uow.session, settings)
+        sessions.logout(uow)
     auth.remove_token(settings)
 
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         verification = audit.verify(uow.session.connection())
         trail = audit.entries(uow.session)
     return DemoResult(
-        settings,
-        people,
-        patient,
-        aspirate,
-        culture,
-        lot,
-        written.path,
-        written.pages,
-        label_files,
-        verification_of_vial,
-        trail,
-        verification,
+        settings=settings,
+        users=people,
+        patient=patient,
+        aspirate=aspirate,
+        culture=culture,
+        lot=lot,
+        batch_record=written.path,
+        batch_record_pages=written.pages,
+        labels=label_files,
+        scan=verification_of_vial,
+        trail=trail,
+        verification=verification,
     )
 
 
@@ -187,7 +163,7 @@ def _formulate_and_test(settings: Settings, culture_id: str, collected: datetime
 
 def _login(settings: Settings, user: DemoUser) -> None:
     with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = auth.login(uow.session, settings, username=user.username, password=user.password)
+        token, _ = sessions.login(uow, username=user.username, password=user.password)
     auth.write_token(settings, token)
 
 

@@ -13,11 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from lims import auth, db
 from lims.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from lims.views.database import Upgrade
 
 
 class Schema(Enum):
@@ -33,7 +37,7 @@ class UnitOfWork:
     session: Session
     settings: Settings
     actor: auth.Actor | None
-    upgrade: db.Upgrade | None = None  # what Schema.UPGRADE did, from which revision to which
+    upgrade: Upgrade | None = None  # what Schema.UPGRADE did, from which revision to which
 
     @property
     def tz(self) -> tzinfo:

@@ -13,7 +13,7 @@ from lims.errors import BadInput, RuleViolation
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from lims.audit import AuditView, Verification
+    from lims.views.trail import AuditView, ChainVerification
 
 app = new_area("The audit trail: every change, who made it, when and why.")
 
@@ -61,7 +61,9 @@ def log(
         )
         zone = uow.tz
     if as_json:
-        print_json([view.to_json() for view in found])
+        from lims.views import to_json
+
+        print_json(to_json(found))
         return
     from lims.timeutil import show_time
 
@@ -117,7 +119,9 @@ def verify(as_json: JsonOption = False) -> None:
         else:
             result = audit.verify(connection)
     if as_json:
-        print_json(result.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(result))
     if not result.intact:
         raise RuleViolation(f"audit trail broken at entry {result.first_bad_seq}: {result.problem}")
     if not as_json:
@@ -127,7 +131,7 @@ def verify(as_json: JsonOption = False) -> None:
         )
 
 
-def _verify_with_progress(connection: Connection) -> Verification:
+def _verify_with_progress(connection: Connection) -> ChainVerification:
     from rich.console import Console
     from rich.progress import Progress
 

@@ -18,34 +18,36 @@ def show(as_json: JsonOption = False) -> None:
     """
     from lims import resources
     from lims.config import config_files, describe_settings
+    from lims.views import to_json
+    from lims.views.config import ConfigPaths, ConfigView
 
     described = describe_settings(settings())
-    paths = {
-        "config_files": [str(path) for _, path in config_files()],
-        "migrations": str(resources.migrations_dir()),
-        "labels": str(resources.labels_dir()),
-    }
+    view = ConfigView(
+        settings={item.key: item for item in described},
+        paths=ConfigPaths(
+            config_files=[path for _, path in config_files()],
+            migrations=resources.migrations_dir(),
+            labels=resources.labels_dir(),
+        ),
+    )
     if as_json:
-        print_json(
-            {
-                "settings": {
-                    item.key: {"value": item.value, "source": item.source} for item in described
-                },
-                "paths": paths,
-            }
-        )
+        print_json(to_json(view))
         return
     print_table(
         "Settings",
         ["setting", "value", "source"],
         [(item.key, item.value, item.source) for item in described],
     )
+    paths = view.paths
     print_table(
         "Files",
         ["what", "path"],
         [
-            ("config files", ", ".join(paths["config_files"]) or "none: packaged defaults"),
-            ("migrations", paths["migrations"]),
-            ("label templates", paths["labels"]),
+            (
+                "config files",
+                ", ".join(str(path) for path in paths.config_files) or "none: packaged defaults",
+            ),
+            ("migrations", str(paths.migrations)),
+            ("label templates", str(paths.labels)),
         ],
     )

@@ -26,16 +26,20 @@ def upgrade(as_json: JsonOption = False) -> None:
       lims db upgrade
     """
     from lims.uow import Schema, unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(settings(), authenticated=False, schema=Schema.UPGRADE) as uow:
-        assert uow.upgrade is not None
-        result = {"from": uow.upgrade.from_revision, "to": uow.upgrade.to_revision}
+        result = uow.upgrade
+    assert result is not None
     if as_json:
-        print_json(result)
-    elif result["from"] == result["to"]:
-        say(f"Database schema already at {result['to']}.")
+        print_json(to_json(result))
+    elif result.from_revision == result.to_revision:
+        say(f"Database schema already at {result.to_revision}.")
     else:
-        say(f"Database schema upgraded from {result['from'] or 'blank'} to {result['to']}.")
+        say(
+            f"Database schema upgraded from {result.from_revision or 'blank'} "
+            f"to {result.to_revision}."
+        )
 
 
 @app.command("current")
@@ -48,20 +52,29 @@ def current(as_json: JsonOption = False) -> None:
     """
     from lims import db
     from lims.config import redacted_url
+    from lims.views import to_json
+    from lims.views.database import SchemaState
 
     config = settings()
     with db.engine_for(config).connect() as connection:
         revision = db.stored_revision(connection)
-    result = {
-        "database": str(config.sqlite_path or redacted_url(config.database_url)),
-        "current": revision,
-        "head": db.SCHEMA_HEAD,
-        "up_to_date": revision == db.SCHEMA_HEAD,
-    }
+    state = SchemaState(
+        database=str(config.sqlite_path or redacted_url(config.database_url)),
+        current=revision,
+        head=db.SCHEMA_HEAD,
+    )
     if as_json:
-        print_json(result)
+        print_json(to_json(state))
         return
-    print_record("Database schema", list(result.items()))
+    print_record(
+        "Database schema",
+        [
+            ("database", state.database),
+            ("current", state.current),
+            ("head", state.head),
+            ("up_to_date", state.up_to_date),
+        ],
+    )
 
 
 @app.command("backup")
@@ -89,10 +102,11 @@ def backup(
       lims db backup lims-before-upgrade.db --json
     """
     from lims.services import backup as service
+    from lims.views import to_json
 
     result = service.backup(settings(), file)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
         return
     print_record(
         "Backup written",
@@ -137,8 +151,10 @@ def restore(
       lims db restore lims-before-upgrade.db --yes --json
     """
     from lims.services import backup as service
+    from lims.views import to_json
+    from lims.views.database import RestorePlan
 
-    def confirm(plan: service.RestorePlan) -> bool:
+    def confirm(plan: RestorePlan) -> bool:
         live = plan.replaces
         if yes or not live.exists:
             return True
@@ -154,12 +170,12 @@ def restore(
 
     result = service.restore(settings(), file, confirm=confirm)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
         return
     plan = result.plan
     say(f"Restored {plan.replaces.path} from {plan.source} (sha256 {plan.sha256}).")
     if result.upgraded_from is not None:
-        say(f"Schema upgraded from {result.upgraded_from} to {result.to_json()['revision']}.")
+        say(f"Schema upgraded from {result.upgraded_from} to {result.revision}.")
     say(
         f"Audit trail intact: {result.audit_entries} entries, head {result.head_hash[:16]}…; "
         f"{result.sessions_ended} session(s) from the backup ended."

@@ -39,28 +39,9 @@ def demo(
     result = run_demo(directory)
     settings = result.settings
     if as_json:
-        print_json(
-            {
-                "home": str(settings.home),
-                "database": str(settings.sqlite_path),
-                "users": [
-                    {"username": user.username, "role": user.role, "password": user.password}
-                    for user in result.users
-                ],
-                "patient": result.patient.code,
-                "din": result.aspirate.din.code,
-                "din_display": result.aspirate.din.display,
-                "culture": result.culture.to_json(),
-                "lot_id": result.lot.summary.lot_id,
-                "lot_status": result.lot.summary.status,
-                "vials": [vial.vial_id for vial in result.lot.vials],
-                "signature": result.lot.signatures[0].manifestation,
-                "batch_record": str(result.batch_record),
-                "labels": [str(path) for path in result.labels],
-                "scan": result.scan.to_json(),
-                "audit": result.verification.to_json(),
-            }
-        )
+        from lims.views import to_json
+
+        print_json(to_json(result))
         if not result.verification.intact:
             raise typer.Exit(1)
         return

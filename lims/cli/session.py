@@ -42,7 +42,9 @@ def init(
 
     user = users.initialise(config, username=admin, full_name=full_name, password=password)
     if as_json:
-        print_json(user.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(user))
     else:
         where = config.sqlite_path or "the database"
         say(f"Initialised {where}; administrator {user.username} created.")
@@ -62,15 +64,18 @@ def login(
       printf '%s\\n' "$PASSWORD" | lims login tech --password-stdin
     """
     from lims import auth
+    from lims.services import sessions
     from lims.uow import unit_of_work
 
     config = settings()
     password = read_password(password_stdin)
     with unit_of_work(config, authenticated=False) as uow:
-        token, view = auth.login(uow.session, config, username=name, password=password)
+        token, view = sessions.login(uow, username=name, password=password)
     auth.write_token(config, token)
     if as_json:
-        print_json(view.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(view))
     else:
         from lims.timeutil import show_time
 
@@ -89,11 +94,12 @@ def logout() -> None:
       lims logout
     """
     from lims import auth
+    from lims.services import sessions
     from lims.uow import unit_of_work
 
     config = settings()
     with unit_of_work(config, authenticated=False) as uow:
-        username = auth.logout(uow.session, config)
+        username = sessions.logout(uow)
     auth.remove_token(config)
     say(f"Logged out {username}." if username else "No session was open on this station.")
 
@@ -106,16 +112,18 @@ def whoami(as_json: JsonOption = False) -> None:
       lims whoami
       lims whoami --json
     """
-    from lims import auth
     from lims.cli.common import print_record
+    from lims.services import sessions
     from lims.timeutil import show_time
     from lims.uow import unit_of_work
 
     config = settings()
     with unit_of_work(config, write=False) as uow:
-        view = auth.current_session(uow.session, config)
+        view = sessions.current_session(uow)
     if as_json:
-        print_json(view.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(view))
         return
     print_record(
         "Logged in",

@@ -20,7 +20,7 @@ from lims.roles import ROLES
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from lims.auth import UserView
+    from lims.views.people import UserView
 
 app = new_area("Manage users (admin only): add, list, deactivate, unlock, change role.")
 
@@ -30,7 +30,9 @@ ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why; kept in
 
 def _show(view: UserView, title: str, zone: tzinfo, as_json: bool) -> None:
     if as_json:
-        print_json(view.to_json())
+        from lims.views import to_json
+
+        print_json(to_json(view))
         return
     from lims.timeutil import show_time
 
@@ -66,19 +68,13 @@ def add(
       lims user add tech --full-name "Tom Tech" --role technician
       printf '%s\\n' "$PW" | lims user add quinn --full-name "Quinn QA" --role qa --password-stdin
     """
-    from lims import auth
+    from lims.services import users
     from lims.uow import unit_of_work
 
     password = read_password(password_stdin, prompt="Password for " + name, confirm=True)
     with unit_of_work() as uow:
-        view = auth.create_user(
-            uow.session,
-            uow.settings,
-            actor=uow.actor,
-            username=name,
-            full_name=full_name,
-            role=role,
-            password=password,
+        view = users.create_user(
+            uow, username=name, full_name=full_name, role=role, password=password
         )
     _show(view, "User added", uow.tz, as_json)
 
@@ -92,16 +88,16 @@ def list_(as_json: JsonOption = False) -> None:
       lims user list
       lims user list --json
     """
-    from lims import auth
+    from lims.services import users
     from lims.timeutil import show_time
     from lims.uow import unit_of_work
+    from lims.views import to_json
 
     with unit_of_work(write=False) as uow:
-        uow.require("manage_users")
-        views = auth.list_users(uow.session)
+        views = users.list_users(uow)
         zone = uow.tz
     if as_json:
-        print_json([view.to_json() for view in views])
+        print_json(to_json(views))
         return
     print_table(
         "Users",
@@ -131,11 +127,11 @@ def deactivate(
     Example:
       lims user deactivate tech --reason "left the lab"
     """
-    from lims import auth
+    from lims.services import users
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = auth.deactivate_user(uow.session, actor=uow.actor, username=name, reason=reason)
+        view = users.deactivate_user(uow, username=name, reason=reason)
     _show(view, "User deactivated", uow.tz, as_json)
 
 
@@ -147,11 +143,11 @@ def unlock(name: NameArgument, reason: ReasonOption = None, as_json: JsonOption 
     Example:
       lims user unlock tech --reason "identity confirmed by phone"
     """
-    from lims import auth
+    from lims.services import users
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = auth.unlock_user(uow.session, actor=uow.actor, username=name, reason=reason)
+        view = users.unlock_user(uow, username=name, reason=reason)
     _show(view, "User unlocked", uow.tz, as_json)
 
 
@@ -168,9 +164,9 @@ def set_role(
     Example:
       lims user set-role tech qa --reason "promoted to QA reviewer"
     """
-    from lims import auth
+    from lims.services import users
     from lims.uow import unit_of_work
 
     with unit_of_work() as uow:
-        view = auth.set_role(uow.session, actor=uow.actor, username=name, role=role, reason=reason)
+        view = users.set_role(uow, username=name, role=role, reason=reason)
     _show(view, "Role changed", uow.tz, as_json)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from lims.audit import AuditView
 from lims.timeutil import show_time
 from lims.views.bench import AspirateView
 from lims.views.quality import LotDetail
+from lims.views.trail import AuditView
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -40,107 +38,18 @@ from lims.errors import BadInput, LimsError, NotFound, RuleViolation, Unavailabl
 from lims.models import LoginSession
 from lims.timeutil import utcnow
 from lims.uow import Schema, unit_of_work
+from lims.views.database import (
+    BackupResult,
+    CopyFacts,
+    LiveDatabase,
+    RestorePlan,
+    RestoreResult,
+)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 ENTITY_TYPE = "backup"
 LOCK_TIMEOUT_S = 2.0
 _CHUNK = 1 << 20
-
-
-# --- what a checked copy holds -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CopyFacts:
-    """What a database file that passed every check holds."""
-
-    revision: str
-    audit_entries: int
-    head_hash: str
-
-
-@dataclass(frozen=True)
-class BackupResult:
-    path: Path
-    size: int
-    sha256: str
-    facts: CopyFacts
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": str(self.path),
-            "bytes": self.size,
-            "sha256": self.sha256,
-            "audit_entries": self.facts.audit_entries,
-            "head_hash": self.facts.head_hash,
-            "revision": self.facts.revision,
-        }
-
-
-@dataclass(frozen=True)
-class LiveDatabase:
-    """The configured database as a restore finds it."""
-
-    path: Path
-    exists: bool
-    problem: str | None = None
-    revision: str | None = None
-    audit_entries: int | None = None
-    head_hash: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """Present, intact and at a schema this lims knows: replacing it needs an admin."""
-        return self.exists and self.problem is None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "database": str(self.path),
-            "existed": self.exists,
-            "healthy": self.healthy,
-            "problem": self.problem,
-            "audit_entries": self.audit_entries,
-            "head_hash": self.head_hash,
-        }
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    """A checked backup about to replace the live database; shown before confirming."""
-
-    source: Path
-    size: int
-    sha256: str
-    facts: CopyFacts
-    replaces: LiveDatabase
-    restored_by: str | None
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    plan: RestorePlan
-    audit_entries: int
-    head_hash: str
-    upgraded_from: str | None
-    sessions_ended: int
-
-    def to_json(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "database": str(plan.replaces.path),
-            "source": str(plan.source),
-            "sha256": plan.sha256,
-            "bytes": plan.size,
-            "backup_audit_entries": plan.facts.audit_entries,
-            "backup_head_hash": plan.facts.head_hash,
-            "audit_entries": self.audit_entries,
-            "head_hash": self.head_hash,
-            "revision": db.SCHEMA_HEAD,
-            "upgraded_from": self.upgraded_from,
-            "sessions_ended": self.sessions_ended,
-            "restored_by": plan.restored_by,
-            "replaced": plan.replaces.to_json(),
-        }
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -245,27 +154,29 @@ def check_copy(path: Path, label: str | None = None) -> CopyFacts:
     revision = _structure(path, label)
     _known_revision(revision)
     entries, head_hash = _audit_chain(path, label)
-    return CopyFacts(revision, entries, head_hash)
+    return CopyFacts(audit_entries=entries, head_hash=head_hash, revision=revision)
 
 
 def inspect_live(settings: Settings) -> LiveDatabase:
     """The configured database: absent, healthy, or broken (and how)."""
     path = sqlite_database(settings, "restore")
     if not path.exists():
-        return LiveDatabase(path, exists=False)
+        return LiveDatabase(path=path, exists=False)
     try:
         _sqlite_header(path, str(path))
         revision = _structure(path, str(path))
     except LimsError as error:
-        return LiveDatabase(path, exists=True, problem=error.message)
+        return LiveDatabase(path=path, exists=True, problem=error.message)
     _known_revision(revision)  # never overwrite what a newer lims made
     try:
         with closing(sqlite3.connect(str(path))) as connection:
             head = connection.execute("SELECT seq, hash FROM audit_head").fetchone()
     except sqlite3.DatabaseError as error:
-        return LiveDatabase(path, exists=True, problem=f"{path}: {error}", revision=revision)
+        return LiveDatabase(path=path, exists=True, problem=f"{path}: {error}", revision=revision)
     entries, head_hash = head if head is not None else (None, None)
-    return LiveDatabase(path, True, None, revision, entries, head_hash)
+    return LiveDatabase(
+        path=path, exists=True, revision=revision, audit_entries=entries, head_hash=head_hash
+    )
 
 
 # --- who may ----------------------------------------------------------------------------------
@@ -383,7 +294,7 @@ def backup(settings: Settings, target: Path) -> BackupResult:
         raise
     finally:
         _remove_with_companions(temporary)
-    return BackupResult(target, size, digest, facts)
+    return BackupResult(path=target, size=size, sha256=digest, facts=facts)
 
 
 def _online_copy(live: Path, temporary: Path) -> None:
@@ -427,7 +338,14 @@ def restore(
     try:
         size, digest = _copy_file(source, temporary)
         facts = check_copy(temporary, label=label)
-        plan = RestorePlan(source, size, digest, facts, live, actor.username if actor else None)
+        plan = RestorePlan(
+            replaces=live,
+            source=source,
+            sha256=digest,
+            size=size,
+            facts=facts,
+            restored_by=actor.username if actor else None,
+        )
         if not confirm(plan):
             raise RuleViolation("restore cancelled; nothing changed")
         upgraded_from, ended = _record_restore(settings, temporary, plan)
@@ -438,7 +356,14 @@ def restore(
         _remove_with_companions(temporary)
         raise
     auth.remove_token(settings)
-    return RestoreResult(plan, final.audit_entries, final.head_hash, upgraded_from, ended)
+    return RestoreResult(
+        plan=plan,
+        audit_entries=final.audit_entries,
+        head_hash=final.head_hash,
+        revision=db.SCHEMA_HEAD,
+        upgraded_from=upgraded_from,
+        sessions_ended=ended,
+    )
 
 
 def _copy_file(source: Path, temporary: Path) -> tuple[int, str]:

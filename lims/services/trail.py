@@ -9,6 +9,7 @@ from __future__ import annotations
 from lims import audit
 from lims.timeutil import parse_date_start
 from lims.uow import UnitOfWork
+from lims.views.trail import AuditView
 
 
 def log(
@@ -19,7 +20,7 @@ def log(
     username: str | None = None,
     since: str | None = None,
     last: int | None = None,
-) -> list[audit.AuditView]:
+) -> list[AuditView]:
     """Entries matching every filter given, oldest first; `last` keeps only the newest N."""
     uow.require("read_records")
     return audit.entries(

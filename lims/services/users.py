@@ -1,28 +1,240 @@
-"""User accounts that need more than one row: the first administrator and the database with it."""
+"""User accounts: the first administrator with the database, then admins add, list and change them.
+
+Every change is audited by the admin who made it; deactivating a user or
+locking them out ends their sessions at every station at once.
+"""
 
 from __future__ import annotations
 
-from lims import auth
+import re
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from lims import audit, auth
 from lims.config import Settings
-from lims.models import FULL_NAME_MAX
-from lims.uow import Schema, unit_of_work
-from lims.validation import free_text
+from lims.errors import BadInput, NotFound, RuleViolation
+from lims.models import FULL_NAME_MAX, USERNAME_MAX, User
+from lims.roles import ROLES
+from lims.timeutil import utcnow
+from lims.uow import Schema, UnitOfWork, unit_of_work
+from lims.validation import choice, free_text, matching
+from lims.views import from_record
+from lims.views.people import UserView
+
+REASON_MAX = 2000
+PASSWORD_MAX = 1024
+USERNAME_PATTERN = re.compile(rf"[a-z][a-z0-9._-]{{1,{USERNAME_MAX - 1}}}")
+USERNAME_ALLOWED = (
+    f"2-{USERNAME_MAX} characters: lower-case letters, digits, '.', '_' or '-', "
+    "starting with a letter"
+)
 
 
-def initialise(
-    settings: Settings, *, username: str, full_name: str, password: str
-) -> auth.UserView:
+# --- validation and lookup ------------------------------------------------------------
+
+
+def valid_username(username: str, field: str = "name") -> str:
+    return matching(field, username, USERNAME_PATTERN, USERNAME_ALLOWED)
+
+
+def valid_password(settings: Settings, username: str, password: str) -> str:
+    minimum = settings.security.password_min_length
+    if not minimum <= len(password) <= PASSWORD_MAX:
+        raise BadInput("password", f"must be {minimum}-{PASSWORD_MAX} characters long")
+    if password.strip() != password:
+        raise BadInput("password", "must not start or end with a space")
+    if password.lower() == username.lower():
+        raise BadInput("password", "must not be the user name")
+    free_text("password", password, max_length=PASSWORD_MAX)
+    return password
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username)).first()
+
+
+def get_user(session: Session, username: str) -> User:
+    user = find_user(session, valid_username(username))
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def user_view(user: User) -> UserView:
+    return from_record(UserView, user, locked=user.locked_at is not None)
+
+
+# --- services -------------------------------------------------------------------------
+
+
+def initialise(settings: Settings, *, username: str, full_name: str, password: str) -> UserView:
     """Create the database at the newest schema with its first administrator, or neither."""
-    auth.valid_username(username, field="admin")
+    valid_username(username, field="admin")
     free_text("full-name", full_name, max_length=FULL_NAME_MAX)
-    auth.valid_password(settings, username, password)
+    valid_password(settings, username, password)
     with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE) as uow:
-        return auth.create_user(
+        if uow.session.exec(select(func.count()).select_from(User)).one():
+            raise RuleViolation("lims is already initialised: users exist; ask an admin")
+        return _add(
             uow.session,
             settings,
-            actor=None,
+            by=username,
             username=username,
             full_name=full_name,
             role="admin",
             password=password,
         )
+
+
+def create_user(
+    uow: UnitOfWork, *, username: str, full_name: str, role: str, password: str
+) -> UserView:
+    """Add a user with a role and an initial password (admin only)."""
+    actor = uow.require("manage_users")
+    return _add(
+        uow.session,
+        uow.settings,
+        by=actor.username,
+        username=username,
+        full_name=full_name,
+        role=role,
+        password=password,
+    )
+
+
+def _add(
+    session: Session,
+    settings: Settings,
+    *,
+    by: str,
+    username: str,
+    full_name: str,
+    role: str,
+    password: str,
+) -> UserView:
+    """The new account, audited as made by `by` (the first admin makes their own)."""
+    valid_username(username)
+    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
+    choice("role", role, ROLES)
+    valid_password(settings, username, password)
+    if find_user(session, username) is not None:
+        raise RuleViolation(f"a user named {username!r} already exists")
+    user = User(
+        username=username,
+        full_name=full_name,
+        role=role,
+        password_hash=auth.hash_password(settings, password),
+        created_at=utcnow(),
+    )
+    session.add(user)
+    view = user_view(user)
+    audit.record(
+        session,
+        username=by,
+        action="user.create",
+        entity_type="user",
+        entity_id=username,
+        new={"full_name": full_name, "role": role, "active": True},
+    )
+    return view
+
+
+def list_users(uow: UnitOfWork) -> list[UserView]:
+    """Every account, by name (admin only: it shows who is locked out)."""
+    uow.require("manage_users")
+    users = uow.session.exec(select(User).order_by(col(User.username))).all()
+    return [user_view(user) for user in users]
+
+
+def _admin_acting_on(uow: UnitOfWork, username: str, reason: str | None) -> tuple[auth.Actor, User]:
+    """Role first (exit 4), then the typed reason (2), then the user (3)."""
+    actor = uow.require("manage_users")
+    if reason is not None:
+        free_text("reason", reason, max_length=REASON_MAX)
+    return actor, get_user(uow.session, username)
+
+
+def deactivate_user(uow: UnitOfWork, *, username: str, reason: str | None) -> UserView:
+    """No more logins, and the user's open sessions end at once (admin only)."""
+    actor, user = _admin_acting_on(uow, username, reason)
+    if not user.active:
+        raise RuleViolation(f"{username} is already deactivated")
+    if user.username == actor.username:
+        raise RuleViolation("you cannot deactivate yourself; ask another admin")
+    user.active = False
+    ended = auth.end_sessions(uow.session, user, "deactivated")
+    return _changed(
+        uow,
+        actor,
+        user,
+        "user.deactivate",
+        old={"active": True},
+        new={"active": False, "sessions_ended": ended},
+        reason=reason,
+    )
+
+
+def unlock_user(uow: UnitOfWork, *, username: str, reason: str | None) -> UserView:
+    """Clear a lockout and its count of wrong passwords (admin only)."""
+    actor, user = _admin_acting_on(uow, username, reason)
+    if user.locked_at is None:
+        raise RuleViolation(f"{username} is not locked")
+    old = {"locked": True, "failed_logins": user.failed_logins}
+    user.locked_at, user.failed_logins = None, 0
+    return _changed(
+        uow,
+        actor,
+        user,
+        "user.unlock",
+        old=old,
+        new={"locked": False, "failed_logins": 0},
+        reason=reason,
+    )
+
+
+def set_role(uow: UnitOfWork, *, username: str, role: str, reason: str) -> UserView:
+    """Change a user's role; the old one stays in the trail (admin only, never one's own)."""
+    actor = uow.require("manage_users")
+    choice("role", role, ROLES)
+    free_text("reason", reason, max_length=REASON_MAX)
+    user = get_user(uow.session, username)
+    if user.role == role:
+        raise RuleViolation(f"{username} is already {role}")
+    if user.username == actor.username:
+        raise RuleViolation("you cannot change your own role; ask another admin")
+    old_role, user.role = user.role, role
+    return _changed(
+        uow,
+        actor,
+        user,
+        "user.role_change",
+        old={"role": old_role},
+        new={"role": role},
+        reason=reason,
+    )
+
+
+def _changed(
+    uow: UnitOfWork,
+    actor: auth.Actor,
+    user: User,
+    action: str,
+    *,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    reason: str | None,
+) -> UserView:
+    """Save an admin's change to an account, on the record, and show the account as it is now."""
+    uow.session.add(user)
+    audit.record(
+        uow.session,
+        username=actor.username,
+        action=action,
+        entity_type="user",
+        entity_id=user.username,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+    return user_view(user)

@@ -233,7 +233,6 @@ USERS = (
 
 def set_up_lab(database: Database) -> None:
     """Initialise the database with an admin, a technician and QA; the station logged in as tech."""
-    from lims import auth
     from lims.services import users
     from lims.uow import unit_of_work
 
@@ -242,10 +241,8 @@ def set_up_lab(database: Database) -> None:
     login(database, "admin")
     with unit_of_work(settings) as uow:
         for username, full_name, role in USERS[1:]:
-            auth.create_user(
-                uow.session,
-                settings,
-                actor=uow.actor,
+            users.create_user(
+                uow,
                 username=username,
                 full_name=full_name,
                 role=role,
@@ -256,11 +253,12 @@ def set_up_lab(database: Database) -> None:
 
 def login(database: Database, username: str) -> None:
     from lims import auth
+    from lims.services import sessions
     from lims.uow import unit_of_work
 
     settings = database.settings()
     with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = auth.login(uow.session, settings, username=username, password=PASSWORD)
+        token, _ = sessions.login(uow, username=username, password=PASSWORD)
     auth.write_token(settings, token)
 
 

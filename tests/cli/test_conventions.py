@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import typer
 
-from lims import auth, resources
+from lims import resources
 from lims.cli.app import COMMANDS, LimsGroup, app, load_command
 from lims.cli.errors import INTERNAL_ERROR, UNAVAILABLE
+from lims.services import users
 from tests.support.cli import invoke
 from tests.support.lab import Lab
 
@@ -108,7 +109,7 @@ def test_an_unexpected_failure_is_a_bug_exit_70_in_one_line(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(auth, "list_users", broken)
+    monkeypatch.setattr(users, "list_users", broken)
     result = invoke("user", "list")
     assert result.exit_code == INTERNAL_ERROR == 70
     assert result.stderr == (
@@ -125,7 +126,7 @@ def test_an_os_error_reaching_the_top_is_the_environment_exit_5(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", "/var/lib/lims/export.csv")
 
-    monkeypatch.setattr(auth, "list_users", full)
+    monkeypatch.setattr(users, "list_users", full)
     result = invoke("user", "list")
     assert result.exit_code == UNAVAILABLE == 5
     assert result.stderr == "error: No space left on device: /var/lib/lims/export.csv\n"
@@ -164,7 +165,7 @@ def test_lims_debug_shows_the_traceback(lab: Lab, monkeypatch: pytest.MonkeyPatc
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(auth, "list_users", broken)
+    monkeypatch.setattr(users, "list_users", broken)
     monkeypatch.setenv("LIMS_DEBUG", "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         typer.main.get_command(app).main(["user", "list"], standalone_mode=False)

@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text, update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from lims import audit, auth, db
 from lims.config import Settings
-from lims.models import LoginSession
+from lims.models import LoginSession, User
+from lims.services import users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views import to_json
 from tests.support.cli import Invocation, invoke
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
@@ -79,7 +81,8 @@ def _state(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
     """The audit trail's length and every user's record: what a refused command must not change."""
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return len(audit.entries(uow.session)), [
-            view.to_json() for view in auth.list_users(uow.session)
+            to_json(users.user_view(user))
+            for user in uow.session.exec(select(User).order_by(col(User.username)))
         ]
 
 

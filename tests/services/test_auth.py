@@ -1,4 +1,4 @@
-"""Users, passwords, sessions and lockout, through the services in lims.auth."""
+"""Users, passwords, sessions and lockout, through lims.auth and the user and session services."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from lims import audit, auth, db
 from lims.config import Settings, load_settings
 from lims.errors import BadInput, ConfigError, NotFound, NotPermitted, RuleViolation
 from lims.models import LoginSession, User
-from lims.services import users
+from lims.services import sessions, users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views.trail import AuditView
 from tests.support.lab import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
@@ -24,7 +25,7 @@ WRONG_PASSWORD = "not the password at all"
 
 def _login(settings: Settings, username: str, password: str = PASSWORD) -> str:
     with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = auth.login(uow.session, settings, username=username, password=password)
+        token, _ = sessions.login(uow, username=username, password=password)
     return token
 
 
@@ -36,10 +37,10 @@ def _refused_login(settings: Settings, username: str, password: str = WRONG_PASS
 
 def _user(settings: Settings, username: str) -> User:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
-        return auth.get_user(uow.session, username)
+        return users.get_user(uow.session, username)
 
 
-def _trail(settings: Settings, username: str) -> list[audit.AuditView]:
+def _trail(settings: Settings, username: str) -> list[AuditView]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.entries(uow.session, entity_type="user", entity_id=username)
 
@@ -77,10 +78,8 @@ def _station_user(settings: Settings) -> str:
 
 def _add_user(settings: Settings, username: str, role: str = "technician", **fields: str) -> None:
     with unit_of_work(settings) as uow:
-        auth.create_user(
-            uow.session,
-            settings,
-            actor=uow.actor,
+        users.create_user(
+            uow,
             username=username,
             full_name=fields.get("full_name", "Tom Tech"),
             role=fields.get("role", role),
@@ -266,9 +265,7 @@ def test_unlock_clears_the_lock_and_the_failure_count(
     for _ in range(2):
         _refused_login(settings, "tech")
     with unit_of_work(settings) as uow:
-        view = auth.unlock_user(
-            uow.session, actor=uow.actor, username="tech", reason="identity confirmed"
-        )
+        view = users.unlock_user(uow, username="tech", reason="identity confirmed")
     assert not view.locked
     assert view.failed_logins == 0
     unlock = _trail(settings, "tech")[-1]
@@ -283,13 +280,13 @@ def test_unlock_clears_the_lock_and_the_failure_count(
 def test_unlocking_an_account_that_is_not_locked_is_refused(lab: Lab) -> None:
     lab.login("admin")
     with pytest.raises(RuleViolation, match="not locked"), unit_of_work(lab.settings) as uow:
-        auth.unlock_user(uow.session, actor=uow.actor, username="admin", reason=None)
+        users.unlock_user(uow, username="admin", reason=None)
 
 
 def test_a_deactivated_user_cannot_log_in(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     with unit_of_work(lab.settings) as uow:
-        auth.deactivate_user(uow.session, actor=uow.actor, username="tech", reason="left the lab")
+        users.deactivate_user(uow, username="tech", reason="left the lab")
     message = _refused_login(lab.settings, "tech", PASSWORD)
     assert "deactivated" in message
     assert _trail(lab.settings, "tech")[-1].reason == "user deactivated"
@@ -300,7 +297,7 @@ def test_deactivating_a_user_ends_their_live_session_at_once(lab: Lab) -> None:
     tech_token = _login(lab.settings, "tech")
     lab.login("admin")
     with unit_of_work(lab.settings) as uow:
-        view = auth.deactivate_user(uow.session, actor=uow.actor, username="tech", reason=None)
+        view = users.deactivate_user(uow, username="tech", reason=None)
     assert not view.active
     assert _trail(lab.settings, "tech")[-1].new == {"active": False, "sessions_ended": 1}
     auth.write_token(lab.settings, tech_token)
@@ -352,7 +349,7 @@ def test_each_authenticated_unit_of_work_restarts_the_idle_clock(lab: Lab) -> No
 def test_session_view_expires_idle_minutes_after_last_seen(lab: Lab) -> None:
     lab.login("admin")
     with unit_of_work(lab.settings, write=False) as uow:
-        view = auth.current_session(uow.session, lab.settings)
+        view = sessions.current_session(uow)
     assert view.user.username == "admin"
     assert view.expires_at - view.last_seen_at == timedelta(
         minutes=lab.settings.security.session_idle_minutes
@@ -362,7 +359,7 @@ def test_session_view_expires_idle_minutes_after_last_seen(lab: Lab) -> None:
 def test_logout_ends_the_session_and_is_audited(lab: Lab) -> None:
     lab.login("admin")
     with unit_of_work(lab.settings, authenticated=False) as uow:
-        assert auth.logout(uow.session, lab.settings) == "admin"
+        assert sessions.logout(uow) == "admin"
     assert _login_sessions(lab.settings)[-1].end_reason == "logout"
     assert _actions(lab.settings, "admin")[-1] == "auth.logout"
     with pytest.raises(NotPermitted, match="ended"):
@@ -372,7 +369,7 @@ def test_logout_ends_the_session_and_is_audited(lab: Lab) -> None:
 def test_logout_without_a_session_writes_nothing(lab: Lab) -> None:
     before = lab.audit_count()
     with unit_of_work(lab.settings, authenticated=False) as uow:
-        assert auth.logout(uow.session, lab.settings) is None
+        assert sessions.logout(uow) is None
     assert lab.audit_count() == before
 
 
@@ -407,23 +404,20 @@ def test_only_admins_manage_users(lab: Lab, role: str) -> None:
     lab.login("someone")
     before = lab.audit_count()
     with unit_of_work(lab.settings) as uow:
-        session, actor = uow.session, uow.actor
         with pytest.raises(NotPermitted, match="only admin"):
-            auth.create_user(
-                session,
-                lab.settings,
-                actor=actor,
+            users.create_user(
+                uow,
                 username="other",
                 full_name="Other Person",
                 role="technician",
                 password=PASSWORD,
             )
         with pytest.raises(NotPermitted, match="only admin"):
-            auth.deactivate_user(session, actor=actor, username="admin", reason=None)
+            users.deactivate_user(uow, username="admin", reason=None)
         with pytest.raises(NotPermitted, match="only admin"):
-            auth.unlock_user(session, actor=actor, username="admin", reason=None)
+            users.unlock_user(uow, username="admin", reason=None)
         with pytest.raises(NotPermitted, match="only admin"):
-            auth.set_role(session, actor=actor, username="admin", role="qa", reason="coup")
+            users.set_role(uow, username="admin", role="qa", reason="coup")
     assert lab.audit_count() == before
 
 
@@ -469,8 +463,8 @@ def test_bad_user_details_are_refused_and_nothing_is_written(
         _add_user(lab.settings, username, **fields)
     assert refused.value.field == field
     assert lab.audit_count() == before
-    with unit_of_work(lab.settings, write=False, authenticated=False) as uow:
-        assert [view.username for view in auth.list_users(uow.session)] == ["admin"]
+    with unit_of_work(lab.settings, write=False) as uow:
+        assert [view.username for view in users.list_users(uow)] == ["admin"]
 
 
 def test_a_password_of_exactly_the_minimum_length_is_accepted(lab: Lab) -> None:
@@ -491,51 +485,49 @@ def test_an_unknown_user_is_not_found(lab: Lab) -> None:
     lab.login("admin")
     with unit_of_work(lab.settings) as uow:
         with pytest.raises(NotFound):
-            auth.deactivate_user(uow.session, actor=uow.actor, username="ghost", reason=None)
+            users.deactivate_user(uow, username="ghost", reason=None)
         with pytest.raises(NotFound):
-            auth.unlock_user(uow.session, actor=uow.actor, username="ghost", reason=None)
+            users.unlock_user(uow, username="ghost", reason=None)
         with pytest.raises(NotFound):
-            auth.set_role(uow.session, actor=uow.actor, username="ghost", role="qa", reason="r")
+            users.set_role(uow, username="ghost", role="qa", reason="r")
 
 
 def test_an_admin_cannot_deactivate_themself(lab: Lab) -> None:
     lab.add_user("boss", "admin")
     with pytest.raises(RuleViolation, match="yourself"), unit_of_work(lab.settings) as uow:
-        auth.deactivate_user(uow.session, actor=uow.actor, username="admin", reason=None)
+        users.deactivate_user(uow, username="admin", reason=None)
     assert _user(lab.settings, "admin").active
 
 
 def test_an_admin_may_deactivate_another_admin(lab: Lab) -> None:
     lab.add_user("boss", "admin")
     with unit_of_work(lab.settings) as uow:
-        auth.deactivate_user(uow.session, actor=uow.actor, username="boss", reason=None)
+        users.deactivate_user(uow, username="boss", reason=None)
     assert not _user(lab.settings, "boss").active
 
 
 def test_deactivating_an_already_deactivated_user_is_refused(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     with unit_of_work(lab.settings) as uow:
-        auth.deactivate_user(uow.session, actor=uow.actor, username="tech", reason=None)
+        users.deactivate_user(uow, username="tech", reason=None)
     with pytest.raises(RuleViolation, match="already"), unit_of_work(lab.settings) as uow:
-        auth.deactivate_user(uow.session, actor=uow.actor, username="tech", reason=None)
+        users.deactivate_user(uow, username="tech", reason=None)
 
 
 def test_an_admin_cannot_change_their_own_role(lab: Lab) -> None:
     lab.add_user("boss", "admin")
     with pytest.raises(RuleViolation, match="own role"), unit_of_work(lab.settings) as uow:
-        auth.set_role(uow.session, actor=uow.actor, username="admin", role="qa", reason="test")
+        users.set_role(uow, username="admin", role="qa", reason="test")
 
 
 def test_a_role_change_needs_a_reason_and_keeps_the_old_role_in_the_trail(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     for blank in ("", "   "):
         with pytest.raises(BadInput, match="reason"), unit_of_work(lab.settings) as uow:
-            auth.set_role(uow.session, actor=uow.actor, username="tech", role="qa", reason=blank)
+            users.set_role(uow, username="tech", role="qa", reason=blank)
     assert _user(lab.settings, "tech").role == "technician"
     with unit_of_work(lab.settings) as uow:
-        view = auth.set_role(
-            uow.session, actor=uow.actor, username="tech", role="qa", reason="promoted"
-        )
+        view = users.set_role(uow, username="tech", role="qa", reason="promoted")
     assert view.role == "qa"
     change = _trail(lab.settings, "tech")[-1]
     assert change.action == "user.role_change"
@@ -550,7 +542,7 @@ def test_a_role_change_needs_a_reason_and_keeps_the_old_role_in_the_trail(lab: L
 def test_a_role_change_to_an_unknown_role_is_bad_input(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     with pytest.raises(BadInput, match="role"), unit_of_work(lab.settings) as uow:
-        auth.set_role(uow.session, actor=uow.actor, username="tech", role="boss", reason="r")
+        users.set_role(uow, username="tech", role="boss", reason="r")
 
 
 # --- initialising ---------------------------------------------------------------------

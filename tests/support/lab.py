@@ -14,7 +14,7 @@ import pytest
 
 from lims import auth, db
 from lims.config import Settings, load_settings
-from lims.services import users
+from lims.services import sessions, users
 from lims.uow import unit_of_work
 
 PASSWORD = "correct horse battery"
@@ -115,17 +115,15 @@ class Lab:
 
     def login(self, username: str, password: str = PASSWORD) -> None:
         with unit_of_work(self.settings, authenticated=False) as uow:
-            token, _ = auth.login(uow.session, self.settings, username=username, password=password)
+            token, _ = sessions.login(uow, username=username, password=password)
         auth.write_token(self.settings, token)
 
     def add_user(self, username: str, role: str, password: str = PASSWORD) -> None:
         """Add a user as admin; the station is left logged in as admin."""
         self.login("admin")
         with unit_of_work(self.settings) as uow:
-            auth.create_user(
-                uow.session,
-                self.settings,
-                actor=uow.actor,
+            users.create_user(
+                uow,
                 username=username,
                 full_name=username.title() + " Tester",
                 role=role,

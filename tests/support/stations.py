@@ -72,20 +72,18 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
     from lims import auth
     from lims.config import load_settings
-    from lims.services import patients, users
+    from lims.services import patients, sessions, users
     from lims.uow import unit_of_work
 
     admin_settings = load_settings(home=root / "admin", database_url=database_url)
     users.initialise(admin_settings, username="admin", full_name="Ada Admin", password=PASSWORD)
     with unit_of_work(admin_settings, authenticated=False) as uow:
-        token, _ = auth.login(uow.session, admin_settings, username="admin", password=PASSWORD)
+        token, _ = sessions.login(uow, username="admin", password=PASSWORD)
     auth.write_token(admin_settings, token)
     with unit_of_work(admin_settings) as uow:
         for station in range(stations):
-            auth.create_user(
-                uow.session,
-                admin_settings,
-                actor=uow.actor,
+            users.create_user(
+                uow,
                 username=technician(station),
                 full_name=f"Station {station} Technician",
                 role="technician",
@@ -95,9 +93,7 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     for station in range(stations):
         settings = load_settings(home=root / f"station{station}", database_url=database_url)
         with unit_of_work(settings, authenticated=False) as uow:
-            token, _ = auth.login(
-                uow.session, settings, username=technician(station), password=PASSWORD
-            )
+            token, _ = sessions.login(uow, username=technician(station), password=PASSWORD)
         auth.write_token(settings, token)
         with unit_of_work(settings) as uow:
             patients.add_patient(

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from lims import audit, db
 from lims.config import Settings
 from lims.uow import Schema, unit_of_work
+from lims.views.trail import ChainVerification
 
 ENTRIES = 6
 
@@ -26,7 +27,7 @@ def _append(settings: Settings, count: int, *, reason: str | None = None) -> Non
             )
 
 
-def _verify(settings: Settings) -> audit.Verification:
+def _verify(settings: Settings) -> ChainVerification:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.verify(uow.session.connection())
 

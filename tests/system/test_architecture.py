@@ -68,11 +68,13 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_the_layers_import_only_downwards() -> None:
-    """domain imports no store, service or CLI; services import no CLI."""
+    """domain imports no store, service or CLI; views and documents no service; services no CLI."""
     graph = _graph()
     for name, imported in graph.items():
         if name.startswith("lims.domain"):
             below = {m for m in imported if not m.startswith(("lims.domain", "lims.errors"))}
             assert below <= {"lims.timeutil"}, (name, below)
+        if name.startswith(("lims.views", "lims.documents")):
+            assert not {m for m in imported if m.startswith(("lims.services", "lims.cli"))}, name
         if name.startswith("lims.services"):
             assert not {m for m in imported if m.startswith("lims.cli")}, name

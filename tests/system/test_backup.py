@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from lims import audit, auth, db
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavailable
+from lims.models import User
 from lims.services import backup as service
 from lims.uow import unit_of_work
+from lims.views.trail import AuditView, ChainVerification
 from tests.support.cli import Invocation, invoke
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
@@ -61,19 +64,19 @@ def _dump(settings: Settings) -> list[str]:
         ]
 
 
-def _trail(settings: Settings) -> list[audit.AuditView]:
+def _trail(settings: Settings) -> list[AuditView]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.entries(uow.session)
 
 
-def _verify(settings: Settings) -> audit.Verification:
+def _verify(settings: Settings) -> ChainVerification:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
         return audit.verify(uow.session.connection())
 
 
 def _users(settings: Settings) -> list[str]:
     with unit_of_work(settings, write=False, authenticated=False) as uow:
-        return [user.username for user in auth.list_users(uow.session)]
+        return list(uow.session.exec(select(User.username).order_by(col(User.username))).all())
 
 
 def _leftovers(directory: Path) -> list[str]:

@@ -1,0 +1,65 @@
+"""`lims demo`: what the guided tour made, for the tour's own pages and for `--json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lims.views import hidden, renamed, shown_as, to_json
+from lims.views.bench import CultureDetail
+from lims.views.trail import AuditView, ChainVerification
+from lims.views.vials import Verification
+
+if TYPE_CHECKING:
+    from lims.config import Settings
+    from lims.views.bench import AspirateView, PatientView
+    from lims.views.quality import LotDetail
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoUser:
+    """A demo account; its password is shown once, here, and kept nowhere else."""
+
+    username: str
+    full_name: str = hidden()
+    role: str
+    password: str
+
+
+def _station(settings: Settings) -> dict[str, str]:
+    return {"home": str(settings.home), "database": str(settings.sqlite_path)}
+
+
+def _din(aspirate: AspirateView) -> dict[str, str]:
+    return {"din": aspirate.din.code, "din_display": aspirate.din.display}
+
+
+def _lot(lot: LotDetail) -> dict[str, Any]:
+    """The released lot in brief: its id and state, its vials and QA's signature."""
+    return to_json(
+        {
+            "lot_id": lot.summary.lot_id,
+            "lot_status": lot.summary.status,
+            "vials": [vial.vial_id for vial in lot.vials],
+            "signature": lot.signatures[0].manifestation,
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoResult:
+    """Each step's outcome, in the tour's order; `--json` gives each in brief."""
+
+    settings: Settings = shown_as(_station, merged=True)
+    users: list[DemoUser]
+    patient: PatientView = shown_as(lambda patient: patient.code)
+    aspirate: AspirateView = shown_as(_din, merged=True)
+    culture: CultureDetail
+    lot: LotDetail = shown_as(_lot, merged=True)
+    batch_record: Path = shown_as(str)
+    batch_record_pages: int = hidden()
+    labels: list[Path] = shown_as(lambda paths: [str(path) for path in paths])
+    scan: Verification
+    trail: list[AuditView] = hidden()
+    verification: ChainVerification = renamed("audit")
