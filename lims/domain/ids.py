@@ -203,21 +203,33 @@ class ChainId(ABC):
 
 
 @dataclass(frozen=True)
-class CultureId(ChainId):
-    kind = "culture"
-    example = "A999926000001-C1"
-    pattern = re.compile(rf"{_DIN}-C(?P<culture>{_NUMBER})")
+class _OfDonation(ChainId):
+    """An id of what is made straight from a donation: its DIN, a letter and a number.
+
+    The pattern names the number's group after the kind, so ids built on this one
+    (a culture's passages, a lot's vials) read it back from their own match.
+    """
+
+    letter: ClassVar[str]
 
     din: Din
     number: int
 
     @property
     def code(self) -> str:
-        return f"{self.din.code}-C{self.number}"
+        return f"{self.din.code}-{self.letter}{self.number}"
 
     @classmethod
     def _from(cls, match: re.Match[str]) -> Self:
-        return cls(_din(match), int(match["culture"]))
+        return cls(_din(match), int(match[cls.kind]))
+
+
+@dataclass(frozen=True)
+class CultureId(_OfDonation):
+    kind = "culture"
+    letter = "C"
+    example = "A999926000001-C1"
+    pattern = re.compile(rf"{_DIN}-C(?P<culture>{_NUMBER})")
 
 
 @dataclass(frozen=True)
@@ -239,21 +251,11 @@ class PassageId(ChainId):
 
 
 @dataclass(frozen=True)
-class LotId(ChainId):
+class LotId(_OfDonation):
     kind = "lot"
+    letter = "L"
     example = "A999926000001-L1"
     pattern = re.compile(rf"{_DIN}-L(?P<lot>{_NUMBER})")
-
-    din: Din
-    number: int
-
-    @property
-    def code(self) -> str:
-        return f"{self.din.code}-L{self.number}"
-
-    @classmethod
-    def _from(cls, match: re.Match[str]) -> Self:
-        return cls(_din(match), int(match["lot"]))
 
 
 @dataclass(frozen=True)

@@ -35,27 +35,14 @@ from lims.domain.spec import (
     evaluate,
 )
 from lims.timeutil import show_time
+from tests.support import quality
 
 RELEASE_SPEC: TypeAdapter[dict[str, Criterion]] = TypeAdapter(ReleaseSpec)
 CRITERION: TypeAdapter[Criterion] = TypeAdapter(Criterion)
 DEFAULT = RELEASE_SPEC.validate_python({})
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LOT = "A999926000001-L1"
-PASSING = {
-    "viability": "92",
-    "sterility": "negative",
-    "mycoplasma": "negative",
-    "endotoxin": "0.5",
-    "cd73": "99",
-    "cd90": "98",
-    "cd105": "97",
-    "cd45": "0.5",
-    "cd34": "0.3",
-    "cd14": "0.2",
-    "cd19": "0.1",
-    "hla_dr": "0.4",
-    "karyotype": "normal",
-}
+PASSING = {**quality.PASSING, "karyotype": "normal"}
 FAILING = {
     "viability": "69.9",
     "sterility": "positive",
