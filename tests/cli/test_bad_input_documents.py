@@ -11,26 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.support.floor import (
     Floor,
     _files,
     _names,
-    commands_of,
-    junk_in_one_option_is_refused,
+    junk_in_one_option_test,
 )
-from tests.support.junk import _one_line_error, _run, fuzz, snapshot
+from tests.support.junk import _one_line_error, _run, snapshot
 
-
-@pytest.mark.parametrize("name", commands_of("documents"))
-@fuzz(15)
-@given(data=st.data())
-def test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing(
-    floor: Floor, labels_dir: Path, name: str, data: st.DataObject
-) -> None:
-    junk_in_one_option_is_refused(floor, labels_dir, name, data)
+test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing = (
+    junk_in_one_option_test("documents")
+)
 
 
 @pytest.mark.parametrize("printer", ["zébra", "١٢", "x" * 128])

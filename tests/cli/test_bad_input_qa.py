@@ -15,10 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from lims.domain.spec import DEFAULT_SPEC
 from tests.support.floor import (
     CATEGORICAL,
@@ -28,21 +24,15 @@ from tests.support.floor import (
     SHORT_MAX,
     Floor,
     _refused_writing_nothing,
-    commands_of,
-    junk_in_one_option_is_refused,
+    junk_in_one_option_test,
 )
-from tests.support.junk import _run, fuzz
+from tests.support.junk import _run
 from tests.support.lab import PASSWORD
 from tests.support.vials import add_lot
 
-
-@pytest.mark.parametrize("name", commands_of("qa"))
-@fuzz(15)
-@given(data=st.data())
-def test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing(
-    floor: Floor, labels_dir: Path, name: str, data: st.DataObject
-) -> None:
-    junk_in_one_option_is_refused(floor, labels_dir, name, data)
+test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing = (
+    junk_in_one_option_test("qa")
+)
 
 
 def test_the_valid_values_around_the_junk_are_accepted(floor: Floor, labels_dir: Path) -> None:

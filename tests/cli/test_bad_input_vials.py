@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -23,20 +22,14 @@ from tests.support.floor import (
     PATIENT,
     Floor,
     _appended_refusals,
-    commands_of,
-    junk_in_one_option_is_refused,
+    junk_in_one_option_test,
     scans,
 )
 from tests.support.junk import _one_line_error, _run, fuzz, snapshot
 
-
-@pytest.mark.parametrize("name", commands_of("vials"))
-@fuzz(15)
-@given(data=st.data())
-def test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing(
-    floor: Floor, labels_dir: Path, name: str, data: st.DataObject
-) -> None:
-    junk_in_one_option_is_refused(floor, labels_dir, name, data)
+test_junk_in_any_option_of_a_writing_command_is_refused_and_writes_nothing = (
+    junk_in_one_option_test("vials")
+)
 
 
 # --- the scanner loop: each junk line is answered, none stops it ---------------------------

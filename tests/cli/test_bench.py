@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from lims.timeutil import utcnow
-from tests.support.cli import Invocation, invoke
+from tests.support.cli import invoke, ok, refused
 from tests.support.lab import Lab
 
 COLLECTED = (utcnow() - timedelta(days=30)).replace(microsecond=0)
@@ -28,20 +26,40 @@ def at(days: float) -> str:
     return (COLLECTED + timedelta(days=days)).isoformat()
 
 
-def ok(*args: str) -> Any:
-    """Run a command with --json that must succeed; its JSON."""
-    result = invoke(*args, "--json")
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+def passage(
+    culture: str,
+    harvested: str,
+    seeded: str,
+    *,
+    days: float = 14,
+    viability: str = "95",
+    vessels: str = "5",
+    area_cm2: str = "875",
+) -> list[str]:
+    """The words of `lims passage log` for one harvest and reseed."""
+    return [
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        harvested,
+        "--viability",
+        viability,
+        "--seeded",
+        seeded,
+        "--vessels",
+        vessels,
+        "--area-cm2",
+        area_cm2,
+        "--at",
+        at(days),
+    ]
 
 
-def refused(result: Invocation, code: int, *words: str) -> None:
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for word in words:
-        assert word in lines[0]
+def two_passages(culture: str) -> None:
+    """P1 and P2, three doublings apart in 72 hours."""
+    ok(*passage(culture, "4e6", "4e6", area_cm2="3200"))
+    ok(*passage(culture, "3.2e7", "1.6e7", days=17, area_cm2="3200"))
 
 
 @pytest.fixture
@@ -156,23 +174,7 @@ def test_reagents_are_added_listed_and_checked_at_each_step(culture: str) -> Non
     ok("reagent", "add", "Old serum", "--lot", "S1", "--expires", at(1)[:10])
     listed = {r["lot"]: r["expired"] for r in ok("reagent", "list")}
     assert listed == {"2409B": False, "S1": True}
-    base = [
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4e6",
-        "--viability",
-        "95",
-        "--seeded",
-        "4e6",
-        "--vessels",
-        "5",
-        "--area-cm2",
-        "875",
-        "--at",
-        at(14),
-    ]
+    base = passage(culture, "4e6", "4e6")
     refused(invoke(*base, "--reagent", "Old serum:S1"), 1, "expired")
     refused(invoke(*base, "--reagent", "Nothing:0"), 3, "no reagent lot")
     logged = ok(*base, "--reagent", "TrypLE Express:2409B")
@@ -229,43 +231,13 @@ def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture:
 
 
 def test_passage_log_prints_the_derived_values_under_the_issue_keys(culture: str) -> None:
-    first = ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4000000",
-        "--viability",
-        "95",
-        "--seeded",
-        "4e6",
-        "--vessels",
-        "5",
-        "--area-cm2",
-        "800",
-        "--at",
-        at(14),
-    )
+    first = ok(*passage(culture, "4000000", "4e6", area_cm2="800"))
     assert set(first) >= PASSAGE_KEYS
     assert first["population_doublings"] is None
     second = ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "3.2e7",
-        "--viability",
-        "95",
-        "--seeded",
-        "1.6e7",
-        "--vessels",
-        "20",
-        "--area-cm2",
-        "3200",
+        *passage(culture, "3.2e7", "1.6e7", days=17, vessels="20", area_cm2="3200"),
         "--confluence",
         "85",
-        "--at",
-        at(17),
     )
     assert second["passage_id"] == f"{culture}-P2"
     assert second["passage_number"] == 2
@@ -282,23 +254,7 @@ def test_passage_log_prints_the_derived_values_under_the_issue_keys(culture: str
 
 
 def test_a_flagged_passage_is_saved_and_shown_loudly(culture: str) -> None:
-    logged = invoke(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4e6",
-        "--viability",
-        "72",
-        "--seeded",
-        "4e6",
-        "--vessels",
-        "5",
-        "--area-cm2",
-        "875",
-        "--at",
-        at(14),
-    )
+    logged = invoke(*passage(culture, "4e6", "4e6", viability="72"))
     assert logged.exit_code == 0, logged.stderr
     assert "FLAGGED" in logged.stdout
     assert "viability 72 % is below 80 %" in logged.stdout
@@ -308,116 +264,15 @@ def test_a_flagged_passage_is_saved_and_shown_loudly(culture: str) -> None:
 
 
 def test_passage_refusals_exit_2_and_unknown_culture_exits_3(culture: str) -> None:
-    base = ["--vessels", "5", "--area-cm2", "875", "--at", at(14)]
-    refused(
-        invoke(
-            "passage",
-            "log",
-            culture,
-            "--harvested",
-            "1e6",
-            "--viability",
-            "95",
-            "--seeded",
-            "2e6",
-            *base,
-        ),
-        2,
-        "seeded",
-    )
-    refused(
-        invoke(
-            "passage",
-            "log",
-            culture,
-            "--harvested",
-            "-3",
-            "--viability",
-            "95",
-            "--seeded",
-            "1",
-            *base,
-        ),
-        2,
-        "harvested",
-    )
-    refused(
-        invoke(
-            "passage",
-            "log",
-            culture,
-            "--harvested",
-            "1e6",
-            "--viability",
-            "140",
-            "--seeded",
-            "1e6",
-            *base,
-        ),
-        2,
-        "viability",
-    )
-    refused(
-        invoke(
-            "passage",
-            "log",
-            f"{culture[:-1]}7",
-            "--harvested",
-            "1e6",
-            "--viability",
-            "95",
-            "--seeded",
-            "1e6",
-            *base,
-        ),
-        3,
-    )
+    refused(invoke(*passage(culture, "1e6", "2e6")), 2, "seeded")
+    refused(invoke(*passage(culture, "-3", "1")), 2, "harvested")
+    refused(invoke(*passage(culture, "1e6", "1e6", viability="140")), 2, "viability")
+    refused(invoke(*passage(f"{culture[:-1]}7", "1e6", "1e6")), 3)
 
 
 def test_passage_correct_needs_a_reason_and_recomputes(culture: str) -> None:
-    common = ["--vessels", "5", "--area-cm2", "3200"]
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4e6",
-        "--viability",
-        "95",
-        "--seeded",
-        "4e6",
-        *common,
-        "--at",
-        at(14),
-    )
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "3.2e7",
-        "--viability",
-        "95",
-        "--seeded",
-        "1.6e7",
-        *common,
-        "--at",
-        at(17),
-    )
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "6.4e7",
-        "--viability",
-        "95",
-        "--seeded",
-        "1.6e7",
-        *common,
-        "--at",
-        at(19),
-    )
+    two_passages(culture)
+    ok(*passage(culture, "6.4e7", "1.6e7", days=19, area_cm2="3200"))
     no_reason = invoke("passage", "correct", f"{culture}-P2", "--seeded", "8e6")
     refused(no_reason, 2, "--reason")
     corrected = ok("passage", "correct", f"{culture}-P2", "--seeded", "8e6", "--reason", "misread")
@@ -432,35 +287,7 @@ def test_passage_correct_needs_a_reason_and_recomputes(culture: str) -> None:
 
 
 def test_culture_show_draws_the_growth_curve(culture: str) -> None:
-    common = ["--vessels", "5", "--area-cm2", "3200"]
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4e6",
-        "--viability",
-        "95",
-        "--seeded",
-        "4e6",
-        *common,
-        "--at",
-        at(14),
-    )
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "3.2e7",
-        "--viability",
-        "95",
-        "--seeded",
-        "1.6e7",
-        *common,
-        "--at",
-        at(17),
-    )
+    two_passages(culture)
     shown = invoke("culture", "show", culture)
     assert shown.exit_code == 0
     assert "Growth: cumulative population doublings" in shown.stdout
@@ -470,35 +297,7 @@ def test_culture_show_draws_the_growth_curve(culture: str) -> None:
 
 def test_culture_project_prints_its_assumptions_or_refuses(culture: str) -> None:
     refused(invoke("culture", "project", culture, "--target-cells", "1e8"), 1, "too little data")
-    common = ["--vessels", "5", "--area-cm2", "3200"]
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "4e6",
-        "--viability",
-        "95",
-        "--seeded",
-        "4e6",
-        *common,
-        "--at",
-        at(14),
-    )
-    ok(
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        "3.2e7",
-        "--viability",
-        "95",
-        "--seeded",
-        "1.6e7",
-        *common,
-        "--at",
-        at(17),
-    )
+    two_passages(culture)
     projected = ok("culture", "project", culture, "--target-cells", "1.28e8")
     assert projected["passages_needed"] == 1
     assert projected["doublings_needed"] == pytest.approx(3.0)

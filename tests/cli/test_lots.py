@@ -11,7 +11,6 @@ two days ago with a shelf life long enough that the lot has not expired.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,51 +19,19 @@ import pytest
 
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
-from tests.support.cli import Invocation, invoke
+from tests.support.cli import Invocation, invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import PASSING
 
 COLLECTED = (utcnow() - timedelta(days=10)).replace(microsecond=0)
 PATIENT = "PT-0001"
 OTHER_PATIENT = "PT-0002"  # added first, so the recipient is not just "the first patient"
 SHELF_LIFE = "2000"  # hours: a lot formulated two days ago is still in date
-# A result that passes for every test required by the default specification.
-PASSING = {
-    "viability": "92",
-    "sterility": "negative",
-    "mycoplasma": "negative",
-    "endotoxin": "0.5",
-    "cd73": "99",
-    "cd90": "98.5",
-    "cd105": "97",
-    "cd45": "0.4",
-    "cd34": "0.3",
-    "cd14": "0.2",
-    "cd19": "0.1",
-    "hla_dr": "0.5",
-}
 SIGNED_RELEASE = "approved for release"
 
 
 def at(days: float) -> str:
     return (COLLECTED + timedelta(days=days)).isoformat()
-
-
-def ok(*args: str) -> Any:
-    """Run a command with --json that must succeed; its JSON."""
-    result = invoke(*args, "--json")
-    assert result.exit_code == 0, (args, result.stderr)
-    return json.loads(result.stdout)
-
-
-def refused(result: Invocation, code: int, *words: str) -> str:
-    """The one-line refusal with this exit code, naming each word; the line."""
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def signed(lab: Lab, user: str, *args: str, password: str = PASSWORD) -> Invocation:

@@ -34,6 +34,7 @@ def ok(*args: str, input: str | None = None) -> Any:
 def refused(result: Invocation, code: int, *words: str) -> str:
     """A one-line `error: ...` on stderr with this exit code, naming each word; the line."""
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), lines[0]

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -46,7 +48,16 @@ from lims.domain.spec import DEFAULT_SPEC
 from lims.services.lots import MEANING_MAX
 from lims.uow import unit_of_work
 from tests.support.bench import day
-from tests.support.junk import JUNK, Ran, _one_line_error, _run, _tables, _valid_text, snapshot
+from tests.support.junk import (
+    JUNK,
+    Ran,
+    _one_line_error,
+    _run,
+    _tables,
+    _valid_text,
+    fuzz,
+    snapshot,
+)
 from tests.support.lab import PASSWORD, Lab
 from tests.support.oracles import moment
 from tests.support.quality import Quality
@@ -548,6 +559,18 @@ assert {name.split()[0] for name in COMMANDS} == {word for area in AREAS.values(
 def commands_of(area: str) -> list[str]:
     """The names in COMMANDS of the commands of one area, sorted."""
     return sorted(name for name in COMMANDS if name.split()[0] in AREAS[area])
+
+
+def junk_in_one_option_test(area: str) -> Callable[..., None]:
+    """The fuzz test of one area: each of its writing commands, one field made junk."""
+
+    @pytest.mark.parametrize("name", commands_of(area))
+    @fuzz(15)
+    @given(data=st.data())
+    def test(floor: Floor, labels_dir: Path, name: str, data: st.DataObject) -> None:
+        junk_in_one_option_is_refused(floor, labels_dir, name, data)
+
+    return test
 
 
 def junk_in_one_option_is_refused(

@@ -60,26 +60,13 @@ from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
 from lims.services import lookup
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support.cli import Invocation, invoke
+from tests.support.cli import Invocation, invoke, ok, refused
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
+from tests.support.quality import PASSING
 
 COLLECTED = (utcnow() - timedelta(days=10)).replace(microsecond=0)
 PATIENT = "PT-0001"
 SHELF_LIFE = "2000"
-PASSING_QC = {
-    "viability": "92",
-    "sterility": "negative",
-    "mycoplasma": "negative",
-    "endotoxin": "0.5",
-    "cd73": "99",
-    "cd90": "98.5",
-    "cd105": "97",
-    "cd45": "0.4",
-    "cd34": "0.3",
-    "cd14": "0.2",
-    "cd19": "0.1",
-    "hla_dr": "0.5",
-}
 
 
 def at(days: float) -> str:
@@ -87,25 +74,6 @@ def at(days: float) -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def ok(*args: str, input: str | None = None) -> Any:
-    """`lims ARGS --json`, which must succeed; its JSON."""
-    result = invoke(*args, "--json", input=input)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return json.loads(result.stdout)
-
-
-def refused(result: Invocation, code: int, *words: str) -> str:
-    """The one-line `error: ...` with this exit code, naming each word; the line."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def dump(settings: Settings) -> dict[str, list[tuple[str, ...]]]:
@@ -732,7 +700,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
             "4", "--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours",
             SHELF_LIFE, "--at", at(7), "--json").stdout
     )["lot_id"]  # fmt: skip
-    for test, value in PASSING_QC.items():
+    for test, value in PASSING.items():
         run("qc", "record", lot, test, value)
     signed("lot", "release", lot, password=TECH_PW, code=4)  # a technician may not sign
     login("quinn", QA_PW)
