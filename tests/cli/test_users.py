@@ -21,7 +21,7 @@ from lims.services import users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views import to_json
-from tests.support.cli import Invocation, invoke
+from tests.support.cli import Invocation, invoke, refused
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
@@ -64,17 +64,6 @@ def _ok(result: Invocation) -> Invocation:
 
 def _json(result: Invocation) -> Any:
     return json.loads(_ok(result).stdout)
-
-
-def _refused(result: Invocation, exit_code: int, *fragments: str) -> str:
-    assert result.exit_code == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 def _state(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
@@ -141,7 +130,7 @@ def test_init_json_shows_the_new_admin(settings: Settings) -> None:
 
 def test_a_second_init_is_refused_and_writes_nothing(lab: Lab) -> None:
     before = _state(lab.settings)
-    _refused(_init(), 1, "already initialised")
+    refused(_init(), 1, "already initialised")
     assert _state(lab.settings) == before
 
 
@@ -156,7 +145,7 @@ def test_a_second_init_is_refused_and_writes_nothing(lab: Lab) -> None:
 def test_init_with_bad_input_exits_2_and_creates_no_database(
     settings: Settings, extra: tuple[str, ...], password: str, field: str
 ) -> None:
-    _refused(_init(*extra, password=password), 2, f"{field}:")
+    refused(_init(*extra, password=password), 2, f"{field}:")
     if ON_POSTGRES:
         with db.engine_for(settings).connect() as connection:
             assert db.stored_revision(connection) is None
@@ -170,7 +159,7 @@ def test_init_with_a_bad_admin_name_exits_2_and_creates_no_database(settings: Se
         "init", "--admin", "Ada Admin", "--full-name", "Ada Admin", "--password-stdin",
         input=PASSWORD + "\n",
     )  # fmt: skip
-    _refused(result, 2, "admin:")
+    refused(result, 2, "admin:")
     if not ON_POSTGRES:
         assert settings.sqlite_path is not None
         assert not settings.sqlite_path.exists()
@@ -202,7 +191,7 @@ def test_only_an_admin_may_add_deactivate_unlock_or_change_roles(lab: Lab, role:
     lab.login("someone")
     before = _state(lab.settings)
     for command in ADMIN_ONLY_WRITES:
-        message = _refused(invoke(*command, input=PASSWORD + "\n"), 4)
+        message = refused(invoke(*command, input=PASSWORD + "\n"), 4)
         assert f"someone is {role}; only admin may manage users" in message, command
     assert _state(lab.settings) == before
 
@@ -211,13 +200,13 @@ def test_only_an_admin_may_add_deactivate_unlock_or_change_roles(lab: Lab, role:
 def test_only_an_admin_may_list_users(lab: Lab, role: str) -> None:
     lab.add_user("someone", role)
     lab.login("someone")
-    _refused(invoke("user", "list"), 4, "only admin")
+    refused(invoke("user", "list"), 4, "only admin")
 
 
 def test_user_commands_need_a_session(lab: Lab) -> None:
     before = _state(lab.settings)
     for command in [*ADMIN_ONLY_WRITES, ("user", "list")]:
-        _refused(invoke(*command, input=PASSWORD + "\n"), 4, "not logged in")
+        refused(invoke(*command, input=PASSWORD + "\n"), 4, "not logged in")
     assert _state(lab.settings) == before
 
 
@@ -274,14 +263,14 @@ def test_bad_user_details_exit_2_and_write_nothing(
 ) -> None:
     lab.login("admin")
     before = _state(lab.settings)
-    _refused(_add(name, *extra, password=password), 2, f"{field}:")
+    refused(_add(name, *extra, password=password), 2, f"{field}:")
     assert _state(lab.settings) == before
 
 
 def test_adding_a_user_that_exists_is_refused(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     before = _state(lab.settings)
-    _refused(_add("tech"), 1, "already exists")
+    refused(_add("tech"), 1, "already exists")
     assert _state(lab.settings) == before
 
 
@@ -296,7 +285,7 @@ def test_adding_a_user_that_exists_is_refused(lab: Lab) -> None:
 def test_an_unknown_user_is_not_found(lab: Lab, command: tuple[str, ...]) -> None:
     lab.login("admin")
     before = _state(lab.settings)
-    _refused(invoke(*command), 3, "ghost")
+    refused(invoke(*command), 3, "ghost")
     assert _state(lab.settings) == before
 
 
@@ -306,7 +295,7 @@ def test_an_unknown_user_is_not_found(lab: Lab, command: tuple[str, ...]) -> Non
 def test_an_admin_cannot_deactivate_themself(lab: Lab) -> None:
     lab.login("admin")
     before = _state(lab.settings)
-    _refused(invoke("user", "deactivate", "admin"), 1, "yourself")
+    refused(invoke("user", "deactivate", "admin"), 1, "yourself")
     assert _state(lab.settings) == before
 
 
@@ -323,15 +312,15 @@ def test_deactivate_is_audited_with_its_reason(lab: Lab) -> None:
 def test_set_role_requires_a_reason(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     before = _state(lab.settings)
-    _refused(invoke("user", "set-role", "tech", "qa"), 2, "--reason")
-    _refused(invoke("user", "set-role", "tech", "qa", "--reason", " "), 2, "reason:")
+    refused(invoke("user", "set-role", "tech", "qa"), 2, "--reason")
+    refused(invoke("user", "set-role", "tech", "qa", "--reason", " "), 2, "reason:")
     assert _state(lab.settings) == before
 
 
 def test_set_role_to_an_unknown_role_exits_2(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     before = _state(lab.settings)
-    _refused(invoke("user", "set-role", "tech", "boss", "--reason", "promoted"), 2, "role:")
+    refused(invoke("user", "set-role", "tech", "boss", "--reason", "promoted"), 2, "role:")
     assert _state(lab.settings) == before
 
 
@@ -375,7 +364,7 @@ def test_login_writes_a_private_session_file_whose_hash_is_in_the_database(lab: 
 def test_a_session_file_readable_by_others_is_refused(lab: Lab) -> None:
     _ok(_login("admin"))
     (lab.settings.home / "session").chmod(0o644)
-    _refused(invoke("whoami"), 4, "readable by others")
+    refused(invoke("whoami"), 4, "readable by others")
 
 
 # --- lims login / whoami / logout -----------------------------------------------------
@@ -404,12 +393,12 @@ def test_login_json_shows_the_session(lab: Lab) -> None:
 
 
 def test_whoami_without_a_session_is_not_permitted(lab: Lab) -> None:
-    _refused(invoke("whoami"), 4, "not logged in")
+    refused(invoke("whoami"), 4, "not logged in")
 
 
 def test_a_wrong_password_exits_4_and_the_failure_is_audited(lab: Lab) -> None:
     before = lab.audit_count()
-    _refused(_login("admin", WRONG_PASSWORD), 4, auth.FAILED_LOGIN_MESSAGE)
+    refused(_login("admin", WRONG_PASSWORD), 4, auth.FAILED_LOGIN_MESSAGE)
     assert lab.audit_count() == before + 1
     assert not (lab.settings.home / "session").exists()
     lab.login("admin")
@@ -419,8 +408,8 @@ def test_a_wrong_password_exits_4_and_the_failure_is_audited(lab: Lab) -> None:
 
 
 def test_an_unknown_user_gets_the_same_message_as_a_wrong_password(lab: Lab) -> None:
-    wrong_password = _refused(_login("admin", WRONG_PASSWORD), 4)
-    unknown_user = _refused(_login("nobody", WRONG_PASSWORD), 4)
+    wrong_password = refused(_login("admin", WRONG_PASSWORD), 4)
+    unknown_user = refused(_login("nobody", WRONG_PASSWORD), 4)
     assert unknown_user == wrong_password
 
 
@@ -430,13 +419,13 @@ def test_an_account_locks_after_the_configured_number_of_failures_until_unlocked
     lab.add_user("tech", "technician")
     monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
     for _ in range(2):
-        _refused(_login("tech", WRONG_PASSWORD), 4)
-    _refused(_login("tech", WRONG_PASSWORD), 4, "now locked", "lims user unlock tech")
+        refused(_login("tech", WRONG_PASSWORD), 4)
+    refused(_login("tech", WRONG_PASSWORD), 4, "now locked", "lims user unlock tech")
     assert [entry["action"] for entry in _trail("tech")][-2:] == [
         "auth.login_failed",
         "auth.lockout",
     ]
-    _refused(_login("tech"), 4, "locked")
+    refused(_login("tech"), 4, "locked")
     shown = _json(invoke("user", "unlock", "tech", "--reason", "identity confirmed", "--json"))
     assert (shown["locked"], shown["failed_logins"]) == (False, 0)
     _ok(_login("tech"))
@@ -444,30 +433,30 @@ def test_an_account_locks_after_the_configured_number_of_failures_until_unlocked
 
 def test_the_default_lockout_is_five_failures(lab: Lab) -> None:
     for _ in range(4):
-        _refused(_login("admin", WRONG_PASSWORD), 4)
-    _refused(_login("admin", WRONG_PASSWORD), 4, "now locked")
+        refused(_login("admin", WRONG_PASSWORD), 4)
+    refused(_login("admin", WRONG_PASSWORD), 4, "now locked")
 
 
 def test_a_successful_login_resets_the_failure_count(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "2")
-    _refused(_login("admin", WRONG_PASSWORD), 4)
+    refused(_login("admin", WRONG_PASSWORD), 4)
     _ok(_login("admin"))
-    _refused(_login("admin", WRONG_PASSWORD), 4)
+    refused(_login("admin", WRONG_PASSWORD), 4)
     (admin,) = _state(lab.settings)[1]
     assert (admin["locked"], admin["failed_logins"]) == (False, 1)
 
 
 def test_unlocking_a_user_that_is_not_locked_is_refused(lab: Lab) -> None:
     lab.add_user("tech", "technician")
-    _refused(invoke("user", "unlock", "tech"), 1, "not locked")
+    refused(invoke("user", "unlock", "tech"), 1, "not locked")
 
 
 def test_a_deactivated_user_cannot_log_in(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     _ok(invoke("user", "deactivate", "tech"))
-    _refused(_login("tech"), 4, "deactivated")
+    refused(_login("tech"), 4, "deactivated")
     assert _json(invoke("whoami", "--json"))["username"] == "admin"
 
 
@@ -481,7 +470,7 @@ def test_deactivating_a_user_ends_their_session_at_another_station_at_once(
     monkeypatch.setenv("LIMS_HOME", str(lab.settings.home))
     _ok(invoke("user", "deactivate", "tech", "--reason", "left the lab"))
     _move_to_station(monkeypatch, tmp_path, "bench")
-    _refused(invoke("whoami"), 4)
+    refused(invoke("whoami"), 4)
     tech_session = _login_sessions(lab.settings)[-1]
     assert tech_session["end_reason"] == "deactivated"
 
@@ -489,14 +478,14 @@ def test_deactivating_a_user_ends_their_session_at_another_station_at_once(
 def test_an_idle_session_expires(lab: Lab) -> None:
     _ok(_login("admin"))
     _make_idle(lab.settings, lab.settings.security.session_idle_minutes + 1)
-    _refused(invoke("user", "list"), 4, "expired")
+    refused(invoke("user", "list"), 4, "expired")
 
 
 def test_the_configured_idle_time_is_used(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIMS_SECURITY__SESSION_IDLE_MINUTES", "5")
     _ok(_login("admin"))
     _make_idle(lab.settings, 6)
-    _refused(invoke("whoami"), 4, "expired after 5 min idle")
+    refused(invoke("whoami"), 4, "expired after 5 min idle")
 
 
 def test_each_authenticated_command_restarts_the_idle_clock(lab: Lab) -> None:
@@ -514,7 +503,7 @@ def test_logout_ends_the_session_and_is_audited(lab: Lab) -> None:
     _ok(_login("admin"))
     assert "Logged out admin." in _ok(invoke("logout")).stdout
     assert not (lab.settings.home / "session").exists()
-    _refused(invoke("whoami"), 4)
+    refused(invoke("whoami"), 4)
     assert _login_sessions(lab.settings)[-1]["end_reason"] == "logout"
     with unit_of_work(lab.settings, write=False, authenticated=False) as uow:
         assert audit.entries(uow.session, entity_id="admin")[-1].action == "auth.logout"
@@ -570,4 +559,4 @@ def test_login_prompts_for_the_password(lab: Lab) -> None:
 
 
 def test_password_stdin_with_no_password_is_bad_input(lab: Lab) -> None:
-    _refused(invoke("login", "admin", "--password-stdin", input=""), 2, "password:")
+    refused(invoke("login", "admin", "--password-stdin", input=""), 2, "password:")

@@ -21,7 +21,7 @@ from lims.models import User
 from lims.services import backup as service
 from lims.uow import unit_of_work
 from lims.views.trail import AuditView, ChainVerification
-from tests.support.cli import Invocation, invoke
+from tests.support.cli import Invocation, invoke, refused
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="backup and restore are SQLite's")
@@ -31,17 +31,6 @@ def _ok(result: Invocation) -> Invocation:
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     return result
-
-
-def _refused(result: Invocation, exit_code: int, *fragments: str) -> str:
-    assert result.exit_code == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _live(settings: Settings) -> Path:
@@ -307,7 +296,7 @@ def test_a_database_sqlite_finds_damaged_is_not_backed_up_and_is_unavailable(
         "VALUES (9999, 'dangling', '2026-11-25 08:00:00', '2026-11-25 08:00:00')",
     )
     target = tmp_path / "b.db"
-    _refused(
+    refused(
         invoke("db", "backup", str(target)),
         5,
         "the copy failed its check, no backup written",
@@ -527,7 +516,7 @@ def test_restore_is_refused_while_another_process_has_the_database_open(
         other.execute("SELECT count(*) FROM users").fetchone()
         with pytest.raises(Unavailable, match="in use by another lims process"):
             service.restore(settings, backup_file, confirm=_always)
-        _refused(invoke("db", "restore", str(backup_file), "--yes"), 5, "in use", "try again")
+        refused(invoke("db", "restore", str(backup_file), "--yes"), 5, "in use", "try again")
     finally:
         other.close()
     assert _dump(settings) == before
@@ -558,16 +547,17 @@ def test_cli_backup_prints_the_file_its_hash_and_the_trail_head(
 @sqlite_only
 def test_cli_backup_refusals(lab: Lab, tmp_path: Path) -> None:
     target = tmp_path / "b.db"
-    _refused(invoke("db", "backup", str(target)), 4, "not logged in")
+    refused(invoke("db", "backup", str(target)), 4, "not logged in")
     lab.add_user("tom", "technician")
     lab.login("tom")
-    refused = invoke("db", "backup", str(target))
-    _refused(refused, 4, "only admin may back up or restore the database")
+    refused(
+        invoke("db", "backup", str(target)), 4, "only admin may back up or restore the database"
+    )
     lab.login("admin")
-    _refused(invoke("db", "backup", str(tmp_path / "gone" / "b.db")), 3, "no directory")
+    refused(invoke("db", "backup", str(tmp_path / "gone" / "b.db")), 3, "no directory")
     target.write_text("x")
-    _refused(invoke("db", "backup", str(target)), 1, "already exists")
-    _refused(invoke("db", "backup"), 2, "Missing argument")
+    refused(invoke("db", "backup", str(target)), 1, "already exists")
+    refused(invoke("db", "backup"), 2, "Missing argument")
 
 
 @sqlite_only
@@ -577,7 +567,7 @@ def test_cli_restore_round_trip(admin_lab: Lab, backup_file: Path) -> None:
     assert result["sha256"] == _sha256(backup_file)
     assert result["replaced"]["healthy"] is True
     assert result["restored_by"] == "admin"
-    _refused(invoke("whoami"), 4, "not logged in")
+    refused(invoke("whoami"), 4, "not logged in")
     assert _users(admin_lab.settings) == ["admin"]
     _ok(invoke("audit", "verify"))
     admin_lab.login("admin")
@@ -590,11 +580,11 @@ def test_cli_restore_round_trip(admin_lab: Lab, backup_file: Path) -> None:
 def test_cli_restore_asks_first(admin_lab: Lab, backup_file: Path) -> None:
     admin_lab.add_user("tom", "technician")
     before = _dump(admin_lab.settings)
-    refused = invoke("db", "restore", str(backup_file), input="n\n")
-    _refused(refused, 1, "restore cancelled; nothing changed")
-    assert "Everything recorded after that backup is lost" in refused.stdout
+    cancelled = invoke("db", "restore", str(backup_file), input="n\n")
+    refused(cancelled, 1, "restore cancelled; nothing changed")
+    assert "Everything recorded after that backup is lost" in cancelled.stdout
     assert _dump(admin_lab.settings) == before
-    _refused(invoke("db", "restore", str(backup_file)), 1, "aborted")  # no answer at all
+    refused(invoke("db", "restore", str(backup_file)), 1, "aborted")  # no answer at all
     assert _dump(admin_lab.settings) == before
 
     result = _ok(invoke("db", "restore", str(backup_file), input="y\n"))
@@ -614,14 +604,14 @@ def test_cli_restore_refusals_are_one_line(admin_lab: Lab, backup_file: Path) ->
     newer.write_bytes(backup_file.read_bytes())
     _copy_sql(newer, "UPDATE alembic_version SET version_num = '9999_future'")
     before = _dump(admin_lab.settings)
-    _refused(invoke("db", "restore", "nowhere.db", "--yes"), 3, "nowhere.db", "no such file")
-    _refused(invoke("db", "restore", str(backup_file.parent), "--yes"), 2, "is a directory")
-    _refused(invoke("db", "restore", str(tampered), "--yes"), 1, "tampered.db", "entry 3")
-    _refused(invoke("db", "restore", str(truncated), "--yes"), 2, "truncated.db")
-    _refused(invoke("db", "restore", str(newer), "--yes"), 5, "made by a newer lims")
+    refused(invoke("db", "restore", "nowhere.db", "--yes"), 3, "nowhere.db", "no such file")
+    refused(invoke("db", "restore", str(backup_file.parent), "--yes"), 2, "is a directory")
+    refused(invoke("db", "restore", str(tampered), "--yes"), 1, "tampered.db", "entry 3")
+    refused(invoke("db", "restore", str(truncated), "--yes"), 2, "truncated.db")
+    refused(invoke("db", "restore", str(newer), "--yes"), 5, "made by a newer lims")
     assert _dump(admin_lab.settings) == before
     auth.remove_token(admin_lab.settings)
-    _refused(invoke("db", "restore", str(backup_file), "--yes"), 4, "not logged in")
+    refused(invoke("db", "restore", str(backup_file), "--yes"), 4, "not logged in")
     assert _dump(admin_lab.settings) == before
 
 
@@ -657,7 +647,7 @@ def test_on_postgresql_both_commands_name_the_tool_and_write_nothing(
     on_postgres: str, tmp_path: Path, command: str, tool: str, example: str
 ) -> None:
     target = tmp_path / "pg.dump"
-    line = _refused(invoke("db", command, str(target)), 1, f"use {tool}", example)
+    line = refused(invoke("db", command, str(target)), 1, f"use {tool}", example)
     assert "secret" not in line
     assert "+psycopg" not in line
     assert not target.exists()
