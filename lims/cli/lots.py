@@ -32,6 +32,38 @@ if TYPE_CHECKING:
 
 app = new_area("Product lots: formulate, show, list, correct, release, reject.")
 
+# What is typed at formulation.
+HarvestedOption = Annotated[
+    str, typer.Option("--harvested", metavar="N", help="Viable cells at the final harvest.")
+]
+ViabilityOption = Annotated[str, typer.Option("--viability", metavar="PCT", help="0-100.")]
+VialsOption = Annotated[str, typer.Option("--vials", metavar="N", help="Vials filled.")]
+CellsPerVialOption = Annotated[
+    str, typer.Option("--cells-per-vial", metavar="N", help="Viable cells in each vial.")
+]
+VolumeOption = Annotated[
+    str, typer.Option("--volume-ml", metavar="ML", help="Volume in each vial.")
+]
+VehicleOption = Annotated[
+    str | None,
+    typer.Option("--vehicle", help="What the cells are suspended in (lot.vehicle)."),
+]
+ShelfLifeOption = Annotated[
+    str | None,
+    typer.Option("--shelf-life-hours", metavar="H", help="Default: lot.shelf_life_hours."),
+]
+
+StatusOption = Annotated[
+    str | None,
+    typer.Option(
+        "--status", help="Only lots in this state: quarantine, released, rejected, expired."
+    ),
+]
+MeaningOption = Annotated[
+    str | None,
+    typer.Option("--meaning", help='What the signature means. Default: "approved for release".'),
+]
+
 
 def _print_lot(detail: LotDetail, zone: tzinfo) -> None:
     from lims.cli import quality
@@ -43,25 +75,13 @@ def _print_lot(detail: LotDetail, zone: tzinfo) -> None:
 def formulate(
     ctx: typer.Context,
     culture: CultureArgument,
-    harvested: Annotated[
-        str, typer.Option("--harvested", metavar="N", help="Viable cells at the final harvest.")
-    ],
-    viability: Annotated[str, typer.Option("--viability", metavar="PCT", help="0-100.")],
-    vials: Annotated[str, typer.Option("--vials", metavar="N", help="Vials filled.")],
-    cells_per_vial: Annotated[
-        str, typer.Option("--cells-per-vial", metavar="N", help="Viable cells in each vial.")
-    ],
-    volume_ml: Annotated[
-        str, typer.Option("--volume-ml", metavar="ML", help="Volume in each vial.")
-    ],
-    vehicle: Annotated[
-        str | None,
-        typer.Option("--vehicle", help="What the cells are suspended in (lot.vehicle)."),
-    ] = None,
-    shelf_life_hours: Annotated[
-        str | None,
-        typer.Option("--shelf-life-hours", metavar="H", help="Default: lot.shelf_life_hours."),
-    ] = None,
+    harvested: HarvestedOption,
+    viability: ViabilityOption,
+    vials: VialsOption,
+    cells_per_vial: CellsPerVialOption,
+    volume_ml: VolumeOption,
+    vehicle: VehicleOption = None,
+    shelf_life_hours: ShelfLifeOption = None,
     at: AtOption = None,
     reagents: ReagentOption = None,
     as_json: JsonOption = False,
@@ -95,12 +115,7 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
 
 @app.command("list")
 def list_(
-    status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only lots in this state: quarantine, released, rejected, expired."
-        ),
-    ] = None,
+    status: StatusOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List lots with their state, patient and expiry.
@@ -163,12 +178,7 @@ def correct(
 @app.command("release")
 def release(
     lot: LotArgument,
-    meaning: Annotated[
-        str | None,
-        typer.Option(
-            "--meaning", help='What the signature means. Default: "approved for release".'
-        ),
-    ] = None,
+    meaning: MeaningOption = None,
     password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -113,36 +114,43 @@ def _print_users(views: Sequence[UserView], zone: tzinfo) -> None:
     )
 
 
-@app.command("deactivate")
-def deactivate(
-    name: NameArgument, reason: OptionalReasonOption = None, as_json: JsonOption = False
-) -> None:
-    """Deactivate a user: no more logins, and any open session ends at once.
+def _account_change(change: str, done: str) -> Callable[..., None]:
+    """A command that changes one user's account for a reason kept in the audit trail.
+
+    Deactivating and unlocking take the same arguments and show the same record;
+    change names the service in lims.services.users, imported when the command runs.
+    """
+
+    def command(
+        name: NameArgument, reason: OptionalReasonOption = None, as_json: JsonOption = False
+    ) -> None:
+        from lims.services import users
+
+        view, zone = run(getattr(users, change), username=name, reason=reason)
+        print_view(view, as_json, _print_user, done, zone)
+
+    return command
+
+
+deactivate = app.command(
+    "deactivate",
+    help="""Deactivate a user: no more logins, and any open session ends at once.
 
     \b
     Example:
       lims user deactivate tech --reason "left the lab"
-    """
-    from lims.services import users
+    """,
+)(_account_change("deactivate_user", "User deactivated"))
 
-    view, zone = run(users.deactivate_user, username=name, reason=reason)
-    print_view(view, as_json, _print_user, "User deactivated", zone)
-
-
-@app.command("unlock")
-def unlock(
-    name: NameArgument, reason: OptionalReasonOption = None, as_json: JsonOption = False
-) -> None:
-    """Unlock a user locked out after repeated failed logins.
+unlock = app.command(
+    "unlock",
+    help="""Unlock a user locked out after repeated failed logins.
 
     \b
     Example:
       lims user unlock tech --reason "identity confirmed by phone"
-    """
-    from lims.services import users
-
-    view, zone = run(users.unlock_user, username=name, reason=reason)
-    print_view(view, as_json, _print_user, "User unlocked", zone)
+    """,
+)(_account_change("unlock_user", "User unlocked"))
 
 
 @app.command("set-role")
