@@ -19,6 +19,37 @@ if TYPE_CHECKING:
 app = new_area("Reagent lots and their expiry: add, list.")
 
 
+def _print_reagent(view: ReagentView, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
+    print_record(
+        "Reagent lot added",
+        {
+            "reagent": view.label,
+            "supplier": view.supplier,
+            "expires": view.expires_on,
+            "usable until": show_time(view.expires_at, zone),
+        },
+    )
+
+
+def _print_reagents(views: Sequence[ReagentView]) -> None:
+    print_table(
+        "Reagent lots",
+        ["name", "lot", "supplier", "expires", "state"],
+        [
+            (
+                v.name,
+                v.lot,
+                v.supplier,
+                v.expires_on,
+                alarm("EXPIRED") if v.expired else "in date",
+            )
+            for v in views
+        ],
+    )
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -42,20 +73,6 @@ def add(
     print_view(view, as_json, _print_reagent, zone)
 
 
-def _print_reagent(view: ReagentView, zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
-    print_record(
-        "Reagent lot added",
-        {
-            "reagent": view.label,
-            "supplier": view.supplier,
-            "expires": view.expires_on,
-            "usable until": show_time(view.expires_at, zone),
-        },
-    )
-
-
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List reagent lots; expired ones are marked.
@@ -68,20 +85,3 @@ def list_(as_json: JsonOption = False) -> None:
 
     views, _ = read(reagents.list_reagents)
     print_view(views, as_json, _print_reagents)
-
-
-def _print_reagents(views: Sequence[ReagentView]) -> None:
-    print_table(
-        "Reagent lots",
-        ["name", "lot", "supplier", "expires", "state"],
-        [
-            (
-                v.name,
-                v.lot,
-                v.supplier,
-                v.expires_on,
-                alarm("EXPIRED") if v.expired else "in date",
-            )
-            for v in views
-        ],
-    )
