@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, print_record, print_table
+from lims.cli.common import JsonOption, new_area, print_record, print_table, print_view
+from lims.cli.options import service_options
+from lims.cli.service import read, run
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import AspirateView
@@ -16,32 +19,24 @@ if TYPE_CHECKING:
 app = new_area("Bone-marrow aspirates and their DINs: receive, show, list.")
 
 
-def _show(view: AspirateView, title: str, zone: tzinfo, as_json: bool) -> None:
-    if as_json:
-        from lims.views import to_json
-
-        print_json(to_json(view))
-        return
+def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_record(
         title,
-        [
-            ("DIN", view.din.display),
-            ("patient", view.patient),
-            ("collected", show_time(view.collected_at, zone)),
-            ("received", show_time(view.received_at, zone)),
-            ("volume", f"{view.volume_ml:g} mL"),
-            ("site", view.site),
-            ("anticoagulant", view.anticoagulant),
-            ("TNC", f"{view.tnc:,}" if view.tnc is not None else None),
-            (
-                "temperature",
-                f"{view.temperature_c:g} °C" if view.temperature_c is not None else None,
-            ),
-            ("cultures", ", ".join(view.cultures) or None),
-            ("received by", view.recorded_by),
-        ],
+        {
+            "DIN": view.din.display,
+            "patient": view.patient,
+            "collected": show_time(view.collected_at, zone),
+            "received": show_time(view.received_at, zone),
+            "volume": f"{view.volume_ml:g} mL",
+            "site": view.site,
+            "anticoagulant": view.anticoagulant,
+            "TNC": f"{view.tnc:,}" if view.tnc is not None else None,
+            "temperature": f"{view.temperature_c:g} °C" if view.temperature_c is not None else None,
+            "cultures": ", ".join(view.cultures) or None,
+            "received by": view.recorded_by,
+        },
     )
 
 
@@ -52,6 +47,7 @@ DinArgument = Annotated[
 
 @app.command("receive")
 def receive(
+    ctx: typer.Context,
     patient: Annotated[str, typer.Option("--patient", metavar="CODE", help="The patient code.")],
     collected_at: Annotated[
         str, typer.Option("--collected-at", metavar="ISO", help="When it was aspirated.")
@@ -85,21 +81,9 @@ def receive(
         --volume-ml 30 --anticoagulant "sodium heparin" --tnc 6.1e8 --temperature-c 18
     """
     from lims.services import aspirates
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = aspirates.receive(
-            uow,
-            patient=patient,
-            collected_at=collected_at,
-            volume_ml=volume_ml,
-            site=site,
-            anticoagulant=anticoagulant,
-            tnc=tnc,
-            received_at=received_at,
-            temperature_c=temperature_c,
-        )
-    _show(view, "Aspirate received", uow.tz, as_json)
+    view, zone = run(aspirates.receive, **service_options(ctx))
+    print_view(view, as_json, _print_aspirate, "Aspirate received", zone)
 
 
 @app.command("show")
@@ -111,11 +95,9 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
       lims aspirate show "A9999 26 000001"
     """
     from lims.services import aspirates
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        view = aspirates.show_aspirate(uow, din=din)
-    _show(view, f"Aspirate {view.din.display}", uow.tz, as_json)
+    view, zone = read(aspirates.show_aspirate, din=din)
+    print_view(view, as_json, _print_aspirate, f"Aspirate {view.din.display}", zone)
 
 
 @app.command("list")
@@ -127,15 +109,14 @@ def list_(as_json: JsonOption = False) -> None:
       lims aspirate list
     """
     from lims.services import aspirates
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        views = aspirates.list_aspirates(uow)
-    if as_json:
-        print_json(to_json(views))
-        return
+    views, zone = read(aspirates.list_aspirates)
+    print_view(views, as_json, _print_aspirates, zone)
+
+
+def _print_aspirates(views: Sequence[AspirateView], zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
     print_table(
         "Aspirates",
         ["DIN", "patient", "collected", "received", "volume mL", "cultures"],
@@ -143,8 +124,8 @@ def list_(as_json: JsonOption = False) -> None:
             (
                 v.din.display,
                 v.patient,
-                show_time(v.collected_at, uow.tz),
-                show_time(v.received_at, uow.tz),
+                show_time(v.collected_at, zone),
+                show_time(v.received_at, zone),
                 f"{v.volume_ml:g}",
                 ", ".join(v.cultures) or None,
             )

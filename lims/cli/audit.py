@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, print_table, say
+from lims.cli.common import JsonOption, new_area, print_json, print_table, print_view, say
+from lims.cli.service import read
 from lims.errors import BadInput, RuleViolation
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import tzinfo
+
     from sqlalchemy.engine import Connection
 
     from lims.views.trail import AuditView, ChainVerification
@@ -45,26 +49,22 @@ def log(
       lims audit log --user ada --since 2026-11-01 --json
     """
     from lims.services import trail
-    from lims.uow import unit_of_work
 
     entity_type, _, entity_id = (entity or "").partition(":")
     if entity is not None and not entity_type:
         raise BadInput("entity", "must be TYPE or TYPE:ID, e.g. user:tech")
-    with unit_of_work(write=False) as uow:
-        found = trail.log(
-            uow,
-            entity_type=entity_type or None,
-            entity_id=entity_id or None,
-            username=user,
-            since=since,
-            last=last,
-        )
-        zone = uow.tz
-    if as_json:
-        from lims.views import to_json
+    found, zone = read(
+        trail.log,
+        entity_type=entity_type or None,
+        entity_id=entity_id or None,
+        username=user,
+        since=since,
+        last=last,
+    )
+    print_view(found, as_json, _print_trail, zone)
 
-        print_json(to_json(found))
-        return
+
+def _print_trail(found: Sequence[AuditView], zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_table(

@@ -1,4 +1,4 @@
-"""What every command shares: options, password input, and rendering.
+"""What every command shares: asking for a password, and printing (--json, tables, records).
 
 Light on purpose: loaded on the way to `lims --help`; rich is imported only
 when something is drawn.
@@ -7,8 +7,8 @@ when something is drawn.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import typer
 
@@ -17,25 +17,11 @@ from lims.errors import BadInput
 if TYPE_CHECKING:
     from lims.config import Settings
 
+P = ParamSpec("P")
+View = TypeVar("View")
+
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
-]
-ReagentOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--reagent",
-        metavar="NAME:LOT",
-        help="A reagent lot used in this step (repeat for each); it must not be expired.",
-    ),
-]
-AtOption = Annotated[
-    str | None,
-    typer.Option(
-        "--at",
-        metavar="ISO",
-        help="When it happened, e.g. 2026-11-25T14:30 (station's zone unless an offset "
-        "is given). Default: now.",
-    ),
 ]
 PasswordStdinOption = Annotated[
     bool,
@@ -73,6 +59,22 @@ def settings() -> Settings:
     return load_settings()
 
 
+def print_view(
+    view: View,
+    as_json: bool,
+    draw: Callable[Concatenate[View, P], None],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> None:
+    """Print what a command returns: JSON for scripts (--json), else draw(view, ...) for people."""
+    if as_json:
+        from lims.views import to_json
+
+        print_json(to_json(view))
+        return
+    draw(view, *args, **kwargs)
+
+
 def read_password(from_stdin: bool, *, prompt: str = "Password", confirm: bool = False) -> str:
     if from_stdin:
         try:
@@ -101,14 +103,14 @@ def say(message: str) -> None:
     typer.echo(message)
 
 
-def print_record(title: str, fields: Iterable[tuple[str, Any]]) -> None:
-    """One object as a two-column table."""
+def print_record(title: str, fields: Mapping[str, Any]) -> None:
+    """One object as a two-column table: each label and its value, in the order given."""
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    for name, value in fields:
+    for name, value in fields.items():
         table.add_row(name, _cell(value))
     _console().print(table)
 

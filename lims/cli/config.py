@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from lims.cli.common import JsonOption, new_area, print_json, print_table, settings
+from typing import TYPE_CHECKING
+
+from lims.cli.common import JsonOption, new_area, print_table, print_view, settings
+
+if TYPE_CHECKING:
+    from lims.views.config import ConfigView
 
 app = new_area("Configuration: lims.toml, $LIMS_CONFIG and LIMS_* environment variables.")
 
@@ -18,7 +23,6 @@ def show(as_json: JsonOption = False) -> None:
     """
     from lims import resources
     from lims.config import config_files, describe_settings
-    from lims.views import to_json
     from lims.views.config import ConfigPaths, ConfigView
 
     described = describe_settings(settings())
@@ -30,13 +34,14 @@ def show(as_json: JsonOption = False) -> None:
             labels=resources.labels_dir(),
         ),
     )
-    if as_json:
-        print_json(to_json(view))
-        return
+    print_view(view, as_json, _print_config)
+
+
+def _print_config(view: ConfigView) -> None:
     print_table(
         "Settings",
         ["setting", "value", "source"],
-        [(item.key, item.value, item.source) for item in described],
+        [(item.key, item.value, item.source) for item in view.settings.values()],
     )
     paths = view.paths
     print_table(

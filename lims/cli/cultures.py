@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import (
-    AtOption,
-    JsonOption,
-    ReagentOption,
-    alarm,
-    new_area,
-    print_json,
-    print_record,
-    print_table,
-)
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.options import AtOption, CultureArgument, ReagentOption, service_options
+from lims.cli.service import read, run
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import tzinfo
+
+    from lims.views.bench import CultureSummary, ProjectionView
 
 app = new_area("Cultures expanding from an aspirate: start, list, show, project.")
-
-CultureArgument = Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")]
 
 
 @app.command("start")
 def start(
+    ctx: typer.Context,
     din: Annotated[str, typer.Argument(help="The aspirate's DIN.")],
     vessels: Annotated[str, typer.Option("--vessels", metavar="N", help="Vessels plated.")],
     area_cm2: Annotated[
@@ -48,7 +46,7 @@ def start(
         ),
     ] = None,
     at: AtOption = None,
-    reagent: ReagentOption = None,
+    reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a culture from an aspirate; prints its culture id.
@@ -60,25 +58,9 @@ def start(
     """
     from lims.cli import expansion
     from lims.services import cultures
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work() as uow:
-        detail = cultures.start_culture(
-            uow,
-            din=din,
-            mnc=mnc,
-            seeded=seeded,
-            vessels=vessels,
-            area_cm2=area_cm2,
-            method=method,
-            at=at,
-            reagents=reagent or (),
-        )
-    if as_json:
-        print_json(to_json(detail))
-        return
-    expansion.show_culture(detail, uow.tz)
+    detail, zone = run(cultures.start_culture, **service_options(ctx))
+    print_view(detail, as_json, expansion.show_culture, zone)
 
 
 @app.command("list")
@@ -89,17 +71,16 @@ def list_(as_json: JsonOption = False) -> None:
     Example:
       lims culture list
     """
-    from lims.cli.expansion import cells, fixed
     from lims.services import cultures
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        summaries = cultures.list_cultures(uow)
-    if as_json:
-        print_json(to_json(summaries))
-        return
+    summaries, zone = read(cultures.list_cultures)
+    print_view(summaries, as_json, _print_cultures, zone)
+
+
+def _print_cultures(summaries: Sequence[CultureSummary], zone: tzinfo) -> None:
+    from lims.cli.expansion import cells, fixed
+    from lims.timeutil import show_time
+
     print_table(
         "Cultures",
         [
@@ -119,7 +100,7 @@ def list_(as_json: JsonOption = False) -> None:
                 s.patient,
                 s.kind,
                 s.status,
-                show_time(s.started_at, uow.tz),
+                show_time(s.started_at, zone),
                 cells(s.cells_plated),
                 s.passages,
                 fixed(s.cumulative_population_doublings),
@@ -140,15 +121,9 @@ def show(culture: CultureArgument, as_json: JsonOption = False) -> None:
     """
     from lims.cli import expansion
     from lims.services import cultures
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        detail = cultures.show_culture(uow, culture=culture)
-    if as_json:
-        print_json(to_json(detail))
-        return
-    expansion.show_culture(detail, uow.tz)
+    detail, zone = read(cultures.show_culture, culture=culture)
+    print_view(detail, as_json, expansion.show_culture, zone)
 
 
 @app.command("project")
@@ -165,17 +140,16 @@ def project(
     Example:
       lims culture project A999926000001-C1 --target-cells 1.2e8
     """
-    from lims.cli.expansion import cells
     from lims.services import cultures
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        view = cultures.project_culture(uow, culture=culture, target_cells=target_cells)
-    if as_json:
-        print_json(to_json(view))
-        return
+    view, zone = read(cultures.project_culture, culture=culture, target_cells=target_cells)
+    print_view(view, as_json, _print_projection, zone)
+
+
+def _print_projection(view: ProjectionView, zone: tzinfo) -> None:
+    from lims.cli.expansion import cells
+    from lims.timeutil import show_time
+
     if view.passages_needed == 0:
         typer.echo(
             f"{view.culture_id}: the target of {cells(view.target_cells)} cells is already "
@@ -185,20 +159,19 @@ def project(
     final = f"P{view.final_passage_number}"
     print_record(
         f"Projection for {view.culture_id}",
-        [
-            ("target", f"{cells(view.target_cells)} cells"),
-            ("from", f"{cells(view.cells_now)} cells seeded {show_time(view.seeded_at, uow.tz)}"),
-            ("doublings needed", f"{view.doublings_needed:.2f}"),
-            ("passages needed", view.passages_needed),
-            (
-                "final passage",
+        {
+            "target": f"{cells(view.target_cells)} cells",
+            "from": f"{cells(view.cells_now)} cells seeded {show_time(view.seeded_at, zone)}",
+            "doublings needed": f"{view.doublings_needed:.2f}",
+            "passages needed": view.passages_needed,
+            "final passage": (
                 alarm(f"{final}: above the maximum P{view.max_passage}")
                 if view.exceeds_max_passage
-                else final,
+                else final
             ),
-            ("expected", show_time(view.expected_at, uow.tz)),
-            ("area at last reseeding", f"{view.area_cm2_at_last_reseeding:,.0f} cm²"),
-        ],
+            "expected": show_time(view.expected_at, zone),
+            "area at last reseeding": f"{view.area_cm2_at_last_reseeding:,.0f} cm²",
+        },
     )
     typer.echo("Assumptions:")
     for assumption in view.assumptions:

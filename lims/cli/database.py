@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, print_record, say, settings
+from lims.cli.common import JsonOption, new_area, print_record, print_view, say, settings
+
+if TYPE_CHECKING:
+    from lims.views.database import BackupResult, RestoreResult, SchemaState, Upgrade
 
 app = new_area(
     "The database: show its schema revision, upgrade it, back it up, restore it (SQLite; "
@@ -26,14 +29,15 @@ def upgrade(as_json: JsonOption = False) -> None:
       lims db upgrade
     """
     from lims.uow import Schema, unit_of_work
-    from lims.views import to_json
 
     with unit_of_work(settings(), authenticated=False, schema=Schema.UPGRADE) as uow:
         result = uow.upgrade
     assert result is not None
-    if as_json:
-        print_json(to_json(result))
-    elif result.from_revision == result.to_revision:
+    print_view(result, as_json, _say_upgraded)
+
+
+def _say_upgraded(result: Upgrade) -> None:
+    if result.from_revision == result.to_revision:
         say(f"Database schema already at {result.to_revision}.")
     else:
         say(
@@ -52,7 +56,6 @@ def current(as_json: JsonOption = False) -> None:
     """
     from lims import db
     from lims.config import redacted_url
-    from lims.views import to_json
     from lims.views.database import SchemaState
 
     config = settings()
@@ -63,17 +66,18 @@ def current(as_json: JsonOption = False) -> None:
         current=revision,
         head=db.SCHEMA_HEAD,
     )
-    if as_json:
-        print_json(to_json(state))
-        return
+    print_view(state, as_json, _print_schema)
+
+
+def _print_schema(state: SchemaState) -> None:
     print_record(
         "Database schema",
-        [
-            ("database", state.database),
-            ("current", state.current),
-            ("head", state.head),
-            ("up_to_date", state.up_to_date),
-        ],
+        {
+            "database": state.database,
+            "current": state.current,
+            "head": state.head,
+            "up_to_date": state.up_to_date,
+        },
     )
 
 
@@ -102,22 +106,21 @@ def backup(
       lims db backup lims-before-upgrade.db --json
     """
     from lims.services import backup as service
-    from lims.views import to_json
 
-    result = service.backup(settings(), file)
-    if as_json:
-        print_json(to_json(result))
-        return
+    print_view(service.backup(settings(), file), as_json, _print_backup)
+
+
+def _print_backup(result: BackupResult) -> None:
     print_record(
         "Backup written",
-        [
-            ("file", str(result.path)),
-            ("size", f"{result.size:,} bytes"),
-            ("sha256", result.sha256),
-            ("audit entries", result.facts.audit_entries),
-            ("audit head", result.facts.head_hash),
-            ("schema", result.facts.revision),
-        ],
+        {
+            "file": str(result.path),
+            "size": f"{result.size:,} bytes",
+            "sha256": result.sha256,
+            "audit entries": result.facts.audit_entries,
+            "audit head": result.facts.head_hash,
+            "schema": result.facts.revision,
+        },
     )
 
 
@@ -151,7 +154,6 @@ def restore(
       lims db restore lims-before-upgrade.db --yes --json
     """
     from lims.services import backup as service
-    from lims.views import to_json
     from lims.views.database import RestorePlan
 
     def confirm(plan: RestorePlan) -> bool:
@@ -168,10 +170,10 @@ def restore(
             )
         )
 
-    result = service.restore(settings(), file, confirm=confirm)
-    if as_json:
-        print_json(to_json(result))
-        return
+    print_view(service.restore(settings(), file, confirm=confirm), as_json, _say_restored)
+
+
+def _say_restored(result: RestoreResult) -> None:
     plan = result.plan
     say(f"Restored {plan.replaces.path} from {plan.source} (sha256 {plan.sha256}).")
     if result.upgraded_from is not None:

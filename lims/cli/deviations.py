@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, PasswordStdinOption, new_area, print_json, read_password
+from lims.cli.common import JsonOption, PasswordStdinOption, new_area, print_view, read_password
+from lims.cli.options import service_options
+from lims.cli.service import read, run
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from lims.views.deviations import DeviationView
 
 app = new_area("Deviations on cultures and lots: open, list, close.")
 
 
+def _print_deviation(deviation: DeviationView, title: str, zone: tzinfo) -> None:
+    from lims.cli import quality
+
+    quality.show_deviations([deviation], title, zone)
+
+
 @app.command("open")
 def open_(
+    ctx: typer.Context,
     description: Annotated[str, typer.Option("--description", help="What happened.")],
     lot: Annotated[str | None, typer.Option("--lot", help="The lot it is on.")] = None,
     culture: Annotated[str | None, typer.Option("--culture", help="The culture it is on.")] = None,
@@ -29,23 +43,10 @@ def open_(
       lims deviation open --lot A999926000001-L1 --criterion cd105 \\
         --description "CD105 92 %: antibody lot near expiry"
     """
-    from lims.cli import quality
     from lims.services import deviations
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work() as uow:
-        opened = deviations.open_deviation(
-            uow,
-            lot=lot,
-            culture=culture,
-            description=description,
-            criterion=criterion,
-        )
-    if as_json:
-        print_json(to_json(opened))
-        return
-    quality.show_deviations("Deviation opened", [opened], uow.tz)
+    opened, zone = run(deviations.open_deviation, **service_options(ctx))
+    print_view(opened, as_json, _print_deviation, "Deviation opened", zone)
 
 
 @app.command("list")
@@ -61,19 +62,15 @@ def list_(
     """
     from lims.cli import quality
     from lims.services import deviations
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        views = deviations.list_deviations(uow, open_only=open_only)
-    if as_json:
-        print_json(to_json(views))
-        return
-    quality.show_deviations("Open deviations" if open_only else "Deviations", views, uow.tz)
+    views, zone = read(deviations.list_deviations, open_only=open_only)
+    title = "Open deviations" if open_only else "Deviations"
+    print_view(views, as_json, quality.show_deviations, title, zone)
 
 
 @app.command("close")
 def close(
+    ctx: typer.Context,
     deviation_id: Annotated[str, typer.Argument(metavar="ID", help="The deviation number.")],
     resolution: Annotated[str, typer.Option("--resolution", help="How it was resolved.")],
     waive: Annotated[
@@ -94,21 +91,8 @@ def close(
       lims deviation close 3 --resolution "repeat count within spec; no impact"
       lims deviation close 4 --waive --resolution "CD105 92 %: accepted by QP, see CAPA-12"
     """
-    from lims.cli import quality
     from lims.services import deviations
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
     password = read_password(password_stdin, prompt="Password to sign the closure")
-    with unit_of_work() as uow:
-        closed = deviations.close_deviation(
-            uow,
-            deviation_id=deviation_id,
-            resolution=resolution,
-            password=password,
-            waive=waive,
-        )
-    if as_json:
-        print_json(to_json(closed))
-        return
-    quality.show_deviations("Deviation closed", [closed], uow.tz)
+    closed, zone = run(deviations.close_deviation, **service_options(ctx), password=password)
+    print_view(closed, as_json, _print_deviation, "Deviation closed", zone)

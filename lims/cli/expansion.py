@@ -72,30 +72,27 @@ def show_passage(view: PassageView, title: str, zone: tzinfo) -> None:
 
     print_record(
         title,
-        [
-            ("passage", view.passage_id),
-            ("passage number", view.passage_number),
-            ("harvested at", show_time(view.harvested_at, zone)),
-            ("harvested (viable)", cells(view.harvested)),
-            ("viability", f"{view.viability:g} %"),
-            ("confluence", None if view.confluence is None else f"{view.confluence:g} %"),
-            ("reseeded", f"{cells(view.seeded)} in {view.vessels} vessels, {view.area_cm2:,g} cm²"),
-            ("seeding density", f"{fixed(view.seeding_density_per_cm2, 0)} cells/cm²"),
-            (
-                "population doublings",
-                fixed(view.population_doublings) or "— (first harvest of a primary culture)",
+        {
+            "passage": view.passage_id,
+            "passage number": view.passage_number,
+            "harvested at": show_time(view.harvested_at, zone),
+            "harvested (viable)": cells(view.harvested),
+            "viability": f"{view.viability:g} %",
+            "confluence": None if view.confluence is None else f"{view.confluence:g} %",
+            "reseeded": f"{cells(view.seeded)} in {view.vessels} vessels, {view.area_cm2:,g} cm²",
+            "seeding density": f"{fixed(view.seeding_density_per_cm2, 0)} cells/cm²",
+            "population doublings": (
+                fixed(view.population_doublings) or "— (first harvest of a primary culture)"
             ),
-            ("cumulative PD", fixed(view.cumulative_population_doublings)),
-            (
-                "doubling time",
-                None if view.doubling_time_hours is None else f"{view.doubling_time_hours:.1f} h",
+            "cumulative PD": fixed(view.cumulative_population_doublings),
+            "doubling time": (
+                None if view.doubling_time_hours is None else f"{view.doubling_time_hours:.1f} h"
             ),
-            (
-                "fold expansion",
-                None if view.fold_expansion is None else f"{view.fold_expansion:.2f}×",
+            "fold expansion": (
+                None if view.fold_expansion is None else f"{view.fold_expansion:.2f}×"
             ),
-            ("reagents", ", ".join(view.reagents) or None),
-        ],
+            "reagents": ", ".join(view.reagents) or None,
+        },
     )
     print_alarms(
         f"FLAGGED: {flag.description} — deviation {flag.deviation_id} opened on the culture"
@@ -109,26 +106,24 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
     summary = detail.summary
     print_record(
         f"Culture {summary.culture_id}",
-        [
-            ("DIN", summary.din.display),
-            ("patient", summary.patient),
-            ("kind", summary.kind),
-            ("status", summary.status),
-            ("started", show_time(summary.started_at, zone)),
-            (
-                "plated",
+        {
+            "DIN": summary.din.display,
+            "patient": summary.patient,
+            "kind": summary.kind,
+            "status": summary.status,
+            "started": show_time(summary.started_at, zone),
+            "plated": (
                 f"{cells(summary.cells_plated)} in {summary.vessels} vessels, "
-                f"{summary.area_cm2:,g} cm²",
+                f"{summary.area_cm2:,g} cm²"
             ),
-            ("method", summary.method),
-            ("reagents at start", ", ".join(detail.reagents) or None),
-            ("passages", summary.passages),
-            ("cumulative PD", fixed(summary.cumulative_population_doublings)),
-            (
-                "open deviations",
-                alarm(str(summary.open_deviations)) if summary.open_deviations else 0,
+            "method": summary.method,
+            "reagents at start": ", ".join(detail.reagents) or None,
+            "passages": summary.passages,
+            "cumulative PD": fixed(summary.cumulative_population_doublings),
+            "open deviations": (
+                alarm(str(summary.open_deviations)) if summary.open_deviations else 0
             ),
-        ],
+        },
     )
     if detail.passages:
         print_table("Passages", PASSAGE_COLUMNS, [passage_row(p, zone) for p in detail.passages])

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, say
-from lims.views import to_json
+from lims.cli.common import JsonOption, new_area, print_view, say
+
+if TYPE_CHECKING:
+    from lims.views.vials import PrintJob
 
 app = new_area("Vial labels with QR code and ISBT 128 DIN: print.")
 
@@ -59,9 +61,10 @@ def print_(
             )
         )
     printing.send_to_printer(job)
-    if as_json:
-        print_json(to_json(job))
-        return
+    print_view(job, as_json, _say_printed, out)
+
+
+def _say_printed(job: PrintJob, out: Path) -> None:
     reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
     where = f" and sent to {job.printer}" if job.printer else ""
     say(f"{len(job.vials)} labels ({job.format}{reprints}) written to {out}{where}:")

@@ -7,31 +7,65 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import (
-    AtOption,
     JsonOption,
     PasswordStdinOption,
-    ReagentOption,
     new_area,
-    print_json,
     print_table,
+    print_view,
     read_password,
 )
-from lims.views import to_json
+from lims.cli.options import (
+    AtOption,
+    CultureArgument,
+    LotArgument,
+    ReagentOption,
+    ReasonOption,
+    service_options,
+)
+from lims.cli.service import read, run
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import tzinfo
 
-    from lims.views.quality import LotDetail
+    from lims.views.quality import LotDetail, LotSummary
 
 app = new_area("Product lots: formulate, show, list, correct, release, reject.")
 
-LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")]
+# What is typed at formulation.
+HarvestedOption = Annotated[
+    str, typer.Option("--harvested", metavar="N", help="Viable cells at the final harvest.")
+]
+ViabilityOption = Annotated[str, typer.Option("--viability", metavar="PCT", help="0-100.")]
+VialsOption = Annotated[str, typer.Option("--vials", metavar="N", help="Vials filled.")]
+CellsPerVialOption = Annotated[
+    str, typer.Option("--cells-per-vial", metavar="N", help="Viable cells in each vial.")
+]
+VolumeOption = Annotated[
+    str, typer.Option("--volume-ml", metavar="ML", help="Volume in each vial.")
+]
+VehicleOption = Annotated[
+    str | None,
+    typer.Option("--vehicle", help="What the cells are suspended in (lot.vehicle)."),
+]
+ShelfLifeOption = Annotated[
+    str | None,
+    typer.Option("--shelf-life-hours", metavar="H", help="Default: lot.shelf_life_hours."),
+]
+
+StatusOption = Annotated[
+    str | None,
+    typer.Option(
+        "--status", help="Only lots in this state: quarantine, released, rejected, expired."
+    ),
+]
+MeaningOption = Annotated[
+    str | None,
+    typer.Option("--meaning", help='What the signature means. Default: "approved for release".'),
+]
 
 
-def _show(detail: LotDetail, zone: tzinfo, as_json: bool) -> None:
-    if as_json:
-        print_json(to_json(detail))
-        return
+def _print_lot(detail: LotDetail, zone: tzinfo) -> None:
     from lims.cli import quality
 
     quality.show_lot(detail, zone)
@@ -39,28 +73,17 @@ def _show(detail: LotDetail, zone: tzinfo, as_json: bool) -> None:
 
 @app.command("formulate")
 def formulate(
-    culture: Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")],
-    harvested: Annotated[
-        str, typer.Option("--harvested", metavar="N", help="Viable cells at the final harvest.")
-    ],
-    viability: Annotated[str, typer.Option("--viability", metavar="PCT", help="0-100.")],
-    vials: Annotated[str, typer.Option("--vials", metavar="N", help="Vials filled.")],
-    cells_per_vial: Annotated[
-        str, typer.Option("--cells-per-vial", metavar="N", help="Viable cells in each vial.")
-    ],
-    volume_ml: Annotated[
-        str, typer.Option("--volume-ml", metavar="ML", help="Volume in each vial.")
-    ],
-    vehicle: Annotated[
-        str | None,
-        typer.Option("--vehicle", help="What the cells are suspended in (lot.vehicle)."),
-    ] = None,
-    shelf_life_hours: Annotated[
-        str | None,
-        typer.Option("--shelf-life-hours", metavar="H", help="Default: lot.shelf_life_hours."),
-    ] = None,
+    ctx: typer.Context,
+    culture: CultureArgument,
+    harvested: HarvestedOption,
+    viability: ViabilityOption,
+    vials: VialsOption,
+    cells_per_vial: CellsPerVialOption,
+    volume_ml: VolumeOption,
+    vehicle: VehicleOption = None,
+    shelf_life_hours: ShelfLifeOption = None,
     at: AtOption = None,
-    reagent: ReagentOption = None,
+    reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Formulate a culture's final harvest into a lot of vials for its patient (quarantine).
@@ -71,23 +94,9 @@ def formulate(
         --vials 4 --cells-per-vial 5e7 --volume-ml 2
     """
     from lims.services import lots
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        detail = lots.formulate(
-            uow,
-            culture=culture,
-            harvested=harvested,
-            viability=viability,
-            vials=vials,
-            cells_per_vial=cells_per_vial,
-            volume_ml=volume_ml,
-            vehicle=vehicle,
-            shelf_life_hours=shelf_life_hours,
-            at=at,
-            reagents=reagent or (),
-        )
-    _show(detail, uow.tz, as_json)
+    detail, zone = run(lots.formulate, **service_options(ctx))
+    print_view(detail, as_json, _print_lot, zone)
 
 
 @app.command("show")
@@ -99,21 +108,14 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
       lims lot show A999926000001-L1
     """
     from lims.services import lots
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        detail = lots.show_lot(uow, lot=lot)
-    _show(detail, uow.tz, as_json)
+    detail, zone = read(lots.show_lot, lot=lot)
+    print_view(detail, as_json, _print_lot, zone)
 
 
 @app.command("list")
 def list_(
-    status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only lots in this state: quarantine, released, rejected, expired."
-        ),
-    ] = None,
+    status: StatusOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List lots with their state, patient and expiry.
@@ -123,14 +125,14 @@ def list_(
       lims lot list --status quarantine
     """
     from lims.services import lots
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        summaries = lots.list_lots(uow, status=status)
-    if as_json:
-        print_json(to_json(summaries))
-        return
+    summaries, zone = read(lots.list_lots, status=status)
+    print_view(summaries, as_json, _print_lots, zone)
+
+
+def _print_lots(summaries: Sequence[LotSummary], zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
     print_table(
         "Lots",
         ["lot", "status", "patient", "culture", "vials", "cells/vial", "expires"],
@@ -142,7 +144,7 @@ def list_(
                 s.culture_id,
                 s.vials,
                 f"{s.cells_per_vial:,}",
-                show_time(s.expires_at, uow.tz),
+                show_time(s.expires_at, zone),
             )
             for s in summaries
         ],
@@ -151,8 +153,9 @@ def list_(
 
 @app.command("correct")
 def correct(
+    ctx: typer.Context,
     lot: LotArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    reason: ReasonOption,
     harvested: Annotated[str | None, typer.Option("--harvested", metavar="N")] = None,
     viability: Annotated[str | None, typer.Option("--viability", metavar="PCT")] = None,
     cells_per_vial: Annotated[str | None, typer.Option("--cells-per-vial", metavar="N")] = None,
@@ -167,31 +170,15 @@ def correct(
       lims lot correct A999926000001-L1 --harvested 1.05e9 --reason "count sheet misread"
     """
     from lims.services import lots
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        detail = lots.correct_lot(
-            uow,
-            lot=lot,
-            reason=reason,
-            harvested=harvested,
-            viability=viability,
-            cells_per_vial=cells_per_vial,
-            volume_ml=volume_ml,
-            vehicle=vehicle,
-        )
-    _show(detail, uow.tz, as_json)
+    detail, zone = run(lots.correct_lot, **service_options(ctx))
+    print_view(detail, as_json, _print_lot, zone)
 
 
 @app.command("release")
 def release(
     lot: LotArgument,
-    meaning: Annotated[
-        str | None,
-        typer.Option(
-            "--meaning", help='What the signature means. Default: "approved for release".'
-        ),
-    ] = None,
+    meaning: MeaningOption = None,
     password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -202,12 +189,10 @@ def release(
       lims lot release A999926000001-L1
     """
     from lims.services import lots
-    from lims.uow import unit_of_work
 
     password = read_password(password_stdin, prompt="Password to sign the release")
-    with unit_of_work() as uow:
-        detail = lots.release(uow, lot=lot, password=password, meaning=meaning)
-    _show(detail, uow.tz, as_json)
+    detail, zone = run(lots.release, lot=lot, password=password, meaning=meaning)
+    print_view(detail, as_json, _print_lot, zone)
 
 
 @app.command("reject")
@@ -224,9 +209,7 @@ def reject(
       lims lot reject A999926000001-L1 --reason "sterility positive on day 7"
     """
     from lims.services import lots
-    from lims.uow import unit_of_work
 
     password = read_password(password_stdin, prompt="Password to sign the rejection")
-    with unit_of_work() as uow:
-        detail = lots.reject(uow, lot=lot, password=password, reason=reason)
-    _show(detail, uow.tz, as_json)
+    detail, zone = run(lots.reject, lot=lot, password=password, reason=reason)
+    print_view(detail, as_json, _print_lot, zone)

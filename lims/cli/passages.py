@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import (
-    AtOption,
-    JsonOption,
-    ReagentOption,
-    new_area,
-    print_alarms,
-    print_json,
-)
+from lims.cli.common import JsonOption, new_area, print_alarms, print_table, print_view
+from lims.cli.options import AtOption, CultureArgument, ReagentOption, ReasonOption, service_options
+from lims.cli.service import run
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from lims.views.bench import Correction
 
 app = new_area("Passages of a culture: log, correct. Growth values are derived, never typed.")
 
@@ -38,7 +38,8 @@ ConfluenceOption = Annotated[
 
 @app.command("log")
 def log(
-    culture: Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")],
+    ctx: typer.Context,
+    culture: CultureArgument,
     harvested: HarvestedOption,
     viability: ViabilityOption,
     seeded: SeededOption,
@@ -46,7 +47,7 @@ def log(
     area_cm2: AreaOption,
     confluence: ConfluenceOption = None,
     at: AtOption = None,
-    reagent: ReagentOption = None,
+    reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Log a passage: the cells plated at the previous step harvested now, and reseeded.
@@ -58,32 +59,16 @@ def log(
     """
     from lims.cli import expansion
     from lims.services import cultures
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work() as uow:
-        view = cultures.log_passage(
-            uow,
-            culture=culture,
-            harvested=harvested,
-            viability=viability,
-            seeded=seeded,
-            vessels=vessels,
-            area_cm2=area_cm2,
-            confluence=confluence,
-            at=at,
-            reagents=reagent or (),
-        )
-    if as_json:
-        print_json(to_json(view))
-        return
-    expansion.show_passage(view, f"Passage {view.passage_id} logged", uow.tz)
+    view, zone = run(cultures.log_passage, **service_options(ctx))
+    print_view(view, as_json, expansion.show_passage, f"Passage {view.passage_id} logged", zone)
 
 
 @app.command("correct")
 def correct(
+    ctx: typer.Context,
     passage: Annotated[str, typer.Argument(help="The passage id, e.g. A999926000001-C1-P2.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    reason: ReasonOption,
     harvested: Annotated[str | None, typer.Option("--harvested", metavar="N")] = None,
     viability: Annotated[str | None, typer.Option("--viability", metavar="PCT")] = None,
     seeded: Annotated[str | None, typer.Option("--seeded", metavar="N")] = None,
@@ -101,28 +86,15 @@ def correct(
     Example:
       lims passage correct A999926000001-C1-P2 --harvested 2.7e7 --reason "count sheet misread"
     """
-    from lims.cli import expansion
-    from lims.cli.common import print_table
     from lims.services import cultures
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work() as uow:
-        correction = cultures.correct_passage(
-            uow,
-            passage=passage,
-            reason=reason,
-            harvested=harvested,
-            viability=viability,
-            seeded=seeded,
-            vessels=vessels,
-            area_cm2=area_cm2,
-            confluence=confluence,
-            at=at,
-        )
-    if as_json:
-        print_json(to_json(correction))
-        return
+    correction, zone = run(cultures.correct_passage, **service_options(ctx))
+    print_view(correction, as_json, _print_correction, zone)
+
+
+def _print_correction(correction: Correction, zone: tzinfo) -> None:
+    from lims.cli import expansion
+
     print_table(
         f"Corrected {correction.passage.passage_id}",
         ["value", "was", "now"],
@@ -131,7 +103,7 @@ def correct(
             for name, (old, new) in correction.changed.items()
         ],
     )
-    expansion.show_passage(correction.passage, "After the correction", uow.tz)
+    expansion.show_passage(correction.passage, "After the correction", zone)
     if correction.recomputed:
         typer.echo("Recomputed from it: " + ", ".join(correction.recomputed))
     print_alarms(

@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, print_record, print_table
+from lims.cli.common import JsonOption, new_area, print_record, print_table, print_view
+from lims.cli.options import service_options
+from lims.cli.service import read, run
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import PatientView
@@ -16,30 +19,26 @@ if TYPE_CHECKING:
 app = new_area("Patients, by pseudonymous code: add, show, list.")
 
 
-def _show(view: PatientView, title: str, zone: tzinfo, as_json: bool) -> None:
-    if as_json:
-        from lims.views import to_json
-
-        print_json(to_json(view))
-        return
+def _print_patient(view: PatientView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_record(
         title,
-        [
-            ("code", view.code),
-            ("initials", view.initials),
-            ("birth year", view.birth_year),
-            ("consent date", view.consent_date),
-            ("study", view.study),
-            ("aspirates", ", ".join(view.aspirates) or None),
-            ("recorded", f"{show_time(view.recorded_at, zone)} by {view.recorded_by}"),
-        ],
+        {
+            "code": view.code,
+            "initials": view.initials,
+            "birth year": view.birth_year,
+            "consent date": view.consent_date,
+            "study": view.study,
+            "aspirates": ", ".join(view.aspirates) or None,
+            "recorded": f"{show_time(view.recorded_at, zone)} by {view.recorded_by}",
+        },
     )
 
 
 @app.command("add")
 def add(
+    ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="The pseudonymous patient code.")],
     initials: Annotated[str, typer.Option("--initials", help="1-4 upper-case letters.")],
     birth_year: Annotated[str, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")],
@@ -59,18 +58,9 @@ def add(
       lims patient add PT-0001 --initials MR --birth-year 1958 --consent-date 2026-11-02
     """
     from lims.services import patients
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = patients.add_patient(
-            uow,
-            code=code,
-            initials=initials,
-            birth_year=birth_year,
-            consent_date=consent_date,
-            study=study,
-        )
-    _show(view, "Patient added", uow.tz, as_json)
+    view, zone = run(patients.add_patient, **service_options(ctx))
+    print_view(view, as_json, _print_patient, "Patient added", zone)
 
 
 @app.command("show")
@@ -84,11 +74,9 @@ def show(
       lims patient show PT-0001
     """
     from lims.services import patients
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        view = patients.show_patient(uow, code=code)
-    _show(view, f"Patient {view.code}", uow.tz, as_json)
+    view, zone = read(patients.show_patient, code=code)
+    print_view(view, as_json, _print_patient, f"Patient {view.code}", zone)
 
 
 @app.command("list")
@@ -100,14 +88,12 @@ def list_(as_json: JsonOption = False) -> None:
       lims patient list --json
     """
     from lims.services import patients
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        views = patients.list_patients(uow)
-    if as_json:
-        print_json(to_json(views))
-        return
+    views, _ = read(patients.list_patients)
+    print_view(views, as_json, _print_patients)
+
+
+def _print_patients(views: Sequence[PatientView]) -> None:
     print_table(
         "Patients",
         ["code", "initials", "birth year", "consent", "study", "aspirates"],

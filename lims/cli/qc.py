@@ -6,16 +6,16 @@ from typing import Annotated
 
 import typer
 
-from lims.cli.common import AtOption, JsonOption, new_area, print_json
-from lims.views import to_json
+from lims.cli.common import JsonOption, new_area, print_view
+from lims.cli.options import AtOption, LotArgument, service_options
+from lims.cli.service import read, run
 
 app = new_area("QC results against the release specification: record, show.")
-
-LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")]
 
 
 @app.command("record")
 def record(
+    ctx: typer.Context,
     lot: LotArgument,
     test: Annotated[str, typer.Argument(help="The test: viability, sterility, cd73, ...")],
     value: Annotated[str, typer.Argument(help="The result: a number, or e.g. negative.")],
@@ -38,23 +38,9 @@ def record(
     """
     from lims.cli import quality
     from lims.services import qc
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        verdict = qc.record_result(
-            uow,
-            lot=lot,
-            test=test,
-            value=value,
-            unit=unit,
-            method=method,
-            at=at,
-            reason=reason,
-        )
-    if as_json:
-        print_json(to_json(verdict))
-        return
-    quality.show_verdict(verdict)
+    verdict, _ = run(qc.record_result, **service_options(ctx))
+    print_view(verdict, as_json, quality.show_verdict)
 
 
 @app.command("show")
@@ -67,11 +53,6 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
     """
     from lims.cli import quality
     from lims.services import qc
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        evaluation = qc.show_evaluation(uow, lot=lot)
-    if as_json:
-        print_json(to_json(evaluation))
-        return
-    quality.show_evaluation(evaluation)
+    evaluation, _ = read(qc.show_evaluation, lot=lot)
+    print_view(evaluation, as_json, quality.show_evaluation)

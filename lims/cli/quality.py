@@ -12,7 +12,7 @@ from lims.cli.common import alarm, print_alarms, print_record, print_table
 from lims.domain.states import DEVIATION, LOT
 
 if TYPE_CHECKING:
-    from lims.services.deviations import DeviationView
+    from lims.views.deviations import DeviationView
     from lims.views.quality import LotDetail
     from lims.views.release import CriterionView, EvaluationView
 
@@ -39,12 +39,12 @@ def _result(verdict: CriterionView) -> str | None:
 def show_verdict(verdict: CriterionView) -> None:
     print_record(
         f"QC {verdict.test}",
-        [
-            ("criterion", verdict.description),
-            ("spec", verdict.spec),
-            ("result", _result(verdict)),
-            ("verdict", _verdict(verdict)),
-        ],
+        {
+            "criterion": verdict.description,
+            "spec": verdict.spec,
+            "result": _result(verdict),
+            "verdict": _verdict(verdict),
+        },
     )
 
 
@@ -62,7 +62,7 @@ def show_evaluation(evaluation: EvaluationView) -> None:
         print_alarms(["NOT RELEASABLE:", *(f"  - {reason}" for reason in evaluation.blocking)])
 
 
-def show_deviations(title: str, deviations: Sequence[DeviationView], zone: tzinfo) -> None:
+def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_table(
@@ -96,22 +96,21 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
     status = lot.status.upper()
     print_record(
         f"Lot {lot.lot_id}",
-        [
-            ("status", alarm(status) if LOT.alarming(lot.status) else status),
-            ("patient (recipient)", f"{lot.patient} ({lot.initials}, born {lot.birth_year})"),
-            ("DIN", lot.din.display),
-            ("culture", lot.culture_id),
-            ("formulated", f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}"),
-            ("expires", show_time(lot.expires_at, zone)),
-            ("final harvest", f"{cells(lot.harvested)} viable cells, {lot.viability:g} % viable"),
-            (
-                "vials",
+        {
+            "status": alarm(status) if LOT.alarming(lot.status) else status,
+            "patient (recipient)": f"{lot.patient} ({lot.initials}, born {lot.birth_year})",
+            "DIN": lot.din.display,
+            "culture": lot.culture_id,
+            "formulated": f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}",
+            "expires": show_time(lot.expires_at, zone),
+            "final harvest": f"{cells(lot.harvested)} viable cells, {lot.viability:g} % viable",
+            "vials": (
                 f"{lot.vials} × {cells(lot.cells_per_vial)} cells in {lot.volume_ml:g} mL "
-                f"{lot.vehicle}",
+                f"{lot.vehicle}"
             ),
-            ("final passage", f"P{lot.final_passage}"),
-            ("reagents", ", ".join(detail.reagents) or None),
-        ],
+            "final passage": f"P{lot.final_passage}",
+            "reagents": ", ".join(detail.reagents) or None,
+        },
     )
     culture = detail.culture
     if culture.passages:
@@ -123,7 +122,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
         )
     show_evaluation(detail.evaluation)
     if detail.deviations:
-        show_deviations("Deviations", detail.deviations, zone)
+        show_deviations(detail.deviations, "Deviations", zone)
     for signature in detail.signatures:
         line = signature.manifestation
         if not signature.linked:

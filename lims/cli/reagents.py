@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_json, print_record, print_table
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.options import service_options
+from lims.cli.service import read, run
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import tzinfo
+
+    from lims.views.bench import ReagentView
 
 app = new_area("Reagent lots and their expiry: add, list.")
 
 
+def _print_reagent(view: ReagentView, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
+    print_record(
+        "Reagent lot added",
+        {
+            "reagent": view.label,
+            "supplier": view.supplier,
+            "expires": view.expires_on,
+            "usable until": show_time(view.expires_at, zone),
+        },
+    )
+
+
+def _print_reagents(views: Sequence[ReagentView]) -> None:
+    print_table(
+        "Reagent lots",
+        ["name", "lot", "supplier", "expires", "state"],
+        [
+            (
+                v.name,
+                v.lot,
+                v.supplier,
+                v.expires_on,
+                alarm("EXPIRED") if v.expired else "in date",
+            )
+            for v in views
+        ],
+    )
+
+
 @app.command("add")
 def add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The reagent, e.g. 'MEM alpha'.")],
     lot: Annotated[str, typer.Option("--lot", help="The supplier's lot number.")],
     expires: Annotated[
@@ -28,30 +68,9 @@ def add(
       lims reagent add "MEM alpha" --lot 2411A --expires 2027-03-31 --supplier Gibco
     """
     from lims.services import reagents
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work() as uow:
-        view = reagents.add_reagent(
-            uow,
-            name=name,
-            lot=lot,
-            expires=expires,
-            supplier=supplier,
-        )
-    if as_json:
-        print_json(to_json(view))
-        return
-    print_record(
-        "Reagent lot added",
-        [
-            ("reagent", view.label),
-            ("supplier", view.supplier),
-            ("expires", view.expires_on),
-            ("usable until", show_time(view.expires_at, uow.tz)),
-        ],
-    )
+    view, zone = run(reagents.add_reagent, **service_options(ctx))
+    print_view(view, as_json, _print_reagent, zone)
 
 
 @app.command("list")
@@ -63,25 +82,6 @@ def list_(as_json: JsonOption = False) -> None:
       lims reagent list
     """
     from lims.services import reagents
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        views = reagents.list_reagents(uow)
-    if as_json:
-        print_json(to_json(views))
-        return
-    print_table(
-        "Reagent lots",
-        ["name", "lot", "supplier", "expires", "state"],
-        [
-            (
-                v.name,
-                v.lot,
-                v.supplier,
-                v.expires_on,
-                alarm("EXPIRED") if v.expired else "in date",
-            )
-            for v in views
-        ],
-    )
+    views, _ = read(reagents.list_reagents)
+    print_view(views, as_json, _print_reagents)

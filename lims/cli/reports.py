@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_json, say
-from lims.views import to_json
+from lims.cli.common import JsonOption, new_area, print_view, say
+from lims.cli.options import LotArgument
+
+if TYPE_CHECKING:
+    from lims.views.quality import WrittenReport
 
 app = new_area("Reports for QA and the trial file: batch.")
 
 
 @app.command("batch")
 def batch(
-    lot: Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")],
+    lot: LotArgument,
     out: Annotated[
         Path,
         typer.Option("--out", metavar="FILE.pdf", help="Where to write the PDF.", dir_okay=False),
@@ -32,7 +35,8 @@ def batch(
     from lims.staging import published_on_commit
 
     written = published_on_commit(lambda uow: reports.write_batch_record(uow, lot=lot, out=out))
-    if as_json:
-        print_json(to_json(written))
-        return
+    print_view(written, as_json, _say_written)
+
+
+def _say_written(written: WrittenReport) -> None:
     say(f"Batch record of {written.lot_id} written to {written.path} ({written.pages} pages).")

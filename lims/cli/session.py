@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lims.cli.common import (
     JsonOption,
     PasswordStdinOption,
-    print_json,
+    print_record,
+    print_view,
     read_password,
     say,
     settings,
 )
+from lims.cli.service import read
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from lims.config import Settings
+    from lims.views.people import SessionView, UserView
 
 FullNameOption = Annotated[
     str, typer.Option("--full-name", help="The person's full name, as signatures show it.")
@@ -41,14 +49,13 @@ def init(
     from lims.services import users
 
     user = users.initialise(config, username=admin, full_name=full_name, password=password)
-    if as_json:
-        from lims.views import to_json
+    print_view(user, as_json, _say_initialised, config)
 
-        print_json(to_json(user))
-    else:
-        where = config.sqlite_path or "the database"
-        say(f"Initialised {where}; administrator {user.username} created.")
-        say(f"Next: lims login {user.username}")
+
+def _say_initialised(user: UserView, config: Settings) -> None:
+    where = config.sqlite_path or "the database"
+    say(f"Initialised {where}; administrator {user.username} created.")
+    say(f"Next: lims login {user.username}")
 
 
 def login(
@@ -72,18 +79,17 @@ def login(
     with unit_of_work(config, authenticated=False) as uow:
         token, view = sessions.login(uow, username=name, password=password)
     auth.write_token(config, token)
-    if as_json:
-        from lims.views import to_json
+    print_view(view, as_json, _say_logged_in, config)
 
-        print_json(to_json(view))
-    else:
-        from lims.timeutil import show_time
 
-        say(
-            f"Logged in as {view.user.username} ({view.user.full_name}, {view.user.role}); "
-            f"session ends after {config.security.session_idle_minutes} min idle "
-            f"(now {show_time(view.expires_at, config.tz)})."
-        )
+def _say_logged_in(view: SessionView, config: Settings) -> None:
+    from lims.timeutil import show_time
+
+    say(
+        f"Logged in as {view.user.username} ({view.user.full_name}, {view.user.role}); "
+        f"session ends after {config.security.session_idle_minutes} min idle "
+        f"(now {show_time(view.expires_at, config.tz)})."
+    )
 
 
 def logout() -> None:
@@ -112,26 +118,22 @@ def whoami(as_json: JsonOption = False) -> None:
       lims whoami
       lims whoami --json
     """
-    from lims.cli.common import print_record
     from lims.services import sessions
+
+    view, zone = read(sessions.current_session)
+    print_view(view, as_json, _print_session, zone)
+
+
+def _print_session(view: SessionView, zone: tzinfo) -> None:
     from lims.timeutil import show_time
-    from lims.uow import unit_of_work
 
-    config = settings()
-    with unit_of_work(config, write=False) as uow:
-        view = sessions.current_session(uow)
-    if as_json:
-        from lims.views import to_json
-
-        print_json(to_json(view))
-        return
     print_record(
         "Logged in",
-        [
-            ("user", view.user.username),
-            ("full name", view.user.full_name),
-            ("role", view.user.role),
-            ("session started", show_time(view.started_at, config.tz)),
-            ("ends if idle until", show_time(view.expires_at, config.tz)),
-        ],
+        {
+            "user": view.user.username,
+            "full name": view.user.full_name,
+            "role": view.user.role,
+            "session started": show_time(view.started_at, zone),
+            "ends if idle until": show_time(view.expires_at, zone),
+        },
     )

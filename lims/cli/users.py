@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,14 +11,17 @@ from lims.cli.common import (
     JsonOption,
     PasswordStdinOption,
     new_area,
-    print_json,
     print_record,
     print_table,
+    print_view,
     read_password,
 )
+from lims.cli.options import ReasonOption
+from lims.cli.service import read, run
 from lims.roles import ROLES
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.people import UserView
@@ -25,29 +29,26 @@ if TYPE_CHECKING:
 app = new_area("Manage users (admin only): add, list, deactivate, unlock, change role.")
 
 NameArgument = Annotated[str, typer.Argument(help="The user name.")]
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit trail.")]
+OptionalReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why; kept in the audit trail.")
+]
 
 
-def _show(view: UserView, title: str, zone: tzinfo, as_json: bool) -> None:
-    if as_json:
-        from lims.views import to_json
-
-        print_json(to_json(view))
-        return
+def _print_user(view: UserView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_record(
         title,
-        [
-            ("user", view.username),
-            ("full name", view.full_name),
-            ("role", view.role),
-            ("active", view.active),
-            ("locked", view.locked),
-            ("failed logins", view.failed_logins),
-            ("created", show_time(view.created_at, zone)),
-            ("last login", show_time(view.last_login_at, zone)),
-        ],
+        {
+            "user": view.username,
+            "full name": view.full_name,
+            "role": view.role,
+            "active": view.active,
+            "locked": view.locked,
+            "failed logins": view.failed_logins,
+            "created": show_time(view.created_at, zone),
+            "last login": show_time(view.last_login_at, zone),
+        },
     )
 
 
@@ -69,14 +70,12 @@ def add(
       printf '%s\\n' "$PW" | lims user add quinn --full-name "Quinn QA" --role qa --password-stdin
     """
     from lims.services import users
-    from lims.uow import unit_of_work
 
     password = read_password(password_stdin, prompt="Password for " + name, confirm=True)
-    with unit_of_work() as uow:
-        view = users.create_user(
-            uow, username=name, full_name=full_name, role=role, password=password
-        )
-    _show(view, "User added", uow.tz, as_json)
+    view, zone = run(
+        users.create_user, username=name, full_name=full_name, role=role, password=password
+    )
+    print_view(view, as_json, _print_user, "User added", zone)
 
 
 @app.command("list")
@@ -89,16 +88,14 @@ def list_(as_json: JsonOption = False) -> None:
       lims user list --json
     """
     from lims.services import users
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
-    from lims.views import to_json
 
-    with unit_of_work(write=False) as uow:
-        views = users.list_users(uow)
-        zone = uow.tz
-    if as_json:
-        print_json(to_json(views))
-        return
+    views, zone = read(users.list_users)
+    print_view(views, as_json, _print_users, zone)
+
+
+def _print_users(views: Sequence[UserView], zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
     print_table(
         "Users",
         ["user", "full name", "role", "active", "locked", "failed logins", "last login"],
@@ -117,45 +114,50 @@ def list_(as_json: JsonOption = False) -> None:
     )
 
 
-@app.command("deactivate")
-def deactivate(
-    name: NameArgument, reason: ReasonOption = None, as_json: JsonOption = False
-) -> None:
-    """Deactivate a user: no more logins, and any open session ends at once.
+def _account_change(change: str, done: str) -> Callable[..., None]:
+    """A command that changes one user's account for a reason kept in the audit trail.
+
+    Deactivating and unlocking take the same arguments and show the same record;
+    change names the service in lims.services.users, imported when the command runs.
+    """
+
+    def command(
+        name: NameArgument, reason: OptionalReasonOption = None, as_json: JsonOption = False
+    ) -> None:
+        from lims.services import users
+
+        view, zone = run(getattr(users, change), username=name, reason=reason)
+        print_view(view, as_json, _print_user, done, zone)
+
+    return command
+
+
+deactivate = app.command(
+    "deactivate",
+    help="""Deactivate a user: no more logins, and any open session ends at once.
 
     \b
     Example:
       lims user deactivate tech --reason "left the lab"
-    """
-    from lims.services import users
-    from lims.uow import unit_of_work
+    """,
+)(_account_change("deactivate_user", "User deactivated"))
 
-    with unit_of_work() as uow:
-        view = users.deactivate_user(uow, username=name, reason=reason)
-    _show(view, "User deactivated", uow.tz, as_json)
-
-
-@app.command("unlock")
-def unlock(name: NameArgument, reason: ReasonOption = None, as_json: JsonOption = False) -> None:
-    """Unlock a user locked out after repeated failed logins.
+unlock = app.command(
+    "unlock",
+    help="""Unlock a user locked out after repeated failed logins.
 
     \b
     Example:
       lims user unlock tech --reason "identity confirmed by phone"
-    """
-    from lims.services import users
-    from lims.uow import unit_of_work
-
-    with unit_of_work() as uow:
-        view = users.unlock_user(uow, username=name, reason=reason)
-    _show(view, "User unlocked", uow.tz, as_json)
+    """,
+)(_account_change("unlock_user", "User unlocked"))
 
 
 @app.command("set-role")
 def set_role(
     name: NameArgument,
     role: Annotated[str, typer.Argument(help="One of: " + ", ".join(ROLES) + ".")],
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    reason: ReasonOption,
     as_json: JsonOption = False,
 ) -> None:
     """Change a user's role; the old role stays in the audit trail.
@@ -165,8 +167,6 @@ def set_role(
       lims user set-role tech qa --reason "promoted to QA reviewer"
     """
     from lims.services import users
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = users.set_role(uow, username=name, role=role, reason=reason)
-    _show(view, "Role changed", uow.tz, as_json)
+    view, zone = run(users.set_role, username=name, role=role, reason=reason)
+    print_view(view, as_json, _print_user, "Role changed", zone)

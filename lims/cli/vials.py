@@ -7,19 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import (
-    AtOption,
-    JsonOption,
-    alarm,
-    new_area,
-    print_json,
-    print_record,
-    print_table,
-)
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.options import AtOption, ReasonOption
+from lims.cli.service import read, run
 from lims.domain.states import VIAL
-from lims.views import to_json
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import tzinfo
+
     from lims.views.vials import Verification, VialView
 
 app = new_area("Vials and the chain of identity: list, show, verify, issue, administer, destroy.")
@@ -33,25 +29,21 @@ ScanOption = Annotated[
 ]
 
 
-def _show(view: VialView, title: str, as_json: bool) -> None:
-    if as_json:
-        print_json(to_json(view))
-        return
-    from lims.config import load_settings
+def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
 
     print_record(
         title,
-        [
-            ("vial", view.vial_id),
-            ("lot", view.lot_id),
-            ("status", view.status),
-            ("patient", view.patient),
-            ("cells", f"{view.cells:,}"),
-            ("volume", f"{view.volume_ml:g} mL"),
-            ("expires", show_time(view.expires_at, load_settings().tz)),
-            ("labels printed", view.labels_printed),
-        ],
+        {
+            "vial": view.vial_id,
+            "lot": view.lot_id,
+            "status": view.status,
+            "patient": view.patient,
+            "cells": f"{view.cells:,}",
+            "volume": f"{view.volume_ml:g} mL",
+            "expires": show_time(view.expires_at, zone),
+            "labels printed": view.labels_printed,
+        },
     )
 
 
@@ -76,16 +68,16 @@ def list_(
       lims vial list A999926000001-L1 --json
     """
     from lims.services import vials
-    from lims.timeutil import show_time
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        views = vials.list_vials(uow, lot=lot)
-    if as_json:
-        print_json(to_json(views))
-        return
+    views, zone = read(vials.list_vials, lot=lot)
+    print_view(views, as_json, _print_vials, f"Vials of {lot.upper()}", zone)
+
+
+def _print_vials(views: Sequence[VialView], title: str, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+
     print_table(
-        f"Vials of {lot.upper()}",
+        title,
         ["vial", "status", "patient", "cells", "volume mL", "expires", "labels printed"],
         [
             (
@@ -94,7 +86,7 @@ def list_(
                 v.patient,
                 f"{v.cells:,}",
                 f"{v.volume_ml:g}",
-                show_time(v.expires_at, uow.tz),
+                show_time(v.expires_at, zone),
                 v.labels_printed,
             )
             for v in views
@@ -111,11 +103,9 @@ def show(vial: VialArgument, as_json: JsonOption = False) -> None:
       lims vial show A999926000001-L1-V01
     """
     from lims.services import vials
-    from lims.uow import unit_of_work
 
-    with unit_of_work(write=False) as uow:
-        view = vials.show_vial(uow, vial=vial)
-    _show(view, f"Vial {view.vial_id}", as_json)
+    view, zone = read(vials.show_vial, vial=vial)
+    print_view(view, as_json, _print_vial, f"Vial {view.vial_id}", zone)
 
 
 @app.command("verify")
@@ -129,14 +119,9 @@ def verify(scan: ScanOption, patient: PatientOption, as_json: JsonOption = False
       lims vial verify --patient PT-0001 --scan "LIMS1/A999926000001-L1-V01/..."
     """
     from lims.services import vials
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        result = vials.verify(uow, scan=scan, patient=patient)
-    if as_json:
-        print_json(to_json(result))
-    else:
-        say_verdict(result)
+    result, _ = run(vials.verify, scan=scan, patient=patient)
+    print_view(result, as_json, say_verdict)
     if not result.match:
         raise typer.Exit(1)
 
@@ -152,11 +137,9 @@ def issue(
       lims vial issue A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
     """
     from lims.services import vials
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = vials.issue(uow, vial=vial, scan=scan, patient=patient)
-    _show(view, f"Vial {view.vial_id} issued to {view.patient}", as_json)
+    view, zone = run(vials.issue, vial=vial, scan=scan, patient=patient)
+    print_view(view, as_json, _print_vial, f"Vial {view.vial_id} issued to {view.patient}", zone)
 
 
 @app.command("administer")
@@ -174,17 +157,16 @@ def administer(
       lims vial administer A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
     """
     from lims.services import vials
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = vials.administer(uow, vial=vial, scan=scan, patient=patient, at=at)
-    _show(view, f"Vial {view.vial_id} administered to {view.patient}", as_json)
+    view, zone = run(vials.administer, vial=vial, scan=scan, patient=patient, at=at)
+    title = f"Vial {view.vial_id} administered to {view.patient}"
+    print_view(view, as_json, _print_vial, title, zone)
 
 
 @app.command("destroy")
 def destroy(
     vial: VialArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    reason: ReasonOption,
     as_json: JsonOption = False,
 ) -> None:
     """Destroy a vial that was not administered.
@@ -194,11 +176,9 @@ def destroy(
       lims vial destroy A999926000001-L1-V04 --reason "cracked during thaw"
     """
     from lims.services import vials
-    from lims.uow import unit_of_work
 
-    with unit_of_work() as uow:
-        view = vials.destroy(uow, vial=vial, reason=reason)
-    _show(view, f"Vial {view.vial_id} destroyed", as_json)
+    view, zone = run(vials.destroy, vial=vial, reason=reason)
+    print_view(view, as_json, _print_vial, f"Vial {view.vial_id} destroyed", zone)
 
 
 def scan(
@@ -217,20 +197,17 @@ def scan(
     from lims import db
     from lims.errors import BadInput
     from lims.services import vials
-    from lims.uow import unit_of_work
 
     # Junk here would make every line UNREADABLE (and no input, exit 0): refuse it at once,
     # and a station without a session or the role, before the first vial is scanned.
-    with unit_of_work(write=False) as uow:
-        vials.start_scanning(uow, patient=patient)
+    read(vials.start_scanning, patient=patient)
     matched = mismatched = 0
     for line in sys.stdin:
         payload = line.strip()
         if not payload:
             continue
         try:
-            with unit_of_work() as uow:
-                result = vials.verify(uow, scan=payload, patient=patient)
+            result, _ = run(vials.verify, scan=payload, patient=patient)
         except BadInput as error:
             mismatched += 1
             from lims.cli.common import print_alarms
@@ -239,10 +216,7 @@ def scan(
             continue
         matched += result.match
         mismatched += not result.match
-        if as_json:
-            print_json(to_json(result))
-        else:
-            say_verdict(result)
+        print_view(result, as_json, say_verdict)
         sys.stdout.flush()
     db.dispose_engines()
     typer.echo(
