@@ -125,12 +125,11 @@ def _judge(
 
 
 def _audit_verification(session: Session, actor: Actor, result: Verification, action: str) -> None:
-    audit.record(
+    audit.record_about(
         session,
-        username=actor.username,
-        action=action,
-        entity_type="vial",
-        entity_id=result.vial_id,
+        ("vial", result.vial_id),
+        action,
+        by=actor.username,
         new={
             "result": "MATCH" if result.match else "MISMATCH",
             "match": result.match,
@@ -186,8 +185,7 @@ def _move(
         VIAL,
         found,
         action,
-        code=found.code,
-        username=actor.username,
+        by=actor.username,
         new={"patient": patient, "at": json_time(at)},
     )
     return _view(found, lot, owner.code, at)
@@ -246,9 +244,7 @@ def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
     found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
     now = utcnow()
-    change_status(
-        session, VIAL, found, "destroy", code=found.code, username=actor.username, reason=reason
-    )
+    change_status(session, VIAL, found, "destroy", by=actor.username, reason=reason)
     found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
     return _view(found, lot, owner.code, now)
 
