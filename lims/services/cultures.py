@@ -332,14 +332,7 @@ def log_passage(
     """Harvest the cells plated at the previous step and reseed some of them."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    values = _typed_values(
-        harvested=harvested,
-        viability=viability,
-        seeded=seeded,
-        vessels=vessels,
-        area_cm2=area_cm2,
-        confluence=confluence,
-    )
+    values = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
     _reseeded_from_harvest(values["harvested"], values["seeded"])
     zone = settings.tz
     now = utcnow()
@@ -400,14 +393,7 @@ def correct_passage(
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     zone = settings.tz
     now = utcnow()
-    typed = _typed_values(
-        harvested=harvested,
-        viability=viability,
-        seeded=seeded,
-        vessels=vessels,
-        area_cm2=area_cm2,
-        confluence=confluence,
-    )
+    typed = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
     if at is not None:
         typed["harvested_at"] = past_moment("at", at, zone, now)
     if not typed:
@@ -488,7 +474,6 @@ def correct_passage(
 
 
 def _typed_values(
-    *,
     harvested: str | int | None,
     viability: str | float | None,
     seeded: str | int | None,

@@ -154,13 +154,14 @@ def _move(
     session: Session,
     settings: Settings,
     actor: Actor,
-    *,
+    action: str,
     vial: str,
     scan: str,
     patient: str,
-    action: str,
+    *,
     at: datetime,
 ) -> VialView:
+    """`action` (issue, administer) on a vial, at the bench with its label scanned."""
     found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
@@ -202,16 +203,7 @@ class VialMismatch(AuditedRuleViolation):
 def issue(uow: UnitOfWork, *, vial: str, scan: str, patient: str) -> VialView:
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    return _move(
-        session,
-        settings,
-        actor,
-        vial=vial,
-        scan=scan,
-        patient=patient,
-        action="issue",
-        at=utcnow(),
-    )
+    return _move(session, settings, actor, "issue", vial, scan, patient, at=utcnow())
 
 
 def administer(
@@ -225,16 +217,7 @@ def administer(
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     when = past_moment("at", at, settings.tz, utcnow())
-    return _move(
-        session,
-        settings,
-        actor,
-        vial=vial,
-        scan=scan,
-        patient=patient,
-        action="administer",
-        at=when,
-    )
+    return _move(session, settings, actor, "administer", vial, scan, patient, at=when)
 
 
 def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
