@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,9 @@ CHAINED_COLUMNS = (
 
 
 NULLABLE_COLUMNS = frozenset({"username", "old_value", "new_value", "reason"})
+
+Subject = tuple[str, str]
+"""What an entry is about: its entity type and id, e.g. ("lot", "A999926000001-L1")."""
 
 
 def encode_fields(values: Sequence[str | None]) -> str:
@@ -123,6 +126,69 @@ def record(
     session.add(entry)
     session.add(head)
     return entry
+
+
+def record_about(
+    session: Session,
+    subject: Subject,
+    action: str,
+    *,
+    by: str | None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    """Append one entry about `subject`, done by the user named `by` (None: by lims itself)."""
+    entity_type, entity_id = subject
+    return record(
+        session,
+        username=by,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+
+
+def record_changes(
+    session: Session,
+    subject: Subject,
+    action: str,
+    changes: Mapping[str, tuple[Any, Any]],
+    *,
+    by: str,
+    reason: str,
+) -> AuditEntry:
+    """Append an entry for a correction, from each changed field's (old, new) values."""
+    return record_about(
+        session,
+        subject,
+        action,
+        by=by,
+        old={name: old for name, (old, _) in changes.items()},
+        new={name: new for name, (_, new) in changes.items()},
+        reason=reason,
+    )
+
+
+def record_created(
+    session: Session,
+    created: object,
+    subject: Subject,
+    action: str,
+    *,
+    by: str,
+    new: dict[str, Any],
+) -> None:
+    """Save a new record and, beside it, the entry saying who made it and what it holds.
+
+    The record is flushed first, so that it has its id before the caller goes on.
+    """
+    session.add(created)
+    session.flush()
+    record_about(session, subject, action, by=by, new=new)
 
 
 def _encoded_columns() -> ColumnElement[str]:
@@ -307,7 +373,7 @@ def _view(entry: AuditEntry) -> AuditView:
     )
 
 
-def entries_about(session: Session, subjects: Iterable[tuple[str, str]]) -> list[AuditView]:
+def entries_about(session: Session, subjects: Iterable[Subject]) -> list[AuditView]:
     """Every entry about any of the (entity type, entity id) subjects, oldest first."""
     wanted: dict[str, set[str]] = {}
     for entity_type, entity_id in subjects:

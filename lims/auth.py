@@ -208,12 +208,11 @@ def _revoke(
     db.serialise_writers(session)
     login.ended_at, login.end_reason = at, reason
     session.add(login)
-    audit.record(
+    audit.record_about(
         session,
-        username=None,
-        action="auth.session_end",
-        entity_type="user",
-        entity_id=user.username,
+        ("user", user.username),
+        "auth.session_end",
+        by=None,
         new={"session_ended": reason},
         reason=why,
     )
@@ -338,12 +337,11 @@ def count_wrong_password(
     user.locked_at = utcnow()
     end_sessions(session, user, "locked")
     _audit_failure(session, user, user.username, "wrong password", action=failure)
-    audit.record(
+    audit.record_about(
         session,
-        username=None,
-        action="auth.lockout",
-        entity_type="user",
-        entity_id=user.username,
+        ("user", user.username),
+        "auth.lockout",
+        by=None,
         new={"locked": True, "failed_logins": user.failed_logins},
         reason=f"{threshold} consecutive wrong passwords",
     )
@@ -383,12 +381,11 @@ def _audit_failure(
     *,
     action: str = "auth.login_failed",
 ) -> None:
-    audit.record(
+    audit.record_about(
         session,
-        username=None,
-        action=action,
-        entity_type="user",
-        entity_id=username,
+        ("user", username),
+        action,
+        by=None,
         new={"failed_logins": user.failed_logins} if user is not None else None,
         reason=why,
     )

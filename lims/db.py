@@ -219,12 +219,11 @@ def upgrade_schema(session: Session) -> Upgrade:
         raise made_by_a_newer_lims(before)
     if before != SCHEMA_HEAD:
         command.upgrade(alembic_config(connection), "head")
-        audit.record(
+        audit.record_about(
             session,
-            username=None,
-            action="db.upgrade",
-            entity_type="database",
-            entity_id="schema",
+            ("database", "schema"),
+            "db.upgrade",
+            by=None,
             old={"revision": before},
             new={"revision": SCHEMA_HEAD, "os_user": os_user()},
         )

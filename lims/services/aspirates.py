@@ -109,13 +109,12 @@ def receive(
         recorded_at=now,
         recorded_by=actor.username,
     )
-    session.add(aspirate)
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="aspirate.receive",
-        entity_type="aspirate",
-        entity_id=din.code,
+        aspirate,
+        ("aspirate", din.code),
+        "aspirate.receive",
+        by=actor.username,
         new={
             "din": din.code,
             "din_check": din.check,

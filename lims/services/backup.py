@@ -271,12 +271,11 @@ def backup(settings: Settings, target: Path) -> BackupResult:
         _fsync(temporary)
         size, digest = temporary.stat().st_size, _sha256(temporary)
         with _as_admin(settings) as (session, actor):
-            audit.record(
+            audit.record_about(
                 session,
-                username=actor.username,
-                action="db.backup",
-                entity_type=ENTITY_TYPE,
-                entity_id=digest,
+                (ENTITY_TYPE, digest),
+                "db.backup",
+                by=actor.username,
                 new={
                     "file": str(target),
                     "bytes": size,
@@ -397,12 +396,11 @@ def _record_restore(
                 .values(ended_at=utcnow(), end_reason="restored")
             )
             live = plan.replaces
-            audit.record(
+            audit.record_about(
                 session,
-                username=plan.restored_by,
-                action="db.restore",
-                entity_type=ENTITY_TYPE,
-                entity_id=plan.sha256,
+                (ENTITY_TYPE, plan.sha256),
+                "db.restore",
+                by=plan.restored_by,
                 old={
                     "database": str(live.path),
                     "existed": live.exists,

@@ -294,16 +294,12 @@ def start_culture(
         recorded_at=now,
         recorded_by=actor.username,
     )
-    session.add(culture)
-    session.flush()
-    assert culture.id is not None
-    reagent_rules.record_uses(session, lots, culture.id, None)
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="culture.start",
-        entity_type="culture",
-        entity_id=culture.code,
+        culture,
+        ("culture", culture.code),
+        "culture.start",
+        by=actor.username,
         new={
             "din": donation.with_check,
             "kind": culture.kind,
@@ -315,6 +311,8 @@ def start_culture(
             "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
         },
     )
+    assert culture.id is not None
+    reagent_rules.record_uses(session, lots, culture.id, None)
     return culture_detail(session, culture)
 
 
@@ -334,14 +332,7 @@ def log_passage(
     """Harvest the cells plated at the previous step and reseed some of them."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    values = _typed_values(
-        harvested=harvested,
-        viability=viability,
-        seeded=seeded,
-        vessels=vessels,
-        area_cm2=area_cm2,
-        confluence=confluence,
-    )
+    values = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
     _reseeded_from_harvest(values["harvested"], values["seeded"])
     zone = settings.tz
     now = utcnow()
@@ -368,19 +359,17 @@ def log_passage(
         recorded_by=actor.username,
     )
     _apply_kinetics(parent, [*earlier, passage], len(earlier))
-    session.add(passage)
-    session.flush()
-    assert passage.id is not None
-    reagent_rules.record_uses(session, lots, parent.id, passage.id)
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="passage.log",
-        entity_type="passage",
-        entity_id=passage.code,
+        passage,
+        ("passage", passage.code),
+        "passage.log",
+        by=actor.username,
         new={**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels},
     )
+    assert passage.id is not None
+    reagent_rules.record_uses(session, lots, parent.id, passage.id)
     flags = _open_flags(session, settings, actor, parent, passage, known=set())
     return _passage_view(passage, parent.code, labels, flags)
 
@@ -404,14 +393,7 @@ def correct_passage(
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     zone = settings.tz
     now = utcnow()
-    typed = _typed_values(
-        harvested=harvested,
-        viability=viability,
-        seeded=seeded,
-        vessels=vessels,
-        area_cm2=area_cm2,
-        confluence=confluence,
-    )
+    typed = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
     if at is not None:
         typed["harvested_at"] = past_moment("at", at, zone, now)
     if not typed:
@@ -452,14 +434,12 @@ def correct_passage(
     changes = _apply_kinetics(culture, passages, index)
     changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
     changed.update(changes[0])
-    audit.record(
+    audit.record_changes(
         session,
-        username=actor.username,
-        action="passage.correct",
-        entity_type="passage",
-        entity_id=target.code,
-        old={name: old for name, (old, _) in changed.items()},
-        new={name: new for name, (_, new) in changed.items()},
+        ("passage", target.code),
+        "passage.correct",
+        changed,
+        by=actor.username,
         reason=reason,
     )
     recomputed = []
@@ -467,14 +447,12 @@ def correct_passage(
         if not later_changes:
             continue
         recomputed.append(later.code)
-        audit.record(
+        audit.record_changes(
             session,
-            username=actor.username,
-            action="passage.recompute",
-            entity_type="passage",
-            entity_id=later.code,
-            old={name: old for name, (old, _) in later_changes.items()},
-            new={name: new for name, (_, new) in later_changes.items()},
+            ("passage", later.code),
+            "passage.recompute",
+            later_changes,
+            by=actor.username,
             reason=f"derived from {target.code}, corrected: {reason}",
         )
     session.add_all(passages)
@@ -496,7 +474,6 @@ def correct_passage(
 
 
 def _typed_values(
-    *,
     harvested: str | int | None,
     viability: str | float | None,
     seeded: str | int | None,

@@ -128,15 +128,18 @@ def list_deviations(uow: UnitOfWork, *, open_only: bool = False) -> list[Deviati
     return _views(session, list(session.exec(query).all()))
 
 
-def _audit_opened(
+def _open(
     session: Session, actor: Actor, deviation: Deviation, subject: str, passage: str | None
-) -> None:
-    audit.record(
+) -> DeviationView:
+    """Save a deviation as opened now by `actor`, on the record; it is numbered on saving."""
+    deviation.opened_at, deviation.opened_by = utcnow(), actor.username
+    session.add(deviation)
+    session.flush()
+    audit.record_about(
         session,
-        username=actor.username,
-        action="deviation.open",
-        entity_type="deviation",
-        entity_id=str(deviation.id),
+        ("deviation", str(deviation.id)),
+        "deviation.open",
+        by=actor.username,
         new={
             "subject": subject,
             "passage": passage,
@@ -146,6 +149,7 @@ def _audit_opened(
             "status": deviation.status,
         },
     )
+    return view(deviation, subject, passage)
 
 
 def open_on_culture(
@@ -161,17 +165,9 @@ def open_on_culture(
 ) -> DeviationView:
     """Open a deviation on a culture, in the transaction of the step that showed it."""
     deviation = Deviation(
-        culture_id=culture_id,
-        passage_id=passage_id,
-        kind=kind,
-        description=description,
-        opened_at=utcnow(),
-        opened_by=actor.username,
+        culture_id=culture_id, passage_id=passage_id, kind=kind, description=description
     )
-    session.add(deviation)
-    session.flush()
-    _audit_opened(session, actor, deviation, culture_code, passage_code)
-    return view(deviation, culture_code, passage_code)
+    return _open(session, actor, deviation, culture_code, passage_code)
 
 
 def kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None, str]]:
@@ -208,29 +204,15 @@ def open_deviation(
     if lot is not None:
         found_lot = lookup.lot(session, lot)
         deviation = Deviation(
-            lot_id=found_lot.id,
-            criterion=criterion,
-            kind="manual",
-            description=description,
-            opened_at=utcnow(),
-            opened_by=actor.username,
+            lot_id=found_lot.id, criterion=criterion, kind="manual", description=description
         )
         subject = found_lot.code
     else:
         assert culture is not None
         found_culture = lookup.culture(session, culture)
-        deviation = Deviation(
-            culture_id=found_culture.id,
-            kind="manual",
-            description=description,
-            opened_at=utcnow(),
-            opened_by=actor.username,
-        )
+        deviation = Deviation(culture_id=found_culture.id, kind="manual", description=description)
         subject = found_culture.code
-    session.add(deviation)
-    session.flush()
-    _audit_opened(session, actor, deviation, subject, None)
-    return view(deviation, subject, None)
+    return _open(session, actor, deviation, subject, None)
 
 
 def close_deviation(
@@ -291,8 +273,7 @@ def close_deviation(
         DEVIATION,
         deviation,
         "close",
-        code=str(number),
-        username=actor.username,
+        by=actor.username,
         new={"resolution": resolution, "waived": waive, "meaning": meaning},
     )
     session.flush()

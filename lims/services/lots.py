@@ -325,20 +325,12 @@ def formulate(
         recorded_at=now,
         recorded_by=actor.username,
     )
-    session.add(lot)
-    session.flush()
-    assert lot.id is not None
-    session.add_all(
-        Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
-        for vial in vial_ids
-    )
-    reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="lot.formulate",
-        entity_type="lot",
-        entity_id=lot.code,
+        lot,
+        ("lot", lot.code),
+        "lot.formulate",
+        by=actor.username,
         new={
             "culture": source.code,
             "patient_id": aspirate.patient_id,
@@ -355,15 +347,13 @@ def formulate(
             "status": lot.status,
         },
     )
-    change_status(
-        session,
-        CULTURE,
-        source,
-        "formulate",
-        code=source.code,
-        username=actor.username,
-        new={"lot": lot.code},
+    assert lot.id is not None
+    session.add_all(
+        Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
+        for vial in vial_ids
     )
+    reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
+    change_status(session, CULTURE, source, "formulate", by=actor.username, new={"lot": lot.code})
     session.flush()
     return lot_detail(session, settings, lot)
 
@@ -421,22 +411,15 @@ def correct_lot(
     changed = {name: value for name, value in typed.items() if getattr(found, name) != value}
     if not changed:
         raise BadInput("correction", f"every value given is already what {found.code} holds")
-    old = {name: getattr(found, name) for name in changed}
+    changes = {name: (getattr(found, name), value) for name, value in changed.items()}
     for name, value in changed.items():
         setattr(found, name, value)
     session.add(found)
     for vial in session.exec(select(Vial).where(col(Vial.lot_id) == found.id)).all():
         vial.cells, vial.volume_ml = found.cells_per_vial, found.volume_ml
         session.add(vial)
-    audit.record(
-        session,
-        username=actor.username,
-        action="lot.correct",
-        entity_type="lot",
-        entity_id=found.code,
-        old=old,
-        new=changed,
-        reason=reason,
+    audit.record_changes(
+        session, ("lot", found.code), "lot.correct", changes, by=actor.username, reason=reason
     )
     session.flush()
     return lot_detail(session, settings, found)
@@ -523,8 +506,7 @@ def _close_lot(
         LOT,
         lot,
         action,
-        code=lot.code,
-        username=signer.username,
+        by=signer.username,
         new={"signature": manifestation, "meaning": meaning, "record_hash": record_hash},
         reason=reason,
         facts=facts,
@@ -535,14 +517,6 @@ def _close_lot(
             .where(col(Vial.lot_id) == lot.id, col(Vial.status).in_(VIAL.action("release").sources))
             .order_by(col(Vial.number))
         ).all():
-            change_status(
-                session,
-                VIAL,
-                vial,
-                "release",
-                code=vial.code,
-                username=signer.username,
-                new={"lot": lot.code},
-            )
+            change_status(session, VIAL, vial, "release", by=signer.username, new={"lot": lot.code})
     session.flush()
     return lot_detail(session, settings, lot)

@@ -76,14 +76,12 @@ def add_patient(
         recorded_at=utcnow(),
         recorded_by=actor.username,
     )
-    session.add(patient)
-    session.flush()
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="patient.create",
-        entity_type="patient",
-        entity_id=code,
+        patient,
+        ("patient", code),
+        "patient.create",
+        by=actor.username,
         new={
             "code": code,
             "initials": initials,

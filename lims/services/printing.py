@@ -177,12 +177,11 @@ def print_labels(
         for vial in chosen:
             vial.labels_printed += 1
             session.add(vial)
-        audit.record(
+        audit.record_about(
             session,
-            username=actor.username,
-            action="label.print",
-            entity_type="lot",
-            entity_id=found.code,
+            ("lot", found.code),
+            "label.print",
+            by=actor.username,
             new={
                 "format": fmt,
                 "count": len(chosen),

@@ -180,12 +180,11 @@ def record_result(
     )
     session.add(result)
     session.flush()
-    audit.record(
+    audit.record_about(
         session,
-        username=actor.username,
-        action="qc.retest" if earlier else "qc.record",
-        entity_type="lot",
-        entity_id=found.code,
+        ("lot", found.code),
+        "qc.retest" if earlier else "qc.record",
+        by=actor.username,
         old=_audited(earlier[-1]) if earlier else None,
         new=_audited(result),
         reason=reason,

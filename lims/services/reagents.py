@@ -84,13 +84,12 @@ def add_reagent(
         recorded_at=now,
         recorded_by=actor.username,
     )
-    session.add(reagent)
-    audit.record(
+    audit.record_created(
         session,
-        username=actor.username,
-        action="reagent.add",
-        entity_type="reagent_lot",
-        entity_id=f"{name}:{lot}",
+        reagent,
+        ("reagent_lot", f"{name}:{lot}"),
+        "reagent.add",
+        by=actor.username,
         new={"supplier": supplier, "expires": expires_on.isoformat()},
     )
     return view(reagent, now)

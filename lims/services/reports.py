@@ -68,12 +68,11 @@ def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport
             files.write(target, rendered.data)
         except OSError as error:
             raise Unavailable(f"cannot write {shown(str(target))}: {error.strerror}") from None
-        audit.record(
+        audit.record_about(
             session,
-            username=actor.username,
-            action="report.batch",
-            entity_type="lot",
-            entity_id=detail.summary.lot_id,
+            ("lot", detail.summary.lot_id),
+            "report.batch",
+            by=actor.username,
             new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
         )
     return WrittenReport(

@@ -52,12 +52,11 @@ def login(uow: UnitOfWork, *, username: str, password: str) -> tuple[str, Sessio
     user.failed_logins, user.last_login_at = 0, now
     session.add(user)
     token, login_session = auth.open_session(session, user, now)
-    audit.record(
+    audit.record_about(
         session,
-        username=username,
-        action="auth.login",
-        entity_type="user",
-        entity_id=username,
+        ("user", username),
+        "auth.login",
+        by=username,
         new={"replaced_session_of": replaced} if replaced else None,
     )
     return token, _view(settings, login_session, user)
@@ -67,12 +66,11 @@ def logout(uow: UnitOfWork) -> str | None:
     """End this station's session; returns whose it was, or None if there was none."""
     username = auth.end_station_session(uow.session, uow.settings, "logout")
     if username is not None:
-        audit.record(
+        audit.record_about(
             uow.session,
-            username=username,
-            action="auth.logout",
-            entity_type="user",
-            entity_id=username,
+            ("user", username),
+            "auth.logout",
+            by=username,
         )
     return username
 

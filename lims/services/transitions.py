@@ -9,48 +9,50 @@ record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from sqlmodel import Session
 
 from lims import audit
 from lims.domain.states import Lifecycle
+from lims.models import Culture, Deviation, Lot, Vial
+
+Stateful = Culture | Lot | Vial | Deviation
 
 
-class _Stateful(Protocol):
-    status: str
+def _trail_id(record: Stateful) -> str:
+    """The id a record goes by in messages and in the trail: a deviation's is its number."""
+    return str(record.id) if isinstance(record, Deviation) else record.code
 
 
 def change_status(
     session: Session,
     lifecycle: Lifecycle,
-    record: _Stateful,
+    record: Stateful,
     action: str,
     *,
-    code: str,
-    username: str,
+    by: str,
     new: Mapping[str, Any] | None = None,
     reason: str | None = None,
     facts: Mapping[str, Any] | None = None,
     **detail: object,
 ) -> str:
-    """Take `action` on the record if its lifecycle allows it; returns the status it left.
+    """`by` takes `action` on the record if its lifecycle allows it; returns the status it left.
 
-    `code` names the record in messages and in the trail; `new` adds to the entry's
-    new value beside the status, `facts` feed the action's guards.
+    `new` adds to the entry's new value beside the status, `facts` feed the action's guards.
     """
+    code = _trail_id(record)
     row = lifecycle.check(action, code=code, status=record.status, facts=facts, **detail)
     if row.target is None:
         raise ValueError(f"{lifecycle.kind}.{action} changes no status")
     left = record.status
     record.status = row.target
     session.add(record)
-    audit.record(
+    audit.record_about(
         session,
-        username=username,
-        action=lifecycle.audit_action(action),
-        entity_type=lifecycle.kind,
-        entity_id=code,
+        (lifecycle.kind, code),
+        lifecycle.audit_action(action),
+        by=by,
         old={"status": left},
         new={"status": row.target, **(new or {})},
         reason=reason,

@@ -127,17 +127,15 @@ def _add(
         password_hash=auth.hash_password(settings, password),
         created_at=utcnow(),
     )
-    session.add(user)
-    view = user_view(user)
-    audit.record(
+    audit.record_created(
         session,
-        username=by,
-        action="user.create",
-        entity_type="user",
-        entity_id=username,
+        user,
+        ("user", username),
+        "user.create",
+        by=by,
         new={"full_name": full_name, "role": role, "active": True},
     )
-    return view
+    return user_view(user)
 
 
 def list_users(uow: UnitOfWork) -> list[UserView]:
@@ -227,12 +225,11 @@ def _changed(
 ) -> UserView:
     """Save an admin's change to an account, on the record, and show the account as it is now."""
     uow.session.add(user)
-    audit.record(
+    audit.record_about(
         uow.session,
-        username=actor.username,
-        action=action,
-        entity_type="user",
-        entity_id=user.username,
+        ("user", user.username),
+        action,
+        by=actor.username,
         old=old,
         new=new,
         reason=reason,

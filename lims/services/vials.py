@@ -125,12 +125,11 @@ def _judge(
 
 
 def _audit_verification(session: Session, actor: Actor, result: Verification, action: str) -> None:
-    audit.record(
+    audit.record_about(
         session,
-        username=actor.username,
-        action=action,
-        entity_type="vial",
-        entity_id=result.vial_id,
+        ("vial", result.vial_id),
+        action,
+        by=actor.username,
         new={
             "result": "MATCH" if result.match else "MISMATCH",
             "match": result.match,
@@ -155,13 +154,14 @@ def _move(
     session: Session,
     settings: Settings,
     actor: Actor,
-    *,
+    action: str,
     vial: str,
     scan: str,
     patient: str,
-    action: str,
+    *,
     at: datetime,
 ) -> VialView:
+    """`action` (issue, administer) on a vial, at the bench with its label scanned."""
     found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
@@ -186,8 +186,7 @@ def _move(
         VIAL,
         found,
         action,
-        code=found.code,
-        username=actor.username,
+        by=actor.username,
         new={"patient": patient, "at": json_time(at)},
     )
     return _view(found, lot, owner.code, at)
@@ -204,16 +203,7 @@ class VialMismatch(AuditedRuleViolation):
 def issue(uow: UnitOfWork, *, vial: str, scan: str, patient: str) -> VialView:
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    return _move(
-        session,
-        settings,
-        actor,
-        vial=vial,
-        scan=scan,
-        patient=patient,
-        action="issue",
-        at=utcnow(),
-    )
+    return _move(session, settings, actor, "issue", vial, scan, patient, at=utcnow())
 
 
 def administer(
@@ -227,16 +217,7 @@ def administer(
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     when = past_moment("at", at, settings.tz, utcnow())
-    return _move(
-        session,
-        settings,
-        actor,
-        vial=vial,
-        scan=scan,
-        patient=patient,
-        action="administer",
-        at=when,
-    )
+    return _move(session, settings, actor, "administer", vial, scan, patient, at=when)
 
 
 def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
@@ -246,9 +227,7 @@ def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
     found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
     now = utcnow()
-    change_status(
-        session, VIAL, found, "destroy", code=found.code, username=actor.username, reason=reason
-    )
+    change_status(session, VIAL, found, "destroy", by=actor.username, reason=reason)
     found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
     return _view(found, lot, owner.code, now)
 
