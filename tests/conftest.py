@@ -7,6 +7,10 @@ database for each test, dropped afterwards.
 Speed: password hashing is argon2id at its lowest cost (tests that check the
 real cost set it back), and a lab's database is copied from one built once
 per test process rather than migrated and initialised for every test.
+
+Hypothesis runs without its per-example deadline: on a shared 2-core machine
+under xdist an example can take longer than 200 ms for reasons of load alone,
+and speed is measured by tests/benchmarks, not by timed tests.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
 from lims import db
@@ -29,6 +34,9 @@ from tests.support.lab import (
     Lab,
     LabTemplate,
 )
+
+hypothesis_settings.register_profile("lims", deadline=None)
+hypothesis_settings.load_profile("lims")
 
 
 @cache
