@@ -1,4 +1,12 @@
-"""Settings: packaged defaults < ./lims.toml < $LIMS_CONFIG < environment.
+"""Settings: the station's from packaged defaults < ./lims.toml < $LIMS_CONFIG < environment;
+the site's from the database.
+
+Station settings (home, database_url, timezone) say where this station finds its
+database and which clock it reads. Site settings (the SITE_SECTIONS) decide safety:
+they are versioned records in the database (lims.site), which the unit of work lays
+over the defaults. `lims init` stores their first version from the configuration
+files; afterwards a site key in a file or in the environment is ignored with a
+warning, so whoever runs a command cannot relax them.
 
 Validated with pydantic-settings. Every key is documented in the top-level
 lims.toml; `lims config show` prints the effective value of each and where it
@@ -9,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -47,6 +56,18 @@ CONFIG_ENV = "LIMS_CONFIG"
 LOCAL_CONFIG = Path("lims.toml")
 DATABASE_FILENAME = "lims.db"
 DATABASE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+# Sections whose values are site records in the database, changed only by `lims site set`
+# (release: `lims spec set`); every other key is the station's own.
+SITE_SECTIONS = (
+    "facility",
+    "security",
+    "patients",
+    "aspirate",
+    "expansion",
+    "lot",
+    "labels",
+    "release",
+)
 
 
 def _facility_identification_number(value: str) -> str:
@@ -202,6 +223,20 @@ class LabelSettings(BaseModel):
     isbt128_barcode: bool = True
 
 
+class SiteSettings(BaseModel):
+    """The site's settings besides its specification: what one site_settings record holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    facility: FacilitySettings = FacilitySettings()
+    security: SecuritySettings = SecuritySettings()
+    patients: PatientSettings = PatientSettings()
+    aspirate: AspirateSettings = AspirateSettings()
+    expansion: ExpansionSettings = ExpansionSettings()
+    lot: LotSettings = LotSettings()
+    labels: LabelSettings = LabelSettings()
+
+
 def _default_home() -> Path:
     return platformdirs.user_data_path("lims", appauthor=False)
 
@@ -242,7 +277,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         files = [_toml_source(settings_cls, path) for _, path in reversed(config_files())]
-        return (init_settings, env_settings, *files)
+        return (init_settings, _station_environment(), *map(cls._file_keys, files))
+
+    @staticmethod
+    def _file_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+        """What a configuration file may set outside `lims init`: the station's keys."""
+        return _StationKeys(source)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -259,6 +299,82 @@ class Settings(BaseSettings):
         if self.database_url.startswith(prefix):
             return Path(self.database_url[len(prefix) :].split("?", 1)[0])
         return None
+
+
+class InitialSettings(Settings):
+    """The settings `lims init` starts a database with: the files' site keys count too.
+
+    They become the first version of the site's records; the environment's never do,
+    so a shell variable cannot slip into a site's records unnoticed.
+    """
+
+    @staticmethod
+    def _file_keys(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+        return source
+
+
+class _StationFields(BaseSettings):
+    """The keys the environment may set; its site keys are never parsed, only warned of."""
+
+    home: str = ""
+    database_url: str = ""
+    timezone: str = ""
+
+
+def _station_environment() -> EnvSettingsSource:
+    return EnvSettingsSource(
+        _StationFields, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
+    )
+
+
+class _StationKeys(PydanticBaseSettingsSource):
+    """Another source with the site's sections left out (see ignored_site_keys)."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in self._source().items() if name not in SITE_SECTIONS}
+
+
+def site_key(key: str) -> bool:
+    """Whether a dotted key (security.lockout_threshold) is a site setting."""
+    return key.split(".", 1)[0] in SITE_SECTIONS
+
+
+def ignored_site_keys(*, at_init: bool = False) -> list[tuple[str, str]]:
+    """Each site key the environment or a file gives, with its source; lims ignores them.
+
+    At `lims init` the files' site keys are the site's first records, so only the
+    environment's are ignored.
+    """
+    ignored = []
+    for name in sorted(os.environ):
+        if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
+            key = name[len(ENV_PREFIX) :].lower().replace(ENV_NESTED_DELIMITER, ".")
+            if site_key(key):
+                ignored.append((key, "env " + name))
+    if not at_init:
+        for label, path in config_files():
+            values = _toml_source(Settings, path)()
+            site = {section: values[section] for section in SITE_SECTIONS if section in values}
+            ignored += [(key, label) for key in _flatten(site)]
+    return ignored
+
+
+def warn_ignored_site_keys(*, at_init: bool = False) -> None:
+    """One line on stderr for each site key the environment or a file tries to set."""
+    for key, source in ignored_site_keys(at_init=at_init):
+        command = "lims spec set" if key.startswith("release") else "lims site set"
+        print(
+            f"warning: {key} ({source}) is a site setting and is ignored here; "
+            f"change it with {command}",
+            file=sys.stderr,
+        )
 
 
 def redacted_url(url: str) -> str:
@@ -307,12 +423,19 @@ def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSett
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The effective settings; an invalid one is a one-line ConfigError naming the key."""
+def load_settings(*, at_init: bool = False, **overrides: Any) -> Settings:
+    """The effective settings; an invalid one is a one-line ConfigError naming the key.
+
+    Site sections are the packaged defaults, or those passed in overrides (a test's
+    lab, a copy's settings); the unit of work lays the site's records over them. A
+    site key in the environment or a file is ignored with a warning on stderr, except
+    that at_init (`lims init`) the files' become the site's first records.
+    """
+    warn_ignored_site_keys(at_init=at_init)
     try:
-        return Settings(**overrides)
+        return (InitialSettings if at_init else Settings)(**overrides)
     except ValidationError as error:
-        raise ConfigError(_describe_validation_error(error, overrides)) from None
+        raise ConfigError(_describe_validation_error(error, _origins(overrides, at_init))) from None
     except SettingsError as error:
         # Raised for an environment value that cannot be parsed, e.g. a whole
         # section given as LIMS_SECURITY=strict.
@@ -324,13 +447,13 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
 
 
-def _describe_validation_error(error: ValidationError, overrides: dict[str, Any]) -> str:
+def _describe_validation_error(error: ValidationError, origins: dict[str, str]) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
-        return f"{key}: unknown setting (from {_origins(overrides).get(key, 'configuration')})"
+        return f"{key}: unknown setting (from {origins.get(key, 'configuration')})"
     message = first["msg"].removeprefix("Value error, ")
-    origin = _origin_of(key, _origins(overrides))
+    origin = _origin_of(key, origins)
     given = first["input"]
     if key == "database_url" and isinstance(given, str):
         given = redacted_url(given)
@@ -359,33 +482,40 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _origins(overrides: dict[str, Any]) -> dict[str, str]:
+def _origins(overrides: dict[str, Any], at_init: bool = False) -> dict[str, str]:
     """Which source supplied each key that is not a packaged default."""
     origins: dict[str, str] = {}
     for label, path in config_files():
         for key in _flatten(_toml_source(Settings, path)()):
-            origins[key] = label
-    environment = EnvSettingsSource(
-        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
-    )
-    for key in _flatten(environment()):
+            if at_init or not site_key(key):
+                origins[key] = label
+    for key in _flatten(_station_environment()()):
         origins[key] = "env " + ENV_PREFIX + key.upper().replace(".", ENV_NESTED_DELIMITER)
     for key in _flatten(overrides):
         origins[key] = "command line"
     return origins
 
 
-def describe_settings(settings: Settings, **overrides: Any) -> list[SettingOrigin]:
-    """Each effective setting with the source it came from, in lims.toml order."""
+def describe_settings(
+    settings: Settings, site_sources: tuple[str, str], **overrides: Any
+) -> list[SettingOrigin]:
+    """Each effective setting with the source it came from, in lims.toml order.
+
+    site_sources names where the site's settings and its specification came from,
+    e.g. ("site record, version 3", "specification, version 2").
+    """
     from lims.views.config import SettingOrigin  # only `lims config show` needs it
 
     origins = _origins(overrides)
     values = _flatten(settings.model_dump(mode="json"))
     values["database_url"] = redacted_url(settings.database_url)
+    site_source, spec_source = site_sources
     described = []
     for key, value in values.items():
         source = origins.get(key, "default")
-        if source == "default" and key in _DERIVED_DEFAULTS:
+        if site_key(key):
+            source = spec_source if key.startswith("release.") else site_source
+        elif source == "default" and key in _DERIVED_DEFAULTS:
             source = f"default ({_DERIVED_DEFAULTS[key]})"
         if key == "timezone" and not value:
             source += f"; in force: {settings.tz}"

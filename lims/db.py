@@ -34,12 +34,13 @@ SCHEMA_REVISIONS = (
     "0003_release",
     "0004_vials",
     "0005_write_format",
+    "0006_site_records",
 )
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 # What this lims writes, as a number: raised with every migration (which stores it as the
 # database's minimum) and with any change to what is written, so that a database turns away
 # an older lims that would write records in a shape the newer one does not expect.
-WRITE_FORMAT = 1
+WRITE_FORMAT = 2
 
 BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "lims_write"

@@ -160,6 +160,44 @@ class WriteFormat(Record, table=True):
     minimum: int = Field(sa_column=Column(Integer, nullable=False))
 
 
+# --- the site's records: its settings and its release specification, versioned ---------
+
+
+class SiteSettingsVersion(Record, table=True):
+    """One version of the site's settings (lims.config.SITE_SECTIONS but release), as JSON.
+
+    Rows are only ever added: the latest version is in force. `values` is canonical JSON
+    (lims.site.canonical), so equal settings are equal text.
+    """
+
+    __tablename__ = "site_settings"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    values: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    recorded_by: str | None = Field(
+        default=None, sa_column=Column(String(USERNAME_MAX), nullable=True)
+    )
+    recorded_at: datetime = _time()
+
+
+class SpecificationVersion(Record, table=True):
+    """One version of the release specification, approved by a QA signature (but the first).
+
+    A lot is judged by the version in force when it was formulated (lots.spec_version).
+    """
+
+    __tablename__ = "specifications"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    spec: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    approved_by: str | None = Field(
+        default=None, sa_column=Column(String(USERNAME_MAX), nullable=True)
+    )
+    approved_at: datetime = _time()
+
+
 # --- the bench: patients, aspirates, reagents, cultures, passages, deviations ---------
 
 SHORT_TEXT_MAX = 100
@@ -402,6 +440,10 @@ class Lot(Record, table=True):
     volume_ml: float = _number()
     vehicle: str = _text(SHORT_TEXT_MAX)
     final_passage: int = _whole()
+    # The release specification version in force at formulation: the lot is judged by it.
+    spec_version: int = Field(
+        sa_column=Column(Integer, ForeignKey("specifications.version"), nullable=False)
+    )
     formulated_at: datetime = _time()
     expires_at: datetime = _time()
     status: str = Field(default=LotState.QUARANTINE, sa_column=Column(String(16), nullable=False))
@@ -466,6 +508,7 @@ class Signature(Record, table=True):
     id: int | None = Field(default=None, primary_key=True)
     lot_id: int | None = _reference("lots.id", nullable=True)
     deviation_id: int | None = _reference("deviations.id", nullable=True)
+    specification_version: int | None = _reference("specifications.version", nullable=True)
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id"), nullable=False))
     username: str = _username_column()
     full_name: str = Field(sa_column=Column(String(FULL_NAME_MAX), nullable=False))

@@ -2,11 +2,13 @@
 
 ROLES = ("technician", "qa", "admin")
 
-# Technicians and QA record the work; only QA signs; only admin manages users and
-# takes or restores a backup (a copy of every patient record, beyond the trail's reach).
+# Technicians and QA record the work; only QA signs (a specification version too); only
+# admin manages users and the other site settings and takes or restores a backup (a copy
+# of every patient record, beyond the trail's reach).
 # Every role may read records and the audit trail.
 GRANTS: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"admin"}),
+    "manage_site": frozenset({"admin"}),
     "manage_database": frozenset({"admin"}),
     "read_records": frozenset({"technician", "qa", "admin"}),
     "record_bench_work": frozenset({"technician", "qa"}),
@@ -15,6 +17,7 @@ GRANTS: dict[str, frozenset[str]] = {
 
 PERMISSION_WORDS = {
     "manage_users": "manage users",
+    "manage_site": "change the site's settings",
     "manage_database": "back up or restore the database",
     "read_records": "read records",
     "record_bench_work": "record bench work",

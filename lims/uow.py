@@ -3,8 +3,9 @@
 It is the only way lims opens a transaction that writes: the schema is checked
 (or brought to the newest), a lims older than the database's write format is
 turned away, writers queue behind one another so each audit entry lands on the
-chain's true head, and the station's session is authenticated, all before the
-command's own work.
+chain's true head, the site's settings and specification in force are laid over
+the station's, and the station's session is authenticated under them, all before
+the command's own work.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from lims import auth, db
+from lims import auth, db, site
 from lims.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -39,6 +40,10 @@ class UnitOfWork:
     settings: Settings
     actor: auth.Actor | None
     upgrade: Upgrade | None = None  # what Schema.UPGRADE did, from which revision to which
+    # The versions of the site's records in settings; None before `lims init` stores them,
+    # or on a schema older than the records (a backup before `lims db upgrade`).
+    site_version: int | None = None
+    spec_version: int | None = None
 
     @property
     def tz(self) -> tzinfo:
@@ -83,8 +88,14 @@ def unit_of_work(
                 db.serialise_writers(session)
                 if revision == db.SCHEMA_HEAD:
                     db.raise_write_format(session)
+            records = site.InForce(settings, None, None)
+            if revision == db.SCHEMA_HEAD:
+                records = site.in_force(session, settings)
+            settings = records.settings
             actor = auth.authenticate(session, settings) if authenticated else None
-            yield UnitOfWork(session, settings, actor, upgrade)
+            yield UnitOfWork(
+                session, settings, actor, upgrade, records.site_version, records.spec_version
+            )
     except BaseException:
         if creating:
             db.remove_sqlite_database(settings)

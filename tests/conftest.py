@@ -4,9 +4,10 @@ The backend comes from LIMS_TEST_DATABASE_URL: unset (or sqlite) gives a
 SQLite file under tmp_path; a PostgreSQL URL gives a fresh schema in that
 database for each test, dropped afterwards.
 
-Speed: password hashing is argon2id at its lowest cost (tests that check the
-real cost set it back), and a lab's database is copied from one built once
-per test process rather than migrated and initialised for every test.
+Speed: a lab's site settings hash passwords with argon2id at its lowest cost
+(tests that check the real cost record a new version), and a lab's database is
+copied from one built once per test process rather than migrated and
+initialised for every test.
 
 Hypothesis runs without its per-example deadline: on a shared 2-core machine
 under xdist an example can take longer than 200 ms for reasons of load alone,
@@ -27,13 +28,7 @@ from sqlalchemy import Engine
 
 from lims import db
 from lims.config import Settings, load_settings, normalise_database_url
-from tests.support.lab import (
-    CHEAP_PASSWORD_HASHING,
-    ON_POSTGRES,
-    TEST_DATABASE_URL,
-    Lab,
-    LabTemplate,
-)
+from tests.support.lab import ON_POSTGRES, TEST_DATABASE_URL, Lab, LabTemplate
 
 hypothesis_settings.register_profile("lims", deadline=None)
 hypothesis_settings.load_profile("lims")
@@ -101,8 +96,6 @@ def lims_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
     monkeypatch.setenv("LIMS_HOME", str(home))
     monkeypatch.setenv("LIMS_DATABASE_URL", database_url)
     monkeypatch.setenv("LIMS_TIMEZONE", "Europe/Rome")
-    for name, value in CHEAP_PASSWORD_HASHING.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     yield
     db.dispose_engines()

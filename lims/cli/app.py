@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("lims.cli.labels:app", "Vial labels (PDF, PNG, SVG, ZPL): print."),
     "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
     "db": ("lims.cli.database:app", "The database: current, upgrade, backup, restore."),
+    "site": ("lims.cli.site:site_app", "The site's settings, versioned records: show, set."),
+    "spec": ("lims.cli.site:spec_app", "The release specification, versioned: show, history, set."),
     "config": ("lims.cli.config:app", "The effective configuration: show."),
 }
 

@@ -9,12 +9,15 @@ from lims.cli.common import JsonOption, new_area, print_table, print_view, setti
 if TYPE_CHECKING:
     from lims.views.config import ConfigView
 
-app = new_area("Configuration: lims.toml, $LIMS_CONFIG and LIMS_* environment variables.")
+app = new_area(
+    "Configuration: this station's (lims.toml, $LIMS_CONFIG, LIMS_*) and the site's records."
+)
 
 
 @app.command("show")
 def show(as_json: JsonOption = False) -> None:
-    """Print every effective setting and its source (default, a file, or the environment).
+    """Print every effective setting and its source: a default, a file, the environment, or
+    the site's record in the database (site settings and the release specification).
 
     \b
     Example:
@@ -23,9 +26,10 @@ def show(as_json: JsonOption = False) -> None:
     """
     from lims import resources
     from lims.config import config_files, describe_settings
+    from lims.services.site import settings_in_force
     from lims.views.config import ConfigPaths, ConfigView
 
-    described = describe_settings(settings())
+    described = describe_settings(*settings_in_force(settings()))
     view = ConfigView(
         settings={item.key: item for item in described},
         paths=ConfigPaths(

@@ -36,7 +36,9 @@ def init(
 ) -> None:
     """Create the database (schema at the newest revision) and its first administrator.
 
-    Refused once any user exists.
+    The site's settings and release specification in ./lims.toml or $LIMS_CONFIG (over
+    the packaged defaults) become version 1 of its records; later versions come only
+    from `lims site set` and `lims spec set`. Refused once any user exists.
 
     \b
     Example:
@@ -44,9 +46,11 @@ def init(
       printf '%s\\n' "$PASSWORD" | lims init --admin ada --full-name "Ada Admin" --password-stdin
     """
 
-    config = settings()
-    password = read_password(password_stdin, prompt="Password for " + admin, confirm=True)
+    from lims.config import load_settings
     from lims.services import users
+
+    config = load_settings(at_init=True)  # the files' site settings become the site's records
+    password = read_password(password_stdin, prompt="Password for " + admin, confirm=True)
 
     user = users.initialise(config, username=admin, full_name=full_name, password=password)
     print_view(user, as_json, _say_initialised, config)

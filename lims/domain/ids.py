@@ -360,3 +360,8 @@ def lot_subject(lot: str) -> str:
 def deviation_subject(number: int) -> str:
     """What a signature closing a deviation is bound to, as lot_subject for lots."""
     return f"deviation:{number}"
+
+
+def specification_subject(version: int) -> str:
+    """What a signature approving a specification version is bound to, as lot_subject for lots."""
+    return f"specification:{version}"

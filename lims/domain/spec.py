@@ -33,13 +33,17 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticKnownError
+from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError
 
 from lims.domain.states import DEVIATION, LOT, expired
 from lims.timeutil import show_time
 
-# Safety tests: a failure here can never be waived (the issue's rule, not a setting).
+# Safety tests: a failure here can never be waived (the issue's rule, not a setting), and no
+# specification version may leave one out, make it optional, or relax what follows.
 NEVER_WAIVABLE = frozenset({"sterility", "mycoplasma", "endotoxin"})
+# A contamination test: a `positive` result of it never passes.
+NEVER_PASSES_POSITIVE = ("sterility", "mycoplasma")
+ALWAYS_BOUNDED_ABOVE = "endotoxin"
 TEST_NAME = r"[a-z][a-z0-9_]{1,31}"
 PERCENT = "%"
 KINDS = ("numeric", "categorical", "derived")
@@ -159,6 +163,7 @@ class LotFacts:
 
     code: str
     status: str  # as stored: quarantine, released or rejected
+    spec_version: int  # the specification version in force when the lot was formulated
     expires_at: datetime
     now: datetime
     zone: tzinfo  # the station's, for the expiry time in the blocking reason
@@ -366,6 +371,7 @@ def _merged_with_defaults(value: Any) -> Any:
 
 
 def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
+    _unrelaxed(spec)
     for test, criterion in spec.items():
         if not re.fullmatch(TEST_NAME, test):
             raise ValueError(f"{test!r} is not a test name (lower-case letters, digits, _)")
@@ -380,11 +386,61 @@ def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
     return spec
 
 
+def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
+    """The rules no specification version can relax, whoever approved it.
+
+    Each refusal is located at the key that breaks it (sterility.required).
+    """
+    for test in sorted(NEVER_WAIVABLE):
+        criterion = spec.get(test)
+        if criterion is None:
+            raise _refused((test,), "a safety test: no specification may leave it out", None)
+        if not criterion.required:
+            raise _refused((test, "required"), "must be true: a safety test", False)
+    for test in NEVER_PASSES_POSITIVE:
+        criterion = spec[test]
+        if not isinstance(criterion, CategoricalCriterion) or "positive" not in criterion.values:
+            raise _refused(
+                (test, "values"), "must be categorical with positive among its values", None
+            )
+        if "positive" in criterion.passing:
+            raise _refused((test, "passing"), "a positive result never passes", criterion.passing)
+    endotoxin = spec[ALWAYS_BOUNDED_ABOVE]
+    if endotoxin.kind != "numeric" or endotoxin.max is None:
+        raise _refused((ALWAYS_BOUNDED_ABOVE, "max"), "endotoxin must have a maximum", None)
+
+
+def _refused(where: tuple[str, ...], message: str, given: Any) -> ValidationError:
+    detail = InitErrorDetails(
+        type=PydanticCustomError("unrelaxable", message), loc=where, input=given
+    )
+    return ValidationError.from_exception_data("ReleaseSpec", [detail])
+
+
+# The specification `lims init` starts a site with: its files' tables over the packaged defaults.
 ReleaseSpec = Annotated[
     dict[str, Criterion],
     BeforeValidator(_merged_with_defaults),
     AfterValidator(_valid_tests),
 ]
+# A specification version as stored: complete in itself. Never merged with the packaged
+# defaults, so a default test added by a later lims reaches a site only through `spec set`.
+StoredSpec = Annotated[dict[str, Criterion], AfterValidator(_valid_tests)]
+
+
+def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:
+    """A `spec set` file's [release.<test>] tables laid over the current version key by key.
+
+    A test the current version lacks is taken as the file defines it, so a site adds its
+    own test by defining it completely; the result is validated as a StoredSpec.
+    """
+    merged: dict[str, Any] = {test: criterion.as_table() for test, criterion in current.items()}
+    for test, table in tables.items():
+        if isinstance(table, dict) and test in merged:
+            merged[test] = {**merged[test], **table}
+        else:
+            merged[test] = table
+    return merged
 
 
 # --- the verdict ------------------------------------------------------------------------------
@@ -407,6 +463,7 @@ class CriterionVerdict:
 class Evaluation:
     lot_id: str
     lot_status: str  # as stored: quarantine, released or rejected
+    spec_version: int  # the version of the specification judged by
     criteria: list[CriterionVerdict]
     blocking: list[str]
 
@@ -417,6 +474,8 @@ class Evaluation:
 
 def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> Evaluation:
     """Each criterion's verdict on its latest result, and every reason release is blocked.
+
+    spec is the version the lot was formulated under (facts.spec_version), not the current one.
 
     results are the lot's QC results, oldest first. The reasons come in the
     order QA works through them: criteria in specification order, then open
@@ -444,7 +503,7 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
         blocking.append(f"lot {facts.code} is {facts.status}")
     elif expired(facts.expires_at, facts.now):
         blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
-    return Evaluation(facts.code, facts.status, verdicts, blocking)
+    return Evaluation(facts.code, facts.status, facts.spec_version, verdicts, blocking)
 
 
 def _judged(

@@ -12,7 +12,7 @@ import json
 
 from sqlmodel import Session, col, select
 
-from lims import audit
+from lims import audit, site
 from lims.auth import Actor
 from lims.domain import ids
 from lims.domain.states import DEVIATION, LOT
@@ -188,21 +188,21 @@ def open_deviation(
 ) -> DeviationView:
     """Open a deviation by hand on a lot or a culture, optionally tied to a release criterion."""
 
-    session, settings = uow.session, uow.settings
+    session = uow.session
     actor = uow.require("record_bench_work")
     if (lot is None) == (culture is None):
         raise BadInput("lot/culture", "give exactly one: --lot LOT or --culture CULTURE")
     free_text("description", description, max_length=LONG_TEXT_MAX, multiline=True)
-    if criterion is not None:
-        if lot is None:
-            raise BadInput("criterion", "a criterion belongs to a lot's release: use --lot")
-        if criterion not in settings.release:
-            raise BadInput(
-                "criterion",
-                f"must be one of {', '.join(settings.release)} (got {shown(criterion)})",
-            )
+    if criterion is not None and lot is None:
+        raise BadInput("criterion", "a criterion belongs to a lot's release: use --lot")
     if lot is not None:
         found_lot = lookup.lot(session, lot)
+        judged_by = site.specification(session, found_lot.spec_version)
+        if criterion is not None and criterion not in judged_by:
+            raise BadInput(
+                "criterion",
+                f"must be one of {', '.join(judged_by)} (got {shown(criterion)})",
+            )
         deviation = Deviation(
             lot_id=found_lot.id, criterion=criterion, kind="manual", description=description
         )
@@ -244,10 +244,10 @@ def close_deviation(
             raise RuleViolation(
                 f"deviation {number} names no release criterion; only such a deviation can waive"
             )
-        if not settings.release[criterion].waivable:
-            raise RuleViolation(f"{criterion} can never be waived")
         lot = session.get(Lot, deviation.lot_id)
         assert lot is not None
+        if not site.specification(session, lot.spec_version)[criterion].waivable:
+            raise RuleViolation(f"{criterion} can never be waived")
         LOT.check_unlocked(code=lot.code, status=lot.status)
         evaluation = qc.evaluate(session, settings, lot, now=utcnow())
         verdict = next(v for v in evaluation.criteria if v.test == criterion)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from lims import audit
+from lims import audit, site
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
@@ -131,7 +131,7 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
     culture = session.get(Culture, lot.culture_id)
     assert culture is not None
     assert lot.id is not None
-    record_hash = _record_hash(session, settings, lot)
+    record_hash = _record_hash(session, lot)
     signed = session.exec(
         select(Signature).where(col(Signature.lot_id) == lot.id).order_by(col(Signature.id))
     ).all()
@@ -157,7 +157,7 @@ def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
 # --- signatures ------------------------------------------------------------------------------
 
 
-def _record(session: Session, settings: Settings, lot: Lot) -> dict[str, Any]:
+def _record(session: Session, lot: Lot) -> dict[str, Any]:
     """What a signer reviews: the lot, its culture's history, its QC and deviations."""
     culture = session.get(Culture, lot.culture_id)
     assert culture is not None
@@ -190,12 +190,13 @@ def _record(session: Session, settings: Settings, lot: Lot) -> dict[str, Any]:
             [d.deviation_id, d.status, d.description, d.resolution, d.waived]
             for d in deviation_rules.on_lot(session, lot)
         ],
-        "specification": {test: c.as_table() for test, c in settings.release.items()},
+        "spec_version": lot.spec_version,
+        "specification": site.spec_tables(site.specification(session, lot.spec_version)),
     }
 
 
-def _record_hash(session: Session, settings: Settings, lot: Lot) -> str:
-    canonical = json.dumps(_record(session, settings, lot), sort_keys=True, ensure_ascii=False)
+def _record_hash(session: Session, lot: Lot) -> str:
+    canonical = json.dumps(_record(session, lot), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -320,6 +321,7 @@ def formulate(
         volume_ml=volume,
         vehicle=vehicle,
         final_passage=len(passages),
+        spec_version=_in_force(uow.spec_version),
         formulated_at=formulated_at,
         expires_at=formulated_at + timedelta(hours=shelf_life),
         recorded_at=now,
@@ -341,6 +343,7 @@ def formulate(
             "volume_ml": volume,
             "vehicle": vehicle,
             "final_passage": len(passages),
+            "spec_version": lot.spec_version,
             "formulated_at": json_time(formulated_at),
             "expires_at": json_time(lot.expires_at),
             "reagents": [f"{r.name}:{r.lot}" for r in lots],
@@ -356,6 +359,13 @@ def formulate(
     change_status(session, CULTURE, source, "formulate", by=actor.username, new={"lot": lot.code})
     session.flush()
     return lot_detail(session, settings, lot)
+
+
+def _in_force(spec_version: int | None) -> int:
+    """The specification version a lot formulated now is judged by."""
+    if spec_version is None:  # `lims init` stores version 1 before anyone can formulate
+        raise RuleViolation("the database has no release specification; run `lims init`")
+    return spec_version
 
 
 def _vials_within_harvest(vials: int, cells_per_vial: int, harvested: int) -> None:
@@ -488,7 +498,7 @@ def _close_lot(
 ) -> LotDetail:
     """QA's signature moving a lot out of quarantine; a released lot's vials follow it."""
     assert lot.id is not None
-    record_hash = _record_hash(session, settings, lot)
+    record_hash = _record_hash(session, lot)
     signature = signatures.sign(
         session,
         signer=signer,
@@ -507,7 +517,12 @@ def _close_lot(
         lot,
         action,
         by=signer.username,
-        new={"signature": manifestation, "meaning": meaning, "record_hash": record_hash},
+        new={
+            "signature": manifestation,
+            "meaning": meaning,
+            "record_hash": record_hash,
+            "spec_version": lot.spec_version,
+        },
         reason=reason,
         facts=facts,
     )

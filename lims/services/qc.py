@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from lims import audit
+from lims import audit, site
 from lims.config import Settings
 from lims.domain import quantities, spec
 from lims.domain.spec import (
@@ -19,6 +19,7 @@ from lims.domain.spec import (
     LotFacts,
     NumericCriterion,
     RecordedResult,
+    Spec,
     compact,
 )
 from lims.domain.states import LOT
@@ -64,7 +65,8 @@ def _audited(result: QCResult) -> dict[str, Any]:
 
 
 def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:
-    """The release verdict on lot as stored (see lims.domain.spec.evaluate for the rules)."""
+    """The release verdict on lot as stored, by the specification version it was formulated
+    under (see lims.domain.spec.evaluate for the rules)."""
     results = session.exec(
         select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
     ).all()
@@ -76,6 +78,7 @@ def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -
     facts = LotFacts(
         code=lot.code,
         status=lot.status,
+        spec_version=lot.spec_version,
         expires_at=lot.expires_at,
         now=now,
         zone=settings.tz,
@@ -83,7 +86,8 @@ def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -
         final_passage=lot.final_passage,
         deviations=[_deviation_facts(deviation, lot) for deviation in deviations],
     )
-    return spec.evaluate(settings.release, [_recorded(result) for result in results], facts)
+    judged_by = site.specification(session, lot.spec_version)
+    return spec.evaluate(judged_by, [_recorded(result) for result in results], facts)
 
 
 def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
@@ -128,14 +132,18 @@ def record_result(
     at: str | datetime | None = None,
     reason: str | None = None,
 ) -> CriterionView:
-    """Record a QC result; recording a test again is a retest and needs a reason."""
+    """Record a QC result; recording a test again is a retest and needs a reason.
+
+    Which tests there are, and their units and words, are those of the lot's specification.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     found = lookup.lot(session, lot)
-    criterion = settings.release.get(test)
+    judged_by = site.specification(session, found.spec_version)
+    criterion = judged_by.get(test)
     if criterion is None:
         raise BadInput(
-            "test", f"must be one of {', '.join(recordable_tests(settings))} (got {shown(test)})"
+            "test", f"must be one of {', '.join(recordable_tests(judged_by))} (got {shown(test)})"
         )
     if criterion.kind == "derived":
         raise BadInput("test", f"{test} is read off the lot, not recorded")
@@ -201,8 +209,8 @@ def latest_result_id(session: Session, lot: Lot, test: str) -> int | None:
     ).first()
 
 
-def recordable_tests(settings: Settings) -> Sequence[str]:
-    return [test for test, criterion in settings.release.items() if criterion.kind != "derived"]
+def recordable_tests(judged_by: Spec) -> Sequence[str]:
+    return [test for test, criterion in judged_by.items() if criterion.kind != "derived"]
 
 
 def show_evaluation(uow: UnitOfWork, *, lot: str) -> EvaluationView:

@@ -3,7 +3,7 @@
 A signature keeps the signer's name, the time, its meaning and the SHA-256 of
 the record signed; its manifest hash binds all of that to the record's
 identity (11.70), so a signature moved to another record no longer verifies.
-Lots and deviations are signed through here.
+Lots, deviations and specification versions are signed through here.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ def sign(
     meaning: str,
     lot_id: int | None = None,
     deviation_id: int | None = None,
+    specification_version: int | None = None,
 ) -> Signature:
     signed_at = utcnow()
     signature = Signature(
         lot_id=lot_id,
         deviation_id=deviation_id,
+        specification_version=specification_version,
         user_id=signer.id,
         username=signer.username,
         full_name=signer.full_name,

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from lims import audit, auth
+from lims import audit, auth, site
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.models import FULL_NAME_MAX, USERNAME_MAX, User
@@ -69,13 +69,18 @@ def user_view(user: User) -> UserView:
 
 
 def initialise(settings: Settings, *, username: str, full_name: str, password: str) -> UserView:
-    """Create the database at the newest schema with its first administrator, or neither."""
+    """Create the database at the newest schema with its first administrator, or neither.
+
+    The site's settings and specification in settings (from `load_settings(at_init=True)`:
+    the configuration files over the defaults) become the first version of its records.
+    """
     valid_username(username, field="admin")
     free_text("full-name", full_name, max_length=FULL_NAME_MAX)
     valid_password(settings, username, password)
     with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE) as uow:
         if uow.session.exec(select(func.count()).select_from(User)).one():
             raise RuleViolation("lims is already initialised: users exist; ask an admin")
+        site.store_first_versions(uow.session, settings, by=username)
         return _add(
             uow.session,
             settings,

@@ -42,6 +42,7 @@ class LotSummary:
     volume_ml: float
     vehicle: str
     final_passage: int
+    spec_version: int  # the release specification version the lot is judged by
     recorded_by: str
 
 

@@ -53,6 +53,7 @@ class EvaluationView:
 
     lot_id: str
     lot_status: str = hidden()  # as stored: a locked lot is not judged for release
+    spec_version: int  # the specification version the lot is judged by: its formulation's
     criteria: list[CriterionView]
     blocking: list[str]
 

@@ -16,10 +16,11 @@ from lims.config import (
     load_settings,
     normalise_database_url,
     redacted_url,
+    site_key,
 )
 from lims.errors import ConfigError
 from tests.support.cli import invoke
-from tests.support.lab import CHEAP_PASSWORD_HASHING
+from tests.support.lab import Lab
 
 REPOSITORY_CONFIG = Path(__file__).resolve().parents[2] / "lims.toml"
 SECRET = "s3cret-pw"
@@ -38,13 +39,6 @@ def no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LIMS_TIMEZONE")
 
 
-@pytest.fixture(autouse=True)
-def _only_the_settings_each_test_gives(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read where every setting came from: no test-wide cheap hashing in the way."""
-    for name in CHEAP_PASSWORD_HASHING:
-        monkeypatch.delenv(name)
-
-
 def local_config(text: str) -> Path:
     path = Path("lims.toml")
     path.write_text(text, encoding="utf-8")
@@ -59,13 +53,16 @@ def named_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) -> 
     return path
 
 
+SITE_SOURCES = ("site record, version 1", "specification, version 1")
+
+
 def sources(settings: Settings) -> dict[str, str]:
-    return {item.key: item.source for item in describe_settings(settings)}
+    return {item.key: item.source for item in describe_settings(settings, SITE_SOURCES)}
 
 
-def config_error() -> str:
+def config_error(*, at_init: bool = False) -> str:
     with pytest.raises(ConfigError) as refused:
-        load_settings()
+        load_settings(at_init=at_init)
     message = refused.value.message
     assert "\n" not in message
     return message
@@ -136,9 +133,8 @@ def test_default_database_follows_a_home_set_in_a_file(
 
 def test_local_lims_toml_overrides_packaged_defaults(no_overrides: None) -> None:
     local_config('timezone = "Asia/Tokyo"\n[security]\nlockout_threshold = 3\n')
-    settings = load_settings()
-    assert settings.timezone == "Asia/Tokyo"
-    assert settings.security.lockout_threshold == 3
+    assert load_settings().timezone == "Asia/Tokyo"
+    assert load_settings(at_init=True).security.lockout_threshold == 3
 
 
 def test_file_named_by_lims_config_overrides_local_lims_toml(
@@ -146,18 +142,17 @@ def test_file_named_by_lims_config_overrides_local_lims_toml(
 ) -> None:
     local_config('timezone = "Asia/Tokyo"\n[security]\nlockout_threshold = 3\n')
     named_config(monkeypatch, tmp_path, 'timezone = "UTC"\n[security]\nlockout_threshold = 4\n')
-    settings = load_settings()
-    assert settings.timezone == "UTC"
-    assert settings.security.lockout_threshold == 4
+    assert load_settings().timezone == "UTC"
+    assert load_settings(at_init=True).security.lockout_threshold == 4
 
 
 def test_environment_overrides_both_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     local_config('timezone = "Asia/Tokyo"\n[security]\nlockout_threshold = 3\n')
     named_config(monkeypatch, tmp_path, 'timezone = "UTC"\n[security]\nlockout_threshold = 4\n')
     monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "7")
-    settings = load_settings()
-    assert settings.timezone == "Europe/Rome"
-    assert settings.security.lockout_threshold == 7
+    assert load_settings().timezone == "Europe/Rome"
+    # The environment never sets a site setting, not even at `lims init`.
+    assert load_settings(at_init=True).security.lockout_threshold == 4
 
 
 def test_database_url_from_the_environment_overrides_files(
@@ -174,32 +169,28 @@ def test_files_merge_key_by_key_within_a_section(
 ) -> None:
     local_config("[security]\nlockout_threshold = 3\nsession_idle_minutes = 15\n")
     named_config(monkeypatch, tmp_path, "[security]\npassword_min_length = 14\n")
-    monkeypatch.setenv("LIMS_SECURITY__SESSION_IDLE_MINUTES", "45")
-    security = load_settings().security
+    security = load_settings(at_init=True).security
     assert security.lockout_threshold == 3
     assert security.password_min_length == 14
-    assert security.session_idle_minutes == 45
+    assert security.session_idle_minutes == 15
 
 
 def test_describe_settings_names_the_source_of_each_key(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("LIMS_DATABASE_URL")
-    local_config('[facility]\nname = "Rome Cell Lab"\n[security]\nlockout_threshold = 3\n')
-    named = named_config(monkeypatch, tmp_path, "[security]\nlockout_threshold = 4\n")
-    monkeypatch.setenv("LIMS_SECURITY__PASSWORD_MIN_LENGTH", "16")
+    local_config('timezone = "Asia/Tokyo"\n[facility]\nname = "Rome Cell Lab"\n')
+    named = named_config(monkeypatch, tmp_path, 'home = "/srv/lims"\n')
+    monkeypatch.delenv("LIMS_HOME")
     described = sources(load_settings())
-    assert {key: source for key, source in described.items() if source != "default"} == {
-        "home": "env LIMS_HOME",
+    assert {key: source for key, source in described.items() if not site_key(key)} == {
+        "home": str(named),
         "database_url": "default ($LIMS_HOME/lims.db)",
         "timezone": "env LIMS_TIMEZONE",
-        "facility.name": "./lims.toml",
-        "security.password_min_length": "env LIMS_SECURITY__PASSWORD_MIN_LENGTH",
-        "security.lockout_threshold": str(named),
     }
-    assert {"facility.fin", "security.session_idle_minutes", "release.endotoxin.max"} <= set(
-        described
-    )
+    assert described["facility.name"] == "site record, version 1"
+    assert described["security.password_min_length"] == "site record, version 1"
+    assert described["release.endotoxin.max"] == "specification, version 1"
 
 
 def test_describe_settings_shows_the_effective_values(
@@ -207,9 +198,9 @@ def test_describe_settings_shows_the_effective_values(
 ) -> None:
     local_config('[facility]\nname = "Rome Cell Lab"\n')
     monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
-    values = {item.key: item.value for item in describe_settings(load_settings())}
-    assert values["facility.name"] == "Rome Cell Lab"
-    assert values["security.lockout_threshold"] == 3
+    values = {item.key: item.value for item in describe_settings(load_settings(), SITE_SOURCES)}
+    assert values["facility.name"] == "Example Cell Therapy Facility"  # ignored outside init
+    assert values["security.lockout_threshold"] == 5
     assert values["timezone"] == "Europe/Rome"
 
 
@@ -276,7 +267,7 @@ def test_an_invalid_setting_in_a_file_is_one_line_naming_the_key_and_what_is_all
     no_overrides: None, toml: str, key: str, allowed: str
 ) -> None:
     local_config(toml)
-    message = config_error()
+    message = config_error(at_init=True)  # site keys count only then
     assert message.startswith(f"{key}: ")
     assert allowed in message
 
@@ -284,18 +275,10 @@ def test_an_invalid_setting_in_a_file_is_one_line_naming_the_key_and_what_is_all
 @pytest.mark.parametrize(
     ("variable", "value", "key", "allowed"),
     [
-        pytest.param(
-            "LIMS_SECURITY__LOCKOUT_THRESHOLD", "0", THRESHOLD, AT_LEAST + " 1", id="threshold-0"
-        ),
-        pytest.param(
-            "LIMS_SECURITY__LOCKOUT_THRESHOLD", "many", THRESHOLD, "integer", id="threshold-many"
-        ),
-        pytest.param("LIMS_FACILITY__FIN", "O1234", "facility.fin", FIN_RULE, id="fin-O1234"),
         pytest.param("LIMS_TIMEZONE", "Rome", "timezone", ZONE_RULE, id="timezone-rome"),
         pytest.param(
             "LIMS_DATABASE_URL", "mysql://lims@db/lims", "database_url", URL_RULE, id="mysql-url"
         ),
-        pytest.param("LIMS_SECURITY", "strict", "security", "", id="section-is-a-string"),
     ],
 )
 def test_an_invalid_setting_in_the_environment_is_one_line_naming_the_key(
@@ -311,11 +294,40 @@ def test_an_invalid_setting_names_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     local_config("[security]\nlockout_threshold = 0\n")
-    assert "from ./lims.toml" in config_error()
+    assert "from ./lims.toml" in config_error(at_init=True)
     named = named_config(monkeypatch, tmp_path, "[security]\nlockout_threshold = 0\n")
-    assert f"from {named}" in config_error()
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "0")
-    assert "from env LIMS_SECURITY__LOCKOUT_THRESHOLD" in config_error()
+    assert f"from {named}" in config_error(at_init=True)
+    monkeypatch.setenv("LIMS_TIMEZONE", "Rome")
+    assert "from env LIMS_TIMEZONE" in config_error()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("LIMS_SECURITY__LOCKOUT_THRESHOLD", "0", THRESHOLD),
+        ("LIMS_SECURITY__LOCKOUT_THRESHOLD", "100", THRESHOLD),
+        ("LIMS_FACILITY__FIN", "O1234", "facility.fin"),
+        ("LIMS_SECURITY", "strict", "security"),
+        ("LIMS_RELEASE__ENDOTOXIN__MAX", "1e9", "release.endotoxin.max"),
+    ],
+)
+def test_a_site_key_in_the_environment_is_ignored_with_one_warning_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    key: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    for at_init in (False, True):
+        settings = load_settings(at_init=at_init)
+        assert settings.security.lockout_threshold == 5
+        assert settings.release["endotoxin"].max == 7
+        command = "lims spec set" if key.startswith("release") else "lims site set"
+        assert capsys.readouterr().err == (
+            f"warning: {key} (env {variable}) is a site setting and is ignored here; "
+            f"change it with {command}\n"
+        )
 
 
 def test_invalid_toml_in_the_local_file_names_the_file() -> None:
@@ -401,10 +413,10 @@ def test_redacted_url_masks_a_password_given_as_a_query_parameter() -> None:
 def test_repository_lims_toml_gives_exactly_the_packaged_defaults(
     no_overrides: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    defaults = load_settings()
+    defaults = load_settings(at_init=True)
     monkeypatch.setenv("LIMS_CONFIG", str(REPOSITORY_CONFIG))
-    documented = load_settings()
-    assert sources(documented)["facility.fin"] == str(REPOSITORY_CONFIG)
+    documented = load_settings(at_init=True)
+    assert sources(documented)["timezone"].startswith(str(REPOSITORY_CONFIG))
     assert documented.model_dump() == defaults.model_dump()
 
 
@@ -417,24 +429,35 @@ def test_repository_lims_toml_documents_every_setting() -> None:
 # The CLI
 
 
-def test_config_show_prints_each_setting_with_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    local_config('[facility]\nname = "Rome Cell Lab"\n')
+def test_config_show_prints_each_setting_with_its_source(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.set_site(facility={"name": "Rome Cell Lab"})
+    local_config('timezone = "Asia/Tokyo"\n[facility]\nname = "Milan Cell Lab"\n')
+    monkeypatch.delenv("LIMS_TIMEZONE")
     monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
     result = invoke("config", "show")
     assert result.exit_code == 0, result.stderr
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "Rome Cell Lab" in rows["facility.name"]
-    assert "./lims.toml" in rows["facility.name"]
-    assert "env LIMS_SECURITY__LOCKOUT_THRESHOLD" in rows["security.lockout_threshold"]
-    assert "default" in rows["facility.fin"]
+    assert "site record, version 2" in rows["facility.name"]
+    assert "site record, version 2" in rows["security.lockout_threshold"]
+    assert "./lims.toml" in rows["timezone"]
+    assert result.stderr.splitlines() == [
+        "warning: security.lockout_threshold (env LIMS_SECURITY__LOCKOUT_THRESHOLD) is a site "
+        "setting and is ignored here; change it with lims site set",
+        "warning: facility.name (./lims.toml) is a site setting and is ignored here; "
+        "change it with lims site set",
+    ]
 
 
 def test_config_show_json_gives_each_value_its_source_and_the_paths(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    local = local_config('[facility]\nname = "Rome Cell Lab"\n')
-    named = named_config(monkeypatch, tmp_path, "[security]\npassword_min_length = 14\n")
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
+    lab.set_spec({"endotoxin": {"max": 5.0}})
+    local = local_config('timezone = "Asia/Tokyo"\n')
+    named = named_config(monkeypatch, tmp_path, 'timezone = "UTC"\n')
+    monkeypatch.delenv("LIMS_TIMEZONE")
     result = invoke("config", "show", "--json")
     assert result.exit_code == 0, result.stderr
     shown = json.loads(result.stdout)
@@ -443,17 +466,25 @@ def test_config_show_json_gives_each_value_its_source_and_the_paths(
     assert {key.split(".")[0] if key.startswith("release.") else key for key in settings} == (
         model_keys(Settings)
     )
-    assert settings["release.endotoxin.max"] == {"value": 7.0, "source": "default"}
-    assert settings["facility.name"] == {"value": "Rome Cell Lab", "source": "./lims.toml"}
-    assert settings["security.password_min_length"] == {"value": 14, "source": str(named)}
+    assert settings["release.endotoxin.max"] == {"value": 5.0, "source": "specification, version 2"}
+    assert settings["timezone"] == {"value": "UTC", "source": str(named)}
     assert settings["security.lockout_threshold"] == {
-        "value": 3,
-        "source": "env LIMS_SECURITY__LOCKOUT_THRESHOLD",
+        "value": 5,
+        "source": "site record, version 1",
     }
-    assert settings["facility.fin"] == {"value": "A9999", "source": "default"}
     assert shown["paths"]["config_files"] == [str(local), str(named.resolve())]
     assert Path(shown["paths"]["migrations"]).is_dir()
     assert Path(shown["paths"]["labels"]).is_dir()
+
+
+def test_config_show_without_a_database_shows_the_defaults_and_says_so() -> None:
+    result = invoke("config", "show", "--json")
+    assert result.exit_code == 0, result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    assert settings["security.lockout_threshold"] == {
+        "value": 5,
+        "source": "default (no site record: the database cannot be read)",
+    }
 
 
 @pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["table", "json"])
@@ -483,25 +514,23 @@ def test_config_show_never_prints_the_database_password(
 def test_an_invalid_setting_stops_any_command_with_one_error_line(
     monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "0")
+    monkeypatch.setenv("LIMS_TIMEZONE", "Mars/Olympus")
     result = invoke(*command, input="correct horse battery\n")
     assert result.exit_code == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("error: security.lockout_threshold: ")
+    assert result.stderr.startswith("error: timezone: ")
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
     ("setting", "key"),
     [
-        ({"LIMS_FACILITY__FIN": "O1234"}, "facility.fin"),
         ({"LIMS_TIMEZONE": "Mars/Olympus"}, "timezone"),
         ({"LIMS_DATABASE_URL": "mysql://lims@db/lims"}, "database_url"),
         ({"LIMS_CONFIG": "/nonexistent/lims-site.toml"}, "LIMS_CONFIG"),
-        ({"LIMS_SECURITY": "strict"}, "security"),
     ],
-    ids=["fin", "timezone", "database-url", "missing-config-file", "section-is-a-string"],
+    ids=["timezone", "database-url", "missing-config-file"],
 )
 def test_each_kind_of_invalid_setting_exits_2_with_one_error_line(
     monkeypatch: pytest.MonkeyPatch, setting: dict[str, str], key: str

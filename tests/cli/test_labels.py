@@ -192,7 +192,8 @@ def test_png_is_at_the_templates_size_and_dpi(released: Quality, out: Path) -> N
 def test_without_the_isbt128_option_only_the_qr_code_is_printed(
     released: Quality, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_LABELS__ISBT128_BARCODE", "false")
+    released.lab.set_site(labels={"isbt128_barcode": False})
+    released.lab.login("tom")
     lot = released.lot_id
     printed(lot, "png", out)
     for vial in vial_ids(lot):
@@ -345,17 +346,16 @@ def test_every_label_carries_the_required_content(released: Quality, out: Path) 
 def test_the_facility_storage_caution_and_product_come_from_the_configuration(
     released: Quality, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = {
-        "LIMS_FACILITY__NAME": "Turin Cell Factory",
-        "LIMS_LABELS__STORAGE": "Store in vapour-phase liquid nitrogen at -150 °C or below.",
-        "LIMS_LABELS__CAUTION": "For use in clinical trial MSC-ALS-02 only.",
-        "LIMS_LABELS__PRODUCT": "MSC for intrathecal use",
+    labels = {
+        "storage": "Store in vapour-phase liquid nitrogen at -150 °C or below.",
+        "caution": "For use in clinical trial MSC-ALS-02 only.",
+        "product": "MSC for intrathecal use",
     }
-    for name, value in site.items():
-        monkeypatch.setenv(name, value)
+    released.lab.set_site(facility={"name": "Turin Cell Factory"}, labels=labels)
+    released.lab.login("tom")
     lot = released.lot_id
     for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
-        for value in site.values():
+        for value in ["Turin Cell Factory", *labels.values()]:
             assert flat(value) in text, (fmt, value, text)
         assert DEFAULT_FACILITY not in text, fmt
         assert "investigational use" not in text, fmt
@@ -530,7 +530,8 @@ def test_a_site_template_sets_the_label_size(
     assert "dpi = 200" in text
     site = tmp_path / "site-90x60.toml"
     site.write_text(text, encoding="utf-8")
-    monkeypatch.setenv("LIMS_LABELS__TEMPLATE", str(site))
+    released.lab.set_site(labels={"template": str(site)})
+    released.lab.login("tom")
     lot = released.lot_id
     printed(lot, "png", out)
     for vial in vial_ids(lot):
@@ -564,7 +565,8 @@ def test_a_malformed_site_template_is_a_configuration_error(
 ) -> None:
     site = tmp_path / "broken.toml"
     site.write_text(change(shipped_template()), encoding="utf-8")
-    monkeypatch.setenv("LIMS_LABELS__TEMPLATE", str(site))
+    released.lab.set_site(labels={"template": str(site)})
+    released.lab.login("tom")
     line = refused(print_labels(released.lot_id, "png", out), 2, "labels.template")
     assert line.startswith("error: labels.template")
     assert files_in(out) == []
@@ -574,7 +576,8 @@ def test_a_malformed_site_template_is_a_configuration_error(
 def test_an_unknown_template_name_names_the_shipped_ones(
     released: Quality, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_LABELS__TEMPLATE", "vial-10x10")
+    released.lab.set_site(labels={"template": "vial-10x10"})
+    released.lab.login("tom")
     refused(print_labels(released.lot_id, "png", out), 2, "labels.template", "vial-70x50")
 
 

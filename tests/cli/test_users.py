@@ -417,7 +417,7 @@ def test_an_account_locks_after_the_configured_number_of_failures_until_unlocked
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lab.add_user("tech", "technician")
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
+    lab.set_site(security={"lockout_threshold": 3})
     for _ in range(2):
         refused(_login("tech", WRONG_PASSWORD), 4)
     refused(_login("tech", WRONG_PASSWORD), 4, "now locked", "lims user unlock tech")
@@ -440,7 +440,7 @@ def test_the_default_lockout_is_five_failures(lab: Lab) -> None:
 def test_a_successful_login_resets_the_failure_count(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "2")
+    lab.set_site(security={"lockout_threshold": 2})
     refused(_login("admin", WRONG_PASSWORD), 4)
     _ok(_login("admin"))
     refused(_login("admin", WRONG_PASSWORD), 4)
@@ -482,7 +482,7 @@ def test_an_idle_session_expires(lab: Lab) -> None:
 
 
 def test_the_configured_idle_time_is_used(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__SESSION_IDLE_MINUTES", "5")
+    lab.set_site(security={"session_idle_minutes": 5})
     _ok(_login("admin"))
     _make_idle(lab.settings, 6)
     refused(invoke("whoami"), 4, "expired after 5 min idle")

@@ -76,6 +76,7 @@ def facts(**changes: Any) -> LotFacts:
     lot = LotFacts(
         code=LOT,
         status="quarantine",
+        spec_version=1,
         expires_at=NOW + timedelta(days=2),
         now=NOW,
         zone=UTC,

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from lims.config import load_settings
 from lims.domain.ids import check_character
 from lims.errors import BadInput, NotFound
 from lims.services import aspirates
@@ -36,10 +35,10 @@ def test_din_sequences_restart_each_year_and_belong_to_their_facility(bench: Ben
     last_year = datetime(NOW.year - 1, 6, 1, 8, tzinfo=UTC)
     earlier = bench.aspirate(collected_at=last_year, received_at=last_year + timedelta(hours=1))
     assert earlier.din.code == f"A9999{(NOW.year - 1) % 100:02d}000001"
-    other = load_settings(facility={"fin": "B1234"})
+    bench.lab.set_site(facility={"fin": "B1234"})
+    bench.lab.login("tom")
     elsewhere = bench.run(
         aspirates.receive,
-        other,
         patient="PT-0001",
         collected_at=COLLECTED,
         received_at=RECEIVED,
@@ -90,14 +89,14 @@ def test_implausible_aspirates_are_refused(
 
 def test_the_aspirate_limits_are_configurable(bench: Bench) -> None:
     bench.patient()
-    roomy = load_settings(
+    bench.lab.set_site(
         aspirate={"max_volume_ml": 250, "min_temperature_c": 15, "max_temperature_c": 25}
     )
-    bench.run(aspirates.receive, roomy, patient="PT-0001", collected_at=COLLECTED, volume_ml=200)
+    bench.lab.login("tom")
+    bench.run(aspirates.receive, patient="PT-0001", collected_at=COLLECTED, volume_ml=200)
     with pytest.raises(BadInput, match="from 15 to 25"):
         bench.run(
             aspirates.receive,
-            roomy,
             patient="PT-0001",
             collected_at=COLLECTED,
             volume_ml=20,

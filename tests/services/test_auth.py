@@ -12,13 +12,13 @@ from sqlmodel import col, select
 
 from lims import audit, auth, db
 from lims.config import Settings, load_settings
-from lims.errors import BadInput, ConfigError, NotFound, NotPermitted, RuleViolation
+from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
 from lims.models import LoginSession, User
 from lims.services import sessions, users
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views.trail import AuditView
-from tests.support.lab import CHEAP_PASSWORD_HASHING, ON_POSTGRES, PASSWORD, Lab
+from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 WRONG_PASSWORD = "not the password at all"
 
@@ -100,38 +100,34 @@ def test_passwords_are_stored_as_argon2id_hashes_never_as_plaintext(lab: Lab) ->
         assert PASSWORD not in stored
 
 
-def _real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CHEAP_PASSWORD_HASHING:
-        monkeypatch.delenv(name)
+RFC_9106_COST = {"argon2_time_cost": 3, "argon2_memory_kib": 65536, "argon2_parallelism": 4}
 
 
-def test_passwords_are_hashed_at_rfc_9106_cost_unless_the_site_sets_another(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _real_password_hashing(monkeypatch)
-    stored = auth.hash_password(load_settings(), PASSWORD)
+def _in_force(lab: Lab) -> Settings:
+    with unit_of_work(lab.settings, write=False, authenticated=False) as uow:
+        return uow.settings
+
+
+def test_passwords_are_hashed_at_rfc_9106_cost_unless_the_site_sets_another(lab: Lab) -> None:
+    stored = auth.hash_password(load_settings(), PASSWORD)  # the packaged defaults
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
-    monkeypatch.setenv("LIMS_SECURITY__ARGON2_TIME_COST", "2")
-    monkeypatch.setenv("LIMS_SECURITY__ARGON2_MEMORY_KIB", "1024")
-    monkeypatch.setenv("LIMS_SECURITY__ARGON2_PARALLELISM", "2")
-    assert auth.hash_password(load_settings(), PASSWORD).startswith(
-        "$argon2id$v=19$m=1024,t=2,p=2$"
+    lab.set_site(
+        security={"argon2_time_cost": 2, "argon2_memory_kib": 1024, "argon2_parallelism": 2}
     )
+    assert auth.hash_password(_in_force(lab), PASSWORD).startswith("$argon2id$v=19$m=1024,t=2,p=2$")
 
 
-def test_argon2_memory_must_cover_its_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__ARGON2_MEMORY_KIB", "8")
-    monkeypatch.setenv("LIMS_SECURITY__ARGON2_PARALLELISM", "2")
-    with pytest.raises(ConfigError, match="argon2_memory_kib must be at least 8"):
-        load_settings()
+def test_argon2_memory_must_cover_its_lanes(lab: Lab) -> None:
+    with pytest.raises(BadInput, match="argon2_memory_kib must be at least 8"):
+        lab.set_site(security={"argon2_parallelism": 2})
 
 
 def test_a_hash_below_the_site_cost_is_raised_to_it_at_the_next_login(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _user(lab.settings, "admin").password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
-    _real_password_hashing(monkeypatch)
-    settings = load_settings()
+    lab.set_site(security=RFC_9106_COST)
+    settings = lab.settings
     _login(settings, "admin")
     upgraded = _user(settings, "admin").password_hash
     assert upgraded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
@@ -206,8 +202,8 @@ def test_account_locks_after_five_consecutive_failures_by_default(lab: Lab) -> N
 def test_configured_lockout_threshold_locks_after_three_failures(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
-    settings = load_settings()
+    lab.set_site(security={"lockout_threshold": 3})
+    settings = lab.settings
     for _ in range(2):
         _refused_login(settings, "admin")
     assert _user(settings, "admin").locked_at is None
@@ -219,8 +215,8 @@ def test_configured_lockout_threshold_locks_after_three_failures(
 def test_a_locked_account_refuses_even_the_right_password(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "1")
-    settings = load_settings()
+    lab.set_site(security={"lockout_threshold": 1})
+    settings = lab.settings
     _refused_login(settings, "admin")
     message = _refused_login(settings, "admin", PASSWORD)
     assert "lims user unlock admin" in message
@@ -231,8 +227,8 @@ def test_a_locked_account_refuses_even_the_right_password(
 def test_locking_an_account_ends_its_live_session(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "1")
-    settings = load_settings()
+    lab.set_site(security={"lockout_threshold": 1})
+    settings = lab.settings
     lab.login("admin")
     _refused_login(settings, "admin")
     assert _login_sessions(settings)[-1].end_reason == "locked"
@@ -243,8 +239,8 @@ def test_locking_an_account_ends_its_live_session(
 def test_a_successful_login_resets_the_failure_count(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")
-    settings = load_settings()
+    lab.set_site(security={"lockout_threshold": 3})
+    settings = lab.settings
     for _ in range(2):
         _refused_login(settings, "admin")
     _login(settings, "admin")
@@ -260,8 +256,8 @@ def test_unlock_clears_the_lock_and_the_failure_count(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lab.add_user("tech", "technician")
-    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "2")
-    settings = load_settings()
+    lab.set_site(security={"lockout_threshold": 2})
+    settings = lab.settings
     for _ in range(2):
         _refused_login(settings, "tech")
     with unit_of_work(settings) as uow:
@@ -331,9 +327,9 @@ def test_the_idle_time_comes_from_the_configuration(
     _make_idle(lab.settings, 6)
     assert _station_user(lab.settings) == "admin"
     _make_idle(lab.settings, 6)
-    monkeypatch.setenv("LIMS_SECURITY__SESSION_IDLE_MINUTES", "5")
+    lab.set_site(security={"session_idle_minutes": 5})
     with pytest.raises(NotPermitted, match="expired after 5 min"):
-        _station_user(load_settings())
+        _station_user(lab.settings)
 
 
 def test_each_authenticated_unit_of_work_restarts_the_idle_clock(lab: Lab) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from lims import audit
-from lims.config import load_settings
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.services import aspirates, cultures, reagents
 from lims.timeutil import utcnow
@@ -193,11 +192,11 @@ def test_a_harvest_without_growth_is_flagged(bench: Bench, growing: str) -> None
 
 
 def test_a_passage_above_the_maximum_is_flagged(bench: Bench, growing: str) -> None:
-    strict = load_settings(expansion={"max_passage": 1})
+    bench.lab.set_site(expansion={"max_passage": 1})
+    bench.lab.login("tom")
     bench.passage(growing, day(14))
     second = bench.run(
         cultures.log_passage,
-        strict,
         culture=growing,
         at=day(18),
         harvested=32_000_000,

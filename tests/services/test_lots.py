@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 
-from lims.config import load_settings
 from lims.errors import AuditedRefusal, BadInput, NotPermitted, RuleViolation
 from lims.services import cultures, lookup, lots, qc
 from lims.uow import unit_of_work
@@ -72,8 +71,9 @@ def test_open_deviations_of_the_configured_kinds_block_formulation(
     }
     with pytest.raises(RuleViolation, match="block formulation"):
         bench.run(lots.formulate, **formulation)
-    lenient = load_settings(lot={"formulation_blocked_by": ["passage_limit"]})
-    assert bench.run(lots.formulate, lenient, **formulation).summary.status == "quarantine"
+    bench.lab.set_site(lot={"formulation_blocked_by": ["passage_limit"]})
+    bench.lab.login("tom")
+    assert bench.run(lots.formulate, **formulation).summary.status == "quarantine"
 
 
 # --- release ----------------------------------------------------------------------------------

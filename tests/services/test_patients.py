@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from lims.config import load_settings
 from lims.errors import BadInput, NotPermitted, RuleViolation
 from lims.models import Patient
 from lims.services import patients
@@ -62,12 +61,11 @@ def test_patient_codes_follow_the_default_pattern(bench: Bench, code: str) -> No
 
 
 def test_the_patient_code_pattern_is_configurable(bench: Bench) -> None:
-    strict = load_settings(
-        patients={"code_pattern": "P[0-9]{4}", "code_description": "P and 4 digits"}
-    )
+    bench.lab.set_site(patients={"code_pattern": "P[0-9]{4}", "code_description": "P and 4 digits"})
+    bench.lab.login("tom")
     with pytest.raises(BadInput, match="P and 4 digits"):
-        bench.run(patients.add_patient, strict, code="PT-0001", initials="MR", birth_year=1958)
-    bench.run(patients.add_patient, strict, code="P0001", initials="MR", birth_year=1958)
+        bench.run(patients.add_patient, code="PT-0001", initials="MR", birth_year=1958)
+    bench.run(patients.add_patient, code="P0001", initials="MR", birth_year=1958)
 
 
 @pytest.mark.parametrize(
@@ -112,6 +110,7 @@ def test_bench_work_needs_a_live_session(bench: Bench) -> None:
 
 
 def test_a_site_pattern_cannot_make_codes_longer_than_the_column(bench: Bench) -> None:
-    roomy = load_settings(patients={"code_pattern": "[A-Z]{3,64}"})
+    bench.lab.set_site(patients={"code_pattern": "[A-Z]{3,64}"})
+    bench.lab.login("tom")
     with pytest.raises(BadInput, match="at most 32"):
-        bench.run(patients.add_patient, roomy, code="A" * 40, initials="AB", birth_year=1958)
+        bench.run(patients.add_patient, code="A" * 40, initials="AB", birth_year=1958)

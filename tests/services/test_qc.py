@@ -116,10 +116,10 @@ def test_results_are_judged_against_the_specification(
 
 def test_derived_criteria_read_the_lot(bench: Bench, growing: str) -> None:
     bench.passage(growing, day(14))
-    tight = load_settings(release={"cell_dose": {"max": 1e7}})
+    bench.lab.set_spec({"cell_dose": {"max": 1e7}})
+    bench.lab.login("tom")
     bench.run(
         lots.formulate,
-        tight,
         culture=growing,
         harvested=1e8,
         viability=90,
@@ -128,9 +128,9 @@ def test_derived_criteria_read_the_lot(bench: Bench, growing: str) -> None:
         volume_ml=2,
         at=day(20),
     )
-    with unit_of_work(tight, write=False) as uow:
+    with unit_of_work(bench.settings, write=False) as uow:
         lot = lookup.lot(uow.session, f"{growing[:-3]}-L1")
-        evaluation = qc.evaluate(uow.session, tight, lot, now=utcnow())
+        evaluation = qc.evaluate(uow.session, uow.settings, lot, now=utcnow())
     verdicts = {v.test: (v.verdict, v.result) for v in evaluation.criteria}
     assert verdicts["cell_dose"] == ("fail", "4e7")
     assert verdicts["final_passage"] == ("pass", "1")

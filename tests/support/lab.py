@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,18 +17,16 @@ import pytest
 from lims import auth, db
 from lims.config import Settings, load_settings
 from lims.services import sessions, users
-from lims.uow import unit_of_work
+from lims.uow import UnitOfWork, unit_of_work
 
 PASSWORD = "correct horse battery"
+SPEC_SIGNER = "spec-qa"  # the QA user Lab.set_spec signs new specification versions as
 TEST_DATABASE_URL = os.environ.get("LIMS_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 # argon2id at its lowest cost: tests log in and sign thousands of times. Each hash carries its
-# parameters, so checking one is the same code path, only cheaper; tests of the cost unset these.
-CHEAP_PASSWORD_HASHING = {
-    "LIMS_SECURITY__ARGON2_TIME_COST": "1",
-    "LIMS_SECURITY__ARGON2_MEMORY_KIB": "8",
-    "LIMS_SECURITY__ARGON2_PARALLELISM": "1",
-}
+# parameters, so checking one is the same code path, only cheaper. The template lab's site
+# settings (version 1 of its records) carry it; tests of the cost record a new version.
+CHEAP_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8, "argon2_parallelism": 1}
 
 
 @contextmanager
@@ -39,14 +39,13 @@ def station_environment(home: Path, database_url: str) -> Iterator[None]:
         patch.setenv("LIMS_HOME", str(home))
         patch.setenv("LIMS_DATABASE_URL", database_url)
         patch.setenv("LIMS_TIMEZONE", "Europe/Rome")
-        for name, value in CHEAP_PASSWORD_HASHING.items():
-            patch.setenv(name, value)
         yield
 
 
 @dataclass
 class LabTemplate:
-    """A database as `lims init` leaves it (schema at head, the admin), made once and copied.
+    """A database as `lims init` leaves it (schema at head, site records, the admin), made once
+    and copied; its site settings hash passwords at argon2's lowest cost.
 
     Migrating and initialising took most of a short test's time. SQLite copies the
     file; PostgreSQL replays, in the test's own schema, the statements that
@@ -59,7 +58,7 @@ class LabTemplate:
     @classmethod
     def build(cls, directory: Path, database_url: str) -> LabTemplate:
         with station_environment(directory / "home", database_url):
-            settings = load_settings()
+            settings = load_settings(security=CHEAP_PASSWORD_HASHING)
             template = cls(sqlite_file=settings.sqlite_path)
             if template.sqlite_file is None:
                 template._record_statements(settings)
@@ -111,6 +110,7 @@ class Lab:
 
     def __init__(self, settings: Settings, template: LabTemplate) -> None:
         self.settings = settings
+        self._spec_signer = False
         template.copy_into(settings)
 
     def login(self, username: str, password: str = PASSWORD) -> None:
@@ -129,6 +129,55 @@ class Lab:
                 role=role,
                 password=password,
             )
+
+    @contextmanager
+    def acting_as(self, username: str) -> Iterator[UnitOfWork]:
+        """A unit of work run as username without logging in at this station.
+
+        For a test's setup (a new site record), which should leave no login session, no
+        login audit entry and no station session behind.
+        """
+        with unit_of_work(self.settings, authenticated=False) as uow:
+            user = users.get_user(uow.session, username)
+            assert user.id is not None
+            uow.actor = auth.Actor(user.id, user.username, user.full_name, user.role)
+            yield uow
+
+    def set_site(self, **sections: dict[str, Any]) -> None:
+        """Record new site settings as admin through `site set`, a version per key.
+
+        e.g. lab.set_site(security={"lockout_threshold": 3}).
+        """
+        from lims.services import site
+
+        for section, values in sections.items():
+            for name, value in values.items():
+                with self.acting_as("admin") as uow:
+                    site.set_site(
+                        uow, key=f"{section}.{name}", value=json.dumps(value), reason="test"
+                    )
+
+    def set_spec(self, tables: dict[str, dict[str, Any]]) -> None:
+        """Approve a new specification version through `spec set`: tables by test, laid over
+        the version in force, signed by a QA user of its own."""
+        from lims.services import site
+
+        if not self._spec_signer:
+            with self.acting_as("admin") as uow:
+                users.create_user(
+                    uow, username=SPEC_SIGNER, full_name="Spec Signer", role="qa", password=PASSWORD
+                )
+            self._spec_signer = True
+        text = "\n".join(
+            f"[release.{test}]\n"
+            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in table.items())
+            for test, table in tables.items()
+        )
+        file = self.settings.home / f"spec-{uuid.uuid4().hex}.toml"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
+        with self.acting_as(SPEC_SIGNER) as uow:
+            site.set_spec(uow, file=file, reason="test", password=PASSWORD)
 
     def audit_count(self) -> int:
         from lims import audit

@@ -70,6 +70,13 @@ CASCADE_ACTIONS: set[str] = {
     "vial.release",  # each vial released with its lot
 }
 
+# Audit actions issue 11 adds at `lims init`: version 1 of the site's settings and of its
+# release specification, stored as records. Left out of the comparison as cascades are.
+SITE_RECORD_ACTIONS: set[str] = {"site.set", "spec.set"}
+# Keys issue 11 adds to outputs and audit entries: the specification version a lot is judged
+# by (lot show, qc show and qc record's lot, lot.formulate, and the lot.release and lot.reject
+# entries that the signature covers). Left out of this run's document before comparing.
+NEW_KEYS: set[str] = {"spec_version"}
 AUDIT_KEYS = ("user", "action", "entity_type", "entity_id", "old", "new", "reason")
 ADMIN, TECHNICIAN, QA_CLOSER, QA_SIGNER = "ada", "tom", "quinn", "rita"
 PATIENT, OTHER_PATIENT = "PT-0001", "PT-0002"
@@ -602,8 +609,10 @@ def compare(
 ) -> Iterator[str]:
     """Each difference as one line naming the step and the key path; the trail as a diff."""
     changes = {name: (old, new) for name, old, new in EXPECTED_EXIT_CODE_CHANGES}
+    actual = without_new_keys(actual)
+    left_out = CASCADE_ACTIONS | SITE_RECORD_ACTIONS
     old_audit, new_audit = (
-        [entry for entry in document["audit"] if entry["action"] not in CASCADE_ACTIONS]
+        [entry for entry in document["audit"] if entry["action"] not in left_out]
         for document in (expected, actual)
     )
     cascades = (len(actual["audit"]) - len(new_audit)) - (len(expected["audit"]) - len(old_audit))
@@ -642,6 +651,15 @@ def compare(
             lineterm="",
         )
         yield from (f"  {line}" for line in lines)
+
+
+def without_new_keys(value: Any) -> Any:
+    """value with every key in NEW_KEYS taken out, at any depth."""
+    if isinstance(value, dict):
+        return {key: without_new_keys(item) for key, item in value.items() if key not in NEW_KEYS}
+    if isinstance(value, list):
+        return [without_new_keys(item) for item in value]
+    return value
 
 
 def differences(old: Any, new: Any, where: str, path: str = "") -> Iterator[str]:

@@ -53,7 +53,7 @@ from sqlmodel import col
 
 from lims import auth, db
 from lims.cli.app import COMMANDS, load_command
-from lims.config import Settings, load_settings
+from lims.config import Settings
 from lims.domain.payload import Payload
 from lims.models import LoginSession, Lot, Patient
 from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
@@ -248,7 +248,7 @@ def test_an_expired_session_is_ended_and_a_longer_idle_time_does_not_revive_it(
     ended = token_session(settings, token)
     assert ended["end_reason"] == "expired"
     assert audit_actions(settings)[-1] == "auth.session_end"
-    monkeypatch.setenv("LIMS_SECURITY__SESSION_IDLE_MINUTES", "1440")
+    lab.set_site(security={"session_idle_minutes": 1440})
     before = dump(settings)
     refused(invoke("patient", "list"), 4, "session ended (expired)")
     refused(invoke("whoami"), 4, "session ended (expired)")
@@ -259,8 +259,9 @@ def test_an_expired_session_is_ended_and_a_longer_idle_time_does_not_revive_it(
 def test_a_busy_session_still_ends_after_its_maximum_lifetime(
     lab: Lab, monkeypatch: pytest.MonkeyPatch, hours: int
 ) -> None:
-    monkeypatch.setenv("LIMS_SECURITY__SESSION_MAX_HOURS", str(hours))
-    settings = load_settings()
+    settings = lab.settings
+    if hours != settings.security.session_max_hours:  # the packaged default is 12
+        lab.set_site(security={"session_max_hours": hours})
     lab.login("admin")
     limit = timedelta(hours=hours)
     move_sessions_back(settings, started=limit - timedelta(minutes=2), seen=timedelta(minutes=1))
@@ -407,6 +408,13 @@ COMMAND_RULES: dict[str, Rule] = {
     "scan": Rule(("--patient", PATIENT), "record_bench_work", stdin="{scan}\n"),
     "label print": Rule(("{lot}", "--format", "zpl", "--out", "{out}"), "record_bench_work"),
     "audit log": Rule(permission="read_records"),
+    "site show": Rule(permission="read_records"),
+    "site set": Rule(("security.lockout_threshold", "4", "--reason", "SOP"), "manage_site"),
+    "spec show": Rule(permission="read_records"),
+    "spec history": Rule(permission="read_records"),
+    "spec set": Rule(
+        ("{out}/spec.toml", "--reason", "SOP", "--password-stdin"), "sign", stdin=SIGNED
+    ),
     # Added by issue 6 alongside this file; admin is the custodian of the whole database.
     "db backup": Rule(("{out}/backup.db",), "manage_users", sqlite_only=True),
     # With a healthy database; with none (or a broken one) no session is asked for.
