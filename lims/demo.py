@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
-from lims.scenario import FORMULATION_DAY, Clock, Scenario, staff
+from lims.scenario import Clock, Scenario, staff
 from lims.services import aspirates, cultures
 from lims.views.demo import DemoResult, DemoUser
 
@@ -33,8 +33,7 @@ def run_demo(directory: Path) -> DemoResult:
         )
     people = staff()
     _, technician, reviewer = (person.username for person in people)
-    # Collected the day before the formulation day's worth of days ago: the lot is made yesterday.
-    lab = Scenario.initialise(settings, people, Clock.days_ago(FORMULATION_DAY + 1))
+    lab = Scenario.initialise(settings, people, Clock.formulating_yesterday())
 
     lab.login(technician)
     patient = lab.patient(**DEMO_PATIENT)

@@ -67,13 +67,10 @@ REAGENTS = (
     ("TrypLE Express", "2409B", "Gibco"),
 )
 REAGENT_SHELF_LIFE = timedelta(days=180)
+START_REAGENTS = ("Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932")
+PASSAGE_REAGENTS = ("TrypLE Express:2409B", "MEM alpha:2411A")
 # Mononuclear cells from the Percoll gradient, plated in five T175 flasks (P0).
-CULTURE = {
-    "mnc": 240_000_000,
-    "vessels": 5,
-    "area_cm2": 875,
-    "reagents": ("Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932"),
-}
+CULTURE = {"mnc": 240_000_000, "vessels": 5, "area_cm2": 875, "reagents": START_REAGENTS}
 # Pittenger: the primary culture is passaged at day 12, then every 5 days, at 80-90 %
 # confluence, reseeded near 5,000 cells/cm². Five passages (the default passage limit),
 # none breaking a bench limit: (harvested, viability %, reseeded, vessels, area cm²).
@@ -87,7 +84,7 @@ PASSAGES = (
     (600_000_000, 92.0, 150_000_000, 5, 31_800.0),
     (640_000_000, 90.0, 150_000_000, 5, 31_800.0),
 )
-AT_EACH_PASSAGE = {"confluence": 85, "reagents": ("TrypLE Express:2409B", "MEM alpha:2411A")}
+AT_EACH_PASSAGE = {"confluence": 85, "reagents": PASSAGE_REAGENTS}
 # The final harvest five days after P3, into four vials of 5x10^7 cells in 2 mL.
 FORMULATION_DAY = 27
 FORMULATION = {
@@ -146,6 +143,11 @@ class Clock:
         """Collected so many days before now, on the hour (whole hours read well in a tour)."""
         collected = utcnow() - timedelta(days=days)
         return cls(collected.replace(minute=0, second=0, microsecond=0))
+
+    @classmethod
+    def formulating_yesterday(cls) -> Clock:
+        """Collected so that the lot is formulated yesterday: in date today, for release."""
+        return cls.days_ago(FORMULATION_DAY + 1)
 
     def day(self, days: float) -> datetime:
         """A time so many days after collection."""
