@@ -15,7 +15,7 @@ from lims.services import aspirates, cultures
 from lims.views.demo import DemoResult, DemoUser
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
-PASSAGES = 3  # then the final harvest, five days after P3
+PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -40,7 +40,7 @@ def run_demo(directory: Path) -> DemoResult:
     din = lab.aspirate(patient=patient.code).din.code
     lab.add_reagents()
     culture = lab.culture(din).summary.culture_id
-    lab.expand(culture, PASSAGES)
+    lab.expand(culture, PASSAGES_BEFORE_HARVEST)
     # As the technician saw them before the final harvest: the culture still active.
     received = lab.read(aspirates.show_aspirate, din=din)
     grown = lab.read(cultures.show_culture, culture=culture)

@@ -13,8 +13,8 @@ the bench is, so a caller stops wherever it needs: a bench with a culture
 growing, a lot awaiting QC, a released lot with its labels. Times come from a
 Clock (days after the aspirate was collected), never from when the scenario
 runs, so derived values (population doublings, doubling times, expiries) are
-the same on every run. The PDF and label libraries load only in the steps that
-write documents.
+the same on every run. Importing it loads no PDF, image or migration library:
+lims.documents and lims.db load those inside the steps that need them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,19 @@ from lims import audit, auth
 from lims.config import Settings
 from lims.domain.payload import Payload
 from lims.errors import NotFound
-from lims.services import aspirates, cultures, lots, patients, qc, reagents, sessions, users
+from lims.services import (
+    aspirates,
+    cultures,
+    lots,
+    patients,
+    printing,
+    qc,
+    reagents,
+    reports,
+    sessions,
+    users,
+    vials,
+)
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
@@ -276,7 +288,7 @@ class Scenario:
         )
 
     def expand(self, culture: str, passages: int) -> list[PassageView]:
-        """Passages 1 to PASSAGES of the schedule, each its own command."""
+        """The schedule's first `passages` passages, each its own command."""
         return [self.passage(culture, number) for number in range(1, passages + 1)]
 
     # --- the lot and QA -------------------------------------------------------------------
@@ -307,16 +319,12 @@ class Scenario:
     # --- documents and the chain of identity ----------------------------------------------
 
     def batch_record(self, lot: str, out: Path) -> WrittenReport:
-        from lims.services import reports
-
         written = self.run(reports.write_batch_record, lot=lot, out=out)
         written.files.publish()
         return written
 
     def labels(self, lot: str, out: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
         """The lot's labels in each format, one print each, into out (made if need be)."""
-        from lims.services import printing
-
         out.mkdir(exist_ok=True)
         files: list[Path] = []
         for fmt in formats:
@@ -337,8 +345,6 @@ class Scenario:
 
     def scan(self, lot: str, patient: str) -> Verification:
         """The first vial's QR code scanned against PATIENT, as at the bedside."""
-        from lims.services import vials
-
         first, *_ = self.label_payloads(lot)
         return self.run(vials.verify, scan=first, patient=patient)
 
