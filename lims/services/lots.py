@@ -477,12 +477,7 @@ def _close_lot(
     assert lot.id is not None
     record_hash = _record_hash(session, settings, lot)
     signature = signatures.sign(
-        session,
-        signer=signer,
-        subject=ids.lot_subject(lot.code),
-        record_hash=record_hash,
-        meaning=meaning,
-        lot_id=lot.id,
+        session, lot, signer=signer, record_hash=record_hash, meaning=meaning
     )
     session.flush()
     manifestation = signing.manifestation(
