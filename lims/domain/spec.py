@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal, Self
 
+import pydantic
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_serializer,
     model_validator,
 )
@@ -293,7 +290,7 @@ class CategoricalCriterion(_Criterion):
         return value in self.passing
 
 
-def _from_table(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def _from_table(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
     """A [release.<test>] table read as the criterion its kind names.
 
     lims.toml has one flat table shape for every kind. Sites see the same
@@ -345,7 +342,7 @@ def _at_table_keys(error: ValidationError) -> ValidationError:
 Criterion = Annotated[
     NumericCriterion | CategoricalCriterion | DerivedCriterion,
     Field(discriminator="kind"),
-    WrapValidator(_from_table),
+    pydantic.WrapValidator(_from_table),
 ]
 Spec = Mapping[str, Criterion]
 
@@ -382,8 +379,8 @@ def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
 
 ReleaseSpec = Annotated[
     dict[str, Criterion],
-    BeforeValidator(_merged_with_defaults),
-    AfterValidator(_valid_tests),
+    pydantic.BeforeValidator(_merged_with_defaults),
+    pydantic.AfterValidator(_valid_tests),
 ]
 
 
