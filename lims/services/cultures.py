@@ -408,26 +408,17 @@ def correct_passage(
     changes = _apply_kinetics(culture, passages, index)
     changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
     changed.update(changes[0])
-    audit.record_changes(
-        session,
-        ("passage", target.code),
-        "passage.correct",
-        changed,
-        by=actor.username,
-        reason=reason,
-    )
+    # The corrected passage's entry, then one for each later passage whose kinetics moved.
+    entries = [(target.code, "passage.correct", changed, reason)]
     recomputed = []
     for later, later_changes in zip(passages[index + 1 :], changes[1:], strict=True):
-        if not later_changes:
-            continue
-        recomputed.append(later.code)
+        if later_changes:
+            recomputed.append(later.code)
+            derived = f"derived from {target.code}, corrected: {reason}"
+            entries.append((later.code, "passage.recompute", later_changes, derived))
+    for code, action, values, why in entries:
         audit.record_changes(
-            session,
-            ("passage", later.code),
-            "passage.recompute",
-            later_changes,
-            by=actor.username,
-            reason=f"derived from {target.code}, corrected: {reason}",
+            session, ("passage", code), action, values, by=actor.username, reason=why
         )
     session.add_all(passages)
     session.flush()
