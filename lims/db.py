@@ -28,8 +28,18 @@ if TYPE_CHECKING:
     from lims.views.database import Upgrade
 
 # Every revision this lims knows, oldest first; a test keeps it equal to migrations/.
-SCHEMA_REVISIONS = ("0001_foundation", "0002_bench", "0003_release", "0004_vials")
+SCHEMA_REVISIONS = (
+    "0001_foundation",
+    "0002_bench",
+    "0003_release",
+    "0004_vials",
+    "0005_write_format",
+)
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
+# What this lims writes, as a number: raised with every migration (which stores it as the
+# database's minimum) and with any change to what is written, so that a database turns away
+# an older lims that would write records in a shape the newer one does not expect.
+WRITE_FORMAT = 1
 
 BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "lims_write"
@@ -167,14 +177,63 @@ def check_schema(session: Session, settings: Settings) -> None:
     raise made_by_a_newer_lims(revision)
 
 
-def check_known_schema(session: Session, settings: Settings) -> None:
-    """Refuse a blank database or one made by a newer lims; an older schema is accepted."""
+def check_known_schema(session: Session, settings: Settings) -> str:
+    """Refuse a blank database or one made by a newer lims; an older schema is accepted.
+
+    Returns the schema revision.
+    """
     revision = stored_revision(session.connection())
     if revision is None:
         where = settings.sqlite_path or "the configured database"
         raise NotFound(f"the database at {where} is not initialised; run `lims init`")
     if revision not in SCHEMA_REVISIONS:
         raise made_by_a_newer_lims(revision)
+    return revision
+
+
+def minimum_write_format(connection: Connection) -> int | None:
+    """The lowest write format the database accepts; None before 0005 or on a blank database."""
+    try:
+        with connection.begin_nested():
+            return connection.execute(text("SELECT minimum FROM write_format")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+def refuse_an_older_writer(session: Session) -> None:
+    """Unavailable when the database may be written only by a lims newer than this one."""
+    from lims.models import WriteFormat
+
+    floor = session.get(WriteFormat, 1)
+    if floor is not None and floor.minimum > WRITE_FORMAT:
+        raise Unavailable(
+            f"this database may be written only by a lims of write format {floor.minimum} "
+            f"or newer; this lims writes format {WRITE_FORMAT}: upgrade lims"
+        )
+
+
+def raise_write_format(session: Session) -> None:
+    """Raise the database's minimum write format to this lims's, on record, once.
+
+    Called by writers only, behind serialise_writers, so its audit entry joins the chain
+    in turn. A missing row (removed by hand) is put back.
+    """
+    from lims import audit
+    from lims.models import WriteFormat
+
+    floor = session.get(WriteFormat, 1)
+    if floor is not None and floor.minimum >= WRITE_FORMAT:
+        return
+    before = None if floor is None else floor.minimum
+    session.merge(WriteFormat(id=1, minimum=WRITE_FORMAT))
+    audit.record_about(
+        session,
+        ("database", "write_format"),
+        "db.write_format",
+        by=None,
+        old={"minimum": before},
+        new={"minimum": WRITE_FORMAT, "os_user": os_user()},
+    )
 
 
 def absent(settings: Settings) -> bool:

@@ -146,6 +146,20 @@ class AuditHead(Record, table=True):
     hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
 
 
+class WriteFormat(Record, table=True):
+    """One row: the lowest write format (lims.db.WRITE_FORMAT) that may write to this database.
+
+    Migrations and any lims whose writes differ raise it, so an older lims cannot write
+    records in a shape the newer one no longer expects.
+    """
+
+    __tablename__ = "write_format"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    minimum: int = Field(sa_column=Column(Integer, nullable=False))
+
+
 # --- the bench: patients, aspirates, reagents, cultures, passages, deviations ---------
 
 SHORT_TEXT_MAX = 100

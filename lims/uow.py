@@ -1,9 +1,10 @@
 """A unit of work: one command's transaction, its settings and the user it runs as.
 
 It is the only way lims opens a transaction that writes: the schema is checked
-(or brought to the newest), writers queue behind one another so each audit
-entry lands on the chain's true head, and the station's session is
-authenticated, all before the command's own work.
+(or brought to the newest), a lims older than the database's write format is
+turned away, writers queue behind one another so each audit entry lands on the
+chain's true head, and the station's session is authenticated, all before the
+command's own work.
 """
 
 from __future__ import annotations
@@ -67,14 +68,21 @@ def unit_of_work(
     try:
         # Authenticating restarts the session's idle clock: a write, even for a read-only command.
         upgrading = schema is Schema.UPGRADE
-        with db.transaction(engine, write=write or authenticated or upgrading) as session:
+        writes = write or authenticated or upgrading
+        with db.transaction(engine, write=writes) as session:
             upgrade = db.upgrade_schema(session) if upgrading else None
+            revision = db.SCHEMA_HEAD
             if schema is Schema.ANY_KNOWN:
-                db.check_known_schema(session, settings)
+                revision = db.check_known_schema(session, settings)
             elif schema is Schema.CURRENT:
                 db.check_schema(session, settings)
+            # An older schema has no write format yet: `lims db upgrade` brings it.
+            if writes and revision == db.SCHEMA_HEAD:
+                db.refuse_an_older_writer(session)
             if write:
                 db.serialise_writers(session)
+                if revision == db.SCHEMA_HEAD:
+                    db.raise_write_format(session)
             actor = auth.authenticate(session, settings) if authenticated else None
             yield UnitOfWork(session, settings, actor, upgrade)
     except BaseException:

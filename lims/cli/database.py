@@ -48,7 +48,7 @@ def _say_upgraded(result: Upgrade) -> None:
 
 @app.command("current")
 def current(as_json: JsonOption = False) -> None:
-    """Show the database's schema revision and the newest this lims knows.
+    """Show the database's schema revision and the newest this lims knows, and write formats.
 
     \b
     Example:
@@ -61,10 +61,13 @@ def current(as_json: JsonOption = False) -> None:
     config = settings()
     with db.engine_for(config).connect() as connection:
         revision = db.stored_revision(connection)
+        minimum = db.minimum_write_format(connection)
     state = SchemaState(
         database=str(config.sqlite_path or redacted_url(config.database_url)),
         current=revision,
         head=db.SCHEMA_HEAD,
+        write_format=db.WRITE_FORMAT,
+        minimum_write_format=minimum,
     )
     print_view(state, as_json, _print_schema)
 
@@ -77,6 +80,9 @@ def _print_schema(state: SchemaState) -> None:
             "current": state.current,
             "head": state.head,
             "up_to_date": state.up_to_date,
+            "write format": f"{state.write_format} (the database accepts "
+            f"{state.minimum_write_format if state.minimum_write_format is not None else 'any'}"
+            " and newer)",
         },
     )
 

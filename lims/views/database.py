@@ -11,13 +11,16 @@ from lims.views import hidden, inline, renamed, shown_as
 
 @dataclass(frozen=True, kw_only=True)
 class SchemaState:
-    """`lims db current`: the database's schema revision and the newest this lims knows."""
+    """`lims db current`: the database's schema revision and the newest this lims knows,
+    and the write format of this lims against the lowest the database accepts."""
 
     json_properties: ClassVar[tuple[str, ...]] = ("up_to_date",)
 
     database: str  # the SQLite file, or the server's URL with its password masked
     current: str | None  # None: a blank database
     head: str
+    write_format: int  # what this lims writes
+    minimum_write_format: int | None  # the lowest the database lets write; None: not recorded
 
     @property
     def up_to_date(self) -> bool:

@@ -27,7 +27,8 @@ offsets from it (`<t0+16d09:00>`, dates `<d0+180>`) and every derived number
 every run. Times the clock gives (audit entries, sessions, signatures, steps
 without `--at`) become `<clock>`; SHA-256 values (record and file hashes, the
 chain's head) `<sha256>`; the temporary directory `<tmp>`; the database URL
-`<database>`; the OS user in `db.upgrade` `<os user>`; and the DINs, which
+`<database>`; the OS user in `db.upgrade` `<os user>` and the revision it
+reached `<schema head>` (each migration moves it); and the DINs, which
 carry the year of collection and a check character, `<DIN1>`,
 `<DIN1+check>`, `<DIN1 display>` and so on, in ids too (`<DIN1>-L1-V01`).
 The QR payloads scanned are read off the printed PNG labels.
@@ -47,6 +48,7 @@ from typing import Any
 
 import pytest
 
+from lims import db
 from lims.timeutil import utcnow
 from tests.support.cli import invoke
 from tests.support.lab import PASSWORD
@@ -123,6 +125,7 @@ def test_the_scenario_gives_what_the_code_before_issue_10_gave(
             os.environ["LIMS_DATABASE_URL"]: "<database>",
             str(tmp_path.resolve()): "<tmp>",
             str(tmp_path): "<tmp>",
+            db.SCHEMA_HEAD: "<schema head>",
         },
     )
     document = {

@@ -17,7 +17,7 @@ from lims.config import Settings
 from lims.errors import NotFound, RuleViolation, Unavailable
 from lims.uow import Schema, unit_of_work
 from tests.support.cli import invoke
-from tests.support.lab import ON_POSTGRES
+from tests.support.lab import ON_POSTGRES, Lab
 
 
 def _upgrade(settings: Settings) -> None:
@@ -145,3 +145,56 @@ def test_postgresql_refuses_to_truncate_audit_entries(settings: Settings) -> Non
         db.engine_for(settings).begin() as connection,
     ):
         connection.execute(text("TRUNCATE audit_entries"))
+
+
+# --- the write format: an older lims cannot write to a database a newer one has written ----
+
+
+def _minimum_write_format(settings: Settings) -> int | None:
+    with db.engine_for(settings).connect() as connection:
+        return connection.execute(text("SELECT minimum FROM write_format")).scalar()
+
+
+def test_a_new_database_admits_this_lims_write_format(settings: Settings) -> None:
+    _upgrade(settings)
+    assert _minimum_write_format(settings) == db.WRITE_FORMAT
+
+
+def test_a_lims_below_the_databases_write_format_refuses_to_write(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.add_user("tom", "technician")
+    lab.login("tom")
+    before = lab.audit_count()
+    older = db.WRITE_FORMAT
+    monkeypatch.setattr(db, "WRITE_FORMAT", older + 1)  # a newer lims writes once
+    assert (
+        invoke("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960").exit_code
+        == 0
+    )
+    assert _minimum_write_format(lab.settings) == older + 1
+    with db.engine_for(lab.settings).connect() as connection:
+        raised = connection.execute(
+            text("SELECT action, new_value FROM audit_entries ORDER BY seq DESC LIMIT 2")
+        ).all()
+    assert [action for action, _ in raised] == ["patient.create", "db.write_format"]
+
+    monkeypatch.setattr(db, "WRITE_FORMAT", older)  # the older lims again
+    for command in (
+        ("patient", "add", "PT-0043", "--initials", "AB", "--birth-year", "1960"),
+        ("patient", "list"),  # reading as a user touches the login session: a write too
+        ("login", "tom", "--password-stdin"),
+    ):
+        result = invoke(*command, input="x\n")
+        assert result.exit_code == UNAVAILABLE, (command, result.stderr)
+        assert f"write format {older + 1}" in result.stderr
+        assert f"writes format {older}" in result.stderr
+    assert lab.audit_count() == before + 2
+    assert invoke("db", "current", "--json").exit_code == 0  # reading without a login still works
+
+
+def test_db_current_shows_both_write_formats(settings: Settings) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    current = invoke("db", "current", "--json")
+    assert f'"write_format": {db.WRITE_FORMAT}' in current.stdout
+    assert f'"minimum_write_format": {db.WRITE_FORMAT}' in current.stdout
