@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, String, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
@@ -390,16 +390,21 @@ def entries_about(session: Session, subjects: Iterable[Subject]) -> list[AuditVi
     return [_view(entry) for entry in session.execute(query).scalars()]
 
 
+class Filters(TypedDict, total=False):
+    """What `entries` narrows the trail to; each one given must match."""
+
+    entity_type: str | None
+    entity_id: str | None
+    username: str | None
+    last: int | None  # only the newest N
+
+
 def entries(
-    session: Session,
-    *,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    username: str | None = None,
-    since: datetime | None = None,
-    last: int | None = None,
+    session: Session, *, since: datetime | None = None, **filters: Unpack[Filters]
 ) -> list[AuditView]:
     """Entries matching every filter given, oldest first; `last` keeps only the newest N."""
+    entity_type, entity_id = filters.get("entity_type"), filters.get("entity_id")
+    username, last = filters.get("username"), filters.get("last")
     for field, value in (("entity", entity_type), ("entity", entity_id), ("user", username)):
         if value is not None:
             free_text(field, value, max_length=64)

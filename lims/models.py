@@ -231,6 +231,11 @@ def _whole(nullable: bool = False) -> Any:
     return Field(default=None, sa_column=Column(Integer, nullable=nullable))
 
 
+def _status(initial: str, length: int = 16) -> Any:
+    """A lifecycle's state (lims.domain.states), `initial` when the record is made."""
+    return Field(default=initial, sa_column=Column(String(length), nullable=False))
+
+
 def _reference(target: str, nullable: bool = False) -> Any:
     return Field(
         default=None,
@@ -321,7 +326,7 @@ class Culture(Record, table=True):
     area_cm2: float = _number()
     method: str = _text(SHORT_TEXT_MAX)
     started_at: datetime = _time()
-    status: str = Field(default=CultureState.ACTIVE, sa_column=Column(String(16), nullable=False))
+    status: str = _status(CultureState.ACTIVE)
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -390,7 +395,7 @@ class Deviation(Record, table=True):
     criterion: str | None = _text(32, nullable=True)
     kind: str = _text(32)
     description: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default=DeviationState.OPEN, sa_column=Column(String(8), nullable=False))
+    status: str = _status(DeviationState.OPEN, length=8)
     opened_at: datetime = _time()
     opened_by: str = _username_column()
     closed_at: datetime | None = _time(nullable=True)
@@ -446,7 +451,7 @@ class Lot(Record, table=True):
     )
     formulated_at: datetime = _time()
     expires_at: datetime = _time()
-    status: str = Field(default=LotState.QUARANTINE, sa_column=Column(String(16), nullable=False))
+    status: str = _status(LotState.QUARANTINE)
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -462,7 +467,7 @@ class Vial(Record, table=True):
     code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
     number: int = _whole()
-    status: str = Field(default=VialState.QUARANTINE, sa_column=Column(String(16), nullable=False))
+    status: str = _status(VialState.QUARANTINE)
     cells: int = _count()
     volume_ml: float = _number()
     labels_printed: int = Field(

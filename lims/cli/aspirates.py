@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_record, print_table, print_view
+from lims.cli.common import JsonOption, new_area, print_record, print_view
 from lims.cli.options import service_options
 from lims.cli.service import read, run
+from lims.cli.tables import Columns, Moment, print_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import AspirateView
@@ -100,6 +100,16 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
     print_view(view, as_json, _print_aspirate, f"Aspirate {view.din.display}", zone)
 
 
+LIST_COLUMNS: Columns = [
+    ("DIN", "din.display"),
+    "patient",
+    ("collected", Moment("collected_at")),
+    ("received", Moment("received_at")),
+    ("volume mL", lambda view: f"{view.volume_ml:g}"),
+    ("cultures", lambda view: ", ".join(view.cultures) or None),
+]
+
+
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List aspirates by DIN.
@@ -110,25 +120,4 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import aspirates
 
-    views, zone = read(aspirates.list_aspirates)
-    print_view(views, as_json, _print_aspirates, zone)
-
-
-def _print_aspirates(views: Sequence[AspirateView], zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
-    print_table(
-        "Aspirates",
-        ["DIN", "patient", "collected", "received", "volume mL", "cultures"],
-        [
-            (
-                v.din.display,
-                v.patient,
-                show_time(v.collected_at, zone),
-                show_time(v.received_at, zone),
-                f"{v.volume_ml:g}",
-                ", ".join(v.cultures) or None,
-            )
-            for v in views
-        ],
-    )
+    print_list(aspirates.list_aspirates, as_json, "Aspirates", LIST_COLUMNS)

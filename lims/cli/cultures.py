@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
 from lims.cli.options import AtOption, CultureArgument, ReagentOption, service_options
 from lims.cli.service import read, run
+from lims.cli.tables import Columns, Moment, cells, fixed, print_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import CultureSummary, ProjectionView
@@ -63,6 +63,24 @@ def start(
     print_view(detail, as_json, expansion.show_culture, zone)
 
 
+def _open_deviations(summary: CultureSummary) -> object:
+    """A culture's open deviations: in red unless there are none."""
+    return alarm(str(summary.open_deviations)) if summary.open_deviations else 0
+
+
+LIST_COLUMNS: Columns = [
+    ("culture", "culture_id"),
+    "patient",
+    "kind",
+    "status",
+    ("started", Moment("started_at")),
+    ("plated", lambda summary: cells(summary.cells_plated)),
+    "passages",
+    ("cum. PD", lambda summary: fixed(summary.cumulative_population_doublings)),
+    ("open deviations", _open_deviations),
+]
+
+
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List cultures with their passage count and cumulative PD.
@@ -73,42 +91,7 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import cultures
 
-    summaries, zone = read(cultures.list_cultures)
-    print_view(summaries, as_json, _print_cultures, zone)
-
-
-def _print_cultures(summaries: Sequence[CultureSummary], zone: tzinfo) -> None:
-    from lims.cli.expansion import cells, fixed
-    from lims.timeutil import show_time
-
-    print_table(
-        "Cultures",
-        [
-            "culture",
-            "patient",
-            "kind",
-            "status",
-            "started",
-            "plated",
-            "passages",
-            "cum. PD",
-            "open deviations",
-        ],
-        [
-            (
-                s.culture_id,
-                s.patient,
-                s.kind,
-                s.status,
-                show_time(s.started_at, zone),
-                cells(s.cells_plated),
-                s.passages,
-                fixed(s.cumulative_population_doublings),
-                alarm(str(s.open_deviations)) if s.open_deviations else 0,
-            )
-            for s in summaries
-        ],
-    )
+    print_list(cultures.list_cultures, as_json, "Cultures", LIST_COLUMNS)
 
 
 @app.command("show")
@@ -147,7 +130,6 @@ def project(
 
 
 def _print_projection(view: ProjectionView, zone: tzinfo) -> None:
-    from lims.cli.expansion import cells
     from lims.timeutil import show_time
 
     if view.passages_needed == 0:

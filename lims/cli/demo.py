@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lims.cli.common import JsonOption, print_json, print_table, say
+
+if TYPE_CHECKING:
+    from lims.views.trail import AuditView
 
 
 def demo(
@@ -33,7 +37,6 @@ def demo(
 
     from lims.cli import expansion, quality
     from lims.demo import run_demo
-    from lims.timeutil import show_time
 
     directory = directory or Path(tempfile.mkdtemp(prefix="lims-demo-"))
     result = run_demo(directory)
@@ -80,17 +83,7 @@ def demo(
     print_table(
         "Audit trail",
         ["#", "time", "user", "action", "entity", "reason"],
-        [
-            (
-                entry.seq,
-                show_time(entry.moment, zone),
-                entry.username,
-                entry.action,
-                f"{entry.entity_type}:{entry.entity_id}",
-                entry.reason,
-            )
-            for entry in result.trail
-        ],
+        [_trail_row(entry, zone) for entry in result.trail],
     )
     verification = result.verification
     say(
@@ -110,3 +103,12 @@ def demo(
     say("  lims audit log")
     if not verification.intact:
         raise typer.Exit(1)
+
+
+def _trail_row(entry: AuditView, zone: tzinfo) -> tuple[object, ...]:
+    """An entry in brief: no old and new values, which `lims audit log` shows in full."""
+    from lims.timeutil import show_time
+
+    entity = f"{entry.entity_type}:{entry.entity_id}"
+    when = show_time(entry.moment, zone)
+    return (entry.seq, when, entry.username, entry.action, entity, entry.reason)

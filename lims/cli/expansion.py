@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.cli.tables import cells, fixed
 from lims.domain.states import DEVIATION
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ PASSAGE_COLUMNS = [
     "doubling time h",
     "flags",
 ]
-
-
-def cells(count: int | None) -> str | None:
-    return None if count is None else f"{count:,}"
-
-
-def fixed(value: float | None, places: int = 2) -> str | None:
-    return None if value is None else f"{value:,.{places}f}"
 
 
 def value(recorded: Any) -> Any:

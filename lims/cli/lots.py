@@ -6,14 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import (
-    JsonOption,
-    PasswordStdinOption,
-    new_area,
-    print_table,
-    print_view,
-    read_password,
-)
+from lims.cli.common import JsonOption, PasswordStdinOption, new_area, print_view, read_password
 from lims.cli.options import (
     AtOption,
     CultureArgument,
@@ -23,14 +16,15 @@ from lims.cli.options import (
     service_options,
 )
 from lims.cli.service import read, run
+from lims.cli.tables import Columns, Moment, print_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
-    from lims.views.quality import LotDetail, LotSummary
+    from lims.views.quality import LotDetail
 
 app = new_area("Product lots: formulate, show, list, correct, release, reject.")
+
 
 # What is typed at formulation.
 HarvestedOption = Annotated[
@@ -113,6 +107,17 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
     print_view(detail, as_json, _print_lot, zone)
 
 
+LIST_COLUMNS: Columns = [
+    ("lot", "lot_id"),
+    "status",
+    "patient",
+    ("culture", "culture_id"),
+    "vials",
+    ("cells/vial", lambda summary: f"{summary.cells_per_vial:,}"),
+    ("expires", Moment("expires_at")),
+]
+
+
 @app.command("list")
 def list_(
     status: StatusOption = None,
@@ -126,29 +131,7 @@ def list_(
     """
     from lims.services import lots
 
-    summaries, zone = read(lots.list_lots, status=status)
-    print_view(summaries, as_json, _print_lots, zone)
-
-
-def _print_lots(summaries: Sequence[LotSummary], zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
-    print_table(
-        "Lots",
-        ["lot", "status", "patient", "culture", "vials", "cells/vial", "expires"],
-        [
-            (
-                s.lot_id,
-                s.status,
-                s.patient,
-                s.culture_id,
-                s.vials,
-                f"{s.cells_per_vial:,}",
-                show_time(s.expires_at, zone),
-            )
-            for s in summaries
-        ],
-    )
+    print_list(lots.list_lots, as_json, "Lots", LIST_COLUMNS, status=status)
 
 
 @app.command("correct")

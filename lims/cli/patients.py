@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_record, print_table, print_view
+from lims.cli.common import JsonOption, new_area, print_record, print_view
 from lims.cli.options import service_options
 from lims.cli.service import read, run
+from lims.cli.tables import Columns, print_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import PatientView
@@ -79,6 +79,16 @@ def show(
     print_view(view, as_json, _print_patient, f"Patient {view.code}", zone)
 
 
+LIST_COLUMNS: Columns = [
+    "code",
+    "initials",
+    ("birth year", "birth_year"),
+    ("consent", "consent_date"),
+    "study",
+    ("aspirates", lambda view: len(view.aspirates)),
+]
+
+
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List patients.
@@ -89,16 +99,4 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import patients
 
-    views, _ = read(patients.list_patients)
-    print_view(views, as_json, _print_patients)
-
-
-def _print_patients(views: Sequence[PatientView]) -> None:
-    print_table(
-        "Patients",
-        ["code", "initials", "birth year", "consent", "study", "aspirates"],
-        [
-            (v.code, v.initials, v.birth_year, v.consent_date, v.study, len(v.aspirates))
-            for v in views
-        ],
-    )
+    print_list(patients.list_patients, as_json, "Patients", LIST_COLUMNS)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.cli.tables import cells
 from lims.domain.states import DEVIATION, LOT
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
 
 
 def show_lot(detail: LotDetail, zone: tzinfo) -> None:
-    from lims.cli.expansion import PASSAGE_COLUMNS, cells, passage_row
+    from lims.cli.expansion import PASSAGE_COLUMNS, passage_row
     from lims.timeutil import show_time
 
     lot = detail.summary

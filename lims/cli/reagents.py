@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
 from lims.cli.options import service_options
-from lims.cli.service import read, run
+from lims.cli.service import run
+from lims.cli.tables import Columns, print_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.bench import ReagentView
@@ -30,23 +30,6 @@ def _print_reagent(view: ReagentView, zone: tzinfo) -> None:
             "expires": view.expires_on,
             "usable until": show_time(view.expires_at, zone),
         },
-    )
-
-
-def _print_reagents(views: Sequence[ReagentView]) -> None:
-    print_table(
-        "Reagent lots",
-        ["name", "lot", "supplier", "expires", "state"],
-        [
-            (
-                v.name,
-                v.lot,
-                v.supplier,
-                v.expires_on,
-                alarm("EXPIRED") if v.expired else "in date",
-            )
-            for v in views
-        ],
     )
 
 
@@ -73,6 +56,15 @@ def add(
     print_view(view, as_json, _print_reagent, zone)
 
 
+LIST_COLUMNS: Columns = [
+    "name",
+    "lot",
+    "supplier",
+    ("expires", "expires_on"),
+    ("state", lambda view: alarm("EXPIRED") if view.expired else "in date"),
+]
+
+
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List reagent lots; expired ones are marked.
@@ -83,5 +75,4 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import reagents
 
-    views, _ = read(reagents.list_reagents)
-    print_view(views, as_json, _print_reagents)
+    print_list(reagents.list_reagents, as_json, "Reagent lots", LIST_COLUMNS)

@@ -12,21 +12,21 @@ from lims.cli.common import (
     PasswordStdinOption,
     new_area,
     print_record,
-    print_table,
     print_view,
     read_password,
 )
 from lims.cli.options import ReasonOption
-from lims.cli.service import read, run
+from lims.cli.service import run
+from lims.cli.tables import Columns, Moment, print_list
 from lims.roles import ROLES
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.people import UserView
 
 app = new_area("Manage users (admin only): add, list, deactivate, unlock, change role.")
+
 
 NameArgument = Annotated[str, typer.Argument(help="The user name.")]
 OptionalReasonOption = Annotated[
@@ -78,6 +78,17 @@ def add(
     print_view(view, as_json, _print_user, "User added", zone)
 
 
+LIST_COLUMNS: Columns = [
+    ("user", "username"),
+    ("full name", "full_name"),
+    "role",
+    "active",
+    "locked",
+    ("failed logins", "failed_logins"),
+    ("last login", Moment("last_login_at")),
+]
+
+
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List users with their roles and states.
@@ -89,29 +100,7 @@ def list_(as_json: JsonOption = False) -> None:
     """
     from lims.services import users
 
-    views, zone = read(users.list_users)
-    print_view(views, as_json, _print_users, zone)
-
-
-def _print_users(views: Sequence[UserView], zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
-    print_table(
-        "Users",
-        ["user", "full name", "role", "active", "locked", "failed logins", "last login"],
-        [
-            (
-                view.username,
-                view.full_name,
-                view.role,
-                view.active,
-                view.locked,
-                view.failed_logins,
-                show_time(view.last_login_at, zone),
-            )
-            for view in views
-        ],
-    )
+    print_list(users.list_users, as_json, "Users", LIST_COLUMNS)
 
 
 def _account_change(change: str, done: str) -> Callable[..., None]:

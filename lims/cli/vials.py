@@ -7,18 +7,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
 from lims.cli.options import AtOption, ReasonOption
 from lims.cli.service import read, run
+from lims.cli.tables import Columns, Moment, print_list
 from lims.domain.states import VIAL
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import tzinfo
 
     from lims.views.vials import Verification, VialView
 
 app = new_area("Vials and the chain of identity: list, show, verify, issue, administer, destroy.")
+
 
 VialArgument = Annotated[str, typer.Argument(help="The vial id, e.g. A999926000001-L1-V01.")]
 PatientOption = Annotated[
@@ -57,6 +58,17 @@ def say_verdict(result: Verification) -> None:
         print_alarms([f"MISMATCH  {result.vial_id} -> {result.patient}: {result.reason}"])
 
 
+LIST_COLUMNS: Columns = [
+    ("vial", "vial_id"),
+    ("status", lambda view: alarm(view.status) if VIAL.alarming(view.status) else view.status),
+    "patient",
+    ("cells", lambda view: f"{view.cells:,}"),
+    ("volume mL", lambda view: f"{view.volume_ml:g}"),
+    ("expires", Moment("expires_at")),
+    ("labels printed", "labels_printed"),
+]
+
+
 @app.command("list")
 def list_(
     lot: Annotated[str, typer.Argument(help="The lot id.")], as_json: JsonOption = False
@@ -69,29 +81,7 @@ def list_(
     """
     from lims.services import vials
 
-    views, zone = read(vials.list_vials, lot=lot)
-    print_view(views, as_json, _print_vials, f"Vials of {lot.upper()}", zone)
-
-
-def _print_vials(views: Sequence[VialView], title: str, zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
-    print_table(
-        title,
-        ["vial", "status", "patient", "cells", "volume mL", "expires", "labels printed"],
-        [
-            (
-                v.vial_id,
-                alarm(v.status) if VIAL.alarming(v.status) else v.status,
-                v.patient,
-                f"{v.cells:,}",
-                f"{v.volume_ml:g}",
-                show_time(v.expires_at, zone),
-                v.labels_printed,
-            )
-            for v in views
-        ],
-    )
+    print_list(vials.list_vials, as_json, f"Vials of {lot.upper()}", LIST_COLUMNS, lot=lot)
 
 
 @app.command("show")

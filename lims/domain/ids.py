@@ -45,6 +45,7 @@ DIN_FORMS = (
     "a DIN: facility number (a letter and 4 digits), 2-digit year and 6-digit sequence, "
     "with or without spaces and check character, e.g. A9999 26 000001"
 )
+EXAMPLE_DIN = "A999926000001"  # the DIN the examples in messages are built on
 
 
 def check_character(data: str) -> str:
@@ -215,6 +216,12 @@ class _OfDonation(ChainId):
     din: Din
     number: int
 
+    def __init_subclass__(cls, *, kind: str, letter: str) -> None:
+        super().__init_subclass__()
+        cls.kind, cls.letter = kind, letter
+        cls.example = f"{EXAMPLE_DIN}-{letter}1"
+        cls.pattern = re.compile(rf"{_DIN}-{letter}(?P<{kind}>{_NUMBER})")
+
     @property
     def code(self) -> str:
         return f"{self.din.code}-{self.letter}{self.number}"
@@ -225,18 +232,15 @@ class _OfDonation(ChainId):
 
 
 @dataclass(frozen=True)
-class CultureId(_OfDonation):
-    kind = "culture"
-    letter = "C"
-    example = "A999926000001-C1"
-    pattern = re.compile(rf"{_DIN}-C(?P<culture>{_NUMBER})")
+class CultureId(_OfDonation, kind="culture", letter="C"):
+    """A culture started from the donation's cells, e.g. A999926000001-C1."""
 
 
 @dataclass(frozen=True)
 class PassageId(ChainId):
     kind = "passage"
-    example = "A999926000001-C1-P2"
-    pattern = re.compile(rf"{_DIN}-C(?P<culture>{_NUMBER})-P(?P<passage>{_NUMBER})")
+    example = f"{CultureId.example}-P2"
+    pattern = re.compile(rf"{CultureId.pattern.pattern}-P(?P<passage>{_NUMBER})")
 
     culture: CultureId
     number: int
@@ -251,18 +255,15 @@ class PassageId(ChainId):
 
 
 @dataclass(frozen=True)
-class LotId(_OfDonation):
-    kind = "lot"
-    letter = "L"
-    example = "A999926000001-L1"
-    pattern = re.compile(rf"{_DIN}-L(?P<lot>{_NUMBER})")
+class LotId(_OfDonation, kind="lot", letter="L"):
+    """A lot formulated from one of the donation's cultures, e.g. A999926000001-L1."""
 
 
 @dataclass(frozen=True)
 class VialId(ChainId):
     kind = "vial"
-    example = "A999926000001-L1-V01"
-    pattern = re.compile(rf"{_DIN}-L(?P<lot>{_NUMBER})-V(?P<vial>{_VIAL_NUMBER})")
+    example = f"{LotId.example}-V01"
+    pattern = re.compile(rf"{LotId.pattern.pattern}-V(?P<vial>{_VIAL_NUMBER})")
 
     lot: LotId
     number: int

@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal, Self
 
+import pydantic
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_serializer,
     model_validator,
 )
@@ -298,7 +295,7 @@ class CategoricalCriterion(_Criterion):
         return value in self.passing
 
 
-def _from_table(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def _from_table(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
     """A [release.<test>] table read as the criterion its kind names.
 
     lims.toml has one flat table shape for every kind. Sites see the same
@@ -350,7 +347,7 @@ def _at_table_keys(error: ValidationError) -> ValidationError:
 Criterion = Annotated[
     NumericCriterion | CategoricalCriterion | DerivedCriterion,
     Field(discriminator="kind"),
-    WrapValidator(_from_table),
+    pydantic.WrapValidator(_from_table),
 ]
 Spec = Mapping[str, Criterion]
 
@@ -420,12 +417,12 @@ def _refused(where: tuple[str, ...], message: str, given: Any) -> ValidationErro
 # The specification `lims init` starts a site with: its files' tables over the packaged defaults.
 ReleaseSpec = Annotated[
     dict[str, Criterion],
-    BeforeValidator(_merged_with_defaults),
-    AfterValidator(_valid_tests),
+    pydantic.BeforeValidator(_merged_with_defaults),
+    pydantic.AfterValidator(_valid_tests),
 ]
 # A specification version as stored: complete in itself. Never merged with the packaged
 # defaults, so a default test added by a later lims reaches a site only through `spec set`.
-StoredSpec = Annotated[dict[str, Criterion], AfterValidator(_valid_tests)]
+StoredSpec = Annotated[dict[str, Criterion], pydantic.AfterValidator(_valid_tests)]
 
 
 def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:

@@ -267,6 +267,18 @@ LOT = _lifecycle(
     ],
 )
 
+
+def _next_step_to_the_patient(name: str, source: VialState, target: VialState) -> Action:
+    """A vial's move along its way to the bedside: only from the step before, in the past tense."""
+    return Action(
+        name,
+        _from(source),
+        target=target,
+        audit_action=f"vial.{target.value}",
+        refusal=f"{{kind}} {{code}} is {{status}}, not {source.value}",
+    )
+
+
 VIAL = _lifecycle(
     "vial",
     [
@@ -278,20 +290,8 @@ VIAL = _lifecycle(
     ],
     [
         Action("release", _from(V.QUARANTINE), target=V.RELEASED),
-        Action(
-            "issue",
-            _from(V.RELEASED),
-            target=V.ISSUED,
-            audit_action="vial.issued",
-            refusal="{kind} {code} is {status}, not released",
-        ),
-        Action(
-            "administer",
-            _from(V.ISSUED),
-            target=V.ADMINISTERED,
-            audit_action="vial.administered",
-            refusal="{kind} {code} is {status}, not issued",
-        ),
+        _next_step_to_the_patient("issue", V.RELEASED, V.ISSUED),
+        _next_step_to_the_patient("administer", V.ISSUED, V.ADMINISTERED),
         Action(
             "destroy",
             _from(V.QUARANTINE, V.RELEASED, V.ISSUED),

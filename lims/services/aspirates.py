@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from lims import audit
 from lims.domain import quantities
 from lims.domain.ids import Din, next_din
 from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Patient
-from lims.services import lookup
-from lims.timeutil import after, json_time, past_moment, utcnow
+from lims.services import lookup, records
+from lims.timeutil import after, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views import from_record
@@ -24,6 +24,17 @@ SMALLEST_VOLUME_ML = 0.1
 
 def din_of(aspirate: Aspirate) -> Din:
     return Din(aspirate.fin, aspirate.year, aspirate.sequence)
+
+
+def _din_columns(din: Din) -> dict[str, Any]:
+    """The columns an aspirate keeps its DIN in, as din_of reads it back."""
+    return {
+        "din": din.code,
+        "din_check": din.check,
+        "fin": din.fin,
+        "year": din.year,
+        "sequence": din.sequence,
+    }
 
 
 def _view(aspirate: Aspirate, patient_code: str, cultures: list[str]) -> AspirateView:
@@ -92,43 +103,19 @@ def receive(
 
     assert donor.id is not None
     din = _next_din(session, settings.facility.fin, collected.astimezone(zone).year % 100)
-    aspirate = Aspirate(
-        din=din.code,
-        din_check=din.check,
-        fin=din.fin,
-        year=din.year,
-        sequence=din.sequence,
-        patient_id=donor.id,
-        collected_at=collected,
-        received_at=received,
-        volume_ml=volume,
-        site=site,
-        anticoagulant=anticoagulant,
-        tnc=cells,
-        temperature_c=temperature,
-        recorded_at=now,
-        recorded_by=actor.username,
-    )
-    audit.record_created(
-        session,
-        aspirate,
-        ("aspirate", din.code),
-        "aspirate.receive",
-        by=actor.username,
-        new={
-            "din": din.code,
-            "din_check": din.check,
-            "din_display": din.display,
-            "patient": donor.code,
-            "collected_at": json_time(collected),
-            "received_at": json_time(received),
-            "volume_ml": volume,
-            "site": site,
-            "anticoagulant": anticoagulant,
-            "tnc": cells,
-            "temperature_c": temperature,
-        },
-    )
+    arrival: dict[str, Any] = {
+        "collected_at": collected,
+        "received_at": received,
+        "volume_ml": volume,
+        "site": site,
+        "anticoagulant": anticoagulant,
+        "tnc": cells,
+        "temperature_c": temperature,
+    }
+    aspirate = Aspirate(patient_id=donor.id, **_din_columns(din), **arrival)
+    identity = {"din": din.code, "din_check": din.check, "din_display": din.display}
+    new = {**identity, "patient": donor.code, **arrival}
+    records.create(session, aspirate, "aspirate.receive", by=actor, at=now, new=new)
     return _view(aspirate, donor.code, [])
 
 

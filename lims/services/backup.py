@@ -26,6 +26,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, update
@@ -355,13 +356,9 @@ def restore(
         _remove_with_companions(temporary)
         raise
     auth.remove_token(settings)
+    # _record_restore upgraded the copy, so its revision is db.SCHEMA_HEAD.
     return RestoreResult(
-        plan=plan,
-        audit_entries=final.audit_entries,
-        head_hash=final.head_hash,
-        revision=db.SCHEMA_HEAD,
-        upgraded_from=upgraded_from,
-        sessions_ended=ended,
+        plan=plan, **asdict(final), upgraded_from=upgraded_from, sessions_ended=ended
     )
 
 

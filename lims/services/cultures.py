@@ -32,7 +32,7 @@ from lims.models import (
     Patient,
 )
 from lims.services import deviations as deviation_rules
-from lims.services import lookup
+from lims.services import lookup, records
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
@@ -281,36 +281,18 @@ def start_culture(
             select(func.max(Culture.number)).where(col(Culture.aspirate_id) == aspirate.id)
         ).one(),
     )
-    culture = Culture(
-        code=identity.code,
-        aspirate_id=aspirate.id,
-        number=identity.number,
-        kind="primary" if primary else "seeded",
-        cells_plated=cells,
-        vessels=vessel_count,
-        area_cm2=area,
-        method=method,
-        started_at=started,
-        recorded_at=now,
-        recorded_by=actor.username,
-    )
-    audit.record_created(
-        session,
-        culture,
-        ("culture", culture.code),
-        "culture.start",
-        by=actor.username,
-        new={
-            "din": donation.with_check,
-            "kind": culture.kind,
-            "cells_plated": cells,
-            "vessels": vessel_count,
-            "area_cm2": area,
-            "method": method,
-            "started_at": json_time(started),
-            "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
-        },
-    )
+    plated: dict[str, Any] = {
+        "kind": "primary" if primary else "seeded",
+        "cells_plated": cells,
+        "vessels": vessel_count,
+        "area_cm2": area,
+        "method": method,
+        "started_at": started,
+    }
+    culture = Culture(code=identity.code, aspirate_id=aspirate.id, number=identity.number, **plated)
+    reagent_labels = [f"{lot.name}:{lot.lot}" for lot in lots]
+    new = {"din": donation.with_check, **plated, "reagents": reagent_labels}
+    records.create(session, culture, "culture.start", by=actor, at=now, new=new)
     assert culture.id is not None
     reagent_rules.record_uses(session, lots, culture.id, None)
     return culture_detail(session, culture)
@@ -355,19 +337,11 @@ def log_passage(
         **values,
         cumulative_population_doublings=0.0,
         seeding_density_per_cm2=0.0,
-        recorded_at=now,
-        recorded_by=actor.username,
     )
     _apply_kinetics(parent, [*earlier, passage], len(earlier))
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
-    audit.record_created(
-        session,
-        passage,
-        ("passage", passage.code),
-        "passage.log",
-        by=actor.username,
-        new={**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels},
-    )
+    new = {**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels}
+    records.create(session, passage, "passage.log", by=actor, at=now, new=new)
     assert passage.id is not None
     reagent_rules.record_uses(session, lots, parent.id, passage.id)
     flags = _open_flags(session, settings, actor, parent, passage, known=set())
@@ -434,26 +408,17 @@ def correct_passage(
     changes = _apply_kinetics(culture, passages, index)
     changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
     changed.update(changes[0])
-    audit.record_changes(
-        session,
-        ("passage", target.code),
-        "passage.correct",
-        changed,
-        by=actor.username,
-        reason=reason,
-    )
+    # The corrected passage's entry, then one for each later passage whose kinetics moved.
+    entries = [(target.code, "passage.correct", changed, reason)]
     recomputed = []
     for later, later_changes in zip(passages[index + 1 :], changes[1:], strict=True):
-        if not later_changes:
-            continue
-        recomputed.append(later.code)
+        if later_changes:
+            recomputed.append(later.code)
+            derived = f"derived from {target.code}, corrected: {reason}"
+            entries.append((later.code, "passage.recompute", later_changes, derived))
+    for code, action, values, why in entries:
         audit.record_changes(
-            session,
-            ("passage", later.code),
-            "passage.recompute",
-            later_changes,
-            by=actor.username,
-            reason=f"derived from {target.code}, corrected: {reason}",
+            session, ("passage", code), action, values, by=actor.username, reason=why
         )
     session.add_all(passages)
     session.flush()

@@ -255,14 +255,8 @@ def close_deviation(
             raise RuleViolation(f"{criterion} passes on {lot.code}: there is nothing to waive")
         waived_result_id = qc.latest_result_id(session, lot, criterion)
     meaning = "deviation closed, failure waived" if waive else "deviation closed"
-    signatures.sign(
-        session,
-        signer=signer,
-        subject=ids.deviation_subject(number),
-        record_hash=closing_hash(deviation, subject, passage, resolution=resolution, waived=waive),
-        meaning=meaning,
-        deviation_id=number,
-    )
+    record_hash = closing_hash(deviation, subject, passage, resolution=resolution, waived=waive)
+    signatures.sign(session, deviation, signer=signer, record_hash=record_hash, meaning=meaning)
     deviation.closed_at = utcnow()
     deviation.closed_by = actor.username
     deviation.resolution = resolution

@@ -38,7 +38,7 @@ from lims.models import (
 )
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
-from lims.services import lookup, qc, signatures
+from lims.services import lookup, qc, records, signatures
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
@@ -308,48 +308,34 @@ def formulate(
         session.exec(select(func.max(Lot.number)).where(col(Lot.aspirate_id) == aspirate.id)).one(),
     )
     vial_ids = ids.vial_ids(identity, vial_count)
+    formulation: dict[str, Any] = {
+        "patient_id": aspirate.patient_id,
+        "harvested": harvested_cells,
+        "viability": viable_percent,
+        "cells_per_vial": dose,
+        "volume_ml": volume,
+        "vehicle": vehicle,
+        "final_passage": len(passages),
+        "spec_version": _in_force(uow.spec_version),
+        "formulated_at": formulated_at,
+        "expires_at": formulated_at + timedelta(hours=shelf_life),
+    }
     lot = Lot(
         code=identity.code,
         culture_id=source.id,
         aspirate_id=aspirate.id,
-        patient_id=aspirate.patient_id,
         number=identity.number,
-        harvested=harvested_cells,
-        viability=viable_percent,
         vials=vial_count,
-        cells_per_vial=dose,
-        volume_ml=volume,
-        vehicle=vehicle,
-        final_passage=len(passages),
-        spec_version=_in_force(uow.spec_version),
-        formulated_at=formulated_at,
-        expires_at=formulated_at + timedelta(hours=shelf_life),
-        recorded_at=now,
-        recorded_by=actor.username,
+        **formulation,
     )
-    audit.record_created(
-        session,
-        lot,
-        ("lot", lot.code),
-        "lot.formulate",
-        by=actor.username,
-        new={
-            "culture": source.code,
-            "patient_id": aspirate.patient_id,
-            "harvested": harvested_cells,
-            "viability": viable_percent,
-            "vials": [vial.code for vial in vial_ids],
-            "cells_per_vial": dose,
-            "volume_ml": volume,
-            "vehicle": vehicle,
-            "final_passage": len(passages),
-            "spec_version": lot.spec_version,
-            "formulated_at": json_time(formulated_at),
-            "expires_at": json_time(lot.expires_at),
-            "reagents": [f"{r.name}:{r.lot}" for r in lots],
-            "status": lot.status,
-        },
-    )
+    new = {
+        "culture": source.code,
+        **formulation,
+        "vials": [vial.code for vial in vial_ids],
+        "reagents": [f"{r.name}:{r.lot}" for r in lots],
+        "status": lot.status,
+    }
+    records.create(session, lot, "lot.formulate", by=actor, at=now, new=new)
     assert lot.id is not None
     session.add_all(
         Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
@@ -500,12 +486,7 @@ def _close_lot(
     assert lot.id is not None
     record_hash = _record_hash(session, lot)
     signature = signatures.sign(
-        session,
-        signer=signer,
-        subject=ids.lot_subject(lot.code),
-        record_hash=record_hash,
-        meaning=meaning,
-        lot_id=lot.id,
+        session, lot, signer=signer, record_hash=record_hash, meaning=meaning
     )
     session.flush()
     manifestation = signing.manifestation(

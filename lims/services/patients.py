@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-from lims import audit
 from lims.domain import quantities
 from lims.errors import BadInput, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Aspirate, Patient
-from lims.services import lookup
+from lims.services import lookup, records
 from lims.timeutil import calendar_date, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text, matching
@@ -67,29 +67,10 @@ def add_patient(
         free_text("study", study, max_length=SHORT_TEXT_MAX)
     if session.exec(select(Patient.id).where(col(Patient.code) == code)).first() is not None:
         raise RuleViolation(f"a patient with code {code!r} already exists")
-    patient = Patient(
-        code=code,
-        initials=initials,
-        birth_year=year,
-        consent_date=consent,
-        study=study,
-        recorded_at=utcnow(),
-        recorded_by=actor.username,
-    )
-    audit.record_created(
-        session,
-        patient,
-        ("patient", code),
-        "patient.create",
-        by=actor.username,
-        new={
-            "code": code,
-            "initials": initials,
-            "birth_year": year,
-            "consent_date": consent.isoformat() if consent is not None else None,
-            "study": study,
-        },
-    )
+    given: dict[str, Any] = {"code": code, "initials": initials, "birth_year": year, "study": study}
+    patient = Patient(**given, consent_date=consent)
+    new = {**given, "consent_date": consent.isoformat() if consent is not None else None}
+    records.create(session, patient, "patient.create", by=actor, at=utcnow(), new=new)
     [view] = _views(session, [patient])
     return view
 

@@ -7,11 +7,11 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from lims import audit
 from lims.config import Settings
 from lims.domain import states
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import SHORT_TEXT_MAX, Passage, ReagentLot, ReagentUse
+from lims.services import records
 from lims.timeutil import calendar_date, local_day_end, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
@@ -76,22 +76,10 @@ def add_reagent(
     expires_at = local_day_end(expires_on, settings.tz)
     now = utcnow()
     reagent = ReagentLot(
-        name=name,
-        lot=lot,
-        supplier=supplier,
-        expires_on=expires_on,
-        expires_at=expires_at,
-        recorded_at=now,
-        recorded_by=actor.username,
+        name=name, lot=lot, supplier=supplier, expires_on=expires_on, expires_at=expires_at
     )
-    audit.record_created(
-        session,
-        reagent,
-        ("reagent_lot", f"{name}:{lot}"),
-        "reagent.add",
-        by=actor.username,
-        new={"supplier": supplier, "expires": expires_on.isoformat()},
-    )
+    new = {"supplier": supplier, "expires": expires_on.isoformat()}
+    records.create(session, reagent, "reagent.add", by=actor, at=now, new=new)
     return view(reagent, now)
 
 

@@ -8,15 +8,14 @@ Lots, deviations and specification versions are signed through here.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 
 from lims import auth
 from lims.config import Settings
+from lims.domain import ids
 from lims.domain.signatures import manifest_hash
 from lims.errors import NotPermitted
-from lims.models import Signature, User
+from lims.models import Deviation, Lot, Signature, SpecificationVersion, User
 from lims.timeutil import utcnow
 
 
@@ -43,43 +42,47 @@ def confirm_signer(
     return user
 
 
+def _manifest_hash(signature: Signature, subject: str) -> str:
+    """What binds the signature's signer, time and meaning to the record and its identity."""
+    signer = (signature.username, signature.full_name)
+    return manifest_hash(
+        subject, signature.record_hash, signer, signature.signed_at, signature.meaning
+    )
+
+
 def linked(signature: Signature, subject: str) -> bool:
     """Whether the signature belongs to this record (11.70): its manifest hash still matches."""
-    expected = manifest_hash(
-        subject,
-        signature.record_hash,
-        (signature.username, signature.full_name),
-        signature.signed_at,
-        signature.meaning,
-    )
-    return expected == signature.manifest_hash
+    return _manifest_hash(signature, subject) == signature.manifest_hash
 
 
 def sign(
     session: Session,
+    signed: Lot | Deviation | SpecificationVersion,
     *,
-    signer: Any,
-    subject: str,
+    signer: User,
     record_hash: str,
     meaning: str,
-    lot_id: int | None = None,
-    deviation_id: int | None = None,
-    specification_version: int | None = None,
 ) -> Signature:
-    signed_at = utcnow()
+    """Sign a lot, a deviation or a specification version whose record hashes to
+    `record_hash`; `meaning` says why."""
+    assert signer.id is not None
     signature = Signature(
-        lot_id=lot_id,
-        deviation_id=deviation_id,
-        specification_version=specification_version,
         user_id=signer.id,
         username=signer.username,
         full_name=signer.full_name,
         meaning=meaning,
-        signed_at=signed_at,
+        signed_at=utcnow(),
         record_hash=record_hash,
-        manifest_hash=manifest_hash(
-            subject, record_hash, (signer.username, signer.full_name), signed_at, meaning
-        ),
+        manifest_hash="",  # computed below, from the signature as made
     )
+    if isinstance(signed, Lot):
+        signature.lot_id, subject = signed.id, ids.lot_subject(signed.code)
+    elif isinstance(signed, SpecificationVersion):
+        version = signed.version
+        signature.specification_version, subject = version, ids.specification_subject(version)
+    else:
+        assert signed.id is not None
+        signature.deviation_id, subject = signed.id, ids.deviation_subject(signed.id)
+    signature.manifest_hash = _manifest_hash(signature, subject)
     session.add(signature)
     return signature

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from lims import audit, site
 from lims.config import SITE_SECTIONS, Settings, SiteSettings
-from lims.domain import ids, quantities
+from lims.domain import quantities
 from lims.domain import signatures as signing
 from lims.domain.spec import laid_over
 from lims.errors import BadInput, LimsError, NotFound, shown
@@ -216,11 +216,10 @@ def set_spec(uow: UnitOfWork, *, file: Path, reason: str, password: str) -> Spec
     session.flush()
     signatures.sign(
         session,
+        record,
         signer=signer,
-        subject=ids.specification_subject(version),
         record_hash=hashlib.sha256(stored.encode()).hexdigest(),
         meaning=f"specification version {version} approved",
-        specification_version=version,
     )
     audit.record_changes(
         session,

@@ -6,6 +6,8 @@ intact) and is lims.audit.verify; reading what the entries say is this.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from lims import audit
 from lims.timeutil import parse_date_start
 from lims.uow import UnitOfWork
@@ -13,21 +15,9 @@ from lims.views.trail import AuditView
 
 
 def log(
-    uow: UnitOfWork,
-    *,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    username: str | None = None,
-    since: str | None = None,
-    last: int | None = None,
+    uow: UnitOfWork, *, since: str | None = None, **filters: Unpack[audit.Filters]
 ) -> list[AuditView]:
-    """Entries matching every filter given, oldest first; `last` keeps only the newest N."""
+    """Entries matching every filter given, oldest first; `since` is a date as typed."""
     uow.require("read_records")
-    return audit.entries(
-        uow.session,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        username=username,
-        since=parse_date_start("since", since, uow.tz) if since else None,
-        last=last,
-    )
+    since_moment = parse_date_start("since", since, uow.tz) if since else None
+    return audit.entries(uow.session, since=since_moment, **filters)

@@ -1,4 +1,4 @@
-"""What every benchmark row shares: timing, fresh databases, a lab set up through the services.
+"""What every benchmark row shares: timing, fresh databases, a lab set up by lims.scenario.
 
 A row function takes the Bench and returns its rows; run.py calls them in
 order. Each figure is a median, set against a floor measured in the same run.
@@ -17,7 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lims.scenario import Clock, Scenario
+
+# The rows use the suite's station script and its helpers (tests.support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 LIMS = [sys.executable, "-m", "lims"]
 PASSWORD = "benchmark password 1"
@@ -222,44 +228,18 @@ def timed(bench: Bench, what: str) -> Iterator[None]:
     bench.notes.append(f"{what} took {time.perf_counter() - started:.1f} s")
 
 
-# --- a lab: users and a station logged in, set up in this process through the services ----
-
-USERS = (
-    ("admin", "Ada Admin", "admin"),
-    ("tech", "Tom Tech", "technician"),
-    ("qa", "Quinn QA", "qa"),
-)
+# --- a lab: lims.scenario's staff, its station logged in as the technician -----------------
 
 
-def set_up_lab(database: Database) -> None:
-    """Initialise the database with an admin, a technician and QA; the station logged in as tech."""
-    from lims.services import users
-    from lims.uow import unit_of_work
+def set_up_lab(database: Database, clock: Clock | None = None) -> Scenario:
+    """The scenario's admin, technician and QA in the new database; the station logged in as
+    the technician. Aspirates are collected on clock (by default 40 days ago)."""
+    from lims.scenario import Clock, Scenario, staff
 
-    settings = database.settings()
-    users.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
-    login(database, "admin")
-    with unit_of_work(settings) as uow:
-        for username, full_name, role in USERS[1:]:
-            users.create_user(
-                uow,
-                username=username,
-                full_name=full_name,
-                role=role,
-                password=PASSWORD,
-            )
-    login(database, "tech")
-
-
-def login(database: Database, username: str) -> None:
-    from lims import auth
-    from lims.services import sessions
-    from lims.uow import unit_of_work
-
-    settings = database.settings()
-    with unit_of_work(settings, authenticated=False) as uow:
-        token, _ = sessions.login(uow, username=username, password=PASSWORD)
-    auth.write_token(settings, token)
+    clock = clock or Clock.days_ago(40)
+    lab = Scenario.initialise(database.settings(), staff(PASSWORD), clock)
+    lab.login("tech")
+    return lab
 
 
 def now() -> datetime:
@@ -272,117 +252,14 @@ def days(count: float) -> timedelta:
     return timedelta(days=count)
 
 
-# Reagent lots of a Pittenger-style expansion, as the demo has them.
-REAGENTS = (
-    ("Percoll 1.073", "P-1107", "Cytiva"),
-    ("MEM alpha", "2411A", "Gibco"),
-    ("FBS MSC-qualified", "F-0932", "Gibco"),
-    ("TrypLE Express", "2409B", "Gibco"),
-)
-START_REAGENTS = ("Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932")
-PASSAGE_REAGENTS = ("TrypLE Express:2409B",)
-# Five passages at the bench, none breaking a bench limit: (harvested, viability %, reseeded,
-# vessels, area cm²); reseeding near Pittenger's 5,000 cells/cm².
-BENCH_PASSAGES = (
-    (4_200_000, 94.0, 4_200_000, 5, 875.0),
-    (29_000_000, 93.0, 26_000_000, 30, 5_250.0),
-    (190_000_000, 91.0, 150_000_000, 5, 31_800.0),
-    (600_000_000, 92.0, 150_000_000, 5, 31_800.0),
-    (640_000_000, 90.0, 150_000_000, 5, 31_800.0),
-)
-PASSAGE_DAYS = 5
+def start_cultures(lab: Scenario, patients: Sequence[str]) -> list[tuple[str, Scenario]]:
+    """The reagent lots, then a patient, aspirate and primary culture per code, each collected
+    an hour after the one before: each culture's id, and the lab on that culture's clock."""
+    from lims.scenario import Clock
 
-
-def start_cultures(
-    database: Database, patients: Sequence[str], started: datetime
-) -> list[tuple[str, datetime]]:
-    """One patient, aspirate and primary culture per code, as the technician: (culture id, start).
-
-    The cultures start an hour apart from `started`."""
-    from lims.services import aspirates, cultures, reagents
-    from lims.services import patients as patient_rules
-    from lims.uow import unit_of_work
-
-    settings = database.settings()
-    codes = []
-    with unit_of_work(settings) as uow:
-        for name, lot, supplier in REAGENTS:
-            reagents.add_reagent(
-                uow,
-                name=name,
-                lot=lot,
-                expires=(started + days(3 * 365)).date(),
-                supplier=supplier,
-            )
-        for index, patient in enumerate(patients):
-            collected = started + timedelta(hours=index)
-            patient_rules.add_patient(uow, code=patient, initials="MR", birth_year=1958)
-            aspirate = aspirates.receive(
-                uow,
-                patient=patient,
-                collected_at=collected - timedelta(hours=5),
-                received_at=collected - timedelta(hours=3),
-                volume_ml=30,
-                anticoagulant="sodium heparin",
-                tnc=610_000_000,
-                temperature_c=18,
-            )
-            culture = cultures.start_culture(
-                uow,
-                din=aspirate.din.code,
-                mnc=240_000_000,
-                vessels=5,
-                area_cm2=875,
-                at=collected,
-                reagents=START_REAGENTS,
-            )
-            codes.append((culture.summary.culture_id, collected))
-    return codes
-
-
-def passage_arguments(culture: str, number: int, started: datetime) -> list[str]:
-    """`passage log` arguments for passage `number` (1-5) of a culture started at `started`."""
-    harvested, viability, seeded, vessels, area = BENCH_PASSAGES[number - 1]
-    return [
-        "passage",
-        "log",
-        culture,
-        "--harvested",
-        str(harvested),
-        "--viability",
-        f"{viability:g}",
-        "--seeded",
-        str(seeded),
-        "--vessels",
-        str(vessels),
-        "--area-cm2",
-        f"{area:g}",
-        "--confluence",
-        "85",
-        "--at",
-        (started + days(PASSAGE_DAYS * number)).isoformat(),
-        *(option for reagent in PASSAGE_REAGENTS for option in ("--reagent", reagent)),
-    ]
-
-
-def log_passages(database: Database, culture: str, started: datetime, count: int) -> None:
-    """Passages 1 to count of a culture started at `started`, one transaction each."""
-    from lims.services import cultures
-    from lims.uow import unit_of_work
-
-    settings = database.settings()
-    for number in range(1, count + 1):
-        harvested, viability, seeded, vessels, area = BENCH_PASSAGES[number - 1]
-        with unit_of_work(settings) as uow:
-            cultures.log_passage(
-                uow,
-                culture=culture,
-                harvested=harvested,
-                viability=viability,
-                seeded=seeded,
-                vessels=vessels,
-                area_cm2=area,
-                confluence=85,
-                at=started + days(PASSAGE_DAYS * number),
-                reagents=PASSAGE_REAGENTS,
-            )
+    lab.add_reagents()
+    started = []
+    for index, patient in enumerate(patients):
+        on_its_clock = lab.on(Clock(lab.clock.collected + timedelta(hours=index)))
+        started.append((on_its_clock.primary_culture(patient).summary.culture_id, on_its_clock))
+    return started

@@ -8,12 +8,7 @@ for the write lock cost over one station doing all the work.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from common import Bench, Row, show, timed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support import stations
 

@@ -1,23 +1,19 @@
 """Labels and scanning: `lims label print` of a 100-vial lot to PDF, and `lims scan` per line.
 
-A released lot of 100 vials is made through the services, as at the bench:
-patient, aspirate, culture, five passages, formulation, QC, QA release. A
+A released lot of 100 vials is made by lims.scenario, as at the bench:
+patient, aspirate, culture, three passages, formulation, QC, QA release. A
 second patient's lot (in quarantine) gives the scans that must MISMATCH.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from common import (
     LIMS,
-    PASSWORD,
     Bench,
     Database,
     Row,
-    days,
-    log_passages,
-    login,
     now,
     paired_medians,
     ratio_row,
@@ -30,6 +26,8 @@ from common import (
 )
 
 SCAN_TARGET_SECONDS = 0.050
+# Small vials, so that one harvest fills a hundred: 10^7 cells in 1 mL each.
+VIAL = {"cells_per_vial": 10_000_000, "volume_ml": 1}
 
 
 def label_rows(bench: Bench) -> list[Row]:
@@ -106,78 +104,17 @@ def make_lots(database: Database, vials: int, mismatching: int = 0) -> tuple[str
 
     Returns the released lot's id and the QR payloads of each lot's vials.
     """
-    set_up_lab(database)
+    lab = set_up_lab(database)
     patients = ["PT-LABEL-1", "PT-LABEL-2"][: 2 if mismatching else 1]
-    started = now() - days(40)
-    cultures = start_cultures(database, patients, started)
-    for code, start in cultures:
-        log_passages(database, code, start, 3)
     formulated = now() - timedelta(hours=2)
-    lots = [
-        formulate(database, code, count, formulated)
-        for (code, _), count in zip(cultures, [vials, mismatching], strict=False)
-    ]
-    release(database, lots[0], formulated)
-    return lots[0], [payloads(database, lot) for lot in lots]
-
-
-def formulate(database: Database, culture: str, vials: int, at: datetime) -> str:
-    from lims.demo import DEMO_QC
-    from lims.services import lots, qc
-    from lims.uow import unit_of_work
-
-    settings = database.settings()
-    with unit_of_work(settings) as uow:
-        lot = lots.formulate(
-            uow,
-            culture=culture,
-            harvested=1_100_000_000,
-            viability=93,
-            vials=vials,
-            cells_per_vial=10_000_000,
-            volume_ml=1,
-            at=at,
-            reagents=["TrypLE Express:2409B"],
-        )
-        for test, value, method in DEMO_QC:
-            qc.record_result(
-                uow,
-                lot=lot.summary.lot_id,
-                test=test,
-                value=value,
-                method=method,
-                at=at + timedelta(hours=1),
-            )
-    return lot.summary.lot_id
-
-
-def release(database: Database, lot: str, formulated: datetime) -> None:
-    from lims.services import lots
-    from lims.uow import unit_of_work
-
-    login(database, "qa")
-    settings = database.settings()
-    with unit_of_work(settings) as uow:
-        lots.release(uow, lot=lot, password=PASSWORD)
-    login(database, "tech")
-
-
-def payloads(database: Database, lot: str) -> list[str]:
-    from sqlmodel import col, select
-
-    from lims.models import Patient, Vial
-    from lims.services import lookup, printing
-    from lims.uow import unit_of_work
-
-    settings = database.settings()
-    with unit_of_work(settings, write=False) as uow:
-        found = lookup.lot(uow.session, lot)
-        patient = uow.session.get(Patient, found.patient_id)
-        assert patient is not None
-        vials = uow.session.exec(
-            select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
-        ).all()
-        return [
-            printing.label_for(settings, found, patient, vial, found.status).payload
-            for vial in vials
-        ]
+    lots = []
+    for (culture, on_its_clock), count in zip(
+        start_cultures(lab, patients), [vials, mismatching], strict=False
+    ):
+        on_its_clock.expand(culture, 3)
+        lot = lab.formulate(culture, vials=count, **VIAL, at=formulated).summary.lot_id
+        lab.record_qc(lot, at=formulated + timedelta(hours=1))
+        lots.append(lot)
+    lab.release(lots[0], signer="qa")
+    lab.login("tech")
+    return lots[0], [lab.label_payloads(lot) for lot in lots]

@@ -20,8 +20,6 @@ from typing import Any
 
 from common import (
     LIMS,
-    PASSAGE_DAYS,
-    REAGENTS,
     Bench,
     Database,
     Row,
@@ -163,7 +161,9 @@ def din_of(scale: Scale, index: int) -> tuple[str, str]:
 
 
 def _started(scale: Scale, index: int) -> datetime:
-    last_start = scale.end - days(1 + PASSAGE_DAYS * scale.passages)
+    from lims.scenario import PASSAGE_EVERY_DAYS
+
+    last_start = scale.end - days(1 + PASSAGE_EVERY_DAYS * scale.passages)
     return last_start - (scale.cultures - 1 - index) * START_EVERY
 
 
@@ -196,6 +196,7 @@ def steps_of(scale: Scale, index: int) -> Iterator[Step]:
     lims.domain.growth, as the services derive them.
     """
     from lims.domain import growth
+    from lims.scenario import PASSAGE_EVERY_DAYS
     from lims.services.cultures import PRIMARY_METHOD
 
     draw = random.Random(index)
@@ -255,7 +256,7 @@ def steps_of(scale: Scale, index: int) -> Iterator[Step]:
     harvests = []
     seeded = 0
     for number in range(1, scale.passages + 1):
-        at = started + days(PASSAGE_DAYS * number) + timedelta(minutes=draw.randint(0, 120))
+        at = started + days(PASSAGE_EVERY_DAYS * number) + timedelta(minutes=draw.randint(0, 120))
         # The first harvest of a primary culture: the few MNC that adhered, grown out.
         harvested = (
             draw.randint(3_000, 6_000) * 1_000
@@ -320,6 +321,7 @@ class Loader:
 
     def add(self, step: Step) -> None:
         from lims import audit
+        from lims.scenario import PASSAGE_REAGENTS, START_REAGENTS
         from lims.timeutil import json_time
 
         table = step.kind + "s"
@@ -342,7 +344,7 @@ class Loader:
         elif step.kind == "culture":
             self.ids[step.index, "culture"] = row_id
             row["aspirate_id"] = self.ids.pop((step.index, "aspirate"))
-            used = ["Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932"]
+            used = list(START_REAGENTS)
             self._uses(row_id, None, used)
             entity, action = step.values["code"], "culture.start"
             new = {name: shown[name] for name in shown if name not in ("code", "number", "status")}
@@ -350,7 +352,7 @@ class Loader:
         else:
             culture_id = self.ids[step.index, "culture"]
             row |= {"culture_id": culture_id, "corrections": 0}
-            used = ["TrypLE Express:2409B"]
+            used = list(PASSAGE_REAGENTS)
             self._uses(culture_id, row_id, used)
             entity, action = step.values["code"], "passage.log"
             new = {name: shown[name] for name in shown if name not in ("code", "number")}
@@ -428,20 +430,8 @@ def load(database: Database, scale: Scale, cultures: range | list[int]) -> int:
     Returns the number of audit entries in the database.
     """
     from lims import db
-    from lims.services import reagents
-    from lims.uow import unit_of_work
 
-    set_up_lab(database)
-    settings = database.settings()
-    with unit_of_work(settings) as uow:
-        for name, lot, supplier in REAGENTS:
-            reagents.add_reagent(
-                uow,
-                name=name,
-                lot=lot,
-                expires=(scale.end + days(365)).date(),
-                supplier=supplier,
-            )
+    set_up_lab(database).add_reagents(expires=(scale.end + days(365)).date())
     loader = Loader(database)
     for step in in_order(scale, cultures):
         loader.add(step)

@@ -18,10 +18,7 @@ from common import (
     Bench,
     Report,
     Row,
-    days,
-    now,
     paired_medians,
-    passage_arguments,
     ratio_row,
     run_process,
     set_up_lab,
@@ -29,8 +26,9 @@ from common import (
     timed,
 )
 
+from tests.support.stations import options
+
 IMPORT_SQLMODEL = [sys.executable, "-c", "import sqlmodel"]
-PASSAGES_PER_CULTURE = 5  # the default maximum passage: no bench rule is broken
 
 
 def help_rows(bench: Bench) -> list[Row]:
@@ -54,21 +52,20 @@ def help_rows(bench: Bench) -> list[Row]:
 
 
 class PassageSlots:
-    """Fresh, valid `passage log` commands: P1-P5 of one culture, then the next culture."""
+    """Fresh, valid `passage log` commands: the scenario's P1-P5 of one culture, then the next."""
 
     def __init__(self, bench: Bench, count: int) -> None:
+        from lims.scenario import PASSAGES, Clock
+
         self.database = bench.database("passages")
         self.env = self.database.env()
-        set_up_lab(self.database)
-        cultures = math.ceil(count / PASSAGES_PER_CULTURE)
-        started = now() - days(400)
+        lab = set_up_lab(self.database, Clock.days_ago(400))
+        patients = [f"PL-{index:04d}" for index in range(math.ceil(count / len(PASSAGES)))]
         self._slots: Iterator[list[str]] = iter(
             [
-                [*LIMS, *passage_arguments(code, number, start)]
-                for code, start in start_cultures(
-                    self.database, [f"PL-{index:04d}" for index in range(cultures)], started
-                )
-                for number in range(1, PASSAGES_PER_CULTURE + 1)
+                [*LIMS, "passage", "log", code, *options(on_its_clock.passage_values(number))]
+                for code, on_its_clock in start_cultures(lab, patients)
+                for number in range(1, len(PASSAGES) + 1)
             ]
         )
         self.logged = 0

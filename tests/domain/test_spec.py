@@ -318,7 +318,7 @@ def test_the_latest_result_counts_and_every_result_stays_visible() -> None:
     ]
     verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
     assert (verdict.verdict, verdict.result) == ("pass", "96")
-    assert [r.value for r in verdict.history] == ["97", "90", "96"]
+    assert [r.value for r in verdict.history] == [PASSING["cd105"], "90", "96"]
     recorded.append(result("cd105", "80", result_id=22))
     verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
     assert (verdict.verdict, verdict.result) == ("fail", "80")

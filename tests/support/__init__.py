@@ -1,8 +1,11 @@
 """What tests share, and nothing else: test modules import from here, never from each other.
 
+The labs are lims.scenario's (the builder the demo and the benchmarks use too);
+these modules add what only tests need: the template, the tests' clock and values.
+
     lab         a database with an admin (a template copied per test), users, logging in
     cli         `lims ARGS` in this process; ok() and refused() judge what it printed
-    bench       Bench: a technician's lab and shortcuts to the bench services; day()
+    bench       Bench: a technician's lab and shortcuts to the scenario's bench steps; day()
     quality     Quality: a Bench with QA users and a formulated lot; PASSING results
     vials       vial ids, the QR payload on a vial's label, another lot, an expired lot
     trail       an audit trail to tamper with, and its verification

@@ -1,80 +1,79 @@
-"""A technician's lab and shortcuts to the bench services, as the CLI calls them.
+"""A technician's lab and shortcuts to the bench steps of lims.scenario, as tests use them.
 
-Times are so many days after the aspirate was collected, 30 days ago: day(14) is a
-passage two weeks in.
+Times are so many days after the aspirate was collected, 30 days before the suite
+started (tests.support.lab.CLOCK): day(14) is a passage two weeks in. The tests'
+cultures use no reagent lots, and their passages are plain ones (below), so that
+each test states the reagents and counts it is about.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
-from lims import audit
 from lims.config import Settings
-from lims.services import aspirates, cultures, patients
-from lims.timeutil import utcnow
-from lims.uow import unit_of_work
-from tests.support.lab import Lab
+from lims.scenario import PATIENT_CODE
+from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
+from tests.support.lab import CLOCK, Lab
+from tests.support.lab import NOW as NOW  # tests take it from here, with the times below
 
-NOW = utcnow().replace(microsecond=0)
-COLLECTED = NOW - timedelta(days=30)
-RECEIVED = COLLECTED + timedelta(hours=2)
-STARTED = COLLECTED + timedelta(hours=5)
+COLLECTED = CLOCK.collected
+RECEIVED = CLOCK.received
+STARTED = CLOCK.started
+day = CLOCK.day  # a time so many days after collection
 
 
-def day(days: float) -> datetime:
-    """A time so many days after collection."""
-    return COLLECTED + timedelta(days=days)
+NO_REAGENTS = {"reagents": ()}
+# A passage of no growth: 4x10^6 cells harvested and reseeded on five T175 flasks.
+PASSAGE = {
+    "harvested": 4_000_000,
+    "viability": 95,
+    "seeded": 4_000_000,
+    "vessels": 5,
+    "area_cm2": 875,
+    **NO_REAGENTS,
+}
 
 
 class Bench:
-    """A lab with a technician logged in at this station, and shortcuts to the services."""
+    """A lab with a technician (tom) logged in at this station, and shortcuts to the steps."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.settings = lab.settings
+        self.scenario = lab.scenario
         lab.add_user("tom", "technician")
         lab.login("tom")
 
     def run(
         self, service: Callable[..., Any], settings: Settings | None = None, **values: Any
     ) -> Any:
-        with unit_of_work(settings or self.settings) as uow:
-            return service(uow, **values)
+        """The service in one unit of work at this station, or at the one SETTINGS names."""
+        scenario = self.scenario if settings is None else self.scenario.station(settings)
+        return scenario.run(service, **values)
 
     def read(self, service: Callable[..., Any], **values: Any) -> Any:
-        with unit_of_work(self.settings, write=False) as uow:
-            return service(uow, **values)
+        return self.scenario.read(service, **values)
 
-    def patient(self, code: str = "PT-0001") -> patients.PatientView:
-        return self.run(patients.add_patient, code=code, initials="MR", birth_year=1958)
+    def patient(self, code: str = PATIENT_CODE) -> PatientView:
+        return self.scenario.patient(code=code)
 
-    def aspirate(self, patient: str = "PT-0001", **values: Any) -> aspirates.AspirateView:
-        values = {"collected_at": COLLECTED, "received_at": RECEIVED, "volume_ml": 30, **values}
-        return self.run(aspirates.receive, patient=patient, **values)
+    def aspirate(self, patient: str = PATIENT_CODE, **values: Any) -> AspirateView:
+        return self.scenario.aspirate(patient=patient, **values)
 
-    def culture(self, din: str, **values: Any) -> cultures.CultureDetail:
-        values = {"mnc": 240_000_000, "vessels": 5, "area_cm2": 875, "at": STARTED, **values}
-        return self.run(cultures.start_culture, din=din, **values)
+    def culture(self, din: str, **values: Any) -> CultureDetail:
+        return self.scenario.culture(din, **{**NO_REAGENTS, **values})
 
-    def passage(self, culture: str, at: datetime, **values: Any) -> cultures.PassageView:
-        values = {
-            "harvested": 4_000_000,
-            "viability": 95,
-            "seeded": 4_000_000,
-            "vessels": 5,
-            "area_cm2": 875,
-            **values,
-        }
-        return self.run(cultures.log_passage, culture=culture, at=at, **values)
+    def passage(self, culture: str, at: Any, **values: Any) -> PassageView:
+        return self.scenario.passage(culture, at=at, **{**PASSAGE, **values})
 
     def audit_actions(self) -> list[str]:
-        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
-            return [entry.action for entry in audit.entries(uow.session)]
+        return [entry.action for entry in self.scenario.audit_trail()]
 
     def sql(self, statement: str, **parameters: Any) -> Any:
+        from lims.uow import unit_of_work
+
         with unit_of_work(self.settings, authenticated=False) as uow:
             return uow.session.execute(text(statement), parameters)

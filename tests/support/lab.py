@@ -1,4 +1,8 @@
-"""A lab for tests: a database with an admin (copied from a template) and its users."""
+"""A lab for tests: a database with an admin (copied from a template) and its users.
+
+The lab is a lims.scenario.Scenario on the tests' clock; Lab adds what tests ask of
+it in their own words (users named after their role's test persona, one password).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +21,17 @@ import pytest
 
 from lims import auth, db
 from lims.config import Settings, load_settings
-from lims.services import sessions, users
+from lims.scenario import STAFF, Clock, Person, Scenario
+from lims.services import users
+from lims.timeutil import utcnow
 from lims.uow import UnitOfWork, unit_of_work
 
 PASSWORD = "correct horse battery"
 SPEC_SIGNER = "spec-qa"  # the QA user Lab.set_spec signs new specification versions as
+ADMIN = Person(*STAFF[0], PASSWORD)
+NOW = utcnow().replace(microsecond=0)
+# Every test's aspirate was collected 30 days before the suite started: day(14) is two weeks in.
+CLOCK = Clock(NOW - timedelta(days=30))
 TEST_DATABASE_URL = os.environ.get("LIMS_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 # argon2id at its lowest cost: tests log in and sign thousands of times. Each hash carries its
@@ -102,7 +113,7 @@ class LabTemplate:
 
 
 def _initialise(settings: Settings) -> None:
-    users.initialise(settings, username="admin", full_name="Ada Admin", password=PASSWORD)
+    Scenario.initialise(settings, [ADMIN], CLOCK)
 
 
 class Lab:
@@ -112,23 +123,14 @@ class Lab:
         self.settings = settings
         self._spec_signer = False
         template.copy_into(settings)
+        self.scenario = Scenario(settings, CLOCK, {ADMIN.username: ADMIN})
 
     def login(self, username: str, password: str = PASSWORD) -> None:
-        with unit_of_work(self.settings, authenticated=False) as uow:
-            token, _ = sessions.login(uow, username=username, password=password)
-        auth.write_token(self.settings, token)
+        self.scenario.login(username, password)
 
     def add_user(self, username: str, role: str, password: str = PASSWORD) -> None:
         """Add a user as admin; the station is left logged in as admin."""
-        self.login("admin")
-        with unit_of_work(self.settings) as uow:
-            users.create_user(
-                uow,
-                username=username,
-                full_name=username.title() + " Tester",
-                role=role,
-                password=password,
-            )
+        self.scenario.add_people(Person(username, username.title() + " Tester", role, password))
 
     @contextmanager
     def acting_as(self, username: str) -> Iterator[UnitOfWork]:
@@ -180,7 +182,4 @@ class Lab:
             site.set_spec(uow, file=file, reason="test", password=PASSWORD)
 
     def audit_count(self) -> int:
-        from lims import audit
-
-        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
-            return len(audit.entries(uow.session))
+        return len(self.scenario.audit_trail())

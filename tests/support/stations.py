@@ -1,8 +1,9 @@
 """Bench stations working at once: each a process logging passages and receiving aspirates.
 
 Used by tests/system/test_concurrency.py (small numbers) and by the benchmark (8 stations
-of 50 passages). A station runs the real CLI in its own process, with its own
-LIMS_HOME (its own session file) and its own technician, as a bench PC would.
+of 50 passages). The lab is set up by lims.scenario; then a station runs the real
+CLI in its own process, with its own LIMS_HOME (its own session file) and its own
+technician, as a bench PC would, typing the scenario's values as options.
 
     python -m tests.support.stations STATION CULTURES PASSAGES  # one station; env: home and db
 """
@@ -14,17 +15,20 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lims.config import Settings
+    from lims.scenario import Clock
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# A culture's timeline, in hours after the aspirate was collected: realistic for
-# Pittenger's protocol (primary culture 12 days, then a passage every 5 days).
-RECEIVED_H, STARTED_H = 2, 4
-PASSAGE_DAYS = (12, 17, 22, 27, 32)
+# Every culture's aspirate was collected this long ago: all five passages of the
+# scenario's schedule (the last on day 32) are in the past.
 COLLECTED_DAYS_AGO = 60
 
 
@@ -70,44 +74,29 @@ PASSWORD = "station password 1"
 
 def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]]:
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
-    from lims import auth
     from lims.config import load_settings
-    from lims.services import patients, sessions, users
-    from lims.uow import unit_of_work
+    from lims.scenario import STAFF, Person, Scenario
 
-    admin_settings = load_settings(home=root / "admin", database_url=database_url)
-    users.initialise(admin_settings, username="admin", full_name="Ada Admin", password=PASSWORD)
-    with unit_of_work(admin_settings, authenticated=False) as uow:
-        token, _ = sessions.login(uow, username="admin", password=PASSWORD)
-    auth.write_token(admin_settings, token)
-    with unit_of_work(admin_settings) as uow:
-        for station in range(stations):
-            users.create_user(
-                uow,
-                username=technician(station),
-                full_name=f"Station {station} Technician",
-                role="technician",
-                password=PASSWORD,
-            )
+    def settings(home: str) -> Settings:
+        return load_settings(home=root / home, database_url=database_url)
+
+    technicians = [
+        Person(technician(station), f"Station {station} Technician", "technician", PASSWORD)
+        for station in range(stations)
+    ]
+    admin = Person(*STAFF[0], PASSWORD)
+    lab = Scenario.initialise(settings("admin"), [admin, *technicians], clock())
+    lab.login(technician(0))
+    lab.add_reagents()
     environments = []
     for station in range(stations):
-        settings = load_settings(home=root / f"station{station}", database_url=database_url)
-        with unit_of_work(settings, authenticated=False) as uow:
-            token, _ = sessions.login(uow, username=technician(station), password=PASSWORD)
-        auth.write_token(settings, token)
-        with unit_of_work(settings) as uow:
-            patients.add_patient(
-                uow,
-                code=patient(station),
-                initials="ST",
-                birth_year="1970",
-                consent_date=(datetime.now(UTC) - timedelta(days=90)).date().isoformat(),
-                study=None,
-            )
+        at_station = lab.station(settings(f"station{station}"))
+        at_station.login(technician(station))
+        at_station.patient(code=patient(station))
         environments.append(
             {
                 **os.environ,
-                "LIMS_HOME": str(settings.home),
+                "LIMS_HOME": str(at_station.settings.home),
                 "LIMS_DATABASE_URL": database_url,
                 "PYTHONPATH": str(REPOSITORY),
             }
@@ -115,10 +104,18 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     return environments
 
 
+def clock() -> Clock:
+    from lims.scenario import Clock
+
+    return Clock.days_ago(COLLECTED_DAYS_AGO)
+
+
 def run(database_url: str, root: Path, stations: int, cultures: int, passages: int) -> Outcome:
     """Start every station at once, wait for all, and check what landed."""
-    if not 1 <= passages <= len(PASSAGE_DAYS):
-        raise ValueError(f"passages per culture: 1-{len(PASSAGE_DAYS)}")
+    from lims.scenario import PASSAGES
+
+    if not 1 <= passages <= len(PASSAGES):
+        raise ValueError(f"passages per culture: 1-{len(PASSAGES)}")
     environments = prepare(database_url, root, stations)
     started = time.perf_counter()
     processes = [
@@ -207,32 +204,32 @@ def _lims(*args: str) -> dict[str, object]:
     return parsed
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M")
+def options(values: Mapping[str, Any]) -> list[str]:
+    """A service's keyword values as its command's options: area_cm2 as --area-cm2 875,
+    a time in ISO 8601 with its offset, and one --reagent per reagent lot."""
+    typed: list[str] = []
+    for name, value in values.items():
+        if name == "reagents":
+            typed += [word for lot in value for word in ("--reagent", lot)]
+        elif value is not None:
+            shown = value.isoformat() if isinstance(value, datetime) else str(value)
+            typed += [f"--{name.replace('_', '-')}", shown]
+    return typed
 
 
 def station(number: int, cultures: int, passages: int) -> None:
     """Receive an aspirate, start its culture and log its passages, cultures times over."""
-    collected = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(
-        days=COLLECTED_DAYS_AGO
-    )
+    from lims.config import load_settings
+    from lims.scenario import Scenario
+
+    lab = Scenario(load_settings(), clock())
+    received = {**lab.aspirate_values(), "patient": patient(number)}
     for _ in range(cultures):
-        aspirate = _lims(
-            "aspirate", "receive", "--patient", patient(number),
-            "--collected-at", _iso(collected), "--volume-ml", "50",
-            "--received-at", _iso(collected + timedelta(hours=RECEIVED_H)),
-        )  # fmt: skip
-        culture = _lims(
-            "culture", "start", str(aspirate["din"]), "--mnc", "2.4e8", "--vessels", "5",
-            "--area-cm2", "875", "--at", _iso(collected + timedelta(hours=STARTED_H)),
-        )  # fmt: skip
-        for day in PASSAGE_DAYS[:passages]:
-            _lims(
-                "passage", "log", str(culture["culture_id"]), "--harvested", "2.1e8",
-                "--viability", "94", "--seeded", "2.6e7", "--vessels", "30",
-                "--area-cm2", "5250", "--confluence", "85",
-                "--at", _iso(collected + timedelta(days=day)),
-            )  # fmt: skip
+        aspirate = _lims("aspirate", "receive", *options(received))
+        culture = _lims("culture", "start", str(aspirate["din"]), *options(lab.culture_values()))
+        for passage in range(1, passages + 1):
+            logged = lab.passage_values(passage)
+            _lims("passage", "log", str(culture["culture_id"]), *options(logged))
 
 
 def main(argv: Sequence[str]) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import col
 
+from lims.domain.ids import LotId
 from lims.domain.payload import Payload
 from lims.models import Lot, Patient
 from lims.services import lookup
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support.bench import day
 from tests.support.quality import Quality
 
 
@@ -29,22 +29,14 @@ def scan_of(quality: Quality, vial: str, *, patient: str | None = None) -> str:
         owner = uow.session.get(Patient, lot.patient_id)
         assert owner is not None
         return Payload(
-            found.code, lot.code.split("-")[0], patient or owner.code, lot.expires_at
+            found.code, LotId.parse(lot.code).din.code, patient or owner.code, lot.expires_at
         ).encode()
 
 
 def add_lot(quality: Quality, patient: str) -> str:
     """Another formulated lot (quarantine) for PATIENT, registered if need be; its id."""
     quality.lab.login("tom")
-    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
-        known = uow.session.exec(select(Patient).where(col(Patient.code) == patient)).first()
-    if known is None:
-        quality.patient(patient)
-    din = quality.aspirate(patient=patient).din.code
-    culture = quality.culture(din).summary.culture_id
-    quality.passage(culture, day(14))
-    quality.passage(culture, day(20), harvested=32_000_000, seeded=20_000_000, area_cm2=4000)
-    return str(quality.formulate(culture=culture).summary.lot_id)
+    return quality.new_lot(patient).summary.lot_id
 
 
 def expire(quality: Quality, lot: str) -> None:

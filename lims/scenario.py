@@ -1,0 +1,359 @@
+"""A lab built through the services, one step at a time: the demo's tour, the benchmarks' labs
+and the tests' fixtures all start here.
+
+The demo ships in the wheel, so this builder lives in the package, and it is the
+one place that says what a plausible run of the reference process looks like
+(DESIGN.md; Pittenger et al. 1999, Mazzini et al. 2003): the staff, the patient,
+the aspirate, the reagent lots, the passage schedule, the formulation and QC
+results that pass the default release specification. Every value is a
+default that a keyword overrides.
+
+Each step is one unit of work as the station's logged-in user, as one command at
+the bench is, so a caller stops wherever it needs: a bench with a culture
+growing, a lot awaiting QC, a released lot with its labels. Times come from a
+Clock (days after the aspirate was collected), never from when the scenario
+runs, so derived values (population doublings, doubling times, expiries) are
+the same on every run. Importing it loads no PDF, image or migration library:
+lims.documents and lims.db load those inside the steps that need them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lims import audit, auth
+from lims.config import Settings
+from lims.domain.payload import Payload
+from lims.errors import NotFound
+from lims.services import (
+    aspirates,
+    cultures,
+    lots,
+    patients,
+    printing,
+    qc,
+    reagents,
+    reports,
+    sessions,
+    users,
+    vials,
+)
+from lims.timeutil import utcnow
+from lims.uow import unit_of_work
+from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
+from lims.views.quality import LotDetail, WrittenReport
+from lims.views.release import CriterionView
+from lims.views.trail import AuditView, ChainVerification
+from lims.views.vials import Verification
+
+Result = TypeVar("Result")
+
+# The staff of a small lab: (username, full name, role); the administrator first.
+STAFF = (
+    ("admin", "Ada Admin", "admin"),
+    ("tech", "Tom Tech", "technician"),
+    ("qa", "Quinn QA", "qa"),
+)
+PATIENT_CODE = "PT-0001"
+PATIENT = {"code": PATIENT_CODE, "initials": "MR", "birth_year": 1958, "study": "MSC-ALS"}
+CONSENTED_BEFORE_COLLECTION = timedelta(days=7)
+# Bone marrow from the iliac crest, received two hours later; the culture plated three after.
+ASPIRATE = {
+    "volume_ml": 30,
+    "anticoagulant": "sodium heparin",
+    "tnc": 610_000_000,
+    "temperature_c": 18,
+}
+RECEIVED_AFTER_COLLECTION = timedelta(hours=2)
+STARTED_AFTER_COLLECTION = timedelta(hours=5)
+# Reagent lots of a Pittenger-style expansion: gradient, medium, serum, dissociation enzyme.
+REAGENTS = (
+    ("Percoll 1.073", "P-1107", "Cytiva"),
+    ("MEM alpha", "2411A", "Gibco"),
+    ("FBS MSC-qualified", "F-0932", "Gibco"),
+    ("TrypLE Express", "2409B", "Gibco"),
+)
+REAGENT_SHELF_LIFE = timedelta(days=180)
+START_REAGENTS = ("Percoll 1.073:P-1107", "MEM alpha:2411A", "FBS MSC-qualified:F-0932")
+PASSAGE_REAGENTS = ("TrypLE Express:2409B", "MEM alpha:2411A")
+# Mononuclear cells from the Percoll gradient, plated in five T175 flasks (P0).
+CULTURE = {"mnc": 240_000_000, "vessels": 5, "area_cm2": 875, "reagents": START_REAGENTS}
+# Pittenger: the primary culture is passaged at day 12, then every 5 days, at 80-90 %
+# confluence, reseeded near 5,000 cells/cm². Five passages (the default passage limit),
+# none breaking a bench limit: (harvested, viability %, reseeded, vessels, area cm²).
+FIRST_PASSAGE_DAY = 12
+PASSAGE_EVERY_DAYS = 5
+PASSAGE_FIELDS = ("harvested", "viability", "seeded", "vessels", "area_cm2")
+PASSAGES = (
+    (4_200_000, 94.0, 4_200_000, 5, 875.0),
+    (29_000_000, 93.0, 26_000_000, 30, 5_250.0),
+    (190_000_000, 91.0, 150_000_000, 5, 31_800.0),
+    (600_000_000, 92.0, 150_000_000, 5, 31_800.0),
+    (640_000_000, 90.0, 150_000_000, 5, 31_800.0),
+)
+AT_EACH_PASSAGE = {"confluence": 85, "reagents": PASSAGE_REAGENTS}
+# The final harvest five days after P3, into four vials of 5x10^7 cells in 2 mL.
+FORMULATION_DAY = 27
+FORMULATION = {
+    "harvested": 1_100_000_000,
+    "viability": 93,
+    "vials": 4,
+    "cells_per_vial": 50_000_000,
+    "volume_ml": 2,
+    "reagents": ("TrypLE Express:2409B",),
+}
+QC_AFTER_FORMULATION = timedelta(hours=3)
+# A result for every test the default specification requires, each passing, by its method.
+PASSING_BY_METHOD = {
+    "trypan blue": {"viability": "92.4"},
+    "BacT/ALERT, 7 d": {"sterility": "negative"},
+    "NAT": {"mycoplasma": "negative"},
+    "LAL kinetic chromogenic": {"endotoxin": "0.8"},
+    "flow cytometry": {
+        "cd73": "99.2",
+        "cd90": "98.7",
+        "cd105": "97.1",
+        "cd45": "0.6",
+        "cd34": "0.4",
+        "cd14": "0.9",
+        "cd19": "0.2",
+        "hla_dr": "0.7",
+    },
+}
+PASSING = {test: value for tests in PASSING_BY_METHOD.values() for test, value in tests.items()}
+METHOD_OF = {test: method for method, tests in PASSING_BY_METHOD.items() for test in tests}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone with an account in the lab, and the password they log in and sign with."""
+
+    username: str
+    full_name: str
+    role: str
+    password: str
+
+
+def staff(password: str | None = None) -> list[Person]:
+    """STAFF as people: each with the password given, or else a new random one of their own."""
+    return [Person(*member, password or secrets.token_urlsafe(12)) for member in STAFF]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The scenario's times, counted from when the aspirate was collected."""
+
+    collected: datetime
+
+    @classmethod
+    def days_ago(cls, days: float) -> Clock:
+        """Collected so many days before now, on the hour (whole hours read well in a tour)."""
+        collected = utcnow() - timedelta(days=days)
+        return cls(collected.replace(minute=0, second=0, microsecond=0))
+
+    @classmethod
+    def formulating_yesterday(cls) -> Clock:
+        """Collected so that the lot is formulated yesterday: in date today, for release."""
+        return cls.days_ago(FORMULATION_DAY + 1)
+
+    def day(self, days: float) -> datetime:
+        """A time so many days after collection."""
+        return self.collected + timedelta(days=days)
+
+    @property
+    def received(self) -> datetime:
+        return self.collected + RECEIVED_AFTER_COLLECTION
+
+    @property
+    def started(self) -> datetime:
+        return self.collected + STARTED_AFTER_COLLECTION
+
+
+@dataclass
+class Scenario:
+    """A lab's database seen from one station: its people, the station's login, and the steps.
+
+    `on(clock)` and `station(settings)` give the same lab on another time line or
+    at another station (another home, so another session); people are shared.
+    """
+
+    settings: Settings
+    clock: Clock
+    people: dict[str, Person] = field(default_factory=dict)
+
+    @classmethod
+    def initialise(cls, settings: Settings, people: Sequence[Person], clock: Clock) -> Scenario:
+        """A new database at the newest schema: the first person, an administrator, creates it
+        (as `lims init`) and, logged in, adds the others."""
+        admin, *others = people
+        users.initialise(
+            settings, username=admin.username, full_name=admin.full_name, password=admin.password
+        )
+        lab = cls(settings, clock, {admin.username: admin})
+        if others:
+            lab.add_people(*others)
+        return lab
+
+    def on(self, clock: Clock) -> Scenario:
+        return replace(self, clock=clock)
+
+    def station(self, settings: Settings) -> Scenario:
+        return replace(self, settings=settings)
+
+    # --- units of work --------------------------------------------------------------------
+
+    def run(self, service: Callable[..., Result], **values: Any) -> Result:
+        """One service call in one unit of work, as the station's user: one command's worth."""
+        with unit_of_work(self.settings) as uow:
+            return service(uow, **values)
+
+    def read(self, service: Callable[..., Result], **values: Any) -> Result:
+        with unit_of_work(self.settings, write=False) as uow:
+            return service(uow, **values)
+
+    # --- people ---------------------------------------------------------------------------
+
+    def add_people(self, *people: Person) -> None:
+        """Accounts for people, created by the lab's administrator, who is left logged in."""
+        admin = next(person for person in self.people.values() if person.role == "admin")
+        self.login(admin.username)
+        with unit_of_work(self.settings) as uow:
+            for person in people:
+                users.create_user(uow, **asdict(person))
+        self.people |= {person.username: person for person in people}
+
+    def login(self, username: str, password: str | None = None) -> None:
+        """Log in at this station, with the person's own password unless another is given."""
+        if password is None:
+            password = self.people[username].password
+        with unit_of_work(self.settings, authenticated=False) as uow:
+            token, _ = sessions.login(uow, username=username, password=password)
+        auth.write_token(self.settings, token)
+
+    def logout(self) -> None:
+        with unit_of_work(self.settings, authenticated=False) as uow:
+            sessions.logout(uow)
+        auth.remove_token(self.settings)
+
+    # --- the bench ------------------------------------------------------------------------
+
+    def patient(self, **values: Any) -> PatientView:
+        consented = (self.clock.collected - CONSENTED_BEFORE_COLLECTION).date()
+        return self.run(patients.add_patient, **{**PATIENT, "consent_date": consented, **values})
+
+    def aspirate_values(self) -> dict[str, Any]:
+        """An aspirate of the default patient, received as the bench receives it."""
+        times = {"collected_at": self.clock.collected, "received_at": self.clock.received}
+        return {"patient": PATIENT_CODE, **times, **ASPIRATE}
+
+    def aspirate(self, **values: Any) -> AspirateView:
+        return self.run(aspirates.receive, **{**self.aspirate_values(), **values})
+
+    def add_reagents(self, expires: date | None = None) -> None:
+        """REAGENTS registered, usable for REAGENT_SHELF_LIFE after collection unless told."""
+        expires = expires or (self.clock.collected + REAGENT_SHELF_LIFE).date()
+        with unit_of_work(self.settings) as uow:
+            for name, lot, supplier in REAGENTS:
+                reagents.add_reagent(uow, name=name, lot=lot, expires=expires, supplier=supplier)
+
+    def culture_values(self) -> dict[str, Any]:
+        """A primary culture's start, less its aspirate's DIN."""
+        return {**CULTURE, "at": self.clock.started}
+
+    def culture(self, din: str, **values: Any) -> CultureDetail:
+        return self.run(cultures.start_culture, din=din, **{**self.culture_values(), **values})
+
+    def primary_culture(self, patient: str = PATIENT_CODE, **values: Any) -> CultureDetail:
+        """A fresh aspirate of PATIENT (registered first if new) and its primary culture."""
+        try:
+            self.read(patients.show_patient, code=patient)
+        except NotFound:
+            self.patient(code=patient)
+        return self.culture(self.aspirate(patient=patient).din.code, **values)
+
+    def passage_values(self, number: int) -> dict[str, Any]:
+        """Passage NUMBER (1-5) of the schedule, as the bench logs it, on its day."""
+        at = self.clock.day(FIRST_PASSAGE_DAY + PASSAGE_EVERY_DAYS * (number - 1))
+        counts = dict(zip(PASSAGE_FIELDS, PASSAGES[number - 1], strict=True))
+        return {**counts, **AT_EACH_PASSAGE, "at": at}
+
+    def passage(self, culture: str, number: int = 1, **values: Any) -> PassageView:
+        return self.run(
+            cultures.log_passage, culture=culture, **{**self.passage_values(number), **values}
+        )
+
+    def expand(self, culture: str, passages: int) -> list[PassageView]:
+        """The schedule's first `passages` passages, each its own command."""
+        return [self.passage(culture, number) for number in range(1, passages + 1)]
+
+    # --- the lot and QA -------------------------------------------------------------------
+
+    def formulate(self, culture: str, **values: Any) -> LotDetail:
+        values = {**FORMULATION, "at": self.clock.day(FORMULATION_DAY), **values}
+        return self.run(lots.formulate, culture=culture, **values)
+
+    def record_qc(
+        self, lot: str, results: Mapping[str, str] = PASSING, **values: Any
+    ) -> list[CriterionView]:
+        """QC results (by default every one passing) entered together, with their methods."""
+        values = {"at": self.clock.day(FORMULATION_DAY) + QC_AFTER_FORMULATION, **values}
+        with unit_of_work(self.settings) as uow:
+            return [
+                qc.record_result(
+                    uow, lot=lot, test=test, value=value, method=METHOD_OF.get(test), **values
+                )
+                for test, value in results.items()
+            ]
+
+    def release(self, lot: str, signer: str, password: str | None = None) -> LotDetail:
+        """SIGNER logs in and releases the lot, signing with their password unless another."""
+        self.login(signer)
+        signed_with = self.people[signer].password if password is None else password
+        return self.run(lots.release, lot=lot, password=signed_with)
+
+    # --- documents and the chain of identity ----------------------------------------------
+
+    def batch_record(self, lot: str, out: Path) -> WrittenReport:
+        written = self.run(reports.write_batch_record, lot=lot, out=out)
+        written.files.publish()
+        return written
+
+    def labels(self, lot: str, out: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+        """The lot's labels in each format, one print each, into out (made if need be)."""
+        out.mkdir(exist_ok=True)
+        files: list[Path] = []
+        for fmt in formats:
+            job = self.run(printing.print_labels, lot=lot, fmt=fmt, out=out)
+            job.files.publish()
+            files += job.files.paths
+        return files
+
+    def label_payloads(self, lot: str, patient: str | None = None) -> list[str]:
+        """The QR payload on each vial's label, as printed, or naming another patient."""
+        detail = self.read(lots.show_lot, lot=lot)
+        summary = detail.summary
+        owner = patient or summary.patient
+        return [
+            Payload(vial.vial_id, summary.din.code, owner, summary.expires_at).encode()
+            for vial in detail.vials
+        ]
+
+    def scan(self, lot: str, patient: str) -> Verification:
+        """The first vial's QR code scanned against PATIENT, as at the bedside."""
+        first, *_ = self.label_payloads(lot)
+        return self.run(vials.verify, scan=first, patient=patient)
+
+    # --- the record -----------------------------------------------------------------------
+
+    def audit_trail(self) -> list[AuditView]:
+        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
+            return audit.entries(uow.session)
+
+    def verify_trail(self) -> ChainVerification:
+        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
+            return audit.verify(uow.session.connection())

@@ -1,0 +1,40 @@
+"""The one way a bench record is created: stamped with who recorded it and when, and audited.
+
+Patients, aspirates, reagent lots, cultures, passages and lots each carry
+recorded_at and recorded_by, and each is born with an entry in the trail
+saying what it holds; both are written here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from lims import audit
+from lims.auth import Actor
+from lims.models import Aspirate, Culture, Lot, Passage, Patient, ReagentLot
+
+Recorded = Patient | Aspirate | ReagentLot | Culture | Passage | Lot
+
+
+def subject(record: Recorded) -> audit.Subject:
+    """What the trail calls a record: an aspirate goes by its DIN, a reagent lot by NAME:LOT."""
+    if isinstance(record, Aspirate):
+        return "aspirate", record.din
+    if isinstance(record, ReagentLot):
+        return "reagent_lot", f"{record.name}:{record.lot}"
+    kind = {Patient: "patient", Culture: "culture", Passage: "passage", Lot: "lot"}[type(record)]
+    return kind, record.code
+
+
+def create(
+    session: Session, record: Recorded, action: str, *, by: Actor, at: datetime, new: dict[str, Any]
+) -> None:
+    """Save a new record as recorded by `by` at `at`, with the entry saying what it holds.
+
+    The record is flushed, so it has its id when this returns.
+    """
+    record.recorded_at, record.recorded_by = at, by.username
+    audit.record_created(session, record, subject(record), action, by=by.username, new=new)
