@@ -15,6 +15,7 @@ came from.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -346,29 +347,55 @@ def site_key(key: str) -> bool:
     return key.split(".", 1)[0] in SITE_SECTIONS
 
 
-def ignored_site_keys(*, at_init: bool = False) -> list[tuple[str, str]]:
-    """Each site key the environment or a file gives, with its source; lims ignores them.
+def ignored_site_keys(*, at_init: bool = False) -> list[tuple[str, str, Any]]:
+    """Each site key the environment or a file gives: (key, source, value given).
 
-    At `lims init` the files' site keys are the site's first records, so only the
-    environment's are ignored.
+    lims ignores them; at `lims init` the files' site keys are the site's first
+    records, so only the environment's are ignored then.
     """
     ignored = []
     for name in sorted(os.environ):
         if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
             key = name[len(ENV_PREFIX) :].lower().replace(ENV_NESTED_DELIMITER, ".")
             if site_key(key):
-                ignored.append((key, "env " + name))
+                ignored.append((key, "env " + name, _typed(os.environ[name])))
     if not at_init:
         for label, path in config_files():
             values = _toml_source(Settings, path)()
             site = {section: values[section] for section in SITE_SECTIONS if section in values}
-            ignored += [(key, label) for key in _flatten(site)]
+            ignored += [(key, label, value) for key, value in _flatten(site).items()]
     return ignored
 
 
-def warn_ignored_site_keys(*, at_init: bool = False) -> None:
-    """One line on stderr for each site key the environment or a file tries to set."""
-    for key, source in ignored_site_keys(at_init=at_init):
+def _typed(text: str) -> Any:
+    """An environment value as the JSON it may be (`100`, `false`, `[...]`), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# What this process has warned of: one line per key and source, however many units of work.
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_ignored_site_keys(in_force: Settings, *, at_init: bool = False) -> None:
+    """One line on stderr for each site key the environment or a file sets otherwise than
+    the value in force, which it does not change.
+
+    A key given the value in force changes nothing and is passed over in silence, so a
+    lims.toml kept beside lims with the values `lims init` stored does not cry wolf.
+    """
+    ignored = ignored_site_keys(at_init=at_init)
+    if not ignored:
+        return
+    in_force_values = _flatten(in_force.model_dump(mode="json"))
+    for key, source, given in ignored:
+        if key in in_force_values and given == in_force_values[key]:
+            continue
+        if (key, source) in _warned:
+            continue
+        _warned.add((key, source))
         command = "lims spec set" if key.startswith("release") else "lims site set"
         print(
             f"warning: {key} ({source}) is a site setting and is ignored here; "
@@ -427,13 +454,14 @@ def load_settings(*, at_init: bool = False, **overrides: Any) -> Settings:
     """The effective settings; an invalid one is a one-line ConfigError naming the key.
 
     Site sections are the packaged defaults, or those passed in overrides (a test's
-    lab, a copy's settings); the unit of work lays the site's records over them. A
-    site key in the environment or a file is ignored with a warning on stderr, except
-    that at_init (`lims init`) the files' become the site's first records.
+    lab, a copy's settings); the unit of work lays the site's records over them and
+    warns of each site key the environment or a file sets otherwise (warn_ignored_site_keys).
+    At init (`lims init`) the files' site keys become the site's first records, and the
+    environment's are warned of here.
     """
-    warn_ignored_site_keys(at_init=at_init)
+    _warned.clear()  # a new command, or a new station in the same process: warn afresh
     try:
-        return (InitialSettings if at_init else Settings)(**overrides)
+        settings = (InitialSettings if at_init else Settings)(**overrides)
     except ValidationError as error:
         raise ConfigError(_describe_validation_error(error, _origins(overrides, at_init))) from None
     except SettingsError as error:
@@ -445,6 +473,9 @@ def load_settings(*, at_init: bool = False, **overrides: Any) -> Settings:
             f"{key}: cannot be read from the environment; set its keys one by one, "
             f"e.g. {ENV_PREFIX}{key.upper()}{ENV_NESTED_DELIMITER}KEY"
         ) from None
+    if at_init:
+        warn_ignored_site_keys(settings, at_init=True)
+    return settings
 
 
 def _describe_validation_error(error: ValidationError, origins: dict[str, str]) -> str:

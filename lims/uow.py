@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from lims import auth, db, site
-from lims.config import Settings, load_settings
+from lims.config import Settings, load_settings, warn_ignored_site_keys
 
 if TYPE_CHECKING:
     from lims.views.database import Upgrade
@@ -91,6 +91,8 @@ def unit_of_work(
             records = site.InForce(settings, None, None)
             if revision == db.SCHEMA_HEAD:
                 records = site.in_force(session, settings)
+                if records.site_version is not None:
+                    warn_ignored_site_keys(records.settings)
             settings = records.settings
             actor = auth.authenticate(session, settings) if authenticated else None
             yield UnitOfWork(

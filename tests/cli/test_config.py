@@ -319,15 +319,35 @@ def test_a_site_key_in_the_environment_is_ignored_with_one_warning_line(
     key: str,
 ) -> None:
     monkeypatch.setenv(variable, value)
-    for at_init in (False, True):
-        settings = load_settings(at_init=at_init)
-        assert settings.security.lockout_threshold == 5
-        assert settings.release["endotoxin"].max == 7
-        command = "lims spec set" if key.startswith("release") else "lims site set"
-        assert capsys.readouterr().err == (
-            f"warning: {key} (env {variable}) is a site setting and is ignored here; "
-            f"change it with {command}\n"
-        )
+    command = "lims spec set" if key.startswith("release") else "lims site set"
+    warning = (
+        f"warning: {key} (env {variable}) is a site setting and is ignored here; "
+        f"change it with {command}\n"
+    )
+    settings = load_settings()
+    assert capsys.readouterr().err == ""  # warned of against the site's record, by a command
+    settings = load_settings(at_init=True)
+    assert settings.security.lockout_threshold == 5
+    assert settings.release["endotoxin"].max == 7
+    assert capsys.readouterr().err == warning
+
+
+def test_a_command_warns_once_of_a_site_key_set_otherwise_than_the_record(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.set_site(security={"lockout_threshold": 3})
+    lab.login("admin")
+    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "3")  # what the record says
+    monkeypatch.setenv("LIMS_EXPANSION__MAX_PASSAGE", "5")  # the default, and the record's
+    quiet = invoke("whoami")
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
+    monkeypatch.setenv("LIMS_SECURITY__LOCKOUT_THRESHOLD", "5")  # the default, not the record's
+    warned = invoke("whoami")
+    assert warned.exit_code == 0
+    assert warned.stderr.splitlines() == [
+        "warning: security.lockout_threshold (env LIMS_SECURITY__LOCKOUT_THRESHOLD) is a site "
+        "setting and is ignored here; change it with lims site set"
+    ]
 
 
 def test_invalid_toml_in_the_local_file_names_the_file() -> None:
