@@ -37,9 +37,10 @@ SCHEMA_REVISIONS = (
     "0006_site_records",
 )
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
-# What this lims writes, as a number: raised with every migration (which stores it as the
-# database's minimum) and with any change to what is written, so that a database turns away
-# an older lims that would write records in a shape the newer one does not expect.
+# What this lims writes, as a number. A newer schema alone turns an older lims away; this
+# number also covers a change to what is written that needs no revision. Every revision stores
+# its number as the database's minimum, and the first write of a lims with a higher number
+# raises the minimum to it, so an older lims no longer writes where a newer one has.
 WRITE_FORMAT = 2
 
 BUSY_TIMEOUT_MS = 10_000
@@ -201,40 +202,39 @@ def minimum_write_format(connection: Connection) -> int | None:
         return None
 
 
-def refuse_an_older_writer(session: Session) -> None:
-    """Unavailable when the database may be written only by a lims newer than this one."""
-    from lims.models import WriteFormat
+def check_write_format(session: Session, *, writer: bool) -> None:
+    """Turn away a lims older than the database's write format; a writer raises it to its own.
 
-    floor = session.get(WriteFormat, 1)
-    if floor is not None and floor.minimum > WRITE_FORMAT:
-        raise Unavailable(
-            f"this database may be written only by a lims of write format {floor.minimum} "
-            f"or newer; this lims writes format {WRITE_FORMAT}: upgrade lims"
-        )
-
-
-def raise_write_format(session: Session) -> None:
-    """Raise the database's minimum write format to this lims's, on record, once.
-
-    Called by writers only, behind serialise_writers, so its audit entry joins the chain
-    in turn. A missing row (removed by hand) is put back.
+    A writer calls this holding the writers' lock (serialise_writers), and the row is read
+    afresh rather than from the session, so on PostgreSQL no newer lims can raise the
+    minimum between this check and the writer's commit. A missing row is not put back
+    with this lims's number: that would let an older lims lower the minimum.
     """
     from lims import audit
     from lims.models import WriteFormat
 
-    floor = session.get(WriteFormat, 1)
-    if floor is not None and floor.minimum >= WRITE_FORMAT:
-        return
-    before = None if floor is None else floor.minimum
-    session.merge(WriteFormat(id=1, minimum=WRITE_FORMAT))
-    audit.record_about(
-        session,
-        ("database", "write_format"),
-        "db.write_format",
-        by=None,
-        old={"minimum": before},
-        new={"minimum": WRITE_FORMAT, "os_user": os_user()},
-    )
+    floor = session.get(WriteFormat, 1, populate_existing=True)
+    if floor is None:
+        raise Unavailable(
+            "the database's write format record is missing (removed outside lims): "
+            "restore the database from a backup"
+        )
+    if floor.minimum > WRITE_FORMAT:
+        raise Unavailable(
+            f"this database may be written only by a lims of write format {floor.minimum} "
+            f"or newer; this lims writes format {WRITE_FORMAT}: upgrade lims"
+        )
+    if writer and floor.minimum < WRITE_FORMAT:
+        before, floor.minimum = floor.minimum, WRITE_FORMAT
+        session.add(floor)
+        audit.record_about(
+            session,
+            ("database", "write_format"),
+            "db.write_format",
+            by=None,
+            old={"minimum": before},
+            new={"minimum": WRITE_FORMAT, "os_user": os_user()},
+        )
 
 
 def absent(settings: Settings) -> bool:

@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 
 from lims import audit, auth
 from lims.config import Settings
-from lims.domain.payload import Payload
 from lims.errors import NotFound
+from lims.models import Patient, Vial
 from lims.services import (
     aspirates,
     cultures,
+    lookup,
     lots,
     patients,
     printing,
@@ -136,7 +137,7 @@ class Person:
     username: str
     full_name: str
     role: str
-    password: str
+    password: str = field(repr=False)
 
 
 def staff(password: str | None = None) -> list[Person]:
@@ -334,14 +335,21 @@ class Scenario:
         return files
 
     def label_payloads(self, lot: str, patient: str | None = None) -> list[str]:
-        """The QR payload on each vial's label, as printed, or naming another patient."""
-        detail = self.read(lots.show_lot, lot=lot)
-        summary = detail.summary
-        owner = patient or summary.patient
-        return [
-            Payload(vial.vial_id, summary.din.code, owner, summary.expires_at).encode()
-            for vial in detail.vials
-        ]
+        """The QR payload printing.label_for puts on each vial's label, or on the same label
+        printed for another patient (what a mix-up at the bedside would scan)."""
+        from sqlmodel import col, select
+
+        with unit_of_work(self.settings, write=False, authenticated=False) as uow:
+            found = lookup.lot(uow.session, lot)
+            owner = uow.session.get(Patient, found.patient_id)
+            assert owner is not None
+            if patient is not None:
+                owner = Patient(code=patient, initials=owner.initials, birth_year=owner.birth_year)
+            in_lot = select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
+            return [
+                printing.label_for(uow.settings, found, owner, vial, found.status).payload
+                for vial in uow.session.exec(in_lot)
+            ]
 
     def scan(self, lot: str, patient: str) -> Verification:
         """The first vial's QR code scanned against PATIENT, as at the bedside."""

@@ -81,13 +81,11 @@ def unit_of_work(
                 revision = db.check_known_schema(session, settings)
             elif schema is Schema.CURRENT:
                 db.check_schema(session, settings)
-            # An older schema has no write format yet: `lims db upgrade` brings it.
-            if writes and revision == db.SCHEMA_HEAD:
-                db.refuse_an_older_writer(session)
             if write:
                 db.serialise_writers(session)
-                if revision == db.SCHEMA_HEAD:
-                    db.raise_write_format(session)
+            # An older schema has no write format yet: `lims db upgrade` brings it.
+            if writes and revision == db.SCHEMA_HEAD:
+                db.check_write_format(session, writer=write)
             records = site.InForce(settings, None, None)
             if revision == db.SCHEMA_HEAD:
                 records = site.in_force(session, settings)

@@ -81,8 +81,11 @@ def _print_schema(state: SchemaState) -> None:
             "head": state.head,
             "up_to_date": state.up_to_date,
             "write format": f"{state.write_format} (the database accepts "
-            f"{state.minimum_write_format if state.minimum_write_format is not None else 'any'}"
-            " and newer)",
+            + (
+                f"{state.minimum_write_format} and newer)"
+                if state.minimum_write_format is not None
+                else "any)"
+            ),
         },
     )
 

@@ -32,7 +32,11 @@ def run(
 def read(
     service: Callable[Concatenate[UnitOfWork, P], View], *args: P.args, **kwargs: P.kwargs
 ) -> tuple[View, tzinfo]:
-    """Call a service that only reads, as run() does; it does not queue behind writers."""
+    """Call a service that only reads, as run() does.
+
+    It does not take the writers' turn on the audit chain; logging the user's activity
+    (the session's idle clock) is its only write.
+    """
     return _in_unit_of_work(False, service, *args, **kwargs)
 
 

@@ -154,8 +154,23 @@ def check_copy(path: Path, label: str | None = None) -> CopyFacts:
     _sqlite_header(path, label)
     revision = _structure(path, label)
     _known_revision(revision)
+    _writable_by_this_lims(path, label)
     entries, head_hash = _audit_chain(path, label)
     return CopyFacts(audit_entries=entries, head_hash=head_hash, revision=revision)
+
+
+def _writable_by_this_lims(path: Path, label: str) -> None:
+    """A copy a newer lims has written cannot be restored by this one: say so before asking."""
+    with closing(sqlite3.connect(str(path))) as connection:
+        try:
+            row = connection.execute("SELECT minimum FROM write_format").fetchone()
+        except sqlite3.OperationalError:  # no such table: a schema older than the write format
+            return
+    if row is not None and row[0] > db.WRITE_FORMAT:
+        raise Unavailable(
+            f"{label}: written by a lims of write format {row[0]}; this lims writes format "
+            f"{db.WRITE_FORMAT}: restore it with that lims or a newer one"
+        )
 
 
 def inspect_live(settings: Settings) -> LiveDatabase:

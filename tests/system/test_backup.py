@@ -577,6 +577,20 @@ def test_cli_restore_round_trip(admin_lab: Lab, backup_file: Path) -> None:
 
 
 @sqlite_only
+def test_a_backup_written_by_a_newer_lims_is_refused_before_asking(
+    admin_lab: Lab, backup_file: Path
+) -> None:
+    with closing(sqlite3.connect(backup_file)) as connection, connection:
+        connection.execute("UPDATE write_format SET minimum = minimum + 1")
+    before = _dump(admin_lab.settings)
+    result = invoke("db", "restore", str(backup_file), input="y\n")
+    line = refused(result, 5, str(backup_file), f"write format {db.WRITE_FORMAT + 1}")
+    assert f"writes format {db.WRITE_FORMAT}" in line
+    assert "Everything recorded after that backup is lost" not in result.stdout
+    assert _dump(admin_lab.settings) == before
+
+
+@sqlite_only
 def test_cli_restore_asks_first(admin_lab: Lab, backup_file: Path) -> None:
     admin_lab.add_user("tom", "technician")
     before = _dump(admin_lab.settings)

@@ -198,3 +198,12 @@ def test_db_current_shows_both_write_formats(settings: Settings) -> None:
     current = invoke("db", "current", "--json")
     assert f'"write_format": {db.WRITE_FORMAT}' in current.stdout
     assert f'"minimum_write_format": {db.WRITE_FORMAT}' in current.stdout
+
+
+def test_a_missing_write_format_record_is_not_put_back_by_whoever_writes_next(lab: Lab) -> None:
+    with db.engine_for(lab.settings).begin() as connection:
+        connection.execute(text("DELETE FROM write_format"))
+    result = invoke("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960")
+    assert result.exit_code == UNAVAILABLE
+    assert "write format record is missing" in result.stderr
+    assert _minimum_write_format(lab.settings) is None
