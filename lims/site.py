@@ -22,7 +22,7 @@ from lims import audit
 from lims.config import SITE_SECTIONS, Settings, SiteSettings
 from lims.domain.spec import Criterion, StoredSpec
 from lims.errors import Unavailable
-from lims.models import SiteSettingsVersion, SpecificationVersion
+from lims.models import SiteSettingsVersion, SpecificationVersion, User
 from lims.timeutil import utcnow
 
 FIRST_VERSION_REASON = "lims init"
@@ -95,7 +95,13 @@ def in_force(session: Session, settings: Settings) -> InForce:
         .limit(1)
     ).first()
     if site is None or spec is None:
-        return InForce(settings, None, None)
+        if session.exec(select(User.id).limit(1)).first() is not None:
+            # Falling back to the packaged defaults would undo whatever the site approved.
+            raise Unavailable(
+                "the site's settings or specification records are missing from the database "
+                "(removed outside lims): restore the database from a backup"
+            )
+        return InForce(settings, None, None)  # `lims init` has yet to store version 1
     sections = site_settings_of(site[1], site[0])
     laid = settings.model_copy(
         update={

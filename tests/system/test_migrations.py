@@ -207,3 +207,12 @@ def test_a_missing_write_format_record_is_not_put_back_by_whoever_writes_next(la
     assert result.exit_code == UNAVAILABLE
     assert "write format record is missing" in result.stderr
     assert _minimum_write_format(lab.settings) is None
+
+
+@pytest.mark.parametrize("table", ["site_settings", "specifications"])
+def test_missing_site_records_are_refused_not_replaced_by_defaults(lab: Lab, table: str) -> None:
+    with db.engine_for(lab.settings).begin() as connection:
+        connection.execute(text(f"DELETE FROM {table}"))
+    result = invoke("login", "admin", "--password-stdin", input="x\n")
+    assert result.exit_code == UNAVAILABLE
+    assert "records are missing" in result.stderr
