@@ -103,7 +103,7 @@ def normalise_database_url(value: str) -> str:
 
 
 class FacilitySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(min_length=1, max_length=120)] = "Example Cell Therapy Facility"
     fin: Annotated[str, AfterValidator(_facility_identification_number)] = "A9999"
@@ -119,7 +119,7 @@ WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 class SecuritySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     session_idle_minutes: Annotated[WholeNumber, Field(ge=1, le=1440)] = 30
     session_max_hours: Annotated[WholeNumber, Field(ge=1, le=24)] = 12
@@ -153,7 +153,7 @@ Temperature = Annotated[
 
 
 class PatientSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     code_pattern: Annotated[str, AfterValidator(_regular_expression)] = "[A-Z0-9-]{3,32}"
     code_description: Annotated[str, Field(min_length=1, max_length=200)] = (
@@ -162,7 +162,7 @@ class PatientSettings(BaseModel):
 
 
 class AspirateSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_volume_ml: PositiveNumber = 100.0
     min_temperature_c: Temperature = 2.0
@@ -176,7 +176,7 @@ class AspirateSettings(BaseModel):
 
 
 class ExpansionSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     viability_flag_below_percent: Annotated[
         float, BeforeValidator(_not_a_boolean), Field(ge=0, le=100, allow_inf_nan=False)
@@ -199,7 +199,7 @@ class ExpansionSettings(BaseModel):
 
 
 class LotSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     shelf_life_hours: Annotated[
         float, BeforeValidator(_not_a_boolean), Field(gt=0, le=24 * 365, allow_inf_nan=False)
@@ -211,7 +211,7 @@ class LotSettings(BaseModel):
 
 
 class LabelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     template: Annotated[str, Field(min_length=1, max_length=300)] = "vial-70x50"
     product: Annotated[str, Field(min_length=1, max_length=60)] = "Autologous bone-marrow MSC"
@@ -242,7 +242,21 @@ def _default_home() -> Path:
     return platformdirs.user_data_path("lims", appauthor=False)
 
 
-class Settings(BaseSettings):
+class StationSettings(BaseModel):
+    """Where this station finds its database, and which clock it reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: Annotated[str, AfterValidator(normalise_database_url)] = ""
+    timezone: Annotated[str, AfterValidator(_timezone_name)] = ""
+
+
+# The bases' fields come first, station before site, in lims.toml's order.
+class Settings(BaseSettings, SiteSettings, StationSettings):
+    """The station's settings, and the site's sections that the unit of work fills from
+    the site's records."""
+
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
@@ -250,16 +264,6 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    home: Path = Field(default_factory=_default_home)
-    database_url: Annotated[str, AfterValidator(normalise_database_url)] = ""
-    timezone: Annotated[str, AfterValidator(_timezone_name)] = ""
-    facility: FacilitySettings = FacilitySettings()
-    security: SecuritySettings = SecuritySettings()
-    patients: PatientSettings = PatientSettings()
-    aspirate: AspirateSettings = AspirateSettings()
-    expansion: ExpansionSettings = ExpansionSettings()
-    lot: LotSettings = LotSettings()
-    labels: LabelSettings = LabelSettings()
     release: ReleaseSpec = Field(default_factory=lambda: dict(DEFAULT_SPEC))  # type: ignore[arg-type]
 
     @model_validator(mode="after")

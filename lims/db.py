@@ -45,6 +45,7 @@ WRITE_FORMAT = 2
 
 BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "lims_write"
+_MIGRATE_OPTION = "lims_migrate"
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
@@ -122,17 +123,25 @@ def _writer(engine: Engine) -> Engine:
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
-    write = connection.get_execution_options().get(_WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    options = connection.get_execution_options()
+    # Alembic's batch mode rebuilds a table by dropping it, which its children's foreign keys
+    # refuse: a migration runs with them off (outside a transaction is the only place SQLite
+    # takes the pragma) and checks them all before it commits (upgrade_schema).
+    migrating = options.get(_MIGRATE_OPTION, False)
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'OFF' if migrating else 'ON'}")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE_OPTION) else "BEGIN")
 
 
 @contextmanager
-def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
+def transaction(engine: Engine, *, write: bool, migrate: bool = False) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     An Audited refusal commits: what was refused is not saved, the refusal's audit entry is.
+    A migrating transaction (upgrade_schema) writes, with SQLite's foreign keys off.
     """
-    bind = _writer(engine) if write else engine
+    bind = _writer(engine) if write or migrate else engine
+    if migrate:
+        bind = bind.execution_options(**{_MIGRATE_OPTION: True})
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
@@ -154,13 +163,19 @@ def serialise_writers(session: Session) -> None:
         session.execute(select(col(AuditHead.seq)).where(col(AuditHead.id) == 1).with_for_update())
 
 
-def stored_revision(connection: Connection) -> str | None:
-    """The schema revision the database is at, or None for a blank database."""
+def _read_if_there(connection: Connection, query: str) -> Any:
+    """The query's one value, or None where its table does not exist (yet)."""
     try:
         with connection.begin_nested():
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return connection.execute(text(query)).scalar()
     except (OperationalError, ProgrammingError):
         return None
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The schema revision the database is at, or None for a blank database."""
+    revision: str | None = _read_if_there(connection, "SELECT version_num FROM alembic_version")
+    return revision
 
 
 def check_schema(session: Session, settings: Settings) -> None:
@@ -195,11 +210,8 @@ def check_known_schema(session: Session, settings: Settings) -> str:
 
 def minimum_write_format(connection: Connection) -> int | None:
     """The lowest write format the database accepts; None before 0005 or on a blank database."""
-    try:
-        with connection.begin_nested():
-            return connection.execute(text("SELECT minimum FROM write_format")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None
+    minimum: int | None = _read_if_there(connection, "SELECT minimum FROM write_format")
+    return minimum
 
 
 def check_write_format(session: Session, *, writer: bool) -> None:
@@ -279,6 +291,7 @@ def upgrade_schema(session: Session) -> Upgrade:
         raise made_by_a_newer_lims(before)
     if before != SCHEMA_HEAD:
         command.upgrade(alembic_config(connection), "head")
+        _refuse_broken_references(connection)
         audit.record_about(
             session,
             ("database", "schema"),
@@ -288,6 +301,19 @@ def upgrade_schema(session: Session) -> Upgrade:
             new={"revision": SCHEMA_HEAD, "os_user": os_user()},
         )
     return Upgrade(from_revision=before, to_revision=SCHEMA_HEAD)
+
+
+def _refuse_broken_references(connection: Connection) -> None:
+    """On SQLite the migration ran with foreign keys off: check every one before it commits."""
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, row, parent, _ = broken[0]
+        raise Unavailable(
+            f"the schema upgrade would leave {len(broken)} broken reference(s), the first "
+            f"{table} row {row} to {parent}; nothing was changed: restore from a backup"
+        )
 
 
 def os_user() -> str:

@@ -106,7 +106,7 @@ def in_force(session: Session, settings: Settings) -> InForce:
     laid = settings.model_copy(
         update={
             **{name: getattr(sections, name) for name in type(sections).model_fields},
-            "release": spec_of(spec[1], spec[0]),
+            "release": dict(spec_of(spec[1], spec[0])),  # a copy: the cached one is shared
         }
     )
     return InForce(laid, site[0], spec[0])
@@ -117,7 +117,7 @@ def specification(session: Session, version: int) -> dict[str, Criterion]:
     record = session.get(SpecificationVersion, version)
     if record is None:
         raise Unavailable(f"specification version {version} is missing from the database")
-    return spec_of(record.spec, version)
+    return dict(spec_of(record.spec, version))  # a copy: the cached one is shared
 
 
 def store_first_versions(session: Session, settings: Settings, *, by: str) -> None:
@@ -125,23 +125,12 @@ def store_first_versions(session: Session, settings: Settings, *, by: str) -> No
     now = utcnow()
     values = site_values(settings)
     tables = spec_tables(settings.release)
+    first: dict[str, Any] = {"version": 1, "reason": FIRST_VERSION_REASON}
     session.add(
-        SiteSettingsVersion(
-            version=1,
-            values=canonical(values),
-            reason=FIRST_VERSION_REASON,
-            recorded_by=by,
-            recorded_at=now,
-        )
+        SiteSettingsVersion(**first, values=canonical(values), recorded_by=by, recorded_at=now)
     )
     session.add(
-        SpecificationVersion(
-            version=1,
-            spec=canonical(tables),
-            reason=FIRST_VERSION_REASON,
-            approved_by=by,
-            approved_at=now,
-        )
+        SpecificationVersion(**first, spec=canonical(tables), approved_by=by, approved_at=now)
     )
     audit.record_about(
         session, ("site_settings", "1"), "site.set", by=by, new=values, reason=FIRST_VERSION_REASON

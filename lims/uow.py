@@ -74,7 +74,7 @@ def unit_of_work(
         # Authenticating restarts the session's idle clock: a write, even for a read-only command.
         upgrading = schema is Schema.UPGRADE
         writes = write or authenticated or upgrading
-        with db.transaction(engine, write=writes) as session:
+        with db.transaction(engine, write=writes, migrate=upgrading) as session:
             upgrade = db.upgrade_schema(session) if upgrading else None
             revision = db.SCHEMA_HEAD
             if schema is Schema.ANY_KNOWN:

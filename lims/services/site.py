@@ -40,7 +40,7 @@ VERSION_MAX = 1_000_000
 
 
 def show_site(uow: UnitOfWork) -> SiteSettingsView:
-    """The site's settings in force, besides its specification (`lims spec show`)."""
+    """The site's settings in force, besides its specification (`lims site show`)."""
     uow.require("read_records")
     return _site_view(_latest_site(uow.session))
 

@@ -216,3 +216,28 @@ def test_missing_site_records_are_refused_not_replaced_by_defaults(lab: Lab, tab
     result = invoke("login", "admin", "--password-stdin", input="x\n")
     assert result.exit_code == UNAVAILABLE
     assert "records are missing" in result.stderr
+
+
+def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(lab: Lab) -> None:
+    """Revision 0006 rebuilds `lots` (SQLite batch mode) under the foreign keys of its vials,
+    signatures and results: the upgrade keeps every row and every reference."""
+    from alembic import command
+
+    from tests.support.quality import Quality
+
+    quality = Quality(lab)
+    quality.record_passing()
+    quality.release()
+    previous = db.SCHEMA_REVISIONS[-2]
+    with db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session:
+        command.downgrade(db.alembic_config(session.connection()), previous)
+    assert invoke("db", "upgrade").exit_code == 0
+    with db.engine_for(lab.settings).connect() as connection:
+        assert db.stored_revision(connection) == db.SCHEMA_HEAD
+        assert connection.execute(text("SELECT status FROM lots")).scalars().all() == ["released"]
+        assert connection.execute(text("SELECT count(*) FROM vials")).scalar() == 4
+        if connection.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    quality.lab.login("rita")
+    assert invoke("lot", "show", quality.lot_id).exit_code == 0
