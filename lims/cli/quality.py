@@ -51,7 +51,8 @@ def show_verdict(verdict: CriterionView) -> None:
 
 def show_evaluation(evaluation: EvaluationView) -> None:
     print_table(
-        f"QC of {evaluation.lot_id} against the release specification",
+        f"QC of {evaluation.lot_id} against release specification "
+        f"version {evaluation.spec_version}",
         ["test", "criterion", "spec", "result", "verdict"],
         [(v.test, v.description, v.spec, _result(v), _verdict(v)) for v in evaluation.criteria],
     )

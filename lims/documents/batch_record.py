@@ -237,7 +237,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("reagents", ", ".join(record.lot.reagents) or None),
             ]
         ),
-        *heading("6. Quality control against the release specification"),
+        *heading(f"6. Quality control against release specification version {lot.spec_version}"),
         table(
             ["test", "criterion", "spec", "result", "verdict", "tested / recorded"],
             [

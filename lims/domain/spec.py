@@ -372,8 +372,6 @@ def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
     for test, criterion in spec.items():
         if not re.fullmatch(TEST_NAME, test):
             raise ValueError(f"{test!r} is not a test name (lower-case letters, digits, _)")
-        if test in NEVER_WAIVABLE and criterion.waivable:
-            raise ValueError(f"{test} can never be waivable: it is a safety test")
         if (criterion.kind == "derived") != (test in DERIVED_TESTS):
             raise ValueError(
                 f"{test}: kind 'derived' belongs to {', '.join(DERIVED_TESTS)} only"
@@ -394,6 +392,8 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
             raise _refused((test,), "a safety test: no specification may leave it out", None)
         if not criterion.required:
             raise _refused((test, "required"), "must be true: a safety test", False)
+        if criterion.waivable:
+            raise _refused((test, "waivable"), "can never be waivable: a safety test", True)
     for test in NEVER_PASSES_POSITIVE:
         criterion = spec[test]
         if not isinstance(criterion, CategoricalCriterion) or "positive" not in criterion.values:
@@ -402,6 +402,10 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
             )
         if "positive" in criterion.passing:
             raise _refused((test, "passing"), "a positive result never passes", criterion.passing)
+        if list(criterion.passing) != ["negative"]:  # any other word would be a growth let by
+            raise _refused(
+                (test, "passing"), 'must be ["negative"]: only no growth passes', criterion.passing
+            )
     endotoxin = spec[ALWAYS_BOUNDED_ABOVE]
     if endotoxin.kind != "numeric" or endotoxin.max is None:
         raise _refused((ALWAYS_BOUNDED_ABOVE, "max"), "endotoxin must have a maximum", None)

@@ -661,6 +661,7 @@ def test_the_batch_record_is_a_pdf_with_the_lot_and_its_signer(
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert passing_lot in text
     assert "Rita Tester" in text
+    assert "release specification version 1" in " ".join(text.split())
     assert "report.batch" in audit_actions(station, f"lot:{passing_lot}")
 
 

@@ -190,8 +190,10 @@ def test_a_lot_formulated_under_version_1_is_judged_by_it_after_version_2(
     assert shown["spec_version"] == 1
     assert shown["qc"]["spec_version"] == 1
     assert ok("qc", "show", quality.lot_id)["spec_version"] == 1
+    assert "release specification version 1" in invoke("qc", "show", quality.lot_id).stdout
     later = second_lot(quality)
     assert ok("lot", "show", later)["spec_version"] == 2
+    assert "release specification version 2" in invoke("lot", "show", later).stdout
     assert ok("qc", "record", later, "endotoxin", "6")["verdict"] == "fail"
     assert release(quality).exit_code == 0
     entries = ok("audit", "log", "--entity", f"lot:{quality.lot_id}")
@@ -264,7 +266,12 @@ def test_a_wrong_password_refuses_the_approval_and_counts_toward_the_lockout(
         ("[release.sterility]\nrequired = false\n", "release.sterility.required"),
         ('[release.sterility]\npassing = ["negative", "positive"]\n', "release.sterility.passing"),
         ('[release.mycoplasma]\npassing = ["negative", "positive"]\n', "release.mycoplasma"),
-        ("[release.mycoplasma]\nwaivable = true\n", "release"),
+        ("[release.mycoplasma]\nwaivable = true\n", "release.mycoplasma.waivable"),
+        (
+            '[release.sterility]\nvalues = ["negative", "positive", "growth"]\n'
+            'passing = ["negative", "growth"]\n',
+            "release.sterility.passing",
+        ),
         ("[release.endotoxin]\nmax = inf\n", "release.endotoxin"),
         ('[release.potency]\nkind = "numeric"\nunit = "pg/mL"\n', "release.potency"),
         ("[release.potency]\nmin = 1.0\n", "release.potency.kind"),

@@ -57,7 +57,7 @@ def test_a_site_changes_one_key_and_keeps_the_rest() -> None:
 @pytest.mark.parametrize(
     ("release", "key"),
     [
-        ({"endotoxin": {"waivable": True}}, "release"),
+        ({"endotoxin": {"waivable": True}}, "release.endotoxin.waivable"),
         ({"cd73": {"min": 120}}, "release.cd73"),
         ({"sterility": {"passing": ["sterile"]}}, "release.sterility"),
         ({"viability": {"kind": "categorical"}}, "release.viability"),
