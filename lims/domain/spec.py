@@ -402,7 +402,7 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
             )
         if "positive" in criterion.passing:
             raise _refused((test, "passing"), "a positive result never passes", criterion.passing)
-        if list(criterion.passing) != ["negative"]:  # any other word would be a growth let by
+        if list(criterion.passing) != ["negative"]:  # any other passing word lets a growth pass
             raise _refused(
                 (test, "passing"), 'must be ["negative"]: only no growth passes', criterion.passing
             )
