@@ -362,17 +362,18 @@ def ignored_site_keys(*, at_init: bool = False) -> list[tuple[str, str, Any]]:
         if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
             key = name[len(ENV_PREFIX) :].lower().replace(ENV_NESTED_DELIMITER, ".")
             if site_key(key):
-                ignored.append((key, "env " + name, _typed(os.environ[name])))
+                ignored.append((key, "env " + name, typed_value(os.environ[name])))
     if not at_init:
         for label, path in config_files():
             values = _toml_source(Settings, path)()
             site = {section: values[section] for section in SITE_SECTIONS if section in values}
-            ignored += [(key, label, value) for key, value in _flatten(site).items()]
+            ignored += [(key, label, value) for key, value in flatten(site).items()]
     return ignored
 
 
-def _typed(text: str) -> Any:
-    """An environment value as the JSON it may be (`100`, `false`, `[...]`), else the text."""
+def typed_value(text: str) -> Any:
+    """A value typed as text (the environment, `site set`) as the JSON it may be (`100`,
+    `false`, `[...]`), else the text itself."""
     try:
         return json.loads(text)
     except ValueError:
@@ -393,7 +394,7 @@ def warn_ignored_site_keys(in_force: Settings, *, at_init: bool = False) -> None
     ignored = ignored_site_keys(at_init=at_init)
     if not ignored:
         return
-    in_force_values = _flatten(in_force.model_dump(mode="json"))
+    in_force_values = flatten(in_force.model_dump(mode="json"))
     for key, source, given in ignored:
         if key in in_force_values and given == in_force_values[key]:
             continue
@@ -506,12 +507,13 @@ def _origin_of(key: str, origins: dict[str, str]) -> str:
     )
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as one level of dotted keys, as lims.toml and `site set` name them."""
     flat: dict[str, Any] = {}
     for name, value in values.items():
         key = f"{prefix}{name}"
         if isinstance(value, dict):
-            flat.update(_flatten(value, key + "."))
+            flat.update(flatten(value, key + "."))
         else:
             flat[key] = value
     return flat
@@ -521,12 +523,12 @@ def _origins(overrides: dict[str, Any], at_init: bool = False) -> dict[str, str]
     """Which source supplied each key that is not a packaged default."""
     origins: dict[str, str] = {}
     for label, path in config_files():
-        for key in _flatten(_toml_source(Settings, path)()):
+        for key in flatten(_toml_source(Settings, path)()):
             if at_init or not site_key(key):
                 origins[key] = label
-    for key in _flatten(_station_environment()()):
+    for key in flatten(_station_environment()()):
         origins[key] = "env " + ENV_PREFIX + key.upper().replace(".", ENV_NESTED_DELIMITER)
-    for key in _flatten(overrides):
+    for key in flatten(overrides):
         origins[key] = "command line"
     return origins
 
@@ -542,7 +544,7 @@ def describe_settings(
     from lims.views.config import SettingOrigin  # only `lims config show` needs it
 
     origins = _origins(overrides)
-    values = _flatten(settings.model_dump(mode="json"))
+    values = flatten(settings.model_dump(mode="json"))
     values["database_url"] = redacted_url(settings.database_url)
     site_source, spec_source = site_sources
     described = []

@@ -20,7 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from lims import audit, site
-from lims.config import SITE_SECTIONS, Settings, SiteSettings
+from lims.config import (
+    SITE_SECTIONS,
+    Settings,
+    SiteSettings,
+    StationSettings,
+    flatten,
+    typed_value,
+)
 from lims.domain import quantities
 from lims.domain import signatures as signing
 from lims.domain.spec import laid_over
@@ -32,7 +39,7 @@ from lims.uow import UnitOfWork, unit_of_work
 from lims.validation import free_text
 from lims.views.site import SiteSettingsView, SpecificationSummary, SpecificationView
 
-STATION_KEYS = ("home", "database_url", "timezone")
+STATION_KEYS = tuple(StationSettings.model_fields)
 VERSION_MAX = 1_000_000
 
 
@@ -50,7 +57,7 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     session = uow.session
     actor = uow.require("manage_site")
     section, name = _site_key(key)
-    typed = _typed(value)
+    typed = typed_value(value)
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     current = _latest_site(session)
     values = json.loads(current.values)
@@ -60,7 +67,7 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     except ValidationError as error:
         raise _bad_value(key, typed, error) from None
     new_values = site.site_values(validated)
-    changes = _changes(_flat(json.loads(current.values)), _flat(new_values))
+    changes = _changes(flatten(json.loads(current.values)), flatten(new_values))
     if not changes:
         raise BadInput(key, f"is already {shown(typed)} in site settings version {current.version}")
     record = SiteSettingsVersion(
@@ -101,14 +108,6 @@ def _site_key(key: str) -> tuple[str, str]:
     return section, name
 
 
-def _typed(value: str) -> Any:
-    """VALUE as JSON (24, true, "text", [...], {...}); anything else is the word itself."""
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
 def _bad_value(key: str, typed: Any, error: ValidationError) -> BadInput:
     first = error.errors()[0]
     if first["type"] == "extra_forbidden":
@@ -132,7 +131,7 @@ def _site_view(record: SiteSettingsVersion) -> SiteSettingsView:
         recorded_by=record.recorded_by,
         recorded_at=record.recorded_at,
         reason=record.reason,
-        settings=_flat(
+        settings=flatten(
             site.site_settings_of(record.values, record.version).model_dump(mode="json")
         ),
     )
@@ -197,7 +196,7 @@ def set_spec(uow: UnitOfWork, *, file: Path, reason: str, password: str) -> Spec
         message = first["msg"].removeprefix("Value error, ")
         raise BadInput(key, message) from None
     new_tables = site.spec_tables(new_spec)
-    changes = _changes(_flat(site.spec_tables(current_spec)), _flat(new_tables))
+    changes = _changes(flatten(site.spec_tables(current_spec)), flatten(new_tables))
     if not changes:
         raise BadInput("file", f"changes nothing in specification version {current.version}")
     version = current.version + 1
@@ -298,16 +297,6 @@ def _spec_view(
 
 
 # --- both -----------------------------------------------------------------------------------
-
-
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{name}."))
-        else:
-            flat[f"{prefix}{name}"] = value
-    return flat
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
