@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from lims.domain.ids import PATIENT_CODE_MAX
-from lims.domain.states import CultureState, DeviationState, LotState, VialState
+from lims.domain.states import CultureState, DeviationState, LotState, OOSOutcome, VialState
 from lims.roles import ROLES
 
 SQLModel.metadata.naming_convention = {
@@ -205,6 +205,7 @@ LONG_TEXT_MAX = 2000
 CULTURE_KINDS = ("primary", "seeded")
 CULTURE_STATES = tuple(state.value for state in CultureState)
 DEVIATION_STATES = tuple(state.value for state in DeviationState)
+DEVIATION_OUTCOMES = tuple(outcome.value for outcome in OOSOutcome)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -386,6 +387,7 @@ class Deviation(Record, table=True):
     __table_args__ = (
         CheckConstraint(_in("status", DEVIATION_STATES), name="status"),
         CheckConstraint("culture_id IS NOT NULL OR lot_id IS NOT NULL", name="subject"),
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', DEVIATION_OUTCOMES)}", name="outcome"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -404,8 +406,15 @@ class Deviation(Record, table=True):
     waived: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
-    # The result the waiver covers (None: the criterion had no result); a retest needs its own.
+    # The result the waiver covers; a retest needs its own.
     waived_result_id: int | None = _reference("qc_results.id", nullable=True)
+    # An out-of-specification deviation (kind oos): the failing result that opened it, and
+    # how QA closed it: the result invalidated (a lab error proven) or confirmed.
+    result_id: int | None = _reference("qc_results.id", nullable=True)
+    outcome: str | None = _text(16, nullable=True)
+    # The treating physician's documented request to use the product despite a confirmed
+    # failure (EU GMP Part IV 11.5): what a waiver of an OOS result rests on.
+    physician_request: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 # --- QA: lots, vials, QC results, signatures ------------------------------------------
@@ -497,8 +506,33 @@ class QCResult(Record, table=True):
     method: str | None = _text(SHORT_TEXT_MAX, nullable=True)
     tested_at: datetime = _time()
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Recorded as part of the investigation of an out-of-specification result: it counts
+    # only once that deviation is closed with the original invalidated. The constraint is
+    # added after both tables, as deviations also point here.
+    investigation_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("deviations.id", use_alter=True), nullable=True, index=True
+        ),
+    )
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+
+
+class LotHold(Record, table=True):
+    """A hold QA placed on a lot (a signature), and its lifting (another): while it stands,
+    the lot's vials go to no patient and the lot is not released."""
+
+    __tablename__ = "lot_holds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = _reference("lots.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    placed_at: datetime = _time()
+    placed_by: str = _username_column()
+    lifted_at: datetime | None = _time(nullable=True)
+    lifted_by: str | None = _text(USERNAME_MAX, nullable=True)
+    lift_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Signature(Record, table=True):
@@ -521,3 +555,6 @@ class Signature(Record, table=True):
     signed_at: datetime = _time()
     record_hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
     manifest_hash: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
+    # Which shape of the signed record record_hash was made from (lims.services.lots);
+    # None for a lot signed before shapes were numbered.
+    record_shape: int | None = _whole(nullable=True)

@@ -73,14 +73,40 @@ def close(
     ctx: typer.Context,
     deviation_id: Annotated[str, typer.Argument(metavar="ID", help="The deviation number.")],
     resolution: Annotated[str, typer.Option("--resolution", help="How it was resolved.")],
+    invalidate: Annotated[
+        bool,
+        typer.Option(
+            "--invalidate",
+            help="Out-of-specification result: a lab error is proven, the result no longer "
+            "counts; the investigation's results and later retests do.",
+        ),
+    ] = False,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="Out-of-specification result: it stands; the lot can only be rejected, "
+            "unless --waive.",
+        ),
+    ] = False,
     waive: Annotated[
         bool,
         typer.Option(
             "--waive",
-            help="Accept the failed criterion it names, so release may proceed "
-            "(never sterility, mycoplasma or endotoxin).",
+            help="With --confirm: accept the failure of a waivable criterion, so release may "
+            "proceed (never sterility, mycoplasma or endotoxin). Needs --physician-request; "
+            "another QA user releases the lot.",
         ),
     ] = False,
+    physician_request: Annotated[
+        str | None,
+        typer.Option(
+            "--physician-request",
+            metavar="TEXT",
+            help="With --waive: the treating physician's documented request to use the "
+            "product despite the failure (EU GMP Part IV 11.5).",
+        ),
+    ] = None,
     password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -88,8 +114,10 @@ def close(
 
     \b
     Example:
-      lims deviation close 3 --resolution "repeat count within spec; no impact"
-      lims deviation close 4 --waive --resolution "CD105 92 %: accepted by QP, see CAPA-12"
+      lims deviation close 3 --resolution "incubator alarm: temperature held; no impact"
+      lims deviation close 4 --invalidate --resolution "sample mislabelled: INV-7"
+      lims deviation close 5 --confirm --waive --resolution "CD105 92 %: see CAPA-12" \\
+          --physician-request "Dr Rossi, letter of 2026-12-01: use despite CD105"
     """
     from lims.services import deviations
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from lims.views.quality import LotDetail
 
-app = new_area("Product lots: formulate, show, list, correct, release, reject.")
+app = new_area("Product lots: formulate, show, list, correct, release, reject, hold, recall.")
 
 
 # What is typed at formulation.
@@ -50,7 +50,8 @@ ShelfLifeOption = Annotated[
 StatusOption = Annotated[
     str | None,
     typer.Option(
-        "--status", help="Only lots in this state: quarantine, released, rejected, expired."
+        "--status",
+        help="Only lots in this state: quarantine, released, rejected, recalled, expired.",
     ),
 ]
 MeaningOption = Annotated[
@@ -195,4 +196,72 @@ def reject(
 
     password = read_password(password_stdin, prompt="Password to sign the rejection")
     detail, zone = run(lots.reject, lot=lot, password=password, reason=reason)
+    print_view(detail, as_json, _print_lot, zone)
+
+
+SignedReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why; kept with the signature in the audit trail.")
+]
+
+
+@app.command("hold")
+def hold(
+    lot: LotArgument,
+    reason: SignedReasonOption,
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Put a lot on hold with your signature (QA only): its vials go to no patient and it
+    is not released until the hold is lifted.
+
+    \b
+    Example:
+      lims lot hold A999926000001-L1 --reason "incubator 2 excursion under review"
+    """
+    from lims.services import lots
+
+    password = read_password(password_stdin, prompt="Password to sign the hold")
+    detail, zone = run(lots.hold, lot=lot, password=password, reason=reason)
+    print_view(detail, as_json, _print_lot, zone)
+
+
+@app.command("unhold")
+def unhold(
+    lot: LotArgument,
+    reason: SignedReasonOption,
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift the hold QA placed on a lot, with your signature (QA only). An open deviation
+    holds a released lot until it is closed.
+
+    \b
+    Example:
+      lims lot unhold A999926000001-L1 --reason "excursion 0.4 °C for 6 min: no impact"
+    """
+    from lims.services import lots
+
+    password = read_password(password_stdin, prompt="Password to sign lifting the hold")
+    detail, zone = run(lots.unhold, lot=lot, password=password, reason=reason)
+    print_view(detail, as_json, _print_lot, zone)
+
+
+@app.command("recall")
+def recall(
+    lot: LotArgument,
+    reason: Annotated[str, typer.Option("--reason", help="Why; printed with the signature.")],
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Recall a released lot with your signature (QA only): every vial not yet administered
+    is recalled and can only be destroyed; `report recall` lists those administered.
+
+    \b
+    Example:
+      lims lot recall A999926000001-L1 --reason "late endotoxin 12 EU/mL confirmed"
+    """
+    from lims.services import lots
+
+    password = read_password(password_stdin, prompt="Password to sign the recall")
+    detail, zone = run(lots.recall, lot=lot, password=password, reason=reason)
     print_view(detail, as_json, _print_lot, zone)

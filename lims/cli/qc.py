@@ -27,14 +27,27 @@ def record(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Required for a retest; kept in the audit.")
     ] = None,
+    investigation: Annotated[
+        str | None,
+        typer.Option(
+            "--investigation",
+            metavar="N",
+            help="The open out-of-specification deviation this result is recorded for; it "
+            "counts only if QA invalidates the original.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record a QC result; recording a test again is a retest and needs --reason.
+
+    A failing result opens an out-of-specification deviation at once; while it is open,
+    results of that test are recorded only with --investigation.
 
     \b
     Example:
       lims qc record A999926000001-L1 viability 92.5 --unit %
       lims qc record A999926000001-L1 sterility negative --method "BacT/ALERT 14 d"
+      lims qc record A999926000001-L1 cd105 96.1 --investigation 4
     """
     from lims.cli import quality
     from lims.services import qc

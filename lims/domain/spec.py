@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError
 
-from lims.domain.states import DEVIATION, LOT, expired
+from lims.domain.states import DEVIATION, LOT, LotState, OOSOutcome, expired
 from lims.timeutil import show_time
 
 # Safety tests: a failure here can never be waived (the issue's rule, not a setting), and no
@@ -139,6 +139,7 @@ class RecordedResult:
     tested_at: datetime
     reason: str | None
     recorded_by: str
+    investigation_id: int | None = None  # the OOS deviation it was recorded in the study of
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class DeviationFacts:
     waived: bool
     criterion: str | None
     waived_result_id: int | None  # the result the waiver was signed for; None if none was
+    kind: str = "manual"
+    result_id: int | None = None  # an OOS deviation's failing result
+    outcome: str | None = None  # an OOS deviation's, once closed: invalidated or confirmed
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ class LotFacts:
     cells_per_vial: float
     final_passage: int
     deviations: Sequence[DeviationFacts]  # on the lot and on its culture, oldest first
+    holds: Sequence[str] = ()  # QA's holds standing on the lot, each as its reason reads
 
 
 # Derived tests are read off the lot, each from its own fact: a test missing here has
@@ -444,6 +449,60 @@ def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# --- the standing of each result ---------------------------------------------------------------
+
+ResultStatus = Literal["valid", "investigation", "invalidated", "superseded"]
+OOS = "oos"
+
+
+@dataclass(frozen=True)
+class StandingResult:
+    """A result and whether it counts: `valid` (the one that counts), `superseded` by a later
+    valid one, `investigation` (recorded while its OOS deviation is open, or kept when it
+    confirmed the original) or `invalidated` by its OOS deviation; deviation_id names that."""
+
+    result: RecordedResult
+    status: ResultStatus
+    deviation_id: int | None
+
+    @property
+    def counts(self) -> bool:
+        return self.status in ("valid", "superseded")
+
+
+def standings(
+    results: Sequence[RecordedResult], deviations: Sequence[DeviationFacts]
+) -> list[StandingResult]:
+    """Every result, oldest first, with its standing.
+
+    An out-of-specification result stands until its deviation is closed with it invalidated;
+    the results of that investigation count only then. Of the results that count, the latest
+    of each test is valid and the earlier are superseded.
+    """
+    opened_by = {d.result_id: d for d in deviations if d.kind == OOS and d.result_id is not None}
+    by_id = {d.id: d for d in deviations}
+    judged: list[tuple[RecordedResult, ResultStatus, int | None]] = []
+    for result in results:
+        oos = opened_by.get(result.id)
+        investigated = by_id.get(result.investigation_id) if result.investigation_id else None
+        if oos is not None and oos.outcome == OOSOutcome.INVALIDATED:
+            judged.append((result, "invalidated", oos.id))
+        elif investigated is not None and investigated.outcome != OOSOutcome.INVALIDATED:
+            judged.append((result, "investigation", investigated.id))
+        else:
+            deviation = oos or investigated
+            judged.append((result, "valid", deviation.id if deviation else None))
+    latest = {result.test: result.id for result, status, _ in judged if status == "valid"}
+    return [
+        StandingResult(
+            result,
+            "superseded" if status == "valid" and latest[result.test] != result.id else status,
+            deviation_id,
+        )
+        for result, status, deviation_id in judged
+    ]
+
+
 # --- the verdict ------------------------------------------------------------------------------
 
 Verdict = Literal["pass", "fail", "missing"]
@@ -455,7 +514,7 @@ class CriterionVerdict:
     criterion: Criterion
     result: str | None  # the value that counts, as recorded or read off the lot
     verdict: Verdict
-    history: list[RecordedResult]  # every result of this test, oldest first
+    history: list[StandingResult]  # every result of this test, oldest first
     waived_by: int | None  # the closed deviation whose waiver covers this failure
     blocking: str | None  # why this criterion stops release, if it does
 
@@ -463,28 +522,36 @@ class CriterionVerdict:
 @dataclass(frozen=True)
 class Evaluation:
     lot_id: str
-    lot_status: str  # as stored: quarantine, released or rejected
+    lot_status: str  # as stored: quarantine, released, rejected or recalled
     spec_version: int  # the version of the specification judged by
     criteria: list[CriterionVerdict]
     blocking: list[str]
+    results: list[StandingResult]  # every result of every test, oldest first
+    hold_reasons: list[str]  # what keeps the lot's vials from patients, beside its status
 
     @property
     def releasable(self) -> bool:
         return not self.blocking
 
+    @property
+    def on_hold(self) -> bool:
+        return bool(self.hold_reasons)
+
 
 def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> Evaluation:
-    """Each criterion's verdict on its latest result, and every reason release is blocked.
+    """Each criterion's verdict on the result that counts, and every reason release is blocked.
 
     spec is the version the lot was formulated under (facts.spec_version), not the current one.
 
     results are the lot's QC results, oldest first. The reasons come in the
     order QA works through them: criteria in specification order, then open
-    deviations oldest first, then the lot's own state.
+    deviations oldest first, then holds, then the lot's own state. A released lot is held
+    by what would block its release now: an open deviation or a failure not waived.
     """
-    histories: dict[str, list[RecordedResult]] = {}
-    for result in results:
-        histories.setdefault(result.test, []).append(result)
+    standing = standings(results, facts.deviations)
+    histories: dict[str, list[StandingResult]] = {}
+    for entry in standing:
+        histories.setdefault(entry.result.test, []).append(entry)
     waivers = {
         (deviation.criterion, deviation.waived_result_id): deviation.id
         for deviation in facts.deviations
@@ -494,32 +561,40 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
         _judged(test, criterion, histories.get(test, []), facts, waivers)
         for test, criterion in spec.items()
     ]
-    blocking = [verdict.blocking for verdict in verdicts if verdict.blocking]
-    blocking += [
+    failures = [verdict.blocking for verdict in verdicts if verdict.blocking]
+    open_deviations = [
         f"deviation {deviation.id} open: {deviation.description}"
         for deviation in facts.deviations
         if DEVIATION.pending(deviation.status)
     ]
+    blocking = [*failures, *open_deviations, *facts.holds]
     if not LOT.allows("release", facts.status):
         blocking.append(f"lot {facts.code} is {facts.status}")
     elif expired(facts.expires_at, facts.now):
         blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
-    return Evaluation(facts.code, facts.status, facts.spec_version, verdicts, blocking)
+    holds = list(facts.holds)
+    if facts.status == LotState.RELEASED:
+        recorded = [v.blocking for v in verdicts if v.blocking and v.criterion.kind != "derived"]
+        holds += recorded + open_deviations
+    return Evaluation(
+        facts.code, facts.status, facts.spec_version, verdicts, blocking, standing, holds
+    )
 
 
 def _judged(
     test: str,
     criterion: Criterion,
-    history: list[RecordedResult],
+    history: list[StandingResult],
     facts: LotFacts,
     waivers: Mapping[tuple[str | None, int | None], int],
 ) -> CriterionVerdict:
-    """One criterion against its latest result, or against the lot for a derived test.
+    """One criterion against the result of its test that counts, or against the lot.
 
-    A waiver covers a failure only of the result it was signed for, and never a
-    safety test's, even in a specification that did not come through ReleaseSpec.
+    A waiver covers a failure only of the recorded result it was signed for, never a
+    missing result, and never a safety test's, even in a specification that did not come
+    through ReleaseSpec.
     """
-    latest = history[-1] if history else None
+    latest = next((entry.result for entry in reversed(history) if entry.status == "valid"), None)
     value: str | None
     verdict: Verdict
     if criterion.kind == "derived":
@@ -530,11 +605,10 @@ def _judged(
         value, verdict = None, "missing"
     else:
         value = latest.value
-        typed = latest.number if latest.number is not None else latest.value
-        verdict = "pass" if criterion.passes(typed) else "fail"
+        verdict = "pass" if passes(criterion, latest) else "fail"
     waived_by = None
-    if verdict != "pass" and criterion.waivable and test not in NEVER_WAIVABLE:
-        waived_by = waivers.get((test, latest.id if latest is not None else None))
+    if verdict == "fail" and latest is not None and _waivable(test, criterion):
+        waived_by = waivers.get((test, latest.id))
     reason = None
     if waived_by is None:
         unit = f" {criterion.unit}" if criterion.unit else ""
@@ -543,3 +617,12 @@ def _judged(
         elif verdict == "missing" and criterion.required:
             reason = f"{test} missing (spec {criterion.describe()})"
     return CriterionVerdict(test, criterion, value, verdict, history, waived_by, reason)
+
+
+def _waivable(test: str, criterion: Criterion) -> bool:
+    return criterion.waivable and criterion.kind != "derived" and test not in NEVER_WAIVABLE
+
+
+def passes(criterion: Criterion, result: RecordedResult) -> bool:
+    """Whether a recorded result meets its criterion: as a number, or as the word recorded."""
+    return criterion.passes(result.number if result.number is not None else result.value)

@@ -35,6 +35,7 @@ class LotState(StrEnum):
     QUARANTINE = "quarantine"
     RELEASED = "released"
     REJECTED = "rejected"
+    RECALLED = "recalled"
 
 
 class VialState(StrEnum):
@@ -43,11 +44,19 @@ class VialState(StrEnum):
     ISSUED = "issued"
     ADMINISTERED = "administered"
     DESTROYED = "destroyed"
+    RECALLED = "recalled"
 
 
 class DeviationState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class OOSOutcome(StrEnum):
+    """How QA closes an out-of-specification deviation."""
+
+    INVALIDATED = "invalidated"  # a lab error is proven: the original result no longer counts
+    CONFIRMED = "confirmed"  # the result stands
 
 
 EXPIRED = "expired"  # shown, never stored: a lot or vial past its expiry while still usable
@@ -78,8 +87,19 @@ def _signer_did_no_step(facts: Mapping[str, Any]) -> str | None:
     )
 
 
+def _signer_waived_nothing(facts: Mapping[str, Any]) -> str | None:
+    waivers: list[int] = facts["signer_waivers"]
+    if not waivers:
+        return None
+    return (
+        f"{facts['signer']} waived a failure of {facts['code']} (deviation "
+        f"{', '.join(str(number) for number in waivers)}); another QA reviewer must release it"
+    )
+
+
 GUARDS: dict[str, Guard] = {
     "signer did no step": _signer_did_no_step,
+    "signer waived nothing": _signer_waived_nothing,
     "every criterion passes": _every_criterion_passes,
 }
 
@@ -242,13 +262,14 @@ LOT = _lifecycle(
         State(L.QUARANTINE, can_expire=True, alarm=True),
         State(L.RELEASED, locked=True, can_expire=True),
         State(L.REJECTED, locked=True, alarm=True),
+        State(L.RECALLED, locked=True, alarm=True),
     ],
     [
         Action(
             "release",
             _from(L.QUARANTINE),
             target=L.RELEASED,
-            guards=("signer did no step", "every criterion passes"),
+            guards=("signer did no step", "signer waived nothing", "every criterion passes"),
             refusal="{kind} {code} cannot be released: {kind} {code} is {status}",
         ),
         Action(
@@ -258,11 +279,41 @@ LOT = _lifecycle(
             guards=("signer did no step",),
             refusal="{kind} {code} is {status}; only a lot in quarantine can be rejected",
         ),
-        # Its vials may be handed out (after their own checks) unless QA rejected the lot.
+        # A late result may come in after release; a failing one holds the lot.
+        Action(
+            "record_qc",
+            _from(L.QUARANTINE, L.RELEASED),
+            refusal="{kind} {code} is {status}: no QC result can be recorded on it",
+        ),
+        # A hold is a condition beside the status, not a status: placed and lifted on a lot
+        # that may still be released or used.
+        Action(
+            "hold",
+            _from(L.QUARANTINE, L.RELEASED),
+            refusal="{kind} {code} is {status}; it cannot be put on hold",
+        ),
+        Action(
+            "waive",
+            _from(L.QUARANTINE, L.RELEASED),
+            refusal="{kind} {code} is {status}: a failure of it can no longer be waived",
+        ),
+        Action(
+            "unhold",
+            _from(L.QUARANTINE, L.RELEASED),
+            refusal="{kind} {code} is {status}; a hold on it can no longer be lifted",
+        ),
+        Action(
+            "recall",
+            _from(L.RELEASED),
+            target=L.RECALLED,
+            refusal="{kind} {code} is {status}; only a released lot can be recalled",
+            refusals={L.QUARANTINE: "{kind} {code} is in quarantine: reject it rather than recall"},
+        ),
+        # Its vials may be handed out (after their own checks) unless QA rejected or recalled it.
         Action(
             "hand_out_vials",
             _from(L.QUARANTINE, L.RELEASED),
-            refusal="vial {vial} is of lot {code}, which QA rejected",
+            refusal="vial {vial} is of lot {code}, which QA {status}",
         ),
     ],
 )
@@ -287,20 +338,23 @@ VIAL = _lifecycle(
         State(V.ISSUED),
         State(V.ADMINISTERED, locked=True),
         State(V.DESTROYED, locked=True, alarm=True),
+        State(V.RECALLED, alarm=True),
     ],
     [
         Action("release", _from(V.QUARANTINE), target=V.RELEASED),
         _next_step_to_the_patient("issue", V.RELEASED, V.ISSUED),
         _next_step_to_the_patient("administer", V.ISSUED, V.ADMINISTERED),
+        # With its lot: every vial not yet given to a patient; it can then only be destroyed.
+        Action("recall", _from(V.QUARANTINE, V.RELEASED, V.ISSUED), target=V.RECALLED),
         Action(
             "destroy",
-            _from(V.QUARANTINE, V.RELEASED, V.ISSUED),
+            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.RECALLED),
             target=V.DESTROYED,
             refusal="{kind} {code} is {status}; it can no longer be destroyed",
         ),
         Action(
             "label",
-            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.ADMINISTERED),
+            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.ADMINISTERED, V.RECALLED),
             refusal="{kind} {code} is {status}: it gets no label",
         ),
     ],

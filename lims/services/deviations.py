@@ -1,8 +1,10 @@
 """Deviations: departures from the process on a culture or a lot.
 
-Bench rules open them automatically; people open them by hand. Closing one is
-a QA signature; closing with a waiver lets release proceed past the failed
-criterion it names (never a safety test), for the result it was closed on.
+Bench rules open them automatically; a failing QC result opens one of kind `oos`
+(out of specification); people open them by hand. Closing one is a QA signature.
+An OOS deviation is closed with its result invalidated (a lab error is proven) or
+confirmed; only a confirmed failure of a waivable criterion may be waived, at the
+treating physician's documented request, and then for that result only.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from sqlmodel import Session, col, select
 
 from lims import audit, site
 from lims.auth import Actor
+from lims.config import Settings
 from lims.domain import ids
-from lims.domain.states import DEVIATION, LOT
+from lims.domain.spec import OOS, Criterion
+from lims.domain.states import DEVIATION, LOT, OOSOutcome
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage
-from lims.services import lookup, qc, signatures
+from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage, QCResult
+from lims.services import lookup, signatures, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
 from lims.uow import UnitOfWork
@@ -76,13 +80,22 @@ def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]
 
 
 def closing_hash(
-    deviation: Deviation, subject: str, passage_code: str | None, *, resolution: str, waived: bool
+    deviation: Deviation,
+    subject: str,
+    passage_code: str | None,
+    *,
+    resolution: str,
+    waived: bool,
+    outcome: str | None = None,
+    physician_request: str | None = None,
 ) -> str:
     """The SHA-256 a closing signature stores: the deviation as it stood, and how it is closed.
 
     The record is written out key by key, not taken from the deviation's `--json`: a new
     output key must not change what a signature covers, and the hashes already stored were
-    made from exactly these keys and values, as canonical JSON (keys sorted).
+    made from exactly these keys and values, as canonical JSON (keys sorted). An OOS
+    deviation's outcome and physician's request are added only where there are some, so
+    those hashes still come out the same.
     """
     record = {
         "deviation_id": deviation.id,
@@ -99,6 +112,10 @@ def closing_hash(
         "resolution": resolution,
         "waived": waived,
     }
+    if outcome is not None:
+        record["outcome"] = outcome
+    if physician_request is not None:
+        record["physician_request"] = physician_request
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
@@ -147,9 +164,27 @@ def _open(
             "criterion": deviation.criterion,
             "description": deviation.description,
             "status": deviation.status,
+            "result_id": deviation.result_id,
         },
     )
     return view(deviation, subject, passage)
+
+
+def open_on_lot(
+    session: Session,
+    actor: Actor,
+    lot: Lot,
+    *,
+    kind: str,
+    criterion: str,
+    result_id: int | None,
+    description: str,
+) -> DeviationView:
+    """Open a deviation on a lot, in the transaction of the step that showed it."""
+    deviation = Deviation(
+        lot_id=lot.id, kind=kind, criterion=criterion, result_id=result_id, description=description
+    )
+    return _open(session, actor, deviation, lot.code, None)
 
 
 def open_on_culture(
@@ -221,54 +256,155 @@ def close_deviation(
     deviation_id: str | int,
     resolution: str,
     password: str,
+    invalidate: bool = False,
+    confirm: bool = False,
     waive: bool = False,
+    physician_request: str | None = None,
 ) -> DeviationView:
-    """QA closes a deviation with a signature; --waive accepts the failure it names."""
+    """QA closes a deviation with a signature.
 
+    An out-of-specification deviation is closed with exactly one of `invalidate` (a lab
+    error is proven: the result no longer counts, the investigation's results do) or
+    `confirm` (the result stands); `waive` accepts a confirmed failure of a waivable
+    criterion at the treating physician's request, named in `physician_request`.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("sign")
     number = ids.read_deviation_id(deviation_id)
     free_text("resolution", resolution, max_length=LONG_TEXT_MAX, multiline=True)
+    _check_closing_options(invalidate, confirm, waive, physician_request)
     deviation = session.get(Deviation, number)
     if deviation is None:
         raise NotFound(f"no deviation {number}")
+    outcome = _outcome(deviation, invalidate=invalidate, confirm=confirm)
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"closing deviation {number}"
     )
     DEVIATION.check("close", code=str(number), status=deviation.status)
     [(subject, passage)] = _codes(session, [deviation])
-    waived_result_id = None
+    lot = session.get(Lot, deviation.lot_id) if deviation.lot_id is not None else None
     if waive:
-        criterion = deviation.criterion
-        if criterion is None or deviation.lot_id is None:
-            raise RuleViolation(
-                f"deviation {number} names no release criterion; only such a deviation can waive"
-            )
-        lot = session.get(Lot, deviation.lot_id)
+        # Only an OOS deviation is closed with --waive, and it has both.
         assert lot is not None
-        if not site.specification(session, lot.spec_version)[criterion].waivable:
-            raise RuleViolation(f"{criterion} can never be waived")
-        LOT.check_unlocked(code=lot.code, status=lot.status)
-        evaluation = qc.evaluate(session, settings, lot, now=utcnow())
-        verdict = next(v for v in evaluation.criteria if v.test == criterion)
-        if verdict.verdict == "pass":
-            raise RuleViolation(f"{criterion} passes on {lot.code}: there is nothing to waive")
-        waived_result_id = qc.latest_result_id(session, lot, criterion)
-    meaning = "deviation closed, failure waived" if waive else "deviation closed"
-    record_hash = closing_hash(deviation, subject, passage, resolution=resolution, waived=waive)
+        assert deviation.criterion is not None
+        if not site.specification(session, lot.spec_version)[deviation.criterion].waivable:
+            raise RuleViolation(f"{deviation.criterion} can never be waived")
+        LOT.check("waive", code=lot.code, status=lot.status)
+    meaning = _closing_meaning(outcome, waive)
+    record_hash = closing_hash(
+        deviation,
+        subject,
+        passage,
+        resolution=resolution,
+        waived=waive,
+        outcome=outcome,
+        physician_request=physician_request,
+    )
     signatures.sign(session, deviation, signer=signer, record_hash=record_hash, meaning=meaning)
     deviation.closed_at = utcnow()
     deviation.closed_by = actor.username
     deviation.resolution = resolution
+    deviation.outcome = outcome
     deviation.waived = waive
-    deviation.waived_result_id = waived_result_id
+    deviation.waived_result_id = deviation.result_id if waive else None
+    deviation.physician_request = physician_request
     change_status(
         session,
         DEVIATION,
         deviation,
         "close",
         by=actor.username,
-        new={"resolution": resolution, "waived": waive, "meaning": meaning},
+        new={
+            "resolution": resolution,
+            "outcome": outcome,
+            "waived": waive,
+            "physician_request": physician_request,
+            "meaning": meaning,
+        },
     )
     session.flush()
+    if outcome == OOSOutcome.INVALIDATED:
+        assert lot is not None
+        _investigation_result_judged(session, settings, actor, lot, deviation)
     return view(deviation, subject, passage)
+
+
+def _check_closing_options(
+    invalidate: bool, confirm: bool, waive: bool, physician_request: str | None
+) -> None:
+    if invalidate and confirm:
+        raise BadInput("invalidate/confirm", "give one of them, not both")
+    if waive and not confirm:
+        raise BadInput(
+            "waive", "only with --confirm: a waiver accepts a failure confirmed to be true"
+        )
+    if physician_request is not None:
+        if not waive:
+            raise BadInput("physician-request", "only with --waive")
+        free_text("physician-request", physician_request, max_length=LONG_TEXT_MAX, multiline=True)
+    elif waive:
+        raise BadInput(
+            "physician-request",
+            "required with --waive: the treating physician's documented request to use the "
+            "product despite the failure",
+        )
+
+
+def _outcome(deviation: Deviation, *, invalidate: bool, confirm: bool) -> str | None:
+    """How the closing settles an OOS deviation's result; None for any other deviation."""
+    if deviation.kind != OOS:
+        if invalidate or confirm:
+            raise RuleViolation(
+                f"deviation {deviation.id} is not an out-of-specification result: "
+                "close it without --invalidate, --confirm or --waive"
+            )
+        return None
+    if not (invalidate or confirm):
+        raise BadInput(
+            "invalidate/confirm",
+            f"give one: deviation {deviation.id} is an out-of-specification result, "
+            "invalidated (a lab error is proven) or confirmed",
+        )
+    return OOSOutcome.INVALIDATED if invalidate else OOSOutcome.CONFIRMED
+
+
+def _closing_meaning(outcome: str | None, waive: bool) -> str:
+    if outcome is None:
+        return "deviation closed"
+    if waive:
+        return "deviation closed, result confirmed, failure waived at the physician's request"
+    return f"deviation closed, result {outcome}"
+
+
+def _investigation_result_judged(
+    session: Session, settings: Settings, actor: Actor, lot: Lot, closed: Deviation
+) -> None:
+    """Once an OOS result is invalidated its investigation's latest result counts; if that
+    fails too, it is out of specification in its own right and opens its own deviation."""
+    evaluation = verdicts.evaluate(session, settings, lot, now=utcnow())
+    verdict = next(v for v in evaluation.criteria if v.test == closed.criterion)
+    counting = next((entry for entry in verdict.history if entry.status == "valid"), None)
+    if verdict.verdict != "fail" or counting is None or counting.deviation_id != closed.id:
+        return
+    result = session.get(QCResult, counting.result.id)
+    assert result is not None
+    open_out_of_specification(session, actor, lot, result, verdict.criterion)
+
+
+def open_out_of_specification(
+    session: Session, actor: Actor, lot: Lot, result: QCResult, criterion: Criterion
+) -> None:
+    """An OOS deviation on the lot for a failing result, in the transaction that showed it."""
+    unit = f" {criterion.unit}" if criterion.unit else ""
+    open_on_lot(
+        session,
+        actor,
+        lot,
+        kind=OOS,
+        criterion=result.test,
+        result_id=result.id,
+        description=(
+            f"{result.test} out of specification: {result.value}{unit} "
+            f"(spec {criterion.describe()})"
+        ),
+    )

@@ -22,7 +22,7 @@ from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
 from lims.domain import signatures as signing
-from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, LotState, expired
+from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
@@ -30,15 +30,18 @@ from lims.models import (
     Aspirate,
     AuditEntry,
     Culture,
+    Deviation,
     Lot,
+    LotHold,
     Patient,
     QCResult,
     Signature,
+    User,
     Vial,
 )
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
-from lims.services import lookup, qc, records, signatures
+from lims.services import lookup, records, signatures, verdicts
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
@@ -46,7 +49,7 @@ from lims.timeutil import json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import choice, free_text
 from lims.views import from_record
-from lims.views.quality import LotDetail, LotSummary, LotVial, SignatureView
+from lims.views.quality import HoldView, LotDetail, LotSummary, LotVial, SignatureView
 from lims.views.release import evaluation_view
 
 VIALS_MAX = 1000
@@ -55,9 +58,10 @@ SHELF_LIFE_MAX_HOURS = 24 * 365
 RELEASE_MEANING = "approved for release"
 MEANING_MAX = 200  # signatures.meaning
 REJECTED = "rejected: "
-# A rejection's reason is printed in its signature's meaning: one line that fits the column
-# (a longer reason failed in PostgreSQL only, as "value too long").
-REJECT_REASON_MAX = MEANING_MAX - len(REJECTED)
+RECALLED = "recalled: "
+# A rejection's or recall's reason is printed in its signature's meaning: one line that fits
+# the column (a longer reason failed in PostgreSQL only, as "value too long").
+REASON_IN_MEANING_MAX = MEANING_MAX - max(len(REJECTED), len(RECALLED))
 
 
 # --- lookups and views ---------------------------------------------------------------------
@@ -116,12 +120,12 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
     return [from_record(LotVial, vial, vial_id=vial.code) for vial in vials]
 
 
-def _signature(signature: Signature, subject: str, current_hash: str) -> SignatureView:
+def _signature(session: Session, lot: Lot, signature: Signature) -> SignatureView:
     return from_record(
         SignatureView,
         signature,
-        linked=signatures.linked(signature, subject),
-        record_unchanged=signature.record_hash == current_hash,
+        linked=signatures.linked(signature, ids.lot_subject(lot.code)),
+        record_unchanged=signature.record_hash in _record_hashes(session, lot, signature),
     )
 
 
@@ -131,7 +135,6 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
     culture = session.get(Culture, lot.culture_id)
     assert culture is not None
     assert lot.id is not None
-    record_hash = _record_hash(session, lot)
     signed = session.exec(
         select(Signature).where(col(Signature.lot_id) == lot.id).order_by(col(Signature.id))
     ).all()
@@ -139,12 +142,16 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
         summary=summary,
         culture=culture_rules.culture_detail(session, culture),
         reagents=reagent_rules.uses_for_lot(session, lot.id),
-        evaluation=evaluation_view(qc.evaluate(session, settings, lot, now=now)),
+        evaluation=evaluation_view(verdicts.evaluate(session, settings, lot, now=now)),
         deviations=deviation_rules.on_lot(session, lot),
-        signatures=[
-            _signature(signature, ids.lot_subject(lot.code), record_hash) for signature in signed
-        ],
+        signatures=[_signature(session, lot, signature) for signature in signed],
         vials=_vials(session, lot),
+        holds=[
+            from_record(HoldView, hold, hold_id=hold.id)
+            for hold in session.exec(
+                select(LotHold).where(col(LotHold.lot_id) == lot.id).order_by(col(LotHold.id))
+            ).all()
+        ],
     )
 
 
@@ -157,14 +164,84 @@ def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
 # --- signatures ------------------------------------------------------------------------------
 
 
-def _record(session: Session, lot: Lot) -> dict[str, Any]:
-    """What a signer reviews: the lot, its culture's history, its QC and deviations."""
+# What a lot signature hashes. Shape 3 is the decision: who the lot is for, what was
+# formulated, the results and waivers relied on, and the specification's rules; nothing
+# recorded after signing and no description. Signatures made before shapes were numbered
+# hashed the whole record as it then stood (_earlier_record).
+RECORD_SHAPE = 3
+
+
+def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any]:
+    """What a lot signature made at `signed_at` covers, as it stands in the database."""
     culture = session.get(Culture, lot.culture_id)
+    patient = session.get(Patient, lot.patient_id)
+    aspirate = session.get(Aspirate, lot.aspirate_id)
     assert culture is not None
-    assert lot.id is not None
+    assert patient is not None
+    assert aspirate is not None
     passages = culture_rules.passages_of(session, culture)
     results = session.exec(
-        select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
+        select(QCResult)
+        .where(col(QCResult.lot_id) == lot.id, col(QCResult.recorded_at) <= signed_at)
+        .order_by(col(QCResult.id))
+    ).all()
+    waivers = session.exec(
+        select(Deviation)
+        .where(
+            col(Deviation.lot_id) == lot.id,
+            col(Deviation.waived),
+            col(Deviation.closed_at) <= signed_at,
+        )
+        .order_by(col(Deviation.id))
+    ).all()
+    judged_by = site.specification(session, lot.spec_version)
+    return {
+        "lot": lot.code,
+        "patient": patient.code,
+        "din": din_of(aspirate).code,
+        "culture": culture.code,
+        "cells_plated": culture.cells_plated,
+        "passages": [
+            [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
+            for p in passages
+        ],
+        "formulation": _formulation(lot),
+        "results": [
+            [r.id, r.test, r.value, r.unit, json_time(r.tested_at), r.investigation_id]
+            for r in results
+        ],
+        "waivers": [[d.id, d.criterion, d.waived_result_id] for d in waivers],
+        "spec_version": lot.spec_version,
+        "specification": {
+            test: {key: value for key, value in table.items() if key != "description"}
+            for test, table in site.spec_tables(judged_by).items()
+        },
+    }
+
+
+def _formulation(lot: Lot) -> list[Any]:
+    return [
+        json_time(lot.formulated_at),
+        lot.harvested,
+        lot.viability,
+        lot.vials,
+        lot.cells_per_vial,
+        lot.volume_ml,
+        lot.vehicle,
+        json_time(lot.expires_at),
+    ]
+
+
+def _earlier_record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any]:
+    """The record lot signatures hashed before RECORD_SHAPE, from what existed at signing:
+    with the lot's specification version since site records (0006), without it before."""
+    culture = session.get(Culture, lot.culture_id)
+    assert culture is not None
+    passages = culture_rules.passages_of(session, culture)
+    results = session.exec(
+        select(QCResult)
+        .where(col(QCResult.lot_id) == lot.id, col(QCResult.recorded_at) <= signed_at)
+        .order_by(col(QCResult.id))
     ).all()
     return {
         "lot": lot.code,
@@ -175,29 +252,30 @@ def _record(session: Session, lot: Lot) -> dict[str, Any]:
             [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
             for p in passages
         ],
-        "formulation": [
-            json_time(lot.formulated_at),
-            lot.harvested,
-            lot.viability,
-            lot.vials,
-            lot.cells_per_vial,
-            lot.volume_ml,
-            lot.vehicle,
-            json_time(lot.expires_at),
-        ],
+        "formulation": _formulation(lot),
         "qc": [[r.test, r.value, r.unit, json_time(r.tested_at)] for r in results],
         "deviations": [
             [d.deviation_id, d.status, d.description, d.resolution, d.waived]
             for d in deviation_rules.on_lot(session, lot)
+            if d.opened_at <= signed_at
         ],
         "spec_version": lot.spec_version,
         "specification": site.spec_tables(site.specification(session, lot.spec_version)),
     }
 
 
-def _record_hash(session: Session, lot: Lot) -> str:
-    canonical = json.dumps(_record(session, lot), sort_keys=True, ensure_ascii=False)
+def _hashed(record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _record_hashes(session: Session, lot: Lot, signature: Signature) -> set[str]:
+    """What the signature's record hashes to now, in each shape it may have been made in."""
+    if signature.record_shape == RECORD_SHAPE:
+        return {_hashed(_record(session, lot, signed_at=signature.signed_at))}
+    earlier = _earlier_record(session, lot, signed_at=signature.signed_at)
+    before_site_records = {key: v for key, v in earlier.items() if key != "spec_version"}
+    return {_hashed(earlier), _hashed(before_site_records)}
 
 
 # --- separation of duties -----------------------------------------------------------------------
@@ -440,8 +518,26 @@ def release(
         session, settings, actor, password, signing=f"release of {found.code}"
     )
     facts = _signing_facts(session, found, actor)
-    facts["blocking"] = qc.evaluate(session, settings, found, now=utcnow()).blocking
-    return _close_lot(session, settings, found, signer, "release", meaning, facts=facts)
+    facts["signer_waivers"] = _waivers_closed_by(session, found, actor.username)
+    facts["blocking"] = verdicts.evaluate(session, settings, found, now=utcnow()).blocking
+    return _sign_status(session, settings, found, signer, "release", meaning, facts=facts)
+
+
+def _waivers_closed_by(session: Session, lot: Lot, username: str) -> list[int]:
+    """The deviations on the lot whose waivers `username` signed: they may not also release."""
+    return [
+        number
+        for number in session.exec(
+            select(Deviation.id)
+            .where(
+                col(Deviation.lot_id) == lot.id,
+                col(Deviation.waived),
+                col(Deviation.closed_by) == username,
+            )
+            .order_by(col(Deviation.id))
+        ).all()
+        if number is not None
+    ]
 
 
 def reject(
@@ -454,12 +550,12 @@ def reject(
     """QA's signature rejecting a lot: it can never be released or issued."""
     session, settings = uow.session, uow.settings
     actor = uow.require("sign")
-    free_text("reason", reason, max_length=REJECT_REASON_MAX)
+    free_text("reason", reason, max_length=REASON_IN_MEANING_MAX)
     found = lookup.lot(session, lot)
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"rejection of {found.code}"
     )
-    return _close_lot(
+    return _sign_status(
         session,
         settings,
         found,
@@ -471,48 +567,149 @@ def reject(
     )
 
 
-def _close_lot(
+def recall(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetail:
+    """QA's signature recalling a released lot: every vial not yet given to a patient is
+    recalled with it and can then only be destroyed."""
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
+    free_text("reason", reason, max_length=REASON_IN_MEANING_MAX)
+    found = lookup.lot(session, lot)
+    LOT.check("recall", code=found.code, status=found.status)
+    signer = signatures.confirm_signer(
+        session, settings, actor, password, signing=f"recall of {found.code}"
+    )
+    return _sign_status(
+        session, settings, found, signer, "recall", f"{RECALLED}{reason}", facts={}, reason=reason
+    )
+
+
+def hold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetail:
+    """QA's signature holding a lot: while the hold stands its vials go to no patient and it
+    is not released."""
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    found = lookup.lot(session, lot)
+    LOT.check("hold", code=found.code, status=found.status)
+    standing = verdicts.standing_holds(session, found)
+    if standing:
+        raise RuleViolation(
+            f"lot {found.code} is already on hold ({verdicts.hold_reason(standing[0])})"
+        )
+    signer = signatures.confirm_signer(
+        session, settings, actor, password, signing=f"hold of {found.code}"
+    )
+    assert found.id is not None
+    placed = LotHold(lot_id=found.id, reason=reason, placed_at=utcnow(), placed_by=actor.username)
+    session.add(placed)
+    session.flush()
+    _sign_hold(session, found, signer, placed, "lot.hold", f"placed on hold (hold {placed.id})")
+    return lot_detail(session, settings, found)
+
+
+def unhold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetail:
+    """QA's signature lifting the hold QA placed on a lot. Holds by open deviations lift
+    only as the deviations are closed."""
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
+    free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    found = lookup.lot(session, lot)
+    LOT.check("unhold", code=found.code, status=found.status)
+    standing = verdicts.standing_holds(session, found)
+    if not standing:
+        raise RuleViolation(f"lot {found.code} has no hold placed by QA to lift")
+    signer = signatures.confirm_signer(
+        session, settings, actor, password, signing=f"lifting the hold of {found.code}"
+    )
+    for lifted in standing:
+        lifted.lifted_at, lifted.lifted_by, lifted.lift_reason = utcnow(), actor.username, reason
+        session.add(lifted)
+        _sign_hold(session, found, signer, lifted, "lot.unhold", f"hold {lifted.id} lifted")
+    session.flush()
+    return lot_detail(session, settings, found)
+
+
+def _sign_lot(
+    session: Session, lot: Lot, signer: User, meaning: str
+) -> tuple[Signature, dict[str, Any]]:
+    """A QA signature on the lot's record as it stands; and what its audit entry says of it."""
+    now = utcnow()
+    record_hash = _hashed(_record(session, lot, signed_at=now))
+    signature = signatures.sign(
+        session,
+        lot,
+        signer=signer,
+        record_hash=record_hash,
+        meaning=meaning,
+        record_shape=RECORD_SHAPE,
+        at=now,
+    )
+    session.flush()
+    manifestation = signing.manifestation(
+        signature.username, signature.full_name, signature.signed_at, signature.meaning
+    )
+    return signature, {
+        "signature": manifestation,
+        "meaning": meaning,
+        "record_hash": record_hash,
+        "spec_version": lot.spec_version,
+    }
+
+
+def _sign_hold(
+    session: Session, lot: Lot, signer: User, placed: LotHold, action: str, meaning: str
+) -> None:
+    _, signed = _sign_lot(session, lot, signer, meaning)
+    reason = placed.reason if action == "lot.hold" else placed.lift_reason
+    audit.record_about(
+        session,
+        ("lot", lot.code),
+        action,
+        by=signer.username,
+        new={"hold_id": placed.id, "lifted": placed.lifted_at is not None, **signed},
+        reason=reason,
+    )
+
+
+# A lot's vials follow it when it is released or recalled.
+_VIALS_FOLLOW = {"release": "release", "recall": "recall"}
+
+
+def _sign_status(
     session: Session,
     settings: Settings,
     lot: Lot,
-    signer: Any,
+    signer: User,
     action: str,
     meaning: str,
     *,
     facts: dict[str, Any],
     reason: str | None = None,
 ) -> LotDetail:
-    """QA's signature moving a lot out of quarantine; a released lot's vials follow it."""
+    """QA's signature moving a lot to another status; its vials follow a release or recall."""
     assert lot.id is not None
-    record_hash = _record_hash(session, lot)
-    signature = signatures.sign(
-        session, lot, signer=signer, record_hash=record_hash, meaning=meaning
-    )
-    session.flush()
-    manifestation = signing.manifestation(
-        signature.username, signature.full_name, signature.signed_at, signature.meaning
-    )
+    _, signed = _sign_lot(session, lot, signer, meaning)
     change_status(
-        session,
-        LOT,
-        lot,
-        action,
-        by=signer.username,
-        new={
-            "signature": manifestation,
-            "meaning": meaning,
-            "record_hash": record_hash,
-            "spec_version": lot.spec_version,
-        },
-        reason=reason,
-        facts=facts,
+        session, LOT, lot, action, by=signer.username, new=signed, reason=reason, facts=facts
     )
-    if LOT.action(action).target == LotState.RELEASED:
+    vial_action = _VIALS_FOLLOW.get(action)
+    if vial_action is not None:
         for vial in session.exec(
             select(Vial)
-            .where(col(Vial.lot_id) == lot.id, col(Vial.status).in_(VIAL.action("release").sources))
+            .where(
+                col(Vial.lot_id) == lot.id,
+                col(Vial.status).in_(VIAL.action(vial_action).sources),
+            )
             .order_by(col(Vial.number))
         ).all():
-            change_status(session, VIAL, vial, "release", by=signer.username, new={"lot": lot.code})
+            change_status(
+                session,
+                VIAL,
+                vial,
+                vial_action,
+                by=signer.username,
+                new={"lot": lot.code},
+                reason=reason,
+            )
     session.flush()
     return lot_detail(session, settings, lot)

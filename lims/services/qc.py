@@ -9,46 +9,28 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit, site
-from lims.config import Settings
 from lims.domain import quantities, spec
+from lims.domain.ids import read_deviation_id
 from lims.domain.spec import (
     PERCENT,
     CategoricalCriterion,
-    DeviationFacts,
     Evaluation,
-    LotFacts,
     NumericCriterion,
     RecordedResult,
     Spec,
     compact,
 )
-from lims.domain.states import LOT
-from lims.errors import BadInput, shown
+from lims.domain.states import DEVIATION, LOT, OOSOutcome
+from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
-from lims.services import lookup
+from lims.services import deviations, lookup, verdicts
 from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views.release import CriterionView, EvaluationView, criterion_view, evaluation_view
 
 
-def _recorded(result: QCResult) -> RecordedResult:
-    """A stored result as plain data: what the verdict judges."""
-    assert result.id is not None
-    return RecordedResult(
-        result.id,
-        result.test,
-        result.value,
-        result.number,
-        result.unit,
-        result.method,
-        result.tested_at,
-        result.reason,
-        result.recorded_by,
-    )
-
-
-def _audited(result: QCResult) -> dict[str, Any]:
+def _audited(result: QCResult | RecordedResult) -> dict[str, Any]:
     """What the audit trail records of a result: what was recorded, not the store's id.
 
     Built here rather than from a view, so that `--json` can change without changing it.
@@ -61,46 +43,8 @@ def _audited(result: QCResult) -> dict[str, Any]:
         "tested_at": json_time(result.tested_at),
         "reason": result.reason,
         "recorded_by": result.recorded_by,
+        "investigation": result.investigation_id,
     }
-
-
-def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:
-    """The release verdict on lot as stored, by the specification version it was formulated
-    under (see lims.domain.spec.evaluate for the rules)."""
-    results = session.exec(
-        select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
-    ).all()
-    deviations = session.exec(
-        select(Deviation)
-        .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
-        .order_by(col(Deviation.id))
-    ).all()
-    facts = LotFacts(
-        code=lot.code,
-        status=lot.status,
-        spec_version=lot.spec_version,
-        expires_at=lot.expires_at,
-        now=now,
-        zone=settings.tz,
-        cells_per_vial=lot.cells_per_vial,
-        final_passage=lot.final_passage,
-        deviations=[_deviation_facts(deviation, lot) for deviation in deviations],
-    )
-    judged_by = site.specification(session, lot.spec_version)
-    return spec.evaluate(judged_by, [_recorded(result) for result in results], facts)
-
-
-def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
-    assert deviation.id is not None
-    return DeviationFacts(
-        id=deviation.id,
-        description=deviation.description,
-        status=deviation.status,
-        on_lot=deviation.lot_id == lot.id,
-        waived=deviation.waived,
-        criterion=deviation.criterion,
-        waived_result_id=deviation.waived_result_id,
-    )
 
 
 def _recorded_value(
@@ -131,13 +75,19 @@ def record_result(
     method: str | None = None,
     at: str | datetime | None = None,
     reason: str | None = None,
+    investigation: str | int | None = None,
 ) -> CriterionView:
     """Record a QC result; recording a test again is a retest and needs a reason.
 
     Which tests there are, and their units and words, are those of the lot's specification.
+    A result that fails its criterion opens an out-of-specification deviation at once; while
+    that is open, results of the test are recorded only in its investigation.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
+    investigation_id = (
+        None if investigation is None else read_deviation_id(investigation, "investigation")
+    )
     found = lookup.lot(session, lot)
     judged_by = site.specification(session, found.spec_version)
     criterion = judged_by.get(test)
@@ -161,16 +111,17 @@ def record_result(
     now = utcnow()
     tested_at = past_moment("at", at, zone, now)
     after("at", tested_at, found.formulated_at, f"formulation of {found.code}", zone)
-    LOT.check_unlocked(code=found.code, status=found.status)
-    earlier = session.exec(
-        select(QCResult)
-        .where(col(QCResult.lot_id) == found.id, col(QCResult.test) == test)
-        .order_by(col(QCResult.id))
-    ).all()
-    if earlier and reason is None:
+    LOT.check("record_qc", code=found.code, status=found.status)
+    before = verdicts.evaluate(session, settings, found, now=now)
+    if investigation_id is not None:
+        _check_investigation(session, found, test, investigation_id)
+    else:
+        _check_plain_result(session, found, test, before)
+    earlier = [entry for entry in before.results if entry.result.test == test]
+    if earlier and reason is None and investigation_id is None:
         raise BadInput(
             "reason",
-            f"required for a retest: {test} already has a result ({earlier[-1].value}); "
+            f"required for a retest: {test} already has a result ({earlier[-1].result.value}); "
             "both are kept and the latest counts",
         )
     assert found.id is not None
@@ -183,6 +134,7 @@ def record_result(
         method=method,
         tested_at=tested_at,
         reason=reason,
+        investigation_id=investigation_id,
         recorded_at=now,
         recorded_by=actor.username,
     )
@@ -193,20 +145,66 @@ def record_result(
         ("lot", found.code),
         "qc.retest" if earlier else "qc.record",
         by=actor.username,
-        old=_audited(earlier[-1]) if earlier else None,
+        old=_audited(earlier[-1].result) if earlier else None,
         new=_audited(result),
         reason=reason,
     )
-    evaluation = evaluate(session, settings, found, now=now)
+    if investigation_id is None and not spec.passes(criterion, verdicts.recorded(result)):
+        deviations.open_out_of_specification(session, actor, found, result, criterion)
+    evaluation = verdicts.evaluate(session, settings, found, now=now)
     return criterion_view(next(verdict for verdict in evaluation.criteria if verdict.test == test))
 
 
-def latest_result_id(session: Session, lot: Lot, test: str) -> int | None:
+def _open_investigation(session: Session, lot: Lot, test: str) -> Deviation | None:
     return session.exec(
-        select(QCResult.id)
-        .where(col(QCResult.lot_id) == lot.id, col(QCResult.test) == test)
-        .order_by(col(QCResult.id).desc())
+        select(Deviation).where(
+            col(Deviation.lot_id) == lot.id,
+            col(Deviation.kind) == spec.OOS,
+            col(Deviation.criterion) == test,
+            col(Deviation.status).in_(DEVIATION.pending_states()),
+        )
     ).first()
+
+
+def _check_investigation(session: Session, lot: Lot, test: str, number: int) -> None:
+    """A result recorded in an investigation: of its test, while the OOS deviation is open."""
+    deviation = session.get(Deviation, number)
+    if deviation is None:
+        raise NotFound(f"no deviation {number}")
+    if deviation.kind != spec.OOS or deviation.lot_id != lot.id:
+        raise RuleViolation(
+            f"deviation {number} is not an out-of-specification result of {lot.code}"
+        )
+    if deviation.criterion != test:
+        raise RuleViolation(f"deviation {number} investigates {deviation.criterion}, not {test}")
+    if not DEVIATION.pending(deviation.status):
+        raise RuleViolation(f"deviation {number} is closed: its investigation is over")
+
+
+def _check_plain_result(session: Session, lot: Lot, test: str, before: Evaluation) -> None:
+    """A plain result or retest: not while an OOS result of the test is investigated, and
+    not over a failure QA confirmed (the lot is then rejected, or used under a waiver)."""
+    investigated = _open_investigation(session, lot, test)
+    if investigated is not None:
+        raise RuleViolation(
+            f"{test} of {lot.code} is under investigation in deviation {investigated.id}: "
+            f"record results of it with --investigation {investigated.id}"
+        )
+    counting = next(
+        (
+            entry
+            for entry in reversed(before.results)
+            if entry.result.test == test and entry.status == "valid"
+        ),
+        None,
+    )
+    if counting is not None and counting.deviation_id is not None:
+        confirmed = session.get(Deviation, counting.deviation_id)
+        if confirmed is not None and confirmed.outcome == OOSOutcome.CONFIRMED:
+            raise RuleViolation(
+                f"the failing {test} result {counting.result.value} of {lot.code} was confirmed "
+                f"by deviation {confirmed.id}: it cannot be retested away"
+            )
 
 
 def recordable_tests(judged_by: Spec) -> Sequence[str]:
@@ -217,4 +215,6 @@ def show_evaluation(uow: UnitOfWork, *, lot: str) -> EvaluationView:
     """Each criterion's verdict for a lot, with every result recorded, and what blocks release."""
     session, settings = uow.session, uow.settings
     uow.require("read_records")
-    return evaluation_view(evaluate(session, settings, lookup.lot(session, lot), now=utcnow()))
+    return evaluation_view(
+        verdicts.evaluate(session, settings, lookup.lot(session, lot), now=utcnow())
+    )

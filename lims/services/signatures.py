@@ -8,6 +8,8 @@ Lots, deviations and specification versions are signed through here.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session
 
 from lims import auth
@@ -62,18 +64,21 @@ def sign(
     signer: User,
     record_hash: str,
     meaning: str,
+    record_shape: int | None = None,
+    at: datetime | None = None,
 ) -> Signature:
     """Sign a lot, a deviation or a specification version whose record hashes to
-    `record_hash`; `meaning` says why."""
+    `record_hash`; `meaning` says why, `record_shape` which shape of record was hashed."""
     assert signer.id is not None
     signature = Signature(
         user_id=signer.id,
         username=signer.username,
         full_name=signer.full_name,
         meaning=meaning,
-        signed_at=utcnow(),
+        signed_at=at or utcnow(),
         record_hash=record_hash,
         manifest_hash="",  # computed below, from the signature as made
+        record_shape=record_shape,
     )
     if isinstance(signed, Lot):
         signature.lot_id, subject = signed.id, ids.lot_subject(signed.code)

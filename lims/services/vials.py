@@ -19,7 +19,7 @@ from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services import lookup
+from lims.services import lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -111,6 +111,9 @@ def _judge(
     ) or VIAL.refusal(action, code=vial.code, status=vial.status)
     if refused is not None:
         return refuse(refused)
+    holds = verdicts.evaluate(session, settings, lot, now=now).hold_reasons
+    if holds:
+        return refuse(f"lot {lot.code} is on hold: {'; '.join(holds)}")
     if expired(lot.expires_at, now):
         return refuse(f"vial {vial.code} expired at {show_time(lot.expires_at, settings.tz)}")
     if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):

@@ -20,4 +20,6 @@ class DeviationView:
     closed_at: datetime | None
     closed_by: str | None
     resolution: str | None
+    outcome: str | None  # an out-of-specification result's: invalidated or confirmed
     waived: bool
+    physician_request: str | None  # what a waiver of a confirmed failure rests on

@@ -19,7 +19,7 @@ from lims.staging import StagedFiles
 from lims.views import hidden, inline, renamed, shown_as, to_json
 from lims.views.bench import CultureDetail, din_keys
 from lims.views.deviations import DeviationView
-from lims.views.release import EvaluationView
+from lims.views.release import EvaluationView, ResultView
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +87,19 @@ class SignatureView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HoldView:
+    """A hold QA placed on a lot, and its lifting once lifted."""
+
+    hold_id: int
+    reason: str
+    placed_at: datetime
+    placed_by: str
+    lifted_at: datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class LotDetail:
     """Everything QA reviews before signing, on one screen and in the batch record."""
 
@@ -97,6 +110,24 @@ class LotDetail:
     evaluation: EvaluationView = renamed("qc")
     deviations: list[DeviationView]
     signatures: list[SignatureView]
+    holds: list[HoldView]  # every hold QA placed, standing or lifted
+
+    json_properties: ClassVar[tuple[str, ...]] = ("results", "on_hold", "hold_reasons")
+
+    @property
+    def results(self) -> list[ResultView]:
+        """Every QC result ever recorded on the lot, with its standing."""
+        return self.evaluation.results
+
+    @property
+    def hold_reasons(self) -> list[str]:
+        """What keeps the lot's vials from patients: QA's holds, and on a released lot
+        its open deviations and failures."""
+        return self.evaluation.hold_reasons
+
+    @property
+    def on_hold(self) -> bool:
+        return bool(self.hold_reasons)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from lims.domain.spec import CriterionVerdict, Evaluation, Verdict
+from lims.domain.spec import CriterionVerdict, Evaluation, ResultStatus, StandingResult, Verdict
 from lims.views import from_record, hidden, renamed
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResultView:
-    """One QC result as recorded, without the store's id and the number it was read as."""
+    """One QC result as recorded, and whether it counts; without the store's id and the
+    number it was read as. deviation_id names the out-of-specification deviation it opened
+    or was recorded in the investigation of."""
 
     test: str
     value: str
@@ -27,6 +29,8 @@ class ResultView:
     tested_at: datetime
     reason: str | None
     recorded_by: str
+    status: ResultStatus
+    deviation_id: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +60,8 @@ class EvaluationView:
     spec_version: int  # the specification version the lot is judged by: its formulation's
     criteria: list[CriterionView]
     blocking: list[str]
+    results: list[ResultView]  # every result ever recorded on the lot, oldest first
+    hold_reasons: list[str] = hidden()  # shown with the lot: see LotDetail
 
     @property
     def releasable(self) -> bool:
@@ -73,7 +79,13 @@ def criterion_view(verdict: CriterionVerdict) -> CriterionView:
         unit=criterion.unit,
         required=criterion.required,
         waivable=criterion.waivable,
-        history=[from_record(ResultView, result) for result in verdict.history],
+        history=[result_view(entry) for entry in verdict.history],
+    )
+
+
+def result_view(entry: StandingResult) -> ResultView:
+    return from_record(
+        ResultView, entry.result, status=entry.status, deviation_id=entry.deviation_id
     )
 
 
@@ -83,4 +95,5 @@ def evaluation_view(evaluation: Evaluation) -> EvaluationView:
         EvaluationView,
         evaluation,
         criteria=[criterion_view(verdict) for verdict in evaluation.criteria],
+        results=[result_view(entry) for entry in evaluation.results],
     )

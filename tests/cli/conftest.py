@@ -16,8 +16,7 @@ from tests.support.vials import add_lot, scan_of
 
 @pytest.fixture
 def floor(lab: Lab) -> Floor:
-    """Lot `released` (L1, PT-0001): V01 released, V02 issued, an open deviation on it;
-    lot `quarantine` (PT-0001): every QC result passing, releasable by rita."""
+    """The lab of tests.support.floor.Floor."""
     quality = Quality(lab)
     quality.patient(OTHER)
     quality.record_passing()
@@ -26,12 +25,13 @@ def floor(lab: Lab) -> Floor:
     released = quality.lot_id
     quarantine = add_lot(quality, PATIENT)
     _record_passing(quality, quarantine)
-    opened = quality.run(
-        deviations.open_deviation, lot=released, description="label smudged on V04"
-    )
     vial = f"{released}-V02"
     quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
-    return Floor(quality, released, quarantine, opened.deviation_id, utcnow())
+    deviating = add_lot(quality, PATIENT)
+    opened = quality.run(
+        deviations.open_deviation, lot=deviating, description="label smudged on V04"
+    )
+    return Floor(quality, released, quarantine, deviating, opened.deviation_id, utcnow())
 
 
 @pytest.fixture

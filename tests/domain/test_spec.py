@@ -27,6 +27,7 @@ from lims.domain.spec import (
     Criterion,
     DerivedCriterion,
     DeviationFacts,
+    Evaluation,
     LotFacts,
     NumericCriterion,
     RecordedResult,
@@ -318,7 +319,11 @@ def test_the_latest_result_counts_and_every_result_stays_visible() -> None:
     ]
     verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
     assert (verdict.verdict, verdict.result) == ("pass", "96")
-    assert [r.value for r in verdict.history] == [PASSING["cd105"], "90", "96"]
+    assert [(r.result.value, r.status) for r in verdict.history] == [
+        (PASSING["cd105"], "superseded"),
+        ("90", "superseded"),
+        ("96", "valid"),
+    ]
     recorded.append(result("cd105", "80", result_id=22))
     verdict = next(v for v in evaluate(DEFAULT, recorded, facts()).criteria if v.test == "cd105")
     assert (verdict.verdict, verdict.result) == ("fail", "80")
@@ -384,13 +389,10 @@ def test_a_waiver_does_not_cover_a_later_result() -> None:
     assert evaluation.blocking == ["cd105 failed: 85 % (spec ≥ 95 %)"]
 
 
-def test_a_waiver_of_a_missing_result_covers_it_until_one_is_recorded() -> None:
+def test_a_waiver_never_covers_a_missing_result() -> None:
     recorded = results({t: v for t, v in PASSING.items() if t != "cd90"})
     evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd90", None)]))
-    assert evaluation.releasable
-    recorded.append(result("cd90", "80", result_id=40))
-    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waiver("cd90", None)]))
-    assert evaluation.blocking == ["cd90 failed: 80 % (spec ≥ 95 %)"]
+    assert evaluation.blocking == ["cd90 missing (spec ≥ 95 %)"]
 
 
 @pytest.mark.parametrize(
@@ -559,3 +561,114 @@ def test_a_lot_is_releasable_exactly_when_nothing_stands_in_the_way(
     )
     assert evaluation.releasable == expected
     assert evaluation.releasable == (evaluation.blocking == [])
+
+
+# --- out-of-specification results -------------------------------------------------------------
+
+
+def oos(number: int, result_id: int, **changes: Any) -> DeviationFacts:
+    """The OOS deviation a failing cd105 result opened, still open unless changed."""
+    deviation = DeviationFacts(
+        id=number,
+        description="cd105 out of specification",
+        status="open",
+        on_lot=True,
+        waived=False,
+        criterion="cd105",
+        waived_result_id=None,
+        kind="oos",
+        result_id=result_id,
+    )
+    return replace(deviation, **changes)
+
+
+def investigated(value: str, result_id: int, deviation: int) -> RecordedResult:
+    return replace(result("cd105", value, result_id=result_id), investigation_id=deviation)
+
+
+def cd105(evaluation: Evaluation) -> list[tuple[str, str, int | None]]:
+    return [
+        (entry.result.value, entry.status, entry.deviation_id)
+        for entry in evaluation.results
+        if entry.result.test == "cd105"
+    ]
+
+
+def test_an_investigation_result_does_not_count_while_the_oos_deviation_is_open() -> None:
+    recorded = [
+        *results({t: v for t, v in PASSING.items() if t != "cd105"}),
+        result("cd105", "90", result_id=30),
+        investigated("97", 31, deviation=8),
+    ]
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[oos(8, 30)]))
+    assert cd105(evaluation) == [("90", "valid", 8), ("97", "investigation", 8)]
+    assert evaluation.blocking == [
+        "cd105 failed: 90 % (spec ≥ 95 %)",
+        "deviation 8 open: cd105 out of specification",
+    ]
+
+
+def test_invalidating_the_original_lets_the_investigation_result_count() -> None:
+    recorded = [
+        *results({t: v for t, v in PASSING.items() if t != "cd105"}),
+        result("cd105", "90", result_id=30),
+        investigated("97", 31, deviation=8),
+    ]
+    closed = oos(8, 30, status="closed", outcome="invalidated")
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[closed]))
+    assert cd105(evaluation) == [("90", "invalidated", 8), ("97", "valid", 8)]
+    assert evaluation.releasable
+
+
+def test_a_confirmed_failure_stands_and_its_investigation_never_counts() -> None:
+    recorded = [
+        *results({t: v for t, v in PASSING.items() if t != "cd105"}),
+        result("cd105", "90", result_id=30),
+        investigated("97", 31, deviation=8),
+    ]
+    closed = oos(8, 30, status="closed", outcome="confirmed")
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[closed]))
+    assert cd105(evaluation) == [("90", "valid", 8), ("97", "investigation", 8)]
+    assert evaluation.blocking == ["cd105 failed: 90 % (spec ≥ 95 %)"]
+    waived = replace(closed, waived=True, waived_result_id=30)
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[waived]))
+    assert evaluation.releasable
+    assert next(v for v in evaluation.criteria if v.test == "cd105").waived_by == 8
+
+
+def test_invalidated_with_no_investigation_result_leaves_the_test_missing() -> None:
+    recorded = [
+        *results({t: v for t, v in PASSING.items() if t != "cd105"}),
+        result("cd105", "90", result_id=30),
+    ]
+    closed = oos(8, 30, status="closed", outcome="invalidated")
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[closed]))
+    assert evaluation.blocking == ["cd105 missing (spec ≥ 95 %)"]
+
+
+def test_a_quarantine_lot_is_held_only_by_qa() -> None:
+    recorded = [*results(PASSING), result("cd105", "90", result_id=30)]
+    evaluation = evaluate(DEFAULT, recorded, facts(deviations=[oos(8, 30)]))
+    assert not evaluation.on_hold
+    held = evaluate(DEFAULT, results(PASSING), facts(holds=["hold 1 by quinn: alarm"]))
+    assert held.hold_reasons == ["hold 1 by quinn: alarm"]
+    assert held.blocking == ["hold 1 by quinn: alarm"]
+
+
+def test_a_released_lot_is_held_by_open_deviations_and_failures_not_waived() -> None:
+    late = [*results(PASSING), result("endotoxin", "12", result_id=40)]
+    deviation = replace(oos(9, 40), criterion="endotoxin", description="endotoxin OOS")
+    evaluation = evaluate(DEFAULT, late, facts(status="released", deviations=[deviation]))
+    assert evaluation.hold_reasons == [
+        "endotoxin failed: 12 EU/mL (spec ≤ 7 EU/mL)",
+        "deviation 9 open: endotoxin OOS",
+    ]
+    confirmed = replace(deviation, status="closed", outcome="confirmed")
+    evaluation = evaluate(DEFAULT, late, facts(status="released", deviations=[confirmed]))
+    assert evaluation.hold_reasons == ["endotoxin failed: 12 EU/mL (spec ≤ 7 EU/mL)"]
+    passing = evaluate(DEFAULT, results(PASSING), facts(status="released"))
+    assert not passing.on_hold
+    overdosed = evaluate(
+        DEFAULT, results(PASSING), facts(status="released", cells_per_vial=200_000_000)
+    )
+    assert not overdosed.on_hold  # judged at release; a derived value does not change after

@@ -18,18 +18,26 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("lot", "release"): {"quarantine"},
     ("lot", "reject"): {"quarantine"},
     ("lot", "hand_out_vials"): {"quarantine", "released"},
+    ("lot", "record_qc"): {"quarantine", "released"},
+    ("lot", "hold"): {"quarantine", "released"},
+    ("lot", "unhold"): {"quarantine", "released"},
+    ("lot", "waive"): {"quarantine", "released"},
+    ("lot", "recall"): {"released"},
     ("vial", "release"): {"quarantine"},
     ("vial", "issue"): {"released"},
     ("vial", "administer"): {"issued"},
-    ("vial", "destroy"): {"quarantine", "released", "issued"},
-    ("vial", "label"): {"quarantine", "released", "issued", "administered"},
+    ("vial", "recall"): {"quarantine", "released", "issued"},
+    ("vial", "destroy"): {"quarantine", "released", "issued", "recalled"},
+    ("vial", "label"): {"quarantine", "released", "issued", "administered", "recalled"},
     ("deviation", "close"): {"open"},
 }
 TARGETS = {
     ("culture", "formulate"): "formulated",
     ("lot", "release"): "released",
     ("lot", "reject"): "rejected",
+    ("lot", "recall"): "recalled",
     ("vial", "release"): "released",
+    ("vial", "recall"): "recalled",
     ("vial", "issue"): "issued",
     ("vial", "administer"): "administered",
     ("vial", "destroy"): "destroyed",
@@ -37,17 +45,17 @@ TARGETS = {
 }
 LOCKED = {
     "culture": {"formulated", "discarded"},
-    "lot": {"released", "rejected"},
+    "lot": {"released", "rejected", "recalled"},
     "vial": {"administered", "destroyed"},
     "deviation": {"closed"},
 }
 STATES = {
     "culture": ("active", "formulated", "discarded"),
-    "lot": ("quarantine", "released", "rejected"),
-    "vial": ("quarantine", "released", "issued", "administered", "destroyed"),
+    "lot": ("quarantine", "released", "rejected", "recalled"),
+    "vial": ("quarantine", "released", "issued", "administered", "destroyed", "recalled"),
     "deviation": ("open", "closed"),
 }
-NO_OBJECTION = {"blocking": [], "signer_steps": [], "signer": "quinn"}
+NO_OBJECTION = {"blocking": [], "signer_steps": [], "signer_waivers": [], "signer": "quinn"}
 CASES = [(kind, action, status) for (kind, action) in ALLOWED for status in STATES[kind]]
 
 
@@ -106,6 +114,9 @@ def test_a_locked_record_refuses_corrections_in_one_sentence(kind: str) -> None:
             "lot X-1 is released; only a lot in quarantine can be rejected",
         ),
         (LOT, "hand_out_vials", "rejected", "vial V is of lot X-1, which QA rejected"),
+        (LOT, "hand_out_vials", "recalled", "vial V is of lot X-1, which QA recalled"),
+        (LOT, "recall", "quarantine", "lot X-1 is in quarantine: reject it rather than recall"),
+        (LOT, "record_qc", "rejected", "lot X-1 is rejected: no QC result can be recorded on it"),
         (VIAL, "issue", "quarantine", "vial X-1 is quarantine, not released"),
         (VIAL, "administer", "released", "vial X-1 is released, not issued"),
         (
@@ -127,11 +138,20 @@ def test_each_refusal_says_what_state_stands_in_the_way(
 
 
 def test_release_is_guarded_by_the_signers_independence_before_the_criteria() -> None:
-    both = {"blocking": ["sterility failed"], "signer_steps": ["logged P1"], "signer": "tom"}
+    both = {
+        "blocking": ["sterility failed"],
+        "signer_steps": ["logged P1"],
+        "signer_waivers": [4],
+        "signer": "tom",
+    }
     assert LOT.refusal("release", code="L1", status="quarantine", facts=both) == (
         "tom recorded steps of L1 (logged P1); another QA reviewer must sign"
     )
-    criteria = {**both, "signer_steps": []}
+    waiver = {**both, "signer_steps": []}
+    assert LOT.refusal("release", code="L1", status="quarantine", facts=waiver) == (
+        "tom waived a failure of L1 (deviation 4); another QA reviewer must release it"
+    )
+    criteria = {**waiver, "signer_waivers": []}
     assert LOT.refusal("release", code="L1", status="quarantine", facts=criteria) == (
         "lot L1 cannot be released: sterility failed"
     )
@@ -139,6 +159,7 @@ def test_release_is_guarded_by_the_signers_independence_before_the_criteria() ->
 
 def test_a_lot_in_the_wrong_state_is_refused_release_with_every_blocking_reason() -> None:
     facts = {"blocking": ["cd73 missing", "lot L1 is released"], "signer_steps": [], "signer": "q"}
+    facts["signer_waivers"] = []
     assert LOT.refusal("release", code="L1", status="released", facts=facts) == (
         "lot L1 cannot be released: cd73 missing; lot L1 is released"
     )
@@ -161,7 +182,9 @@ def test_expiry_shows_only_on_records_still_in_use() -> None:
     assert LOT.shown("released", expired=False) == "released"
     assert VIAL.shown("issued", expired=True) == "issued"
     assert VIAL.shown("released", expired=True) == "expired"
-    assert LOT.shown_states() == ("quarantine", "released", "rejected", "expired")
+    assert LOT.shown("recalled", expired=True) == "recalled"
+    assert VIAL.shown("recalled", expired=True) == "recalled"
+    assert LOT.shown_states() == ("quarantine", "released", "rejected", "recalled", "expired")
     assert DEVIATION.shown_states() == ("open", "closed")
 
 
@@ -189,12 +212,14 @@ def test_only_an_open_deviation_is_pending() -> None:
         (LOT, "quarantine", True),
         (LOT, "released", False),
         (LOT, "rejected", True),
+        (LOT, "recalled", True),
         (LOT, "expired", True),
         (VIAL, "quarantine", True),
         (VIAL, "released", False),
         (VIAL, "issued", False),
         (VIAL, "administered", False),
         (VIAL, "destroyed", True),
+        (VIAL, "recalled", True),
         (VIAL, "expired", True),
         (DEVIATION, "open", True),
         (DEVIATION, "closed", False),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lims.errors import AuditedRefusal, BadInput, NotPermitted, RuleViolation
+from lims.errors import AuditedRefusal, BadInput, NotFound, NotPermitted, RuleViolation
 from lims.models import Deviation
 from lims.services import deviations
 from tests.support.lab import PASSWORD
@@ -27,22 +27,35 @@ def _open(quality: Quality, criterion: str | None, **values: Any) -> int:
     return opened.deviation_id
 
 
-def _close(quality: Quality, deviation_id: int, *, waive: bool) -> deviations.DeviationView:
-    quality.lab.login("rita")
+def _close(quality: Quality, deviation_id: int, as_user: str = "rita", **how: Any) -> Any:
+    quality.lab.login(as_user)
     return quality.run(
         deviations.close_deviation,
         deviation_id=deviation_id,
         resolution="assessed",
         password=PASSWORD,
-        waive=waive,
+        **how,
     )
+
+
+def _opened_by(quality: Quality, test: str, value: str, **values: Any) -> int:
+    """Record a failing result as tom; returns the OOS deviation it opened."""
+    quality.lab.login("tom")
+    quality.record(test, value, **values)
+    [deviation] = [d for d in quality.show().deviations if d.status == "open" and d.kind == "oos"]
+    assert deviation.criterion == test
+    return deviation.deviation_id
+
+
+def _results(quality: Quality, test: str) -> list[tuple[str, str, int | None]]:
+    return [(r.value, r.status, r.deviation_id) for r in quality.show().results if r.test == test]
 
 
 def test_an_open_deviation_blocks_release(quality: Quality) -> None:
     quality.record_passing()
     number = _open(quality, None)
     assert f"deviation {number} open" in " ".join(quality.evaluation().blocking)
-    closed = _close(quality, number, waive=False)
+    closed = _close(quality, number)
     assert closed.status == "closed"
     assert quality.evaluation().releasable
 
@@ -63,35 +76,152 @@ def test_closing_a_deviation_is_a_qa_signature(quality: Quality) -> None:
         )
 
 
-def test_a_waiver_lets_release_proceed_past_that_result_only(quality: Quality) -> None:
+def test_a_failing_result_opens_an_oos_deviation_at_once(quality: Quality) -> None:
     quality.record_passing()
-    quality.record("cd105", "90", reason="repeat")
+    number = _opened_by(quality, "mycoplasma", "positive", reason="retest")
+    [opened] = [d for d in quality.show().deviations if d.deviation_id == number]
+    assert (opened.kind, opened.criterion, opened.status) == ("oos", "mycoplasma", "open")
+    assert "positive" in opened.description
+    assert f"deviation {number} open" in " ".join(quality.evaluation().blocking)
     quality.lab.login("tom")
-    number = _open(quality, "cd105")
-    _close(quality, number, waive=True)
-    verdict = next(v for v in quality.evaluation().criteria if v.test == "cd105")
-    assert (verdict.verdict, verdict.waived_by) == ("fail", number)
+    assert quality.record("cd73", "97", reason="repeat").verdict == "pass"  # another test
+    assert len([d for d in quality.show().deviations if d.kind == "oos"]) == 1
+
+
+def test_a_plain_retest_of_a_test_under_investigation_is_refused(quality: Quality) -> None:
+    quality.record_passing()
+    number = _opened_by(quality, "mycoplasma", "positive", reason="retest")
+    with pytest.raises(RuleViolation, match=f"--investigation {number}"):
+        quality.record("mycoplasma", "negative", reason="retest")
+    assert _results(quality, "mycoplasma")[-1] == ("positive", "valid", number)
+
+
+def test_an_investigation_result_counts_only_once_the_original_is_invalidated(
+    quality: Quality,
+) -> None:
+    quality.record_passing()
+    number = _opened_by(quality, "cd105", "90", reason="second stain")
+    quality.record("cd105", "97", investigation=number)
+    assert _results(quality, "cd105")[1:] == [
+        ("90", "valid", number),
+        ("97", "investigation", number),
+    ]
+    assert not quality.evaluation().releasable
+    _close(quality, number, invalidate=True)
+    assert _results(quality, "cd105")[1:] == [
+        ("90", "invalidated", number),
+        ("97", "valid", number),
+    ]
     assert quality.evaluation().releasable
     quality.lab.login("tom")
-    quality.record("cd105", "85", reason="third stain")
-    assert any(reason.startswith("cd105 failed: 85 %") for reason in quality.evaluation().blocking)
+    quality.record("cd105", "98", reason="routine repeat")  # a later retest counts too
+    assert _results(quality, "cd105")[-2:] == [("97", "superseded", number), ("98", "valid", None)]
+
+
+def test_a_failing_investigation_result_opens_its_own_deviation_once_it_counts(
+    quality: Quality,
+) -> None:
+    quality.record_passing()
+    first = _opened_by(quality, "cd105", "90", reason="second stain")
+    quality.record("cd105", "91", investigation=first)
+    _close(quality, first, invalidate=True)
+    [second] = [d for d in quality.show().deviations if d.status == "open"]
+    assert (second.kind, second.criterion) == ("oos", "cd105")
+    assert _results(quality, "cd105")[-1] == ("91", "valid", second.deviation_id)
+
+
+def test_a_confirmed_failure_cannot_be_retested_away(quality: Quality) -> None:
+    quality.record_passing()
+    number = _opened_by(quality, "cd105", "90", reason="second stain")
+    quality.record("cd105", "97", investigation=number)
+    _close(quality, number, confirm=True)
+    assert _results(quality, "cd105")[1:] == [
+        ("90", "valid", number),
+        ("97", "investigation", number),
+    ]
+    quality.lab.login("tom")
+    with pytest.raises(RuleViolation, match=f"confirmed by deviation {number}"):
+        quality.record("cd105", "98", reason="third stain")
+    assert "cd105 failed: 90 % (spec ≥ 95 %)" in quality.evaluation().blocking
+
+
+def test_a_confirmed_failure_is_waived_at_the_physicians_request_and_another_qa_releases(
+    quality: Quality,
+) -> None:
+    quality.record_passing()
+    number = _opened_by(quality, "cd105", "90", reason="second stain")
+    closed = _close(
+        quality, number, confirm=True, waive=True, physician_request="Dr Rossi, 2026-12-01"
+    )
+    assert (closed.waived, closed.outcome, closed.physician_request) == (
+        True,
+        "confirmed",
+        "Dr Rossi, 2026-12-01",
+    )
+    verdict = next(v for v in quality.evaluation().criteria if v.test == "cd105")
+    assert (verdict.verdict, verdict.waived_by) == ("fail", number)
+    with pytest.raises(RuleViolation, match="rita waived a failure"):
+        quality.release("rita")
+    assert quality.release("quinn").summary.status == "released"
 
 
 @pytest.mark.parametrize(("test", "value"), [("sterility", "positive"), ("endotoxin", "10")])
 def test_safety_tests_can_never_be_waived(quality: Quality, test: str, value: str) -> None:
-    quality.record(test, value)
-    number = _open(quality, test)
+    number = _opened_by(quality, test, value)
     with pytest.raises(RuleViolation, match="never be waived"):
-        _close(quality, number, waive=True)
+        _close(quality, number, confirm=True, waive=True, physician_request="Dr Rossi")
 
 
-def test_only_a_deviation_naming_a_failed_criterion_waives(quality: Quality) -> None:
+@pytest.mark.parametrize(
+    ("how", "field"),
+    [
+        ({}, "invalidate/confirm"),
+        ({"invalidate": True, "confirm": True}, "invalidate/confirm"),
+        ({"waive": True, "physician_request": "Dr Rossi"}, "waive"),
+        ({"invalidate": True, "waive": True, "physician_request": "Dr Rossi"}, "waive"),
+        ({"confirm": True, "waive": True}, "physician-request"),
+        ({"confirm": True, "physician_request": "Dr Rossi"}, "physician-request"),
+    ],
+)
+def test_an_oos_deviation_is_closed_one_way_only(
+    quality: Quality, how: dict[str, Any], field: str
+) -> None:
+    number = _opened_by(quality, "cd105", "90")
+    with pytest.raises(BadInput) as refused:
+        _close(quality, number, **how)
+    assert refused.value.field == field
+    assert quality.show().deviations[-1].status == "open"
+
+
+def test_only_an_oos_deviation_is_invalidated_confirmed_or_waived(quality: Quality) -> None:
     quality.record("cd105", "97")
-    with pytest.raises(RuleViolation, match="names no release criterion"):
-        _close(quality, _open(quality, None), waive=True)
+    number = _open(quality, "cd105")
+    for how in ({"invalidate": True}, {"confirm": True}):
+        with pytest.raises(RuleViolation, match="not an out-of-specification result"):
+            _close(quality, number, **how)
+    with pytest.raises(BadInput) as refused:
+        _close(quality, number, waive=True, physician_request="Dr Rossi")
+    assert refused.value.field == "waive"
+
+
+def test_investigation_results_belong_to_an_open_oos_deviation_of_that_test(
+    quality: Quality,
+) -> None:
+    number = _opened_by(quality, "cd105", "90")
+    manual = _open(quality, "cd73")
+    with pytest.raises(RuleViolation, match="not an out-of-specification result"):
+        quality.record("cd73", "97", investigation=manual)
+    with pytest.raises(RuleViolation, match="investigates cd105, not cd90"):
+        quality.record("cd90", "97", investigation=number)
+    with pytest.raises(NotFound):
+        quality.record("cd105", "97", investigation=999)
+    with pytest.raises(BadInput) as refused:
+        quality.record("cd105", "97", investigation="x")
+    assert refused.value.field == "investigation"
+    _close(quality, number, confirm=True)
     quality.lab.login("tom")
-    with pytest.raises(RuleViolation, match="nothing to waive"):
-        _close(quality, _open(quality, "cd105"), waive=True)
+    with pytest.raises(RuleViolation, match="closed: its investigation is over"):
+        quality.record("cd105", "97", investigation=number)
 
 
 def test_a_criterion_belongs_to_a_lot_and_must_exist(quality: Quality) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from lims.config import load_settings
 from lims.errors import BadInput, ConfigError
-from lims.services import lookup, lots, qc
+from lims.services import lookup, lots, verdicts
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.bench import Bench, day
@@ -130,20 +130,23 @@ def test_derived_criteria_read_the_lot(bench: Bench, growing: str) -> None:
     )
     with unit_of_work(bench.settings, write=False) as uow:
         lot = lookup.lot(uow.session, f"{growing[:-3]}-L1")
-        evaluation = qc.evaluate(uow.session, uow.settings, lot, now=utcnow())
-    verdicts = {v.test: (v.verdict, v.result) for v in evaluation.criteria}
-    assert verdicts["cell_dose"] == ("fail", "4e7")
-    assert verdicts["final_passage"] == ("pass", "1")
+        evaluation = verdicts.evaluate(uow.session, uow.settings, lot, now=utcnow())
+    judged = {v.test: (v.verdict, v.result) for v in evaluation.criteria}
+    assert judged["cell_dose"] == ("fail", "4e7")
+    assert judged["final_passage"] == ("pass", "1")
 
 
 def test_a_retest_needs_a_reason_and_the_latest_result_counts(quality: Quality) -> None:
-    quality.record("cd105", "90")
+    quality.record("cd105", "96")
     with pytest.raises(BadInput) as refused:
         quality.record("cd105", "97")
     assert refused.value.field == "reason"
-    retested = quality.record("cd105", "97", reason="re-stained with a fresh antibody lot")
-    assert retested.verdict == "pass"
-    assert [r.value for r in retested.history] == ["90", "97"]
+    retested = quality.record("cd105", "94", reason="re-stained with a fresh antibody lot")
+    assert retested.verdict == "fail"
+    assert [(r.value, r.status) for r in retested.history] == [
+        ("96", "superseded"),
+        ("94", "valid"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -82,12 +82,15 @@ PRINTER = re.compile(r"[A-Za-z0-9_-]{1,127}")
 
 @dataclass(frozen=True)
 class Floor:
-    """Lot `released` (L1, PT-0001): V01 released, V02 issued, an open deviation on it;
-    lot `quarantine` (PT-0001): every QC result passing, releasable by rita."""
+    """Lot `released` (L1, PT-0001): V01 released, V02 issued;
+    lot `quarantine` (PT-0001): every QC result passing, releasable by rita;
+    lot `deviating` (PT-0001): in quarantine, with an open deviation (on a released lot it
+    would hold it)."""
 
     quality: Quality
     released: str
     quarantine: str
+    deviating: str
     deviation: int
     issued_at: datetime
 
@@ -351,12 +354,12 @@ COMMANDS: dict[str, Command] = {
         "tom",
         ("deviation", "open"),
         lambda floor: {
-            "lot": floor.released,
+            "lot": floor.deviating,
             "criterion": "cd105",
             "description": "CD105 antibody lot near expiry",
         },
         lambda floor: {
-            "lot": _lot_field(floor.quarantine, floor.released),
+            "lot": _lot_field(floor.deviating, floor.quarantine, floor.released),
             "criterion": _field(lambda value: value in DEFAULT_SPEC, st.sampled_from(["CD105"])),
             "description": _field(_free(LONG_MAX, multiline=True)),
         },

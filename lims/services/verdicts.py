@@ -1,0 +1,91 @@
+"""The release verdict on a lot as stored: its results, deviations and holds, judged.
+
+Read by the commands that record results, close deviations, hold and release lots;
+it writes nothing, so each of them can ask it without depending on the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from lims import site
+from lims.config import Settings
+from lims.domain import spec
+from lims.domain.spec import DeviationFacts, Evaluation, LotFacts, RecordedResult
+from lims.models import Deviation, Lot, LotHold, QCResult
+
+
+def recorded(result: QCResult) -> RecordedResult:
+    """A stored result as plain data: what the verdict judges."""
+    assert result.id is not None
+    return RecordedResult(
+        result.id,
+        result.test,
+        result.value,
+        result.number,
+        result.unit,
+        result.method,
+        result.tested_at,
+        result.reason,
+        result.recorded_by,
+        result.investigation_id,
+    )
+
+
+def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:
+    """The release verdict on lot as stored, by the specification version it was formulated
+    under (see lims.domain.spec.evaluate for the rules)."""
+    results = session.exec(
+        select(QCResult).where(col(QCResult.lot_id) == lot.id).order_by(col(QCResult.id))
+    ).all()
+    deviations = session.exec(
+        select(Deviation)
+        .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
+        .order_by(col(Deviation.id))
+    ).all()
+    facts = LotFacts(
+        code=lot.code,
+        status=lot.status,
+        spec_version=lot.spec_version,
+        expires_at=lot.expires_at,
+        now=now,
+        zone=settings.tz,
+        cells_per_vial=lot.cells_per_vial,
+        final_passage=lot.final_passage,
+        deviations=[_deviation_facts(deviation, lot) for deviation in deviations],
+        holds=[hold_reason(hold) for hold in standing_holds(session, lot)],
+    )
+    judged_by = site.specification(session, lot.spec_version)
+    return spec.evaluate(judged_by, [recorded(result) for result in results], facts)
+
+
+def standing_holds(session: Session, lot: Lot) -> Sequence[LotHold]:
+    """QA's holds on the lot not yet lifted, oldest first."""
+    return session.exec(
+        select(LotHold)
+        .where(col(LotHold.lot_id) == lot.id, col(LotHold.lifted_at).is_(None))
+        .order_by(col(LotHold.id))
+    ).all()
+
+
+def hold_reason(hold: LotHold) -> str:
+    return f"hold {hold.id} by {hold.placed_by}: {hold.reason}"
+
+
+def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
+    assert deviation.id is not None
+    return DeviationFacts(
+        id=deviation.id,
+        description=deviation.description,
+        status=deviation.status,
+        on_lot=deviation.lot_id == lot.id,
+        waived=deviation.waived,
+        criterion=deviation.criterion,
+        waived_result_id=deviation.waived_result_id,
+        kind=deviation.kind,
+        result_id=deviation.result_id,
+        outcome=deviation.outcome,
+    )
