@@ -6,16 +6,23 @@ The tour is lims.scenario's full path, narrated by `lims demo` (lims/cli/demo.py
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
-from lims.scenario import Clock, Scenario, staff
-from lims.services import aspirates, cultures
-from lims.views.demo import DemoResult, DemoUser
+from lims.scenario import PASSING, QC_AFTER_FORMULATION, Clock, Scenario, staff
+from lims.services import aspirates, cultures, deviations, lots, qc, site, vials
+from lims.views.demo import DemoResult, DemoUser, Investigation, Recall
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
 PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3
+# QA tightens the viability criterion before the lot is formulated: the lot is judged by it.
+SPEC_CHANGE = "[release.viability]\nmin = 80.0\n"
+SPEC_REASON = "annual product review 2026: viability of the final product at least 80 %"
+# CD105 first reads below its minimum: an out-of-specification result, investigated.
+FIRST_CD105 = "91.0"
+CD105_RETEST = "97.1"
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -35,6 +42,14 @@ def run_demo(directory: Path) -> DemoResult:
     _, technician, reviewer = (person.username for person in people)
     lab = Scenario.initialise(settings, people, Clock.formulating_yesterday())
 
+    lab.login(reviewer)
+    spec = lab.run(
+        site.set_spec,
+        file=_spec_file(settings),
+        reason=SPEC_REASON,
+        password=lab.people[reviewer].password,
+    )
+
     lab.login(technician)
     patient = lab.patient(**DEMO_PATIENT)
     din = lab.aspirate(patient=patient.code).din.code
@@ -44,25 +59,97 @@ def run_demo(directory: Path) -> DemoResult:
     # As the technician saw them before the final harvest: the culture still active.
     received = lab.read(aspirates.show_aspirate, din=din)
     grown = lab.read(cultures.show_culture, culture=culture)
-    lot = lab.formulate(culture).summary.lot_id
-    lab.record_qc(lot)
+    formulated = lab.formulate(culture)
+    lot = formulated.summary.lot_id
+    investigation = _out_of_specification(lab, lot, reviewer, technician)
     released = lab.release(lot, signer=reviewer)
     written = lab.batch_record(lot, settings.home / f"batch-record-{lot}.pdf")
     lab.login(technician)
     labels = lab.labels(lot, settings.home / "labels")
     scan = lab.scan(lot, patient.code)
+    recall = _hold_administer_recall(lab, lot, patient.code, reviewer, technician)
     lab.logout()
     return DemoResult(
         settings=settings,
         users=[DemoUser(**asdict(person)) for person in people],
+        spec=spec,
         patient=patient,
         aspirate=received,
         culture=grown,
+        investigation=investigation,
         lot=released,
         batch_record=written.path,
         batch_record_pages=written.pages,
         labels=labels,
         scan=scan,
+        recall=recall,
         trail=lab.audit_trail(),
         verification=lab.verify_trail(),
     )
+
+
+def _spec_file(settings: Settings) -> Path:
+    file = settings.home / "spec-viability-80.toml"
+    file.write_text(SPEC_CHANGE, encoding="utf-8")
+    return file
+
+
+def _out_of_specification(lab: Scenario, lot: str, reviewer: str, technician: str) -> Investigation:
+    """CD105 fails, which opens a deviation; the sample proves mislabelled, QA invalidates the
+    result and the retest recorded in the investigation counts."""
+    lab.record_qc(lot, {**PASSING, "cd105": FIRST_CD105})
+    [opened] = [d for d in lab.read(lots.show_lot, lot=lot).deviations if d.kind == "oos"]
+    tested = lab.clock.day(27) + QC_AFTER_FORMULATION + timedelta(hours=2)
+    lab.run(
+        qc.record_result,
+        lot=lot,
+        test="cd105",
+        value=CD105_RETEST,
+        method="flow cytometry, fresh antibody lot",
+        at=tested,
+        investigation=opened.deviation_id,
+    )
+    lab.login(reviewer)
+    closed = lab.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="the first tube was the isotype control, mislabelled; see INV-2026-014",
+        password=lab.people[reviewer].password,
+        invalidate=True,
+    )
+    lab.login(technician)
+    results = [r for r in lab.read(lots.show_lot, lot=lot).results if r.test == "cd105"]
+    return Investigation(opened=opened, closed=closed, results=results)
+
+
+def _hold_administer_recall(
+    lab: Scenario, lot: str, patient: str, reviewer: str, technician: str
+) -> Recall:
+    """QA holds the released lot and the bedside scan is refused; the hold is lifted and the
+    first vial given. A late karyotype comes back abnormal: its deviation holds the lot, QA
+    confirms the result and recalls the lot, and the vials not given are recalled."""
+    first_scan, *_ = lab.label_payloads(lot)
+    first = f"{lot}-V01"
+    sign = {"password": lab.people[reviewer].password}
+    lab.login(reviewer)
+    held = lab.run(lots.hold, lot=lot, reason="incubator 2 alarm log under review", **sign)
+    lab.login(technician)
+    refused = lab.run(vials.verify, scan=first_scan, patient=patient)
+    lab.login(reviewer)
+    lab.run(lots.unhold, lot=lot, reason="alarm was a sensor fault; no excursion", **sign)
+    lab.login(technician)
+    lab.run(vials.issue, vial=first, scan=first_scan, patient=patient)
+    lab.run(vials.administer, vial=first, scan=first_scan, patient=patient)
+    lab.run(qc.record_result, lot=lot, test="karyotype", value="abnormal", method="G-banding")
+    late = lab.read(lots.show_lot, lot=lot)
+    [opened] = [d for d in late.deviations if d.kind == "oos" and d.status == "open"]
+    lab.login(reviewer)
+    lab.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="repeat metaphase count confirms trisomy 8 in 4 of 20 cells",
+        confirm=True,
+        **sign,
+    )
+    recalled = lab.run(lots.recall, lot=lot, reason="late karyotype abnormal, confirmed", **sign)
+    return Recall(held=held, refused=refused, late=late, recalled=recalled)

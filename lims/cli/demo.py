@@ -58,19 +58,33 @@ def demo(
         [(user.username, user.full_name, user.role, user.password) for user in result.users],
     )
     say("The passwords are shown only here: lims keeps nothing but their argon2id hashes.")
+    spec = result.spec
     say(
-        f"\n3. The technician registered patient {result.patient.code}, received an aspirate"
+        f"\n3. QA approved release specification version {spec.version} with a signature "
+        f"({spec.reason}); the environment and lims.toml cannot change it."
+    )
+    say(
+        f"\n4. The technician registered patient {result.patient.code}, received an aspirate"
         f" (DIN {result.aspirate.din.display}), started a primary culture and logged three"
         " passages; growth is derived from the counts:\n"
     )
     expansion.show_culture(result.culture, zone)
     lot = result.lot
+    investigation = result.investigation
     say(
-        f"\n4. The technician formulated lot {lot.summary.lot_id} "
-        f"({lot.summary.vials} vials for {lot.summary.patient}) and recorded its QC; "
-        "QA, who did no step of it, re-entered a password and released it:\n"
+        f"\n5. The technician formulated lot {lot.summary.lot_id} "
+        f"({lot.summary.vials} vials for {lot.summary.patient}, judged by specification "
+        f"version {lot.summary.spec_version}) and recorded its QC. CD105 came out of "
+        f"specification, which opened deviation {investigation.opened.deviation_id}; the "
+        "retest was recorded in its investigation, and QA invalidated the first result "
+        f"({investigation.closed.resolution}):\n"
     )
-    quality.show_evaluation(lot.evaluation)
+    quality.show_results(investigation.results, zone)
+    say(
+        "\nQA, who did no step of the lot, re-entered a password and released it against "
+        "every result that counts:\n"
+    )
+    quality.show_evaluation(lot.evaluation, zone)
     for signature in lot.signatures:
         say(signature.manifestation)
     say(f"Batch record: {result.batch_record} ({result.batch_record_pages} pages).")
@@ -79,7 +93,26 @@ def demo(
         say(f"  {path.name}")
     say("The first vial's QR code, scanned against its patient:")
     say(("MATCH     " if result.scan.match else "MISMATCH  ") + result.scan.reason)
-    say("\n5. Every step is in the audit trail, each entry chained to the one before:\n")
+    recall = result.recall
+    say(
+        "\n6. QA put the lot on hold (a signature); the same scan was then refused:\n"
+        + ("MATCH     " if recall.refused.match else "MISMATCH  ")
+        + recall.refused.reason
+    )
+    say(
+        "QA lifted the hold; the first vial was issued and administered. A late karyotype "
+        "came back abnormal, which opened a deviation and held the released lot at once:"
+    )
+    for reason in recall.late.hold_reasons:
+        say(f"  - {reason}")
+    recalled = recall.recalled
+    say(
+        f"QA confirmed the result and recalled lot {recalled.summary.lot_id}: "
+        + ", ".join(f"{vial.vial_id[-3:]} {vial.status}" for vial in recalled.vials)
+        + f". `lims report recall {recalled.summary.lot_id} --out recall.pdf` lists who "
+        "received what, for the treating physician."
+    )
+    say("\n7. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
         ["#", "time", "user", "action", "entity", "reason"],
@@ -87,7 +120,7 @@ def demo(
     )
     verification = result.verification
     say(
-        "\n6. `lims audit verify`: "
+        "\n8. `lims audit verify`: "
         + (
             f"intact, {verification.entries} entries, head #{verification.head_seq}."
             if verification.intact

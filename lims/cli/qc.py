@@ -67,5 +67,5 @@ def show(lot: LotArgument, as_json: JsonOption = False) -> None:
     from lims.cli import quality
     from lims.services import qc
 
-    evaluation, _ = read(qc.show_evaluation, lot=lot)
-    print_view(evaluation, as_json, quality.show_evaluation)
+    evaluation, zone = read(qc.show_evaluation, lot=lot)
+    print_view(evaluation, as_json, quality.show_evaluation, zone)

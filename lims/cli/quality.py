@@ -15,7 +15,7 @@ from lims.domain.states import DEVIATION, LOT
 if TYPE_CHECKING:
     from lims.views.deviations import DeviationView
     from lims.views.quality import LotDetail
-    from lims.views.release import CriterionView, EvaluationView
+    from lims.views.release import CriterionView, EvaluationView, ResultView
 
 
 def _verdict(verdict: CriterionView) -> Any:
@@ -32,9 +32,40 @@ def _result(verdict: CriterionView) -> str | None:
     if verdict.result is None:
         return None
     unit = verdict.unit
-    retests = len(verdict.history) - 1
+    others = len(verdict.history) - 1
     shown = f"{verdict.result} {unit}" if unit else verdict.result
-    return shown + (f" (retest {retests})" if retests > 0 else "")
+    return shown + (f" (of {others + 1} results)" if others > 0 else "")
+
+
+def _standing(result: ResultView) -> Any:
+    """A result's status as QA reads it: only the one that counts is plain."""
+    status = (
+        result.status
+        if result.deviation_id is None
+        else (f"{result.status} (deviation {result.deviation_id})")
+    )
+    return status if result.status in ("valid", "superseded") else alarm(status)
+
+
+def show_results(results: Sequence[ResultView], zone: tzinfo) -> None:
+    """Every result ever recorded, oldest first, and whether it counts."""
+    from lims.timeutil import show_time
+
+    print_table(
+        "Every QC result",
+        ["test", "result", "status", "tested", "by", "reason"],
+        [
+            (
+                r.test,
+                f"{r.value} {r.unit}" if r.unit else r.value,
+                _standing(r),
+                show_time(r.tested_at, zone),
+                r.recorded_by,
+                r.reason,
+            )
+            for r in results
+        ],
+    )
 
 
 def show_verdict(verdict: CriterionView) -> None:
@@ -49,13 +80,15 @@ def show_verdict(verdict: CriterionView) -> None:
     )
 
 
-def show_evaluation(evaluation: EvaluationView) -> None:
+def show_evaluation(evaluation: EvaluationView, zone: tzinfo) -> None:
     print_table(
         f"QC of {evaluation.lot_id} against release specification "
         f"version {evaluation.spec_version}",
         ["test", "criterion", "spec", "result", "verdict"],
         [(v.test, v.description, v.spec, _result(v), _verdict(v)) for v in evaluation.criteria],
     )
+    if any(len(v.history) > 1 for v in evaluation.criteria):
+        show_results(evaluation.results, zone)
     if LOT.locked(evaluation.lot_status):
         typer.echo(f"The lot is {evaluation.lot_status}: its record is locked.")
     elif evaluation.releasable:
@@ -76,7 +109,9 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
                 d.subject,
                 alarm(d.status)
                 if DEVIATION.alarming(d.status)
-                else d.status + (" (waived)" if d.waived else ""),
+                else d.status
+                + (f", result {d.outcome}" if d.outcome else "")
+                + (" (waived)" if d.waived else ""),
                 d.kind,
                 d.criterion,
                 d.description,
@@ -122,7 +157,27 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             PASSAGE_COLUMNS,
             [passage_row(p, zone) for p in culture.passages],
         )
-    show_evaluation(detail.evaluation)
+    show_evaluation(detail.evaluation, zone)
+    if detail.on_hold:
+        print_alarms(
+            ["ON HOLD: no vial goes to a patient", *(f"  - {r}" for r in detail.hold_reasons)]
+        )
+    if detail.holds:
+        print_table(
+            "Holds",
+            ["hold", "reason", "placed", "lifted"],
+            [
+                (
+                    h.hold_id,
+                    h.reason,
+                    f"{show_time(h.placed_at, zone)} by {h.placed_by}",
+                    None
+                    if h.lifted_at is None
+                    else f"{show_time(h.lifted_at, zone)} by {h.lifted_by}: {h.lift_reason}",
+                )
+                for h in detail.holds
+            ],
+        )
     if detail.deviations:
         show_deviations(detail.deviations, "Deviations", zone)
     for signature in detail.signatures:

@@ -43,9 +43,13 @@ def renamed(key: str, **options: Any) -> Any:
     return field(metadata={_KEY: key}, **options)
 
 
-def shown_as(convert: Callable[[Any], Any], *, merged: bool = False, **options: Any) -> Any:
-    """A value whose JSON is what `convert` gives: under its key, or merged into the object."""
-    return field(metadata={_CONVERT: convert, _INLINE: merged}, **options)
+def shown_as(
+    convert: Callable[[Any], Any], *, merged: bool = False, key: str | None = None, **options: Any
+) -> Any:
+    """A value whose JSON is what `convert` gives: under its key (or `key`), or merged into
+    the object."""
+    renaming = {} if key is None else {_KEY: key}
+    return field(metadata={_CONVERT: convert, _INLINE: merged, **renaming}, **options)
 
 
 @cache

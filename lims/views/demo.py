@@ -14,7 +14,10 @@ from lims.views.vials import Verification
 if TYPE_CHECKING:
     from lims.config import Settings
     from lims.views.bench import AspirateView, PatientView
+    from lims.views.deviations import DeviationView
     from lims.views.quality import LotDetail
+    from lims.views.release import ResultView
+    from lims.views.site import SpecificationView
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,18 +51,42 @@ def _lot(lot: LotDetail) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Investigation:
+    """An out-of-specification result: the deviation it opened, QA's closing, the results."""
+
+    opened: DeviationView = shown_as(lambda deviation: deviation.deviation_id)
+    closed: DeviationView = shown_as(lambda deviation: deviation.outcome, key="outcome")
+    results: list[ResultView]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recall:
+    """A hold and what it stopped, then a late failure that held the lot and its recall."""
+
+    held: LotDetail = shown_as(lambda lot: lot.hold_reasons, key="hold_reasons")
+    refused: Verification = renamed("scan_while_held")
+    late: LotDetail = shown_as(lambda lot: lot.hold_reasons, key="late_hold_reasons")
+    recalled: LotDetail = shown_as(
+        lambda lot: {v.vial_id: v.status for v in lot.vials}, key="vial_states"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class DemoResult:
     """Each step's outcome, in the tour's order; `--json` gives each in brief."""
 
     settings: Settings = shown_as(_station, merged=True)
     users: list[DemoUser]
+    spec: SpecificationView = shown_as(lambda spec: spec.version, key="spec_version")
     patient: PatientView = shown_as(lambda patient: patient.code)
     aspirate: AspirateView = shown_as(_din, merged=True)
     culture: CultureDetail
+    investigation: Investigation
     lot: LotDetail = shown_as(_lot, merged=True)
     batch_record: Path = shown_as(str)
     batch_record_pages: int = hidden()
     labels: list[Path] = shown_as(lambda paths: [str(path) for path in paths])
     scan: Verification
+    recall: Recall
     trail: list[AuditView] = hidden()
     verification: ChainVerification = renamed("audit")

@@ -1,9 +1,11 @@
-"""Junk in the commands QA signs and records with: deviations, release, rejection, QC results.
+"""Junk in the commands QA signs and records with: deviations, release, rejection, holds,
+recall, QC results.
 
 On the QA floor (tests.support.floor), any option or argument may be junk, not
 only a number or a time (those: tests/cli/test_bad_input_lots.py):
 
-    lims deviation open | close        lims lot release | reject (password on stdin)
+    lims deviation open | close
+    lims lot release | reject | hold | recall (the password on stdin)
     lims qc record, every test kind the default specification records
 
 A refusal is one line and writes nothing but what an audited refusal (a wrong
@@ -48,6 +50,8 @@ def test_the_valid_values_around_the_junk_are_accepted(floor: Floor, labels_dir:
         "vial administer",
         "deviation close",
         "lot release",
+        "lot hold",
+        "lot recall",
     ]:
         command = COMMANDS[name]
         floor.as_user(command.user)

@@ -406,6 +406,32 @@ COMMANDS: dict[str, Command] = {
         audited=SIGNATURE_REFUSALS,
         flags=("--password-stdin",),
     ),
+    "lot hold": Command(
+        "rita",
+        ("lot", "hold"),
+        lambda floor: {"@lot": floor.released, "reason": "incubator alarm under review"},
+        lambda floor: {
+            "@lot": _lot_field(floor.released, floor.quarantine),
+            "reason": _field(_free(LONG_MAX, multiline=True)),
+            "<password": _password(floor),
+        },
+        stdin=_password_line,
+        audited=SIGNATURE_REFUSALS,
+        flags=("--password-stdin",),
+    ),
+    "lot recall": Command(
+        "rita",
+        ("lot", "recall"),
+        lambda floor: {"@lot": floor.released, "reason": "late endotoxin confirmed"},
+        lambda floor: {
+            "@lot": _lot_field(floor.released),
+            "reason": _field(_free(REJECT_REASON_MAX)),
+            "<password": _password(floor),
+        },
+        stdin=_password_line,
+        audited=SIGNATURE_REFUSALS,
+        flags=("--password-stdin",),
+    ),
     "qc record categorical": Command(
         "tom",
         ("qc", "record"),

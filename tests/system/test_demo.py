@@ -98,3 +98,30 @@ def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
     text = "".join(page.extract_text() for page in record.pages)
     assert report["lot_id"] in text
     assert "Quinn QA" in text
+
+
+def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(
+    tmp_path: Path,
+) -> None:
+    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["spec_version"] == 2
+    investigation = report["investigation"]
+    assert investigation["outcome"] == "invalidated"
+    assert [(r["value"], r["status"]) for r in investigation["results"]] == [
+        ("91", "invalidated"),
+        ("97.1", "valid"),
+    ]
+    recall = report["recall"]
+    assert any("incubator 2 alarm" in reason for reason in recall["hold_reasons"])
+    assert recall["scan_while_held"]["match"] is False
+    assert "on hold" in recall["scan_while_held"]["reason"]
+    assert any("karyotype failed" in reason for reason in recall["late_hold_reasons"])
+    assert list(recall["vial_states"].values()) == [
+        "administered",
+        "recalled",
+        "recalled",
+        "recalled",
+    ]
+    assert report["audit"]["intact"] is True
