@@ -36,9 +36,9 @@ from lims.models import (
     Signature,
     Vial,
 )
+from lims.services import bindings, lookup, qc, records, signatures
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
-from lims.services import lookup, qc, records, signatures
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
@@ -436,6 +436,7 @@ def release(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
     found = lookup.lot(session, lot)
+    bindings.require_agreement(session, [("lot", found.code)])
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )
