@@ -18,7 +18,8 @@ its key's latest value. Two kinds of table:
   and every entity born on record must still have its row.
 - `Sequenced`: rows with no entity of their own, each recorded by one entry about its
   parent, in order (a lot's QC results, its signatures): the n-th row of a parent by id is
-  compared with the n-th such entry, and the counts must agree.
+  compared with the n-th such entry, and the counts must agree. Where the entries name
+  their row (`named_by`), a row is compared with what the entries naming it last stated.
 
 Binding another column is one `Bound` more in its table's declaration, with its rows query
 selecting the column under its name; binding another table is one declaration more in
@@ -27,11 +28,13 @@ BINDINGS. For example, lot holds recorded by `lot.hold` entries about their lot:
     Sequenced(
         table="lot_holds",
         parent_type="lot",
-        actions=frozenset({"lot.hold"}),
+        actions=frozenset({"lot.hold", "lot.unhold"}),
         marker="hold_id",
-        rows=select(col(LotHold.id).label("id"), _parent("lot", col(Lot.code)), ...)
-        .join(Lot, col(Lot.id) == col(LotHold.lot_id)),
-        columns=(Bound("id", "hold_id"),),
+        named_by="hold_id",  # each entry names its row: matched by id, not by order
+        rows=select(
+            col(LotHold.id).label("id"), *_parent("lot", col(Lot.code)), col(LotHold.released_at)
+        ).join(Lot, col(Lot.id) == col(LotHold.lot_id)),
+        columns=(Bound("released_at", "released_at", as_stated=...),),
     )
 
 Entries written by earlier versions of lims may lack keys: a column whose key the trail
@@ -40,8 +43,9 @@ until then), and a sequenced entry without its `marker` key records no row. A wh
 rewritten together with its rows agrees with itself: the head hash kept outside the
 database (README, "Audit trail") is what anchors it.
 
-This module is part of the store, beside lims.audit: services call require_agreement and
-the CLI calls verify; it reads the tables through lims.models and writes nothing.
+A service module, as the rule needs the store: lot release and the vial moves call
+require_agreement; `lims audit verify`, the demo and backups call verify. It reads the
+tables and the trail and writes nothing.
 """
 
 from __future__ import annotations
@@ -158,7 +162,9 @@ class Sequenced:
 
     The entries are those about the parent (`parent_type`, the row's "parent") of an action
     in `actions` that state `marker`; `rows` selects "id" (the primary key, whose order is
-    the order of recording), "parent_type", "parent" and each bound column.
+    the order of recording), "parent_type", "parent" and each bound column. With
+    `named_by`, each entry names its row's id under that key instead, and several entries
+    may state a row (made, then changed).
     """
 
     table: str
@@ -167,6 +173,7 @@ class Sequenced:
     marker: str
     rows: Select[*tuple[Any, ...]]
     columns: tuple[Bound, ...]
+    named_by: str | None = None
 
 
 Binding = Entities | Sequenced
@@ -328,6 +335,8 @@ class _Trail:
         self.listing: set[Subject] = set()  # parents whose entry listed their children
         # (binding, parent id) -> (seq, new value) of each entry that recorded one of its rows
         self.recorded: dict[tuple[int, str], list[tuple[int, dict[str, Any]]]] = {}
+        # (binding, parent id) -> row id -> (its first entry, what its entries last stated)
+        self.named: dict[tuple[int, str], dict[str, tuple[int, dict[str, Any]]]] = {}
         self._keys: dict[str, set[str]] = {}
         self._births: dict[str, set[str]] = {}
         self._listings: dict[tuple[str, str], list[tuple[str, Listing]]] = {}
@@ -394,8 +403,13 @@ class _Trail:
                     (mine, new[theirs]) for mine, theirs in listing.copied.items() if theirs in new
                 )
         for index, binding in sequences:
-            if binding.marker in new:
+            if binding.marker not in new:
+                continue
+            if binding.named_by is None:
                 self.recorded.setdefault((index, entity_id), []).append((seq, new))
+            else:
+                rows = self.named.setdefault((index, entity_id), {})
+                rows.setdefault(str(new.get(binding.named_by)), (seq, {}))[1].update(new)
 
 
 # --- comparing rows with the trail -------------------------------------------------------------
@@ -458,6 +472,8 @@ def _sequence_disagrees(
     by_parent: dict[str, list[RowMapping]] = {}
     for row in rows:
         by_parent.setdefault(str(row["parent"]), []).append(row)
+    if binding.named_by is not None:
+        return _named_rows_disagree(index, binding, trail, by_parent)
     parents = by_parent.keys() | {parent for at, parent in trail.recorded if at == index}
     for parent in sorted(parents):
         found = by_parent.get(parent, [])
@@ -484,6 +500,37 @@ def _sequence_disagrees(
                     "the table lacks"
                 ),
             )
+    return None
+
+
+def _named_rows_disagree(
+    index: int, binding: Sequenced, trail: _Trail, by_parent: dict[str, list[RowMapping]]
+) -> Disagreement | None:
+    parents = by_parent.keys() | {parent for at, parent in trail.named if at == index}
+    for parent in sorted(parents):
+        named = trail.named.get((index, parent), {})
+        found = by_parent.get(parent, [])
+        for row in found:
+            row_id = str(row["id"])
+            if row_id not in named:
+                return Disagreement(
+                    table=binding.table,
+                    id=row_id,
+                    column=None,
+                    detail="the trail does not record this row",
+                )
+            differs = _columns_differ(binding.table, row_id, binding.columns, row, named[row_id][1])
+            if differs is not None:
+                return differs
+        present = {str(row["id"]) for row in found}
+        for row_id, (seq, _) in sorted(named.items(), key=lambda item: item[1][0]):
+            if row_id not in present:
+                return Disagreement(
+                    table=binding.table,
+                    id=row_id,
+                    column=None,
+                    detail=f"the trail records this row (entry {seq}); the table has none",
+                )
     return None
 
 

@@ -200,3 +200,35 @@ def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> No
     listed = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine","vials":[]}'))
     found = bindings._first_disagreement(bindings.BINDINGS, listed, rows)
     assert (found.table, found.id, found.column) == ("vials", "L1-V01", None)
+
+
+def test_rows_their_entries_name_are_matched_by_id_and_their_latest_entry() -> None:
+    """As lot holds will be: made by one entry naming the row, changed by a later one."""
+    holds = bindings.Sequenced(
+        table="lot_holds",
+        parent_type="lot",
+        actions=frozenset({"lot.hold", "lot.unhold"}),
+        marker="hold_id",
+        named_by="hold_id",
+        rows=next(b for b in bindings.BINDINGS if b.table == "qc_results").rows,
+        columns=(bindings.Bound("reason", "reason"),),
+    )
+    trail = bindings._Trail((holds,))
+    trail.add(1, "lot", "L1", "lot.hold", '{"hold_id":8,"reason":"seal"}')
+    trail.add(2, "lot", "L1", "lot.hold", '{"hold_id":9,"reason":"label"}')
+    trail.add(3, "lot", "L1", "lot.unhold", '{"hold_id":8,"reason":"resealed"}')
+
+    def first(*rows: tuple[int, str]) -> Any:
+        found = [{"id": i, "parent_type": "lot", "parent": "L1", "reason": r} for i, r in rows]
+        return bindings._first_disagreement((holds,), trail, [found])
+
+    assert first((9, "label"), (8, "resealed")) is None
+    found = first((8, "seal"), (9, "label"))
+    assert (found.table, found.id, found.column, found.trail_value) == (
+        "lot_holds",
+        "8",
+        "reason",
+        "resealed",
+    )
+    assert first((9, "label")).id == "8"  # the trail records hold 8; the table lost it
+    assert first((8, "resealed"), (9, "label"), (10, "x")).id == "10"  # never recorded
