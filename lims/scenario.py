@@ -32,6 +32,7 @@ from lims.errors import NotFound
 from lims.models import Patient, Vial
 from lims.services import (
     aspirates,
+    bindings,
     cultures,
     lookup,
     lots,
@@ -363,5 +364,6 @@ class Scenario:
             return audit.entries(uow.session)
 
     def verify_trail(self) -> ChainVerification:
+        """The chain and the records bound to it, as `lims audit verify` checks them."""
         with unit_of_work(self.settings, write=False, authenticated=False) as uow:
-            return audit.verify(uow.session.connection())
+            return bindings.verify(uow.session.connection())

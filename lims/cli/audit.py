@@ -100,16 +100,18 @@ def _change(view: AuditView) -> str:
 
 @app.command("verify")
 def verify(as_json: JsonOption = False) -> None:
-    """Check the whole hash chain; exit 1 naming the first entry that was tampered with.
+    """Check the whole hash chain and the records bound to it; exit 1 naming what differs.
 
-    Needs no login: it reveals only whether the trail is intact.
+    Names the first entry that was tampered with, or the first record (table, id, column)
+    that disagrees with what the trail last stated of it. Needs no login: it reveals only
+    whether the trail and the records are intact, not what they hold.
 
     \b
     Example:
       lims audit verify
       lims audit verify --json
     """
-    from lims import audit
+    from lims.services import bindings
     from lims.uow import unit_of_work
 
     with unit_of_work(write=False, authenticated=False) as uow:
@@ -117,13 +119,15 @@ def verify(as_json: JsonOption = False) -> None:
         if sys.stderr.isatty():
             result = _verify_with_progress(connection)
         else:
-            result = audit.verify(connection)
+            result = bindings.verify(connection)
     if as_json:
         from lims.views import to_json
 
         print_json(to_json(result))
-    if not result.intact:
+    if result.first_bad_seq is not None:
         raise RuleViolation(f"audit trail broken at entry {result.first_bad_seq}: {result.problem}")
+    if result.disagreement is not None:
+        raise RuleViolation(bindings.REFUSAL + result.disagreement.describe(values=False))
     if not as_json:
         say(
             f"Audit trail intact: {result.entries} entries, "
@@ -135,7 +139,7 @@ def _verify_with_progress(connection: Connection) -> ChainVerification:
     from rich.console import Console
     from rich.progress import Progress
 
-    from lims import audit
+    from lims.services import bindings
 
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("Verifying audit trail", total=None)
@@ -144,4 +148,4 @@ def _verify_with_progress(connection: Connection) -> ChainVerification:
             if total >= _PROGRESS_THRESHOLD:
                 progress.update(task, completed=done, total=total)
 
-        return audit.verify(connection, on_progress=advance)
+        return bindings.verify(connection, on_progress=advance)

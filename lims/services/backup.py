@@ -37,6 +37,7 @@ from lims import audit, auth, db
 from lims.config import Settings, redacted_url
 from lims.errors import BadInput, LimsError, NotFound, RuleViolation, Unavailable
 from lims.models import LoginSession
+from lims.services import bindings
 from lims.timeutil import utcnow
 from lims.uow import Schema, unit_of_work
 from lims.views.database import (
@@ -130,20 +131,25 @@ def _known_revision(revision: str) -> None:
         raise db.made_by_a_newer_lims(revision)
 
 
-def _audit_chain(path: Path, label: str) -> tuple[int, str]:
-    """The copy's trail verified: (entries, head hash)."""
+def _audit_chain(path: Path, label: str, *, current: bool) -> tuple[int, str]:
+    """The copy's trail verified: (entries, head hash). A copy at the current schema has its
+    bound records checked too; an older one's tables are not those the bindings read."""
     engine = create_engine(f"sqlite:///{path}")
     try:
         with engine.connect() as connection:
-            result = audit.verify(connection)
+            result = bindings.verify(connection) if current else audit.verify(connection)
     except DBAPIError as error:
         detail = " ".join(str(error.orig or error).split())
         raise BadInput(label, f"its audit trail cannot be read ({detail})") from None
     finally:
         engine.dispose()
-    if not result.intact:
+    if result.first_bad_seq is not None:
         raise RuleViolation(
             f"{label}: audit trail broken at entry {result.first_bad_seq}: {result.problem}"
+        )
+    if result.disagreement is not None:
+        raise RuleViolation(
+            f"{label}: {bindings.REFUSAL}{result.disagreement.describe(values=False)}"
         )
     return result.entries, result.head_hash
 
@@ -155,7 +161,7 @@ def check_copy(path: Path, label: str | None = None) -> CopyFacts:
     revision = _structure(path, label)
     _known_revision(revision)
     _writable_by_this_lims(path, label)
-    entries, head_hash = _audit_chain(path, label)
+    entries, head_hash = _audit_chain(path, label, current=revision == db.SCHEMA_HEAD)
     return CopyFacts(audit_entries=entries, head_hash=head_hash, revision=revision)
 
 

@@ -39,9 +39,9 @@ from lims.models import (
     User,
     Vial,
 )
+from lims.services import bindings, lookup, records, signatures, verdicts
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
-from lims.services import lookup, records, signatures, verdicts
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
@@ -514,6 +514,7 @@ def release(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
     found = lookup.lot(session, lot)
+    bindings.require_agreement(session, [("lot", found.code)])
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )

@@ -19,7 +19,7 @@ from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services import lookup, verdicts
+from lims.services import bindings, lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -148,7 +148,9 @@ def verify(uow: UnitOfWork, *, scan: str, patient: str) -> Verification:
     """MATCH when the vial is its patient's, released, not expired and not yet issued."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    result, _ = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
+    result, scanned = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
+    if scanned is not None:
+        bindings.require_agreement(session, [("vial", scanned.code)])
     _audit_verification(session, actor, result, "vial.verify")
     return result
 
@@ -171,6 +173,7 @@ def _move(
             "at",
             f"must be after the vial was issued at {show_time(found.issued_at, settings.tz)}",
         )
+    bindings.require_agreement(session, [("vial", found.code)])
     result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
     if result.match and (scanned is None or scanned.id != found.id):
         result = replace(

@@ -241,3 +241,12 @@ def test_only_a_released_lot_is_recalled(quality: Quality) -> None:
         1,
         "reject it rather than recall",
     )
+
+
+def test_a_hold_deleted_from_the_table_still_stops_the_vials(
+    quality: Quality, released: str
+) -> None:
+    assert signed(quality.lab, "quinn", "lot", "hold", released, "--reason", "alarm").exit_code == 0
+    quality.sql("DELETE FROM lot_holds")
+    refused(issue(quality, f"{released}-V01"), 1, "record disagrees with the audit trail")
+    refused(invoke("audit", "verify"), 1, "lot_holds")

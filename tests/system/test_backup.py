@@ -443,6 +443,11 @@ def unchanged(admin_lab: Lab, backup_file: Path) -> Any:
         ("truncated", BadInput, "SQLite"),
         ("not lims", BadInput, "is not a lims database"),
         ("tampered", RuleViolation, "audit trail broken at entry 2: entry 2 was edited"),
+        (
+            "records edited",
+            RuleViolation,
+            "record disagrees with the audit trail: users admin role",
+        ),
         ("newer", Unavailable, "made by a newer lims"),
         ("corrupt page", BadInput, "integrity check|malformed"),
     ],
@@ -464,6 +469,9 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(
     elif make == "tampered":
         bad.write_bytes(backup_file.read_bytes())
         _tamper_copy(bad, "UPDATE audit_entries SET reason = 'approved' WHERE seq = 2")
+    elif make == "records edited":
+        bad.write_bytes(backup_file.read_bytes())
+        _copy_sql(bad, "UPDATE users SET role = 'qa' WHERE username = 'admin'")
     elif make == "newer":
         bad.write_bytes(backup_file.read_bytes())
         _copy_sql(bad, "UPDATE alembic_version SET version_num = '9999_future'")

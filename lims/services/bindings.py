@@ -1,0 +1,689 @@
+"""Records bound to the audit trail: the rows that decide what may happen next agree with it.
+
+A row that decides what may happen next (a lot's status and patient, a vial's status, a
+culture's, a deviation's, a signature, a QC result, a user's role) must hold what the trail
+last stated of it: an `update lots set status = 'released'` that leaves the trail alone
+is a row that disagrees. `lims audit verify` looks at every bound row (verify, walking
+the trail once); the commands that rely on some rows look at those first
+(require_agreement) and refuse, saving nothing, when one differs.
+
+What is bound is declared below, one declaration per table (BINDINGS), read by one
+mechanism: the trail is folded, oldest entry first, into the latest value it states under
+each key for each entity (entity type, entity id), and each bound column is compared with
+its key's latest value. Two kinds of table:
+
+- `Entities`: each row is an entity of the trail (a lot by its code, a deviation by its
+  number, a user by name). Its row must have been born on record (an entry of an action
+  in `born_in`, or listed in another entity's entry: `Listing`, a lot.formulate's vials),
+  and every entity born on record must still have its row.
+- `Sequenced`: rows with no entity of their own, each recorded by one entry about its
+  parent, in order (a lot's QC results, its signatures): the n-th row of a parent by id is
+  compared with the n-th such entry, and the counts must agree. Where the entries name
+  their row (`named_by`), a row is compared with what the entries naming it last stated.
+
+Binding another column is one `Bound` more in its table's declaration, with its rows query
+selecting the column under its name; binding another table is one declaration more in
+BINDINGS (lot holds, named by the `lot.hold` and `lot.unhold` entries about their lot, are
+the last one).
+
+Entries written by earlier versions of lims may lack keys: a column whose key the trail
+never stated for an entity is not compared (unless `before_stated` says what a row holds
+until then), and a sequenced entry without its `marker` key records no row. A whole trail
+rewritten together with its rows agrees with itself: the head hash kept outside the
+database (README, "Audit trail") is what anchors it.
+
+A service module, as the rule needs the store: lot release and the vial moves call
+require_agreement; `lims audit verify`, the demo and backups call verify. It reads the
+tables and the trail and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Label,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlmodel import Session, col
+
+from lims import audit
+from lims.audit import Subject
+from lims.domain.signatures import manifestation
+from lims.domain.states import CultureState
+from lims.errors import RuleViolation
+from lims.models import (
+    AuditEntry,
+    Culture,
+    Deviation,
+    Lot,
+    LotHold,
+    Passage,
+    QCResult,
+    Signature,
+    User,
+    Vial,
+)
+from lims.timeutil import json_time
+from lims.views.trail import ChainVerification, Disagreement
+
+REFUSAL = "record disagrees with the audit trail: "
+
+
+class _NeverStated:
+    def __repr__(self) -> str:
+        return "NEVER_STATED"
+
+
+NEVER_STATED: Any = _NeverStated()
+"""A bound column with no value before its key is first stated: not compared until then."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A column that must hold what the trail last stated under `key`.
+
+    `field` is the rows query's label for it (by default the column's name), `as_stated`
+    turns the row into the value as the trail writes it (a time as JSON text), and
+    `before_stated` is what a row holds while the trail has not stated the key yet.
+    """
+
+    column: str
+    key: str
+    before_stated: Any = NEVER_STATED
+    field: str | None = None
+    as_stated: Callable[[RowMapping], Any] | None = None
+
+    def value(self, row: RowMapping) -> Any:
+        if self.as_stated is not None:
+            return self.as_stated(row)
+        return row[self.field or self.column]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Entities first stated inside their parent's entry: an entry about a `parent_type`
+    of `action` lists their ids under `key`.
+
+    Each listed entity is stated to belong to the parent under `parent_key`, and to hold
+    what the parent's entry states under `copied`'s values (its keys are the child's).
+    """
+
+    parent_type: str
+    action: str
+    key: str
+    parent_key: str
+    copied: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entities:
+    """A table whose rows are entities of the trail, `entity_type` and the row's "id".
+
+    `rows` selects "id" (the entity id), each bound column and, for a row that belongs to
+    another entity, "parent_type" and "parent" (that entity): a check of the parent checks
+    the rows that belong to it, and a check of the row checks its parent.
+    """
+
+    table: str
+    entity_type: str
+    rows: Select[*tuple[Any, ...]]
+    columns: tuple[Bound, ...]
+    born_in: frozenset[str] = frozenset()
+    listed_in: Listing | None = None
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    """A table whose rows are recorded, one entry each and in order, about their parent.
+
+    The entries are those about the parent (`parent_type`, the row's "parent") of an action
+    in `actions` that state `marker`; `rows` selects "id" (the primary key, whose order is
+    the order of recording), "parent_type", "parent" and each bound column. With
+    `named_by`, each entry names its row's id under that key instead, and several entries
+    may state a row (made, then changed).
+    """
+
+    table: str
+    parent_type: str
+    actions: frozenset[str]
+    marker: str
+    rows: Select[*tuple[Any, ...]]
+    columns: tuple[Bound, ...]
+    named_by: str | None = None
+
+
+Binding = Entities | Sequenced
+
+
+def _parent(entity_type: str, entity_id: Any) -> tuple[Label[Any], Label[Any]]:
+    return literal(entity_type, String).label("parent_type"), entity_id.label("parent")
+
+
+def _signature_said(row: RowMapping) -> str:
+    """The manifestation the signing entry printed, from the signature's row."""
+    return manifestation(row["username"], row["full_name"], row["signed_at"], row["meaning"])
+
+
+_DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code))
+
+BINDINGS: tuple[Binding, ...] = (
+    Entities(
+        table="cultures",
+        entity_type="culture",
+        born_in=frozenset({"culture.start"}),
+        rows=select(col(Culture.code).label("id"), col(Culture.status)),
+        columns=(Bound("status", "status", before_stated=CultureState.ACTIVE.value),),
+    ),
+    Entities(
+        table="lots",
+        entity_type="lot",
+        born_in=frozenset({"lot.formulate"}),
+        rows=select(
+            col(Lot.code).label("id"),
+            *_parent("culture", col(Culture.code)),
+            col(Lot.status),
+            col(Lot.patient_id),
+            col(Lot.spec_version),
+        ).join(Culture, col(Culture.id) == col(Lot.culture_id)),
+        columns=(
+            Bound("status", "status"),
+            Bound("patient_id", "patient_id"),
+            Bound("culture_id", "culture", field="parent"),
+            Bound("spec_version", "spec_version"),
+        ),
+    ),
+    Entities(
+        table="vials",
+        entity_type="vial",
+        listed_in=Listing(
+            "lot", "lot.formulate", "vials", parent_key="lot", copied={"status": "status"}
+        ),
+        rows=select(
+            col(Vial.code).label("id"), *_parent("lot", col(Lot.code)), col(Vial.status)
+        ).join(Lot, col(Lot.id) == col(Vial.lot_id)),
+        columns=(Bound("status", "status"), Bound("lot_id", "lot", field="parent")),
+    ),
+    Entities(
+        table="deviations",
+        entity_type="deviation",
+        born_in=frozenset({"deviation.open"}),
+        rows=select(
+            cast(col(Deviation.id), String).label("id"),
+            case((col(Deviation.lot_id).is_not(None), "lot"), else_="culture").label("parent_type"),
+            _DEVIATION_SUBJECT.label("parent"),
+            col(Deviation.status),
+            col(Deviation.kind),
+            col(Deviation.criterion),
+            col(Passage.code).label("passage_id"),
+            col(Deviation.waived),
+            col(Deviation.resolution),
+            col(Deviation.result_id),
+            col(Deviation.outcome),
+            col(Deviation.physician_request),
+        )
+        .outerjoin(Lot, col(Lot.id) == col(Deviation.lot_id))
+        .outerjoin(Culture, col(Culture.id) == col(Deviation.culture_id))
+        .outerjoin(Passage, col(Passage.id) == col(Deviation.passage_id)),
+        columns=(
+            Bound("status", "status"),
+            Bound("lot_id or culture_id", "subject", field="parent"),
+            Bound("kind", "kind"),
+            Bound("criterion", "criterion"),
+            Bound("passage_id", "passage"),
+            Bound("waived", "waived", before_stated=False),
+            Bound("resolution", "resolution"),
+            Bound("result_id", "result_id"),
+            Bound("outcome", "outcome"),
+            Bound("physician_request", "physician_request"),
+        ),
+    ),
+    Entities(
+        table="users",
+        entity_type="user",
+        born_in=frozenset({"user.create"}),
+        rows=select(col(User.username).label("id"), col(User.role), col(User.active)),
+        columns=(Bound("role", "role"), Bound("active", "active")),
+    ),
+    Sequenced(
+        table="qc_results",
+        parent_type="lot",
+        actions=frozenset({"qc.record", "qc.retest"}),
+        marker="test",
+        rows=select(
+            col(QCResult.id).label("id"),
+            *_parent("lot", col(Lot.code)),
+            col(QCResult.test),
+            col(QCResult.value),
+            col(QCResult.unit),
+            col(QCResult.method),
+            col(QCResult.tested_at),
+            col(QCResult.reason),
+            col(QCResult.recorded_by),
+            col(QCResult.investigation_id),
+        ).join(Lot, col(Lot.id) == col(QCResult.lot_id)),
+        columns=(
+            Bound("test", "test"),
+            Bound("value", "value"),
+            Bound("unit", "unit"),
+            Bound("method", "method"),
+            Bound("tested_at", "tested_at", as_stated=lambda row: json_time(row["tested_at"])),
+            Bound("reason", "reason"),
+            Bound("recorded_by", "recorded_by"),
+            Bound("investigation_id", "investigation"),
+        ),
+    ),
+    Sequenced(
+        table="signatures",
+        parent_type="lot",
+        actions=frozenset({"lot.release", "lot.reject", "lot.recall", "lot.hold", "lot.unhold"}),
+        marker="signature",
+        rows=select(
+            col(Signature.id).label("id"),
+            *_parent("lot", col(Lot.code)),
+            col(Signature.username),
+            col(Signature.full_name),
+            col(Signature.signed_at),
+            col(Signature.meaning),
+            col(Signature.record_hash),
+        ).join(Lot, col(Lot.id) == col(Signature.lot_id)),
+        columns=(
+            Bound("username, full_name, signed_at", "signature", as_stated=_signature_said),
+            Bound("meaning", "meaning"),
+            Bound("record_hash", "record_hash"),
+        ),
+    ),
+    Sequenced(
+        table="signatures",
+        parent_type="deviation",
+        actions=frozenset({"deviation.close"}),
+        marker="meaning",
+        rows=select(
+            col(Signature.id).label("id"),
+            *_parent("deviation", cast(col(Signature.deviation_id), String)),
+            col(Signature.meaning),
+        ).where(col(Signature.deviation_id).is_not(None)),
+        columns=(Bound("meaning", "meaning"),),
+    ),
+    Sequenced(
+        table="lot_holds",
+        parent_type="lot",
+        actions=frozenset({"lot.hold", "lot.unhold"}),
+        marker="hold_id",
+        named_by="hold_id",
+        rows=select(
+            col(LotHold.id).label("id"), *_parent("lot", col(Lot.code)), col(LotHold.lifted_at)
+        ).join(Lot, col(Lot.id) == col(LotHold.lot_id)),
+        columns=(Bound("lifted_at", "lifted", as_stated=lambda row: row["lifted_at"] is not None),),
+    ),
+)
+
+
+# --- the trail, folded ------------------------------------------------------------------------
+
+
+class _Trail:
+    """What the trail states of the bound rows, built from its entries oldest first."""
+
+    def __init__(self, bindings: tuple[Binding, ...]) -> None:
+        self.stated: dict[Subject, dict[str, Any]] = {}
+        self.born: dict[Subject, int] = {}  # each entity born on record: its first entry
+        self.listing: set[Subject] = set()  # parents whose entry listed their children
+        # (binding, parent id) -> (seq, new value) of each entry that recorded one of its rows
+        self.recorded: dict[tuple[int, str], list[tuple[int, dict[str, Any]]]] = {}
+        # (binding, parent id) -> row id -> (its first entry, what its entries last stated)
+        self.named: dict[tuple[int, str], dict[str, tuple[int, dict[str, Any]]]] = {}
+        self._keys: dict[str, set[str]] = {}
+        self._births: dict[str, set[str]] = {}
+        self._listings: dict[tuple[str, str], list[tuple[str, Listing]]] = {}
+        self._sequences: dict[tuple[str, str], list[tuple[int, Sequenced]]] = {}
+        for index, binding in enumerate(bindings):
+            if isinstance(binding, Sequenced):
+                for action in binding.actions:
+                    routes = self._sequences.setdefault((binding.parent_type, action), [])
+                    routes.append((index, binding))
+                continue
+            keys = self._keys.setdefault(binding.entity_type, set())
+            keys.update(bound.key for bound in binding.columns)
+            self._births.setdefault(binding.entity_type, set()).update(binding.born_in)
+            if binding.listed_in is not None:
+                listing = binding.listed_in
+                routes_by = self._listings.setdefault((listing.parent_type, listing.action), [])
+                routes_by.append((binding.entity_type, listing))
+        self._needles = {
+            entity_type: tuple(f'"{key}":' for key in keys)
+            for entity_type, keys in self._keys.items()
+        }
+
+    @property
+    def entity_types(self) -> set[str]:
+        """Every entity type whose entries can say something of a bound row."""
+        return {
+            *self._keys,
+            *(kind for kind, _ in self._listings),
+            *(k for k, _ in self._sequences),
+        }
+
+    def add(
+        self, seq: int, entity_type: str, entity_id: str, action: str, text: str | None
+    ) -> None:
+        subject = (entity_type, entity_id)
+        if action in self._births.get(entity_type, ()):
+            self.born.setdefault(subject, seq)
+        if text is None:
+            return
+        listings = self._listings.get((entity_type, action), ())
+        sequences = self._sequences.get((entity_type, action), ())
+        needles = self._needles.get(entity_type, ())
+        # Most entries state no bound key: they are not parsed at all.
+        if not listings and not sequences and not any(needle in text for needle in needles):
+            return
+        new = json.loads(text)
+        if not isinstance(new, dict):
+            return
+        keys = self._keys.get(entity_type, ())
+        if any(key in new for key in keys):
+            stated = self.stated.setdefault(subject, {})
+            stated.update((key, new[key]) for key in keys if key in new)
+        for child_type, listing in listings:
+            children = new.get(listing.key)
+            if not isinstance(children, list):
+                continue
+            self.listing.add(subject)
+            for child_id in children:
+                child = (child_type, str(child_id))
+                self.born.setdefault(child, seq)
+                stated = self.stated.setdefault(child, {})
+                stated[listing.parent_key] = entity_id
+                stated.update(
+                    (mine, new[theirs]) for mine, theirs in listing.copied.items() if theirs in new
+                )
+        for index, binding in sequences:
+            if binding.marker not in new:
+                continue
+            if binding.named_by is None:
+                self.recorded.setdefault((index, entity_id), []).append((seq, new))
+            else:
+                rows = self.named.setdefault((index, entity_id), {})
+                rows.setdefault(str(new.get(binding.named_by)), (seq, {}))[1].update(new)
+
+
+# --- comparing rows with the trail -------------------------------------------------------------
+
+
+def _first_disagreement(
+    bindings: tuple[Binding, ...], trail: _Trail, rows: list[list[RowMapping]]
+) -> Disagreement | None:
+    for index, (binding, found) in enumerate(zip(bindings, rows, strict=True)):
+        if isinstance(binding, Entities):
+            disagreement = _entities_disagree(binding, trail, found)
+        else:
+            disagreement = _sequence_disagrees(index, binding, trail, found)
+        if disagreement is not None:
+            return disagreement
+    return None
+
+
+def _entities_disagree(
+    binding: Entities, trail: _Trail, rows: list[RowMapping]
+) -> Disagreement | None:
+    present = set()
+    for row in rows:
+        entity_id = str(row["id"])
+        subject = (binding.entity_type, entity_id)
+        present.add(entity_id)
+        if subject not in trail.born and not _born_before_listing(binding, trail, row):
+            return Disagreement(
+                table=binding.table,
+                id=entity_id,
+                column=None,
+                detail="the trail does not record this row",
+            )
+        differs = _columns_differ(
+            binding.table, entity_id, binding.columns, row, trail.stated.get(subject, {})
+        )
+        if differs is not None:
+            return differs
+    for (entity_type, entity_id), seq in sorted(trail.born.items(), key=lambda item: item[1]):
+        if entity_type == binding.entity_type and entity_id not in present:
+            return Disagreement(
+                table=binding.table,
+                id=entity_id,
+                column=None,
+                detail=f"the trail records this row (entry {seq}); the table has none",
+            )
+    return None
+
+
+def _born_before_listing(binding: Entities, trail: _Trail, row: RowMapping) -> bool:
+    """A listed row whose parent's entry lists no rows: an earlier lims did not list them."""
+    if binding.listed_in is None:
+        return False
+    return (row["parent_type"], row["parent"]) not in trail.listing
+
+
+def _sequence_disagrees(
+    index: int, binding: Sequenced, trail: _Trail, rows: list[RowMapping]
+) -> Disagreement | None:
+    by_parent: dict[str, list[RowMapping]] = {}
+    for row in rows:
+        by_parent.setdefault(str(row["parent"]), []).append(row)
+    if binding.named_by is not None:
+        return _named_rows_disagree(index, binding, trail, by_parent)
+    parents = by_parent.keys() | {parent for at, parent in trail.recorded if at == index}
+    for parent in sorted(parents):
+        found = by_parent.get(parent, [])
+        entries = trail.recorded.get((index, parent), [])
+        for row, (_, new) in zip(found, entries, strict=False):
+            differs = _columns_differ(binding.table, str(row["id"]), binding.columns, row, new)
+            if differs is not None:
+                return differs
+        if len(found) > len(entries):
+            return Disagreement(
+                table=binding.table,
+                id=str(found[len(entries)]["id"]),
+                column=None,
+                detail="the trail does not record this row",
+            )
+        if len(entries) > len(found):
+            seq = entries[len(found)][0]
+            return Disagreement(
+                table=binding.table,
+                id=None,
+                column=None,
+                detail=(
+                    f"entry {seq} about {binding.parent_type} {parent} records a row "
+                    "the table lacks"
+                ),
+            )
+    return None
+
+
+def _named_rows_disagree(
+    index: int, binding: Sequenced, trail: _Trail, by_parent: dict[str, list[RowMapping]]
+) -> Disagreement | None:
+    parents = by_parent.keys() | {parent for at, parent in trail.named if at == index}
+    for parent in sorted(parents):
+        named = trail.named.get((index, parent), {})
+        found = by_parent.get(parent, [])
+        for row in found:
+            row_id = str(row["id"])
+            if row_id not in named:
+                return Disagreement(
+                    table=binding.table,
+                    id=row_id,
+                    column=None,
+                    detail="the trail does not record this row",
+                )
+            differs = _columns_differ(binding.table, row_id, binding.columns, row, named[row_id][1])
+            if differs is not None:
+                return differs
+        present = {str(row["id"]) for row in found}
+        for row_id, (seq, _) in sorted(named.items(), key=lambda item: item[1][0]):
+            if row_id not in present:
+                return Disagreement(
+                    table=binding.table,
+                    id=row_id,
+                    column=None,
+                    detail=f"the trail records this row (entry {seq}); the table has none",
+                )
+    return None
+
+
+def _columns_differ(
+    table: str, row_id: str, columns: tuple[Bound, ...], row: RowMapping, stated: Mapping[str, Any]
+) -> Disagreement | None:
+    for bound in columns:
+        expected = stated.get(bound.key, bound.before_stated)
+        if expected is NEVER_STATED:
+            continue
+        actual = bound.value(row)
+        if actual != expected or isinstance(actual, bool) != isinstance(expected, bool):
+            return Disagreement(
+                table=table, id=row_id, column=bound.column, row_value=actual, trail_value=expected
+            )
+    return None
+
+
+# --- the whole database, and the rows one command relies on ------------------------------------
+
+
+def first_disagreement(
+    engine: Engine, bindings: tuple[Binding, ...] = BINDINGS
+) -> Disagreement | None:
+    """The first bound row that is not what the trail states, walking the trail once.
+
+    On a connection of its own, in one snapshot (repeatable read on PostgreSQL), so that a
+    command committing meanwhile cannot make its rows and its entries look apart.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            trail = _Trail(bindings)
+            rows = [list(connection.execute(_ordered(binding)).mappings()) for binding in bindings]
+            for entry in _stream_entries(connection, trail.entity_types):
+                trail.add(*entry)
+    return _first_disagreement(bindings, trail, rows)
+
+
+def _ordered(binding: Binding, subjects: set[Subject] | None = None) -> Select[*tuple[Any, ...]]:
+    """A binding's rows by id: all of them, or those that are or belong to the subjects."""
+    query = binding.rows.subquery()
+    selected = select(query).order_by(query.c.id)
+    if subjects is None:
+        return selected
+    by_type: dict[str, list[str]] = {}
+    for entity_type, entity_id in subjects:
+        by_type.setdefault(entity_type, []).append(entity_id)
+    conditions: list[ColumnElement[bool]] = []
+    if isinstance(binding, Entities) and binding.entity_type in by_type:
+        conditions.append(query.c.id.in_(by_type[binding.entity_type]))
+    if "parent" in query.c:
+        conditions.extend(
+            and_(query.c.parent_type == entity_type, query.c.parent.in_(ids))
+            for entity_type, ids in by_type.items()
+        )
+    return selected.where(or_(*conditions)) if conditions else selected.where(literal(False))
+
+
+def _stream_entries(
+    connection: Connection, entity_types: Iterable[str]
+) -> Iterator[tuple[int, str, str, str, str | None]]:
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    query = (
+        select(
+            table.c.seq, table.c.entity_type, table.c.entity_id, table.c.action, table.c.new_value
+        )
+        .where(table.c.entity_type.in_(sorted(entity_types)))
+        .order_by(table.c.seq)
+    )
+    result = connection.execution_options(stream_results=True, yield_per=5000).execute(query)
+    for row in result:
+        yield row.seq, row.entity_type, row.entity_id, row.action, row.new_value
+
+
+def verify(
+    connection: Connection, on_progress: audit.ProgressCallback | None = None
+) -> ChainVerification:
+    """The chain verified (lims.audit.verify) and the first bound row that disagrees with it."""
+    chain = audit.verify(connection, on_progress)
+    return replace(chain, disagreement=first_disagreement(connection.engine))
+
+
+def require_agreement(session: Session, subjects: Iterable[Subject]) -> None:
+    """Refuse, saving nothing, unless the rows these subjects rely on agree with the trail.
+
+    A subject brings the rows that belong to it (a lot: its vials, QC results, signatures
+    and deviations) and the rows it belongs to (a vial: its lot; a lot: its culture), and
+    only their entries are read. The refusal names table, id, column and both values: it
+    goes to a logged-in user.
+    """
+    connection = session.connection()
+    rows, scope = _rows_in_scope(connection, set(subjects))
+    trail = _Trail(BINDINGS)
+    for entry in _entries_about(connection, scope):
+        trail.add(*entry)
+    disagreement = _first_disagreement(BINDINGS, trail, rows)
+    if disagreement is not None:
+        raise RuleViolation(REFUSAL + disagreement.describe(values=True))
+
+
+def _rows_in_scope(
+    connection: Connection, scope: set[Subject]
+) -> tuple[list[list[RowMapping]], set[Subject]]:
+    """Every bound row of an entity in scope or belonging to one, and the scope grown to
+    take in the entities these rows are and belong to, until it holds them all."""
+    found: list[dict[Any, RowMapping]] = [{} for _ in BINDINGS]
+    fresh = set(scope)
+    while fresh:
+        reached: set[Subject] = set()
+        for binding, rows in zip(BINDINGS, found, strict=True):
+            for row in connection.execute(_ordered(binding, fresh)).mappings():
+                rows.setdefault(row["id"], row)
+                if isinstance(binding, Entities):
+                    reached.add((binding.entity_type, str(row["id"])))
+                if "parent" in row and row["parent"] is not None:
+                    reached.add((row["parent_type"], str(row["parent"])))
+        fresh = reached - scope
+        scope |= fresh
+    return [sorted(rows.values(), key=lambda row: row["id"]) for rows in found], scope
+
+
+def _entries_about(
+    connection: Connection, subjects: set[Subject]
+) -> Iterator[tuple[int, str, str, str, str | None]]:
+    """The entries about the subjects, oldest first."""
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    by_type: dict[str, list[str]] = {}
+    for entity_type, entity_id in subjects:
+        by_type.setdefault(entity_type, []).append(entity_id)
+    query = (
+        select(
+            table.c.seq, table.c.entity_type, table.c.entity_id, table.c.action, table.c.new_value
+        )
+        .where(
+            or_(
+                *(
+                    and_(table.c.entity_type == entity_type, table.c.entity_id.in_(ids))
+                    for entity_type, ids in by_type.items()
+                )
+            )
+        )
+        .order_by(table.c.seq)
+    )
+    for row in connection.execute(query):
+        yield row.seq, row.entity_type, row.entity_id, row.action, row.new_value

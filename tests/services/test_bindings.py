@@ -1,0 +1,274 @@
+"""Records bound to the trail (lims.services.bindings): honest histories agree, edits do not.
+
+A false alarm on honest data is as bad a bug as a miss: every kind of honest change a
+bound row goes through is made here and must verify clean. The rest checks the mechanism:
+a key the trail never stated is not compared (entries of earlier versions), a check of one
+lot reads only that lot's records, and the whole database is checked in one walk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from lims import db
+from lims.errors import NotPermitted, RuleViolation
+from lims.services import bindings, cultures, deviations, lots, qc, users, vials
+from lims.uow import unit_of_work
+from tests.support.bench import Bench, day
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import PASSING, RESULTS_AT, Quality
+from tests.support.vials import add_lot, scan_of
+
+PATIENT = "PT-0001"
+
+
+def _disagreement(quality: Bench) -> Any:
+    verification = quality.scenario.verify_trail()
+    assert verification.first_bad_seq is None
+    return verification.disagreement
+
+
+def _require(quality: Bench, *subjects: tuple[str, str]) -> None:
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        bindings.require_agreement(uow.session, subjects)
+
+
+def test_a_lots_whole_life_agrees_with_the_trail(quality: Quality, lab: Lab) -> None:
+    """Correction, a retest, a waived failure, release, issue, administration, destruction."""
+    quality.run(lots.correct_lot, lot=quality.lot_id, reason="recount", viability=94)
+    quality.record_passing()
+    quality.record("viability", "70", reason="second count", at=day(27.5))
+    quality.record("viability", "93", reason="third count", at=day(27.6))
+    opened = quality.run(
+        deviations.open_deviation,
+        lot=quality.lot_id,
+        criterion="karyotype",
+        description="karyotype read late",
+    )
+    lab.login("quinn")
+    quality.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="read on time after all",
+        password=PASSWORD,
+    )
+    assert _disagreement(quality) is None
+    quality.release()
+    lab.login("tom")
+    first, second, third = (f"{quality.lot_id}-V0{n}" for n in (1, 2, 3))
+    for vial in (first, second):
+        quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
+    quality.run(vials.administer, vial=first, scan=scan_of(quality, first), patient=PATIENT)
+    quality.run(vials.destroy, vial=third, reason="cracked during thaw")
+    with pytest.raises(vials.VialMismatch):
+        quality.run(vials.issue, vial=third, scan=scan_of(quality, first), patient=PATIENT)
+    assert _disagreement(quality) is None
+    _require(quality, ("vial", second), ("lot", quality.lot_id))
+
+
+def test_a_rejected_lot_a_waiver_and_a_culture_flag_agree(quality: Quality, lab: Lab) -> None:
+    quality.record("sterility", "positive")
+    lab.login("rita")
+    quality.run(lots.reject, lot=quality.lot_id, password=PASSWORD, reason="sterility positive")
+    lab.login("tom")
+    other = add_lot(quality, "PT-0002")
+    for test, value in PASSING.items():
+        outcome = "90" if test == "cd73" else value
+        quality.run(qc.record_result, lot=other, test=test, value=outcome, at=RESULTS_AT)
+    [opened] = [d for d in quality.read(lots.show_lot, lot=other).deviations if d.kind == "oos"]
+    lab.login("quinn")
+    quality.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="accepted by the physician",
+        password=PASSWORD,
+        confirm=True,
+        waive=True,
+        physician_request="Dr Rossi, 1 December",
+    )
+    assert _disagreement(quality) is None
+
+
+def test_holds_investigations_and_a_recall_agree_and_a_lifted_hold_row_is_caught(
+    quality: Quality, lab: Lab
+) -> None:
+    quality.record_passing()
+    lab.login("tom")
+    quality.record("cd105", "90", reason="second stain")
+    [opened] = [d for d in quality.show().deviations if d.kind == "oos"]
+    quality.record("cd105", "97", investigation=opened.deviation_id)
+    lab.login("quinn")
+    quality.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="tube mislabelled",
+        password=PASSWORD,
+        invalidate=True,
+    )
+    quality.release("rita")
+    quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="alarm")
+    assert _disagreement(quality) is None
+    quality.sql("UPDATE lot_holds SET lifted_at = placed_at, lifted_by = 'quinn'")
+    assert (_disagreement(quality).table, _disagreement(quality).column) == (
+        "lot_holds",
+        "lifted_at",
+    )
+    quality.sql("UPDATE lot_holds SET lifted_at = NULL, lifted_by = NULL")
+    quality.run(lots.recall, lot=quality.lot_id, password=PASSWORD, reason="late failure")
+    assert _disagreement(quality) is None
+    quality.sql("UPDATE deviations SET outcome = 'confirmed'")
+    assert (_disagreement(quality).table, _disagreement(quality).column) == (
+        "deviations",
+        "outcome",
+    )
+    quality.sql("UPDATE deviations SET outcome = 'invalidated'")
+    quality.sql("UPDATE qc_results SET investigation_id = NULL")
+    assert (_disagreement(quality).table, _disagreement(quality).column) == (
+        "qc_results",
+        "investigation_id",
+    )
+
+
+def test_corrected_passages_and_their_flags_agree(bench: Bench, growing: str) -> None:
+    bench.passage(growing, day(14), viability=70)  # flags low viability: a deviation opened
+    bench.passage(growing, day(20))
+    bench.run(cultures.correct_passage, passage=f"{growing}-P1", reason="recount", viability=90)
+    assert _disagreement(bench) is None
+
+
+def test_users_added_moved_and_deactivated_agree(bench: Bench, lab: Lab) -> None:
+    lab.add_user("ann", "technician")
+    lab.login("admin")
+    bench.run(users.set_role, username="ann", role="qa", reason="joined QA")
+    bench.run(users.deactivate_user, username="tom", reason="left the lab")
+    with pytest.raises(NotPermitted):  # counted towards ann's lockout, on the record
+        lab.login("ann", password="not the password")
+    assert _disagreement(bench) is None
+    bench.sql("UPDATE users SET active = TRUE WHERE username = 'tom'")
+    assert (_disagreement(bench).table, _disagreement(bench).column) == ("users", "active")
+
+
+def test_a_check_of_one_lot_reads_only_its_own_records(quality: Quality) -> None:
+    other = add_lot(quality, "PT-0002")
+    quality.sql("UPDATE lots SET status = 'released' WHERE code = :code", code=quality.lot_id)
+    _require(quality, ("lot", other))
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}lots {quality.lot_id} status"):
+        _require(quality, ("lot", quality.lot_id))
+    with pytest.raises(RuleViolation, match="the row says released, the trail says quarantine"):
+        _require(quality, ("vial", f"{quality.lot_id}-V01"))  # a vial brings its lot
+
+
+def test_the_whole_check_reads_each_table_once_and_the_trail_once(quality: Quality) -> None:
+    def statements_of_one_check() -> int:
+        engine = db.engine_for(quality.settings)
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("SELECT"):
+                seen.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert bindings.first_disagreement(engine) is None
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(seen)
+
+    once = statements_of_one_check()
+    assert once == len(bindings.BINDINGS) + 1
+    add_lot(quality, "PT-0002")
+    quality.record_passing()
+    assert statements_of_one_check() == once
+
+
+# --- the fold, on entries and rows made up here ----------------------------------------------
+
+
+LOT = next(b for b in bindings.BINDINGS if b.table == "lots")
+VIAL = next(b for b in bindings.BINDINGS if b.table == "vials")
+
+
+def _rows(**by_table: list[dict[str, Any]]) -> list[list[Any]]:
+    return [by_table.get(binding.table, []) for binding in bindings.BINDINGS]
+
+
+def _lot_row(patient: int, status: str = "quarantine") -> dict[str, Any]:
+    return {
+        "id": "L1",
+        "parent_type": "culture",
+        "parent": "C1",
+        "status": status,
+        "patient_id": patient,
+        "spec_version": 1,
+    }
+
+
+def _fold(*entries: tuple[str, str, str, str | None]) -> Any:
+    trail = bindings._Trail(bindings.BINDINGS)
+    trail.add(1, "culture", "C1", "culture.start", '{"kind":"primary"}')
+    for seq, entry in enumerate(entries, start=2):
+        trail.add(seq, *entry)
+    return trail
+
+
+def test_a_key_an_earlier_lims_never_stated_is_not_compared() -> None:
+    culture = {"id": "C1", "status": "formulated"}
+    legacy = _fold(
+        ("lot", "L1", "lot.formulate", '{"culture":"C1","status":"quarantine"}'),
+        ("culture", "C1", "culture.formulate", '{"status":"formulated"}'),
+    )
+    rows = _rows(cultures=[culture], lots=[_lot_row(patient=7)])
+    assert bindings._first_disagreement(bindings.BINDINGS, legacy, rows) is None
+    stated = _fold(
+        ("lot", "L1", "lot.formulate", '{"culture":"C1","patient_id":3,"status":"quarantine"}'),
+        ("culture", "C1", "culture.formulate", '{"status":"formulated"}'),
+    )
+    found = bindings._first_disagreement(bindings.BINDINGS, stated, rows)
+    assert (found.table, found.id, found.column) == ("lots", "L1", "patient_id")
+    assert (found.row_value, found.trail_value) == (7, 3)
+
+
+def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> None:
+    vial = {"id": "L1-V01", "parent_type": "lot", "parent": "L1", "status": "quarantine"}
+    culture = {"id": "C1", "status": "active"}
+    rows = _rows(cultures=[culture], lots=[_lot_row(patient=3)], vials=[vial])
+    unlisted = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine"}'))
+    assert bindings._first_disagreement(bindings.BINDINGS, unlisted, rows) is None
+    listed = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine","vials":[]}'))
+    found = bindings._first_disagreement(bindings.BINDINGS, listed, rows)
+    assert (found.table, found.id, found.column) == ("vials", "L1-V01", None)
+
+
+def test_rows_their_entries_name_are_matched_by_id_and_their_latest_entry() -> None:
+    """As lot holds will be: made by one entry naming the row, changed by a later one."""
+    holds = bindings.Sequenced(
+        table="lot_holds",
+        parent_type="lot",
+        actions=frozenset({"lot.hold", "lot.unhold"}),
+        marker="hold_id",
+        named_by="hold_id",
+        rows=next(b for b in bindings.BINDINGS if b.table == "qc_results").rows,
+        columns=(bindings.Bound("reason", "reason"),),
+    )
+    trail = bindings._Trail((holds,))
+    trail.add(1, "lot", "L1", "lot.hold", '{"hold_id":8,"reason":"seal"}')
+    trail.add(2, "lot", "L1", "lot.hold", '{"hold_id":9,"reason":"label"}')
+    trail.add(3, "lot", "L1", "lot.unhold", '{"hold_id":8,"reason":"resealed"}')
+
+    def first(*rows: tuple[int, str]) -> Any:
+        found = [{"id": i, "parent_type": "lot", "parent": "L1", "reason": r} for i, r in rows]
+        return bindings._first_disagreement((holds,), trail, [found])
+
+    assert first((9, "label"), (8, "resealed")) is None
+    found = first((8, "seal"), (9, "label"))
+    assert (found.table, found.id, found.column, found.trail_value) == (
+        "lot_holds",
+        "8",
+        "reason",
+        "resealed",
+    )
+    assert first((9, "label")).id == "8"  # the trail records hold 8; the table lost it
+    assert first((8, "resealed"), (9, "label"), (10, "x")).id == "10"  # never recorded
