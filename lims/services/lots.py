@@ -179,12 +179,7 @@ def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any
     assert culture is not None
     assert patient is not None
     assert aspirate is not None
-    passages = culture_rules.passages_of(session, culture)
-    results = session.exec(
-        select(QCResult)
-        .where(col(QCResult.lot_id) == lot.id, col(QCResult.recorded_at) <= signed_at)
-        .order_by(col(QCResult.id))
-    ).all()
+    results = _results_by(session, lot, signed_at)
     waivers = session.exec(
         select(Deviation)
         .where(
@@ -201,10 +196,7 @@ def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any
         "din": din_of(aspirate).code,
         "culture": culture.code,
         "cells_plated": culture.cells_plated,
-        "passages": [
-            [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
-            for p in passages
-        ],
+        "passages": _passages(session, culture),
         "formulation": _formulation(lot),
         "results": [
             [r.id, r.test, r.value, r.unit, json_time(r.tested_at), r.investigation_id]
@@ -217,6 +209,22 @@ def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any
             for test, table in site.spec_tables(judged_by).items()
         },
     }
+
+
+def _passages(session: Session, culture: Culture) -> list[list[Any]]:
+    return [
+        [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
+        for p in culture_rules.passages_of(session, culture)
+    ]
+
+
+def _results_by(session: Session, lot: Lot, signed_at: datetime) -> Sequence[QCResult]:
+    """The lot's results recorded by the time of signing, as recorded."""
+    return session.exec(
+        select(QCResult)
+        .where(col(QCResult.lot_id) == lot.id, col(QCResult.recorded_at) <= signed_at)
+        .order_by(col(QCResult.id))
+    ).all()
 
 
 def _formulation(lot: Lot) -> list[Any]:
@@ -237,23 +245,17 @@ def _earlier_record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[
     with the lot's specification version since site records (0006), without it before."""
     culture = session.get(Culture, lot.culture_id)
     assert culture is not None
-    passages = culture_rules.passages_of(session, culture)
-    results = session.exec(
-        select(QCResult)
-        .where(col(QCResult.lot_id) == lot.id, col(QCResult.recorded_at) <= signed_at)
-        .order_by(col(QCResult.id))
-    ).all()
     return {
         "lot": lot.code,
         "culture": culture.code,
         "started_at": json_time(culture.started_at),
         "cells_plated": culture.cells_plated,
-        "passages": [
-            [p.code, json_time(p.harvested_at), p.harvested, p.viability, p.seeded, p.area_cm2]
-            for p in passages
-        ],
+        "passages": _passages(session, culture),
         "formulation": _formulation(lot),
-        "qc": [[r.test, r.value, r.unit, json_time(r.tested_at)] for r in results],
+        "qc": [
+            [r.test, r.value, r.unit, json_time(r.tested_at)]
+            for r in _results_by(session, lot, signed_at)
+        ],
         "deviations": [
             [d.deviation_id, d.status, d.description, d.resolution, d.waived]
             for d in deviation_rules.on_lot(session, lot)
