@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal, Self
 
@@ -464,6 +464,7 @@ class StandingResult:
     result: RecordedResult
     status: ResultStatus
     deviation_id: int | None
+    confirmed: bool = False  # its own OOS deviation was closed with the result confirmed
 
     @property
     def counts(self) -> bool:
@@ -481,25 +482,29 @@ def standings(
     """
     opened_by = {d.result_id: d for d in deviations if d.kind == OOS and d.result_id is not None}
     by_id = {d.id: d for d in deviations}
-    judged: list[tuple[RecordedResult, ResultStatus, int | None]] = []
+    judged: list[StandingResult] = []
     for result in results:
         oos = opened_by.get(result.id)
         investigated = by_id.get(result.investigation_id) if result.investigation_id else None
+        confirmed = oos is not None and oos.outcome == OOSOutcome.CONFIRMED
         if oos is not None and oos.outcome == OOSOutcome.INVALIDATED:
-            judged.append((result, "invalidated", oos.id))
-        elif investigated is not None and investigated.outcome != OOSOutcome.INVALIDATED:
-            judged.append((result, "investigation", investigated.id))
+            judged.append(StandingResult(result, "invalidated", oos.id))
+        elif oos is None and investigated is not None:
+            if investigated.outcome == OOSOutcome.INVALIDATED:
+                judged.append(StandingResult(result, "valid", investigated.id))
+            else:
+                judged.append(StandingResult(result, "investigation", investigated.id))
         else:
             deviation = oos or investigated
-            judged.append((result, "valid", deviation.id if deviation else None))
-    latest = {result.test: result.id for result, status, _ in judged if status == "valid"}
+            judged.append(
+                StandingResult(result, "valid", deviation.id if deviation else None, confirmed)
+            )
+    latest = {e.result.test: e.result.id for e in judged if e.status == "valid"}
     return [
-        StandingResult(
-            result,
-            "superseded" if status == "valid" and latest[result.test] != result.id else status,
-            deviation_id,
-        )
-        for result, status, deviation_id in judged
+        replace(entry, status="superseded")
+        if entry.status == "valid" and latest[entry.result.test] != entry.result.id
+        else entry
+        for entry in judged
     ]
 
 
@@ -595,6 +600,21 @@ def _judged(
     through ReleaseSpec.
     """
     latest = next((entry.result for entry in reversed(history) if entry.status == "valid"), None)
+    # A failure QA confirmed stands even once a later result passes: it is waived or the
+    # lot is not released. Only an invalidation takes a failure out of the verdict.
+    standing_failure = next(
+        (
+            entry.result
+            for entry in history
+            if entry.confirmed
+            and entry.counts
+            and not passes(criterion, entry.result)
+            and (test, entry.result.id) not in waivers
+        ),
+        None,
+    )
+    if standing_failure is not None and criterion.kind != "derived":
+        latest = standing_failure
     value: str | None
     verdict: Verdict
     if criterion.kind == "derived":

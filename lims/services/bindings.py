@@ -72,6 +72,7 @@ from lims.models import (
     Lot,
     LotHold,
     Passage,
+    Patient,
     QCResult,
     Signature,
     User,
@@ -197,13 +198,21 @@ BINDINGS: tuple[Binding, ...] = (
             *_parent("culture", col(Culture.code)),
             col(Lot.status),
             col(Lot.patient_id),
+            col(Patient.code).label("patient_code"),
             col(Lot.spec_version),
-        ).join(Culture, col(Culture.id) == col(Lot.culture_id)),
+            col(Lot.final_passage),
+            col(Lot.cells_per_vial),
+        )
+        .join(Culture, col(Culture.id) == col(Lot.culture_id))
+        .join(Patient, col(Patient.id) == col(Lot.patient_id)),
         columns=(
             Bound("status", "status"),
             Bound("patient_id", "patient_id"),
+            Bound("patient_id", "patient", field="patient_code"),
             Bound("culture_id", "culture", field="parent"),
             Bound("spec_version", "spec_version"),
+            Bound("final_passage", "final_passage"),
+            Bound("cells_per_vial", "cells_per_vial"),
         ),
     ),
     Entities(
@@ -234,6 +243,8 @@ BINDINGS: tuple[Binding, ...] = (
             col(Deviation.result_id),
             col(Deviation.outcome),
             col(Deviation.physician_request),
+            col(Deviation.closed_by),
+            col(Deviation.waived_result_id),
         )
         .outerjoin(Lot, col(Lot.id) == col(Deviation.lot_id))
         .outerjoin(Culture, col(Culture.id) == col(Deviation.culture_id))
@@ -249,7 +260,16 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("result_id", "result_id"),
             Bound("outcome", "outcome"),
             Bound("physician_request", "physician_request"),
+            Bound("closed_by", "closed_by"),
+            Bound("waived_result_id", "waived_result_id"),
         ),
+    ),
+    Entities(
+        table="patients",
+        entity_type="patient",
+        born_in=frozenset({"patient.create"}),
+        rows=select(col(Patient.code).label("id"), col(Patient.initials), col(Patient.birth_year)),
+        columns=(Bound("initials", "initials"), Bound("birth_year", "birth_year")),
     ),
     Entities(
         table="users",

@@ -16,12 +16,11 @@ from sqlmodel import Session, col, select
 
 from lims import audit, site
 from lims.auth import Actor
-from lims.config import Settings
-from lims.domain import ids
+from lims.domain import ids, spec
 from lims.domain.spec import OOS, Criterion
 from lims.domain.states import DEVIATION, LOT, OOSOutcome
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, Culture, Deviation, Lot, Passage, QCResult
+from lims.models import LONG_TEXT_MAX, AuditEntry, Culture, Deviation, Lot, Passage, QCResult
 from lims.services import lookup, signatures, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
@@ -290,6 +289,7 @@ def close_deviation(
         if not site.specification(session, lot.spec_version)[deviation.criterion].waivable:
             raise RuleViolation(f"{deviation.criterion} can never be waived")
         LOT.check("waive", code=lot.code, status=lot.status)
+        _not_its_releaser(session, lot, actor.username)
     meaning = _closing_meaning(outcome, waive)
     record_hash = closing_hash(
         deviation,
@@ -318,15 +318,33 @@ def close_deviation(
             "resolution": resolution,
             "outcome": outcome,
             "waived": waive,
+            "waived_result_id": deviation.waived_result_id,
             "physician_request": physician_request,
             "meaning": meaning,
+            "closed_by": actor.username,
         },
     )
     session.flush()
     if outcome == OOSOutcome.INVALIDATED:
         assert lot is not None
-        _investigation_result_judged(session, settings, actor, lot, deviation)
+        _investigation_results_judged(session, actor, lot, deviation)
     return view(deviation, subject, passage)
+
+
+def _not_its_releaser(session: Session, lot: Lot, username: str) -> None:
+    """A failure found after release is waived by another QA user than the one who released
+    the lot: a waiver and a release are never one person's alone."""
+    released_by = session.exec(
+        select(AuditEntry.username).where(
+            col(AuditEntry.entity_type) == "lot",
+            col(AuditEntry.entity_id) == lot.code,
+            col(AuditEntry.action) == LOT.audit_action("release"),
+        )
+    ).first()
+    if released_by == username:
+        raise RuleViolation(
+            f"{username} released {lot.code}; another QA reviewer must waive a failure of it"
+        )
 
 
 def _check_closing_options(
@@ -376,19 +394,22 @@ def _closing_meaning(outcome: str | None, waive: bool) -> str:
     return f"deviation closed, result {outcome}"
 
 
-def _investigation_result_judged(
-    session: Session, settings: Settings, actor: Actor, lot: Lot, closed: Deviation
+def _investigation_results_judged(
+    session: Session, actor: Actor, lot: Lot, closed: Deviation
 ) -> None:
-    """Once an OOS result is invalidated its investigation's latest result counts; if that
-    fails too, it is out of specification in its own right and opens its own deviation."""
-    evaluation = verdicts.evaluate(session, settings, lot, now=utcnow())
-    verdict = next(v for v in evaluation.criteria if v.test == closed.criterion)
-    counting = next((entry for entry in verdict.history if entry.status == "valid"), None)
-    if verdict.verdict != "fail" or counting is None or counting.deviation_id != closed.id:
-        return
-    result = session.get(QCResult, counting.result.id)
-    assert result is not None
-    open_out_of_specification(session, actor, lot, result, verdict.criterion)
+    """Once an OOS result is invalidated its investigation's results count, each of them:
+    one that fails is out of specification in its own right and opens its own deviation,
+    so no failing result is left behind a later passing one."""
+    assert closed.criterion is not None
+    criterion = site.specification(session, lot.spec_version)[closed.criterion]
+    investigated = session.exec(
+        select(QCResult)
+        .where(col(QCResult.investigation_id) == closed.id)
+        .order_by(col(QCResult.id))
+    ).all()
+    for result in investigated:
+        if not spec.passes(criterion, verdicts.recorded(result)):
+            open_out_of_specification(session, actor, lot, result, criterion)
 
 
 def open_out_of_specification(

@@ -408,8 +408,11 @@ def formulate(
         vials=vial_count,
         **formulation,
     )
+    patient = session.get(Patient, aspirate.patient_id)
+    assert patient is not None
     new = {
         "culture": source.code,
+        "patient": patient.code,
         **formulation,
         "vials": [vial.code for vial in vial_ids],
         "reagents": [f"{r.name}:{r.lot}" for r in lots],

@@ -62,7 +62,8 @@ def _recorded_value(
         number = quantities.percentage("value", value)
     else:
         number = quantities.within("value", value, unit=criterion.unit or "units", low=0, high=1e12)
-    return compact(number), number
+    as_read = compact(number)
+    return as_read, float(as_read)  # judged as it reads
 
 
 def record_result(

@@ -6,6 +6,7 @@ it writes nothing, so each of them can ask it without depending on the others.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,13 +20,17 @@ from lims.models import Deviation, Lot, LotHold, QCResult
 
 
 def recorded(result: QCResult) -> RecordedResult:
-    """A stored result as plain data: what the verdict judges."""
+    """A stored result as plain data: what the verdict judges.
+
+    A number is judged as its value reads, the text everyone sees, the trail records and a
+    signature covers, never from the column beside it that nothing shows.
+    """
     assert result.id is not None
     return RecordedResult(
         result.id,
         result.test,
         result.value,
-        result.number,
+        None if result.number is None else _as_number(result.value),
         result.unit,
         result.method,
         result.tested_at,
@@ -33,6 +38,14 @@ def recorded(result: QCResult) -> RecordedResult:
         result.recorded_by,
         result.investigation_id,
     )
+
+
+def _as_number(value: str) -> float:
+    """A numeric result's value as a number; text that reads as none fails every range."""
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
 
 
 def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -> Evaluation:

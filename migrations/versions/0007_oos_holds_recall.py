@@ -87,6 +87,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before this revision a recalled lot or vial has no state to go back to, and a hold or
+    # an OOS outcome nowhere to be kept: refuse rather than lose them.
+    kept = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM lots WHERE status = 'recalled')"
+                " + (SELECT count(*) FROM vials WHERE status = 'recalled')"
+                " + (SELECT count(*) FROM lot_holds)"
+                " + (SELECT count(*) FROM deviations WHERE outcome IS NOT NULL)"
+            )
+        )
+        .scalar()
+    )
+    if kept:
+        raise RuntimeError(
+            "cannot downgrade below 0007_oos_holds_recall: recalled lots or vials, holds or "
+            "closed out-of-specification deviations would be lost"
+        )
     with op.batch_alter_table("signatures", schema=None) as batch_op:
         batch_op.drop_column("record_shape")
     with op.batch_alter_table("lot_holds", schema=None) as batch_op:

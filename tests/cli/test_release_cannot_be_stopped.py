@@ -250,3 +250,77 @@ def test_a_hold_deleted_from_the_table_still_stops_the_vials(
     quality.sql("DELETE FROM lot_holds")
     refused(issue(quality, f"{released}-V01"), 1, "record disagrees with the audit trail")
     refused(invoke("audit", "verify"), 1, "lot_holds")
+
+
+# --- found in review: paths around the rules above ----------------------------------------
+
+
+def test_a_result_is_judged_as_its_value_reads_not_by_a_hidden_column(quality: Quality) -> None:
+    lab, lot = quality.lab, quality.lot_id
+    quality.record_passing()
+    lab.login("tom")
+    ok("qc", "record", lot, "endotoxin", "500", "--reason", "second vial")
+    number = the_oos(lab, "endotoxin")["deviation_id"]
+    assert close(lab, number, "--confirm").exit_code == 0
+    quality.sql("UPDATE qc_results SET number = 0.5 WHERE test = 'endotoxin'")
+    refused(signed(lab, "rita", "lot", "release", lot), 1, "endotoxin failed: 500")
+
+
+def test_every_failing_investigation_result_is_judged_once_the_original_is_invalidated(
+    quality: Quality,
+) -> None:
+    lab, lot = quality.lab, quality.lot_id
+    quality.record_passing()
+    lab.login("tom")
+    ok("qc", "record", lot, "sterility", "positive", "--reason", "day 7 read")
+    first = str(the_oos(lab, "sterility")["deviation_id"])
+    ok("qc", "record", lot, "sterility", "positive", "--investigation", first)
+    ok("qc", "record", lot, "sterility", "negative", "--investigation", first)
+    assert close(lab, int(first), "--invalidate").exit_code == 0
+    second = the_oos(lab, "sterility")
+    assert second["status"] == "open"
+    refused(signed(lab, "rita", "lot", "release", lot), 1, f"deviation {second['deviation_id']}")
+    assert close(lab, second["deviation_id"], "--confirm").exit_code == 0
+    # The confirmed positive stands, though a later result is negative.
+    refused(signed(lab, "rita", "lot", "release", lot), 1, "sterility failed: positive")
+
+
+def test_the_qa_who_released_a_lot_does_not_waive_its_late_failure(
+    quality: Quality, released: str
+) -> None:
+    lab = quality.lab
+    lab.login("tom")
+    ok("qc", "record", released, "cd73", "50", "--reason", "late repeat")
+    number = the_oos(lab, "cd73")["deviation_id"]
+    refused(close(lab, number, *WAIVE, user="rita"), 1, "rita released", "another QA")
+    assert close(lab, number, *WAIVE, user="quinn").exit_code == 0
+    assert issue(quality, f"{released}-V01").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "table"),
+    [
+        (
+            "UPDATE patients SET code = CASE code WHEN 'PT-0001' THEN 'PT-X' ELSE code END",
+            "lots",  # the lot's patient is no longer the one its formulation named
+        ),
+        ("UPDATE lots SET final_passage = 1", "lots"),
+        ("UPDATE deviations SET closed_by = 'rita'", "deviations"),
+    ],
+)
+def test_rows_that_decide_a_release_are_bound_to_the_trail(
+    quality: Quality, tamper: str, table: str
+) -> None:
+    lab, lot = quality.lab, quality.lot_id
+    quality.record_passing()
+    lab.login("tom")
+    ok("qc", "record", lot, "cd105", "92", "--reason", "second stain")
+    assert close(lab, the_oos(lab, "cd105")["deviation_id"], *WAIVE).exit_code == 0
+    quality.sql(tamper)
+    refused(invoke("audit", "verify"), 1, table)
+    refused(signed(lab, "quinn", "lot", "release", lot), 1, "record disagrees")
+
+
+def test_a_patients_printed_identity_is_bound_to_the_trail(quality: Quality) -> None:
+    quality.sql("UPDATE patients SET birth_year = 1950")
+    refused(invoke("audit", "verify"), 1, "patients", "birth_year")

@@ -241,3 +241,23 @@ def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(l
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     quality.lab.login("rita")
     assert invoke("lot", "show", quality.lot_id).exit_code == 0
+
+
+def test_a_downgrade_below_0007_is_refused_while_a_hold_would_be_lost(lab: Lab) -> None:
+    from alembic import command
+
+    from lims.services import lots
+    from tests.support.lab import PASSWORD
+    from tests.support.quality import Quality
+
+    quality = Quality(lab)
+    lab.login("rita")
+    quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="alarm")
+    with (
+        pytest.raises(RuntimeError, match="holds"),
+        db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
+    ):
+        command.downgrade(db.alembic_config(session.connection()), "0006_site_records")
+    with db.engine_for(lab.settings).connect() as connection:
+        assert db.stored_revision(connection) == db.SCHEMA_HEAD
+        assert connection.execute(text("SELECT count(*) FROM lot_holds")).scalar() == 1
