@@ -20,8 +20,8 @@ from lims.views.bench import AspirateView
 from lims.views.quality import LotDetail
 from lims.views.trail import AuditView
 
-# A result that does not count, or not yet: shaded and in capitals, never left out.
-NOT_COUNTING = {"investigation", "invalidated", "superseded"}
+# A result that does not count, or not yet, is shaded and in capitals, never left out.
+COUNTING = "valid"
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 (
                     r.test,
                     f"{r.value} {r.unit or ''}".strip(),
-                    r.status.upper() if r.status in NOT_COUNTING else r.status,
+                    r.status if r.status == COUNTING else r.status.upper(),
                     r.deviation_id,
                     show_time(r.tested_at, zone),
                     r.recorded_by,
@@ -221,7 +221,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             ]
             or [("—", "", "none recorded", "", "", "", "")],
             widths=[20 * mm, 20 * mm, 30 * mm, 15 * mm, 36 * mm, 16 * mm, 38 * mm],
-            marked=[n for n, r in enumerate(results) if r.status in NOT_COUNTING],
+            marked=[n for n, r in enumerate(results) if r.status != COUNTING],
         ),
         *heading("7. Deviations"),
         table(

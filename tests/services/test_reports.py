@@ -23,7 +23,8 @@ from tests.support.lab import PASSWORD
 from tests.support.quality import Quality
 from tests.support.vials import scan_of
 
-REASON = "sterility of the retained sample positive"
+# Markup characters in what was typed are printed as typed.
+REASON = "sterility of the retained sample positive <b>& rising</b>"
 
 
 def pdf_text(path: Path) -> str:
