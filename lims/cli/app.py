@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lot": ("lims.cli.lots:app", "Product lots: formulate, show, list, correct, release, reject."),
     "qc": ("lims.cli.qc:app", "QC results against the release specification: record, show."),
     "deviation": ("lims.cli.deviations:app", "Deviations: open, list, close."),
-    "report": ("lims.cli.reports:app", "Reports: the batch record of a lot as PDF."),
+    "report": ("lims.cli.reports:app", "Reports as PDF: batch record, recall notice."),
     "vial": (
         "lims.cli.vials:app",
         "Vials: list, show, verify, issue, administer, destroy.",

@@ -1,4 +1,4 @@
-"""Reports: the batch record of a lot as PDF."""
+"""Reports as PDF: a lot's batch record, a recalled lot's notice for the physician."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from lims.cli.options import LotArgument
 if TYPE_CHECKING:
     from lims.views.quality import WrittenReport
 
-app = new_area("Reports for QA and the trial file: batch.")
+app = new_area("Reports for QA, the trial file and the physician: batch, recall.")
+
+OutOption = Annotated[
+    Path,
+    typer.Option("--out", metavar="FILE.pdf", help="Where to write the PDF.", dir_okay=False),
+]
 
 
 @app.command("batch")
 def batch(
     lot: LotArgument,
-    out: Annotated[
-        Path,
-        typer.Option("--out", metavar="FILE.pdf", help="Where to write the PDF.", dir_okay=False),
-    ],
+    out: OutOption,
     as_json: JsonOption = False,
 ) -> None:
     """Print a lot's batch record to PDF: its whole history, QC, deviations and signatures.
@@ -35,8 +37,31 @@ def batch(
     from lims.staging import published_on_commit
 
     written = published_on_commit(lambda uow: reports.write_batch_record(uow, lot=lot, out=out))
-    print_view(written, as_json, _say_written)
+    print_view(written, as_json, _say_written, "Batch record")
 
 
-def _say_written(written: WrittenReport) -> None:
-    say(f"Batch record of {written.lot_id} written to {written.path} ({written.pages} pages).")
+@app.command("recall")
+def recall(
+    lot: LotArgument,
+    out: OutOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a recalled lot's notice to PDF for the treating physician.
+
+    It lists every vial of the lot and, for each one administered, the patient, the time
+    and who administered it; the others are recalled and may only be destroyed.
+
+    \b
+    Example:
+      lims report recall A999926000001-L1 --out A999926000001-L1-recall.pdf
+    """
+    from lims.services import reports
+    from lims.staging import published_on_commit
+
+    written = published_on_commit(lambda uow: reports.write_recall_notice(uow, lot=lot, out=out))
+    print_view(written, as_json, _say_written, "Recall notice")
+
+
+def _say_written(written: WrittenReport, report: str) -> None:
+    pages = f"{written.pages} page" + ("" if written.pages == 1 else "s")
+    say(f"{report} of {written.lot_id} written to {written.path} ({pages}).")

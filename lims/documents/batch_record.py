@@ -11,11 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
+from xml.sax.saxutils import escape
 
+from lims.documents.pdf import Layout, RenderedPdf, build
+from lims.documents.recall_notice import Recall
 from lims.timeutil import show_time
 from lims.views.bench import AspirateView
 from lims.views.quality import LotDetail
 from lims.views.trail import AuditView
+
+# A result that does not count, or not yet, is shaded and in capitals, never left out.
+COUNTING = "valid"
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class BatchRecord:
     printed_at: datetime
     printed_by: str
     zone: tzinfo
+    recall: Recall | None  # QA's recall, if the lot was recalled
 
 
 def growth_chart_png(record: BatchRecord) -> bytes:
@@ -59,89 +66,30 @@ def growth_chart_png(record: BatchRecord) -> bytes:
     return buffer.getvalue()
 
 
-@dataclass(frozen=True)
-class RenderedPdf:
-    data: bytes
-    pages: int
-
-
 def render(record: BatchRecord) -> RenderedPdf:
     """The batch record as a PDF."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.pdfgen import canvas as pdf_canvas
-    from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Image
 
-    styles = getSampleStyleSheet()
-    small = styles["BodyText"].clone("small", fontSize=7.5, leading=9)
+    layout = Layout()
+    text, table, fields, heading = layout.text, layout.table, layout.fields, layout.heading
     lot = record.lot.summary
     zone = record.zone
-    footer = (
-        f"{record.facility} — batch record of lot {lot.lot_id} — printed "
-        f"{show_time(record.printed_at, zone)} by {record.printed_by}"
-    )
-
-    pages = [0]  # filled in by the canvas when it saves
-
-    class NumberedCanvas(pdf_canvas.Canvas):
-        """Writes 'page N of M' once the number of pages is known."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._pages: list[dict[str, Any]] = []
-
-        def showPage(self) -> None:
-            self._pages.append(dict(self.__dict__))
-            self._startPage()
-
-        def save(self) -> None:
-            pages[0] = len(self._pages)
-            for page in self._pages:
-                self.__dict__.update(page)
-                self.setFont("Helvetica", 7)
-                self.drawString(15 * mm, 10 * mm, footer)
-                self.drawRightString(
-                    A4[0] - 15 * mm, 10 * mm, f"page {self._pageNumber} of {len(self._pages)}"
-                )
-                super().showPage()
-            super().save()
-
-    def text(value: Any) -> Paragraph:
-        from xml.sax.saxutils import escape
-
-        return Paragraph(escape("—" if value is None else str(value)), small)
-
-    def table(
-        header: Sequence[str] | None,
-        rows: Sequence[Sequence[Any]],
-        widths: Sequence[float] | None = None,
-    ) -> Table:
-        data = ([[text(h) for h in header]] if header else []) + [
-            [text(c) for c in row] for row in rows
-        ]
-        built = Table(data, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
-        style = [
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]
-        if header:
-            style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")))
-        built.setStyle(TableStyle(style))
-        return built
-
-    def fields(pairs: Sequence[tuple[str, Any]]) -> Table:
-        return table(None, pairs, widths=[45 * mm, 130 * mm])
-
-    def heading(title: str) -> list[Any]:
-        return [Spacer(1, 4 * mm), Paragraph(title, styles["Heading2"])]
-
+    results = record.lot.evaluation.results
     aspirate = record.aspirate
     culture = record.lot.culture
     started = culture.summary
     story: list[Any] = [
-        Paragraph(f"Batch record — lot {lot.lot_id}", styles["Title"]),
+        layout.markup(f"Batch record — lot {escape(lot.lot_id)}", layout.styles["Title"]),
+    ]
+    if record.recall is not None:
+        story.append(
+            layout.markup(
+                f"RECALLED {escape(record.recall.signed(zone))}: {escape(record.recall.reason)}",
+                layout.alarm,
+            )
+        )
+    story += [
         fields(
             [
                 ("facility", record.facility),
@@ -239,7 +187,7 @@ def render(record: BatchRecord) -> RenderedPdf:
         ),
         *heading(f"6. Quality control against release specification version {lot.spec_version}"),
         table(
-            ["test", "criterion", "spec", "result", "verdict", "tested / recorded"],
+            ["test", "criterion", "spec", "result", "verdict"],
             [
                 (
                     v.test,
@@ -247,58 +195,89 @@ def render(record: BatchRecord) -> RenderedPdf:
                     v.spec,
                     None if v.result is None else f"{v.result} {v.unit or ''}".strip(),
                     v.verdict + (f" (waived, deviation {v.waived_by})" if v.waived_by else ""),
-                    "; ".join(
-                        f"{show_time(r.tested_at, zone)} by {r.recorded_by}"
-                        + (f" (retest: {r.reason})" if r.reason else "")
-                        for r in v.history
-                    )
-                    or None,
                 )
                 for v in record.lot.evaluation.criteria
             ],
         ),
-        Paragraph(
+        text(
             "Releasable."
             if record.lot.evaluation.releasable
-            else "Not releasable: " + "; ".join(record.lot.evaluation.blocking),
-            small,
+            else "Not releasable: " + "; ".join(record.lot.evaluation.blocking)
+        ),
+        layout.markup("<b>Every result recorded</b>, oldest first"),
+        table(
+            ["test", "result", "status", "deviation", "tested at", "by", "reason"],
+            [
+                (
+                    r.test,
+                    f"{r.value} {r.unit or ''}".strip(),
+                    r.status if r.status == COUNTING else r.status.upper(),
+                    r.deviation_id,
+                    show_time(r.tested_at, zone),
+                    r.recorded_by,
+                    r.reason,
+                )
+                for r in results
+            ]
+            or [("—", "", "none recorded", "", "", "", "")],
+            widths=[20 * mm, 20 * mm, 30 * mm, 15 * mm, 36 * mm, 16 * mm, 38 * mm],
+            marked=[n for n, r in enumerate(results) if r.status != COUNTING],
         ),
         *heading("7. Deviations"),
         table(
-            ["id", "on", "status", "description", "resolution"],
+            ["id", "on", "status", "description", "outcome", "physician's request", "resolution"],
             [
                 (
                     d.deviation_id,
                     d.subject,
                     d.status + (" (waived)" if d.waived else ""),
                     d.description,
+                    d.outcome,
+                    d.physician_request,
                     None
                     if d.resolution is None
                     else f"{d.resolution} — {d.closed_by}, {show_time(d.closed_at, zone)}",
                 )
                 for d in record.lot.deviations
             ]
-            or [("—", "", "none", "", "")],
+            or [("—", "", "none", "", "", "", "")],
         ),
-        *heading("8. Signatures"),
+        *heading("8. Holds"),
+        table(
+            ["hold", "placed", "reason", "lifted", "why lifted"],
+            [
+                (
+                    h.hold_id,
+                    f"{show_time(h.placed_at, zone)} by {h.placed_by}",
+                    h.reason,
+                    None
+                    if h.lifted_at is None
+                    else f"{show_time(h.lifted_at, zone)} by {h.lifted_by}",
+                    h.lift_reason,
+                )
+                for h in record.lot.holds
+            ]
+            or [("—", "none placed", "", "", "")],
+        ),
+        *([text("Held now: " + "; ".join(record.lot.hold_reasons))] if record.lot.on_hold else []),
+        *heading("9. Signatures"),
         *(
             [
-                Paragraph(
-                    s.manifestation
+                layout.markup(
+                    escape(s.manifestation)
                     + ("" if s.linked and s.record_unchanged else " — NOT VALID FOR THIS RECORD")
-                    + f"<br/>record SHA-256 {s.record_hash}",
-                    small,
+                    + f"<br/>record SHA-256 {s.record_hash}"
                 )
                 for s in record.lot.signatures
             ]
-            or [Paragraph("Not signed.", small)]
+            or [text("Not signed.")]
         ),
-        *heading("9. Vials"),
+        *heading("10. Vials"),
         table(
             ["vial", "status", "cells", "volume mL"],
             [(v.vial_id, v.status, f"{v.cells:,}", f"{v.volume_ml:g}") for v in record.lot.vials],
         ),
-        *heading("10. Audit trail of this lot"),
+        *heading("11. Audit trail of this lot"),
         table(
             ["#", "time", "user", "action", "record", "reason"],
             [
@@ -315,16 +294,8 @@ def render(record: BatchRecord) -> RenderedPdf:
             widths=[12 * mm, 38 * mm, 18 * mm, 30 * mm, 50 * mm, 32 * mm],
         ),
     ]
-    buffer = io.BytesIO()
-    document = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=18 * mm,
-        title=f"Batch record {lot.lot_id}",
-        author=record.facility,
+    footer = (
+        f"{record.facility} — batch record of lot {lot.lot_id} — printed "
+        f"{show_time(record.printed_at, zone)} by {record.printed_by}"
     )
-    document.build(story, canvasmaker=NumberedCanvas)
-    return RenderedPdf(buffer.getvalue(), pages[0])
+    return build(story, title=f"Batch record {lot.lot_id}", author=record.facility, footer=footer)

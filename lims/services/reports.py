@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
 
 from lims import audit
-from lims.errors import BadInput, Unavailable, shown
-from lims.services import aspirates, lots
+from lims.domain.states import LotState
+from lims.errors import BadInput, RuleViolation, Unavailable, shown
+from lims.models import User, Vial
+from lims.services import aspirates, lookup, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
 from lims.views.quality import LotDetail, WrittenReport
+
+if TYPE_CHECKING:
+    from lims.auth import Actor
+    from lims.documents.pdf import RenderedPdf
+    from lims.documents.recall_notice import Recall
 
 
 def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
@@ -27,11 +37,8 @@ def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
     ]
 
 
-def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
-    from lims.documents import batch_record
-
-    session, settings = uow.session, uow.settings
-    actor = uow.require("read_records")
+def _writable(out: Path) -> Path:
+    """OUT as a file that can be written: a name in a directory that exists."""
     try:
         target = out.expanduser()
         target.is_dir() or target.parent.is_dir()
@@ -48,19 +55,13 @@ def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport
         raise BadInput("out", f"must be a file name, not the directory {shown(str(target))}")
     if not target.parent.is_dir():
         raise BadInput("out", f"its directory {shown(str(target.parent))} does not exist")
-    detail = lots.show_lot(uow, lot=lot)
-    now = utcnow()
-    rendered = batch_record.render(
-        batch_record.BatchRecord(
-            facility=settings.facility.name,
-            lot=detail,
-            aspirate=aspirates.show_aspirate(uow, din=detail.summary.din.code),
-            trail=audit.entries_about(session, _subjects(detail)),
-            printed_at=now,
-            printed_by=f"{actor.full_name} ({actor.username})",
-            zone=settings.tz,
-        )
-    )
+    return target
+
+
+def _staged(
+    uow: UnitOfWork, actor: Actor, action: str, lot: str, target: Path, rendered: RenderedPdf
+) -> WrittenReport:
+    """The report staged at TARGET and its print audited about the lot, as one."""
     files = StagedFiles()
     digest = hashlib.sha256(rendered.data).hexdigest()
     with files.discarded_on_error():
@@ -69,16 +70,92 @@ def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport
         except OSError as error:
             raise Unavailable(f"cannot write {shown(str(target))}: {error.strerror}") from None
         audit.record_about(
-            session,
-            ("lot", detail.summary.lot_id),
-            "report.batch",
+            uow.session,
+            ("lot", lot),
+            action,
             by=actor.username,
             new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
         )
-    return WrittenReport(
-        lot_id=detail.summary.lot_id,
-        files=files,
-        path=target,
-        pages=rendered.pages,
-        sha256=digest,
+    return WrittenReport(lot_id=lot, files=files, path=target, pages=rendered.pages, sha256=digest)
+
+
+def _recall(detail: LotDetail) -> Recall | None:
+    """QA's signature recalling the lot and its reason, if the lot was recalled."""
+    from lims.documents.recall_notice import Recall
+
+    recalls = [s for s in detail.signatures if s.meaning.startswith(lots.RECALLED)]
+    if not recalls:
+        return None
+    # A recalled lot is locked: there is one recall signature, and it is the lot's last.
+    return Recall(recalls[-1], recalls[-1].meaning.removeprefix(lots.RECALLED))
+
+
+def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
+    from lims.documents import batch_record
+
+    session, settings = uow.session, uow.settings
+    actor = uow.require("read_records")
+    target = _writable(out)
+    detail = lots.show_lot(uow, lot=lot)
+    rendered = batch_record.render(
+        batch_record.BatchRecord(
+            facility=settings.facility.name,
+            lot=detail,
+            aspirate=aspirates.show_aspirate(uow, din=detail.summary.din.code),
+            trail=audit.entries_about(session, _subjects(detail)),
+            printed_at=utcnow(),
+            printed_by=f"{actor.full_name} ({actor.username})",
+            zone=settings.tz,
+            recall=_recall(detail),
+        )
     )
+    return _staged(uow, actor, "report.batch", detail.summary.lot_id, target, rendered)
+
+
+def write_recall_notice(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
+    """For the treating physician: every vial of a recalled lot, and who administered which."""
+    from lims.documents import recall_notice
+
+    session, settings = uow.session, uow.settings
+    actor = uow.require("read_records")
+    target = _writable(out)
+    detail = lots.show_lot(uow, lot=lot)
+    summary = detail.summary
+    if summary.status != LotState.RECALLED:
+        raise RuleViolation(f"lot {summary.lot_id} is {summary.status}, not recalled")
+    recall = _recall(detail)
+    assert recall is not None  # a lot is recalled by QA's signature saying so
+    vials = session.exec(
+        select(Vial)
+        .where(col(Vial.lot_id) == lookup.lot(session, summary.lot_id).id)
+        .order_by(col(Vial.number))
+    ).all()
+    givers = {v.administered_by for v in vials if v.administered_by is not None}
+    names = dict(
+        session.exec(
+            select(User.username, User.full_name).where(col(User.username).in_(givers))
+        ).all()
+    )
+    rendered = recall_notice.render(
+        recall_notice.RecallNotice(
+            facility=settings.facility.name,
+            product=settings.labels.product,
+            lot=summary,
+            recall=recall,
+            vials=[
+                recall_notice.RecalledVial(
+                    vial_id=vial.code,
+                    status=vial.status,
+                    administered_at=vial.administered_at,
+                    administered_by=None
+                    if vial.administered_by is None
+                    else f"{names[vial.administered_by]} ({vial.administered_by})",
+                )
+                for vial in vials
+            ],
+            printed_at=utcnow(),
+            printed_by=f"{actor.full_name} ({actor.username})",
+            zone=settings.tz,
+        )
+    )
+    return _staged(uow, actor, "report.recall", summary.lot_id, target, rendered)

@@ -400,6 +400,7 @@ COMMAND_RULES: dict[str, Rule] = {
         ("{deviation}", "--resolution", "no impact", "--password-stdin"), "sign", stdin=SIGNED
     ),
     "report batch": Rule(("{lot}", "--out", "{out}/batch.pdf"), "read_records"),
+    "report recall": Rule(("{lot}", "--out", "{out}/recall.pdf"), "read_records"),
     "vial list": Rule(("{lot}",), "read_records"),
     "vial show": Rule(("{vial}",), "read_records"),
     "vial verify": Rule(("--scan", "{scan}", "--patient", PATIENT), "record_bench_work"),

@@ -1,0 +1,106 @@
+"""`lims report recall` as QA and the bedside use it: the notice of a recalled lot for the
+treating physician; a lot not recalled is refused (1), an unknown one not found (3), and an
+--out that cannot be written is bad input (2), each writing nothing.
+
+The lab is tests.support.quality.Quality: rita releases lot L1, tom gives V01 to PT-0001,
+quinn recalls the lot; tom prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lims.scenario import PATIENT_CODE
+from lims.services import lots, vials
+from tests.support.cli import invoke, ok, refused
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import Quality
+from tests.support.vials import scan_of
+
+REASON = "endotoxin of the retained sample above limit"
+
+
+def recall_prints(quality: Quality) -> list[str]:
+    return [a for a in quality.audit_actions() if a == "report.recall"]
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "reports"
+    out.mkdir()
+    return out
+
+
+@pytest.fixture
+def released(lab: Lab) -> Quality:
+    quality = Quality(lab)
+    quality.record_passing()
+    quality.release()
+    quality.lab.login("tom")
+    given = f"{quality.lot_id}-V01"
+    for service in (vials.issue, vials.administer):
+        quality.run(service, vial=given, scan=scan_of(quality, given), patient=PATIENT_CODE)
+    return quality
+
+
+@pytest.fixture
+def recalled(released: Quality) -> Quality:
+    released.lab.login("quinn")
+    released.run(lots.recall, lot=released.lot_id, password=PASSWORD, reason=REASON)
+    released.lab.login("tom")
+    return released
+
+
+def test_report_recall_writes_the_notice_for_the_physician(
+    recalled: Quality, out_dir: Path
+) -> None:
+    from pypdf import PdfReader
+
+    out = out_dir / "recall.pdf"
+    written = ok("report", "recall", recalled.lot_id, "--out", str(out))
+    assert written == {
+        "lot_id": recalled.lot_id,
+        "path": str(out),
+        "pages": 1,
+        "sha256": written["sha256"],
+    }
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    assert f"{recalled.lot_id}-V01 administered {PATIENT_CODE}" in text
+    assert "Tom Tester (tom)" in text
+    assert REASON in text
+    assert "1 of 4 vials were administered" in text
+    assert recall_prints(recalled) == ["report.recall"]
+
+    again = out_dir / "again.pdf"
+    said = invoke("report", "recall", recalled.lot_id, "--out", str(again))
+    assert said.exit_code == 0, said.stderr
+    assert said.stdout.strip() == (
+        f"Recall notice of {recalled.lot_id} written to {again} (1 page)."
+    )
+    assert again.read_bytes().startswith(b"%PDF")
+
+
+def test_report_recall_refuses_a_lot_that_is_not_recalled(released: Quality, out_dir: Path) -> None:
+    out = out_dir / "recall.pdf"
+    result = invoke("report", "recall", released.lot_id, "--out", str(out))
+    refused(result, 1, f"lot {released.lot_id} is released, not recalled")
+    assert list(out_dir.iterdir()) == []
+    assert recall_prints(released) == []
+
+
+def test_report_recall_of_an_unknown_lot_is_not_found(recalled: Quality, out_dir: Path) -> None:
+    result = invoke("report", "recall", "A999926999999-L1", "--out", str(out_dir / "r.pdf"))
+    refused(result, 3, "A999926999999-L1")
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("out", ["nowhere/recall.pdf", "."])
+def test_report_recall_refuses_an_out_it_cannot_write(
+    recalled: Quality, out_dir: Path, out: str
+) -> None:
+    result = invoke("report", "recall", recalled.lot_id, "--out", str(out_dir / out))
+    refused(result, 2, "out")
+    assert list(out_dir.iterdir()) == []
+    assert recall_prints(recalled) == []
