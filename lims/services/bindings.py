@@ -49,6 +49,7 @@ from sqlalchemy import (
     Label,
     Select,
     String,
+    Subquery,
     and_,
     case,
     cast,
@@ -135,8 +136,9 @@ class Entities:
     """A table whose rows are entities of the trail, `entity_type` and the row's "id".
 
     `rows` selects "id" (the entity id), each bound column and, for a row that belongs to
-    another entity, "parent_type" and "parent" (that entity): a check of the parent checks
-    the rows that belong to it, and a check of the row checks its parent.
+    another entity (of a type in `belongs_to`), "parent_type" and "parent" (that entity): a
+    check of the parent checks the rows that belong to it, and a check of the row checks
+    its parent.
     """
 
     table: str
@@ -145,6 +147,7 @@ class Entities:
     columns: tuple[Bound, ...]
     born_in: frozenset[str] = frozenset()
     listed_in: Listing | None = None
+    belongs_to: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ BINDINGS: tuple[Binding, ...] = (
         table="lots",
         entity_type="lot",
         born_in=frozenset({"lot.formulate"}),
+        belongs_to=frozenset({"culture"}),
         rows=select(
             col(Lot.code).label("id"),
             *_parent("culture", col(Culture.code)),
@@ -218,6 +222,7 @@ BINDINGS: tuple[Binding, ...] = (
     Entities(
         table="vials",
         entity_type="vial",
+        belongs_to=frozenset({"lot"}),
         listed_in=Listing(
             "lot", "lot.formulate", "vials", parent_key="lot", copied={"status": "status"}
         ),
@@ -230,6 +235,7 @@ BINDINGS: tuple[Binding, ...] = (
         table="deviations",
         entity_type="deviation",
         born_in=frozenset({"deviation.open"}),
+        belongs_to=frozenset({"lot", "culture"}),
         rows=select(
             cast(col(Deviation.id), String).label("id"),
             case((col(Deviation.lot_id).is_not(None), "lot"), else_="culture").label("parent_type"),
@@ -602,7 +608,7 @@ def first_disagreement(
 
 def _ordered(binding: Binding, subjects: set[Subject] | None = None) -> Select[*tuple[Any, ...]]:
     """A binding's rows by id: all of them, or those that are or belong to the subjects."""
-    query = binding.rows.subquery()
+    query = _subquery(binding)
     selected = select(query).order_by(query.c.id)
     if subjects is None:
         return selected
@@ -612,12 +618,36 @@ def _ordered(binding: Binding, subjects: set[Subject] | None = None) -> Select[*
     conditions: list[ColumnElement[bool]] = []
     if isinstance(binding, Entities) and binding.entity_type in by_type:
         conditions.append(query.c.id.in_(by_type[binding.entity_type]))
-    if "parent" in query.c:
-        conditions.extend(
-            and_(query.c.parent_type == entity_type, query.c.parent.in_(ids))
-            for entity_type, ids in by_type.items()
-        )
-    return selected.where(or_(*conditions)) if conditions else selected.where(literal(False))
+    conditions.extend(
+        and_(query.c.parent_type == entity_type, query.c.parent.in_(by_type[entity_type]))
+        for entity_type in sorted(_parents(binding) & by_type.keys())
+    )
+    return selected.where(or_(*conditions))
+
+
+def _reaches(binding: Binding, subjects: set[Subject]) -> bool:
+    """Whether any row of the binding can be or belong to one of the subjects."""
+    types = {entity_type for entity_type, _ in subjects}
+    is_one = isinstance(binding, Entities) and binding.entity_type in types
+    return is_one or bool(_parents(binding) & types)
+
+
+def _parents(binding: Binding) -> frozenset[str]:
+    if isinstance(binding, Sequenced):
+        return frozenset({binding.parent_type})
+    return binding.belongs_to
+
+
+_SUBQUERIES: dict[int, tuple[Binding, Subquery]] = {}
+
+
+def _subquery(binding: Binding) -> Subquery:
+    """Built once per declaration (kept by identity: declarations hold unhashable parts): a
+    command that checks its rows asks for it a dozen times."""
+    kept = _SUBQUERIES.get(id(binding))
+    if kept is None or kept[0] is not binding:
+        kept = _SUBQUERIES[id(binding)] = (binding, binding.rows.subquery())
+    return kept[1]
 
 
 def _stream_entries(
@@ -672,6 +702,8 @@ def _rows_in_scope(
     while fresh:
         reached: set[Subject] = set()
         for binding, rows in zip(BINDINGS, found, strict=True):
+            if not _reaches(binding, fresh):
+                continue
             for row in connection.execute(_ordered(binding, fresh)).mappings():
                 rows.setdefault(row["id"], row)
                 if isinstance(binding, Entities):

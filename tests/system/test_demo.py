@@ -8,6 +8,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.support.cli import invoke
 
@@ -47,18 +50,7 @@ def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> 
     whoami = _lims("whoami", "--json", env=station)
     assert '"role": "technician"' in whoami.stdout
     assert _lims("audit", "verify", env=station).returncode == 0
-
-
-def test_demo_refuses_a_directory_that_already_holds_a_database(tmp_path: Path) -> None:
-    directory = tmp_path / "demo"
-    assert invoke("demo", "--dir", str(directory)).exit_code == 0
-    again = invoke("demo", "--dir", str(directory))
-    assert again.exit_code == 1
-    assert "already holds a lims database" in again.stderr
-
-
-def test_demo_leaves_the_configured_database_alone(tmp_path: Path) -> None:
-    assert invoke("demo", "--dir", str(tmp_path / "demo")).exit_code == 0
+    # The station's own configured database was left alone.
     configured = invoke("db", "current", "--json")
     if configured.exit_code == 0:  # PostgreSQL: the test's schema exists, still blank
         assert '"current": null' in configured.stdout
@@ -66,24 +58,38 @@ def test_demo_leaves_the_configured_database_alone(tmp_path: Path) -> None:
         assert configured.exit_code == 3
 
 
-def test_demo_json_gives_the_users_and_the_audit_result(tmp_path: Path) -> None:
-    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
-    assert result.exit_code == 0
-    report = json.loads(result.stdout)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One `lims demo --json` for the tests that read what it made: the tour takes seconds."""
+    directory = tmp_path_factory.mktemp("demo-json") / "demo"
+    result = invoke("demo", "--dir", str(directory), "--json")
+    assert result.exit_code == 0, result.stderr
+    return directory, json.loads(result.stdout)
+
+
+def test_demo_refuses_a_directory_that_already_holds_a_database(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    directory, _ = demo
+    again = invoke("demo", "--dir", str(directory))
+    assert again.exit_code == 1
+    assert "already holds a lims database" in again.stderr
+
+
+def test_demo_json_gives_the_users_and_the_audit_result(demo: tuple[Path, dict[str, Any]]) -> None:
+    directory, report = demo
     assert [user["role"] for user in report["users"]] == ["admin", "technician", "qa"]
     assert all(len(user["password"]) >= 12 for user in report["users"])
     assert report["audit"]["intact"] is True
-    assert report["database"] == str(tmp_path / "demo" / "lims.db")
+    assert report["database"] == str(directory / "lims.db")
 
 
 def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
-    tmp_path: Path,
+    demo: tuple[Path, dict[str, Any]],
 ) -> None:
     from pypdf import PdfReader
 
-    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
-    assert result.exit_code == 0, result.stderr
-    report = json.loads(result.stdout)
+    _, report = demo
     culture = report["culture"]
     assert culture["kind"] == "primary"
     assert [p["passage_number"] for p in culture["passages"]] == [1, 2, 3]
@@ -101,11 +107,9 @@ def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
 
 
 def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(
-    tmp_path: Path,
+    demo: tuple[Path, dict[str, Any]],
 ) -> None:
-    result = invoke("demo", "--dir", str(tmp_path / "demo"), "--json")
-    assert result.exit_code == 0, result.stderr
-    report = json.loads(result.stdout)
+    _, report = demo
     assert report["spec_version"] == 2
     investigation = report["investigation"]
     assert investigation["outcome"] == "invalidated"
