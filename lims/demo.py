@@ -12,7 +12,7 @@ from pathlib import Path
 from lims.config import Settings, load_settings
 from lims.errors import RuleViolation
 from lims.scenario import PASSING, QC_AFTER_FORMULATION, Clock, Scenario, staff
-from lims.services import aspirates, cultures, deviations, lots, qc, site, vials
+from lims.services import aspirates, cultures, deviations, lots, qc, reports, site, vials
 from lims.views.demo import DemoResult, DemoUser, Investigation, Recall
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
@@ -152,4 +152,8 @@ def _hold_administer_recall(
         **sign,
     )
     recalled = lab.run(lots.recall, lot=lot, reason="late karyotype abnormal, confirmed", **sign)
-    return Recall(held=held, refused=refused, late=late, recalled=recalled)
+    notice = lab.run(
+        reports.write_recall_notice, lot=lot, out=lab.settings.home / f"recall-{lot}.pdf"
+    )
+    notice.files.publish()
+    return Recall(held=held, refused=refused, late=late, recalled=recalled, notice=notice.path)

@@ -109,8 +109,8 @@ def demo(
     say(
         f"QA confirmed the result and recalled lot {recalled.summary.lot_id}: "
         + ", ".join(f"{vial.vial_id[-3:]} {vial.status}" for vial in recalled.vials)
-        + f". `lims report recall {recalled.summary.lot_id} --out recall.pdf` lists who "
-        "received what, for the treating physician."
+        + f". The recall notice for the treating physician (`lims report recall`): "
+        f"{recall.notice}"
     )
     say("\n7. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(

@@ -69,6 +69,7 @@ class Recall:
     recalled: LotDetail = shown_as(
         lambda lot: {v.vial_id: v.status for v in lot.vials}, key="vial_states"
     )
+    notice: Path = shown_as(str, key="recall_notice")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -128,4 +128,5 @@ def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(
         "recalled",
         "recalled",
     ]
+    assert Path(recall["recall_notice"]).read_bytes().startswith(b"%PDF")
     assert report["audit"]["intact"] is True
