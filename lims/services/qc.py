@@ -9,18 +9,18 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims import audit, site
+from lims.config import Settings
 from lims.domain import quantities, spec
 from lims.domain.ids import read_deviation_id
 from lims.domain.spec import (
     PERCENT,
     CategoricalCriterion,
-    Evaluation,
     NumericCriterion,
     RecordedResult,
     Spec,
     compact,
 )
-from lims.domain.states import DEVIATION, LOT, OOSOutcome
+from lims.domain.states import DEVIATION, LOT
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
 from lims.services import deviations, lookup, verdicts
@@ -113,16 +113,19 @@ def record_result(
     tested_at = past_moment("at", at, zone, now)
     after("at", tested_at, found.formulated_at, f"formulation of {found.code}", zone)
     LOT.check("record_qc", code=found.code, status=found.status)
-    before = verdicts.evaluate(session, settings, found, now=now)
+    earlier = session.exec(
+        select(QCResult)
+        .where(col(QCResult.lot_id) == found.id, col(QCResult.test) == test)
+        .order_by(col(QCResult.id))
+    ).all()
     if investigation_id is not None:
         _check_investigation(session, found, test, investigation_id)
     else:
-        _check_plain_result(session, found, test, before)
-    earlier = [entry for entry in before.results if entry.result.test == test]
+        _check_plain_result(session, settings, found, test, retest=bool(earlier), now=now)
     if earlier and reason is None and investigation_id is None:
         raise BadInput(
             "reason",
-            f"required for a retest: {test} already has a result ({earlier[-1].result.value}); "
+            f"required for a retest: {test} already has a result ({earlier[-1].value}); "
             "both are kept and the latest counts",
         )
     assert found.id is not None
@@ -146,7 +149,7 @@ def record_result(
         ("lot", found.code),
         "qc.retest" if earlier else "qc.record",
         by=actor.username,
-        old=_audited(earlier[-1].result) if earlier else None,
+        old=_audited(earlier[-1]) if earlier else None,
         new=_audited(result),
         reason=reason,
     )
@@ -182,7 +185,9 @@ def _check_investigation(session: Session, lot: Lot, test: str, number: int) -> 
         raise RuleViolation(f"deviation {number} is closed: its investigation is over")
 
 
-def _check_plain_result(session: Session, lot: Lot, test: str, before: Evaluation) -> None:
+def _check_plain_result(
+    session: Session, settings: Settings, lot: Lot, test: str, *, retest: bool, now: datetime
+) -> None:
     """A plain result or retest: not while an OOS result of the test is investigated, and
     not over a failure QA confirmed (the lot is then rejected, or used under a waiver)."""
     investigated = _open_investigation(session, lot, test)
@@ -191,21 +196,22 @@ def _check_plain_result(session: Session, lot: Lot, test: str, before: Evaluatio
             f"{test} of {lot.code} is under investigation in deviation {investigated.id}: "
             f"record results of it with --investigation {investigated.id}"
         )
-    counting = next(
+    if not retest:  # a first result stands on nothing earlier
+        return
+    before = verdicts.evaluate(session, settings, lot, now=now)
+    confirmed = next(
         (
             entry
-            for entry in reversed(before.results)
-            if entry.result.test == test and entry.status == "valid"
+            for entry in before.results
+            if entry.result.test == test and entry.confirmed and entry.counts
         ),
         None,
     )
-    if counting is not None and counting.deviation_id is not None:
-        confirmed = session.get(Deviation, counting.deviation_id)
-        if confirmed is not None and confirmed.outcome == OOSOutcome.CONFIRMED:
-            raise RuleViolation(
-                f"the failing {test} result {counting.result.value} of {lot.code} was confirmed "
-                f"by deviation {confirmed.id}: it cannot be retested away"
-            )
+    if confirmed is not None:
+        raise RuleViolation(
+            f"the failing {test} result {confirmed.result.value} of {lot.code} was confirmed "
+            f"by deviation {confirmed.deviation_id}: it cannot be retested away"
+        )
 
 
 def recordable_tests(judged_by: Spec) -> Sequence[str]:

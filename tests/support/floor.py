@@ -342,7 +342,7 @@ def _at_after(floor: Floor, lower: datetime) -> Field:
 
 def _qc_fields(floor: Floor) -> dict[str, Field]:
     return {
-        "@lot": _lot_field(floor.quarantine),
+        "@lot": _lot_field(floor.quarantine, floor.released),  # a late result is welcome
         "@test": _field(lambda value: value in RECORDABLE, st.sampled_from(["cell_dose", "CD73"])),
         "method": _field(_free(SHORT_MAX)),
         "reason": _field(_free(LONG_MAX, multiline=True)),
