@@ -635,10 +635,8 @@ def unhold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetai
     return lot_detail(session, settings, found)
 
 
-def _sign_lot(
-    session: Session, lot: Lot, signer: User, meaning: str
-) -> tuple[Signature, dict[str, Any]]:
-    """A QA signature on the lot's record as it stands; and what its audit entry says of it."""
+def _sign_lot(session: Session, lot: Lot, signer: User, meaning: str) -> dict[str, Any]:
+    """A QA signature on the lot's record as it stands; returns what its audit entry says."""
     now = utcnow()
     record_hash = _hashed(_record(session, lot, signed_at=now))
     signature = signatures.sign(
@@ -654,7 +652,7 @@ def _sign_lot(
     manifestation = signing.manifestation(
         signature.username, signature.full_name, signature.signed_at, signature.meaning
     )
-    return signature, {
+    return {
         "signature": manifestation,
         "meaning": meaning,
         "record_hash": record_hash,
@@ -665,7 +663,7 @@ def _sign_lot(
 def _sign_hold(
     session: Session, lot: Lot, signer: User, placed: LotHold, action: str, meaning: str
 ) -> None:
-    _, signed = _sign_lot(session, lot, signer, meaning)
+    signed = _sign_lot(session, lot, signer, meaning)
     reason = placed.reason if action == "lot.hold" else placed.lift_reason
     audit.record_about(
         session,
@@ -694,7 +692,7 @@ def _sign_status(
 ) -> LotDetail:
     """QA's signature moving a lot to another status; its vials follow a release or recall."""
     assert lot.id is not None
-    _, signed = _sign_lot(session, lot, signer, meaning)
+    signed = _sign_lot(session, lot, signer, meaning)
     change_status(
         session, LOT, lot, action, by=signer.username, new=signed, reason=reason, facts=facts
     )
