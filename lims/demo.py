@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from lims.config import Settings, load_settings
+from lims.domain.spec import OOS
+from lims.domain.states import DEVIATION
 from lims.errors import RuleViolation
 from lims.scenario import PASSING, QC_AFTER_FORMULATION, Clock, Scenario, staff
 from lims.services import aspirates, cultures, deviations, lots, qc, reports, site, vials
@@ -98,7 +100,7 @@ def _out_of_specification(lab: Scenario, lot: str, reviewer: str, technician: st
     """CD105 fails, which opens a deviation; the sample proves mislabelled, QA invalidates the
     result and the retest recorded in the investigation counts."""
     lab.record_qc(lot, {**PASSING, "cd105": FIRST_CD105})
-    [opened] = [d for d in lab.read(lots.show_lot, lot=lot).deviations if d.kind == "oos"]
+    [opened] = [d for d in lab.read(lots.show_lot, lot=lot).deviations if d.kind == OOS]
     tested = lab.clock.day(27) + QC_AFTER_FORMULATION + timedelta(hours=2)
     lab.run(
         qc.record_result,
@@ -142,7 +144,7 @@ def _hold_administer_recall(
     lab.run(vials.administer, vial=first, scan=first_scan, patient=patient)
     lab.run(qc.record_result, lot=lot, test="karyotype", value="abnormal", method="G-banding")
     late = lab.read(lots.show_lot, lot=lot)
-    [opened] = [d for d in late.deviations if d.kind == "oos" and d.status == "open"]
+    [opened] = [d for d in late.deviations if d.kind == OOS and DEVIATION.pending(d.status)]
     lab.login(reviewer)
     lab.run(
         deviations.close_deviation,

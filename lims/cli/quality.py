@@ -10,6 +10,7 @@ import typer
 
 from lims.cli.common import alarm, print_alarms, print_record, print_table
 from lims.cli.tables import cells
+from lims.domain.spec import COUNTED
 from lims.domain.states import DEVIATION, LOT
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _standing(result: ResultView) -> Any:
         if result.deviation_id is None
         else (f"{result.status} (deviation {result.deviation_id})")
     )
-    return status if result.status in ("valid", "superseded") else alarm(status)
+    return status if result.status in COUNTED else alarm(status)
 
 
 def show_results(results: Sequence[ResultView], zone: tzinfo) -> None:

@@ -15,13 +15,11 @@ from xml.sax.saxutils import escape
 
 from lims.documents.pdf import Layout, RenderedPdf, build
 from lims.documents.recall_notice import Recall
+from lims.domain.spec import VALID
 from lims.timeutil import show_time
 from lims.views.bench import AspirateView
 from lims.views.quality import LotDetail
 from lims.views.trail import AuditView
-
-# A result that does not count, or not yet, is shaded and in capitals, never left out.
-COUNTING = "valid"
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,8 @@ def render(record: BatchRecord) -> RenderedPdf:
                 (
                     r.test,
                     f"{r.value} {r.unit or ''}".strip(),
-                    r.status if r.status == COUNTING else r.status.upper(),
+                    # One that is not the result counting now is in capitals, never left out.
+                    r.status if r.status == VALID else r.status.upper(),
                     r.deviation_id,
                     show_time(r.tested_at, zone),
                     r.recorded_by,
@@ -221,7 +220,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             ]
             or [("—", "", "none recorded", "", "", "", "")],
             widths=[20 * mm, 20 * mm, 30 * mm, 15 * mm, 36 * mm, 16 * mm, 38 * mm],
-            marked=[n for n, r in enumerate(results) if r.status != COUNTING],
+            marked=[n for n, r in enumerate(results) if r.status != VALID],
         ),
         *heading("7. Deviations"),
         table(

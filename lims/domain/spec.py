@@ -452,6 +452,9 @@ def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:
 # --- the standing of each result ---------------------------------------------------------------
 
 ResultStatus = Literal["valid", "investigation", "invalidated", "superseded"]
+VALID: ResultStatus = "valid"  # the one result of its test that counts now
+# The results that count, or counted until a later one came: never taken out by an OOS.
+COUNTED: frozenset[ResultStatus] = frozenset({VALID, "superseded"})
 OOS = "oos"
 
 
@@ -468,7 +471,7 @@ class StandingResult:
 
     @property
     def counts(self) -> bool:
-        return self.status in ("valid", "superseded")
+        return self.status in COUNTED
 
 
 def standings(
@@ -491,18 +494,18 @@ def standings(
             judged.append(StandingResult(result, "invalidated", oos.id))
         elif oos is None and investigated is not None:
             if investigated.outcome == OOSOutcome.INVALIDATED:
-                judged.append(StandingResult(result, "valid", investigated.id))
+                judged.append(StandingResult(result, VALID, investigated.id))
             else:
                 judged.append(StandingResult(result, "investigation", investigated.id))
         else:
             deviation = oos or investigated
             judged.append(
-                StandingResult(result, "valid", deviation.id if deviation else None, confirmed)
+                StandingResult(result, VALID, deviation.id if deviation else None, confirmed)
             )
-    latest = {e.result.test: e.result.id for e in judged if e.status == "valid"}
+    latest = {e.result.test: e.result.id for e in judged if e.status == VALID}
     return [
         replace(entry, status="superseded")
-        if entry.status == "valid" and latest[entry.result.test] != entry.result.id
+        if entry.status == VALID and latest[entry.result.test] != entry.result.id
         else entry
         for entry in judged
     ]
@@ -599,7 +602,7 @@ def _judged(
     missing result, and never a safety test's, even in a specification that did not come
     through ReleaseSpec.
     """
-    latest = next((entry.result for entry in reversed(history) if entry.status == "valid"), None)
+    latest = next((entry.result for entry in reversed(history) if entry.status == VALID), None)
     # A failure QA confirmed stands even once a later result passes: it is waived or the
     # lot is not released. Only an invalidation takes a failure out of the verdict.
     standing_failure = next(
