@@ -67,6 +67,7 @@ SITE_SECTIONS = (
     "expansion",
     "lot",
     "labels",
+    "records",
     "release",
 )
 
@@ -107,6 +108,9 @@ class FacilitySettings(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=120)] = "Example Cell Therapy Facility"
     fin: Annotated[str, AfterValidator(_facility_identification_number)] = "A9999"
+    # Where the facility is: the DIN's year is the collection year here, whichever station
+    # records the aspirate (ISBT 128 ST-001 2.4.1).
+    timezone: Annotated[str, Field(min_length=1), AfterValidator(_timezone_name)] = "UTC"
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -125,6 +129,10 @@ class SecuritySettings(BaseModel):
     session_max_hours: Annotated[WholeNumber, Field(ge=1, le=24)] = 12
     password_min_length: Annotated[WholeNumber, Field(ge=8, le=128)] = 12
     lockout_threshold: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
+    # How long a locked account waits when no other admin can unlock it (its only admin).
+    lockout_minutes: Annotated[WholeNumber, Field(ge=1, le=1440)] = 30
+    password_max_age_days: Annotated[WholeNumber, Field(ge=1, le=3650)] = 180
+    password_history: Annotated[WholeNumber, Field(ge=1, le=24)] = 5
     # argon2id cost (RFC 9106 second recommended option by default); each hash carries its own
     # parameters, so a change applies to passwords set or logged in with afterwards.
     argon2_time_cost: Annotated[WholeNumber, Field(ge=1, le=20)] = 3
@@ -167,6 +175,9 @@ class AspirateSettings(BaseModel):
     max_volume_ml: PositiveNumber = 100.0
     min_temperature_c: Temperature = 2.0
     max_temperature_c: Temperature = 30.0
+    max_transit_hours: Annotated[
+        float, BeforeValidator(_not_a_boolean), Field(gt=0, le=24 * 30, allow_inf_nan=False)
+    ] = 48.0
 
     @model_validator(mode="after")
     def _ordered(self) -> AspirateSettings:
@@ -185,6 +196,10 @@ class ExpansionSettings(BaseModel):
     seeding_density_max_per_cm2: PositiveNumber = 10000.0
     reseeding_density_per_cm2: PositiveNumber = 5000.0
     max_passage: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
+    # Beyond either, a passage's counts are taken for a typo unless confirmed as unusual:
+    # well above MSC confluence (about 20,000-50,000/cm²), and faster than MSC divide.
+    max_harvest_density_per_cm2: PositiveNumber = 100_000.0
+    min_doubling_time_hours: PositiveNumber = 12.0
 
     @model_validator(mode="after")
     def _ordered(self) -> ExpansionSettings:
@@ -224,6 +239,14 @@ class LabelSettings(BaseModel):
     isbt128_barcode: bool = True
 
 
+class RecordSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A step dated further back than this from when it is typed is a late entry: it needs
+    # a reason and is marked as such wherever it is shown.
+    late_entry_hours: PositiveNumber = 24.0
+
+
 class SiteSettings(BaseModel):
     """The site's settings besides its specification: what one site_settings record holds."""
 
@@ -236,6 +259,7 @@ class SiteSettings(BaseModel):
     expansion: ExpansionSettings = ExpansionSettings()
     lot: LotSettings = LotSettings()
     labels: LabelSettings = LabelSettings()
+    records: RecordSettings = RecordSettings()
 
 
 def _default_home() -> Path:

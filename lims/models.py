@@ -91,6 +91,25 @@ class User(Record, table=True):
     locked_at: datetime | None = _time(nullable=True)
     created_at: datetime = _time()
     last_login_at: datetime | None = _time(nullable=True)
+    # When the password was last set, and whether an admin set it: such a password must be
+    # changed by its owner before any other command (21 CFR 11.300(b)).
+    password_set_at: datetime | None = _time(nullable=True)
+    password_set_by_admin: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+
+
+class PasswordHistory(Record, table=True):
+    """A password a user had, kept (hashed) so the last few are not chosen again."""
+
+    __tablename__ = "password_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
+    )
+    password_hash: str = Field(sa_column=Column(String(255), nullable=False))
+    set_at: datetime = _time()
 
 
 class LoginSession(Record, table=True):
@@ -202,7 +221,7 @@ class SpecificationVersion(Record, table=True):
 
 SHORT_TEXT_MAX = 100
 LONG_TEXT_MAX = 2000
-CULTURE_KINDS = ("primary", "seeded")
+CULTURE_KINDS = ("primary", "seeded", "split")
 CULTURE_STATES = tuple(state.value for state in CultureState)
 DEVIATION_STATES = tuple(state.value for state in DeviationState)
 DEVIATION_OUTCOMES = tuple(outcome.value for outcome in OOSOutcome)
@@ -254,10 +273,17 @@ class Patient(Record, table=True):
     code: str = Field(sa_column=Column(String(PATIENT_CODE_MAX), nullable=False, unique=True))
     initials: str = Field(sa_column=Column(String(4), nullable=False))
     birth_year: int = _whole()
+    # Required for every patient added since consent was enforced; older ones may lack it,
+    # and then no aspirate of theirs is received.
     consent_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     study: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    weight_kg: float | None = _number(nullable=True)
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+    # Consent withdrawn: no further manufacturing step on this patient's materials.
+    withdrawn_at: datetime | None = _time(nullable=True)
+    withdrawn_by: str | None = _text(USERNAME_MAX, nullable=True)
+    withdraw_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Aspirate(Record, table=True):
@@ -285,6 +311,11 @@ class Aspirate(Record, table=True):
     anticoagulant: str | None = _text(SHORT_TEXT_MAX, nullable=True)
     tnc: int | None = _count(nullable=True)
     temperature_c: float | None = _number(nullable=True)
+    # Received outside the site's conditions (e.g. too long in transit) and kept on record
+    # with a deviation rather than refused.
+    nonconforming: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -307,7 +338,9 @@ class ReagentLot(Record, table=True):
 
 
 class Culture(Record, table=True):
-    """Cells from one aspirate expanding in vessels: primary (from MNC) or seeded."""
+    """Cells from one aspirate expanding in vessels: primary (from MNC), seeded, or split
+    from another culture's harvest (parent_id, source_passage_id), whose passage count and
+    cumulative population doublings it carries on."""
 
     __tablename__ = "cultures"
     __table_args__ = (
@@ -328,6 +361,14 @@ class Culture(Record, table=True):
     method: str = _text(SHORT_TEXT_MAX)
     started_at: datetime = _time()
     status: str = _status(CultureState.ACTIVE)
+    parent_id: int | None = _reference("cultures.id", nullable=True)
+    # Passages also point here, so this constraint is added after both tables.
+    source_passage_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("passages.id", use_alter=True), nullable=True, index=True
+        ),
+    )
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -386,11 +427,16 @@ class Deviation(Record, table=True):
     __tablename__ = "deviations"
     __table_args__ = (
         CheckConstraint(_in("status", DEVIATION_STATES), name="status"),
-        CheckConstraint("culture_id IS NOT NULL OR lot_id IS NOT NULL", name="subject"),
+        CheckConstraint(
+            "culture_id IS NOT NULL OR lot_id IS NOT NULL OR aspirate_id IS NOT NULL",
+            name="subject",
+        ),
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', DEVIATION_OUTCOMES)}", name="outcome"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    # A nonconforming aspirate's deviation names the aspirate alone.
+    aspirate_id: int | None = _reference("aspirates.id", nullable=True)
     culture_id: int | None = _reference("cultures.id", nullable=True)
     passage_id: int | None = _reference("passages.id", nullable=True)
     lot_id: int | None = _reference("lots.id", nullable=True)
@@ -533,6 +579,39 @@ class LotHold(Record, table=True):
     lifted_at: datetime | None = _time(nullable=True)
     lifted_by: str | None = _text(USERNAME_MAX, nullable=True)
     lift_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LateEntry(Record, table=True):
+    """A step entered more than records.late_entry_hours after the time it states (its
+    `at`), with the reason given: every view marks it "late entry"."""
+
+    __tablename__ = "late_entries"
+    __table_args__ = (Index(None, "entity_type", "entity_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The step as its audit entry names it (e.g. passage.log) and the record it made.
+    action: str = _text(64)
+    entity_type: str = _text(32)
+    entity_id: str = _text(64)
+    at: datetime = _time()
+    entered_at: datetime = _time()
+    entered_by: str = _username_column()
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class WrittenFile(Record, table=True):
+    """A file lims wrote (label, report, backup) and the SHA-256 of what it wrote: the only
+    kind of existing file `--force` may replace, and only while it still holds those bytes."""
+
+    __tablename__ = "written_files"
+    __table_args__ = (Index(None, "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False))
+    kind: str = _text(32)
+    written_at: datetime = _time()
+    written_by: str | None = _text(USERNAME_MAX, nullable=True)
 
 
 class Signature(Record, table=True):
