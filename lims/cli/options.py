@@ -19,6 +19,16 @@ AtOption = Annotated[
         "is given). Default: now.",
     ),
 ]
+LateReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--late-reason",
+        metavar="TEXT",
+        help="Why the step is entered late: required when --at lies more than "
+        "records.late_entry_hours (site setting, default 24) before now; the step is then "
+        "marked as a late entry wherever it is shown.",
+    ),
+]
 ReagentOption = Annotated[
     list[str] | None,
     typer.Option(
