@@ -45,6 +45,7 @@ from lims.services import (
     users,
     vials,
 )
+from lims.domain.timeliness import entered_late
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
@@ -72,6 +73,8 @@ ASPIRATE = {
     "temperature_c": 18,
 }
 RECEIVED_AFTER_COLLECTION = timedelta(hours=2)
+# Why a step of the scenario's past is typed now: a tour or a test records days gone by.
+LATE_REASON = "transcribed from the paper bench record"
 STARTED_AFTER_COLLECTION = timedelta(hours=5)
 # Reagent lots of a Pittenger-style expansion: gradient, medium, serum, dissociation enzyme.
 REAGENTS = (
@@ -254,7 +257,18 @@ class Scenario:
         return {"patient": PATIENT_CODE, **times, **ASPIRATE}
 
     def aspirate(self, **values: Any) -> AspirateView:
-        return self.run(aspirates.receive, **{**self.aspirate_values(), **values})
+        values = {**self.aspirate_values(), **values}
+        if "late_reason" not in values:
+            values |= self.late(values.get("received_at"))
+        return self.run(aspirates.receive, **values)
+
+    def late(self, at: object) -> dict[str, str]:
+        """A --late-reason for a step dated `at` that the site's rule makes a late entry."""
+        if not isinstance(at, datetime):
+            return {}
+        with unit_of_work(self.settings, write=False) as uow:
+            hours = uow.settings.records.late_entry_hours
+        return {"late_reason": LATE_REASON} if entered_late(at, utcnow(), hours) else {}
 
     def add_reagents(self, expires: date | None = None) -> None:
         """REAGENTS registered, usable for REAGENT_SHELF_LIFE after collection unless told."""

@@ -39,7 +39,7 @@ from lims.models import (
     User,
     Vial,
 )
-from lims.services import bindings, lookup, records, signatures, verdicts
+from lims.services import bindings, consent, lookup, records, signatures, verdicts
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
@@ -363,6 +363,7 @@ def formulate(
     now = utcnow()
     formulated_at = past_moment("at", at, zone, now)
     source = lookup.culture(session, culture)
+    consent.require_in_force_for_culture(session, zone, source, "lot formulation")
     existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
     CULTURE.check("formulate", code=source.code, status=source.status, lot=existing)
     blocking = [
@@ -519,6 +520,7 @@ def release(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
     found = lookup.lot(session, lot)
+    consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
     bindings.require_agreement(session, [("lot", found.code)])
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"

@@ -19,7 +19,7 @@ from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services import bindings, lookup, verdicts
+from lims.services import bindings, consent, lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -101,6 +101,9 @@ def _judge(
 
     if owner.code != patient:
         return refuse(f"vial {vial.code} belongs to patient {owner.code}, not to {patient}")
+    withdrawn = consent.withdrawal(owner, settings.tz)
+    if withdrawn is not None:
+        return refuse(f"{withdrawn}: vial {vial.code} may not be given")
     if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
         return refuse(
             f"the label of {vial.code} does not agree with its record "
