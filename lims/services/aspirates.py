@@ -186,8 +186,6 @@ def receive(
     collected = past_moment("collected-at", collected_at, zone, now)
     received = past_moment("received-at", received_at, zone, now)
     after("received-at", received, collected, "collection", zone)
-    kept_because = _nonconforming_reason(uow, collected, received, nonconforming, reason)
-    late = late_entries.reason_for(uow, received, now, late_reason)
     volume = quantities.positive(
         "volume-ml", volume_ml, unit="mL", smallest=SMALLEST_VOLUME_ML, high=limits.max_volume_ml
     )
@@ -204,6 +202,8 @@ def receive(
             low=limits.min_temperature_c,
             high=limits.max_temperature_c,
         )
+    kept_because = _nonconforming_reason(uow, collected, received, nonconforming, reason)
+    late = late_entries.reason_for(uow, received, now, late_reason)
     donor: Patient = lookup.patient(session, settings, patient)
     assert donor.id is not None
     consent.require_in_force(session, zone, donor.id, "aspirate receipt")
