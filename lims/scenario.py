@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from lims import audit, auth
 from lims.config import Settings
+from lims.domain.timeliness import entered_late
 from lims.errors import NotFound
 from lims.models import Patient, Vial
 from lims.services import (
@@ -45,7 +46,6 @@ from lims.services import (
     users,
     vials,
 )
-from lims.domain.timeliness import entered_late
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
