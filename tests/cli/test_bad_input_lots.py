@@ -84,6 +84,7 @@ def lots(lab: Lab) -> Lots:
         collected_at=_typed(collected),
         received_at=_typed(received),
         volume_ml="30",
+        late_reason="typed from the paper record",
     )
 
     def grow(harvests: tuple[datetime, datetime]) -> tuple[str, tuple[str, str]]:

@@ -45,6 +45,7 @@ from tests.support.junk import Ran, _one_line_error, _run, _valid_text, snapshot
 from tests.support.lab import PASSWORD
 from tests.support.vials import add_lot
 
+LATE = "typed from the paper record"  # the steps here are dated days ago
 HOSTILE = {
     "quotes": 'O\'Brien "quoted"',
     "sql": "'; DROP TABLE patients; --",
@@ -110,7 +111,10 @@ Applied = tuple[Callable[[], Ran], Callable[[Ran], Shown]]
 
 def _patient_study(floor: Floor, value: str, n: int) -> Applied:
     code = f"PT-1{n:03d}"
-    args = ("patient", "add", "--initials=AB", "--birth-year=1960", f"--study={value}", "--", code)
+    args = (
+        "patient", "add", "--initials=AB", "--birth-year=1960", "--consent-date=2020-01-15",
+        f"--study={value}", "--", code,
+    )  # fmt: skip
     show = ("patient", "show", code)
     return lambda: _run(*args), lambda ran: _shown(show, show, f"patient:{code}")
 
@@ -119,6 +123,7 @@ def _aspirate(option: str) -> Callable[[Floor, str, int], Applied]:
     def apply(floor: Floor, value: str, n: int) -> Applied:
         args = (
             "aspirate", "receive", f"--patient={PATIENT}", f"--collected-at={day(1).isoformat()}",
+            f"--received-at={(day(1) + timedelta(hours=2)).isoformat()}", f"--late-reason={LATE}",
             "--volume-ml=30", f"--{option}={value}", "--json",
         )  # fmt: skip
 
@@ -157,6 +162,7 @@ def _new_aspirate(days_ago: float = 3) -> str:
         ok_json(
             "aspirate", "receive", f"--patient={PATIENT}", "--volume-ml=30",
             f"--collected-at={collected.isoformat()}", f"--received-at={received}",
+            f"--late-reason={LATE}",
         )["din"]
     )  # fmt: skip
 

@@ -224,6 +224,7 @@ def station(number: int, cultures: int, passages: int) -> None:
 
     lab = Scenario(load_settings(), clock())
     received = {**lab.aspirate_values(), "patient": patient(number)}
+    received |= lab.late(received["received_at"])
     for _ in range(cultures):
         aspirate = _lims("aspirate", "receive", *options(received))
         culture = _lims("culture", "start", str(aspirate["din"]), *options(lab.culture_values()))
