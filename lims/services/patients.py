@@ -41,6 +41,7 @@ CORRECTABLE = ("initials", "birth_year", "consent_date", "weight_kg")
 
 
 def _record_keys(patient: Patient) -> dict[str, Any]:
+    """What a patient's view shows beyond the columns of its row."""
     return {"withdrawn": patient.withdrawn_at is not None}
 
 
@@ -275,14 +276,18 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
     cultures = session.exec(
         select(Culture)
         .where(col(Culture.aspirate_id).in_([a.id for a in aspirates]))
-        .order_by(col(Culture.code))
+        .order_by(col(Culture.aspirate_id), col(Culture.number))
     ).all()
     lots = session.exec(
-        select(Lot).where(col(Lot.patient_id) == patient.id).order_by(col(Lot.code))
+        select(Lot)
+        .where(col(Lot.patient_id) == patient.id)
+        .order_by(col(Lot.aspirate_id), col(Lot.number))
     ).all()
     lot_of = {lot.id: lot for lot in lots}
     vials = session.exec(
-        select(Vial).where(col(Vial.lot_id).in_(list(lot_of))).order_by(col(Vial.code))
+        select(Vial)
+        .where(col(Vial.lot_id).in_(list(lot_of)))
+        .order_by(col(Vial.lot_id), col(Vial.number))
     ).all()
     culture_codes: dict[int | None, list[str]] = {}
     for culture in cultures:
