@@ -487,15 +487,18 @@ def test_an_unknown_format_is_refused(released: Quality, out: Path, fmt: str) ->
     assert files_in(out) == []
 
 
-def test_out_must_be_an_existing_directory(released: Quality, tmp_path: Path) -> None:
+def test_out_is_made_if_missing_and_must_be_a_directory(released: Quality, tmp_path: Path) -> None:
     lot = released.lot_id
-    refused(print_labels(lot, "png", tmp_path / "missing"), 2, "out")
-    assert not (tmp_path / "missing").exists()
     a_file = tmp_path / "a-file.txt"
     a_file.write_text("x")
-    result = print_labels(lot, "png", a_file)
-    assert result.exit_code == 2, result.stderr
+    for not_a_directory in (a_file, a_file / "labels"):
+        result = print_labels(lot, "png", not_a_directory)
+        assert result.exit_code == 2, result.stderr
     assert label_print_entries(lot) == []
+    made = tmp_path / "missing" / "labels"
+    printed(lot, "png", made)
+    assert len(files_in(made)) == 4
+    assert stat.S_IMODE(made.stat().st_mode) & 0o007 == 0
 
 
 def test_an_unknown_lot_is_not_found(released: Quality, out: Path) -> None:
