@@ -103,7 +103,8 @@ def _print_schema(state: SchemaState) -> None:
 @app.command("backup")
 def backup(
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="The backup to write; must not exist yet.")
+        Path,
+        typer.Argument(metavar="FILE", help="The backup to write; must not exist yet (see --force)."),
     ],
     force: ForceOption = False,
     as_json: JsonOption = False,
@@ -181,9 +182,10 @@ def restore(
     damaged past that) does an admin of the backup authorise the restore
     instead: their user name (--admin or asked) and password (asked, or the
     first line of standard input with --password-stdin) are checked against
-    the backup's users; the restored trail names who. Stop `lims` on other
-    stations first. Afterwards every session has ended: log in again. On
-    PostgreSQL use pg_restore (this command says how).
+    the backup's users; the restored trail names who. A database damaged so
+    that no session can be checked is moved aside first (then there is none).
+    Stop `lims` on other stations first. Afterwards every session has ended:
+    log in again. On PostgreSQL use pg_restore (this command says how).
 
     \b
     Example:
