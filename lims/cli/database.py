@@ -104,7 +104,9 @@ def _print_schema(state: SchemaState) -> None:
 def backup(
     file: Annotated[
         Path,
-        typer.Argument(metavar="FILE", help="The backup to write; must not exist yet (see --force)."),
+        typer.Argument(
+            metavar="FILE", help="The backup to write; must not exist yet (see --force)."
+        ),
     ],
     force: ForceOption = False,
     as_json: JsonOption = False,
