@@ -15,6 +15,7 @@ import pytest
 from lims.scenario import PATIENT_CODE
 from lims.services import lots, vials
 from tests.support.cli import invoke, ok, refused
+from tests.support.devices import null_device
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import Quality
 from tests.support.vials import scan_of
@@ -122,13 +123,14 @@ def test_report_batch_never_replaces_the_database(released: Quality) -> None:
     ok("audit", "verify")
 
 
-def test_report_batch_never_replaces_a_device(released: Quality) -> None:
-    """Issue 12: run as root, `--out /dev/null` replaced the device node. The refusal is the
-    same for any account: a device is never a file lims replaces."""
+def test_report_batch_never_replaces_a_device(released: Quality, out_dir: Path) -> None:
+    """Issue 12: run as root, `--out /dev/null` replaced the device node. Refused for any
+    account; the test's own null device stands in, so a regression cannot break the machine's."""
+    device = null_device(out_dir)
     for force in ((), ("--force",)):
-        result = invoke("report", "batch", released.lot_id, "--out", "/dev/null", *force)
-        refused(result, 2, "out: /dev/null is a device")
-    assert Path("/dev/null").is_char_device()
+        result = invoke("report", "batch", released.lot_id, "--out", str(device), *force)
+        refused(result, 2, f"out: {device.resolve()} is a device")
+    assert device.is_char_device()
     assert [a for a in released.audit_actions() if a == "report.batch"] == []
 
 

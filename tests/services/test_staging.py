@@ -17,6 +17,7 @@ from lims.errors import BadInput, RuleViolation
 from lims.models import WrittenFile
 from lims.staging import StagedFiles
 from lims.uow import unit_of_work
+from tests.support.devices import null_device
 from tests.support.lab import ON_POSTGRES, Lab
 
 KIND = "report"
@@ -186,13 +187,14 @@ def test_nothing_but_a_regular_file_is_ever_replaced(
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_a_device_is_never_replaced(force: bool) -> None:
-    """Issue 12: run as root, `--out /dev/null` replaced the device node."""
-    before = set(os.listdir("/dev"))
-    with pytest.raises(BadInput, match="out: /dev/null is a device, not a regular file"):
-        StagedFiles(force=force).write(Path("/dev/null"), b"A")
-    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
-    assert set(os.listdir("/dev")) == before  # nothing staged there either
+def test_a_device_is_never_replaced(out: Path, force: bool) -> None:
+    """Issue 12: run as root, `--out /dev/null` replaced the device node. A null device of
+    the test's own stands in for /dev/null: a regression must not break the machine's."""
+    device = null_device(out)
+    with pytest.raises(BadInput, match=f"out: {device} is a device, not a regular file"):
+        StagedFiles(force=force).write(device, b"A")
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert sorted(p.name for p in out.iterdir()) == [device.name]  # nothing staged either
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="the database is a file on SQLite only")
