@@ -421,7 +421,7 @@ COMMAND_RULES: dict[str, Rule] = {
     ),
     # Added by issue 6 alongside this file; admin is the custodian of the whole database.
     "db backup": Rule(("{out}/backup.db",), "manage_users", sqlite_only=True),
-    # With a healthy database; with none (or a broken one) no session is asked for.
+    # With a readable users table; with none, an admin of the backup gives name and password.
     "db restore": Rule(("{out}/missing.db", "--yes"), "manage_users", sqlite_only=True),
 }
 # Entries for commands being written elsewhere: skipped while the command does not exist.
