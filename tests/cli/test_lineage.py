@@ -2,11 +2,84 @@
 
 from __future__ import annotations
 
-from tests.cli.test_bench import at, culture, din, passage, station
+from datetime import timedelta
+
+import pytest
+
+from lims.timeutil import utcnow
 from tests.support.cli import invoke, ok, refused
 from tests.support.lab import Lab
 
-__all__ = ["culture", "din", "station"]  # the fixtures these tests use, from test_bench
+COLLECTED = (utcnow() - timedelta(days=30)).replace(microsecond=0)
+
+
+def at(days: float) -> str:
+    return (COLLECTED + timedelta(days=days)).isoformat()
+
+
+def passage(culture: str, harvested: str, seeded: str) -> list[str]:
+    """`lims passage log` of one harvest on day 14, reseeded on five T175 flasks."""
+    return [
+        "passage",
+        "log",
+        culture,
+        "--harvested",
+        harvested,
+        "--viability",
+        "95",
+        "--seeded",
+        seeded,
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "875",
+        "--at",
+        at(14),
+    ]
+
+
+@pytest.fixture
+def station(lab: Lab) -> Lab:
+    lab.add_user("tom", "technician")
+    lab.login("tom")
+    return lab
+
+
+@pytest.fixture
+def din(station: Lab) -> str:
+    ok("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958")
+    received = ok(
+        "aspirate",
+        "receive",
+        "--patient",
+        "PT-0001",
+        "--collected-at",
+        at(0),
+        "--received-at",
+        at(0.1),
+        "--volume-ml",
+        "30",
+    )
+    return str(received["din"])
+
+
+@pytest.fixture
+def culture(din: str) -> str:
+    started = ok(
+        "culture",
+        "start",
+        din,
+        "--mnc",
+        "2.4e8",
+        "--vessels",
+        "5",
+        "--area-cm2",
+        "875",
+        "--at",
+        at(0.2),
+    )
+    return str(started["culture_id"])
+
 
 SPLIT = ("--seeded", "1e6", "--vessels", "1", "--area-cm2", "175", "--at", at(14.1))
 

@@ -8,6 +8,7 @@ the site's limit back to its default of 24 hours.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from lims.services import cultures, reports, vials
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views import to_json
-from tests.services.test_reports import pdf_text, written
+from lims.views.quality import WrittenReport
 from tests.support.bench import NOW, Bench, day
 from tests.support.lab import Lab
 from tests.support.quality import Quality
@@ -37,6 +38,20 @@ def bench(lab: Lab) -> Bench:
     bench = Bench(lab)
     lab.set_site(records={"late_entry_hours": 24})
     return bench
+
+
+def pdf_text(path: Path) -> str:
+    """The PDF's text, its whitespace (where table cells wrap) made single spaces."""
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
+
+
+def written(quality: Quality, service: Callable[..., WrittenReport], out: Path) -> WrittenReport:
+    """The lot's report by SERVICE, published as the command publishes it once committed."""
+    report: WrittenReport = quality.run(service, lot=quality.lot_id, out=out)
+    report.files.publish()
+    return report
 
 
 def test_a_month_of_steps_typed_today_needs_reasons_and_stays_marked(bench: Bench) -> None:

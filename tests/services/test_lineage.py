@@ -7,6 +7,7 @@ cells on day 20 and reseeded 2x10^7 of them) and formulated by tom into lot L1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +17,26 @@ from lims.domain.ids import CultureId
 from lims.errors import BadInput, RuleViolation
 from lims.services import cultures, deviations, lots, reports
 from lims.views import to_json
-from tests.services.test_reports import pdf_text, written
+from lims.views.quality import WrittenReport
 from tests.support.bench import Bench, day
 from tests.support.lab import PASSWORD
 from tests.support.quality import LOT, Quality
 
 SPLIT = {"seeded": 10_000_000, "vessels": 6, "area_cm2": 1000, "at": day(20) + timedelta(hours=1)}
+
+
+def pdf_text(path: Path) -> str:
+    """The PDF's text, its whitespace (where table cells wrap) made single spaces."""
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
+
+
+def written(quality: Quality, service: Callable[..., WrittenReport], out: Path) -> WrittenReport:
+    """The lot's report by SERVICE, published as the command publishes it once committed."""
+    report: WrittenReport = quality.run(service, lot=quality.lot_id, out=out)
+    report.files.publish()
+    return report
 
 
 def _split(quality: Quality, **values: object) -> str:
