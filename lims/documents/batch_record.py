@@ -361,6 +361,14 @@ def render(record: BatchRecord) -> RenderedPdf:
             ["vial", "status", "cells", "volume mL"],
             [(v.vial_id, v.status, f"{v.cells:,}", f"{v.volume_ml:g}") for v in record.lot.vials],
         ),
+        *[
+            layout.text(
+                f"{v.vial_id} {mark.action} {LATE_ENTRY}: dated {show_time(mark.at, zone)}, "
+                f"entered {show_time(mark.entered_at, zone)} by {mark.entered_by}: {mark.reason}"
+            )
+            for v in record.lot.vials
+            for mark in v.late_entries
+        ],
         *heading("11. Audit trail of this lot"),
         table(
             ["#", "time", "user", "action", "record", "reason"],

@@ -122,7 +122,11 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
     vials = session.exec(
         select(Vial).where(col(Vial.lot_id) == lot.id).order_by(col(Vial.number))
     ).all()
-    return [from_record(LotVial, vial, vial_id=vial.code) for vial in vials]
+    late = late_entries.marks(session, "vial", [vial.code for vial in vials])
+    return [
+        from_record(LotVial, vial, vial_id=vial.code, late_entries=late.get(vial.code, []))
+        for vial in vials
+    ]
 
 
 def _signature(session: Session, lot: Lot, signature: Signature) -> SignatureView:

@@ -19,6 +19,7 @@ from lims.staging import StagedFiles
 from lims.views import hidden, inline, renamed, shown_as, to_json
 from lims.views.bench import AncestorView, CultureDetail, SisterLot, din_keys
 from lims.views.deviations import DeviationView
+from lims.views.records import LateEntryView
 from lims.views.release import EvaluationView, ResultView
 
 
@@ -58,6 +59,7 @@ class LotVial:
     status: str
     cells: int
     volume_ml: float
+    late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
 
 
 def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:

@@ -151,6 +151,11 @@ def test_an_administration_dated_before_expiry_typed_after_it_is_a_late_entry(
     [mark] = shown["late_entries"]
     assert (mark["action"], mark["reason"]) == ("vial.administered", WHY)
     assert to_json(quality.read(vials.show_vial, vial=vial))["late_entries"] == [mark]
+    [state] = [v for v in to_json(quality.show())["vial_states"] if v["vial_id"] == vial]
+    assert state["late_entries"] == [mark]
+    out = tmp_path / "batch.pdf"
+    written(quality, reports.write_batch_record, out)
+    assert f"{vial} vial.administered late entry: dated" in pdf_text(out)
 
 
 def test_the_batch_record_marks_the_steps_entered_late(quality: Quality, tmp_path: Path) -> None:
