@@ -696,9 +696,9 @@ def correct_passage(
     # A breach already on record (open or closed by QA) is not raised again.
     known = deviation_rules.kinds_by_passage(session, culture.id)
     unusual = {
-        index + offset: reasons
-        for offset, reasons in _unusual(settings, culture, passages[index:], 0).items()
-        if (passages[index + offset].id, growth.UNUSUAL_COUNT) not in known
+        at_index: reasons
+        for at_index, reasons in _unusual(settings, culture, passages, index).items()
+        if (passages[at_index].id, growth.UNUSUAL_COUNT) not in known
     }
     confirmed = reason if confirm_unusual else None
     _require_confirmed("correction", {passages[i].code: r for i, r in unusual.items()}, confirmed)
