@@ -340,6 +340,10 @@ COMMAND_RULES: dict[str, Rule] = {
         ("{din}", "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875", "--at", at(0.3)),
         "record_bench_work",
     ),
+    "culture split": Rule(
+        ("{culture}", "--seeded", "1e6", "--vessels", "1", "--area-cm2", "175", "--at", at(7.6)),
+        "record_bench_work",
+    ),
     "culture list": Rule(permission="read_records"),
     "culture show": Rule(("{culture}",), "read_records"),
     "culture project": Rule(("{culture}", "--target-cells", "1e9"), "read_records"),
@@ -689,6 +693,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     run("login", "nobody", "--password-stdin", input=ADMIN_PW + "\n", code=4)
     run("login", "ada", input=ADMIN_PW + "\n")  # at the prompt, typed hidden
     tokens.append(station_token(settings))
+    run("site", "set", "records.late_entry_hours", "8760", "--reason", "typed from paper")
     for name, role, password in [("tom", "technician", TECH_PW), ("quinn", "qa", QA_PW)]:
         signed("user", "add", name, "--full-name", f"{name.title()} T", "--role", role,
                password=password)  # fmt: skip
