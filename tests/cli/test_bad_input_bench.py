@@ -116,7 +116,6 @@ def bench(lab: Lab) -> Bench:
         volume_ml="30",
         tnc="6.1e8",
         temperature_c="18",
-        late_reason="typed from the paper record",
     )
     culture = _ok(
         "culture",
@@ -214,7 +213,6 @@ COMMANDS: dict[str, Command] = {
             "patient": PATIENT,
             "collected-at": _typed(bench.collected_at),
             "received-at": _typed(bench.received_at),
-            "late-reason": "typed from the paper record",
             "volume-ml": "30",
             "tnc": "6.1e8",
             "temperature-c": "18",

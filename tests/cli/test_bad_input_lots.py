@@ -84,7 +84,6 @@ def lots(lab: Lab) -> Lots:
         collected_at=_typed(collected),
         received_at=_typed(received),
         volume_ml="30",
-        late_reason="typed from the paper record",
     )
 
     def grow(harvests: tuple[datetime, datetime]) -> tuple[str, tuple[str, str]]:
@@ -121,7 +120,7 @@ def lots(lab: Lab) -> Lots:
         )
         return culture, (first["passage_id"], second["passage_id"])
 
-    formulated_culture, _ = grow((now - timedelta(days=3), now - timedelta(days=2)))
+    formulated_culture, _ = grow((now - timedelta(days=3, hours=12), now - timedelta(days=2)))
     lot = _ok(
         "lot",
         "formulate",

@@ -89,8 +89,6 @@ def din(station: Lab) -> str:
         at(0.1),
         "--volume-ml",
         "30",
-        "--late-reason",
-        "typed from the paper record",
     )
     return str(received["din"])
 
@@ -153,7 +151,7 @@ def test_patient_correct_withdraw_and_show(din: str) -> None:
     refused(invoke("patient", "withdraw", "PT-0001", "--reason", "again"), 1, "already withdrew")
     shown = ok("patient", "show", "PT-0001")
     assert [a["din"] for a in shown["aspirates"]] == [din]
-    assert shown["aspirates"][0]["late_entry"] is True
+    assert shown["aspirates"][0]["nonconforming"] is False
     assert {"cultures", "lots", "vials", "deviations"} <= set(shown)
     assert "CONSENT WITHDRAWN" in invoke("patient", "show", "PT-0001").stdout
     assert "WITHDRAWN" in invoke("patient", "list").stdout
@@ -166,13 +164,12 @@ def test_patient_correct_withdraw_and_show(din: str) -> None:
 
 def test_a_nonconforming_aspirate_is_received_only_with_the_flag(din: str) -> None:
     base = ["aspirate", "receive", "--patient", "PT-0001", "--volume-ml", "30"]
-    base += ["--collected-at", at(0), "--received-at", at(3), "--late-reason", "paper"]
+    base += ["--collected-at", at(0), "--received-at", at(3)]
     refused(invoke(*base), 2, "nonconforming", "--nonconforming --reason")
     kept = ok(*base, "--nonconforming", "--reason", "the only sample")
     assert kept["nonconforming"] is True
     table = invoke("aspirate", "show", kept["din"]).stdout
     assert "NONCONFORMING" in table
-    assert "late entry" in table
     [deviation] = ok("deviation", "list")
     assert deviation["subject"] == kept["din"]
     assert kept["din"] in invoke("deviation", "list").stdout
@@ -193,7 +190,7 @@ def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
 
 def test_aspirate_refusals_name_the_field(din: str) -> None:
     base = ["aspirate", "receive", "--patient", "PT-0001", "--collected-at", at(0)]
-    base += ["--received-at", at(0.1), "--late-reason", "typed from the paper record"]
+    base += ["--received-at", at(0.1)]
     refused(invoke(*base, "--volume-ml", "0"), 2, "volume-ml")
     refused(invoke(*base, "--volume-ml", "500"), 2, "volume-ml", "to 100")
     refused(invoke(*base, "--volume-ml", "30", "--temperature-c", "37"), 2, "temperature-c")
@@ -221,8 +218,8 @@ def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture:
         "culture",
         "start",
         din,
-        "--seeded",
-        "1e6",
+        "--mnc",
+        "1e8",
         "--vessels",
         "1",
         "--area-cm2",
@@ -231,7 +228,7 @@ def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture:
         at(1),
     )
     assert second["culture_id"] == f"{din}-C2"
-    assert second["kind"] == "seeded"
+    assert second["kind"] == "primary"
     both = invoke(
         "culture",
         "start",
@@ -346,3 +343,18 @@ def test_bench_commands_need_a_session_and_the_right_role(station: Lab) -> None:
     station.login("admin")
     refused(invoke(*ADD_PATIENT), 4, "record bench work")
     assert invoke("patient", "list").exit_code == 0  # every role may read
+
+
+def test_a_receipt_typed_late_needs_its_reason_and_shows_it(station: Lab) -> None:
+    ok(*ADD_PATIENT)
+    station.set_site(records={"late_entry_hours": 24})
+    station.login("tom")
+    base = ["aspirate", "receive", "--patient", "PT-0001", "--volume-ml", "30"]
+    base += ["--collected-at", at(0), "--received-at", at(0.1)]
+    refused(invoke(*base), 2, "late-reason")
+    received = ok(*base, "--late-reason", "typed from the paper record")
+    assert received["late_entry"] is True
+    assert received["late_reason"] == "typed from the paper record"
+    assert "entered_at" in received
+    assert "late entry" in invoke("aspirate", "show", received["din"]).stdout
+    assert "late entry" in invoke("aspirate", "list").stdout

@@ -45,7 +45,6 @@ from tests.support.junk import Ran, _one_line_error, _run, _valid_text, snapshot
 from tests.support.lab import PASSWORD
 from tests.support.vials import add_lot
 
-LATE = "typed from the paper record"  # the steps here are dated days ago
 HOSTILE = {
     "quotes": 'O\'Brien "quoted"',
     "sql": "'; DROP TABLE patients; --",
@@ -123,7 +122,7 @@ def _aspirate(option: str) -> Callable[[Floor, str, int], Applied]:
     def apply(floor: Floor, value: str, n: int) -> Applied:
         args = (
             "aspirate", "receive", f"--patient={PATIENT}", f"--collected-at={day(1).isoformat()}",
-            f"--received-at={(day(1) + timedelta(hours=2)).isoformat()}", f"--late-reason={LATE}",
+            f"--received-at={(day(1) + timedelta(hours=2)).isoformat()}",
             "--volume-ml=30", f"--{option}={value}", "--json",
         )  # fmt: skip
 
@@ -162,7 +161,6 @@ def _new_aspirate(days_ago: float = 3) -> str:
         ok_json(
             "aspirate", "receive", f"--patient={PATIENT}", "--volume-ml=30",
             f"--collected-at={collected.isoformat()}", f"--received-at={received}",
-            f"--late-reason={LATE}",
         )["din"]
     )  # fmt: skip
 

@@ -188,8 +188,6 @@ def din(station: Lab) -> str:
         at(0.1),
         "--volume-ml",
         "30",
-        "--late-reason",
-        "typed from the paper record",
     )
     return str(received["din"])
 

@@ -345,6 +345,10 @@ COMMAND_RULES: dict[str, Rule] = {
         ("{din}", "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875", "--at", at(0.3)),
         "record_bench_work",
     ),
+    "culture split": Rule(
+        ("{culture}", "--seeded", "1e6", "--vessels", "1", "--area-cm2", "175", "--at", at(7.6)),
+        "record_bench_work",
+    ),
     "culture list": Rule(permission="read_records"),
     "culture show": Rule(("{culture}",), "read_records"),
     "culture project": Rule(("{culture}", "--target-cells", "1e9"), "read_records"),
@@ -426,7 +430,7 @@ COMMAND_RULES: dict[str, Rule] = {
     ),
     # Added by issue 6 alongside this file; admin is the custodian of the whole database.
     "db backup": Rule(("{out}/backup.db",), "manage_users", sqlite_only=True),
-    # With a healthy database; with none (or a broken one) no session is asked for.
+    # With a readable users table; with none, an admin of the backup gives name and password.
     "db restore": Rule(("{out}/missing.db", "--yes"), "manage_users", sqlite_only=True),
 }
 # Entries for commands being written elsewhere: skipped while the command does not exist.
@@ -513,7 +517,7 @@ def world(lab: Lab, tmp_path: Path) -> World:
     )
     din = ok(
         "aspirate", "receive", "--patient", PATIENT, "--collected-at", at(0),
-        "--received-at", at(0.1), "--volume-ml", "30", "--late-reason", "typed from paper",
+        "--received-at", at(0.1), "--volume-ml", "30",
     )["din"]  # fmt: skip
     culture = ok(
         "culture", "start", din, "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875",
@@ -704,6 +708,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     run("login", "nobody", "--password-stdin", input=ADMIN_PW + "\n", code=4)
     run("login", "ada", input=ADMIN_PW + "\n")  # at the prompt, typed hidden
     tokens.append(station_token(settings))
+    run("site", "set", "records.late_entry_hours", "8760", "--reason", "typed from paper")
     for name, role, password in [("tom", "technician", TECH_PW), ("quinn", "qa", QA_PW)]:
         signed("user", "add", name, "--full-name", f"{name.title()} T", "--role", role,
                password=password)  # fmt: skip
@@ -724,7 +729,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     )
     din = json.loads(
         run("aspirate", "receive", "--patient", PATIENT, "--collected-at", at(0),
-            "--received-at", at(0.1), "--volume-ml", "30", "--late-reason", "typed from paper",
+            "--received-at", at(0.1), "--volume-ml", "30",
             "--json").stdout
     )["din"]  # fmt: skip
     culture = json.loads(
