@@ -553,8 +553,8 @@ def release(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
     found = lookup.lot(session, lot)
-    consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
-    bindings.require_agreement(session, [("lot", found.code)])
+    recipient = consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
+    bindings.require_agreement(session, [("lot", found.code), ("patient", recipient.code)])
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from lims import audit
+from lims.audit import Subject
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids
@@ -164,9 +165,18 @@ def verify(uow: UnitOfWork, *, scan: str, patient: str) -> Verification:
     actor = uow.require("record_bench_work")
     result, scanned = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
     if scanned is not None:
-        bindings.require_agreement(session, [("vial", scanned.code)])
+        bindings.require_agreement(session, _bound_subjects(scanned, result))
     _audit_verification(session, actor, result, "vial.verify")
     return result
+
+
+def _bound_subjects(scanned: Vial, result: Verification) -> list[Subject]:
+    """The records a scan's verdict rests on: the vial (and its lot) and its patient, whose
+    consent it reads."""
+    subjects: list[Subject] = [("vial", scanned.code)]
+    if result.vial_patient is not None:
+        subjects.append(("patient", result.vial_patient))
+    return subjects
 
 
 def _move(
@@ -193,6 +203,8 @@ def _move(
         )
     bindings.require_agreement(session, [("vial", found.code)])
     result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
+    if scanned is not None:
+        bindings.require_agreement(session, _bound_subjects(scanned, result))
     if result.match and (scanned is None or scanned.id != found.id):
         result = replace(
             result, match=False, reason=f"the scan is of {result.vial_id}, not of {found.code}"
