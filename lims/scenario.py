@@ -258,17 +258,21 @@ class Scenario:
 
     def aspirate(self, **values: Any) -> AspirateView:
         values = {**self.aspirate_values(), **values}
-        if "late_reason" not in values:
-            values |= self.late(values.get("received_at"))
-        return self.run(aspirates.receive, **values)
+        return self.run_dated(aspirates.receive, values.get("received_at"), **values)
 
-    def late(self, at: object) -> dict[str, str]:
-        """A --late-reason for a step dated `at` that the site's rule makes a late entry."""
-        if not isinstance(at, datetime):
-            return {}
-        with unit_of_work(self.settings, write=False) as uow:
+    def run_dated(self, service: Callable[..., Result], dated: object, **values: Any) -> Result:
+        """`run` for a step dated `dated`: typed now, as the scenario types every step, it
+        carries LATE_REASON where the site's rule makes it a late entry (unless a reason is
+        given)."""
+        with unit_of_work(self.settings) as uow:
             hours = uow.settings.records.late_entry_hours
-        return {"late_reason": LATE_REASON} if entered_late(at, utcnow(), hours) else {}
+            if (
+                "late_reason" not in values
+                and isinstance(dated, datetime)
+                and entered_late(dated, utcnow(), hours)
+            ):
+                values["late_reason"] = LATE_REASON
+            return service(uow, **values)
 
     def add_reagents(self, expires: date | None = None) -> None:
         """REAGENTS registered, usable for REAGENT_SHELF_LIFE after collection unless told."""
@@ -282,7 +286,8 @@ class Scenario:
         return {**CULTURE, "at": self.clock.started}
 
     def culture(self, din: str, **values: Any) -> CultureDetail:
-        return self.run(cultures.start_culture, din=din, **{**self.culture_values(), **values})
+        values = {**self.culture_values(), **values}
+        return self.run_dated(cultures.start_culture, values.get("at"), din=din, **values)
 
     def primary_culture(self, patient: str = PATIENT_CODE, **values: Any) -> CultureDetail:
         """A fresh aspirate of PATIENT (registered first if new) and its primary culture."""
@@ -299,9 +304,8 @@ class Scenario:
         return {**counts, **AT_EACH_PASSAGE, "at": at}
 
     def passage(self, culture: str, number: int = 1, **values: Any) -> PassageView:
-        return self.run(
-            cultures.log_passage, culture=culture, **{**self.passage_values(number), **values}
-        )
+        values = {**self.passage_values(number), **values}
+        return self.run_dated(cultures.log_passage, values.get("at"), culture=culture, **values)
 
     def expand(self, culture: str, passages: int) -> list[PassageView]:
         """The schedule's first `passages` passages, each its own command."""
@@ -311,7 +315,7 @@ class Scenario:
 
     def formulate(self, culture: str, **values: Any) -> LotDetail:
         values = {**FORMULATION, "at": self.clock.day(FORMULATION_DAY), **values}
-        return self.run(lots.formulate, culture=culture, **values)
+        return self.run_dated(lots.formulate, values.get("at"), culture=culture, **values)
 
     def record_qc(
         self, lot: str, results: Mapping[str, str] = PASSING, **values: Any
