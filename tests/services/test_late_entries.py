@@ -60,13 +60,13 @@ def test_a_month_of_steps_typed_today_needs_reasons_and_stays_marked(bench: Benc
     din = bench.aspirate().din.code
     before = bench.audit_actions()
     with pytest.raises(BadInput) as refused:
-        bench.culture(din)
+        bench.culture(din, late_reason=None)
     assert refused.value.field == "late-reason"
     assert bench.audit_actions() == before
     culture = bench.culture(din, late_reason=WHY).summary
     assert (culture.late_entry, culture.late_reason) == (True, WHY)
     with pytest.raises(BadInput) as passage_refused:
-        bench.passage(culture.culture_id, day(14))
+        bench.passage(culture.culture_id, day(14), late_reason=None)
     assert passage_refused.value.field == "late-reason"
     logged = bench.passage(culture.culture_id, day(14), seeded=3_000_000, late_reason=WHY)
     shown = to_json(logged)
