@@ -12,7 +12,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 
 from lims import auth, db
 from lims.config import Settings, load_settings
-from lims.scenario import STAFF, Clock, Person, Scenario
+from lims.scenario import STAFF, Clock, Person, Scenario, temporary
 from lims.services import users
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork, unit_of_work
@@ -165,10 +165,11 @@ class Lab:
         from lims.services import site
 
         if not self._spec_signer:
+            signer = Person(SPEC_SIGNER, "Spec Signer", "qa", PASSWORD)
             with self.acting_as("admin") as uow:
-                users.create_user(
-                    uow, username=SPEC_SIGNER, full_name="Spec Signer", role="qa", password=PASSWORD
-                )
+                users.create_user(uow, **asdict(replace(signer, password=temporary(signer))))
+            with self.acting_as(SPEC_SIGNER) as uow:  # the first login's password change
+                users.change_password(uow, current=temporary(signer), new=PASSWORD)
             self._spec_signer = True
         text = "\n".join(
             f"[release.{test}]\n"
