@@ -20,7 +20,16 @@ from lims.domain import ids, spec
 from lims.domain.spec import OOS, Criterion
 from lims.domain.states import DEVIATION, LOT, OOSOutcome
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, AuditEntry, Culture, Deviation, Lot, Passage, QCResult
+from lims.models import (
+    LONG_TEXT_MAX,
+    AuditEntry,
+    Culture,
+    Deviation,
+    Lot,
+    Passage,
+    QCResult,
+    Signature,
+)
 from lims.services import lookup, signatures, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
@@ -30,7 +39,12 @@ from lims.views import from_record
 from lims.views.deviations import DeviationView
 
 
-def view(deviation: Deviation, subject: str, passage_code: str | None) -> DeviationView:
+def view(
+    deviation: Deviation,
+    subject: str,
+    passage_code: str | None,
+    closing: Signature | None = None,
+) -> DeviationView:
     assert deviation.id is not None
     return from_record(
         DeviationView,
@@ -38,7 +52,17 @@ def view(deviation: Deviation, subject: str, passage_code: str | None) -> Deviat
         deviation_id=deviation.id,
         subject=subject,
         passage_id=passage_code,
+        signed_by=None if closing is None else f"{closing.full_name} ({closing.username})",
     )
+
+
+def _closing_signatures(session: Session, deviations: list[Deviation]) -> dict[int, Signature]:
+    """The signature that closed each closed deviation, by deviation id."""
+    closed = {d.id for d in deviations if d.closed_at is not None}
+    if not closed:
+        return {}
+    found = session.exec(select(Signature).where(col(Signature.deviation_id).in_(closed))).all()
+    return {signature.deviation_id: signature for signature in found if signature.deviation_id}
 
 
 def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str | None]]:
@@ -75,7 +99,11 @@ def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str
 
 def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]:
     codes = _codes(session, deviations)
-    return [view(d, *code) for d, code in zip(deviations, codes, strict=True)]
+    closings = _closing_signatures(session, deviations)
+    return [
+        view(d, *code, closings.get(d.id) if d.id is not None else None)
+        for d, code in zip(deviations, codes, strict=True)
+    ]
 
 
 def closing_hash(
@@ -300,7 +328,9 @@ def close_deviation(
         outcome=outcome,
         physician_request=physician_request,
     )
-    signatures.sign(session, deviation, signer=signer, record_hash=record_hash, meaning=meaning)
+    closing = signatures.sign(
+        session, deviation, signer=signer, record_hash=record_hash, meaning=meaning
+    )
     deviation.closed_at = utcnow()
     deviation.closed_by = actor.username
     deviation.resolution = resolution
@@ -328,7 +358,7 @@ def close_deviation(
     if outcome == OOSOutcome.INVALIDATED:
         assert lot is not None
         _investigation_results_judged(session, actor, lot, deviation)
-    return view(deviation, subject, passage)
+    return view(deviation, subject, passage, closing)
 
 
 def _not_its_releaser(session: Session, lot: Lot, username: str) -> None:
