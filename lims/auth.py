@@ -146,17 +146,18 @@ def password_change_due(settings: Settings, user: User, now: datetime) -> str | 
     return None
 
 
-def recently_used(settings: Settings, session: Session, user: User, password: str) -> bool:
-    """Whether password is one of user's last [security] password_history, the current included."""
+def among_previous_passwords(
+    settings: Settings, session: Session, user: User, password: str
+) -> bool:
+    """Whether password is one of those user had before the current one, as many as
+    [security] password_history counts with the current one (which callers compare)."""
     earlier = session.exec(
         select(PasswordHistory.password_hash)
         .where(PasswordHistory.user_id == user.id)
         .order_by(col(PasswordHistory.set_at).desc(), col(PasswordHistory.id).desc())
         .limit(settings.security.password_history - 1)
     ).all()
-    return any(
-        password_matches(settings, stored, password) for stored in [user.password_hash, *earlier]
-    )
+    return any(password_matches(settings, stored, password) for stored in earlier)
 
 
 # --- sessions -------------------------------------------------------------------

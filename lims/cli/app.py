@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lims.cli.demo:demo", "Create a demo database and walk through lims."),
     "user": (
         "lims.cli.users:app",
-        "Manage users: add, list, deactivate, unlock, set-role, reset-password.",
+        "Users: add, list, deactivate, unlock, set-role, reset-password.",
     ),
     "patient": ("lims.cli.patients:app", "Patients by pseudonymous code: add, show, list."),
     "aspirate": ("lims.cli.aspirates:app", "Aspirates and their DINs: receive, show, list."),

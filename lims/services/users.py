@@ -259,7 +259,8 @@ def change_password(uow: UnitOfWork, *, current: str, new: str) -> UserView:
             refusal=f"password not changed: wrong current password for {user.username}",
         )
     valid_password(settings, user.username, new)
-    if auth.recently_used(settings, session, user, new):
+    # The current password was just checked: compared as typed, it costs no second hash.
+    if new == current or auth.among_previous_passwords(settings, session, user, new):
         raise RuleViolation(
             f"password not changed: it is one of your last {settings.security.password_history} "
             "passwords; choose another"
