@@ -221,7 +221,14 @@ class LotSettings(BaseModel):
     ] = 48.0
     vehicle: Annotated[str, Field(min_length=1, max_length=100)] = "autologous CSF"
     formulation_blocked_by: list[
-        Literal["low_viability", "seeding_density", "passage_limit", "no_growth", "manual"]
+        Literal[
+            "low_viability",
+            "seeding_density",
+            "passage_limit",
+            "no_growth",
+            "unusual_count",
+            "manual",
+        ]
     ] = ["passage_limit", "no_growth"]
 
 

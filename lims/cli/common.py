@@ -15,6 +15,8 @@ import typer
 from lims.errors import BadInput
 
 if TYPE_CHECKING:
+    from datetime import datetime, tzinfo
+
     from lims.config import Settings
 
 P = ParamSpec("P")
@@ -157,3 +159,11 @@ def _console() -> Any:
 
     # Piped or captured output is read by people later, not clipped by a window.
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def late_entry_note(entered_at: datetime, entered_by: str, reason: str, zone: tzinfo) -> Any:
+    """A step entered late, as every view marks it: in red, with when it was typed and why."""
+    from lims.timeutil import show_time
+    from lims.views.records import LATE_ENTRY
+
+    return alarm(f"{LATE_ENTRY}: entered {show_time(entered_at, zone)} by {entered_by}: {reason}")

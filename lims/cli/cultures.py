@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
-from lims.cli.options import AtOption, CultureArgument, ReagentOption, service_options
+from lims.cli.options import (
+    AtOption,
+    CultureArgument,
+    LateReasonOption,
+    ReagentOption,
+    service_options,
+)
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, Moment, cells, fixed, print_list
 
@@ -16,7 +22,7 @@ if TYPE_CHECKING:
 
     from lims.views.bench import CultureSummary, ProjectionView
 
-app = new_area("Cultures expanding from an aspirate: start, list, show, project.")
+app = new_area("Cultures expanding from an aspirate: start, split, list, show, project.")
 
 
 @app.command("start")
@@ -46,10 +52,12 @@ def start(
         ),
     ] = None,
     at: AtOption = None,
+    late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a culture from an aspirate; prints its culture id.
+    """Start a culture from an aspirate; prints its culture id. Cells from a culture's
+    harvest are split from it (`lims culture split`), not started anew.
 
     \b
     Example:
@@ -60,6 +68,39 @@ def start(
     from lims.services import cultures
 
     detail, zone = run(cultures.start_culture, **service_options(ctx))
+    print_view(detail, as_json, expansion.show_culture, zone)
+
+
+@app.command("split")
+def split(
+    ctx: typer.Context,
+    culture: CultureArgument,
+    seeded: Annotated[
+        str,
+        typer.Option("--seeded", metavar="N", help="Cells of the latest passage's harvest plated."),
+    ],
+    vessels: Annotated[str, typer.Option("--vessels", metavar="N", help="Vessels plated.")],
+    area_cm2: Annotated[
+        str, typer.Option("--area-cm2", metavar="CM2", help="Total growth area plated.")
+    ],
+    at: AtOption = None,
+    late_reason: LateReasonOption = None,
+    reagents: ReagentOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a child culture from cells harvested at a culture's latest passage.
+
+    The child keeps the passage number and cumulative PD (and the passage limit); what the
+    parent reseeded and its children got cannot exceed that harvest.
+
+    \b
+    Example:
+      lims culture split A999926000001-C1 --seeded 1e7 --vessels 2 --area-cm2 350
+    """
+    from lims.cli import expansion
+    from lims.services import cultures
+
+    detail, zone = run(cultures.split_culture, **service_options(ctx))
     print_view(detail, as_json, expansion.show_culture, zone)
 
 

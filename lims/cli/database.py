@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_record, print_view, say, settings
+from lims.cli.common import (
+    JsonOption,
+    PasswordStdinOption,
+    new_area,
+    print_record,
+    print_view,
+    read_password,
+    say,
+    settings,
+)
+from lims.cli.options import ForceOption
 
 if TYPE_CHECKING:
     from lims.views.database import BackupResult, RestoreResult, SchemaState, Upgrade
@@ -93,18 +103,24 @@ def _print_schema(state: SchemaState) -> None:
 @app.command("backup")
 def backup(
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="The backup to write; must not exist yet.")
+        Path,
+        typer.Argument(
+            metavar="FILE", help="The backup to write; must not exist yet (see --force)."
+        ),
     ],
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Copy the SQLite database to FILE while other stations keep working (admin only, audited).
 
     Uses SQLite's online backup. The copy is written beside FILE under a
     temporary name and put in place only after it passes SQLite's integrity
-    check and its audit trail verifies; an existing FILE is never
-    overwritten, and FILE is readable by its owner only. Prints the file's
-    SHA-256: keep it with the copy. The trail records the backup
-    (`lims audit log --entity backup:SHA256`).
+    check and its audit trail verifies; FILE is readable by its owner only.
+    An existing FILE is refused (exit 1) unless --force, which replaces only a
+    backup lims wrote there and recorded (its SHA-256 unchanged), e.g. a
+    nightly copy under one name; never the database, a directory, a symbolic
+    link or a device (exit 2). Prints the file's SHA-256: keep it with the
+    copy. The trail records the backup (`lims audit log --entity backup:SHA256`).
 
     A backup holds every patient record: store it as securely as the database.
     On PostgreSQL use pg_dump instead (this command says how).
@@ -113,10 +129,11 @@ def backup(
     Example:
       lims db backup /mnt/backup/lims-2026-11-25.db
       lims db backup lims-before-upgrade.db --json
+      lims db backup /mnt/backup/lims-nightly.db --force
     """
     from lims.services import backup as service
 
-    print_view(service.backup(settings(), file), as_json, _print_backup)
+    print_view(service.backup(settings(), file, force=force), as_json, _print_backup)
 
 
 def _print_backup(result: BackupResult) -> None:
@@ -141,6 +158,16 @@ def restore(
     yes: Annotated[
         bool, typer.Option("--yes", help="Replace the database without asking (for scripts).")
     ] = False,
+    admin: Annotated[
+        str | None,
+        typer.Option(
+            "--admin",
+            metavar="NAME",
+            help="An admin of the backup, asked for only when the database has no users "
+            "table to read (prompted for if not given).",
+        ),
+    ] = None,
+    password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replace the SQLite database with the backup in FILE (audited); refuses a bad backup.
@@ -151,17 +178,24 @@ def restore(
     never a mixture. Everything recorded after the backup was taken is lost.
     The restored trail gains a `db.restore` entry naming FILE's SHA-256.
 
-    Replacing a healthy database needs an admin logged in at this station,
-    and asks first unless --yes. When there is no database, or it is
-    damaged, no login is asked for: then only the file system's permissions
-    guard it. Stop `lims` on other stations first. Afterwards every session
-    has ended: log in again. On PostgreSQL use pg_restore (this command says how).
+    It needs the database's admin logged in at this station (exit 4 otherwise),
+    even when the database is damaged, and asks first unless --yes. Only when
+    the database has no users table that can be read (there is none, or it is
+    damaged past that) does an admin of the backup authorise the restore
+    instead: their user name (--admin or asked) and password (asked, or the
+    first line of standard input with --password-stdin) are checked against
+    the backup's users; the restored trail names who. A database damaged so
+    that no session can be checked is moved aside first (then there is none).
+    Stop `lims` on other stations first. Afterwards every session has ended:
+    log in again. On PostgreSQL use pg_restore (this command says how).
 
     \b
     Example:
       lims db restore /mnt/backup/lims-2026-11-25.db
       lims db restore lims-before-upgrade.db --yes --json
+      printf '%s\\n' "$PASSWORD" | lims db restore old.db --admin ada --password-stdin --yes
     """
+    from lims.errors import BadInput
     from lims.services import backup as service
     from lims.views.database import RestorePlan
 
@@ -179,7 +213,14 @@ def restore(
             )
         )
 
-    print_view(service.restore(settings(), file, confirm=confirm), as_json, _say_restored)
+    def credentials() -> tuple[str, str]:
+        if admin is None and password_stdin:
+            raise BadInput("admin", "give --admin NAME with --password-stdin")
+        name = admin or str(typer.prompt("User name of an admin in the backup"))
+        return name, read_password(password_stdin, prompt=f"Password for {name}")
+
+    restored = service.restore(settings(), file, confirm=confirm, credentials=credentials)
+    print_view(restored, as_json, _say_restored)
 
 
 def _say_restored(result: RestoreResult) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.cli.common import alarm, late_entry_note, print_alarms, print_record, print_table
 from lims.cli.tables import cells, fixed
 from lims.domain.states import DEVIATION
 
@@ -43,8 +43,10 @@ def value(recorded: Any) -> Any:
 
 def passage_row(view: PassageView, zone: tzinfo) -> list[Any]:
     from lims.timeutil import show_time
+    from lims.views.records import LATE_ENTRY
 
     open_flags = [flag.kind for flag in view.flags if DEVIATION.pending(flag.status)]
+    marks = [LATE_ENTRY] if view.late_entry else []
     return [
         f"P{view.passage_number}"
         + (f" (corrected ×{view.corrections})" if view.corrections else ""),
@@ -56,7 +58,7 @@ def passage_row(view: PassageView, zone: tzinfo) -> list[Any]:
         fixed(view.population_doublings),
         fixed(view.cumulative_population_doublings),
         fixed(view.doubling_time_hours, 1),
-        alarm(", ".join(open_flags)) if open_flags else None,
+        alarm(", ".join([*open_flags, *marks])) if open_flags or marks else None,
     ]
 
 
@@ -85,6 +87,7 @@ def show_passage(view: PassageView, title: str, zone: tzinfo) -> None:
                 None if view.fold_expansion is None else f"{view.fold_expansion:.2f}×"
             ),
             "reagents": ", ".join(view.reagents) or None,
+            **_late(view.entered_at, view.recorded_by, view.late_reason, zone),
         },
     )
     print_alarms(
@@ -116,6 +119,11 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
             "open deviations": (
                 alarm(str(summary.open_deviations)) if summary.open_deviations else 0
             ),
+            "split from": (
+                f"{detail.parent}, harvest of {detail.source_passage}" if detail.parent else None
+            ),
+            "split into": ", ".join(detail.children) or None,
+            **_late(summary.entered_at, summary.recorded_by, summary.late_reason, zone),
         },
     )
     if detail.passages:
@@ -138,9 +146,49 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
                 for d in detail.deviations
             ],
         )
+    show_lineage(detail, zone)
     curve = detail.growth_curve()
     if len(curve) >= 2:
         typer.echo(growth_plot(curve))
+
+
+def _late(entered_at: Any, entered_by: str, reason: str | None, zone: tzinfo) -> dict[str, Any]:
+    """The late-entry line of a record, when it was entered late."""
+    if reason is None:
+        return {}
+    return {"entry": late_entry_note(entered_at, entered_by, reason, zone)}
+
+
+def show_lineage(detail: CultureDetail, zone: tzinfo) -> None:
+    """The cultures a culture was split from, their passages and deviations, and the lots
+    of the other cultures of its lineage."""
+    for ancestor in detail.lineage:
+        print_table(
+            f"Lineage: {ancestor.culture_id} ({ancestor.kind}, {ancestor.status}), "
+            f"split at {ancestor.split_at}",
+            PASSAGE_COLUMNS,
+            [passage_row(p, zone) for p in ancestor.passages],
+        )
+        if ancestor.deviations:
+            print_table(
+                f"Deviations on {ancestor.culture_id}",
+                ["id", "status", "kind", "description"],
+                [
+                    (
+                        d.deviation_id,
+                        alarm(d.status) if DEVIATION.alarming(d.status) else d.status,
+                        d.kind,
+                        d.description,
+                    )
+                    for d in ancestor.deviations
+                ],
+            )
+    if detail.sister_lots:
+        print_table(
+            "Sister lots (other cultures of the lineage)",
+            ["lot", "culture", "status"],
+            [(lot.lot_id, lot.culture_id, lot.status) for lot in detail.sister_lots],
+        )
 
 
 def growth_plot(points: Sequence[tuple[float, float]]) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_view, say
+from lims.cli.options import ForceOption
 
 if TYPE_CHECKING:
     from lims.views.vials import PrintJob
@@ -24,7 +25,13 @@ def print_(
     lot: Annotated[str, typer.Argument(help="The lot id.")],
     fmt: Annotated[str, typer.Option("--format", help="pdf (one sheet), png, svg or zpl.")],
     out: Annotated[
-        Path, typer.Option("--out", metavar="DIR", help="Directory to write into.", file_okay=False)
+        Path,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Directory to write into (made if missing).",
+            file_okay=False,
+        ),
     ],
     vial: Annotated[
         list[str] | None,
@@ -34,9 +41,15 @@ def print_(
         str | None,
         typer.Option("--printer", metavar="NAME", help="Also send to this CUPS queue (lp)."),
     ] = None,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print a lot's vial labels; every print is audited and reprints are marked.
+
+    A label file already in DIR is refused (exit 1) unless --force, which replaces only
+    label files lims wrote there itself and recorded (their SHA-256 unchanged); a directory,
+    symbolic link or device at a file's name is refused (exit 2). Files appear only once
+    the print is on record.
 
     \b
     Example:
@@ -58,6 +71,7 @@ def print_(
                 vials=vial or (),
                 printer=printer,
                 on_label=progress,
+                force=force,
             )
         )
     printing.send_to_printer(job)

@@ -10,6 +10,7 @@ from lims.cli.common import JsonOption, PasswordStdinOption, new_area, print_vie
 from lims.cli.options import (
     AtOption,
     CultureArgument,
+    LateReasonOption,
     LotArgument,
     ReagentOption,
     ReasonOption,
@@ -78,6 +79,7 @@ def formulate(
     vehicle: VehicleOption = None,
     shelf_life_hours: ShelfLifeOption = None,
     at: AtOption = None,
+    late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -37,6 +37,14 @@ ReagentOption = Annotated[
         help="A reagent lot used in this step (repeat for each); it must not be expired.",
     ),
 ]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing file, but only one lims wrote and recorded (its SHA-256 "
+        "unchanged since); never the database, a directory, a symbolic link or a device.",
+    ),
+]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]
 LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")]
 CultureArgument = Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")]

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_alarms, print_table, print_view
-from lims.cli.options import AtOption, CultureArgument, ReagentOption, ReasonOption, service_options
+from lims.cli.options import (
+    AtOption,
+    CultureArgument,
+    LateReasonOption,
+    ReagentOption,
+    ReasonOption,
+    service_options,
+)
 from lims.cli.service import run
 
 if TYPE_CHECKING:
@@ -34,6 +41,14 @@ ConfluenceOption = Annotated[
     str | None,
     typer.Option("--confluence", metavar="PCT", help="Confluence at harvest, 0-100."),
 ]
+ConfirmUnusualOption = Annotated[
+    bool,
+    typer.Option(
+        "--confirm-unusual",
+        help="The counts are right although beyond expansion.max_harvest_density_per_cm2 or "
+        "expansion.min_doubling_time_hours: record them and open a deviation.",
+    ),
+]
 
 
 @app.command("log")
@@ -47,6 +62,12 @@ def log(
     area_cm2: AreaOption,
     confluence: ConfluenceOption = None,
     at: AtOption = None,
+    late_reason: LateReasonOption = None,
+    confirm_unusual: ConfirmUnusualOption = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why counts confirmed as unusual are right (audited)."),
+    ] = None,
     reagents: ReagentOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -78,6 +99,7 @@ def correct(
     at: Annotated[
         str | None, typer.Option("--at", metavar="ISO", help="The corrected harvest time.")
     ] = None,
+    confirm_unusual: ConfirmUnusualOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Correct a passage's typed values; it and every later passage are recomputed.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lims.cli.common import alarm, print_alarms, print_record, print_table
+from lims.cli.common import alarm, late_entry_note, print_alarms, print_record, print_table
 from lims.cli.tables import cells
 from lims.domain.spec import COUNTED
 from lims.domain.states import DEVIATION, LOT
@@ -128,7 +128,7 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
 
 
 def show_lot(detail: LotDetail, zone: tzinfo) -> None:
-    from lims.cli.expansion import PASSAGE_COLUMNS, passage_row
+    from lims.cli.expansion import PASSAGE_COLUMNS, passage_row, show_lineage
     from lims.timeutil import show_time
 
     lot = detail.summary
@@ -149,6 +149,15 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             ),
             "final passage": f"P{lot.final_passage}",
             "reagents": ", ".join(detail.reagents) or None,
+            **(
+                {
+                    "formulation": late_entry_note(
+                        lot.entered_at, lot.recorded_by, lot.late_reason, zone
+                    )
+                }
+                if lot.late_reason is not None
+                else {}
+            ),
         },
     )
     culture = detail.culture
@@ -159,6 +168,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             PASSAGE_COLUMNS,
             [passage_row(p, zone) for p in culture.passages],
         )
+    show_lineage(culture, zone)
     show_evaluation(detail.evaluation, zone)
     if detail.on_hold:
         print_alarms(

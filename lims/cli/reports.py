@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_view, say
-from lims.cli.options import LotArgument
+from lims.cli.options import ForceOption, LotArgument
 
 if TYPE_CHECKING:
     from lims.views.quality import WrittenReport
@@ -25,9 +25,14 @@ OutOption = Annotated[
 def batch(
     lot: LotArgument,
     out: OutOption,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print a lot's batch record to PDF: its whole history, QC, deviations and signatures.
+
+    An existing FILE is refused (exit 1) unless --force, which replaces only a report lims
+    wrote there and recorded (its SHA-256 unchanged); never the database, a directory, a
+    symbolic link or a device (exit 2). The file appears only once the print is on record.
 
     \b
     Example:
@@ -36,7 +41,9 @@ def batch(
     from lims.services import reports
     from lims.staging import published_on_commit
 
-    written = published_on_commit(lambda uow: reports.write_batch_record(uow, lot=lot, out=out))
+    written = published_on_commit(
+        lambda uow: reports.write_batch_record(uow, lot=lot, out=out, force=force)
+    )
     print_view(written, as_json, _say_written, "Batch record")
 
 
@@ -44,9 +51,13 @@ def batch(
 def recall(
     lot: LotArgument,
     out: OutOption,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print a recalled lot's notice to PDF for the treating physician.
+
+    An existing FILE is refused as by `lims report batch`; --force replaces only a report
+    lims wrote there and recorded.
 
     It lists every vial of the lot and, for each one administered, the patient, the time
     and who administered it; the others are recalled and may only be destroyed.
@@ -58,7 +69,9 @@ def recall(
     from lims.services import reports
     from lims.staging import published_on_commit
 
-    written = published_on_commit(lambda uow: reports.write_recall_notice(uow, lot=lot, out=out))
+    written = published_on_commit(
+        lambda uow: reports.write_recall_notice(uow, lot=lot, out=out, force=force)
+    )
     print_view(written, as_json, _say_written, "Recall notice")
 
 

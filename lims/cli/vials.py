@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
-from lims.cli.options import AtOption, ReasonOption
+from lims.cli.common import (
+    JsonOption,
+    alarm,
+    late_entry_note,
+    new_area,
+    print_record,
+    print_view,
+)
+from lims.cli.options import AtOption, LateReasonOption, ReasonOption
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, Moment, print_list
 from lims.domain.states import VIAL
@@ -44,6 +51,12 @@ def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
             "volume": f"{view.volume_ml:g} mL",
             "expires": show_time(view.expires_at, zone),
             "labels printed": view.labels_printed,
+            **{
+                f"{mark.action} at {show_time(mark.at, zone)}": late_entry_note(
+                    mark.entered_at, mark.entered_by, mark.reason, zone
+                )
+                for mark in view.late_entries
+            },
         },
     )
 
@@ -138,6 +151,7 @@ def administer(
     patient: PatientOption,
     scan: ScanOption,
     at: AtOption = None,
+    late_reason: LateReasonOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record that an issued vial was given to its patient; the bedside scan must MATCH.
@@ -148,7 +162,9 @@ def administer(
     """
     from lims.services import vials
 
-    view, zone = run(vials.administer, vial=vial, scan=scan, patient=patient, at=at)
+    view, zone = run(
+        vials.administer, vial=vial, scan=scan, patient=patient, at=at, late_reason=late_reason
+    )
     title = f"Vial {view.vial_id} administered to {view.patient}"
     print_view(view, as_json, _print_vial, title, zone)
 
@@ -157,6 +173,8 @@ def administer(
 def destroy(
     vial: VialArgument,
     reason: ReasonOption,
+    at: AtOption = None,
+    late_reason: LateReasonOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Destroy a vial that was not administered.
@@ -167,7 +185,7 @@ def destroy(
     """
     from lims.services import vials
 
-    view, zone = run(vials.destroy, vial=vial, reason=reason)
+    view, zone = run(vials.destroy, vial=vial, reason=reason, at=at, late_reason=late_reason)
     print_view(view, as_json, _print_vial, f"Vial {view.vial_id} destroyed", zone)
 
 

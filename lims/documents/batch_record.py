@@ -17,8 +17,9 @@ from lims.documents.pdf import Layout, RenderedPdf, build
 from lims.documents.recall_notice import Recall
 from lims.domain.spec import VALID
 from lims.timeutil import show_time
-from lims.views.bench import AspirateView
+from lims.views.bench import AspirateView, PassageView
 from lims.views.quality import LotDetail
+from lims.views.records import LATE_ENTRY
 from lims.views.trail import AuditView
 
 
@@ -62,6 +63,74 @@ def growth_chart_png(record: BatchRecord) -> bytes:
     finally:
         pyplot.close(figure)
     return buffer.getvalue()
+
+
+def _late(reason: str | None, entered_at: datetime, zone: tzinfo) -> str:
+    """A step's late-entry mark: when it was typed and why, if it came late."""
+    if reason is None:
+        return ""
+    return f" — {LATE_ENTRY.upper()}, entered {show_time(entered_at, zone)}: {reason}"
+
+
+def _late_reasons(passages: Sequence[PassageView], zone: tzinfo, layout: Layout) -> list[Any]:
+    """Why each passage marked as a late entry was entered late."""
+    return [
+        layout.text(
+            f"P{p.passage_number} {LATE_ENTRY}: harvested {show_time(p.harvested_at, zone)}, "
+            f"entered {show_time(p.entered_at, zone)} by {p.recorded_by}: {p.late_reason}"
+        )
+        for p in passages
+        if p.late_reason is not None
+    ]
+
+
+def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
+    """The cultures the lot's culture was split from, with their passages and deviations,
+    and the lots made from the other cultures of the lineage."""
+    culture, zone = record.lot.culture, record.zone
+    if not culture.lineage and not culture.sister_lots:
+        return []
+    story: list[Any] = [layout.markup("<b>Lineage</b>, the first culture first")]
+    for ancestor in culture.lineage:
+        story += [
+            layout.text(
+                f"{ancestor.culture_id} ({ancestor.kind}, {ancestor.status}), started "
+                f"{show_time(ancestor.started_at, zone)} with {ancestor.cells_plated:,} cells; "
+                f"split at {ancestor.split_at}"
+            ),
+            layout.table(
+                ["passage", "harvested at", "harvested", "viab. %", "reseeded", "cum. PD", "by"],
+                [
+                    (
+                        f"P{p.passage_number}" + (f" {LATE_ENTRY.upper()}" if p.late_entry else ""),
+                        show_time(p.harvested_at, zone),
+                        f"{p.harvested:,}",
+                        f"{p.viability:g}",
+                        f"{p.seeded:,}",
+                        f"{p.cumulative_population_doublings:.2f}",
+                        p.recorded_by,
+                    )
+                    for p in ancestor.passages
+                ]
+                or [("—", "no passage", "", "", "", "", "")],
+                marked=[n for n, p in enumerate(ancestor.passages) if p.late_entry],
+            ),
+            *_late_reasons(ancestor.passages, zone, layout),
+            layout.table(
+                ["deviation", "status", "kind", "description"],
+                [(d.deviation_id, d.status, d.kind, d.description) for d in ancestor.deviations]
+                or [("—", "none", "", "")],
+            ),
+        ]
+    story += [
+        layout.markup("<b>Sister lots</b>, from the other cultures of the lineage"),
+        layout.table(
+            ["lot", "culture", "status"],
+            [(s.lot_id, s.culture_id, s.status.upper()) for s in culture.sister_lots]
+            or [("—", "", "none")],
+        ),
+    ]
+    return story
 
 
 def render(record: BatchRecord) -> RenderedPdf:
@@ -118,7 +187,14 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("kind", started.kind),
                 (
                     "started",
-                    f"{show_time(started.started_at, zone)} by {started.recorded_by}",
+                    f"{show_time(started.started_at, zone)} by {started.recorded_by}"
+                    + _late(started.late_reason, started.entered_at, zone),
+                ),
+                (
+                    "split from",
+                    None
+                    if culture.parent is None
+                    else f"{culture.parent}, cells harvested at {culture.source_passage}",
                 ),
                 (
                     "plated",
@@ -146,7 +222,9 @@ def render(record: BatchRecord) -> RenderedPdf:
             ],
             [
                 (
-                    f"P{p.passage_number}" + (f" (corr. {p.corrections})" if p.corrections else ""),
+                    f"P{p.passage_number}"
+                    + (f" (corr. {p.corrections})" if p.corrections else "")
+                    + (f" {LATE_ENTRY.upper()}" if p.late_entry else ""),
                     show_time(p.harvested_at, zone),
                     f"{p.harvested:,}",
                     f"{p.viability:g}",
@@ -160,7 +238,10 @@ def render(record: BatchRecord) -> RenderedPdf:
                 )
                 for p in culture.passages
             ],
+            marked=[n for n, p in enumerate(culture.passages) if p.late_entry],
         ),
+        *_late_reasons(culture.passages, zone, layout),
+        *_lineage(record, layout),
     ]
     if len(culture.passages) >= 2:
         story += [
@@ -171,7 +252,11 @@ def render(record: BatchRecord) -> RenderedPdf:
         *heading("5. Formulation"),
         fields(
             [
-                ("formulated", f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}"),
+                (
+                    "formulated",
+                    f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}"
+                    + _late(lot.late_reason, lot.entered_at, zone),
+                ),
                 ("final harvest", f"{lot.harvested:,} viable cells, {lot.viability:g} % viable"),
                 (
                     "vials",
@@ -277,6 +362,14 @@ def render(record: BatchRecord) -> RenderedPdf:
             ["vial", "status", "cells", "volume mL"],
             [(v.vial_id, v.status, f"{v.cells:,}", f"{v.volume_ml:g}") for v in record.lot.vials],
         ),
+        *[
+            layout.text(
+                f"{v.vial_id} {mark.action} {LATE_ENTRY}: dated {show_time(mark.at, zone)}, "
+                f"entered {show_time(mark.entered_at, zone)} by {mark.entered_by}: {mark.reason}"
+            )
+            for v in record.lot.vials
+            for mark in v.late_entries
+        ],
         *heading("11. Audit trail of this lot"),
         table(
             ["#", "time", "user", "action", "record", "reason"],

@@ -50,11 +50,17 @@ class Kinetics:
     seeding_density_per_cm2: float
 
 
-def kinetics(primary: bool, start: Plating, harvests: Sequence[Harvest]) -> list[Kinetics]:
-    """The derived values of each harvest in order, from the culture's start."""
+def kinetics(
+    primary: bool,
+    start: Plating,
+    harvests: Sequence[Harvest],
+    inherited_doublings: float = 0.0,
+) -> list[Kinetics]:
+    """The derived values of each harvest in order, from the culture's start; cumulative PD
+    counts on from `inherited_doublings`, those of the harvest a split culture came from."""
     derived = []
     previous = start
-    cumulative = 0.0
+    cumulative = inherited_doublings
     for index, harvest in enumerate(harvests):
         if primary and index == 0:
             doublings = fold = doubling_time = None
@@ -142,3 +148,44 @@ def project(
         expected_at=last_plating.at + timedelta(hours=needed * doubling_time),
         area_cm2_at_last_reseeding=target_cells / fold_per_passage / reseeding_density_per_cm2,
     )
+
+
+# --- plausibility --------------------------------------------------------------------------
+
+
+UNUSUAL_COUNT = "unusual_count"
+
+
+def harvested_areas(start_area_cm2: float, reseeded_areas_cm2: Sequence[float]) -> list[float]:
+    """The growth area each harvest came off: the culture's start area for the first, then
+    the area reseeded at the passage before."""
+    return [start_area_cm2, *reseeded_areas_cm2[:-1]][: len(reseeded_areas_cm2)]
+
+
+def implausible(
+    *,
+    harvested: int,
+    harvested_area_cm2: float,
+    doubling_time_hours: float | None,
+    max_harvest_density_per_cm2: float,
+    min_doubling_time_hours: float,
+) -> list[str]:
+    """Why a harvest's counts are beyond what MSC can reach (a typo, unless confirmed).
+
+    Fold expansion alone is no test: MSC seeded at a few cells/cm² really do expand several
+    hundred-fold in one passage. Density at harvest and doubling time are.
+    """
+    reasons = []
+    density = harvested / harvested_area_cm2
+    if density > max_harvest_density_per_cm2:
+        reasons.append(
+            f"{harvested:,} cells harvested from {harvested_area_cm2:,g} cm² is "
+            f"{density:,.0f} cells/cm², above expansion.max_harvest_density_per_cm2 "
+            f"({max_harvest_density_per_cm2:,.0f})"
+        )
+    if doubling_time_hours is not None and doubling_time_hours < min_doubling_time_hours:
+        reasons.append(
+            f"a doubling time of {doubling_time_hours:.1f} h is below "
+            f"expansion.min_doubling_time_hours ({min_doubling_time_hours:g} h)"
+        )
+    return reasons

@@ -241,6 +241,13 @@ CULTURE = _lifecycle(
             _from(C.ACTIVE),
             refusal="{kind} {code} is {status}; cannot log a passage",
         ),
+        # Cells harvested at the latest passage may seed a child even once the parent has
+        # gone on to formulation: they were harvested before it.
+        Action(
+            "split",
+            _from(C.ACTIVE, C.FORMULATED),
+            refusal="{kind} {code} is {status}; no culture can be split from it",
+        ),
         Action(
             "project",
             _from(C.ACTIVE),

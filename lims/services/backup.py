@@ -1,17 +1,22 @@
 """Backing up and restoring a SQLite database, each copy checked before it is trusted.
 
 A backup is taken with SQLite's online backup API (other stations keep
-writing), written beside FILE under a temporary name, checked (SQLite
-integrity check, foreign keys, a known schema revision, the audit chain) and
-only then linked into place; it never overwrites a file. The live trail then
-records `db.backup` with the file's SHA-256: the copy holds the trail up to
-the backup, the live trail says the backup was made.
+writing) into a file staged beside FILE (lims.staging: a private directory,
+an unpredictable name), checked (SQLite integrity check, foreign keys, a
+known schema revision, the audit chain), recorded, and only then linked into
+place. It never replaces a file, unless `force` names one lims recorded
+writing (an earlier backup). The live trail records `db.backup` with the
+file's SHA-256, and written_files its path and hash, in one transaction: the
+copy holds the trail up to the backup, the live trail says the backup was made.
 
 A restore makes the same checks on a copy of FILE beside the database,
 ends the login sessions the backup held, appends `db.restore` (and
 `db.upgrade` if the backup's schema was older) to that copy, checks it again
 and swaps it in with os.replace: the database is either the old one or the
-restored one, never a mixture.
+restored one, never a mixture. Whoever restores is an admin: the live
+database's, logged in at this station, or, only when the live database has
+no users table that can be read (there is none, or it is damaged past that),
+an admin of the backup itself, by user name and password.
 
 PostgreSQL is backed up with pg_dump and restored with pg_restore; both
 commands here say so and do nothing.
@@ -35,9 +40,11 @@ from sqlmodel import Session, col
 
 from lims import audit, auth, db
 from lims.config import Settings, redacted_url
-from lims.errors import BadInput, LimsError, NotFound, RuleViolation, Unavailable
+from lims.errors import BadInput, LimsError, NotFound, NotPermitted, RuleViolation, Unavailable
 from lims.models import LoginSession
+from lims.roles import GRANTS
 from lims.services import bindings
+from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import Schema, unit_of_work
 from lims.views.database import (
@@ -50,6 +57,10 @@ from lims.views.database import (
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 ENTITY_TYPE = "backup"
+# How a restore was authorised (db.restore's `authorised`).
+SESSION = "admin logged in at this station"
+BACKUP_ADMIN = "password of an admin of the backup (the database had no users table to read)"
+WRITTEN_KIND = "backup"  # written_files.kind
 LOCK_TIMEOUT_S = 2.0
 _CHUNK = 1 << 20
 
@@ -220,7 +231,7 @@ def _as_admin(settings: Settings) -> Iterator[tuple[Session, auth.Actor]]:
 def _temporary_beside(path: Path, purpose: str) -> Path:
     """A new, empty, owner-only file in path's directory (a rename there is atomic)."""
     temporary = path.with_name(f".{path.name}.{purpose}-{secrets.token_hex(6)}")
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     return temporary
 
 
@@ -242,57 +253,39 @@ def _fsync_directory(path: Path) -> None:
         _fsync(path)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _publish(temporary: Path, target: Path) -> None:
-    """Put the checked copy at target, never over an existing file."""
-    try:
-        os.link(temporary, target)
-    except FileExistsError:
-        raise _exists(target) from None
-    except OSError:  # a file system without hard links (FAT, some shares)
-        if target.exists():
-            raise _exists(target) from None
-        os.replace(temporary, target)
-    _fsync_directory(target.parent)
-
-
-def _exists(target: Path) -> RuleViolation:
-    return RuleViolation(
-        f"{target} already exists; a backup never overwrites a file: choose a new name"
-    )
-
-
 # --- backup --------------------------------------------------------------------------------
 
 
-def backup(settings: Settings, target: Path) -> BackupResult:
-    """Copy the live database to target (new file), checked, then record it in the trail."""
+def backup(settings: Settings, target: Path, *, force: bool = False) -> BackupResult:
+    """Copy the live database to target, checked, record it in the trail, then put it in place.
+
+    target must not exist; with force it may be a file lims recorded writing, unchanged since.
+    """
     live = sqlite_database(settings, "backup")
     with _as_admin(settings):
         pass  # refuse before looking at or copying anything; the session's idle clock restarts
     target = Path(os.path.abspath(target))
-    if target.exists() or target.is_symlink():
-        raise _exists(target)
     if not target.parent.is_dir():
         raise NotFound(f"no directory {target.parent}; create it first (is the drive mounted?)")
-    temporary = _temporary_beside(target, "partial")
-    published = False
-    try:
-        _online_copy(live, temporary)
+    files = StagedFiles(force=force, database=live, option="FILE")
+    with files.discarded_on_error():
         try:
-            facts = check_copy(temporary, label=str(target))
+            copy = files.for_writer(target)
+        except OSError as error:
+            raise Unavailable(f"cannot write {target}: {error.strerror}") from None
+        _online_copy(live, copy)
+        try:
+            facts = check_copy(copy, label=str(target))
         except LimsError as error:
             # A trail that does not verify is refused here as by `lims audit verify`; a copy
             # SQLite itself rejects means the live database (or its disk) is damaged.
             failed = RuleViolation if isinstance(error, RuleViolation) else Unavailable
             raise failed(f"the copy failed its check, no backup written: {error.message}") from None
-        _fsync(temporary)
-        size, digest = temporary.stat().st_size, _sha256(temporary)
+        _fsync(copy)
+        size = copy.stat().st_size
         with _as_admin(settings) as (session, actor):
+            files.record(session, kind=WRITTEN_KIND, by=actor.username)
+            digest = files.sha256(target)
             audit.record_about(
                 session,
                 (ENTITY_TYPE, digest),
@@ -307,14 +300,7 @@ def backup(settings: Settings, target: Path) -> BackupResult:
                     "revision": facts.revision,
                 },
             )
-            _publish(temporary, target)
-            published = True
-    except BaseException:
-        if published:
-            target.unlink(missing_ok=True)  # the trail does not say it was made
-        raise
-    finally:
-        _remove_with_companions(temporary)
+    files.publish()
     return BackupResult(path=target, size=size, sha256=digest, facts=facts)
 
 
@@ -334,19 +320,25 @@ def _online_copy(live: Path, temporary: Path) -> None:
 
 
 def restore(
-    settings: Settings, source: Path, *, confirm: Callable[[RestorePlan], bool]
+    settings: Settings,
+    source: Path,
+    *,
+    confirm: Callable[[RestorePlan], bool],
+    credentials: Callable[[], tuple[str, str]] | None = None,
 ) -> RestoreResult:
     """Replace the configured database with a checked copy of source.
 
-    A healthy database is replaced only by its logged-in admin; an absent or
-    broken one by whoever can write its file. confirm sees the plan before
-    anything changes; False cancels. The station's session file is removed:
-    the sessions the backup held are ended, everyone logs in again.
+    The live database's admin, logged in at this station, restores it. Only when it has
+    no users table that can be read (there is none, or it is damaged past that) does an
+    admin of the backup authorise it instead: credentials() gives a user name and
+    password, checked against the users of the checked copy. confirm sees the plan
+    before anything changes; False cancels. The station's session file is removed: the
+    sessions the backup held are ended, everyone logs in again.
     """
     live_path = sqlite_database(settings, "restore")
     live = inspect_live(settings)
     actor: auth.Actor | None = None
-    if live.healthy:
+    if _users_readable(live_path):
         with _as_admin(settings) as (_, admin):
             actor = admin
     source = Path(os.path.abspath(source))
@@ -359,13 +351,15 @@ def restore(
     try:
         size, digest = _copy_file(source, temporary)
         facts = check_copy(temporary, label=label)
+        restored_by = actor.username if actor else _admin_of(settings, temporary, credentials)
         plan = RestorePlan(
             replaces=live,
             source=source,
             sha256=digest,
             size=size,
             facts=facts,
-            restored_by=actor.username if actor else None,
+            restored_by=restored_by,
+            authorised=SESSION if actor else BACKUP_ADMIN,
         )
         if not confirm(plan):
             raise RuleViolation("restore cancelled; nothing changed")
@@ -381,6 +375,53 @@ def restore(
     return RestoreResult(
         plan=plan, **asdict(final), upgraded_from=upgraded_from, sessions_ended=ended
     )
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+
+
+def _users_readable(live: Path) -> bool:
+    """Whether the live database still has a users table to read: then only its logged-in
+    admin may replace it, however damaged the rest is."""
+    if not live.exists():
+        return False
+    try:
+        with closing(_read_only(live)) as connection:
+            connection.execute("SELECT username, role, active FROM users").fetchall()
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _admin_of(
+    settings: Settings, copy: Path, credentials: Callable[[], tuple[str, str]] | None
+) -> str:
+    """The user name of an active admin of the checked backup copy, proved by password."""
+    if credentials is None:
+        raise NotPermitted(
+            "the database has no users table to read: an admin of the backup must authorise "
+            "the restore with their user name and password"
+        )
+    username, password = credentials()
+    with closing(_read_only(copy)) as connection:
+        row = connection.execute(
+            "SELECT password_hash, role, active, locked_at FROM users WHERE username = ?",
+            (username,),
+        ).fetchone()
+    if row is None:
+        auth.check_for_nobody(settings, password)  # an unknown name takes as long to refuse
+    if (
+        row is None
+        or not auth.password_matches(settings, row[0], password)
+        or row[1] not in GRANTS["manage_database"]
+        or not row[2]
+        or row[3] is not None
+    ):
+        raise NotPermitted(
+            "restore refused: not an active, unlocked admin of the backup, or wrong password"
+        )
+    return username
 
 
 def _copy_file(source: Path, temporary: Path) -> tuple[int, str]:
@@ -435,6 +476,7 @@ def _record_restore(
                     "revision": plan.facts.revision,
                     "sessions_ended": ended,
                     "os_user": db.os_user(),
+                    "authorised": plan.authorised,
                 },
             )
             upgraded_from = (

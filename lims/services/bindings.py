@@ -59,6 +59,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from lims import audit
@@ -182,15 +183,30 @@ def _signature_said(row: RowMapping) -> str:
     return manifestation(row["username"], row["full_name"], row["signed_at"], row["meaning"])
 
 
+_PARENT_CULTURE = aliased(Culture)
 _DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code))
 
 BINDINGS: tuple[Binding, ...] = (
     Entities(
         table="cultures",
         entity_type="culture",
-        born_in=frozenset({"culture.start"}),
-        rows=select(col(Culture.code).label("id"), col(Culture.status)),
-        columns=(Bound("status", "status", before_stated=CultureState.ACTIVE.value),),
+        born_in=frozenset({"culture.start", "culture.split"}),
+        rows=select(
+            col(Culture.code).label("id"),
+            col(Culture.status),
+            col(_PARENT_CULTURE.code).label("parent_culture"),
+            col(Passage.code).label("source_passage"),
+        )
+        .outerjoin(_PARENT_CULTURE, col(_PARENT_CULTURE.id) == col(Culture.parent_id))
+        .outerjoin(Passage, col(Passage.id) == col(Culture.source_passage_id)),
+        columns=(
+            Bound("status", "status", before_stated=CultureState.ACTIVE.value),
+            # A culture started on its own states no parent: it has none until split.
+            Bound("parent_id", "parent", before_stated=None, field="parent_culture"),
+            Bound(
+                "source_passage_id", "source_passage", before_stated=None, field="source_passage"
+            ),
+        ),
     ),
     Entities(
         table="lots",

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from lims import audit
 from lims.auth import Actor
 from lims.config import ExpansionSettings, Settings
-from lims.domain import growth, ids, quantities
-from lims.domain.states import CULTURE, DEVIATION, LOT
+from lims.domain import growth, ids, lineage, quantities
+from lims.domain.states import CULTURE, DEVIATION, LOT, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     LONG_TEXT_MAX,
@@ -32,7 +32,7 @@ from lims.models import (
     Patient,
 )
 from lims.services import deviations as deviation_rules
-from lims.services import lookup, records
+from lims.services import late_entries, lookup, records
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
@@ -40,16 +40,20 @@ from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views import from_record
 from lims.views.bench import (
+    AncestorView,
     Correction,
     CultureDetail,
     CultureSummary,
     Flag,
     PassageView,
     ProjectionView,
+    SisterLot,
 )
+from lims.views.records import LateEntryView
 
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
 SEEDED_METHOD = "seeded from counted cells"
+UNUSUAL_HINT = "if the count is right, give --confirm-unusual --reason TEXT"
 VESSELS_MAX = 10_000
 AREA_MIN_CM2 = 0.01  # below a 1536-well plate well
 AREA_MAX_CM2 = 1_000_000.0  # 100 m²: more than any expansion platform
@@ -82,6 +86,31 @@ def passages_of(session: Session, culture: Culture) -> list[Passage]:
             .order_by(col(Passage.number))
         ).all()
     )
+
+
+def inheritance(session: Session, culture: Culture) -> lineage.Inheritance:
+    """What a split culture carries on from its source passage; a fresh start for others."""
+    if culture.source_passage_id is None:
+        return lineage.FRESH_START
+    source = session.get(Passage, culture.source_passage_id)
+    assert source is not None
+    return lineage.Inheritance(source.number, source.cumulative_population_doublings)
+
+
+def split_from(session: Session, passage: Passage) -> list[Culture]:
+    """The cultures seeded from this passage's harvest."""
+    return list(
+        session.exec(
+            select(Culture)
+            .where(col(Culture.source_passage_id) == passage.id)
+            .order_by(col(Culture.number))
+        ).all()
+    )
+
+
+def final_passage_number(session: Session, culture: Culture, passages: Sequence[Passage]) -> int:
+    """The culture's latest passage number, counting those of the cultures it came from."""
+    return lineage.last_passage_number([p.number for p in passages], inheritance(session, culture))
 
 
 def _require_correctable(session: Session, culture: Culture) -> None:
@@ -192,13 +221,14 @@ def _open_flags(
 
 
 def _apply_kinetics(
-    culture: Culture, passages: Sequence[Passage], first: int
+    culture: Culture, inherited: lineage.Inheritance, passages: Sequence[Passage], first: int
 ) -> list[dict[str, tuple[Any, Any]]]:
     """Recompute the derived values of passages[first:]; for each, what changed (old, new)."""
     derived = growth.kinetics(
         culture.kind == "primary",
         growth.Plating(culture.started_at, culture.cells_plated),
         [growth.Harvest(p.harvested_at, p.harvested, p.seeded, p.area_cm2) for p in passages],
+        inherited.cumulative_population_doublings,
     )
     changes = []
     for passage, values in zip(passages[first:], derived[first:], strict=True):
@@ -213,7 +243,11 @@ def _apply_kinetics(
 
 
 def _passage_view(
-    passage: Passage, culture_code: str, reagents: list[str], flags: list[Flag]
+    passage: Passage,
+    culture_code: str,
+    reagents: list[str],
+    flags: list[Flag],
+    late: Sequence[LateEntryView] = (),
 ) -> PassageView:
     return from_record(
         PassageView,
@@ -223,6 +257,85 @@ def _passage_view(
         passage_number=passage.number,
         reagents=reagents,
         flags=flags,
+        late_entry=bool(late),
+        entered_at=passage.recorded_at,
+        late_reason=late[0].reason if late else None,
+    )
+
+
+def _unusual(
+    settings: Settings, culture: Culture, passages: Sequence[Passage], first: int
+) -> dict[int, list[str]]:
+    """Why the counts of passages[first:] are beyond what MSC reach, by index; each
+    harvest judged against the growth area it came off."""
+    limits = settings.expansion
+    areas = growth.harvested_areas(culture.area_cm2, [p.area_cm2 for p in passages])
+    found = {}
+    for index in range(first, len(passages)):
+        passage = passages[index]
+        reasons = growth.implausible(
+            harvested=passage.harvested,
+            harvested_area_cm2=areas[index],
+            doubling_time_hours=passage.doubling_time_hours,
+            max_harvest_density_per_cm2=limits.max_harvest_density_per_cm2,
+            min_doubling_time_hours=limits.min_doubling_time_hours,
+        )
+        if reasons:
+            found[index] = reasons
+    return found
+
+
+def _confirmation(confirm_unusual: bool, reason: str | None) -> str | None:
+    """The reason an unusual passage is confirmed with; neither is given without the other."""
+    if reason is not None and not confirm_unusual:
+        raise BadInput("reason", "only with --confirm-unusual: why counts beyond the limits stand")
+    if not confirm_unusual:
+        return None
+    if reason is None:
+        raise BadInput("reason", "required with --confirm-unusual: why the counts are right")
+    return free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+
+
+def _require_confirmed(field: str, unusual: dict[str, list[str]], confirmed: str | None) -> None:
+    """Counts beyond the plausibility limits stand only when confirmed as unusual."""
+    if unusual and confirmed is None:
+        raise BadInput(
+            field,
+            "; ".join(f"{code}: {', '.join(reasons)}" for code, reasons in unusual.items())
+            + f"; {UNUSUAL_HINT}",
+        )
+    if confirmed is not None and not unusual:
+        raise BadInput(
+            "confirm-unusual",
+            "only for a passage beyond expansion.max_harvest_density_per_cm2 or "
+            "expansion.min_doubling_time_hours; the counts are within both",
+        )
+
+
+def _open_unusual(
+    session: Session,
+    actor: Actor,
+    culture: Culture,
+    passage: Passage,
+    reasons: list[str],
+    confirmed: str,
+) -> Flag:
+    """The deviation a passage confirmed as unusual opens, for QA to review."""
+    assert culture.id is not None
+    assert passage.id is not None
+    description = f"{passage.code}: {'; '.join(reasons)}; confirmed as unusual: {confirmed}"
+    deviation = deviation_rules.open_on_culture(
+        session,
+        actor,
+        culture_id=culture.id,
+        culture_code=culture.code,
+        passage_id=passage.id,
+        passage_code=passage.code,
+        kind=growth.UNUSUAL_COUNT,
+        description=description,
+    )
+    return Flag(
+        kind=growth.UNUSUAL_COUNT, description=description, deviation_id=deviation.deviation_id
     )
 
 
@@ -247,6 +360,7 @@ def start_culture(
     area_cm2: str | float,
     method: str | None = None,
     at: str | datetime | None = None,
+    late_reason: str | None = None,
     reagents: Sequence[str] = (),
 ) -> CultureDetail:
     """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells."""
@@ -269,12 +383,15 @@ def start_culture(
     zone = settings.tz
     now = utcnow()
     started = past_moment("at", at, zone, now)
+    late = late_entries.reason_for(uow, started, now, late_reason)
     aspirate = lookup.aspirate(session, din)
     donation = din_of(aspirate)
     after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
 
     assert aspirate.id is not None
+    if not primary:
+        _refuse_restart(session, aspirate.id, donation.display)
     identity = ids.next_culture(
         donation,
         session.exec(
@@ -293,9 +410,131 @@ def start_culture(
     reagent_labels = [f"{lot.name}:{lot.lot}" for lot in lots]
     new = {"din": donation.with_check, **plated, "reagents": reagent_labels}
     records.create(session, culture, "culture.start", by=actor, at=now, new=new)
+    late_entries.record(
+        session,
+        late,
+        action="culture.start",
+        subject=records.subject(culture),
+        at=started,
+        entered_at=now,
+        by=actor.username,
+    )
     assert culture.id is not None
     reagent_rules.record_uses(session, lots, culture.id, None)
     return culture_detail(session, culture)
+
+
+def _refuse_restart(session: Session, aspirate_id: int, donation: str) -> None:
+    """Counted cells of an aspirate that has a culture came from that culture: a fresh
+    seeded start would drop its passages and doublings (and dodge the passage limit)."""
+    existing = session.exec(
+        select(Culture.code)
+        .where(col(Culture.aspirate_id) == aspirate_id)
+        .order_by(col(Culture.number))
+    ).all()
+    if existing:
+        raise RuleViolation(
+            f"aspirate {donation} already has culture {', '.join(existing)}: cells from a "
+            "culture's harvest keep its passage count and doublings; use `lims culture split "
+            "CULTURE --seeded N --vessels K --area-cm2 A`"
+        )
+
+
+def split_culture(
+    uow: UnitOfWork,
+    *,
+    culture: str,
+    seeded: str | int,
+    vessels: str | int,
+    area_cm2: str | float,
+    at: str | datetime | None = None,
+    late_reason: str | None = None,
+    reagents: Sequence[str] = (),
+) -> CultureDetail:
+    """Start a child culture from cells harvested at the parent's latest passage.
+
+    The child carries on the parent's passage number and cumulative PD; what the parent
+    reseeded and what its children were seeded with cannot exceed that harvest.
+    """
+    session, settings = uow.session, uow.settings
+    actor = uow.require("record_bench_work")
+    cells = quantities.cell_count("seeded", seeded)
+    vessel_count, area = _plating("", vessels, area_cm2)
+    zone = settings.tz
+    now = utcnow()
+    started = past_moment("at", at, zone, now)
+    late = late_entries.reason_for(uow, started, now, late_reason)
+    parent = lookup.culture(session, culture)
+    CULTURE.check("split", code=parent.code, status=parent.status)
+    earlier = passages_of(session, parent)
+    if not earlier:
+        raise RuleViolation(
+            f"culture {parent.code} has no passage yet: a split takes cells harvested at a "
+            "passage; log the harvest with `lims passage log` first"
+        )
+    source = earlier[-1]
+    after("at", started, source.harvested_at, f"the harvest of {source.code}", zone)
+    siblings = split_from(session, source)
+    left = lineage.left_to_split(
+        source.harvested, source.seeded, [child.cells_plated for child in siblings]
+    )
+    if cells > left:
+        others = "".join(f", {c.cells_plated:,} into {c.code}" for c in siblings)
+        raise BadInput(
+            "seeded",
+            f"must not exceed the {left:,} cells of {source.code}'s harvest not yet reseeded "
+            f"({source.harvested:,} harvested, {source.seeded:,} reseeded in {parent.code}"
+            f"{others}; got {cells:,})",
+        )
+    lots = reagent_rules.usable_lots(session, settings, reagents, started)
+
+    aspirate = session.get(Aspirate, parent.aspirate_id)
+    assert aspirate is not None
+    assert aspirate.id is not None
+    identity = ids.next_culture(
+        din_of(aspirate),
+        session.exec(
+            select(func.max(Culture.number)).where(col(Culture.aspirate_id) == aspirate.id)
+        ).one(),
+    )
+    plated: dict[str, Any] = {
+        "kind": "split",
+        "cells_plated": cells,
+        "vessels": vessel_count,
+        "area_cm2": area,
+        "method": f"split from the harvest of {source.code}",
+        "started_at": started,
+    }
+    child = Culture(
+        code=identity.code,
+        aspirate_id=aspirate.id,
+        number=identity.number,
+        parent_id=parent.id,
+        source_passage_id=source.id,
+        **plated,
+    )
+    new = {
+        "din": din_of(aspirate).with_check,
+        "parent": parent.code,
+        "source_passage": source.code,
+        "passage_number": source.number,
+        "cumulative_population_doublings": source.cumulative_population_doublings,
+        **plated,
+        "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
+    }
+    records.create(session, child, "culture.split", by=actor, at=now, new=new)
+    late_entries.record(
+        session,
+        late,
+        action="culture.split",
+        subject=records.subject(child),
+        at=started,
+        entered_at=now,
+        by=actor.username,
+    )
+    assert child.id is not None
+    reagent_rules.record_uses(session, lots, child.id, None)
+    return culture_detail(session, child)
 
 
 def log_passage(
@@ -309,24 +548,36 @@ def log_passage(
     area_cm2: str | float,
     confluence: str | float | None = None,
     at: str | datetime | None = None,
+    late_reason: str | None = None,
+    confirm_unusual: bool = False,
+    reason: str | None = None,
     reagents: Sequence[str] = (),
 ) -> PassageView:
-    """Harvest the cells plated at the previous step and reseed some of them."""
+    """Harvest the cells plated at the previous step and reseed some of them.
+
+    Counts beyond the plausibility limits (expansion.max_harvest_density_per_cm2,
+    expansion.min_doubling_time_hours) are taken for a typo unless confirmed as unusual
+    with a reason, which opens a deviation.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     values = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
     _reseeded_from_harvest(values["harvested"], values["seeded"])
+    confirmed = _confirmation(confirm_unusual, reason)
     zone = settings.tz
     now = utcnow()
     harvested_at = past_moment("at", at, zone, now)
+    late = late_entries.reason_for(uow, harvested_at, now, late_reason)
     parent = lookup.culture(session, culture)
     CULTURE.check("log_passage", code=parent.code, status=parent.status)
     earlier = passages_of(session, parent)
     after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
 
+    inherited = inheritance(session, parent)
     identity = ids.next_passage(
-        ids.CultureId.parse(parent.code), earlier[-1].number if earlier else None
+        ids.CultureId.parse(parent.code),
+        lineage.last_passage_number([p.number for p in earlier], inherited),
     )
     assert parent.id is not None
     passage = Passage(
@@ -338,14 +589,30 @@ def log_passage(
         cumulative_population_doublings=0.0,
         seeding_density_per_cm2=0.0,
     )
-    _apply_kinetics(parent, [*earlier, passage], len(earlier))
+    logged = [*earlier, passage]
+    _apply_kinetics(parent, inherited, logged, len(earlier))
+    unusual = _unusual(settings, parent, logged, len(earlier))
+    _require_confirmed("harvested", {logged[i].code: r for i, r in unusual.items()}, confirmed)
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
     new = {**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels}
     records.create(session, passage, "passage.log", by=actor, at=now, new=new)
+    late_entries.record(
+        session,
+        late,
+        action="passage.log",
+        subject=records.subject(passage),
+        at=harvested_at,
+        entered_at=now,
+        by=actor.username,
+    )
     assert passage.id is not None
     reagent_rules.record_uses(session, lots, parent.id, passage.id)
     flags = _open_flags(session, settings, actor, parent, passage, known=set())
-    return _passage_view(passage, parent.code, labels, flags)
+    for reasons in unusual.values():
+        assert confirmed is not None
+        flags.append(_open_unusual(session, actor, parent, passage, reasons, confirmed))
+    marks = late_entries.marks(session, "passage", [passage.code])
+    return _passage_view(passage, parent.code, labels, flags, marks.get(passage.code, []))
 
 
 def correct_passage(
@@ -360,8 +627,11 @@ def correct_passage(
     area_cm2: str | float | None = None,
     confluence: str | float | None = None,
     at: str | datetime | None = None,
+    confirm_unusual: bool = False,
 ) -> Correction:
-    """Correct what was typed for a passage; its derived values and all later ones follow."""
+    """Correct what was typed for a passage; its derived values and all later ones follow,
+    those of the cultures split from them included. Counts beyond the plausibility limits
+    stand only when confirmed as unusual (the correction's reason says why)."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
@@ -383,12 +653,29 @@ def correct_passage(
     _require_correctable(session, culture)
     passages = passages_of(session, culture)
     index = next(i for i, p in enumerate(passages) if p.id == target.id)
+    descendants = _descendants(session, passages[index:])
+    for descendant in descendants:
+        _require_correctable(session, descendant)
     _reseeded_from_harvest(
         typed.get("harvested", target.harvested), typed.get("seeded", target.seeded)
+    )
+    children = split_from(session, target)
+    _within_shared_harvest(
+        target.code,
+        typed.get("harvested", target.harvested),
+        typed.get("seeded", target.seeded),
+        children,
     )
     if "harvested_at" in typed:
         when = typed["harvested_at"]
         after_previous_step(culture, passages[:index], when, zone)
+        for child in children:
+            if when >= child.started_at:
+                raise BadInput(
+                    "at",
+                    f"must be before {child.code} was seeded from its harvest at "
+                    f"{show_time(child.started_at, zone)}",
+                )
         if index + 1 < len(passages) and when >= passages[index + 1].harvested_at:
             following = passages[index + 1]
             raise BadInput(
@@ -405,7 +692,16 @@ def correct_passage(
     for name, value in changed_typed.items():
         setattr(target, name, value)
     target.corrections += 1
-    changes = _apply_kinetics(culture, passages, index)
+    changes = _apply_kinetics(culture, inheritance(session, culture), passages, index)
+    # A breach already on record (open or closed by QA) is not raised again.
+    known = deviation_rules.kinds_by_passage(session, culture.id)
+    unusual = {
+        at_index: reasons
+        for at_index, reasons in _unusual(settings, culture, passages, index).items()
+        if (passages[at_index].id, growth.UNUSUAL_COUNT) not in known
+    }
+    confirmed = reason if confirm_unusual else None
+    _require_confirmed("correction", {passages[i].code: r for i, r in unusual.items()}, confirmed)
     changed = {name: (old_typed[name], _record(target, [name])[name]) for name in changed_typed}
     changed.update(changes[0])
     # The corrected passage's entry, then one for each later passage whose kinetics moved.
@@ -421,15 +717,29 @@ def correct_passage(
             session, ("passage", code), action, values, by=actor.username, reason=why
         )
     session.add_all(passages)
+    recomputed += _recompute(
+        session, descendants, f"derived from {target.code}, corrected: {reason}", actor.username
+    )
     session.flush()
-    # A breach already on record (open or closed by QA) is not raised again.
-    known = deviation_rules.kinds_by_passage(session, culture.id)
     opened = {
         affected.code: _open_flags(session, settings, actor, culture, affected, known)
         for affected in passages[index:]
     }
+    for at_index, reasons in unusual.items():
+        assert confirmed is not None
+        affected = passages[at_index]
+        opened[affected.code].append(
+            _open_unusual(session, actor, culture, affected, reasons, confirmed)
+        )
     uses = reagent_rules.uses_by_step(session, culture.id)
-    view = _passage_view(target, culture.code, uses.get(target.id, []), opened.pop(target.code))
+    marks = late_entries.marks(session, "passage", [target.code])
+    view = _passage_view(
+        target,
+        culture.code,
+        uses.get(target.id, []),
+        opened.pop(target.code),
+        marks.get(target.code, []),
+    )
     return Correction(
         passage=view,
         changed=changed,
@@ -464,6 +774,51 @@ def _typed_values(
         "confluence": (confluence, lambda v: quantities.percentage("confluence", v)),
     }
     return {name: check(value) for name, (value, check) in checks.items() if value is not None}
+
+
+def _descendants(session: Session, passages: Sequence[Passage]) -> list[Culture]:
+    """Every culture split from these passages' harvests, or further down from those."""
+    found = []
+    for passage in passages:
+        for child in split_from(session, passage):
+            found.append(child)
+            found += _descendants(session, passages_of(session, child))
+    return found
+
+
+def _recompute(session: Session, cultures: Sequence[Culture], why: str, by: str) -> list[str]:
+    """Recompute the kinetics of these cultures (parents first) from what they inherit; the
+    passages whose derived values moved, each with its entry in the trail."""
+    recomputed = []
+    for culture in cultures:
+        passages = passages_of(session, culture)
+        changes = _apply_kinetics(culture, inheritance(session, culture), passages, 0)
+        for passage, changed in zip(passages, changes, strict=True):
+            if changed:
+                recomputed.append(passage.code)
+                audit.record_changes(
+                    session,
+                    ("passage", passage.code),
+                    "passage.recompute",
+                    changed,
+                    by=by,
+                    reason=why,
+                )
+        session.add_all(passages)
+    return recomputed
+
+
+def _within_shared_harvest(
+    code: str, harvested: int, seeded: int, children: Sequence[Culture]
+) -> None:
+    """A harvest that seeded children covers what the parent reseeded and what they got."""
+    if lineage.overdrawn(harvested, seeded, [child.cells_plated for child in children]):
+        split_off = ", ".join(f"{c.cells_plated:,} into {c.code}" for c in children)
+        raise BadInput(
+            "harvested",
+            f"the {harvested:,} cells harvested at {code} must cover the {seeded:,} reseeded "
+            f"and those split off ({split_off})",
+        )
 
 
 def _reseeded_from_harvest(harvested: int, seeded: int) -> None:
@@ -526,10 +881,12 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
             .where(col(Aspirate.id).in_({culture.aspirate_id for culture in cultures}))
         ).all()
     }
+    late = late_entries.marks(session, "culture", [culture.code for culture in cultures])
     summaries = []
     for culture in cultures:
         aspirate, patient = origins[culture.aspirate_id]
-        passages, cumulative = latest.get(culture.id, (0, None))
+        passages, cumulative = latest.get(culture.id) or _before_any_passage(session, culture)
+        marks = late.get(culture.code, [])
         summaries.append(
             from_record(
                 CultureSummary,
@@ -540,14 +897,26 @@ def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSum
                 passages=passages,
                 cumulative_population_doublings=cumulative,
                 open_deviations=open_counts.get(culture.id, 0),
+                late_entry=bool(marks),
+                entered_at=culture.recorded_at,
+                late_reason=marks[0].reason if marks else None,
             )
         )
     return summaries
 
 
-def culture_detail(session: Session, culture: Culture) -> CultureDetail:
+def _before_any_passage(session: Session, culture: Culture) -> tuple[int, float | None]:
+    """Passage number and cumulative PD of a culture yet to be harvested: a split culture's
+    are those it inherits, a fresh one has none."""
+    if culture.source_passage_id is None:
+        return 0, None
+    inherited = inheritance(session, culture)
+    return inherited.passage_number, inherited.cumulative_population_doublings
+
+
+def _passage_views(session: Session, culture: Culture) -> list[PassageView]:
+    """A culture's passages as shown, each with its flags, reagents and late-entry mark."""
     assert culture.id is not None
-    [summary] = _summaries(session, [culture])
     passages = passages_of(session, culture)
     uses = reagent_rules.uses_by_step(session, culture.id)
     deviations = session.exec(
@@ -559,16 +928,98 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
         flags.setdefault(deviation.passage_id, []).append(
             from_record(Flag, deviation, deviation_id=deviation.id)
         )
+    late = late_entries.marks(session, "passage", [passage.code for passage in passages])
+    return [
+        _passage_view(
+            passage,
+            culture.code,
+            uses.get(passage.id, []),
+            flags.get(passage.id, []),
+            late.get(passage.code, []),
+        )
+        for passage in passages
+    ]
+
+
+def ancestors(session: Session, culture: Culture) -> list[tuple[Culture, Passage]]:
+    """The cultures this one descends from, the first first, each with the passage whose
+    harvest seeded the next one down."""
+    found = []
+    child = culture
+    while child.parent_id is not None:
+        parent = session.get(Culture, child.parent_id)
+        source = session.get(Passage, child.source_passage_id)
+        assert parent is not None
+        assert source is not None
+        found.append((parent, source))
+        child = parent
+    return found[::-1]
+
+
+def _family(session: Session, root: Culture) -> list[Culture]:
+    """The first culture of a lineage and every culture split from it, however far down."""
+    family = [root]
+    parents = [root.id]
+    while parents:
+        children = session.exec(
+            select(Culture).where(col(Culture.parent_id).in_(parents)).order_by(col(Culture.id))
+        ).all()
+        family += children
+        parents = [child.id for child in children]
+    return family
+
+
+def sister_lots(
+    session: Session, culture: Culture, lineage_of: Sequence[tuple[Culture, Passage]]
+) -> list[SisterLot]:
+    """Lots made from the other cultures of its lineage, with their status as shown."""
+    root = lineage_of[0][0] if lineage_of else culture
+    others = {c.id: c.code for c in _family(session, root) if c.id != culture.id}
+    if not others:
+        return []
+    now = utcnow()
+    lots = session.exec(
+        select(Lot).where(col(Lot.culture_id).in_(list(others))).order_by(col(Lot.code))
+    ).all()
+    return [
+        SisterLot(
+            lot_id=lot.code,
+            culture_id=others[lot.culture_id],
+            status=LOT.shown(lot.status, expired=expired(lot.expires_at, now)),
+        )
+        for lot in lots
+    ]
+
+
+def culture_detail(session: Session, culture: Culture) -> CultureDetail:
+    assert culture.id is not None
+    [summary] = _summaries(session, [culture])
+    uses = reagent_rules.uses_by_step(session, culture.id)
+    lineage_of = ancestors(session, culture)
+    children = session.exec(
+        select(Culture.code).where(col(Culture.parent_id) == culture.id).order_by(col(Culture.id))
+    ).all()
+    source = session.get(Passage, culture.source_passage_id) if culture.source_passage_id else None
     return CultureDetail(
         summary=summary,
         reagents=uses.get(None, []),
-        passages=[
-            _passage_view(
-                passage, culture.code, uses.get(passage.id, []), flags.get(passage.id, [])
-            )
-            for passage in passages
-        ],
+        passages=_passage_views(session, culture),
         deviations=deviation_rules.on_culture(session, culture),
+        parent=lineage_of[-1][0].code if lineage_of else None,
+        source_passage=source.code if source is not None else None,
+        children=list(children),
+        lineage=[
+            from_record(
+                AncestorView,
+                ancestor,
+                culture_id=ancestor.code,
+                split_at=passage.code,
+                passages=_passage_views(session, ancestor),
+                deviations=deviation_rules.on_culture(session, ancestor),
+            )
+            for ancestor, passage in lineage_of
+        ],
+        sister_lots=sister_lots(session, culture, lineage_of),
     )
 
 

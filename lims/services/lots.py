@@ -39,7 +39,7 @@ from lims.models import (
     User,
     Vial,
 )
-from lims.services import bindings, lookup, records, signatures, verdicts
+from lims.services import bindings, late_entries, lookup, records, signatures, verdicts
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
@@ -83,9 +83,11 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
         .where(col(Lot.id).in_([lot.id for lot in lots]))
     ).all()
     origins = {lot_id: (patient, aspirate, culture) for lot_id, patient, aspirate, culture in rows}
+    late = late_entries.marks(session, "lot", [lot.code for lot in lots])
     summaries = []
     for lot in lots:
         patient, aspirate, culture = origins[lot.id]
+        marks = late.get(lot.code, [])
         summaries.append(
             from_record(
                 LotSummary,
@@ -97,6 +99,9 @@ def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[Lot
                 birth_year=patient.birth_year,
                 din=din_of(aspirate),
                 culture_id=culture,
+                late_entry=bool(marks),
+                entered_at=lot.recorded_at,
+                late_reason=marks[0].reason if marks else None,
             )
         )
     return summaries
@@ -117,7 +122,11 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
     vials = session.exec(
         select(Vial).where(col(Vial.lot_id) == lot.id).order_by(col(Vial.number))
     ).all()
-    return [from_record(LotVial, vial, vial_id=vial.code) for vial in vials]
+    late = late_entries.marks(session, "vial", [vial.code for vial in vials])
+    return [
+        from_record(LotVial, vial, vial_id=vial.code, late_entries=late.get(vial.code, []))
+        for vial in vials
+    ]
 
 
 def _signature(session: Session, lot: Lot, signature: Signature) -> SignatureView:
@@ -292,6 +301,11 @@ def performers(session: Session, lot: Lot) -> dict[str, list[str]]:
     def did(username: str, step: str) -> None:
         steps.setdefault(username, []).append(step)
 
+    # The cultures it was split from are its history too.
+    for ancestor, _ in culture_rules.ancestors(session, culture):
+        did(ancestor.recorded_by, f"started {ancestor.code}")
+        for passage in culture_rules.passages_of(session, ancestor):
+            did(passage.recorded_by, f"logged {passage.code}")
     did(culture.recorded_by, f"started {culture.code}")
     passages = culture_rules.passages_of(session, culture)
     for passage in passages:
@@ -334,6 +348,7 @@ def formulate(
     vehicle: str | None = None,
     shelf_life_hours: str | float | None = None,
     at: str | datetime | None = None,
+    late_reason: str | None = None,
     reagents: Sequence[str] = (),
 ) -> LotDetail:
     """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine."""
@@ -362,6 +377,7 @@ def formulate(
     zone = settings.tz
     now = utcnow()
     formulated_at = past_moment("at", at, zone, now)
+    late = late_entries.reason_for(uow, formulated_at, now, late_reason)
     source = lookup.culture(session, culture)
     existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
     CULTURE.check("formulate", code=source.code, status=source.status, lot=existing)
@@ -395,7 +411,7 @@ def formulate(
         "cells_per_vial": dose,
         "volume_ml": volume,
         "vehicle": vehicle,
-        "final_passage": len(passages),
+        "final_passage": culture_rules.final_passage_number(session, source, passages),
         "spec_version": _in_force(uow.spec_version),
         "formulated_at": formulated_at,
         "expires_at": formulated_at + timedelta(hours=shelf_life),
@@ -419,6 +435,15 @@ def formulate(
         "status": lot.status,
     }
     records.create(session, lot, "lot.formulate", by=actor, at=now, new=new)
+    late_entries.record(
+        session,
+        late,
+        action="lot.formulate",
+        subject=records.subject(lot),
+        at=formulated_at,
+        entered_at=now,
+        by=actor.username,
+    )
     assert lot.id is not None
     session.add_all(
         Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)

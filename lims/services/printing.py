@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from lims.validation import choice
 from lims.views.vials import PrintJob
 
 FORMATS = ("pdf", "png", "svg", "zpl")
+WRITTEN_KIND = "label"  # written_files.kind
 PRINTER_NAME_MAX = 127  # CUPS's limit on a queue name
 # ASCII only: str.isalnum() also passes "zébra" or "١٢", which lp then refuses after the
 # labels were written and audited.
@@ -104,8 +106,10 @@ def print_labels(
     vials: Sequence[str] = (),
     printer: str | None = None,
     on_label: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> PrintJob:
-    """Render a lot's labels (or the named vials') into out, audited in the same transaction."""
+    """Render a lot's labels (or the named vials') into out (made if missing), audited in the
+    same transaction; force replaces label files lims wrote, and nothing else."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     choice("format", fmt, FORMATS)
@@ -115,19 +119,7 @@ def print_labels(
             f"must be a CUPS queue name: 1-{PRINTER_NAME_MAX} ASCII letters, digits, - and _ "
             f"(got {shown(printer)})",
         )
-    try:
-        directory = out.expanduser()
-        usable = directory.is_dir()
-    except RuntimeError:  # ~name of no user
-        directory, usable, problem = out, False, ": no such user"
-    except OSError as error:  # e.g. a name too long for the file system
-        directory, usable, problem = out, False, f": {error.strerror}"
-    else:
-        problem = ""
-    if not usable:
-        raise BadInput(
-            "out", f"must be an existing directory (got {shown(str(directory))}{problem})"
-        )
+    directory = _label_directory(out)
     template = labels.load_template(settings.labels.template)
     found = lookup.lot(session, lot)
     patient = session.get(Patient, found.patient_id)
@@ -165,16 +157,18 @@ def print_labels(
         format=fmt,
         vials=[v.code for v in chosen],
         reprints={label.vial_id: label.reprint for label in content if label.reprint},
-        files=StagedFiles(),
+        files=StagedFiles(force=force, database=settings.sqlite_path),
         printer=printer,
     )
     with job.files.discarded_on_error():
         try:
+            directory.mkdir(mode=0o750, parents=True, exist_ok=True)
             _stage(job, template, content, directory, on_label or (lambda _: None))
         except OSError as error:
             raise Unavailable(
                 f"cannot write labels to {shown(str(directory))}: {error.strerror}"
             ) from None
+        job.files.record(session, kind=WRITTEN_KIND, by=actor.username)
         for vial in chosen:
             vial.labels_printed += 1
             session.add(vial)
@@ -190,9 +184,39 @@ def print_labels(
                 "reprints": job.reprints,
                 "printer": printer,
                 "files": [str(path) for path in job.files.paths],
+                "sha256": [job.files.sha256(path) for path in job.files.paths],
             },
         )
     return job
+
+
+def _label_directory(out: Path) -> Path:
+    """OUT as a directory to write labels into: one that exists, or a name to make it at."""
+    if any(unicodedata.category(character) == "Cc" for character in str(out)):
+        raise BadInput(
+            "out", f"must be a directory name without control characters (got {shown(str(out))})"
+        )
+    try:
+        directory = out.expanduser()
+        a_file = next(
+            (p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None
+        )
+    except RuntimeError:  # ~name of no user
+        raise BadInput(
+            "out", f"names a home directory of no user (got {shown(str(out))})"
+        ) from None
+    except OSError as error:  # e.g. a name too long for the file system
+        raise BadInput(
+            "out",
+            f"must be a directory that can be written (got {shown(str(out))}: {error.strerror})",
+        ) from None
+    if a_file == directory:
+        raise BadInput("out", f"must be a directory, not the file {shown(str(directory))}")
+    if a_file is not None:
+        raise BadInput(
+            "out", f"must be a directory (got {shown(str(out))}; {shown(str(a_file))} is a file)"
+        )
+    return directory
 
 
 def _stage(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,8 @@ from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
 from lims.views.quality import LotDetail, WrittenReport
+
+WRITTEN_KIND = "report"  # written_files.kind
 
 if TYPE_CHECKING:
     from lims.auth import Actor
@@ -59,16 +60,24 @@ def _writable(out: Path) -> Path:
 
 
 def _staged(
-    uow: UnitOfWork, actor: Actor, action: str, lot: str, target: Path, rendered: RenderedPdf
+    uow: UnitOfWork,
+    actor: Actor,
+    action: str,
+    lot: str,
+    target: Path,
+    rendered: RenderedPdf,
+    *,
+    force: bool,
 ) -> WrittenReport:
-    """The report staged at TARGET and its print audited about the lot, as one."""
-    files = StagedFiles()
-    digest = hashlib.sha256(rendered.data).hexdigest()
+    """The report staged at TARGET, recorded, and its print audited about the lot, as one."""
+    files = StagedFiles(force=force, database=uow.settings.sqlite_path)
     with files.discarded_on_error():
         try:
             files.write(target, rendered.data)
         except OSError as error:
             raise Unavailable(f"cannot write {shown(str(target))}: {error.strerror}") from None
+        files.record(uow.session, kind=WRITTEN_KIND, by=actor.username)
+        digest = files.sha256(target)
         audit.record_about(
             uow.session,
             ("lot", lot),
@@ -90,7 +99,9 @@ def _recall(detail: LotDetail) -> Recall | None:
     return Recall(recalls[-1], recalls[-1].meaning.removeprefix(lots.RECALLED))
 
 
-def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
+def write_batch_record(
+    uow: UnitOfWork, *, lot: str, out: Path, force: bool = False
+) -> WrittenReport:
     from lims.documents import batch_record
 
     session, settings = uow.session, uow.settings
@@ -109,10 +120,12 @@ def write_batch_record(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport
             recall=_recall(detail),
         )
     )
-    return _staged(uow, actor, "report.batch", detail.summary.lot_id, target, rendered)
+    return _staged(uow, actor, "report.batch", detail.summary.lot_id, target, rendered, force=force)
 
 
-def write_recall_notice(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenReport:
+def write_recall_notice(
+    uow: UnitOfWork, *, lot: str, out: Path, force: bool = False
+) -> WrittenReport:
     """For the treating physician: every vial of a recalled lot, and who administered which."""
     from lims.documents import recall_notice
 
@@ -158,4 +171,4 @@ def write_recall_notice(uow: UnitOfWork, *, lot: str, out: Path) -> WrittenRepor
             zone=settings.tz,
         )
     )
-    return _staged(uow, actor, "report.recall", summary.lot_id, target, rendered)
+    return _staged(uow, actor, "report.recall", summary.lot_id, target, rendered, force=force)

@@ -6,6 +6,7 @@ require a matching scan of the vial's own label.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -19,16 +20,19 @@ from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services import bindings, lookup, verdicts
+from lims.services import bindings, late_entries, lookup, verdicts
 from lims.services.transitions import change_status
-from lims.timeutil import json_time, past_moment, show_time, utcnow
+from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views import from_record
+from lims.views.records import LateEntryView
 from lims.views.vials import Verification, VialView
 
 
-def _view(vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
+def _view(
+    vial: Vial, lot: Lot, patient: str, now: datetime, late: Sequence[LateEntryView] = ()
+) -> VialView:
     return from_record(
         VialView,
         vial,
@@ -37,7 +41,13 @@ def _view(vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
         status=VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
         patient=patient,
         expires_at=lot.expires_at,
+        late_entry=bool(late),
+        late_entries=list(late),
     )
+
+
+def _late(session: Session, vial: Vial) -> list[LateEntryView]:
+    return late_entries.marks(session, "vial", [vial.code]).get(vial.code, [])
 
 
 def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
@@ -58,7 +68,8 @@ def list_vials(uow: UnitOfWork, *, lot: str) -> list[VialView]:
     vials = session.exec(
         select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
     ).all()
-    return [_view(vial, found, patient.code, now) for vial in vials]
+    late = late_entries.marks(session, "vial", [vial.code for vial in vials])
+    return [_view(vial, found, patient.code, now, late.get(vial.code, [])) for vial in vials]
 
 
 def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
@@ -66,7 +77,7 @@ def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
     uow.require("read_records")
     found = lookup.vial(session, vial)
     lot, patient = _with_lot(session, found)
-    return _view(found, lot, patient.code, utcnow())
+    return _view(found, lot, patient.code, utcnow(), _late(session, found))
 
 
 def _judge(
@@ -165,8 +176,12 @@ def _move(
     patient: str,
     *,
     at: datetime,
+    late: str | None = None,
+    entered_at: datetime | None = None,
 ) -> VialView:
-    """`action` (issue, administer) on a vial, at the bench with its label scanned."""
+    """`action` (issue, administer) on a vial, at the bench with its label scanned; `late`
+    is the reason it is entered late, at `entered_at`. Judged at `at`: a vial is given
+    only before its expiry, whenever the step is typed."""
     found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
@@ -195,7 +210,16 @@ def _move(
         by=actor.username,
         new={"patient": patient, "at": json_time(at)},
     )
-    return _view(found, lot, owner.code, at)
+    late_entries.record(
+        session,
+        late,
+        action=VIAL.audit_action(action),
+        subject=("vial", found.code),
+        at=at,
+        entered_at=entered_at or at,
+        by=actor.username,
+    )
+    return _view(found, lot, owner.code, at, _late(session, found))
 
 
 class VialMismatch(AuditedRuleViolation):
@@ -219,23 +243,56 @@ def administer(
     scan: str,
     patient: str,
     at: str | datetime | None = None,
+    late_reason: str | None = None,
 ) -> VialView:
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    when = past_moment("at", at, settings.tz, utcnow())
-    return _move(session, settings, actor, "administer", vial, scan, patient, at=when)
+    now = utcnow()
+    when = past_moment("at", at, settings.tz, now)
+    late = late_entries.reason_for(uow, when, now, late_reason)
+    return _move(
+        session,
+        settings,
+        actor,
+        "administer",
+        vial,
+        scan,
+        patient,
+        at=when,
+        late=late,
+        entered_at=now,
+    )
 
 
-def destroy(uow: UnitOfWork, *, vial: str, reason: str) -> VialView:
-    session = uow.session
+def destroy(
+    uow: UnitOfWork,
+    *,
+    vial: str,
+    reason: str,
+    at: str | datetime | None = None,
+    late_reason: str | None = None,
+) -> VialView:
+    session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
+    now = utcnow()
+    when = past_moment("at", at, settings.tz, now)
+    late = late_entries.reason_for(uow, when, now, late_reason)
     found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
-    now = utcnow()
+    after("at", when, lot.formulated_at, f"the formulation of lot {lot.code}", settings.tz)
     change_status(session, VIAL, found, "destroy", by=actor.username, reason=reason)
-    found.destroyed_at, found.destroyed_by, found.destroy_reason = now, actor.username, reason
-    return _view(found, lot, owner.code, now)
+    found.destroyed_at, found.destroyed_by, found.destroy_reason = when, actor.username, reason
+    late_entries.record(
+        session,
+        late,
+        action=VIAL.audit_action("destroy"),
+        subject=("vial", found.code),
+        at=when,
+        entered_at=now,
+        by=actor.username,
+    )
+    return _view(found, lot, owner.code, now, _late(session, found))
 
 
 def start_scanning(uow: UnitOfWork, *, patient: str) -> None:

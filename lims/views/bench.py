@@ -92,6 +92,9 @@ class PassageView:
     flags: list[Flag]
     corrections: int
     recorded_by: str
+    late_entry: bool  # typed more than records.late_entry_hours after harvested_at
+    entered_at: datetime  # when it was typed
+    late_reason: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +113,33 @@ class CultureSummary:
     passages: int = renamed("passage_count")  # a count; a culture's detail lists them
     cumulative_population_doublings: float | None
     open_deviations: int
+    late_entry: bool  # started (or split) more than records.late_entry_hours before typed
+    entered_at: datetime
+    late_reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SisterLot:
+    """A lot made from another culture of the same lineage."""
+
+    lot_id: str
+    culture_id: str
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AncestorView:
+    """A culture this one descends from, with its whole history: its passages, among them
+    the one whose harvest seeded the next culture down, and every deviation on it."""
+
+    culture_id: str
+    kind: str
+    status: str
+    started_at: datetime
+    cells_plated: int
+    split_at: str  # the passage whose harvest seeded the next culture down the lineage
+    passages: list[PassageView]
+    deviations: list[DeviationView]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +148,11 @@ class CultureDetail:
     reagents: list[str]  # used at the start
     passages: list[PassageView]
     deviations: list[DeviationView]
+    parent: str | None  # the culture it was split from
+    source_passage: str | None  # the parent's passage whose harvest seeded it
+    children: list[str]  # cultures split from it
+    lineage: list[AncestorView]  # its ancestors, the first culture first
+    sister_lots: list[SisterLot]  # lots of the other cultures of its lineage
 
     def growth_curve(self) -> list[tuple[float, float]]:
         """(days since the start, cumulative PD) at each harvest."""

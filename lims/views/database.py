@@ -91,7 +91,8 @@ class RestorePlan:
     sha256: str
     size: int = renamed("bytes")
     facts: CopyFacts = shown_as(_backup_facts, merged=True)
-    restored_by: str | None = hidden()
+    restored_by: str = hidden()
+    authorised: str = hidden()  # how: the station's admin session, or a backup admin's password
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +109,7 @@ class RestoreResult:
     sessions_ended: int
 
     @property
-    def restored_by(self) -> str | None:
+    def restored_by(self) -> str:
         return self.plan.restored_by
 
     @property

@@ -17,8 +17,9 @@ from lims.domain import signatures
 from lims.domain.ids import Din
 from lims.staging import StagedFiles
 from lims.views import hidden, inline, renamed, shown_as, to_json
-from lims.views.bench import CultureDetail, din_keys
+from lims.views.bench import AncestorView, CultureDetail, SisterLot, din_keys
 from lims.views.deviations import DeviationView
+from lims.views.records import LateEntryView
 from lims.views.release import EvaluationView, ResultView
 
 
@@ -44,6 +45,9 @@ class LotSummary:
     final_passage: int
     spec_version: int  # the release specification version the lot is judged by
     recorded_by: str
+    late_entry: bool  # formulated more than records.late_entry_hours before it was typed
+    entered_at: datetime
+    late_reason: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +59,7 @@ class LotVial:
     status: str
     cells: int
     volume_ml: float
+    late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
 
 
 def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:
@@ -63,8 +68,15 @@ def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:
 
 
 def _culture_keys(culture: CultureDetail) -> dict[str, Any]:
-    """The culture's summary and passages; the lot lists the culture's deviations with its own."""
-    return {**to_json(culture.summary), "passages": to_json(culture.passages)}
+    """The culture's summary, passages and place in its lineage; the lot lists the culture's
+    deviations with its own, and the lineage's cultures and lots at its top level."""
+    return {
+        **to_json(culture.summary),
+        "passages": to_json(culture.passages),
+        "parent": culture.parent,
+        "source_passage": culture.source_passage,
+        "children": culture.children,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +124,23 @@ class LotDetail:
     signatures: list[SignatureView]
     holds: list[HoldView]  # every hold QA placed, standing or lifted
 
-    json_properties: ClassVar[tuple[str, ...]] = ("results", "on_hold", "hold_reasons")
+    json_properties: ClassVar[tuple[str, ...]] = (
+        "results",
+        "on_hold",
+        "hold_reasons",
+        "lineage",
+        "sister_lots",
+    )
+
+    @property
+    def lineage(self) -> list[AncestorView]:
+        """The cultures its culture was split from, with their passages and deviations."""
+        return self.culture.lineage
+
+    @property
+    def sister_lots(self) -> list[SisterLot]:
+        """Lots made from the other cultures of its culture's lineage, with their status."""
+        return self.culture.sister_lots
 
     @property
     def results(self) -> list[ResultView]:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from lims.staging import StagedFiles
 from lims.views import shown_as
+from lims.views.records import LateEntryView
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +20,8 @@ class VialView:
     volume_ml: float
     expires_at: datetime
     labels_printed: int
+    late_entry: bool  # any of its steps (issue, administration, destruction) entered late
+    late_entries: list[LateEntryView]
 
 
 def _verdict_keys(match: bool) -> dict[str, object]:

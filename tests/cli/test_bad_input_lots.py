@@ -120,7 +120,7 @@ def lots(lab: Lab) -> Lots:
         )
         return culture, (first["passage_id"], second["passage_id"])
 
-    formulated_culture, _ = grow((now - timedelta(days=3), now - timedelta(days=2)))
+    formulated_culture, _ = grow((now - timedelta(days=3, hours=12), now - timedelta(days=2)))
     lot = _ok(
         "lot",
         "formulate",

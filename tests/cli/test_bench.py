@@ -188,8 +188,8 @@ def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture:
         "culture",
         "start",
         din,
-        "--seeded",
-        "1e6",
+        "--mnc",
+        "1e8",
         "--vessels",
         "1",
         "--area-cm2",
@@ -198,7 +198,7 @@ def test_culture_start_gives_its_id_and_refuses_a_wrong_start(din: str, culture:
         at(1),
     )
     assert second["culture_id"] == f"{din}-C2"
-    assert second["kind"] == "seeded"
+    assert second["kind"] == "primary"
     both = invoke(
         "culture",
         "start",

@@ -9,6 +9,7 @@ L1 of four vials for PT-0001 (initials MR, born 1958), formulated by tom.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -487,15 +488,18 @@ def test_an_unknown_format_is_refused(released: Quality, out: Path, fmt: str) ->
     assert files_in(out) == []
 
 
-def test_out_must_be_an_existing_directory(released: Quality, tmp_path: Path) -> None:
+def test_out_is_made_if_missing_and_must_be_a_directory(released: Quality, tmp_path: Path) -> None:
     lot = released.lot_id
-    refused(print_labels(lot, "png", tmp_path / "missing"), 2, "out")
-    assert not (tmp_path / "missing").exists()
     a_file = tmp_path / "a-file.txt"
     a_file.write_text("x")
-    result = print_labels(lot, "png", a_file)
-    assert result.exit_code == 2, result.stderr
+    for not_a_directory in (a_file, a_file / "labels"):
+        result = print_labels(lot, "png", not_a_directory)
+        assert result.exit_code == 2, result.stderr
     assert label_print_entries(lot) == []
+    made = tmp_path / "missing" / "labels"
+    printed(lot, "png", made)
+    assert len(files_in(made)) == 4
+    assert stat.S_IMODE(made.stat().st_mode) & 0o007 == 0
 
 
 def test_an_unknown_lot_is_not_found(released: Quality, out: Path) -> None:
@@ -669,3 +673,47 @@ def test_a_printer_name_must_be_a_queue_name(
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert not log.exists()
     assert files_in(out) == []
+
+
+# --- issue 12: labels never replace anything lims did not write --------------------------------
+
+
+def test_planted_links_at_the_old_staged_names_are_never_written_through(
+    released: Quality, out: Path
+) -> None:
+    """Issue 12: staged files had predictable names (.NAME.PID.part) and followed symlinks: in a
+    shared directory another user pointed them at a root-only file and at lims.db."""
+    lot = released.lot_id
+    root_only = out.parent / "root-only"
+    root_only.write_bytes(b"secret")
+    root_only.chmod(0o600)
+    database = released.settings.sqlite_path
+    targets = {f"{lot}-labels.pdf": root_only, f"{lot}-V01.png": database or root_only}
+    before = {target: target.read_bytes() for target in targets.values()}
+    for name, target in targets.items():
+        (out / f".{name}.{os.getpid()}.part").symlink_to(target)
+    printed(lot, "pdf", out)
+    printed(lot, "png", out, "--vial", f"{lot}-V01")
+    for target, content in before.items():
+        assert target.read_bytes() == content
+    assert (out / f"{lot}-labels.pdf").read_bytes().startswith(b"%PDF")
+    assert not (out / f"{lot}-labels.pdf").is_symlink()
+    ok("audit", "verify")
+
+
+def test_an_existing_label_file_is_refused_and_force_replaces_only_lims_own(
+    released: Quality, out: Path
+) -> None:
+    lot = released.lot_id
+    first = printed(lot, "zpl", out)
+    sheet = out / f"{lot}-labels.zpl"
+    refused(print_labels(lot, "zpl", out), 1, str(sheet.resolve()), "exists", "--force")
+    again = printed(lot, "zpl", out, "--force")
+    assert again["files"] == first["files"]
+    assert sheet.read_text().count("REPRINT") > 0
+    [*_, entry] = label_print_entries(lot)
+    assert entry["sha256"] == [hashlib.sha256(sheet.read_bytes()).hexdigest()]
+    sheet.write_text("^XA^FDedited^FS^XZ\n")
+    refused(print_labels(lot, "zpl", out, "--force"), 1, "is not a file lims wrote")
+    assert sheet.read_text() == "^XA^FDedited^FS^XZ\n"
+    assert files_in(out) == [sheet.name]

@@ -15,6 +15,7 @@ import pytest
 from lims.scenario import PATIENT_CODE
 from lims.services import lots, vials
 from tests.support.cli import invoke, ok, refused
+from tests.support.devices import null_device
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import Quality
 from tests.support.vials import scan_of
@@ -104,3 +105,50 @@ def test_report_recall_refuses_an_out_it_cannot_write(
     refused(result, 2, "out")
     assert list(out_dir.iterdir()) == []
     assert recall_prints(recalled) == []
+
+
+# --- issue 12: a report never replaces anything lims did not write -----------------------------
+
+
+def test_report_batch_never_replaces_the_database(released: Quality) -> None:
+    """Issue 12: `lims report batch LOT --out lims.db` (any role) replaced the database."""
+    database = released.settings.sqlite_path
+    if database is None:
+        pytest.skip("the database is a file on SQLite only")
+    entries = released.lab.audit_count()
+    for force in ((), ("--force",)):
+        result = invoke("report", "batch", released.lot_id, "--out", str(database), *force)
+        refused(result, 1, str(database.resolve()), "database")
+    assert released.lab.audit_count() == entries
+    ok("audit", "verify")
+
+
+def test_report_batch_never_replaces_a_device(released: Quality, out_dir: Path) -> None:
+    """Issue 12: run as root, `--out /dev/null` replaced the device node. Refused for any
+    account; the test's own null device stands in, so a regression cannot break the machine's."""
+    device = null_device(out_dir)
+    for force in ((), ("--force",)):
+        result = invoke("report", "batch", released.lot_id, "--out", str(device), *force)
+        refused(result, 2, f"out: {device.resolve()} is a device")
+    assert device.is_char_device()
+    assert [a for a in released.audit_actions() if a == "report.batch"] == []
+
+
+def test_report_force_replaces_only_a_report_lims_wrote(released: Quality, out_dir: Path) -> None:
+    report = out_dir / "batch.pdf"
+    first = ok("report", "batch", released.lot_id, "--out", str(report))
+    refused(
+        invoke("report", "batch", released.lot_id, "--out", str(report)),
+        1,
+        f"out: {report.resolve()} exists; lims replaces only a file it wrote itself (--force)",
+    )
+    second = ok("report", "batch", released.lot_id, "--out", str(report), "--force")
+    assert second["sha256"] != first["sha256"]  # printed later: a new trail entry in it
+    mine = out_dir / "mine.pdf"
+    mine.write_bytes(report.read_bytes())  # the same bytes, at a path lims never wrote
+    refused(
+        invoke("report", "batch", released.lot_id, "--out", str(mine), "--force"),
+        1,
+        "is not a file lims wrote",
+    )
+    assert sorted(p.name for p in out_dir.iterdir()) == ["batch.pdf", "mine.pdf"]

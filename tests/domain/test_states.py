@@ -13,6 +13,7 @@ from lims.errors import RuleViolation
 # The documented lifecycles (DESIGN.md), written out independently of the tables under test.
 ALLOWED: dict[tuple[str, str], set[str]] = {
     ("culture", "log_passage"): {"active"},
+    ("culture", "split"): {"active", "formulated"},
     ("culture", "project"): {"active"},
     ("culture", "formulate"): {"active"},
     ("lot", "release"): {"quarantine"},

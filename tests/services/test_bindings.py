@@ -206,6 +206,9 @@ def _lot_row(patient: int, status: str = "quarantine") -> dict[str, Any]:
     }
 
 
+_UNSPLIT = {"parent_culture": None, "source_passage": None}
+
+
 def _fold(*entries: tuple[str, str, str, str | None]) -> Any:
     trail = bindings._Trail(bindings.BINDINGS)
     trail.add(1, "culture", "C1", "culture.start", '{"kind":"primary"}')
@@ -215,7 +218,7 @@ def _fold(*entries: tuple[str, str, str, str | None]) -> Any:
 
 
 def test_a_key_an_earlier_lims_never_stated_is_not_compared() -> None:
-    culture = {"id": "C1", "status": "formulated"}
+    culture = {"id": "C1", "status": "formulated", **_UNSPLIT}
     legacy = _fold(
         ("lot", "L1", "lot.formulate", '{"culture":"C1","status":"quarantine"}'),
         ("culture", "C1", "culture.formulate", '{"status":"formulated"}'),
@@ -233,7 +236,7 @@ def test_a_key_an_earlier_lims_never_stated_is_not_compared() -> None:
 
 def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> None:
     vial = {"id": "L1-V01", "parent_type": "lot", "parent": "L1", "status": "quarantine"}
-    culture = {"id": "C1", "status": "active"}
+    culture = {"id": "C1", "status": "active", **_UNSPLIT}
     rows = _rows(cultures=[culture], lots=[_lot_row(patient=3)], vials=[vial])
     unlisted = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine"}'))
     assert bindings._first_disagreement(bindings.BINDINGS, unlisted, rows) is None
@@ -272,3 +275,12 @@ def test_rows_their_entries_name_are_matched_by_id_and_their_latest_entry() -> N
     )
     assert first((9, "label")).id == "8"  # the trail records hold 8; the table lost it
     assert first((8, "resealed"), (9, "label"), (10, "x")).id == "10"  # never recorded
+
+
+def test_a_culture_given_a_parent_it_was_not_split_from_disagrees_with_the_trail() -> None:
+    """A primary culture's row pointed at another culture, as if split from it: the trail
+    never stated a parent, so its lot would inherit passages that never happened."""
+    rows = _rows(cultures=[{"id": "C1", "status": "active", **_UNSPLIT, "parent_culture": "C0"}])
+    found = bindings._first_disagreement(bindings.BINDINGS, _fold(), rows)
+    assert (found.table, found.id, found.column) == ("cultures", "C1", "parent_id")
+    assert (found.row_value, found.trail_value) == ("C0", None)

@@ -25,10 +25,10 @@ from tests.support.bench import NOW, RECEIVED, STARTED, Bench, day
 def test_cultures_are_numbered_within_their_aspirate(bench: Bench) -> None:
     bench.patient()
     din = bench.aspirate().din.code
-    primary = bench.culture(din)
     seeded = bench.culture(din, mnc=None, seeded=1_000_000)
-    assert primary.summary.culture_id == f"{din}-C1"
-    assert seeded.summary.culture_id == f"{din}-C2"
+    primary = bench.culture(din)
+    assert seeded.summary.culture_id == f"{din}-C1"
+    assert primary.summary.culture_id == f"{din}-C2"
     assert primary.summary.method == "density gradient (Percoll 1.073 g/mL)"
     assert (primary.summary.kind, seeded.summary.kind) == ("primary", "seeded")
     assert bench.read(aspirates.show_aspirate, din=din).cultures == [f"{din}-C1", f"{din}-C2"]

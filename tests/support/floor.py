@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -516,8 +517,8 @@ COMMANDS: dict[str, Command] = {
             "@lot": _lot_field(floor.released, floor.quarantine),
             "format": _field(lambda value: value in FORMATS, st.sampled_from(["PDF", "zpl "])),
             "out": _field(
-                lambda value: _is_dir(Path(value)),
-                st.sampled_from(["labels/nowhere", "lims.db", "labels\n", "\x1b[2J"]),
+                _label_directory,
+                st.sampled_from(["lims.db", "labels\n", "\x1b[2J", "lims.db/labels"]),
             ),
             "vial": _field(
                 _code(*(floor.vial(n) for n in (1, 2, 3, 4))),
@@ -555,6 +556,16 @@ def _is_dir(path: Path) -> bool:
         return path.expanduser().is_dir()
     except (OSError, RuntimeError):  # too long a name; ~name of no user
         return False
+
+
+def _label_directory(value: str) -> bool:
+    """What label print writes into: a directory, or a name to make one at (issue 12)."""
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        return False
+    path = Path(value)
+    return _is_dir(path) or not any(
+        parent.exists() and not parent.is_dir() for parent in (path, *path.parents)
+    )
 
 
 def _writable_file(value: str) -> bool:

@@ -38,6 +38,9 @@ ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 # parameters, so checking one is the same code path, only cheaper. The template lab's site
 # settings (version 1 of its records) carry it; tests of the cost record a new version.
 CHEAP_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8, "argon2_parallelism": 1}
+# Tests type a month of bench work at once, dated on the scenario's clock: the template lab
+# takes them as contemporaneous. Tests of late entries set the site's limit back to 24 h.
+TESTS_LATE_ENTRY_HOURS = 24 * 3650
 
 
 @contextmanager
@@ -69,7 +72,10 @@ class LabTemplate:
     @classmethod
     def build(cls, directory: Path, database_url: str) -> LabTemplate:
         with station_environment(directory / "home", database_url):
-            settings = load_settings(security=CHEAP_PASSWORD_HASHING)
+            settings = load_settings(
+                security=CHEAP_PASSWORD_HASHING,
+                records={"late_entry_hours": TESTS_LATE_ENTRY_HOURS},
+            )
             template = cls(sqlite_file=settings.sqlite_path)
             if template.sqlite_file is None:
                 template._record_statements(settings)

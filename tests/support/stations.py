@@ -76,9 +76,15 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
     from lims.config import load_settings
     from lims.scenario import STAFF, Person, Scenario
+    from tests.support.lab import TESTS_LATE_ENTRY_HOURS
 
     def settings(home: str) -> Settings:
-        return load_settings(home=root / home, database_url=database_url)
+        # The stations type a month of passages at once: contemporaneous for this lab.
+        return load_settings(
+            home=root / home,
+            database_url=database_url,
+            records={"late_entry_hours": TESTS_LATE_ENTRY_HOURS},
+        )
 
     technicians = [
         Person(technician(station), f"Station {station} Technician", "technician", PASSWORD)

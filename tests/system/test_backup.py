@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from lims import audit, auth, db
 from lims.config import Settings
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation, Unavailable
-from lims.models import User
+from lims.models import User, WrittenFile
 from lims.services import backup as service
 from lims.uow import unit_of_work
 from lims.views.trail import AuditView, ChainVerification
@@ -256,9 +256,39 @@ def test_backup_needs_a_logged_in_admin(lab: Lab, tmp_path: Path) -> None:
 def test_backup_never_overwrites_a_file(admin_lab: Lab, tmp_path: Path) -> None:
     target = tmp_path / "b.db"
     target.write_text("precious")
-    with pytest.raises(RuleViolation, match="already exists; a backup never overwrites"):
-        service.backup(admin_lab.settings, target)
+    for force in (False, True):
+        with pytest.raises(RuleViolation, match=r"b\.db (exists|is not a file lims wrote)"):
+            service.backup(admin_lab.settings, target, force=force)
     assert target.read_text() == "precious"
+    assert _leftovers(tmp_path) == []
+
+
+@sqlite_only
+def test_force_replaces_only_a_backup_lims_recorded(admin_lab: Lab, tmp_path: Path) -> None:
+    settings = admin_lab.settings
+    nightly = tmp_path / "nightly.db"
+    first = service.backup(settings, nightly)
+    with pytest.raises(RuleViolation, match="exists; lims replaces only a file it wrote"):
+        service.backup(settings, nightly)
+    second = service.backup(settings, nightly, force=True)
+    assert second.sha256 == _sha256(nightly) != first.sha256
+    assert second.facts.audit_entries == first.facts.audit_entries + 1
+    with unit_of_work(settings, write=False, authenticated=False) as uow:
+        recorded = uow.session.exec(select(WrittenFile.sha256, WrittenFile.kind)).all()
+    assert sorted(recorded) == sorted([(first.sha256, "backup"), (second.sha256, "backup")])
+    assert _leftovers(tmp_path) == []
+
+
+@sqlite_only
+@pytest.mark.parametrize("force", [False, True])
+def test_a_backup_never_replaces_the_database(admin_lab: Lab, force: bool) -> None:
+    """Issue 12: an output file written over lims.db."""
+    settings = admin_lab.settings
+    before = _dump(settings)
+    with pytest.raises(RuleViolation, match="is the lims database; never replaced"):
+        service.backup(settings, _live(settings), force=force)
+    assert _dump(settings) == before
+    assert _leftovers(_live(settings).parent) == []
 
 
 @sqlite_only
@@ -345,6 +375,7 @@ def test_restore_round_trip_loses_later_records_and_the_trail_shows_the_restore(
     assert entry.new["sessions_ended"] == 1 == result.sessions_ended
     assert entry.old["audit_entries"] == plan.replaces.audit_entries
     assert entry.new["os_user"]
+    assert entry.new["authorised"] == service.SESSION
     verification = _verify(settings)
     assert verification.intact
     assert verification.head_hash == result.head_hash
@@ -380,31 +411,47 @@ def test_restore_of_an_older_schema_upgrades_the_copy(admin_lab: Lab, backup_fil
         db.check_schema(uow.session, admin_lab.settings)
 
 
+def _as(username: str, password: str = PASSWORD) -> Any:
+    return lambda: (username, password)
+
+
+def _damage(settings: Settings) -> None:
+    """The database file overwritten past reading: no users table is left to read."""
+    db.remove_sqlite_database(settings)
+    _live(settings).write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+
+
 @sqlite_only
-def test_restore_with_no_database_needs_no_session(admin_lab: Lab, backup_file: Path) -> None:
+def test_restore_with_no_database_needs_an_admin_of_the_backup(
+    admin_lab: Lab, backup_file: Path
+) -> None:
     settings = admin_lab.settings
     db.remove_sqlite_database(settings)
     auth.remove_token(settings)
     asked: list[service.RestorePlan] = []
 
-    result = service.restore(settings, backup_file, confirm=lambda plan: not asked.append(plan))
+    result = service.restore(
+        settings,
+        backup_file,
+        confirm=lambda plan: not asked.append(plan),
+        credentials=_as("admin"),
+    )
 
     assert not asked[0].replaces.exists
-    assert asked[0].restored_by is None
-    assert result.plan.restored_by is None
+    assert asked[0].restored_by == "admin" == result.plan.restored_by
     entry = _trail(settings)[-1]
-    assert (entry.action, entry.username) == ("db.restore", None)
+    assert (entry.action, entry.username) == ("db.restore", "admin")
     assert entry.old["existed"] is False
+    assert entry.new["authorised"] == service.BACKUP_ADMIN
     assert _verify(settings).intact
 
 
 @sqlite_only
-def test_restore_over_a_damaged_database_needs_no_session(
+def test_restore_over_a_damaged_database_needs_an_admin_of_the_backup(
     admin_lab: Lab, backup_file: Path
 ) -> None:
     settings = admin_lab.settings
-    db.remove_sqlite_database(settings)
-    _live(settings).write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    _damage(settings)
     auth.remove_token(settings)
 
     live = service.inspect_live(settings)
@@ -412,11 +459,60 @@ def test_restore_over_a_damaged_database_needs_no_session(
     assert not live.healthy
     assert live.problem
 
-    service.restore(settings, backup_file, confirm=_always)
+    service.restore(settings, backup_file, confirm=_always, credentials=_as("admin"))
     entry = _trail(settings)[-1]
-    assert entry.action == "db.restore"
+    assert (entry.action, entry.username) == ("db.restore", "admin")
     assert entry.old["problem"] == live.problem
     assert _verify(settings).intact
+
+
+@sqlite_only
+def test_a_technician_cannot_roll_back_a_damaged_database(
+    admin_lab: Lab, backup_file: Path
+) -> None:
+    """Issue 12: once the database was damaged, `lims db restore old.db` needed no login."""
+    settings = admin_lab.settings
+    admin_lab.add_user("tom", "technician")
+    admin_lab.login("tom")
+    # Damaged, but its users can still be read: only its logged-in admin may restore.
+    db.dispose_engines()
+    _copy_sql(
+        _live(settings),
+        "INSERT INTO login_sessions (user_id, token_hash, started_at, last_seen_at) "
+        "VALUES (9999, 'dangling', '2026-11-25 08:00:00', '2026-11-25 08:00:00')",
+    )
+    assert not service.inspect_live(settings).healthy
+    before = _dump(settings)
+    with pytest.raises(NotPermitted, match="tom is technician; only admin may back up"):
+        service.restore(settings, backup_file, confirm=_always, credentials=_as("admin"))
+    assert _dump(settings) == before
+
+    # Damaged past reading its users: an admin of the backup, by password, and nobody else.
+    _damage(settings)
+    damaged = _live(settings).read_bytes()
+    refusals = {
+        "no one asked": None,
+        "not in the backup": _as("tom"),
+        "wrong password": _as("admin", "not-the-password"),
+    }
+    for why, credentials in refusals.items():
+        with pytest.raises(NotPermitted, match="admin of the backup"):
+            service.restore(settings, backup_file, confirm=_always, credentials=credentials)
+        assert _live(settings).read_bytes() == damaged, why
+    assert _leftovers(_live(settings).parent) == []
+
+
+@sqlite_only
+def test_a_technician_of_the_backup_cannot_authorise_its_restore(
+    admin_lab: Lab, tmp_path: Path
+) -> None:
+    settings = admin_lab.settings
+    admin_lab.add_user("tom", "technician")
+    target = tmp_path / "with-tom.db"
+    service.backup(settings, target)
+    _damage(settings)
+    with pytest.raises(NotPermitted, match="not an active, unlocked admin of the backup"):
+        service.restore(settings, target, confirm=_always, credentials=_as("tom"))
 
 
 @pytest.fixture
@@ -564,7 +660,9 @@ def test_cli_backup_refusals(lab: Lab, tmp_path: Path) -> None:
     lab.login("admin")
     refused(invoke("db", "backup", str(tmp_path / "gone" / "b.db")), 3, "no directory")
     target.write_text("x")
-    refused(invoke("db", "backup", str(target)), 1, "already exists")
+    refused(invoke("db", "backup", str(target)), 1, str(target), "exists", "--force")
+    refused(invoke("db", "backup", str(target), "--force"), 1, "not a file lims wrote")
+    refused(invoke("db", "backup", str(tmp_path)), 2, "is a directory")
     refused(invoke("db", "backup"), 2, "Missing argument")
 
 
@@ -638,12 +736,23 @@ def test_cli_restore_refusals_are_one_line(admin_lab: Lab, backup_file: Path) ->
 
 
 @sqlite_only
-def test_cli_restore_with_no_database_asks_nothing(admin_lab: Lab, backup_file: Path) -> None:
+def test_cli_restore_with_no_database_asks_for_an_admin_of_the_backup(
+    admin_lab: Lab, backup_file: Path
+) -> None:
     db.remove_sqlite_database(admin_lab.settings)
     auth.remove_token(admin_lab.settings)
-    _ok(invoke("db", "restore", str(backup_file)))
+    restore = ("db", "restore", str(backup_file))
+    refused(invoke(*restore, input="tom\nwrong\n"), 4, "admin of the backup")
+    refused(invoke(*restore, "--password-stdin", input=PASSWORD + "\n"), 2, "--admin")
+    assert not _live(admin_lab.settings).exists()
+    asked = _ok(invoke(*restore, input=f"admin\n{PASSWORD}\n"))
+    assert "User name of an admin in the backup" in asked.stdout
+    db.remove_sqlite_database(admin_lab.settings)
+    _ok(invoke(*restore, "--admin", "admin", "--password-stdin", input=PASSWORD + "\n"))
     _ok(invoke("login", "admin", "--password-stdin", input=PASSWORD + "\n"))
     _ok(invoke("audit", "verify"))
+    [entry] = [e for e in _trail(admin_lab.settings) if e.action == "db.restore"]
+    assert entry.username == "admin"
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

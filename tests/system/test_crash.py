@@ -87,7 +87,7 @@ def _iso(days: float) -> str:
 
 def _passage_args(culture: str, days: float) -> list[str]:
     return [
-        "passage", "log", culture, "--harvested", "2.1e8", "--viability", "94",
+        "passage", "log", culture, "--harvested", "8e7", "--viability", "94",
         "--seeded", "2.6e7", "--vessels", "30", "--area-cm2", "5250", "--at", _iso(days),
     ]  # fmt: skip
 
@@ -151,7 +151,7 @@ def _new_culture(bench: Bench, passages: Sequence[float] = ()) -> str:
     culture = bench.culture(din).summary.culture_id
     for days in passages:
         bench.passage(
-            culture, day(days), harvested=210_000_000, seeded=26_000_000, vessels=30, area_cm2=5250
+            culture, day(days), harvested=80_000_000, seeded=26_000_000, vessels=30, area_cm2=5250
         )
     return str(culture)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -261,3 +263,24 @@ def test_a_downgrade_below_0007_is_refused_while_a_hold_would_be_lost(lab: Lab) 
     with db.engine_for(lab.settings).connect() as connection:
         assert db.stored_revision(connection) == db.SCHEMA_HEAD
         assert connection.execute(text("SELECT count(*) FROM lot_holds")).scalar() == 1
+
+
+def test_a_downgrade_below_0008_is_refused_while_a_late_entry_would_be_lost(lab: Lab) -> None:
+    from alembic import command
+
+    with db.engine_for(lab.settings).begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO late_entries (action, entity_type, entity_id, at, entered_at,"
+                " entered_by, reason) VALUES ('passage.log', 'passage', 'P', :at, :at, 'tom',"
+                " 'counted on Friday, typed on Monday')"
+            ),
+            {"at": datetime(2026, 11, 2, tzinfo=UTC)},
+        )
+    with (
+        pytest.raises(RuntimeError, match="late entries"),
+        db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
+    ):
+        command.downgrade(db.alembic_config(session.connection()), "0007_oos_holds_recall")
+    with db.engine_for(lab.settings).connect() as connection:
+        assert db.stored_revision(connection) == db.SCHEMA_HEAD

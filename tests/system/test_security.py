@@ -344,6 +344,10 @@ COMMAND_RULES: dict[str, Rule] = {
         ("{din}", "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875", "--at", at(0.3)),
         "record_bench_work",
     ),
+    "culture split": Rule(
+        ("{culture}", "--seeded", "1e6", "--vessels", "1", "--area-cm2", "175", "--at", at(7.6)),
+        "record_bench_work",
+    ),
     "culture list": Rule(permission="read_records"),
     "culture show": Rule(("{culture}",), "read_records"),
     "culture project": Rule(("{culture}", "--target-cells", "1e9"), "read_records"),
@@ -425,7 +429,7 @@ COMMAND_RULES: dict[str, Rule] = {
     ),
     # Added by issue 6 alongside this file; admin is the custodian of the whole database.
     "db backup": Rule(("{out}/backup.db",), "manage_users", sqlite_only=True),
-    # With a healthy database; with none (or a broken one) no session is asked for.
+    # With a readable users table; with none, an admin of the backup gives name and password.
     "db restore": Rule(("{out}/missing.db", "--yes"), "manage_users", sqlite_only=True),
 }
 # Entries for commands being written elsewhere: skipped while the command does not exist.
@@ -694,6 +698,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     run("login", "nobody", "--password-stdin", input=ADMIN_PW + "\n", code=4)
     run("login", "ada", input=ADMIN_PW + "\n")  # at the prompt, typed hidden
     tokens.append(station_token(settings))
+    run("site", "set", "records.late_entry_hours", "8760", "--reason", "typed from paper")
     for name, role in [("tom", "technician"), ("quinn", "qa")]:
         signed("user", "add", name, "--full-name", f"{name.title()} T", "--role", role,
                password=TEMPORARY_PW)  # fmt: skip
