@@ -25,6 +25,10 @@ SPEC_REASON = "annual product review 2026: viability of the final product at lea
 # CD105 first reads below its minimum: an out-of-specification result, investigated.
 FIRST_CD105 = "91.0"
 CD105_RETEST = "97.1"
+# Part of P3's harvest the flasks did not take (1.9e8 harvested, 1.5e8 reseeded) starts a
+# second culture, two hours later: 30 T-175 flasks at about 5,700 cells/cm².
+SPLIT = {"seeded": 30_000_000, "vessels": 30, "area_cm2": 5250}
+SPLIT_AFTER_HARVEST = timedelta(hours=2)
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -57,12 +61,21 @@ def run_demo(directory: Path) -> DemoResult:
     din = lab.aspirate(patient=patient.code).din.code
     lab.add_reagents()
     culture = lab.culture(din).summary.culture_id
-    lab.expand(culture, PASSAGES_BEFORE_HARVEST)
+    *_, last = lab.expand(culture, PASSAGES_BEFORE_HARVEST)
+    split_at = last.harvested_at + SPLIT_AFTER_HARVEST
+    split = lab.run_dated(cultures.split_culture, split_at, culture=culture, at=split_at, **SPLIT)
     # As the technician saw them before the final harvest: the culture still active.
     received = lab.read(aspirates.show_aspirate, din=din)
     grown = lab.read(cultures.show_culture, culture=culture)
     formulated = lab.formulate(culture)
     lot = formulated.summary.lot_id
+    late_entries = [
+        *([received.din.display] if received.late_entry else []),
+        *(c.summary.culture_id for c in (grown, split) if c.summary.late_entry),
+        *(passage.passage_id for passage in grown.passages if passage.late_entry),
+        *([lot] if formulated.summary.late_entry else []),
+    ]
+    late_entry_hours = lab.read(site.show_site).settings["records.late_entry_hours"]
     investigation = _out_of_specification(lab, lot, reviewer, technician)
     released = lab.release(lot, signer=reviewer)
     written = lab.batch_record(lot, settings.home / f"batch-record-{lot}.pdf")
@@ -78,6 +91,9 @@ def run_demo(directory: Path) -> DemoResult:
         patient=patient,
         aspirate=received,
         culture=grown,
+        split=split,
+        late_entries=late_entries,
+        late_entry_hours=late_entry_hours,
         investigation=investigation,
         lot=released,
         batch_record=written.path,

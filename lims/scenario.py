@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from lims import audit, auth
 from lims.config import Settings
+from lims.domain.timeliness import entered_late
 from lims.errors import NotFound
 from lims.models import Patient, Vial
 from lims.services import (
@@ -72,6 +73,8 @@ ASPIRATE = {
     "temperature_c": 18,
 }
 RECEIVED_AFTER_COLLECTION = timedelta(hours=2)
+# Why a step of the scenario's past is typed now: a tour or a test records days gone by.
+LATE_REASON = "transcribed from the paper bench record"
 STARTED_AFTER_COLLECTION = timedelta(hours=5)
 # Reagent lots of a Pittenger-style expansion: gradient, medium, serum, dissociation enzyme.
 REAGENTS = (
@@ -272,7 +275,22 @@ class Scenario:
         return {"patient": PATIENT_CODE, **times, **ASPIRATE}
 
     def aspirate(self, **values: Any) -> AspirateView:
-        return self.run(aspirates.receive, **{**self.aspirate_values(), **values})
+        values = {**self.aspirate_values(), **values}
+        return self.run_dated(aspirates.receive, values.get("received_at"), **values)
+
+    def run_dated(self, service: Callable[..., Result], dated: object, **values: Any) -> Result:
+        """`run` for a step dated `dated`: typed now, as the scenario types every step, it
+        carries LATE_REASON where the site's rule makes it a late entry (unless a reason is
+        given)."""
+        with unit_of_work(self.settings) as uow:
+            hours = uow.settings.records.late_entry_hours
+            if (
+                "late_reason" not in values
+                and isinstance(dated, datetime)
+                and entered_late(dated, utcnow(), hours)
+            ):
+                values["late_reason"] = LATE_REASON
+            return service(uow, **values)
 
     def add_reagents(self, expires: date | None = None) -> None:
         """REAGENTS registered, usable for REAGENT_SHELF_LIFE after collection unless told."""
@@ -286,7 +304,8 @@ class Scenario:
         return {**CULTURE, "at": self.clock.started}
 
     def culture(self, din: str, **values: Any) -> CultureDetail:
-        return self.run(cultures.start_culture, din=din, **{**self.culture_values(), **values})
+        values = {**self.culture_values(), **values}
+        return self.run_dated(cultures.start_culture, values.get("at"), din=din, **values)
 
     def primary_culture(self, patient: str = PATIENT_CODE, **values: Any) -> CultureDetail:
         """A fresh aspirate of PATIENT (registered first if new) and its primary culture."""
@@ -303,9 +322,8 @@ class Scenario:
         return {**counts, **AT_EACH_PASSAGE, "at": at}
 
     def passage(self, culture: str, number: int = 1, **values: Any) -> PassageView:
-        return self.run(
-            cultures.log_passage, culture=culture, **{**self.passage_values(number), **values}
-        )
+        values = {**self.passage_values(number), **values}
+        return self.run_dated(cultures.log_passage, values.get("at"), culture=culture, **values)
 
     def expand(self, culture: str, passages: int) -> list[PassageView]:
         """The schedule's first `passages` passages, each its own command."""
@@ -315,7 +333,7 @@ class Scenario:
 
     def formulate(self, culture: str, **values: Any) -> LotDetail:
         values = {**FORMULATION, "at": self.clock.day(FORMULATION_DAY), **values}
-        return self.run(lots.formulate, culture=culture, **values)
+        return self.run_dated(lots.formulate, values.get("at"), culture=culture, **values)
 
     def record_qc(
         self, lot: str, results: Mapping[str, str] = PASSING, **values: Any

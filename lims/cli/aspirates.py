@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_record, print_view
-from lims.cli.options import service_options
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
+from lims.cli.options import LateReasonOption, service_options
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, Moment, print_list
 
@@ -21,7 +21,13 @@ app = new_area("Bone-marrow aspirates and their DINs: receive, show, list.")
 
 def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
+    from lims.views.records import LATE_ENTRY
 
+    late = None
+    if view.late_entry:
+        late = alarm(
+            f"{LATE_ENTRY}, entered {show_time(view.entered_at, zone)}: {view.late_reason}"
+        )
     print_record(
         title,
         {
@@ -29,6 +35,10 @@ def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
             "patient": view.patient,
             "collected": show_time(view.collected_at, zone),
             "received": show_time(view.received_at, zone),
+            "nonconforming": alarm("NONCONFORMING: see its deviation")
+            if view.nonconforming
+            else None,
+            "late": late,
             "volume": f"{view.volume_ml:g} mL",
             "site": view.site,
             "anticoagulant": view.anticoagulant,
@@ -71,9 +81,25 @@ def receive(
         str | None,
         typer.Option("--temperature-c", metavar="C", help="Temperature on arrival, °C."),
     ] = None,
+    nonconforming: Annotated[
+        bool,
+        typer.Option(
+            "--nonconforming",
+            help="Keep a sample received more than aspirate.max_transit_hours (site setting, "
+            "default 48) after collection; needs --reason and opens a deviation on it.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why a nonconforming sample is kept (with --nonconforming)."),
+    ] = None,
+    late_reason: LateReasonOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Receive an aspirate and give it the next DIN of this facility and year.
+
+    The DIN's year is the collection year at the facility (facility.timezone). The
+    collection must not be before the patient's consent date or birth year.
 
     \b
     Example:
@@ -100,11 +126,19 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
     print_view(view, as_json, _print_aspirate, f"Aspirate {view.din.display}", zone)
 
 
+def _late_mark(view: AspirateView) -> str | None:
+    from lims.views.records import LATE_ENTRY
+
+    return LATE_ENTRY if view.late_entry else None
+
+
 LIST_COLUMNS: Columns = [
     ("DIN", "din.display"),
     "patient",
     ("collected", Moment("collected_at")),
     ("received", Moment("received_at")),
+    ("conditions", lambda view: "nonconforming" if view.nonconforming else None),
+    ("late", lambda view: _late_mark(view)),
     ("volume mL", lambda view: f"{view.volume_ml:g}"),
     ("cultures", lambda view: ", ".join(view.cultures) or None),
 ]

@@ -63,12 +63,23 @@ def demo(
         f"\n3. QA approved release specification version {spec.version} with a signature "
         f"({spec.reason}); the environment and lims.toml cannot change it."
     )
+    split = result.split.summary
     say(
         f"\n4. The technician registered patient {result.patient.code}, received an aspirate"
         f" (DIN {result.aspirate.din.display}), started a primary culture and logged three"
-        " passages; growth is derived from the counts:\n"
+        " passages; growth is derived from the counts. Cells of the third harvest that the"
+        f" flasks did not take started culture {split.culture_id} (`lims culture split`),"
+        f" which carries on from {result.split.source_passage} with its passage count and"
+        " cumulative doublings, under the same passage limit:\n"
     )
     expansion.show_culture(result.culture, zone)
+    say(
+        "\nThese bench steps, and the formulation below, were kept on the paper bench record"
+        f" and typed into lims days later: each of the {len(result.late_entries)} is a late"
+        f" entry (typed more than {result.late_entry_hours:g} h after the time it states,"
+        " `--late-reason`), marked"
+        " so in every view, `--json` and the batch record: " + ", ".join(result.late_entries)
+    )
     lot = result.lot
     investigation = result.investigation
     say(

@@ -1,4 +1,4 @@
-"""Deviations on cultures and lots: open, list, close (a QA signature)."""
+"""Deviations on aspirates, cultures and lots: open, list, close (a QA signature)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def list_(
     open_only: Annotated[bool, typer.Option("--open", help="Only open deviations.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List deviations on cultures and lots.
+    """List deviations on aspirates, cultures and lots.
 
     \b
     Example:

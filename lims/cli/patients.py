@@ -1,57 +1,140 @@
-"""Patients: register under a pseudonymous code, show, list."""
+"""Patients: register under a pseudonymous code, correct, withdraw consent, show, list."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lims.cli.common import JsonOption, new_area, print_record, print_view
-from lims.cli.options import service_options
+from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
+from lims.cli.options import ReasonOption, service_options
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, print_list
 
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-    from lims.views.bench import PatientView
+    from lims.views.bench import PatientRecord, PatientView
+    from lims.views.patients import PatientDetail
 
-app = new_area("Patients, by pseudonymous code: add, show, list.")
+app = new_area(
+    "Patients, by pseudonymous code: add, correct, withdraw (consent withdrawn), show, list."
+)
+
+CodeArgument = Annotated[str, typer.Argument(help="The pseudonymous patient code.")]
+BirthYearOption = Annotated[str, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")]
+ConsentDateOption = Annotated[
+    str, typer.Option("--consent-date", metavar="DATE", help="Date informed consent was signed.")
+]
+WeightOption = Annotated[
+    str | None, typer.Option("--weight-kg", metavar="KG", help="Body weight, kg, for dosing.")
+]
+
+
+def _record_fields(view: PatientRecord, zone: tzinfo) -> dict[str, Any]:
+    from lims.timeutil import show_time
+
+    withdrawn = None
+    if view.withdrawn_at is not None:
+        withdrawn = alarm(
+            f"CONSENT WITHDRAWN {show_time(view.withdrawn_at, zone)} by {view.withdrawn_by}: "
+            f"{view.withdraw_reason}"
+        )
+    return {
+        "code": view.code,
+        "initials": view.initials,
+        "birth year": view.birth_year,
+        "consent date": view.consent_date or alarm("none on record: no aspirate is received"),
+        "weight": f"{view.weight_kg:g} kg" if view.weight_kg is not None else None,
+        "study": view.study,
+        "withdrawn": withdrawn,
+        "recorded": f"{show_time(view.recorded_at, zone)} by {view.recorded_by}",
+    }
 
 
 def _print_patient(view: PatientView, title: str, zone: tzinfo) -> None:
-    from lims.timeutil import show_time
-
     print_record(
-        title,
-        {
-            "code": view.code,
-            "initials": view.initials,
-            "birth year": view.birth_year,
-            "consent date": view.consent_date,
-            "study": view.study,
-            "aspirates": ", ".join(view.aspirates) or None,
-            "recorded": f"{show_time(view.recorded_at, zone)} by {view.recorded_by}",
-        },
+        title, {**_record_fields(view, zone), "aspirates": ", ".join(view.aspirates) or None}
     )
+
+
+def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
+    from lims.timeutil import show_time
+    from lims.views.records import LATE_ENTRY
+
+    print_record(title, _record_fields(view, zone))
+    if view.aspirates:
+        print_table(
+            "Aspirates",
+            ["DIN", "collected", "received", "conditions", "cultures"],
+            [
+                (
+                    a.din.display,
+                    show_time(a.collected_at, zone),
+                    show_time(a.received_at, zone),
+                    ", ".join(
+                        mark
+                        for mark, shown in (
+                            ("nonconforming", a.nonconforming),
+                            (LATE_ENTRY, a.late_entry),
+                        )
+                        if shown
+                    )
+                    or None,
+                    ", ".join(a.cultures) or None,
+                )
+                for a in view.aspirates
+            ],
+        )
+    if view.cultures:
+        print_table(
+            "Cultures",
+            ["culture", "kind", "status", "passages", "open deviations"],
+            [
+                (c.culture_id, c.kind, c.status, c.passages, c.open_deviations)
+                for c in view.cultures
+            ],
+        )
+    if view.lots:
+        print_table(
+            "Lots",
+            ["lot", "status", "culture", "vials", "expires"],
+            [
+                (lot.lot_id, lot.status, lot.culture_id, lot.vials, show_time(lot.expires_at, zone))
+                for lot in view.lots
+            ],
+        )
+    if view.vials:
+        print_table(
+            "Vials",
+            ["vial", "status", "labels printed"],
+            [(v.vial_id, v.status, v.labels_printed) for v in view.vials],
+        )
+    if view.deviations:
+        print_table(
+            "Deviations",
+            ["#", "on", "kind", "status", "description"],
+            [(d.deviation_id, d.subject, d.kind, d.status, d.description) for d in view.deviations],
+        )
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    code: Annotated[str, typer.Argument(help="The pseudonymous patient code.")],
+    code: CodeArgument,
     initials: Annotated[str, typer.Option("--initials", help="1-4 upper-case letters.")],
-    birth_year: Annotated[str, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")],
-    consent_date: Annotated[
-        str | None,
-        typer.Option("--consent-date", metavar="DATE", help="Date informed consent was signed."),
-    ] = None,
+    birth_year: BirthYearOption,
+    consent_date: ConsentDateOption,
     study: Annotated[
         str | None, typer.Option("--study", help="Study or protocol the patient is in.")
     ] = None,
+    weight_kg: WeightOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a patient. No name, SSN or medical record number is stored.
+
+    The code is ASCII and must not read as another patient's (letter O for zero,
+    letter I for one, or case) nor as a DIN, culture, lot or vial id.
 
     \b
     Example:
@@ -63,11 +146,57 @@ def add(
     print_view(view, as_json, _print_patient, "Patient added", zone)
 
 
-@app.command("show")
-def show(
-    code: Annotated[str, typer.Argument(help="The patient code.")], as_json: JsonOption = False
+@app.command("correct")
+def correct(
+    ctx: typer.Context,
+    code: CodeArgument,
+    reason: ReasonOption,
+    initials: Annotated[
+        str | None, typer.Option("--initials", help="1-4 upper-case letters.")
+    ] = None,
+    birth_year: Annotated[
+        str | None, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")
+    ] = None,
+    consent_date: Annotated[
+        str | None,
+        typer.Option("--consent-date", metavar="DATE", help="Date informed consent was signed."),
+    ] = None,
+    weight_kg: WeightOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show a patient and their aspirates.
+    """Correct a patient's record; the audit trail keeps the old and new values and the reason.
+
+    \b
+    Example:
+      lims patient correct PT-0001 --birth-year 1985 --reason "digits swapped at entry"
+    """
+    from lims.services import patients
+
+    view, zone = run(patients.correct_patient, **service_options(ctx))
+    print_view(view, as_json, _print_patient, f"Patient {view.code} corrected", zone)
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context, code: CodeArgument, reason: ReasonOption, as_json: JsonOption = False
+) -> None:
+    """Record that the patient withdrew consent: no further manufacturing step on their
+    materials, and their vials fail verification. Disposal, reads, trace and reports
+    stay possible.
+
+    \b
+    Example:
+      lims patient withdraw PT-0001 --reason "consent withdrawn in writing, form of 2026-11-30"
+    """
+    from lims.services import patients
+
+    view, zone = run(patients.withdraw_patient, **service_options(ctx))
+    print_view(view, as_json, _print_patient, f"Patient {view.code}: consent withdrawn", zone)
+
+
+@app.command("show")
+def show(code: CodeArgument, as_json: JsonOption = False) -> None:
+    """Show everything about a patient: aspirates, cultures, lots, vials and deviations.
 
     \b
     Example:
@@ -76,7 +205,7 @@ def show(
     from lims.services import patients
 
     view, zone = read(patients.show_patient, code=code)
-    print_view(view, as_json, _print_patient, f"Patient {view.code}", zone)
+    print_view(view, as_json, _print_detail, f"Patient {view.code}", zone)
 
 
 LIST_COLUMNS: Columns = [
@@ -85,6 +214,7 @@ LIST_COLUMNS: Columns = [
     ("birth year", "birth_year"),
     ("consent", "consent_date"),
     "study",
+    ("withdrawn", lambda view: "WITHDRAWN" if view.withdrawn else None),
     ("aspirates", lambda view: len(view.aspirates)),
 ]
 

@@ -196,6 +196,8 @@ def render(record: BatchRecord) -> RenderedPdf:
                     if culture.parent is None
                     else f"{culture.parent}, cells harvested at {culture.source_passage}",
                 ),
+                # Where the rest of its harvests went: cells it gave to other cultures.
+                ("split into", ", ".join(culture.children) or None),
                 (
                     "plated",
                     f"{started.cells_plated:,} cells in {started.vessels} vessels, "

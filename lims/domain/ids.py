@@ -106,9 +106,20 @@ def _din(match: re.Match[str]) -> Din:
     return Din(match["fin"], int(match["year"]), int(match["sequence"]))
 
 
+def ascii_identifier(text: str, field: str) -> str:
+    """An identifier as typed, before any other use: ASCII only.
+
+    Python's upper(), split() and int() read full-width, Arabic-Indic and other digits and
+    letters, so a non-ASCII id would otherwise pass for another one or fail deep inside.
+    """
+    if not text.isascii():
+        raise BadInput(field, f"must be ASCII letters, digits and dashes only (got {shown(text)})")
+    return text
+
+
 def parse_din(text: str, field: str = "din") -> Din:
     """A DIN as typed or scanned: spaces optional, check character optional but verified."""
-    compact = "".join(text.split()).upper()
+    compact = "".join(ascii_identifier(text, field).split()).upper()
     check = None
     if len(compact) == DIN_LENGTH + 1:
         compact, check = compact[:DIN_LENGTH], compact[DIN_LENGTH]
@@ -195,7 +206,7 @@ class ChainId(ABC):
         A malformed one is bad input naming the field, so a typo is not reported
         as a record that does not exist.
         """
-        match = cls.pattern.fullmatch(text.strip().upper())
+        match = cls.pattern.fullmatch(ascii_identifier(text, field).strip().upper())
         if match is None:
             raise BadInput(
                 field, f"must be a {cls.kind} id such as {cls.example} (got {shown(text)})"
@@ -327,15 +338,48 @@ def vial_ids(lot: LotId, count: int) -> list[VialId]:
 PATIENT_CODE_MAX = 32  # the column, whatever pattern a site sets
 # The characters a QR payload carries, no longer than a patient code can be.
 _LABELLED_PATIENT_CODE = re.compile(rf"[A-Z0-9*-]{{1,{PATIENT_CODE_MAX}}}")
+LABELLED_PATIENT_CODE_FORMS = "upper-case ASCII letters, digits, '-' and '*' (what a label carries)"
+# Characters read for one another on a label or a screen: letter O and zero, letter I and one.
+_CONFUSABLE = str.maketrans({"O": "0", "I": "1"})
+_CHAIN_IDS: tuple[type[ChainId], ...] = (CultureId, PassageId, LotId, VialId)
 
 
 def patient_code(code: str, pattern: str, description: str, field: str) -> str:
-    """A patient code in the form the site's pattern (a site setting) describes."""
+    """A patient code in the form the site's pattern (a site setting) describes.
+
+    Whatever the pattern allows, the code is ASCII and made of what a vial label's QR
+    payload can carry, so that every patient lims registers can be labelled.
+    """
+    ascii_identifier(code, field)
     if not re.fullmatch(pattern, code):
         raise BadInput(field, f"must be {description} (got {shown(code)})")
     if len(code) > PATIENT_CODE_MAX:
         raise BadInput(field, f"must be at most {PATIENT_CODE_MAX} characters (got {len(code)})")
+    if not _LABELLED_PATIENT_CODE.fullmatch(code):
+        raise BadInput(field, f"must be {LABELLED_PATIENT_CODE_FORMS} (got {shown(code)})")
     return code
+
+
+def skeleton(code: str) -> str:
+    """What a code looks like to a reader: case ignored, O read as 0 and I as 1.
+
+    Two codes with one skeleton are one patient to someone reading a label.
+    """
+    return code.upper().translate(_CONFUSABLE)
+
+
+def reads_as_lims_id(code: str) -> str | None:
+    """The kind of lims identifier (DIN, culture, passage, lot, vial) a code could be read
+    as, typed as lims forgives or with O and I read as digits; None when it reads as none."""
+    for text in (code.upper(), skeleton(code)):
+        compact = "".join(text.split())
+        with_or_without_check = len(compact) in (DIN_LENGTH, DIN_LENGTH + 1)
+        if with_or_without_check and DIN_PATTERN.fullmatch(compact[:DIN_LENGTH]):
+            return "DIN"
+        for kind in _CHAIN_IDS:
+            if kind.matches(text.strip()):
+                return kind.kind
+    return None
 
 
 def is_labelled_patient_code(text: str) -> bool:

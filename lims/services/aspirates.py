@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from lims.auth import Actor
+from lims.config import Settings
 from lims.domain import quantities
 from lims.domain.ids import Din, next_din
-from lims.models import SHORT_TEXT_MAX, Aspirate, Culture, Patient
-from lims.services import lookup, records
+from lims.errors import BadInput, RuleViolation
+from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Aspirate, Culture, Patient
+from lims.services import consent, late_entries, lookup, records
+from lims.services import deviations as deviation_rules
 from lims.timeutil import after, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
@@ -20,6 +26,7 @@ from lims.views.bench import AspirateView
 
 DEFAULT_SITE = "posterior iliac crest"
 SMALLEST_VOLUME_ML = 0.1
+NONCONFORMING = "nonconforming_sample"  # the kind of deviation a nonconforming receipt opens
 
 
 def din_of(aspirate: Aspirate) -> Din:
@@ -37,10 +44,99 @@ def _din_columns(din: Din) -> dict[str, Any]:
     }
 
 
-def _view(aspirate: Aspirate, patient_code: str, cultures: list[str]) -> AspirateView:
-    return from_record(
-        AspirateView, aspirate, din=din_of(aspirate), patient=patient_code, cultures=cultures
-    )
+def views(
+    session: Session, aspirates: Sequence[tuple[Aspirate, str, list[str]]]
+) -> list[AspirateView]:
+    """Aspirates as shown, each with its patient's code, its cultures and its late-entry mark."""
+    late = late_entries.marks(session, "aspirate", [aspirate.din for aspirate, _, _ in aspirates])
+    views = []
+    for aspirate, patient_code, cultures in aspirates:
+        marks = late.get(aspirate.din, [])
+        views.append(
+            from_record(
+                AspirateView,
+                aspirate,
+                din=din_of(aspirate),
+                patient=patient_code,
+                cultures=cultures,
+                late_entry=bool(marks),
+                entered_at=aspirate.recorded_at,
+                late_reason=marks[0].reason if marks else None,
+            )
+        )
+    return views
+
+
+def facility_zone(settings: Settings) -> ZoneInfo:
+    """Where the facility is (facility.timezone): collection dates and DIN years are its."""
+    return ZoneInfo(settings.facility.timezone)
+
+
+def collection_year(collected: datetime, facility_zone: tzinfo) -> int:
+    """The DIN's year: the year of collection at the facility, whichever station records it."""
+    return collected.astimezone(facility_zone).year % 100
+
+
+def check_collection(donor: Patient, collected: datetime, facility_zone: tzinfo) -> None:
+    """An aspirate is taken from a consenting patient who was born: on or after the consent
+    date and the birth year, at the facility. A patient on record without a consent date
+    (added before consent was required) has none of their aspirates received until one is
+    set with `patient correct --consent-date`."""
+    if donor.consent_date is None:
+        raise RuleViolation(
+            f"patient {donor.code} has no consent date on record: set it with "
+            f"lims patient correct {donor.code} --consent-date DATE --reason TEXT"
+        )
+    collected_on = collected.astimezone(facility_zone).date()
+    earliest = max(donor.consent_date, date(donor.birth_year, 1, 1))
+    if collected_on < earliest:
+        why = (
+            f"consent on {donor.consent_date}"
+            if earliest == donor.consent_date
+            else f"birth year {donor.birth_year}"
+        )
+        raise BadInput(
+            "collected-at",
+            f"must not be before patient {donor.code}'s {why} (got {collected_on} at the facility)",
+        )
+
+
+def _nonconforming_reason(
+    uow: UnitOfWork,
+    collected: datetime,
+    received: datetime,
+    nonconforming: bool,
+    reason: str | None,
+) -> str | None:
+    """Why a sample too long in transit is kept (--nonconforming --reason); None when conforming.
+
+    A sample in transit longer than aspirate.max_transit_hours must be named nonconforming,
+    and only such a sample may be.
+    """
+    limit = uow.settings.aspirate.max_transit_hours
+    transit = received - collected
+    hours = transit.total_seconds() / 3600
+    too_long = transit > timedelta(hours=limit)
+    if reason is not None and not nonconforming:
+        raise BadInput("reason", "only with --nonconforming")
+    if not too_long:
+        if nonconforming:
+            raise BadInput(
+                "nonconforming",
+                f"only for a sample received more than {limit:g} h after collection "
+                f"(aspirate.max_transit_hours); this one arrived after {hours:.1f} h",
+            )
+        return None
+    if not nonconforming:
+        raise BadInput(
+            "nonconforming",
+            f"required: received {hours:.1f} h after collection, more than {limit:g} h "
+            "(aspirate.max_transit_hours); receive it as a nonconforming sample with "
+            "--nonconforming --reason TEXT",
+        )
+    if reason is None:
+        raise BadInput("reason", "required with --nonconforming: why the sample is kept")
+    return free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
 
 
 def _culture_codes(session: Session, aspirate: Aspirate) -> list[str]:
@@ -73,8 +169,15 @@ def receive(
     tnc: str | int | None = None,
     received_at: str | datetime | None = None,
     temperature_c: str | float | None = None,
+    nonconforming: bool = False,
+    reason: str | None = None,
+    late_reason: str | None = None,
 ) -> AspirateView:
-    """Record an aspirate's arrival and give it the next DIN of this facility and year."""
+    """Record an aspirate's arrival and give it the next DIN of this facility and year.
+
+    A sample too long in transit is received only as nonconforming, with a reason, and
+    opens a deviation on the aspirate.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     zone = settings.tz
@@ -99,10 +202,15 @@ def receive(
             low=limits.min_temperature_c,
             high=limits.max_temperature_c,
         )
+    kept_because = _nonconforming_reason(uow, collected, received, nonconforming, reason)
+    late = late_entries.reason_for(uow, received, now, late_reason)
     donor: Patient = lookup.patient(session, settings, patient)
-
     assert donor.id is not None
-    din = _next_din(session, settings.facility.fin, collected.astimezone(zone).year % 100)
+    consent.require_in_force(session, zone, donor.id, "aspirate receipt")
+    at_facility = facility_zone(settings)
+    check_collection(donor, collected, at_facility)
+
+    din = _next_din(session, settings.facility.fin, collection_year(collected, at_facility))
     arrival: dict[str, Any] = {
         "collected_at": collected,
         "received_at": received,
@@ -111,12 +219,41 @@ def receive(
         "anticoagulant": anticoagulant,
         "tnc": cells,
         "temperature_c": temperature,
+        "nonconforming": kept_because is not None,
     }
     aspirate = Aspirate(patient_id=donor.id, **_din_columns(din), **arrival)
     identity = {"din": din.code, "din_check": din.check, "din_display": din.display}
     new = {**identity, "patient": donor.code, **arrival}
     records.create(session, aspirate, "aspirate.receive", by=actor, at=now, new=new)
-    return _view(aspirate, donor.code, [])
+    late_entries.record(
+        session,
+        late,
+        action="aspirate.receive",
+        subject=("aspirate", din.code),
+        at=received,
+        entered_at=now,
+        by=actor.username,
+    )
+    if kept_because is not None:
+        _open_nonconformance(session, actor, aspirate, din, kept_because, limits.max_transit_hours)
+    [view] = views(session, [(aspirate, donor.code, [])])
+    return view
+
+
+def _open_nonconformance(
+    session: Session, actor: Actor, aspirate: Aspirate, din: Din, reason: str, limit: float
+) -> None:
+    hours = (aspirate.received_at - aspirate.collected_at).total_seconds() / 3600
+    deviation_rules.open_on_aspirate(
+        session,
+        actor,
+        aspirate,
+        kind=NONCONFORMING,
+        description=(
+            f"aspirate {din.display} received {hours:.1f} h after collection, more than "
+            f"{limit:g} h (aspirate.max_transit_hours); kept as nonconforming: {reason}"
+        ),
+    )
 
 
 def show_aspirate(uow: UnitOfWork, *, din: str) -> AspirateView:
@@ -125,7 +262,8 @@ def show_aspirate(uow: UnitOfWork, *, din: str) -> AspirateView:
     aspirate = lookup.aspirate(session, din)
     patient = session.get(Patient, aspirate.patient_id)
     assert patient is not None
-    return _view(aspirate, patient.code, _culture_codes(session, aspirate))
+    [view] = views(session, [(aspirate, patient.code, _culture_codes(session, aspirate))])
+    return view
 
 
 def list_aspirates(uow: UnitOfWork) -> list[AspirateView]:
@@ -141,4 +279,6 @@ def list_aspirates(uow: UnitOfWork) -> list[AspirateView]:
         select(Culture.aspirate_id, Culture.code).order_by(col(Culture.number))
     ).all():
         cultures.setdefault(aspirate_id, []).append(code)
-    return [_view(aspirate, code, cultures.get(aspirate.id, [])) for aspirate, code in rows]
+    return views(
+        session, [(aspirate, code, cultures.get(aspirate.id, [])) for aspirate, code in rows]
+    )

@@ -68,6 +68,7 @@ from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
 from lims.errors import RuleViolation
 from lims.models import (
+    Aspirate,
     AuditEntry,
     Culture,
     Deviation,
@@ -178,13 +179,18 @@ def _parent(entity_type: str, entity_id: Any) -> tuple[Label[Any], Label[Any]]:
     return literal(entity_type, String).label("parent_type"), entity_id.label("parent")
 
 
+def _iso_date(row: RowMapping) -> str | None:
+    stated = row["consent_date"]
+    return None if stated is None else stated.isoformat()
+
+
 def _signature_said(row: RowMapping) -> str:
     """The manifestation the signing entry printed, from the signature's row."""
     return manifestation(row["username"], row["full_name"], row["signed_at"], row["meaning"])
 
 
 _PARENT_CULTURE = aliased(Culture)
-_DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code))
+_DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code), col(Aspirate.din))
 
 BINDINGS: tuple[Binding, ...] = (
     Entities(
@@ -251,10 +257,14 @@ BINDINGS: tuple[Binding, ...] = (
         table="deviations",
         entity_type="deviation",
         born_in=frozenset({"deviation.open"}),
-        belongs_to=frozenset({"lot", "culture"}),
+        belongs_to=frozenset({"lot", "culture", "aspirate"}),
         rows=select(
             cast(col(Deviation.id), String).label("id"),
-            case((col(Deviation.lot_id).is_not(None), "lot"), else_="culture").label("parent_type"),
+            case(
+                (col(Deviation.lot_id).is_not(None), "lot"),
+                (col(Deviation.culture_id).is_not(None), "culture"),
+                else_="aspirate",
+            ).label("parent_type"),
             _DEVIATION_SUBJECT.label("parent"),
             col(Deviation.status),
             col(Deviation.kind),
@@ -270,10 +280,11 @@ BINDINGS: tuple[Binding, ...] = (
         )
         .outerjoin(Lot, col(Lot.id) == col(Deviation.lot_id))
         .outerjoin(Culture, col(Culture.id) == col(Deviation.culture_id))
+        .outerjoin(Aspirate, col(Aspirate.id) == col(Deviation.aspirate_id))
         .outerjoin(Passage, col(Passage.id) == col(Deviation.passage_id)),
         columns=(
             Bound("status", "status"),
-            Bound("lot_id or culture_id", "subject", field="parent"),
+            Bound("lot_id, culture_id or aspirate_id", "subject", field="parent"),
             Bound("kind", "kind"),
             Bound("criterion", "criterion"),
             Bound("passage_id", "passage"),
@@ -290,8 +301,21 @@ BINDINGS: tuple[Binding, ...] = (
         table="patients",
         entity_type="patient",
         born_in=frozenset({"patient.create"}),
-        rows=select(col(Patient.code).label("id"), col(Patient.initials), col(Patient.birth_year)),
-        columns=(Bound("initials", "initials"), Bound("birth_year", "birth_year")),
+        rows=select(
+            col(Patient.code).label("id"),
+            col(Patient.initials),
+            col(Patient.birth_year),
+            col(Patient.consent_date),
+            col(Patient.withdrawn_at).is_not(None).label("withdrawn"),
+        ),
+        columns=(
+            Bound("initials", "initials"),
+            Bound("birth_year", "birth_year"),
+            Bound("consent_date", "consent_date", as_stated=_iso_date),
+            # Consent stands until a withdrawal is recorded: a row that says otherwise would
+            # stop or restart manufacturing on its own.
+            Bound("withdrawn_at", "withdrawn", before_stated=False, field="withdrawn"),
+        ),
     ),
     Entities(
         table="users",

@@ -31,8 +31,8 @@ from lims.models import (
     Passage,
     Patient,
 )
+from lims.services import consent, late_entries, lookup, records
 from lims.services import deviations as deviation_rules
-from lims.services import late_entries, lookup, records
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
@@ -385,6 +385,7 @@ def start_culture(
     started = past_moment("at", at, zone, now)
     late = late_entries.reason_for(uow, started, now, late_reason)
     aspirate = lookup.aspirate(session, din)
+    consent.require_in_force(session, zone, aspirate.patient_id, "culture start")
     donation = din_of(aspirate)
     after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
@@ -465,6 +466,7 @@ def split_culture(
     started = past_moment("at", at, zone, now)
     late = late_entries.reason_for(uow, started, now, late_reason)
     parent = lookup.culture(session, culture)
+    consent.require_in_force_for_culture(session, zone, parent, "culture split")
     CULTURE.check("split", code=parent.code, status=parent.status)
     earlier = passages_of(session, parent)
     if not earlier:
@@ -569,6 +571,7 @@ def log_passage(
     harvested_at = past_moment("at", at, zone, now)
     late = late_entries.reason_for(uow, harvested_at, now, late_reason)
     parent = lookup.culture(session, culture)
+    consent.require_in_force_for_culture(session, zone, parent, "passage log")
     CULTURE.check("log_passage", code=parent.code, status=parent.status)
     earlier = passages_of(session, parent)
     after_previous_step(parent, earlier, harvested_at, zone)
@@ -650,6 +653,7 @@ def correct_passage(
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
     assert culture.id is not None
+    consent.require_in_force_for_culture(session, zone, culture, "passage correction")
     _require_correctable(session, culture)
     passages = passages_of(session, culture)
     index = next(i for i, p in enumerate(passages) if p.id == target.id)

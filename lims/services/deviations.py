@@ -22,6 +22,7 @@ from lims.domain.states import DEVIATION, LOT, OOSOutcome
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import (
     LONG_TEXT_MAX,
+    Aspirate,
     AuditEntry,
     Culture,
     Deviation,
@@ -66,7 +67,15 @@ def _closing_signatures(session: Session, deviations: list[Deviation]) -> dict[i
 
 
 def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str | None]]:
-    """Each deviation's subject (its lot's or culture's code) and its passage's code, if any."""
+    """Each deviation's subject (its lot's or culture's code, or else its aspirate's DIN) and
+    its passage's code, if any."""
+    dins = dict(
+        session.exec(
+            select(Aspirate.id, Aspirate.din).where(
+                col(Aspirate.id).in_({d.aspirate_id for d in deviations if d.aspirate_id})
+            )
+        ).all()
+    )
     culture_codes = dict(
         session.exec(
             select(Culture.id, Culture.code).where(
@@ -90,7 +99,11 @@ def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str
     )
     return [
         (
-            lot_codes[d.lot_id] if d.lot_id else culture_codes[d.culture_id],
+            lot_codes[d.lot_id]
+            if d.lot_id
+            else culture_codes[d.culture_id]
+            if d.culture_id
+            else dins[d.aspirate_id],
             passage_codes.get(d.passage_id),
         )
         for d in deviations
@@ -157,7 +170,11 @@ def on_lot(session: Session, lot: Lot) -> list[DeviationView]:
     """Deviations on the lot and on the culture it came from."""
     deviations = session.exec(
         select(Deviation)
-        .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
+        .where(
+            (col(Deviation.lot_id) == lot.id)
+            | (col(Deviation.culture_id) == lot.culture_id)
+            | (col(Deviation.aspirate_id) == lot.aspirate_id)
+        )
         .order_by(col(Deviation.id))
     ).all()
     return _views(session, list(deviations))
@@ -230,6 +247,32 @@ def open_on_culture(
         culture_id=culture_id, passage_id=passage_id, kind=kind, description=description
     )
     return _open(session, actor, deviation, culture_code, passage_code)
+
+
+def open_on_aspirate(
+    session: Session, actor: Actor, aspirate: Aspirate, *, kind: str, description: str
+) -> DeviationView:
+    """Open a deviation on an aspirate alone (a nonconforming receipt), in the step's
+    transaction; it names the aspirate by its DIN."""
+    deviation = Deviation(aspirate_id=aspirate.id, kind=kind, description=description)
+    return _open(session, actor, deviation, aspirate.din, None)
+
+
+def on_patient(session: Session, patient_id: int) -> list[DeviationView]:
+    """Deviations on any of the patient's aspirates, cultures and lots."""
+    aspirates = select(Aspirate.id).where(col(Aspirate.patient_id) == patient_id)
+    cultures = select(Culture.id).where(col(Culture.aspirate_id).in_(aspirates))
+    lots = select(Lot.id).where(col(Lot.patient_id) == patient_id)
+    deviations = session.exec(
+        select(Deviation)
+        .where(
+            col(Deviation.aspirate_id).in_(aspirates)
+            | col(Deviation.culture_id).in_(cultures)
+            | col(Deviation.lot_id).in_(lots)
+        )
+        .order_by(col(Deviation.id))
+    ).all()
+    return _views(session, list(deviations))
 
 
 def kinds_by_passage(session: Session, culture_id: int) -> set[tuple[int | None, str]]:

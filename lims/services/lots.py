@@ -39,7 +39,15 @@ from lims.models import (
     User,
     Vial,
 )
-from lims.services import bindings, late_entries, lookup, records, signatures, verdicts
+from lims.services import (
+    bindings,
+    consent,
+    late_entries,
+    lookup,
+    records,
+    signatures,
+    verdicts,
+)
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
@@ -379,6 +387,7 @@ def formulate(
     formulated_at = past_moment("at", at, zone, now)
     late = late_entries.reason_for(uow, formulated_at, now, late_reason)
     source = lookup.culture(session, culture)
+    consent.require_in_force_for_culture(session, zone, source, "lot formulation")
     existing = session.exec(select(Lot.code).where(col(Lot.culture_id) == source.id)).first()
     CULTURE.check("formulate", code=source.code, status=source.status, lot=existing)
     blocking = [
@@ -544,7 +553,8 @@ def release(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
     )
     found = lookup.lot(session, lot)
-    bindings.require_agreement(session, [("lot", found.code)])
+    recipient = consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
+    bindings.require_agreement(session, [("lot", found.code), ("patient", recipient.code)])
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )

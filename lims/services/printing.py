@@ -19,7 +19,7 @@ from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, Patient, Vial
-from lims.services import lookup
+from lims.services import consent, lookup
 from lims.services.lots import effective_status
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
@@ -122,8 +122,7 @@ def print_labels(
     directory = _label_directory(out)
     template = labels.load_template(settings.labels.template)
     found = lookup.lot(session, lot)
-    patient = session.get(Patient, found.patient_id)
-    assert patient is not None
+    patient = consent.require_in_force(session, settings.tz, found.patient_id, "label print")
     if vials:
         chosen = [lookup.vial(session, code) for code in vials]
         codes = [vial.code for vial in chosen]

@@ -56,7 +56,11 @@ def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -
     ).all()
     deviations = session.exec(
         select(Deviation)
-        .where((col(Deviation.lot_id) == lot.id) | (col(Deviation.culture_id) == lot.culture_id))
+        .where(
+            (col(Deviation.lot_id) == lot.id)
+            | (col(Deviation.culture_id) == lot.culture_id)
+            | (col(Deviation.aspirate_id) == lot.aspirate_id)
+        )
         .order_by(col(Deviation.id))
     ).all()
     facts = LotFacts(

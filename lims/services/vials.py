@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from lims import audit
+from lims.audit import Subject
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids
@@ -20,7 +21,7 @@ from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
-from lims.services import bindings, late_entries, lookup, verdicts
+from lims.services import bindings, consent, late_entries, lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -112,6 +113,9 @@ def _judge(
 
     if owner.code != patient:
         return refuse(f"vial {vial.code} belongs to patient {owner.code}, not to {patient}")
+    withdrawn = consent.withdrawal(owner, settings.tz)
+    if withdrawn is not None:
+        return refuse(f"{withdrawn}: vial {vial.code} may not be given")
     if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
         return refuse(
             f"the label of {vial.code} does not agree with its record "
@@ -161,9 +165,18 @@ def verify(uow: UnitOfWork, *, scan: str, patient: str) -> Verification:
     actor = uow.require("record_bench_work")
     result, scanned = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
     if scanned is not None:
-        bindings.require_agreement(session, [("vial", scanned.code)])
+        bindings.require_agreement(session, _bound_subjects(scanned, result))
     _audit_verification(session, actor, result, "vial.verify")
     return result
+
+
+def _bound_subjects(scanned: Vial, result: Verification) -> list[Subject]:
+    """The records a scan's verdict rests on: the vial (and its lot) and its patient, whose
+    consent it reads."""
+    subjects: list[Subject] = [("vial", scanned.code)]
+    if result.vial_patient is not None:
+        subjects.append(("patient", result.vial_patient))
+    return subjects
 
 
 def _move(
@@ -190,6 +203,8 @@ def _move(
         )
     bindings.require_agreement(session, [("vial", found.code)])
     result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
+    if scanned is not None:
+        bindings.require_agreement(session, _bound_subjects(scanned, result))
     if result.match and (scanned is None or scanned.id != found.id):
         result = replace(
             result, match=False, reason=f"the scan is of {result.vial_id}, not of {found.code}"

@@ -20,14 +20,25 @@ def din_keys(din: Din) -> dict[str, str]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PatientView:
+class PatientRecord:
+    """A patient's own record: what `patient list` and `patient show` both begin with."""
+
     code: str
     initials: str
     birth_year: int
-    consent_date: date | None
+    consent_date: date | None  # None only for patients added before consent was required
+    weight_kg: float | None
     study: str | None
+    withdrawn: bool  # consent withdrawn: no further manufacturing step on their materials
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+    withdraw_reason: str | None
     recorded_at: datetime
     recorded_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientView(PatientRecord):
     aspirates: list[str]  # DINs, 13 characters as in every `din` key
 
 
@@ -42,8 +53,13 @@ class AspirateView:
     anticoagulant: str | None
     tnc: int | None
     temperature_c: float | None
+    # Received outside the site's conditions (aspirate.max_transit_hours), with a deviation.
+    nonconforming: bool
     recorded_by: str
     cultures: list[str]
+    late_entry: bool  # received (received_at) more than records.late_entry_hours before entered
+    entered_at: datetime  # when the receipt was typed
+    late_reason: str | None  # why, for a late entry
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -82,6 +82,9 @@ class DemoResult:
     patient: PatientView = shown_as(lambda patient: patient.code)
     aspirate: AspirateView = shown_as(_din, merged=True)
     culture: CultureDetail
+    split: CultureDetail = shown_as(lambda split: split.summary.culture_id, key="split_culture")
+    late_entries: list[str]  # the bench records entered late, by id
+    late_entry_hours: float = hidden()
     investigation: Investigation
     lot: LotDetail = shown_as(_lot, merged=True)
     batch_record: Path = shown_as(str)

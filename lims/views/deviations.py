@@ -9,7 +9,7 @@ from datetime import datetime
 @dataclass(frozen=True, kw_only=True)
 class DeviationView:
     deviation_id: int
-    subject: str  # the culture or lot it is on
+    subject: str  # the lot or culture it is on, or else the aspirate's DIN
     kind: str
     criterion: str | None
     description: str

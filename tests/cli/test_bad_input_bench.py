@@ -212,6 +212,7 @@ COMMANDS: dict[str, Command] = {
         lambda bench: {
             "patient": PATIENT,
             "collected-at": _typed(bench.collected_at),
+            "received-at": _typed(bench.received_at),
             "volume-ml": "30",
             "tnc": "6.1e8",
             "temperature-c": "18",

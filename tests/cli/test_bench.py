@@ -22,6 +22,12 @@ PASSAGE_KEYS = {
 }
 
 
+ADD_PATIENT = (
+    *("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958"),
+    *("--consent-date", (COLLECTED - timedelta(days=7)).date().isoformat()),
+)
+
+
 def at(days: float) -> str:
     return (COLLECTED + timedelta(days=days)).isoformat()
 
@@ -71,7 +77,7 @@ def station(lab: Lab) -> Lab:
 
 @pytest.fixture
 def din(station: Lab) -> str:
-    ok("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958")
+    ok(*ADD_PATIENT)
     received = ok(
         "aspirate",
         "receive",
@@ -120,17 +126,53 @@ def test_patient_add_show_and_list(station: Lab) -> None:
         "MSC-ALS",
     )
     assert added["code"] == "PT-0001"
-    assert ok("patient", "show", "PT-0001") == added
+    shown = ok("patient", "show", "PT-0001")
+    assert {key: shown[key] for key in added if key != "aspirates"} == {
+        key: value for key, value in added.items() if key != "aspirates"
+    }
     assert [p["code"] for p in ok("patient", "list")] == ["PT-0001"]
     table = invoke("patient", "show", "PT-0001")
     assert "MSC-ALS" in table.stdout
-    refused(
-        invoke("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958"),
-        1,
-        "already exists",
-    )
+    refused(invoke(*ADD_PATIENT), 1, "already exists")
+    refused(invoke(*ADD_PATIENT[:2], "PT-OOO1", *ADD_PATIENT[3:]), 1, "PT-0001")
+    refused(invoke(*ADD_PATIENT[:2], "PT-0002", *ADD_PATIENT[3:-2]), 2, "--consent-date")
     refused(invoke("patient", "show", "PT-0404"), 3, "PT-0404")
-    refused(invoke("patient", "add", "pt", "--initials", "MR", "--birth-year", "1958"), 2, "code")
+    refused(invoke(*ADD_PATIENT[:2], "pt", *ADD_PATIENT[3:]), 2, "code")
+
+
+def test_patient_correct_withdraw_and_show(din: str) -> None:
+    corrected = ok(*("patient", "correct", "PT-0001", "--weight-kg", "70", "--reason", "weighed"))
+    assert corrected["weight_kg"] == 70
+    refused(invoke("patient", "correct", "PT-0001", "--reason", "nothing"), 2, "correction")
+    refused(invoke("patient", "correct", "PT-0001", "--weight-kg", "70"), 2, "--reason")
+    withdrawn = ok("patient", "withdraw", "PT-0001", "--reason", "consent withdrawn")
+    assert withdrawn["withdrawn"] is True
+    assert withdrawn["withdraw_reason"] == "consent withdrawn"
+    refused(invoke("patient", "withdraw", "PT-0001", "--reason", "again"), 1, "already withdrew")
+    shown = ok("patient", "show", "PT-0001")
+    assert [a["din"] for a in shown["aspirates"]] == [din]
+    assert shown["aspirates"][0]["nonconforming"] is False
+    assert {"cultures", "lots", "vials", "deviations"} <= set(shown)
+    assert "CONSENT WITHDRAWN" in invoke("patient", "show", "PT-0001").stdout
+    assert "WITHDRAWN" in invoke("patient", "list").stdout
+    refused(
+        invoke("culture", "start", din, "--mnc", "2e8", "--vessels", "5", "--area-cm2", "875"),
+        1,
+        "PT-0001 withdrew consent",
+    )
+
+
+def test_a_nonconforming_aspirate_is_received_only_with_the_flag(din: str) -> None:
+    base = ["aspirate", "receive", "--patient", "PT-0001", "--volume-ml", "30"]
+    base += ["--collected-at", at(0), "--received-at", at(3)]
+    refused(invoke(*base), 2, "nonconforming", "--nonconforming --reason")
+    kept = ok(*base, "--nonconforming", "--reason", "the only sample")
+    assert kept["nonconforming"] is True
+    table = invoke("aspirate", "show", kept["din"]).stdout
+    assert "NONCONFORMING" in table
+    [deviation] = ok("deviation", "list")
+    assert deviation["subject"] == kept["din"]
+    assert kept["din"] in invoke("deviation", "list").stdout
 
 
 def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
@@ -148,24 +190,12 @@ def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
 
 def test_aspirate_refusals_name_the_field(din: str) -> None:
     base = ["aspirate", "receive", "--patient", "PT-0001", "--collected-at", at(0)]
+    base += ["--received-at", at(0.1)]
     refused(invoke(*base, "--volume-ml", "0"), 2, "volume-ml")
     refused(invoke(*base, "--volume-ml", "500"), 2, "volume-ml", "to 100")
     refused(invoke(*base, "--volume-ml", "30", "--temperature-c", "37"), 2, "temperature-c")
     refused(invoke(*base, "--volume-ml", "30", "--received-at", at(-1)), 2, "received-at")
-    refused(
-        invoke(
-            "aspirate",
-            "receive",
-            "--patient",
-            "PT-0404",
-            "--collected-at",
-            at(0),
-            "--volume-ml",
-            "30",
-        ),
-        3,
-        "PT-0404",
-    )
+    refused(invoke(*base[:3], "PT-0404", *base[4:], "--volume-ml", "30"), 3, "PT-0404")
 
 
 def test_reagents_are_added_listed_and_checked_at_each_step(culture: str) -> None:
@@ -311,9 +341,20 @@ def test_bench_commands_need_a_session_and_the_right_role(station: Lab) -> None:
     invoke("logout")
     refused(invoke("patient", "list"), 4, "not logged in")
     station.login("admin")
-    refused(
-        invoke("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958"),
-        4,
-        "record bench work",
-    )
+    refused(invoke(*ADD_PATIENT), 4, "record bench work")
     assert invoke("patient", "list").exit_code == 0  # every role may read
+
+
+def test_a_receipt_typed_late_needs_its_reason_and_shows_it(station: Lab) -> None:
+    ok(*ADD_PATIENT)
+    station.set_site(records={"late_entry_hours": 24})
+    station.login("tom")
+    base = ["aspirate", "receive", "--patient", "PT-0001", "--volume-ml", "30"]
+    base += ["--collected-at", at(0), "--received-at", at(0.1)]
+    refused(invoke(*base), 2, "late-reason")
+    received = ok(*base, "--late-reason", "typed from the paper record")
+    assert received["late_entry"] is True
+    assert received["late_reason"] == "typed from the paper record"
+    assert "entered_at" in received
+    assert "late entry" in invoke("aspirate", "show", received["din"]).stdout
+    assert "late entry" in invoke("aspirate", "list").stdout

@@ -110,7 +110,10 @@ Applied = tuple[Callable[[], Ran], Callable[[Ran], Shown]]
 
 def _patient_study(floor: Floor, value: str, n: int) -> Applied:
     code = f"PT-1{n:03d}"
-    args = ("patient", "add", "--initials=AB", "--birth-year=1960", f"--study={value}", "--", code)
+    args = (
+        "patient", "add", "--initials=AB", "--birth-year=1960", "--consent-date=2020-01-15",
+        f"--study={value}", "--", code,
+    )  # fmt: skip
     show = ("patient", "show", code)
     return lambda: _run(*args), lambda ran: _shown(show, show, f"patient:{code}")
 
@@ -119,6 +122,7 @@ def _aspirate(option: str) -> Callable[[Floor, str, int], Applied]:
     def apply(floor: Floor, value: str, n: int) -> Applied:
         args = (
             "aspirate", "receive", f"--patient={PATIENT}", f"--collected-at={day(1).isoformat()}",
+            f"--received-at={(day(1) + timedelta(hours=2)).isoformat()}",
             "--volume-ml=30", f"--{option}={value}", "--json",
         )  # fmt: skip
 

@@ -47,7 +47,17 @@ def station(lab: Lab) -> Lab:
 
 @pytest.fixture
 def din(station: Lab) -> str:
-    ok("patient", "add", "PT-0001", "--initials", "MR", "--birth-year", "1958")
+    ok(
+        "patient",
+        "add",
+        "PT-0001",
+        "--initials",
+        "MR",
+        "--birth-year",
+        "1958",
+        "--consent-date",
+        "2020-01-15",
+    )
     received = ok(
         "aspirate",
         "receive",

@@ -155,8 +155,28 @@ def station(lab: Lab) -> Lab:
 
 @pytest.fixture
 def din(station: Lab) -> str:
-    ok("patient", "add", OTHER_PATIENT, "--initials", "ZZ", "--birth-year", "1970")
-    ok("patient", "add", PATIENT, "--initials", "MR", "--birth-year", "1958")
+    ok(
+        "patient",
+        "add",
+        OTHER_PATIENT,
+        "--initials",
+        "ZZ",
+        "--birth-year",
+        "1970",
+        "--consent-date",
+        "2020-01-15",
+    )
+    ok(
+        "patient",
+        "add",
+        PATIENT,
+        "--initials",
+        "MR",
+        "--birth-year",
+        "1958",
+        "--consent-date",
+        "2020-01-15",
+    )
     received = ok(
         "aspirate",
         "receive",

@@ -4,6 +4,7 @@ them, patient codes and deviation numbers; and that no other module builds or sp
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -561,6 +562,68 @@ def test_a_patient_code_is_never_longer_than_the_column_whatever_the_pattern():
 )
 def test_a_labels_patient_field_holds_what_a_payload_can_carry(text: str, fits: bool):
     assert ids.is_labelled_patient_code(text) is fits
+
+
+@pytest.mark.parametrize(
+    ("code", "other"),
+    [("PT-OOO1", "PT-0001"), ("PT-000I", "PT-0001"), ("pt-0001", "PT-0001"), ("OI-X", "01-X")],
+)
+def test_codes_read_for_one_another_share_a_skeleton(code: str, other: str):
+    assert ids.skeleton(code) == ids.skeleton(other)
+
+
+def test_codes_that_differ_to_a_reader_have_different_skeletons():
+    assert ids.skeleton("PT-0001") != ids.skeleton("PT-0002")
+    assert ids.skeleton("PT-B001") != ids.skeleton("PT-8001")  # not a confusion the rule names
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("A999926000001", "DIN"),
+        ("A9999 26 000001", "DIN"),
+        ("A9999260000018", "DIN"),  # with a check character, right or wrong
+        ("a999926000001", "DIN"),
+        ("A99992600000I", "DIN"),  # letter I read as one
+        ("A999926000001-C1", "culture"),
+        ("A999926000001-C1-P2", "passage"),
+        ("A999926000001-L1", "lot"),
+        ("A999926000001-L1-V01", "vial"),
+        ("A999926OOOOO1-L1-V01", "vial"),
+        ("PT-0001", None),
+        ("A99992600000", None),
+        ("A999926000001-X1", None),
+    ],
+)
+def test_a_code_that_reads_as_a_lims_id_names_its_kind(code: str, kind: str | None):
+    assert ids.reads_as_lims_id(code) == kind
+
+
+@pytest.mark.parametrize("code", ["PT-１２３４", "PT-١٢٣٤", "PT-0001\u200b", "ПТ-0001"])
+def test_a_patient_code_is_ascii_whatever_the_pattern_allows(code: str):
+    with pytest.raises(BadInput, match="ASCII") as refused:
+        ids.patient_code(code, r"\w+-\d{4}\W?", "any", "code")
+    assert refused.value.field == "code"
+
+
+def test_a_patient_code_holds_only_what_a_label_carries_whatever_the_pattern():
+    with pytest.raises(BadInput, match="what a label carries"):
+        ids.patient_code("pt.0001", r"[a-z.0-9]+", "lower case", "code")
+
+
+@given(st.text(max_size=40))
+def test_no_identifier_as_typed_raises_anything_but_bad_input(text: str):
+    """Every reader of a typed id refuses what it cannot read as BadInput, never ValueError."""
+    readers = [
+        lambda: parse_din(text),
+        lambda: ids.patient_code(text, r".*", "anything", "code"),
+        *(lambda kind=kind: kind.read(text, "id") for kind in ids._CHAIN_IDS),
+    ]
+    for read in readers:
+        with contextlib.suppress(BadInput):
+            read()
+    ids.reads_as_lims_id(text)
+    ids.skeleton(text)
 
 
 # Deviations and signature subjects

@@ -8,6 +8,7 @@ lot reads only that lot's records, and the whole database is checked in one walk
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import event
 
 from lims import db
 from lims.errors import NotPermitted, RuleViolation
-from lims.services import bindings, cultures, deviations, lots, qc, users, vials
+from lims.services import bindings, cultures, deviations, lots, patients, qc, users, vials
 from lims.uow import unit_of_work
 from tests.support.bench import Bench, day
 from tests.support.lab import PASSWORD, Lab
@@ -284,3 +285,42 @@ def test_a_culture_given_a_parent_it_was_not_split_from_disagrees_with_the_trail
     found = bindings._first_disagreement(bindings.BINDINGS, _fold(), rows)
     assert (found.table, found.id, found.column) == ("cultures", "C1", "parent_id")
     assert (found.row_value, found.trail_value) == ("C0", None)
+
+
+def test_a_withdrawal_erased_from_its_row_is_caught_before_a_vial_is_given(
+    quality: Quality,
+) -> None:
+    """Consent withdrawn on record, the row set back: lot release and the bedside scan
+    refuse rather than read the row, and `audit verify` names it."""
+    quality.run(patients.withdraw_patient, code=PATIENT, reason="the patient withdrew consent")
+    quality.sql("UPDATE patients SET withdrawn_at = NULL WHERE code = :code", code=PATIENT)
+    found = _disagreement(quality)
+    assert (found.table, found.id, found.column) == ("patients", PATIENT, "withdrawn_at")
+    quality.lab.login("rita")
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}patients {PATIENT}"):
+        quality.run(lots.release, lot=quality.lot_id, password=PASSWORD)
+    [payload, *_] = quality.scenario.label_payloads(quality.lot_id, PATIENT)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}patients {PATIENT}"):
+        quality.run(vials.verify, scan=payload, patient=PATIENT)
+
+
+def test_a_nonconforming_aspirate_and_a_corrected_consent_agree(bench: Bench) -> None:
+    bench.patient()
+    collected = bench.scenario.clock.collected
+    bench.aspirate(
+        received_at=collected + timedelta(hours=60),
+        nonconforming=True,
+        reason="the only aspirate; the physician accepts the delay",
+    )
+    bench.run(
+        patients.correct_patient,
+        code=PATIENT,
+        consent_date=(collected - timedelta(days=3)).date(),
+        reason="consent form re-read",
+    )
+    assert _disagreement(bench) is None
+    bench.sql("UPDATE patients SET consent_date = '2001-01-01' WHERE code = :code", code=PATIENT)
+    assert (_disagreement(bench).table, _disagreement(bench).column) == (
+        "patients",
+        "consent_date",
+    )

@@ -36,7 +36,17 @@ from tests.support.lab import ON_POSTGRES, Lab
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="a SQLite file's conditions")
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="a PostgreSQL server's conditions")
 DUMP_SCRIPT = 'import sqlite3, sys; print(*sqlite3.connect(sys.argv[1]).iterdump(), sep="\\n")'
-PATIENT_ADD = ("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960")
+PATIENT_ADD = (
+    "patient",
+    "add",
+    "PT-0042",
+    "--initials",
+    "AB",
+    "--birth-year",
+    "1960",
+    "--consent-date",
+    "2020-01-15",
+)
 
 
 @pytest.fixture
@@ -163,7 +173,7 @@ def test_a_database_at_its_size_limit_gets_the_full_message(
         before = dump(settings.sqlite_path)
         result = invoke(
             "patient", "add", f"PT-{number:04d}", "--initials", "AB", "--birth-year", "1960",
-            "--study", "x" * 100,
+            "--consent-date", "2020-01-15", "--study", "x" * 100,
         )  # fmt: skip
         if result.exit_code != 0:
             break

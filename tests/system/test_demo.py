@@ -130,3 +130,22 @@ def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(
     ]
     assert Path(recall["recall_notice"]).read_bytes().startswith(b"%PDF")
     assert report["audit"]["intact"] is True
+
+
+def test_demo_shows_a_culture_split_and_late_entries(demo: tuple[Path, dict[str, Any]]) -> None:
+    from pypdf import PdfReader
+
+    _, report = demo
+    culture = report["culture"]
+    assert report["split_culture"] == f"{report['din']}-C2"
+    assert culture["children"] == [report["split_culture"]]
+    assert culture["late_entry"] is True
+    assert culture["late_reason"]
+    assert all(passage["late_entry"] for passage in culture["passages"])
+    assert {culture["culture_id"], report["split_culture"], report["lot_id"]} <= set(
+        report["late_entries"]
+    )
+    record = PdfReader(report["batch_record"])
+    text = "".join(page.extract_text() for page in record.pages)
+    assert "late entry" in text
+    assert report["split_culture"] in text

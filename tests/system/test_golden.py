@@ -69,6 +69,8 @@ EXPECTED_EXIT_CODE_CHANGES: set[tuple[str, int, int]] = set()
 AUDIT_KEYS = ("user", "action", "entity_type", "entity_id", "old", "new", "reason")
 ADMIN, TECHNICIAN, QA_CLOSER, QA_SIGNER = "ada", "tom", "quinn", "rita"
 PATIENT, OTHER_PATIENT = "PT-0001", "PT-0002"
+# Every bench step is dated days before the run types it: a late entry, with its reason.
+LATE = "typed from the bench sheets"
 SHELF_LIFE_HOURS = "2000"  # a lot formulated on day 16 is still in date today
 REAGENTS = (
     ("Percoll 1.073", "P-1107", "Cytiva"),
@@ -230,6 +232,7 @@ def play(s: Scenario) -> None:
     s.run(
         "patient add other",
         *("patient", "add", OTHER_PATIENT, "--initials", "ZZ", "--birth-year", "1970"),
+        *("--consent-date", s.date(-3)),
     )
     s.run(
         "patient add",
@@ -249,7 +252,7 @@ def play(s: Scenario) -> None:
         "aspirate receive",
         *("aspirate", "receive", "--patient", PATIENT, "--collected-at", s.at(0, 8)),
         *("--received-at", s.at(0, 10), "--volume-ml", "30", "--anticoagulant", "sodium heparin"),
-        *("--tnc", "6.1e8", "--temperature-c", "18"),
+        *("--tnc", "6.1e8", "--temperature-c", "18", "--late-reason", LATE),
     )
     s.dins.append(aspirate)
     din = aspirate["din"]
@@ -260,7 +263,7 @@ def play(s: Scenario) -> None:
     started = s.run(
         "culture start C1",
         *("culture", "start", din, "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875"),
-        *("--at", s.at(0, 14), *reagent_options(START_REAGENTS)),
+        *("--at", s.at(0, 14), *reagent_options(START_REAGENTS), "--late-reason", LATE),
     )
     c1 = started["culture_id"]
     for number, (day, harvested, viability, seeded, vessels, area) in enumerate(
@@ -275,7 +278,7 @@ def play(s: Scenario) -> None:
             f"passage log C1 P{number}",
             *("passage", "log", c1, "--harvested", harvested, "--viability", viability),
             *("--seeded", seeded, "--vessels", vessels, "--area-cm2", area, "--confluence", "85"),
-            *("--at", s.at(day, 9), *reagent_options(PASSAGE_REAGENTS)),
+            *("--at", s.at(day, 9), *reagent_options(PASSAGE_REAGENTS), "--late-reason", LATE),
         )
     s.run(
         "passage correct C1 P2",
@@ -291,7 +294,7 @@ def play(s: Scenario) -> None:
         "lot formulate L1",
         *("lot", "formulate", c1, "--harvested", "1.1e9", "--viability", "93", "--vials", "4"),
         *("--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours", SHELF_LIFE_HOURS),
-        *("--at", s.at(16, 9), "--reagent", "TrypLE Express:2409B"),
+        *("--at", s.at(16, 9), "--reagent", "TrypLE Express:2409B", "--late-reason", LATE),
     )
     l1 = formulated["lot_id"]
     s.run(
@@ -369,30 +372,38 @@ def play(s: Scenario) -> None:
     )
     s.run("vial list L1 after use", "vial", "list", l1)
 
-    # Culture 2 from the same aspirate: a passage flagged for low viability, and lot 2,
-    # whose sterility is positive: its release is refused and QA rejects it.
-    seeded = s.run(
-        "culture start C2",
+    # Culture 2, split from what P3 of culture 1 did not reseed: a second seeded start of the
+    # aspirate is refused. A passage flagged for low viability, and lot 2, whose sterility is
+    # positive: its release is refused and QA rejects it.
+    s.run(
+        "culture start C2 seeded: refused, split instead",
         *("culture", "start", din, "--seeded", "1e6", "--vessels", "1", "--area-cm2", "175"),
-        *("--at", s.at(2, 9)),
+        *("--at", s.at(13, 11), "--late-reason", LATE),
+        expect=1,
     )
-    c2 = seeded["culture_id"]
+    split = s.run(
+        "culture split C1 into C2",
+        *("culture", "split", c1, "--seeded", "1e6", "--vessels", "1", "--area-cm2", "175"),
+        *("--at", s.at(13, 11), "--late-reason", LATE),
+    )
+    c2 = split["culture_id"]
     s.run(
-        "passage log C2 P1 low viability",
+        "passage log C2 P4 low viability",
         *("passage", "log", c2, "--harvested", "8e6", "--viability", "72", "--seeded", "5e6"),
-        *("--vessels", "5", "--area-cm2", "875", "--at", s.at(8, 10)),
+        *("--vessels", "5", "--area-cm2", "875", "--at", s.at(15, 9), "--late-reason", LATE),
     )
     s.run(
-        "passage log C2 P2",
+        "passage log C2 P5",
         *("passage", "log", c2, "--harvested", "4e7", "--viability", "90", "--seeded", "2.6e7"),
-        *("--vessels", "30", "--area-cm2", "5250", "--at", s.at(12, 10)),
+        *("--vessels", "30", "--area-cm2", "5250", "--at", s.at(17, 0), "--late-reason", LATE),
     )
+    s.run("culture show C2", "culture", "show", c2)
     s.run("culture list", "culture", "list")
     lot2 = s.run(
         "lot formulate L2",
         *("lot", "formulate", c2, "--harvested", "1.2e8", "--viability", "90", "--vials", "2"),
         *("--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours", SHELF_LIFE_HOURS),
-        *("--at", s.at(17, 9)),
+        *("--at", s.at(17, 9), "--late-reason", LATE),
     )
     l2 = lot2["lot_id"]
     s.run(

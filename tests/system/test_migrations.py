@@ -171,7 +171,17 @@ def test_a_lims_below_the_databases_write_format_refuses_to_write(
     older = db.WRITE_FORMAT
     monkeypatch.setattr(db, "WRITE_FORMAT", older + 1)  # a newer lims writes once
     assert (
-        invoke("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960").exit_code
+        invoke(
+            "patient",
+            "add",
+            "PT-0042",
+            "--initials",
+            "AB",
+            "--birth-year",
+            "1960",
+            "--consent-date",
+            "2020-01-15",
+        ).exit_code
         == 0
     )
     assert _minimum_write_format(lab.settings) == older + 1
@@ -183,7 +193,17 @@ def test_a_lims_below_the_databases_write_format_refuses_to_write(
 
     monkeypatch.setattr(db, "WRITE_FORMAT", older)  # the older lims again
     for command in (
-        ("patient", "add", "PT-0043", "--initials", "AB", "--birth-year", "1960"),
+        (
+            "patient",
+            "add",
+            "PT-0043",
+            "--initials",
+            "AB",
+            "--birth-year",
+            "1960",
+            "--consent-date",
+            "2020-01-15",
+        ),
         ("patient", "list"),  # reading as a user touches the login session: a write too
         ("login", "tom", "--password-stdin"),
     ):
@@ -205,7 +225,17 @@ def test_db_current_shows_both_write_formats(settings: Settings) -> None:
 def test_a_missing_write_format_record_is_not_put_back_by_whoever_writes_next(lab: Lab) -> None:
     with db.engine_for(lab.settings).begin() as connection:
         connection.execute(text("DELETE FROM write_format"))
-    result = invoke("patient", "add", "PT-0042", "--initials", "AB", "--birth-year", "1960")
+    result = invoke(
+        "patient",
+        "add",
+        "PT-0042",
+        "--initials",
+        "AB",
+        "--birth-year",
+        "1960",
+        "--consent-date",
+        "2020-01-15",
+    )
     assert result.exit_code == UNAVAILABLE
     assert "write format record is missing" in result.stderr
     assert _minimum_write_format(lab.settings) is None

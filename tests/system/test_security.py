@@ -319,8 +319,13 @@ COMMAND_RULES: dict[str, Rule] = {
         ("--password-stdin",), "change_own_password", stdin=SIGNED + "a new password 9\n"
     ),
     "patient add": Rule(
-        ("PT-0009", "--initials", "AB", "--birth-year", "1960"), "record_bench_work"
+        ("PT-0009", "--initials", "AB", "--birth-year", "1960", "--consent-date", "2020-01-15"),
+        "record_bench_work",
     ),
+    "patient correct": Rule(
+        (PATIENT, "--weight-kg", "70", "--reason", "weighed"), "record_bench_work"
+    ),
+    "patient withdraw": Rule((PATIENT, "--reason", "consent withdrawn"), "record_bench_work"),
     "patient list": Rule(permission="read_records"),
     "patient show": Rule((PATIENT,), "read_records"),
     "aspirate receive": Rule(
@@ -503,7 +508,17 @@ def world(lab: Lab, tmp_path: Path) -> World:
     for name, role in [("tom", "technician"), ("quinn", "qa")]:
         lab.add_user(name, role)
     lab.login("tom")
-    ok("patient", "add", PATIENT, "--initials", "MR", "--birth-year", "1958")
+    ok(
+        "patient",
+        "add",
+        PATIENT,
+        "--initials",
+        "MR",
+        "--birth-year",
+        "1958",
+        "--consent-date",
+        "2020-01-15",
+    )
     din = ok(
         "aspirate", "receive", "--patient", PATIENT, "--collected-at", at(0),
         "--received-at", at(0.1), "--volume-ml", "30",
@@ -711,10 +726,21 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
         run("passwd", "--password-stdin", input=f"{TEMPORARY_PW}\n{password}\n")
     login("tom", TECH_PW)
     run("whoami", "--json")
-    run("patient", "add", PATIENT, "--initials", "MR", "--birth-year", "1958")
+    run(
+        "patient",
+        "add",
+        PATIENT,
+        "--initials",
+        "MR",
+        "--birth-year",
+        "1958",
+        "--consent-date",
+        "2020-01-15",
+    )
     din = json.loads(
         run("aspirate", "receive", "--patient", PATIENT, "--collected-at", at(0),
-            "--received-at", at(0.1), "--volume-ml", "30", "--json").stdout
+            "--received-at", at(0.1), "--volume-ml", "30",
+            "--json").stdout
     )["din"]  # fmt: skip
     culture = json.loads(
         run("culture", "start", din, "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875",

@@ -1,0 +1,20 @@
+"""Everything about one patient (`patient show`): their record, and every material made from
+their donations, each as its own command shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lims.views.bench import AspirateView, CultureSummary, PatientRecord
+from lims.views.deviations import DeviationView
+from lims.views.quality import LotSummary
+from lims.views.vials import VialView
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientDetail(PatientRecord):
+    aspirates: list[AspirateView]
+    cultures: list[CultureSummary]
+    lots: list[LotSummary]
+    vials: list[VialView]
+    deviations: list[DeviationView]  # on any of their aspirates, cultures and lots
