@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, String, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, String, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
-from lims.models import AuditEntry, AuditHead
+from lims.models import AuditEntry, AuditHead, User
 from lims.timeutil import audit_timestamp, json_time, utcnow
 from lims.validation import free_text
 from lims.views import from_record
@@ -363,14 +363,24 @@ def _check_head(
     return None
 
 
-def _view(entry: AuditEntry) -> AuditView:
+def _view(entry: AuditEntry, full_name: str | None) -> AuditView:
     return from_record(
         AuditView,
         entry,
         moment=datetime.strptime(entry.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
         old=None if entry.old_value is None else json.loads(entry.old_value),
         new=None if entry.new_value is None else json.loads(entry.new_value),
+        full_name=full_name,
     )
+
+
+def _views(session: Session, query: Select[Any]) -> list[AuditView]:
+    """The entries query finds, each with its user's full name: an entry keeps only the
+    user name, and a reader needs to know which person that was (21 CFR 11.50)."""
+    named = query.outerjoin(User, col(User.username) == AuditEntry.username).add_columns(
+        col(User.full_name)
+    )
+    return [_view(entry, full_name) for entry, full_name in session.execute(named).all()]
 
 
 def entries_about(session: Session, subjects: Iterable[Subject]) -> list[AuditView]:
@@ -387,7 +397,7 @@ def entries_about(session: Session, subjects: Iterable[Subject]) -> list[AuditVi
         )
     )
     query = select(AuditEntry).where(condition).order_by(col(AuditEntry.seq))
-    return [_view(entry) for entry in session.execute(query).scalars()]
+    return _views(session, query)
 
 
 class Filters(TypedDict, total=False):
@@ -420,5 +430,5 @@ def entries(
     query = query.order_by(col(AuditEntry.seq).desc() if last else col(AuditEntry.seq))
     if last:
         query = query.limit(last)
-    found = [_view(entry) for entry in session.execute(query).scalars()]
+    found = _views(session, query)
     return sorted(found, key=lambda view: view.seq) if last else found

@@ -26,14 +26,14 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from lims import audit, db
 from lims.config import SecuritySettings, Settings
 from lims.errors import AuditedRefusal, NotPermitted
-from lims.models import LoginSession, User
+from lims.models import LoginSession, PasswordHistory, User
 from lims.roles import GRANTS, PERMISSION_WORDS
-from lims.timeutil import utcnow
+from lims.timeutil import show_time, utcnow
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SESSION_FILENAME = "session"
 _TOKEN_FILE_MAX_BYTES = 4096
 FAILED_LOGIN_MESSAGE = "login refused: unknown user name or wrong password"
+CHANGE_PASSWORD = "change your password with lims passwd"  # noqa: S105 (advice, no secret)
 
 
 def _hasher(policy: SecuritySettings) -> PasswordHasher:
@@ -108,6 +109,55 @@ def check_for_nobody(settings: Settings, password: str) -> None:
 def needs_rehash(settings: Settings, stored_hash: str) -> bool:
     """True for a hash made at a lower cost than the site's: it is redone at the next login."""
     return _hasher(settings.security).check_needs_rehash(stored_hash)
+
+
+def set_password(
+    session: Session, settings: Settings, user: User, password: str, *, by_admin: bool
+) -> None:
+    """Give user a new password, keeping the one it replaces in their password history.
+
+    A password an admin set (a new account, a reset) is known to that admin: its owner
+    must change it before doing anything else (21 CFR 11.300(b)).
+    """
+    if user.id is not None:
+        session.add(
+            PasswordHistory(
+                user_id=user.id,
+                password_hash=user.password_hash,
+                set_at=user.password_set_at or user.created_at,
+            )
+        )
+    user.password_hash = hash_password(settings, password)
+    user.password_set_at, user.password_set_by_admin = utcnow(), by_admin
+    session.add(user)
+
+
+def password_change_due(settings: Settings, user: User, now: datetime) -> str | None:
+    """Why user must change their password before any other command, or None.
+
+    An account from before passwords could be changed has no password_set_at: its
+    password is the one set when it was created, so its age counts from then.
+    """
+    if user.password_set_by_admin:
+        return "your password was set by an admin"
+    max_age = settings.security.password_max_age_days
+    if now >= (user.password_set_at or user.created_at) + timedelta(days=max_age):
+        return f"your password is more than {max_age} days old"
+    return None
+
+
+def among_previous_passwords(
+    settings: Settings, session: Session, user: User, password: str
+) -> bool:
+    """Whether password is one of those user had before the current one, as many as
+    [security] password_history counts with the current one (which callers compare)."""
+    earlier = session.exec(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(col(PasswordHistory.set_at).desc(), col(PasswordHistory.id).desc())
+        .limit(settings.security.password_history - 1)
+    ).all()
+    return any(password_matches(settings, stored, password) for stored in earlier)
 
 
 # --- sessions -------------------------------------------------------------------
@@ -254,10 +304,20 @@ def live_session(session: Session, settings: Settings) -> tuple[LoginSession, Us
     return login, user
 
 
-def authenticate(session: Session, settings: Settings) -> Actor:
-    """The user of the station's live session, whose idle clock restarts now."""
+def authenticate(
+    session: Session, settings: Settings, *, while_password_change_due: bool = False
+) -> Actor:
+    """The user of the station's live session, whose idle clock restarts now.
+
+    While their password must be changed, only the commands that change it or show the
+    session (while_password_change_due) may run: every other is refused here.
+    """
     login, user = live_session(session, settings)
-    login.last_seen_at = utcnow()
+    now = utcnow()
+    due = password_change_due(settings, user, now)
+    if due is not None and not while_password_change_due:
+        raise NotPermitted(f"{due}: {CHANGE_PASSWORD} before any other command")
+    login.last_seen_at = now
     session.add(login)
     assert user.id is not None
     return Actor(user.id, user.username, user.full_name, user.role)
@@ -346,9 +406,66 @@ def count_wrong_password(
         reason=f"{threshold} consecutive wrong passwords",
     )
     raise AuditedRefusal(
-        f"{refusal or FAILED_LOGIN_MESSAGE}; {user.username} is now locked: an admin must run "
-        f"`lims user unlock {user.username}`"
+        f"{refusal or FAILED_LOGIN_MESSAGE}; {user.username} is now locked: "
+        + how_lockout_ends(session, settings, user)
     )
+
+
+def lockout_ends_at(session: Session, settings: Settings, user: User) -> datetime | None:
+    """When a locked account unlocks by itself, or None: another admin must unlock it.
+
+    Only the lockout of an admin whom no other admin can unlock (no other active,
+    unlocked user may manage users) ends by itself, [security] lockout_minutes after
+    it began: otherwise the site would have no way back but editing the database.
+    """
+    may_unlock = GRANTS["manage_users"]
+    if user.locked_at is None or user.role not in may_unlock:
+        return None
+    other_admins = session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(
+            col(User.role).in_(may_unlock),
+            col(User.active).is_(True),
+            col(User.locked_at).is_(None),
+            User.id != user.id,
+        )
+    ).one()
+    if other_admins:
+        return None
+    return user.locked_at + timedelta(minutes=settings.security.lockout_minutes)
+
+
+def how_lockout_ends(session: Session, settings: Settings, user: User) -> str:
+    ends = lockout_ends_at(session, settings, user)
+    if ends is None:
+        return f"an admin must run `lims user unlock {user.username}`"
+    return (
+        f"no other admin can unlock it, so it unlocks by itself at "
+        f"{show_time(ends, settings.tz)} ({settings.security.lockout_minutes} min after locking)"
+    )
+
+
+def unlock_if_lockout_over(session: Session, settings: Settings, user: User) -> bool:
+    """End the lockout of the site's only admin once its time is over, on the record."""
+    ends = lockout_ends_at(session, settings, user)
+    if ends is None or utcnow() < ends:
+        return False
+    old = {"locked": True, "failed_logins": user.failed_logins}
+    user.locked_at, user.failed_logins = None, 0
+    session.add(user)
+    audit.record_about(
+        session,
+        ("user", user.username),
+        "auth.automatic_unlock",
+        by=None,
+        old=old,
+        new={"locked": False, "failed_logins": 0},
+        reason=(
+            f"locked for {settings.security.lockout_minutes} min and no other admin can unlock it"
+        ),
+    )
+    return True
 
 
 def failed_login_message(settings: Settings) -> str:

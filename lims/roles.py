@@ -13,6 +13,7 @@ GRANTS: dict[str, frozenset[str]] = {
     "read_records": frozenset({"technician", "qa", "admin"}),
     "record_bench_work": frozenset({"technician", "qa"}),
     "sign": frozenset({"qa"}),
+    "change_own_password": frozenset({"technician", "qa", "admin"}),
 }
 
 PERMISSION_WORDS = {
@@ -22,4 +23,5 @@ PERMISSION_WORDS = {
     "read_records": "read records",
     "record_bench_work": "record bench work",
     "sign": "sign (release, reject, close deviations)",
+    "change_own_password": "change their own password",
 }

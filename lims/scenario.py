@@ -144,6 +144,11 @@ class Person:
     password: str = field(repr=False)
 
 
+def temporary(person: Person) -> str:
+    """The password an administrator types for person's new account, until they change it."""
+    return "temporary " + person.password
+
+
 def staff(password: str | None = None) -> list[Person]:
     """STAFF as people: each with the password given, or else a new random one of their own."""
     return [Person(*member, password or secrets.token_urlsafe(12)) for member in STAFF]
@@ -224,13 +229,26 @@ class Scenario:
     # --- people ---------------------------------------------------------------------------
 
     def add_people(self, *people: Person) -> None:
-        """Accounts for people, created by the lab's administrator, who is left logged in."""
+        """Accounts for people, created by the lab's administrator, who is left logged in.
+
+        The administrator types a temporary password for each; each person then logs in
+        and, as lims requires before anything else, changes it to their own.
+        """
         admin = next(person for person in self.people.values() if person.role == "admin")
         self.login(admin.username)
         with unit_of_work(self.settings) as uow:
             for person in people:
-                users.create_user(uow, **asdict(person))
+                users.create_user(uow, **asdict(replace(person, password=temporary(person))))
         self.people |= {person.username: person for person in people}
+        for person in people:
+            self.login(person.username, temporary(person))
+            self.change_password(temporary(person), person.password)
+        self.login(admin.username)
+
+    def change_password(self, current: str, new: str) -> None:
+        """`lims passwd` as the station's user."""
+        with unit_of_work(self.settings, while_password_change_due=True) as uow:
+            users.change_password(uow, current=current, new=new)
 
     def login(self, username: str, password: str | None = None) -> None:
         """Log in at this station, with the person's own password unless another is given."""

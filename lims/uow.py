@@ -60,12 +60,15 @@ def unit_of_work(
     write: bool = True,
     authenticated: bool = True,
     schema: Schema = Schema.CURRENT,
+    while_password_change_due: bool = False,
 ) -> Iterator[UnitOfWork]:
     """Open the database, check its schema and the station's session, and hold one transaction.
 
     A command that saves anything is a writer: it queues behind other writers,
     so its audit entry lands on the chain's true head. A database that
     Schema.UPGRADE created is removed again if its first transaction fails.
+    A user whose password must be changed is refused here, unless the command is one
+    that may run meanwhile (while_password_change_due: `lims passwd`, `lims whoami`).
     """
     settings = settings or load_settings()
     creating = schema is Schema.UPGRADE and db.absent(settings)
@@ -92,7 +95,13 @@ def unit_of_work(
                 if records.site_version is not None:
                     warn_ignored_site_keys(records.settings)
             settings = records.settings
-            actor = auth.authenticate(session, settings) if authenticated else None
+            actor = (
+                auth.authenticate(
+                    session, settings, while_password_change_due=while_password_change_due
+                )
+                if authenticated
+                else None
+            )
             yield UnitOfWork(
                 session, settings, actor, upgrade, records.site_version, records.spec_version
             )

@@ -25,8 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("lims.cli.session:login", "Log in at this station."),
     "logout": ("lims.cli.session:logout", "End this station's session."),
     "whoami": ("lims.cli.session:whoami", "Show who is logged in at this station."),
+    "passwd": ("lims.cli.session:passwd", "Change your own password."),
     "demo": ("lims.cli.demo:demo", "Create a demo database and walk through lims."),
-    "user": ("lims.cli.users:app", "Manage users: add, list, deactivate, unlock, set-role."),
+    "user": (
+        "lims.cli.users:app",
+        "Users: add, list, deactivate, unlock, set-role, reset-password.",
+    ),
     "patient": ("lims.cli.patients:app", "Patients by pseudonymous code: add, show, list."),
     "aspirate": ("lims.cli.aspirates:app", "Aspirates and their DINs: receive, show, list."),
     "reagent": ("lims.cli.reagents:app", "Reagent lots: add, list."),

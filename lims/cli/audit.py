@@ -74,7 +74,7 @@ def _print_trail(found: Sequence[AuditView], zone: tzinfo) -> None:
             (
                 view.seq,
                 show_time(view.moment, zone),
-                view.username,
+                view.who,
                 view.action,
                 f"{view.entity_type}:{view.entity_id}",
                 _change(view),

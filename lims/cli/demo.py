@@ -155,4 +155,4 @@ def _trail_row(entry: AuditView, zone: tzinfo) -> tuple[object, ...]:
 
     entity = f"{entry.entity_type}:{entry.entity_id}"
     when = show_time(entry.moment, zone)
-    return (entry.seq, when, entry.username, entry.action, entity, entry.reason)
+    return (entry.seq, when, entry.who, entry.action, entity, entry.reason)

@@ -119,7 +119,8 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
                 f"{show_time(d.opened_at, zone)} by {d.opened_by}",
                 None
                 if d.resolution is None
-                else f"{d.resolution} — {d.closed_by}, {show_time(d.closed_at, zone)}",
+                else f"{d.resolution} — {d.signed_by or d.closed_by}, "
+                + show_time(d.closed_at, zone),
             )
             for d in deviations
         ],

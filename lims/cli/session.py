@@ -15,7 +15,6 @@ from lims.cli.common import (
     say,
     settings,
 )
-from lims.cli.service import read
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -94,6 +93,10 @@ def _say_logged_in(view: SessionView, config: Settings) -> None:
         f"session ends after {config.security.session_idle_minutes} min idle "
         f"(now {show_time(view.expires_at, config.tz)})."
     )
+    if view.password_change_due is not None:
+        from lims.auth import CHANGE_PASSWORD
+
+        say(f"{view.password_change_due}: {CHANGE_PASSWORD} before any other command.")
 
 
 def logout() -> None:
@@ -123,9 +126,38 @@ def whoami(as_json: JsonOption = False) -> None:
       lims whoami --json
     """
     from lims.services import sessions
+    from lims.uow import unit_of_work
 
-    view, zone = read(sessions.current_session)
-    print_view(view, as_json, _print_session, zone)
+    # Shown even while the password must be changed: it says so.
+    with unit_of_work(write=False, while_password_change_due=True) as uow:
+        view = sessions.current_session(uow)
+    print_view(view, as_json, _print_session, uow.tz)
+
+
+def passwd(password_stdin: PasswordStdinOption = False, as_json: JsonOption = False) -> None:
+    """Change your own password: the current one, then the new one twice.
+
+    Needed before any other command when an admin set your password (a new account,
+    a reset) or it is older than the site's [security] password_max_age_days. With
+    --password-stdin, two lines: the current password, then the new one.
+
+    \b
+    Example:
+      lims passwd
+      printf '%s\\n%s\\n' "$OLD" "$NEW" | lims passwd --password-stdin
+    """
+    from lims.services import users
+    from lims.uow import unit_of_work
+
+    current = read_password(password_stdin, prompt="Current password")
+    new = read_password(password_stdin, prompt="New password", confirm=True)
+    with unit_of_work(while_password_change_due=True) as uow:
+        view = users.change_password(uow, current=current, new=new)
+    print_view(view, as_json, _say_password_changed)
+
+
+def _say_password_changed(view: UserView) -> None:
+    say(f"Password changed for {view.username} ({view.full_name}).")
 
 
 def _print_session(view: SessionView, zone: tzinfo) -> None:
@@ -139,5 +171,6 @@ def _print_session(view: SessionView, zone: tzinfo) -> None:
             "role": view.user.role,
             "session started": show_time(view.started_at, zone),
             "ends if idle until": show_time(view.expires_at, zone),
+            "password change due": view.password_change_due or "no",
         },
     )

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
     from lims.views.people import UserView
 
-app = new_area("Manage users (admin only): add, list, deactivate, unlock, change role.")
+app = new_area(
+    "Manage users (admin only): add, list, deactivate, unlock, change role, reset a password."
+)
 
 
 NameArgument = Annotated[str, typer.Argument(help="The user name.")]
@@ -62,7 +64,8 @@ def add(
     password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a user with a role and an initial password.
+    """Add a user with a role and an initial password, which they must change
+    (`lims passwd`) before any other command.
 
     \b
     Example:
@@ -140,6 +143,28 @@ unlock = app.command(
       lims user unlock tech --reason "identity confirmed by phone"
     """,
 )(_account_change("unlock_user", "User unlocked"))
+
+
+@app.command("reset-password")
+def reset_password(
+    name: NameArgument,
+    reason: OptionalReasonOption = None,
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a user who forgot their password a temporary one, which they must change
+    (`lims passwd`) before any other command; their open sessions end.
+
+    \b
+    Example:
+      lims user reset-password tech --reason "forgot password, identity checked in person"
+      printf '%s\\n' "$TEMP" | lims user reset-password tech --password-stdin
+    """
+    from lims.services import users
+
+    password = read_password(password_stdin, prompt="Temporary password for " + name, confirm=True)
+    view, zone = run(users.reset_password, username=name, password=password, reason=reason)
+    print_view(view, as_json, _print_user, "Password reset", zone)
 
 
 @app.command("set-role")

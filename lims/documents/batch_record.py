@@ -322,7 +322,8 @@ def render(record: BatchRecord) -> RenderedPdf:
                     d.physician_request,
                     None
                     if d.resolution is None
-                    else f"{d.resolution} — {d.closed_by}, {show_time(d.closed_at, zone)}",
+                    else f"{d.resolution} — {d.signed_by or d.closed_by}, "
+                    + show_time(d.closed_at, zone),
                 )
                 for d in record.lot.deviations
             ]
@@ -378,7 +379,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 (
                     e.seq,
                     show_time(e.moment, zone),
-                    e.username,
+                    e.who,
                     e.action,
                     f"{e.entity_type}:{e.entity_id}",
                     e.reason,

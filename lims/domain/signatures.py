@@ -18,6 +18,11 @@ def manifestation(username: str, full_name: str, signed_at: datetime, meaning: s
     return f"Signed by {full_name} ({username}) {signed_at:%Y-%m-%d %H:%M} UTC — {meaning}"
 
 
+def comparable_name(full_name: str) -> str:
+    """A full name as people read it: case and spacing do not make another person."""
+    return " ".join(full_name.split()).casefold()
+
+
 def manifest_hash(
     subject: str, record_hash: str, signer: tuple[str, str], signed_at: datetime, meaning: str
 ) -> str:

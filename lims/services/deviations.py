@@ -29,6 +29,7 @@ from lims.models import (
     Lot,
     Passage,
     QCResult,
+    Signature,
 )
 from lims.services import lookup, signatures, verdicts
 from lims.services.transitions import change_status
@@ -39,7 +40,12 @@ from lims.views import from_record
 from lims.views.deviations import DeviationView
 
 
-def view(deviation: Deviation, subject: str, passage_code: str | None) -> DeviationView:
+def view(
+    deviation: Deviation,
+    subject: str,
+    passage_code: str | None,
+    closing: Signature | None = None,
+) -> DeviationView:
     assert deviation.id is not None
     return from_record(
         DeviationView,
@@ -47,7 +53,17 @@ def view(deviation: Deviation, subject: str, passage_code: str | None) -> Deviat
         deviation_id=deviation.id,
         subject=subject,
         passage_id=passage_code,
+        signed_by=None if closing is None else f"{closing.full_name} ({closing.username})",
     )
+
+
+def _closing_signatures(session: Session, deviations: list[Deviation]) -> dict[int, Signature]:
+    """The signature that closed each closed deviation, by deviation id."""
+    closed = {d.id for d in deviations if d.closed_at is not None}
+    if not closed:
+        return {}
+    found = session.exec(select(Signature).where(col(Signature.deviation_id).in_(closed))).all()
+    return {signature.deviation_id: signature for signature in found if signature.deviation_id}
 
 
 def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str | None]]:
@@ -96,7 +112,11 @@ def _codes(session: Session, deviations: list[Deviation]) -> list[tuple[str, str
 
 def _views(session: Session, deviations: list[Deviation]) -> list[DeviationView]:
     codes = _codes(session, deviations)
-    return [view(d, *code) for d, code in zip(deviations, codes, strict=True)]
+    closings = _closing_signatures(session, deviations)
+    return [
+        view(d, *code, closings.get(d.id) if d.id is not None else None)
+        for d, code in zip(deviations, codes, strict=True)
+    ]
 
 
 def closing_hash(
@@ -351,7 +371,9 @@ def close_deviation(
         outcome=outcome,
         physician_request=physician_request,
     )
-    signatures.sign(session, deviation, signer=signer, record_hash=record_hash, meaning=meaning)
+    closing = signatures.sign(
+        session, deviation, signer=signer, record_hash=record_hash, meaning=meaning
+    )
     deviation.closed_at = utcnow()
     deviation.closed_by = actor.username
     deviation.resolution = resolution
@@ -379,7 +401,7 @@ def close_deviation(
     if outcome == OOSOutcome.INVALIDATED:
         assert lot is not None
         _investigation_results_judged(session, actor, lot, deviation)
-    return view(deviation, subject, passage)
+    return view(deviation, subject, passage, closing)
 
 
 def _not_its_releaser(session: Session, lot: Lot, username: str) -> None:

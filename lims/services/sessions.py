@@ -31,14 +31,14 @@ def login(uow: UnitOfWork, *, username: str, password: str) -> tuple[str, Sessio
         auth.refuse_login(
             session, None, username, "unknown user", auth.failed_login_message(settings)
         )
-    if user.locked_at is not None:
+    if user.locked_at is not None and not auth.unlock_if_lockout_over(session, settings, user):
         auth.refuse_login(
             session,
             user,
             username,
             "account locked",
-            f"{username} is locked after repeated failed logins; an admin must run "
-            f"`lims user unlock {username}`",
+            f"{username} is locked after repeated failed logins; "
+            + auth.how_lockout_ends(session, settings, user),
         )
     if not auth.password_matches(settings, user.password_hash, password):
         auth.count_wrong_password(session, settings, user)
@@ -87,4 +87,5 @@ def _view(settings: Settings, login_session: LoginSession, user: User) -> Sessio
         started_at=login_session.started_at,
         last_seen_at=login_session.last_seen_at,
         expires_at=auth.expiry(settings, login_session),
+        password_change_due=auth.password_change_due(settings, user, utcnow()),
     )

@@ -31,6 +31,10 @@ def confirm_signer(
     user = session.get(User, actor.user_id)
     if user is None or not user.active or user.locked_at is not None:
         raise NotPermitted(f"{actor.username} may not sign: the account is not active")
+    # A password an admin set, or one past its age, is not the signer's own secret (11.300).
+    due = auth.password_change_due(settings, user, utcnow())
+    if due is not None:
+        raise NotPermitted(f"{actor.username} may not sign: {due}; {auth.CHANGE_PASSWORD}")
     if not auth.password_matches(settings, user.password_hash, password):
         auth.count_wrong_password(
             session,

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from lims import audit, auth, site
 from lims.config import Settings
+from lims.domain import signatures
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.models import FULL_NAME_MAX, USERNAME_MAX, User
 from lims.roles import ROLES
@@ -59,6 +60,18 @@ def get_user(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
+
+
+def refuse_shared_full_name(session: Session, full_name: str) -> None:
+    """Full names identify signers (21 CFR 11.50): no two active users may share one,
+    whatever the case or spacing."""
+    wanted = signatures.comparable_name(full_name)
+    for other in session.exec(select(User).where(col(User.active).is_(True))).all():
+        if signatures.comparable_name(other.full_name) == wanted:
+            raise RuleViolation(
+                f"full name {full_name!r} is already {other.username}'s ({other.full_name}); "
+                "signatures must name one person: add a middle initial or another distinction"
+            )
 
 
 def user_view(user: User) -> UserView:
@@ -125,12 +138,18 @@ def _add(
     valid_password(settings, username, password)
     if find_user(session, username) is not None:
         raise RuleViolation(f"a user named {username!r} already exists")
+    refuse_shared_full_name(session, full_name)
+    now = utcnow()
     user = User(
         username=username,
         full_name=full_name,
         role=role,
         password_hash=auth.hash_password(settings, password),
-        created_at=utcnow(),
+        created_at=now,
+        password_set_at=now,
+        # The first admin sets their own password at `lims init`; everyone else's is typed
+        # by an admin, who therefore knows it until its owner changes it.
+        password_set_by_admin=by != username,
     )
     audit.record_created(
         session,
@@ -196,6 +215,70 @@ def unlock_user(uow: UnitOfWork, *, username: str, reason: str | None) -> UserVi
     )
 
 
+def reset_password(
+    uow: UnitOfWork, *, username: str, password: str, reason: str | None
+) -> UserView:
+    """Give a user who forgot their password a temporary one (admin only, never one's own).
+
+    The temporary password is known to the admin who typed it, so its owner must change
+    it before any other command; the user's open sessions end at once.
+    """
+    actor, user = _admin_acting_on(uow, username, reason)
+    if user.username == actor.username:
+        raise RuleViolation("you cannot reset your own password; change it with lims passwd")
+    valid_password(uow.settings, user.username, password)
+    auth.set_password(uow.session, uow.settings, user, password, by_admin=True)
+    ended = auth.end_sessions(uow.session, user, "password reset")
+    return _changed(
+        uow,
+        actor,
+        user,
+        "user.password_reset",
+        old=None,
+        new={"password_set_by_admin": True, "sessions_ended": ended},
+        reason=reason,
+    )
+
+
+def change_password(uow: UnitOfWork, *, current: str, new: str) -> UserView:
+    """Change one's own password (`lims passwd`): the current one first, as at a signature.
+
+    A wrong current password counts towards the lockout, as at login. The new one may
+    not be any of the last [security] password_history passwords, the current included.
+    """
+    actor = uow.require("change_own_password")
+    session, settings = uow.session, uow.settings
+    user = session.get(User, actor.user_id)
+    assert user is not None
+    if not auth.password_matches(settings, user.password_hash, current):
+        auth.count_wrong_password(
+            session,
+            settings,
+            user,
+            failure="user.password_change_failed",
+            refusal=f"password not changed: wrong current password for {user.username}",
+        )
+    valid_password(settings, user.username, new)
+    # The current password was just checked: compared as typed, it costs no second hash.
+    if new == current or auth.among_previous_passwords(settings, session, user, new):
+        raise RuleViolation(
+            f"password not changed: it is one of your last {settings.security.password_history} "
+            "passwords; choose another"
+        )
+    was_set_by_admin = user.password_set_by_admin
+    user.failed_logins = 0
+    auth.set_password(session, settings, user, new, by_admin=False)
+    audit.record_about(
+        session,
+        ("user", user.username),
+        "user.password_change",
+        by=user.username,
+        old={"password_set_by_admin": was_set_by_admin},
+        new={"password_set_by_admin": False},
+    )
+    return user_view(user)
+
+
 def set_role(uow: UnitOfWork, *, username: str, role: str, reason: str) -> UserView:
     """Change a user's role; the old one stays in the trail (admin only, never one's own)."""
     actor = uow.require("manage_users")
@@ -224,7 +307,7 @@ def _changed(
     user: User,
     action: str,
     *,
-    old: dict[str, Any],
+    old: dict[str, Any] | None,
     new: dict[str, Any],
     reason: str | None,
 ) -> UserView:

@@ -19,6 +19,7 @@ class DeviationView:
     opened_by: str
     closed_at: datetime | None
     closed_by: str | None
+    signed_by: str | None = None  # the closing signature's signer: "Full Name (username)"
     resolution: str | None
     outcome: str | None  # an out-of-specification result's: invalidated or confirmed
     waived: bool

@@ -30,3 +30,5 @@ class SessionView:
     started_at: datetime = renamed("session_started_at")
     last_seen_at: datetime = hidden()
     expires_at: datetime = renamed("session_expires_at")
+    # Why the password must be changed before any other command (None: it need not be).
+    password_change_due: str | None = None

@@ -15,12 +15,22 @@ class AuditView:
     seq: int
     moment: datetime = renamed("at")
     username: str | None = renamed("user")
+    full_name: str | None  # the user's, looked up: the entry itself keeps only the user name
     action: str
     entity_type: str
     entity_id: str
     old: Any
     new: Any
     reason: str | None
+
+    @property
+    def who(self) -> str:
+        """Full name and user name, as signatures show them; "lims" for what lims did itself."""
+        if self.username is None:
+            return "lims"
+        if self.full_name is None:
+            return self.username
+        return f"{self.full_name} ({self.username})"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -518,7 +518,7 @@ def test_logout_without_a_session_says_so(lab: Lab) -> None:
 def test_logging_in_replaces_the_stations_previous_session(lab: Lab) -> None:
     lab.add_user("tech", "technician")
     _ok(_login("tech"))
-    admin_session, tech_session = _login_sessions(lab.settings)
+    *_, admin_session, tech_session = _login_sessions(lab.settings)
     assert admin_session["end_reason"] == "replaced"
     assert admin_session["ended_at"] is not None
     assert tech_session["ended_at"] is None

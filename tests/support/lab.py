@@ -12,7 +12,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 
 from lims import auth, db
 from lims.config import Settings, load_settings
-from lims.scenario import STAFF, Clock, Person, Scenario
+from lims.scenario import STAFF, Clock, Person, Scenario, temporary
 from lims.services import users
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork, unit_of_work
@@ -122,6 +122,20 @@ def _initialise(settings: Settings) -> None:
     Scenario.initialise(settings, [ADMIN], CLOCK)
 
 
+def _actor(uow: UnitOfWork, username: str) -> auth.Actor:
+    user = users.get_user(uow.session, username)
+    assert user.id is not None
+    return auth.Actor(user.id, user.username, user.full_name, user.role)
+
+
+def _add_person(uow: UnitOfWork, person: Person) -> None:
+    """The admin (uow's actor) adds person with a temporary password, and person then changes
+    it to their own, as lims requires at a first login."""
+    users.create_user(uow, **asdict(replace(person, password=temporary(person))))
+    uow.actor = _actor(uow, person.username)
+    users.change_password(uow, current=temporary(person), new=person.password)
+
+
 class Lab:
     """A database with an admin, and helpers to add users and log in at this station."""
 
@@ -135,8 +149,18 @@ class Lab:
         self.scenario.login(username, password)
 
     def add_user(self, username: str, role: str, password: str = PASSWORD) -> None:
-        """Add a user as admin; the station is left logged in as admin."""
-        self.scenario.add_people(Person(username, username.title() + " Tester", role, password))
+        """Add a user as admin, who changes the admin's temporary password to `password` as
+        at a first login; the station is left logged in as admin.
+
+        Scenario.add_people logs each person in to change it; fixtures add users so often
+        that here the change runs as the user, without a station session, in the admin's
+        unit of work (each act audited as its own user's).
+        """
+        person = Person(username, username.title() + " Tester", role, password)
+        self.login(ADMIN.username)
+        with unit_of_work(self.settings) as uow:
+            _add_person(uow, person)
+        self.scenario.people[username] = person
 
     @contextmanager
     def acting_as(self, username: str) -> Iterator[UnitOfWork]:
@@ -146,9 +170,7 @@ class Lab:
         login audit entry and no station session behind.
         """
         with unit_of_work(self.settings, authenticated=False) as uow:
-            user = users.get_user(uow.session, username)
-            assert user.id is not None
-            uow.actor = auth.Actor(user.id, user.username, user.full_name, user.role)
+            uow.actor = _actor(uow, username)
             yield uow
 
     def set_site(self, **sections: dict[str, Any]) -> None:
@@ -171,10 +193,9 @@ class Lab:
         from lims.services import site
 
         if not self._spec_signer:
+            signer = Person(SPEC_SIGNER, "Spec Signer", "qa", PASSWORD)
             with self.acting_as("admin") as uow:
-                users.create_user(
-                    uow, username=SPEC_SIGNER, full_name="Spec Signer", role="qa", password=PASSWORD
-                )
+                _add_person(uow, signer)
             self._spec_signer = True
         text = "\n".join(
             f"[release.{test}]\n"

@@ -314,6 +314,10 @@ COMMAND_RULES: dict[str, Rule] = {
     "user deactivate": Rule(("{tech}", "--reason", "left"), "manage_users"),
     "user unlock": Rule(("{tech}",), "manage_users"),
     "user set-role": Rule(("{tech}", "qa", "--reason", "promoted"), "manage_users"),
+    "user reset-password": Rule(("{tech}", "--password-stdin"), "manage_users", stdin=SIGNED),
+    "passwd": Rule(
+        ("--password-stdin",), "change_own_password", stdin=SIGNED + "a new password 9\n"
+    ),
     "patient add": Rule(
         ("PT-0009", "--initials", "AB", "--birth-year", "1960", "--consent-date", "2020-01-15"),
         "record_bench_work",
@@ -681,7 +685,8 @@ TECH_PW = "T3ch-Pass-phrase-1947"
 QA_PW = "Qa-Pass-phrase-5520x"
 WRONG_PW = "Wr0ng-Guess-phrase-3390"
 SHORT_PW = "Sh0rt-p!"  # refused as too short: must not be echoed either
-SECRETS = [ADMIN_PW, TECH_PW, QA_PW, WRONG_PW, SHORT_PW]
+TEMPORARY_PW = "Temp-Pass-phrase-8802"  # what the admin types, until its owner changes it
+SECRETS = [ADMIN_PW, TECH_PW, QA_PW, WRONG_PW, SHORT_PW, TEMPORARY_PW]
 
 
 def test_no_password_or_token_leaks_from_a_whole_workflow(
@@ -709,11 +714,16 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     run("login", "ada", input=ADMIN_PW + "\n")  # at the prompt, typed hidden
     tokens.append(station_token(settings))
     run("site", "set", "records.late_entry_hours", "8760", "--reason", "typed from paper")
-    for name, role, password in [("tom", "technician", TECH_PW), ("quinn", "qa", QA_PW)]:
+    for name, role in [("tom", "technician"), ("quinn", "qa")]:
         signed("user", "add", name, "--full-name", f"{name.title()} T", "--role", role,
-               password=password)  # fmt: skip
+               password=TEMPORARY_PW)  # fmt: skip
     signed("user", "add", "rita", "--full-name", "Rita", "--role", "qa", password=SHORT_PW, code=2)
     run("user", "list", "--json")
+    for name, password in [("tom", TECH_PW), ("quinn", QA_PW)]:
+        login(name, TEMPORARY_PW)
+        run("patient", "list", code=4)  # not before the admin's password is changed
+        run("passwd", "--password-stdin", input=f"{WRONG_PW}\n{password}\n", code=4)
+        run("passwd", "--password-stdin", input=f"{TEMPORARY_PW}\n{password}\n")
     login("tom", TECH_PW)
     run("whoami", "--json")
     run(
@@ -757,7 +767,7 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     run("audit", "log", "--last", "5")
     run("audit", "verify")
 
-    assert len(set(tokens)) == 4
+    assert len(set(tokens)) == 6  # two of them the first logins, to change a password
     secrets = SECRETS + tokens
     for result in said:
         for secret in secrets:
