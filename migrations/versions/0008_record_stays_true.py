@@ -44,6 +44,14 @@ def upgrade() -> None:
                 "password_set_by_admin", sa.Boolean(), server_default=sa.false(), nullable=False
             )
         )
+    # Before this revision no one could change their own password: every account but the
+    # first admin's (who chose theirs at `lims init`) still has the one an admin typed.
+    op.execute(
+        sa.text(
+            "UPDATE users SET password_set_by_admin = :admin_set"
+            " WHERE id <> (SELECT min(id) FROM users)"
+        ).bindparams(admin_set=True)
+    )
     op.create_table(
         "password_history",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -16,10 +16,10 @@ import lims.models  # noqa: F401
 from lims import db
 from lims.cli.errors import UNAVAILABLE
 from lims.config import Settings
-from lims.errors import NotFound, RuleViolation, Unavailable
+from lims.errors import NotFound, NotPermitted, RuleViolation, Unavailable
 from lims.uow import Schema, unit_of_work
 from tests.support.cli import invoke
-from tests.support.lab import ON_POSTGRES, Lab
+from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 
 
 def _upgrade(settings: Settings) -> None:
@@ -271,15 +271,22 @@ def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(l
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    # Every account but the first admin's kept the password an admin typed before 0008.
     quality.lab.login("rita")
+    refused = invoke("lot", "show", quality.lot_id)
+    assert refused.exit_code == NotPermitted.exit_code
+    assert "change your password with lims passwd" in refused.stderr
+    changed = invoke("passwd", "--password-stdin", input=f"{PASSWORD}\nrita's own choice\n")
+    assert changed.exit_code == 0, changed.stderr
     assert invoke("lot", "show", quality.lot_id).exit_code == 0
+    lab.login("admin")
+    assert invoke("user", "list").exit_code == 0
 
 
 def test_a_downgrade_below_0007_is_refused_while_a_hold_would_be_lost(lab: Lab) -> None:
     from alembic import command
 
     from lims.services import lots
-    from tests.support.lab import PASSWORD
     from tests.support.quality import Quality
 
     quality = Quality(lab)
