@@ -51,7 +51,12 @@ def demo(
     zone = settings.tz
     say(f"lims demo in {settings.home}\n")
     say(f"1. Created the database {settings.sqlite_path} at the newest schema.")
-    say("2. Created the first administrator, who logged in and added a technician and QA:\n")
+    say(
+        "2. Created the first administrator, who logged in and added a technician and QA with"
+        " temporary passwords. At first login each was refused every command but"
+        " `lims passwd` until they chose their own (an admin never knows a password that"
+        " signs):\n"
+    )
     print_table(
         "Demo users",
         ["user", "full name", "role", "password"],

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,16 @@ def test_demo_shows_a_culture_split_and_late_entries(demo: tuple[Path, dict[str,
     text = "".join(page.extract_text() for page in record.pages)
     assert "late entry" in text
     assert report["split_culture"] in text
+
+
+def test_demo_users_chose_their_own_passwords_at_first_login(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    import sqlite3
+
+    _, report = demo
+    with closing(sqlite3.connect(report["database"])) as connection:
+        changed = connection.execute(
+            "SELECT username FROM audit_entries WHERE action = 'user.password_change'"
+        ).fetchall()
+    assert sorted(username for (username,) in changed) == ["qa", "tech"]
