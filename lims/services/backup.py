@@ -381,6 +381,11 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
 
 
+# What SQLite says of a database whose users table is gone: no such table (SQLITE_ERROR),
+# a damaged file (SQLITE_CORRUPT), or no database at all (SQLITE_NOTADB).
+_UNREADABLE_USERS = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
 def _users_readable(live: Path) -> bool:
     """Whether the live database still has a users table to read: then only its logged-in
     admin may replace it, however damaged the rest is."""
@@ -388,9 +393,17 @@ def _users_readable(live: Path) -> bool:
         return False
     try:
         with closing(_read_only(live)) as connection:
+            connection.execute(f"PRAGMA busy_timeout = {db.BUSY_TIMEOUT_MS}")
             connection.execute("SELECT username, role, active FROM users").fetchall()
-    except sqlite3.Error:
-        return False
+    except sqlite3.Error as error:
+        if getattr(error, "sqlite_errorcode", None) in _UNREADABLE_USERS:
+            return False
+        # Busy, locked, unreadable by this OS user: the users may well be there. Taking that
+        # for damage would let anyone who holds a lock restore a database of their own.
+        raise Unavailable(
+            f"cannot read the users of {live} to check who may restore it ({error}); "
+            "stop lims on the other stations and try again"
+        ) from None
     return True
 
 

@@ -503,6 +503,27 @@ def test_a_technician_cannot_roll_back_a_damaged_database(
 
 
 @sqlite_only
+def test_a_database_held_locked_is_not_taken_for_one_without_users(
+    admin_lab: Lab, backup_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A technician who holds an exclusive lock on the live database must not pass for a
+    restore of a database with no users, authorised by an admin of their own backup."""
+    settings = admin_lab.settings
+    admin_lab.add_user("tom", "technician")
+    admin_lab.login("tom")
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)
+    db.dispose_engines()
+    before = _live(settings).read_bytes()
+    with closing(sqlite3.connect(_live(settings), isolation_level=None)) as holder:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("SELECT count(*) FROM users").fetchall()
+        with pytest.raises(Unavailable, match="cannot read the users"):
+            service.restore(settings, backup_file, confirm=_always, credentials=_as("admin"))
+    assert _live(settings).read_bytes() == before
+
+
+@sqlite_only
 def test_a_technician_of_the_backup_cannot_authorise_its_restore(
     admin_lab: Lab, tmp_path: Path
 ) -> None:
