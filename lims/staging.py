@@ -163,6 +163,12 @@ class StagedFiles:
         return Path(staged.directory.real, staged.directory.private_name, staged.name)
 
     def _create(self, path: Path, mode: int) -> int:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            # The trail and written_files keep the path as text: bytes that are not UTF-8
+            # could be neither recorded nor shown.
+            raise BadInput(self.option, "must be a path of UTF-8 text") from None
         directory = self._directories.get(path.parent)
         if directory is None:
             directory = self._directories[path.parent] = _Directory.open(path.parent)
@@ -219,11 +225,13 @@ class StagedFiles:
                     select(WrittenFile.id).where(
                         col(WrittenFile.path) == staged.where,
                         col(WrittenFile.sha256) == staged.replaces.sha256,
+                        # A report replaces only a report, a backup only a backup.
+                        col(WrittenFile.kind) == kind,
                     )
                 ).first()
                 if recorded is None:
                     raise RuleViolation(
-                        f"{self.option}: {staged.where} is not a file lims wrote, or it has "
+                        f"{self.option}: {staged.where} is not a {kind} lims wrote, or it has "
                         "changed since; not replaced"
                     )
             staged.sha256 = _sha256(staged.directory.staging(), staged.name)

@@ -714,6 +714,6 @@ def test_an_existing_label_file_is_refused_and_force_replaces_only_lims_own(
     [*_, entry] = label_print_entries(lot)
     assert entry["sha256"] == [hashlib.sha256(sheet.read_bytes()).hexdigest()]
     sheet.write_text("^XA^FDedited^FS^XZ\n")
-    refused(print_labels(lot, "zpl", out, "--force"), 1, "is not a file lims wrote")
+    refused(print_labels(lot, "zpl", out, "--force"), 1, "is not a label lims wrote")
     assert sheet.read_text() == "^XA^FDedited^FS^XZ\n"
     assert files_in(out) == [sheet.name]

@@ -149,6 +149,6 @@ def test_report_force_replaces_only_a_report_lims_wrote(released: Quality, out_d
     refused(
         invoke("report", "batch", released.lot_id, "--out", str(mine), "--force"),
         1,
-        "is not a file lims wrote",
+        "is not a report lims wrote",
     )
     assert sorted(p.name for p in out_dir.iterdir()) == ["batch.pdf", "mine.pdf"]

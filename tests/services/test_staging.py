@@ -221,13 +221,13 @@ def test_force_replaces_only_a_file_lims_recorded_unchanged(session: Session, ou
 
     target.write_bytes(b"edited by hand")  # no longer what lims wrote
     files = StagedFiles(force=True)
-    with pytest.raises(RuleViolation, match="is not a file lims wrote, or it has changed since"):
+    with pytest.raises(RuleViolation, match="is not a report lims wrote, or it has changed since"):
         _written(session, files, target, b"third")
     assert target.read_bytes() == b"edited by hand"
 
     stranger = out / "b.pdf"
     stranger.write_bytes(b"second")  # the same bytes, but lims never wrote this path
-    with pytest.raises(RuleViolation, match="is not a file lims wrote"):
+    with pytest.raises(RuleViolation, match="is not a report lims wrote"):
         _written(session, StagedFiles(force=True), stranger, b"third")
     assert stranger.read_bytes() == b"second"
     assert sorted(p.name for p in out.iterdir()) == ["a.pdf", "b.pdf"]
@@ -283,3 +283,24 @@ def test_without_hard_links_a_rename_that_never_replaces_publishes(
         files.publish()
     assert (out / "b.pdf").read_bytes() == b"planted"
     assert sorted(p.name for p in out.iterdir()) == ["a.pdf", "b.pdf"]
+
+
+def test_force_replaces_a_file_only_with_one_of_its_kind(session: Session, out: Path) -> None:
+    """A technician's report --force must not replace the admin's backup lims recorded."""
+    backup = out / "nightly.db"
+    files = StagedFiles()
+    files.write(backup, b"SQLite format 3\x00")
+    files.record(session, kind="backup", by="ada")
+    session.flush()
+    files.publish()
+    report = StagedFiles(force=True)
+    with pytest.raises(RuleViolation, match="is not a report lims wrote"):
+        _written(session, report, backup, b"%PDF")
+    assert backup.read_bytes() == b"SQLite format 3\x00"
+
+
+def test_a_path_that_is_not_utf8_is_bad_input_not_an_internal_error(out: Path) -> None:
+    undecodable = Path(os.fsdecode(bytes(out) + b"/\xff.pdf"))
+    with pytest.raises(BadInput, match="out: must be a path of UTF-8 text"):
+        StagedFiles().write(undecodable, b"%PDF")
+    assert list(out.iterdir()) == []

@@ -257,7 +257,7 @@ def test_backup_never_overwrites_a_file(admin_lab: Lab, tmp_path: Path) -> None:
     target = tmp_path / "b.db"
     target.write_text("precious")
     for force in (False, True):
-        with pytest.raises(RuleViolation, match=r"b\.db (exists|is not a file lims wrote)"):
+        with pytest.raises(RuleViolation, match=r"b\.db (exists|is not a backup lims wrote)"):
             service.backup(admin_lab.settings, target, force=force)
     assert target.read_text() == "precious"
     assert _leftovers(tmp_path) == []
@@ -682,7 +682,7 @@ def test_cli_backup_refusals(lab: Lab, tmp_path: Path) -> None:
     refused(invoke("db", "backup", str(tmp_path / "gone" / "b.db")), 3, "no directory")
     target.write_text("x")
     refused(invoke("db", "backup", str(target)), 1, str(target), "exists", "--force")
-    refused(invoke("db", "backup", str(target), "--force"), 1, "not a file lims wrote")
+    refused(invoke("db", "backup", str(target), "--force"), 1, "not a backup lims wrote")
     refused(invoke("db", "backup", str(tmp_path)), 2, "is a directory")
     refused(invoke("db", "backup"), 2, "Missing argument")
 
