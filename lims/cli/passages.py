@@ -100,6 +100,7 @@ def correct(
         str | None, typer.Option("--at", metavar="ISO", help="The corrected harvest time.")
     ] = None,
     confirm_unusual: ConfirmUnusualOption = False,
+    late_reason: LateReasonOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Correct a passage's typed values; it and every later passage are recomputed.

@@ -631,10 +631,13 @@ def correct_passage(
     confluence: str | float | None = None,
     at: str | datetime | None = None,
     confirm_unusual: bool = False,
+    late_reason: str | None = None,
 ) -> Correction:
     """Correct what was typed for a passage; its derived values and all later ones follow,
     those of the cultures split from them included. Counts beyond the plausibility limits
-    stand only when confirmed as unusual (the correction's reason says why)."""
+    stand only when confirmed as unusual (the correction's reason says why), each time they
+    are corrected. A harvest time corrected to more than records.late_entry_hours before
+    now makes the passage a late entry, with `late_reason`, unless it is one already."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
@@ -650,6 +653,14 @@ def correct_passage(
             "--vessels, --area-cm2, --confluence or --at",
         )
     target = lookup.passage(session, passage)
+    late = None
+    if "harvested_at" in typed and not late_entries.marks(session, "passage", [target.code]):
+        late = late_entries.reason_for(uow, typed["harvested_at"], now, late_reason)
+    elif late_reason is not None:
+        raise BadInput(
+            "late-reason",
+            "only with an --at that makes a passage not yet marked a late entry",
+        )
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
     assert culture.id is not None
@@ -697,12 +708,14 @@ def correct_passage(
         setattr(target, name, value)
     target.corrections += 1
     changes = _apply_kinetics(culture, inheritance(session, culture), passages, index)
-    # A breach already on record (open or closed by QA) is not raised again.
+    # A breach already on record (open or closed by QA) is not raised again, except counts
+    # beyond the plausibility limits typed now: the corrected passage's must be confirmed
+    # whatever an earlier confirmation said of other numbers.
     known = deviation_rules.kinds_by_passage(session, culture.id)
     unusual = {
         at_index: reasons
         for at_index, reasons in _unusual(settings, culture, passages, index).items()
-        if (passages[at_index].id, growth.UNUSUAL_COUNT) not in known
+        if at_index == index or (passages[at_index].id, growth.UNUSUAL_COUNT) not in known
     }
     confirmed = reason if confirm_unusual else None
     _require_confirmed("correction", {passages[i].code: r for i, r in unusual.items()}, confirmed)
@@ -721,6 +734,15 @@ def correct_passage(
             session, ("passage", code), action, values, by=actor.username, reason=why
         )
     session.add_all(passages)
+    late_entries.record(
+        session,
+        late,
+        action="passage.correct",
+        subject=("passage", target.code),
+        at=target.harvested_at,
+        entered_at=now,
+        by=actor.username,
+    )
     recomputed += _recompute(
         session, descendants, f"derived from {target.code}, corrected: {reason}", actor.username
     )

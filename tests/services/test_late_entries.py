@@ -178,3 +178,27 @@ def test_the_batch_record_marks_the_steps_entered_late(quality: Quality, tmp_pat
     text = pdf_text(out)
     assert text.count("LATE ENTRY") >= 3, text
     assert "P3 late entry: harvested" in text
+
+
+def test_a_harvest_time_corrected_weeks_back_is_a_late_entry(bench: Bench) -> None:
+    """A passage logged on time, its --at then corrected to two weeks before: the record now
+    states a time typed long after it, and is marked like any late entry."""
+    bench.patient()
+    received = NOW - timedelta(days=20)
+    din = bench.aspirate(
+        collected_at=received - timedelta(hours=2), received_at=received, late_reason=WHY
+    ).din.code
+    culture = bench.culture(din, at=NOW - timedelta(days=18), late_reason=WHY)
+    code = culture.summary.culture_id
+    on_time = bench.passage(code, NOW - timedelta(hours=1), seeded=3_000_000, late_reason=None)
+    assert not on_time.late_entry
+    passage = on_time.passage_id
+    earlier = NOW - timedelta(days=6)
+    with pytest.raises(BadInput) as refused:
+        bench.run(cultures.correct_passage, passage=passage, at=earlier, reason="sheet date")
+    assert refused.value.field == "late-reason"
+    corrected = bench.run(
+        cultures.correct_passage, passage=passage, at=earlier, reason="sheet date", late_reason=WHY
+    )
+    shown = to_json(corrected.passage)
+    assert (shown["late_entry"], shown["late_reason"]) == (True, WHY)

@@ -255,3 +255,29 @@ def test_a_correction_is_held_to_the_same_plausibility(bench: Bench, reseeded: s
         confirm_unusual=True,
     )
     assert "unusual_count" in [flag.kind for flag in corrected.passage.flags]
+
+
+def test_a_passage_confirmed_unusual_is_held_to_the_limits_again_when_corrected(
+    bench: Bench, reseeded: str
+) -> None:
+    """A confirmation covers the numbers it confirmed: a later correction of the same
+    passage to a count ten times higher needs its own, and opens its own deviation."""
+    bench.passage(
+        reseeded, day(19), **TYPO, confirm_unusual=True, reason="recounted twice, confirmed"
+    )
+    passage = f"{reseeded}-P2"
+    before = bench.audit_actions()
+    with pytest.raises(BadInput) as refused:
+        bench.run(cultures.correct_passage, passage=passage, harvested=1_700_000_000, reason="x")
+    assert refused.value.field == "correction"
+    assert bench.audit_actions() == before
+    corrected = bench.run(
+        cultures.correct_passage,
+        passage=passage,
+        harvested=1_700_000_000,
+        reason="the supervisor recounted",
+        confirm_unusual=True,
+    )
+    assert "unusual_count" in [flag.kind for flag in corrected.passage.flags]
+    shown = bench.read(cultures.show_culture, culture=reseeded)
+    assert [d.kind for d in shown.deviations].count("unusual_count") == 2
