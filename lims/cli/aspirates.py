@@ -9,7 +9,7 @@ import typer
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
 from lims.cli.options import LateReasonOption, service_options
 from lims.cli.service import read, run
-from lims.cli.tables import Columns, Moment, print_list
+from lims.cli.tables import LATE_COLUMN, Columns, Moment, print_list
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -126,19 +126,13 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
     print_view(view, as_json, _print_aspirate, f"Aspirate {view.din.display}", zone)
 
 
-def _late_mark(view: AspirateView) -> str | None:
-    from lims.views.records import LATE_ENTRY
-
-    return LATE_ENTRY if view.late_entry else None
-
-
 LIST_COLUMNS: Columns = [
     ("DIN", "din.display"),
     "patient",
     ("collected", Moment("collected_at")),
     ("received", Moment("received_at")),
     ("conditions", lambda view: "nonconforming" if view.nonconforming else None),
-    ("late", lambda view: _late_mark(view)),
+    LATE_COLUMN,
     ("volume mL", lambda view: f"{view.volume_ml:g}"),
     ("cultures", lambda view: ", ".join(view.cultures) or None),
 ]

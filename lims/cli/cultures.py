@@ -15,7 +15,7 @@ from lims.cli.options import (
     service_options,
 )
 from lims.cli.service import read, run
-from lims.cli.tables import Columns, Moment, cells, fixed, print_list
+from lims.cli.tables import LATE_COLUMN, Columns, Moment, cells, fixed, print_list
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -119,6 +119,7 @@ LIST_COLUMNS: Columns = [
     "passages",
     ("cum. PD", lambda summary: fixed(summary.cumulative_population_doublings)),
     ("open deviations", _open_deviations),
+    LATE_COLUMN,
 ]
 
 

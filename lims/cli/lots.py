@@ -17,7 +17,7 @@ from lims.cli.options import (
     service_options,
 )
 from lims.cli.service import read, run
-from lims.cli.tables import Columns, Moment, print_list
+from lims.cli.tables import LATE_COLUMN, Columns, Moment, print_list
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -118,6 +118,7 @@ LIST_COLUMNS: Columns = [
     "vials",
     ("cells/vial", lambda summary: f"{summary.cells_per_vial:,}"),
     ("expires", Moment("expires_at")),
+    LATE_COLUMN,
 ]
 
 

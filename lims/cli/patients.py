@@ -9,7 +9,7 @@ import typer
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
 from lims.cli.options import ReasonOption, service_options
 from lims.cli.service import read, run
-from lims.cli.tables import Columns, print_list
+from lims.cli.tables import Columns, print_columns, print_list
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -86,30 +86,16 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
                 for a in view.aspirates
             ],
         )
-    if view.cultures:
-        print_table(
-            "Cultures",
-            ["culture", "kind", "status", "passages", "open deviations"],
-            [
-                (c.culture_id, c.kind, c.status, c.passages, c.open_deviations)
-                for c in view.cultures
-            ],
-        )
-    if view.lots:
-        print_table(
-            "Lots",
-            ["lot", "status", "culture", "vials", "expires"],
-            [
-                (lot.lot_id, lot.status, lot.culture_id, lot.vials, show_time(lot.expires_at, zone))
-                for lot in view.lots
-            ],
-        )
-    if view.vials:
-        print_table(
-            "Vials",
-            ["vial", "status", "labels printed"],
-            [(v.vial_id, v.status, v.labels_printed) for v in view.vials],
-        )
+    # The patient's materials as their own lists show them.
+    from lims.cli import cultures, lots, vials
+
+    for title, rows, columns in (
+        ("Cultures", view.cultures, cultures.LIST_COLUMNS),
+        ("Lots", view.lots, lots.LIST_COLUMNS),
+        ("Vials", view.vials, vials.LIST_COLUMNS),
+    ):
+        if rows:
+            print_columns(rows, title, columns, zone)
     if view.deviations:
         print_table(
             "Deviations",

@@ -32,6 +32,16 @@ Getter = str | Moment | Callable[[Any], Any]
 Columns = Sequence[str | tuple[str, Getter]]
 
 
+def _late_mark(view: Any) -> str | None:
+    from lims.views.records import LATE_ENTRY
+
+    return LATE_ENTRY if view.late_entry else None
+
+
+# The column every list of records that can be entered late shows (views with `late_entry`).
+LATE_COLUMN: tuple[str, Getter] = ("late", _late_mark)
+
+
 def print_columns(
     views: Iterable[Any], title: str, columns: Columns, zone: tzinfo | None = None
 ) -> None:

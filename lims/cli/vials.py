@@ -17,7 +17,7 @@ from lims.cli.common import (
 )
 from lims.cli.options import AtOption, LateReasonOption, ReasonOption
 from lims.cli.service import read, run
-from lims.cli.tables import Columns, Moment, print_list
+from lims.cli.tables import LATE_COLUMN, Columns, Moment, print_list
 from lims.domain.states import VIAL
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ LIST_COLUMNS: Columns = [
     ("volume mL", lambda view: f"{view.volume_ml:g}"),
     ("expires", Moment("expires_at")),
     ("labels printed", "labels_printed"),
+    LATE_COLUMN,
 ]
 
 

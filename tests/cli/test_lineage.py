@@ -135,3 +135,15 @@ def test_a_late_step_needs_late_reason_and_is_marked(station: Lab, culture: str)
     assert (logged["late_entry"], logged["late_reason"]) == (True, "typed from the sheet")
     assert "entered_at" in logged
     assert "late entry" in invoke("culture", "show", culture).stdout
+
+
+def test_lists_and_the_patient_page_mark_late_entries(station: Lab, din: str) -> None:
+    station.set_site(records={"late_entry_hours": 24})
+    ok(
+        *("culture", "start", din, "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875"),
+        *("--at", at(0.2), "--late-reason", "typed from the sheet"),
+    )
+    for command in (("culture", "list"), ("patient", "show", "PT-0001")):
+        shown = invoke(*command)
+        assert shown.exit_code == 0, shown.stderr
+        assert "late entry" in shown.stdout, command
