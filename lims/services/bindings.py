@@ -72,6 +72,7 @@ from lims.models import (
     AuditEntry,
     Culture,
     Deviation,
+    LateEntry,
     Lot,
     LotHold,
     Passage,
@@ -81,6 +82,7 @@ from lims.models import (
     User,
     Vial,
 )
+from lims.services import late_entries
 from lims.timeutil import json_time
 from lims.views.trail import ChainVerification, Disagreement
 
@@ -192,6 +194,27 @@ def _signature_said(row: RowMapping) -> str:
 _PARENT_CULTURE = aliased(Culture)
 _DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code), col(Aspirate.din))
 
+
+def _late_entries(entity_type: str) -> Sequenced:
+    """The late-entry marks on records of one type, each stated by its own entry."""
+    return Sequenced(
+        table="late_entries",
+        parent_type=entity_type,
+        actions=frozenset({late_entries.ACTION}),
+        marker="reason",
+        rows=select(
+            col(LateEntry.id).label("id"),
+            *_parent(entity_type, col(LateEntry.entity_id)),
+            col(LateEntry.action),
+            col(LateEntry.reason),
+        ).where(col(LateEntry.entity_type) == entity_type),
+        columns=(Bound("action", "action"), Bound("reason", "reason")),
+    )
+
+
+# Every kind of record a step can mark as entered late (lims.services.late_entries).
+LATE_ENTRY_SUBJECTS = ("aspirate", "culture", "passage", "lot", "vial")
+
 BINDINGS: tuple[Binding, ...] = (
     Entities(
         table="cultures",
@@ -202,6 +225,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Culture.status),
             col(_PARENT_CULTURE.code).label("parent_culture"),
             col(Passage.code).label("source_passage"),
+            col(Culture.cells_plated),
         )
         .outerjoin(_PARENT_CULTURE, col(_PARENT_CULTURE.id) == col(Culture.parent_id))
         .outerjoin(Passage, col(Passage.id) == col(Culture.source_passage_id)),
@@ -212,6 +236,31 @@ BINDINGS: tuple[Binding, ...] = (
             Bound(
                 "source_passage_id", "source_passage", before_stated=None, field="source_passage"
             ),
+            # What a split drew from its parent's harvest: the sum may not exceed it.
+            Bound("cells_plated", "cells_plated"),
+        ),
+    ),
+    Entities(
+        table="aspirates",
+        entity_type="aspirate",
+        born_in=frozenset({"aspirate.receive"}),
+        rows=select(
+            col(Aspirate.din).label("id"),
+            col(Patient.code).label("patient_code"),
+            col(Aspirate.collected_at),
+            col(Aspirate.received_at),
+            col(Aspirate.nonconforming),
+        ).join(Patient, col(Patient.id) == col(Aspirate.patient_id)),
+        columns=(
+            Bound("patient_id", "patient", field="patient_code"),
+            # Consent, birth year and transit are judged by these times.
+            Bound(
+                "collected_at", "collected_at", as_stated=lambda row: json_time(row["collected_at"])
+            ),
+            Bound(
+                "received_at", "received_at", as_stated=lambda row: json_time(row["received_at"])
+            ),
+            Bound("nonconforming", "nonconforming", before_stated=False),
         ),
     ),
     Entities(
@@ -395,6 +444,7 @@ BINDINGS: tuple[Binding, ...] = (
         ).join(Lot, col(Lot.id) == col(LotHold.lot_id)),
         columns=(Bound("lifted_at", "lifted", as_stated=lambda row: row["lifted_at"] is not None),),
     ),
+    *(_late_entries(entity_type) for entity_type in LATE_ENTRY_SUBJECTS),
 )
 
 

@@ -324,3 +324,37 @@ def test_a_nonconforming_aspirate_and_a_corrected_consent_agree(bench: Bench) ->
         "patients",
         "consent_date",
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "statement"),
+    [
+        ("late_entries", None, "DELETE FROM late_entries WHERE entity_type = 'passage'"),
+        ("aspirates", "nonconforming", "UPDATE aspirates SET nonconforming = TRUE"),
+        ("aspirates", "collected_at", "UPDATE aspirates SET collected_at = '2000-01-01 00:00:00'"),
+        ("cultures", "cells_plated", "UPDATE cultures SET cells_plated = 1 WHERE kind = 'split'"),
+    ],
+)
+def test_late_entries_receipts_and_splits_are_bound(
+    bench: Bench, table: str, column: str | None, statement: str
+) -> None:
+    """A late entry's mark deleted, an aspirate's receipt or conformity rewritten, a split's
+    draw on its parent's harvest lowered: each disagrees with the trail."""
+    bench.lab.set_site(records={"late_entry_hours": 24})
+    bench.patient()
+    din = bench.aspirate(late_reason="typed from the receipt form").din.code
+    culture = bench.culture(din, late_reason="typed from the sheet").summary.culture_id
+    bench.passage(culture, day(14), late_reason="typed from the sheet", seeded=3_000_000)
+    bench.run(
+        cultures.split_culture,
+        culture=culture,
+        seeded=1_000_000,
+        vessels=1,
+        area_cm2=175,
+        at=day(14) + timedelta(hours=2),
+        late_reason="typed from the sheet",
+    )
+    assert _disagreement(bench) is None
+    bench.sql(statement)
+    found = _disagreement(bench)
+    assert (found.table, found.column) == (table, column)
