@@ -132,6 +132,19 @@ class _Staged:
         return self.directory.where(self.path.name)
 
 
+def _stated_in_trail(session: Session, sha256: str) -> bool:
+    """Whether an entry of the hash-chained trail states the hash (label.print, report.*,
+    db.backup do): a written_files row added by hand, with no such entry, proves nothing."""
+    from sqlmodel import col, select
+
+    from lims.models import AuditEntry
+
+    found = session.exec(
+        select(AuditEntry.seq).where(col(AuditEntry.new_value).contains(f'"{sha256}"')).limit(1)
+    ).first()
+    return found is not None
+
+
 @dataclass
 class StagedFiles:
     """Files staged for publishing; `force` lets one replace a file lims recorded writing.
@@ -229,7 +242,7 @@ class StagedFiles:
                         col(WrittenFile.kind) == kind,
                     )
                 ).first()
-                if recorded is None:
+                if recorded is None or not _stated_in_trail(session, staged.replaces.sha256):
                     raise RuleViolation(
                         f"{self.option}: {staged.where} is not a {kind} lims wrote, or it has "
                         "changed since; not replaced"

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
+from lims import audit
 from lims.errors import BadInput, RuleViolation
 from lims.models import WrittenFile
 from lims.staging import StagedFiles
+from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.devices import null_device
 from tests.support.lab import ON_POSTGRES, Lab
@@ -42,11 +44,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _written(session: Session, files: StagedFiles, path: Path, data: bytes) -> None:
-    """Stage, record and publish one file, as a command does."""
+def _written(
+    session: Session, files: StagedFiles, path: Path, data: bytes, *, kind: str = KIND
+) -> None:
+    """Stage, record and publish one file, as a command does: with an entry stating it."""
     with files.discarded_on_error():
         files.write(path, data)
-        files.record(session, kind=KIND, by="tom")
+        files.record(session, kind=kind, by="tom")
+        audit.record_about(
+            session, ("report", path.name), "report.test", by="tom", new={"sha256": _sha256(data)}
+        )
     session.flush()
     files.publish()
 
@@ -288,11 +295,7 @@ def test_without_hard_links_a_rename_that_never_replaces_publishes(
 def test_force_replaces_a_file_only_with_one_of_its_kind(session: Session, out: Path) -> None:
     """A technician's report --force must not replace the admin's backup lims recorded."""
     backup = out / "nightly.db"
-    files = StagedFiles()
-    files.write(backup, b"SQLite format 3\x00")
-    files.record(session, kind="backup", by="ada")
-    session.flush()
-    files.publish()
+    _written(session, StagedFiles(), backup, b"SQLite format 3\x00", kind="backup")
     report = StagedFiles(force=True)
     with pytest.raises(RuleViolation, match="is not a report lims wrote"):
         _written(session, report, backup, b"%PDF")
@@ -304,3 +307,25 @@ def test_a_path_that_is_not_utf8_is_bad_input_not_an_internal_error(out: Path) -
     with pytest.raises(BadInput, match="out: must be a path of UTF-8 text"):
         StagedFiles().write(undecodable, b"%PDF")
     assert list(out.iterdir()) == []
+
+
+def test_force_needs_the_trail_to_state_the_file_not_a_row_alone(
+    session: Session, out: Path
+) -> None:
+    """A written_files row added by hand for a file lims never wrote: --force refuses it,
+    as no entry of the hash-chained trail states that file's hash."""
+    sop = out / "sop.txt"
+    sop.write_bytes(b"the SOP")
+    session.add(
+        WrittenFile(
+            path=str(sop.resolve()),
+            sha256=_sha256(b"the SOP"),
+            kind=KIND,
+            written_at=utcnow(),
+            written_by="tom",
+        )
+    )
+    session.flush()
+    with pytest.raises(RuleViolation, match="is not a report lims wrote"):
+        _written(session, StagedFiles(force=True), sop, b"%PDF")
+    assert sop.read_bytes() == b"the SOP"
