@@ -1,11 +1,11 @@
 """Consent: a patient who withdrew it gets no further manufacturing step on their materials.
 
-Every manufacturing step (aspirate receipt, culture start and split, passage log and
-correction, lot formulation and release, label print, vial issue, verification and
-administration) asks here, with the patient whose materials it works on, before it
-writes. Disposal (vial destroy, bank discard), deviation closing, QC results, follow-up
-events, reads, trace and reports stay possible: a withdrawn patient's materials must
-still be accounted for to the end.
+Every manufacturing step (aspirate receipt, culture start and split, passage log, lot
+formulation and release, label print, vial issue, verification and administration) asks
+here, with the patient whose materials it works on, before it writes. Disposal (vial
+destroy, bank discard), corrections of what was recorded, deviation closing, QC results,
+follow-up events, reads, trace and reports stay possible: a withdrawn patient's
+materials must still be accounted for to the end.
 """
 
 from __future__ import annotations

@@ -664,7 +664,8 @@ def correct_passage(
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
     assert culture.id is not None
-    consent.require_in_force_for_culture(session, zone, culture, "passage correction")
+    # A correction makes nothing: a withdrawn patient's records stay correctable, as their
+    # lots' (lot correct) and their own (patient correct) do.
     _require_correctable(session, culture)
     passages = passages_of(session, culture)
     index = next(i for i, p in enumerate(passages) if p.id == target.id)

@@ -306,13 +306,6 @@ def test_withdrawal_stops_every_manufacturing_step(quality: Quality, tmp_path) -
         quality.culture(din)
     with pytest.raises(RuleViolation, match=refusal + ".*passage log"):
         quality.passage(quality.culture_id, day(20))
-    with pytest.raises(RuleViolation, match=refusal + ".*passage correction"):
-        quality.run(
-            cultures.correct_passage,
-            passage=f"{quality.culture_id}-P1",
-            viability=90,
-            reason="typo",
-        )
     with pytest.raises(RuleViolation, match=refusal + ".*lot formulation"):
         quality.formulate()
     with pytest.raises(RuleViolation, match=refusal + ".*label print"):
@@ -324,7 +317,10 @@ def test_withdrawal_stops_every_manufacturing_step(quality: Quality, tmp_path) -
     verdict = quality.run(vials.verify, scan=scan_of(quality, first), patient="PT-0001")
     assert not verdict.match
     assert "withdrew consent" in verdict.reason
-    # Disposal and reads stay possible.
+    # Disposal, corrections of what was recorded, and reads stay possible.
+    quality.run(
+        cultures.correct_passage, passage=f"{quality.culture_id}-P1", viability=90, reason="typo"
+    )
     destroyed = quality.run(vials.destroy, vial=second, reason="consent withdrawn")
     assert destroyed.status == "destroyed"
     assert quality.read(lots.show_lot, lot=quality.lot_id).summary.lot_id == quality.lot_id
