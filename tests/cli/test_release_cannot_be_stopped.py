@@ -302,7 +302,8 @@ def test_the_qa_who_released_a_lot_does_not_waive_its_late_failure(
     [
         (
             "UPDATE patients SET code = CASE code WHEN 'PT-0001' THEN 'PT-X' ELSE code END",
-            "lots",  # the lot's patient is no longer the one its formulation named
+            # The aspirate's patient (and the lot's) is no longer the one its receipt named.
+            "aspirates",
         ),
         ("UPDATE lots SET final_passage = 1", "lots"),
         ("UPDATE deviations SET closed_by = 'rita'", "deviations"),
