@@ -717,3 +717,7 @@ def test_an_existing_label_file_is_refused_and_force_replaces_only_lims_own(
     refused(print_labels(lot, "zpl", out, "--force"), 1, "is not a label lims wrote")
     assert sheet.read_text() == "^XA^FDedited^FS^XZ\n"
     assert files_in(out) == [sheet.name]
+
+
+def test_an_out_directory_name_too_long_to_make_is_bad_input(quality: Quality, out: Path) -> None:
+    refused(print_labels(quality.lot_id, "zpl", out / ("x" * 300)), 2, "File name too long")

@@ -252,6 +252,8 @@ def crafted_scans(draw: st.DrawFn, floor: Floor) -> str:
     field = draw(st.one_of(JUNK, st.sampled_from(["\x1b[2J", "x" * 200, "A" * 41, "", "PT-0002"])))
     if "/" in field or "\n" in field or "\r" in field:
         field = field.replace("/", "").replace("\n", "").replace("\r", "")
+    # A lone surrogate has no UTF-8 bytes to compute a check value over: leave it out.
+    field = field.encode("utf-8", "ignore").decode("utf-8")
     parts[which] = field
     body = "/".join(parts[:5])
     return draw(
@@ -563,9 +565,12 @@ def _label_directory(value: str) -> bool:
     if any(unicodedata.category(character) == "Cc" for character in value):
         return False
     path = Path(value)
-    return _is_dir(path) or not any(
-        parent.exists() and not parent.is_dir() for parent in (path, *path.parents)
-    )
+    try:
+        return _is_dir(path) or not any(
+            parent.exists() and not parent.is_dir() for parent in (path, *path.parents)
+        )
+    except OSError:  # a name too long to make: refused as bad input
+        return False
 
 
 def _writable_file(value: str) -> bool:
