@@ -37,7 +37,8 @@ def label_rows(bench: Bench) -> list[Row]:
         lot, _ = make_lots(database, vials)
     out = database.home / "labels"
     out.mkdir()
-    command = [*LIMS, "label", "print", lot, "--format", "pdf", "--out", str(out)]
+    # Run after run into one directory: each replaces the sheet the run before wrote.
+    command = [*LIMS, "label", "print", lot, "--format", "pdf", "--out", str(out), "--force"]
     width = len(str(vials))
     many, one = paired_medians(
         [

@@ -55,7 +55,7 @@ class PassageSlots:
     """Fresh, valid `passage log` commands: the scenario's P1-P5 of one culture, then the next."""
 
     def __init__(self, bench: Bench, count: int) -> None:
-        from lims.scenario import PASSAGES, Clock
+        from lims.scenario import LATE_REASON, PASSAGES, Clock
 
         self.database = bench.database("passages")
         self.env = self.database.env()
@@ -63,7 +63,13 @@ class PassageSlots:
         patients = [f"PL-{index:04d}" for index in range(math.ceil(count / len(PASSAGES)))]
         self._slots: Iterator[list[str]] = iter(
             [
-                [*LIMS, "passage", "log", code, *options(on_its_clock.passage_values(number))]
+                # Dated on the scenario's clock, 400 days back: late entries, with their reason.
+                [
+                    *LIMS,
+                    *("passage", "log", code),
+                    *options(on_its_clock.passage_values(number)),
+                    *("--late-reason", LATE_REASON),
+                ]
                 for code, on_its_clock in start_cultures(lab, patients)
                 for number in range(1, len(PASSAGES) + 1)
             ]
