@@ -224,15 +224,15 @@ def receive(
     aspirate = Aspirate(patient_id=donor.id, **_din_columns(din), **arrival)
     identity = {"din": din.code, "din_check": din.check, "din_display": din.display}
     new = {**identity, "patient": donor.code, **arrival}
-    records.create(session, aspirate, "aspirate.receive", by=actor, at=now, new=new)
-    late_entries.record(
+    records.create(
         session,
-        late,
-        action="aspirate.receive",
-        subject=("aspirate", din.code),
-        at=received,
-        entered_at=now,
-        by=actor.username,
+        aspirate,
+        "aspirate.receive",
+        by=actor,
+        at=now,
+        new=new,
+        late_reason=late,
+        stated_at=received,
     )
     if kept_because is not None:
         _open_nonconformance(session, actor, aspirate, din, kept_because, limits.max_transit_hours)

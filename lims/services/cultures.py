@@ -410,15 +410,15 @@ def start_culture(
     culture = Culture(code=identity.code, aspirate_id=aspirate.id, number=identity.number, **plated)
     reagent_labels = [f"{lot.name}:{lot.lot}" for lot in lots]
     new = {"din": donation.with_check, **plated, "reagents": reagent_labels}
-    records.create(session, culture, "culture.start", by=actor, at=now, new=new)
-    late_entries.record(
+    records.create(
         session,
-        late,
-        action="culture.start",
-        subject=records.subject(culture),
-        at=started,
-        entered_at=now,
-        by=actor.username,
+        culture,
+        "culture.start",
+        by=actor,
+        at=now,
+        new=new,
+        late_reason=late,
+        stated_at=started,
     )
     assert culture.id is not None
     reagent_rules.record_uses(session, lots, culture.id, None)
@@ -524,15 +524,15 @@ def split_culture(
         **plated,
         "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
     }
-    records.create(session, child, "culture.split", by=actor, at=now, new=new)
-    late_entries.record(
+    records.create(
         session,
-        late,
-        action="culture.split",
-        subject=records.subject(child),
-        at=started,
-        entered_at=now,
-        by=actor.username,
+        child,
+        "culture.split",
+        by=actor,
+        at=now,
+        new=new,
+        late_reason=late,
+        stated_at=started,
     )
     assert child.id is not None
     reagent_rules.record_uses(session, lots, child.id, None)
@@ -598,15 +598,15 @@ def log_passage(
     _require_confirmed("harvested", {logged[i].code: r for i, r in unusual.items()}, confirmed)
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
     new = {**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels}
-    records.create(session, passage, "passage.log", by=actor, at=now, new=new)
-    late_entries.record(
+    records.create(
         session,
-        late,
-        action="passage.log",
-        subject=records.subject(passage),
-        at=harvested_at,
-        entered_at=now,
-        by=actor.username,
+        passage,
+        "passage.log",
+        by=actor,
+        at=now,
+        new=new,
+        late_reason=late,
+        stated_at=harvested_at,
     )
     assert passage.id is not None
     reagent_rules.record_uses(session, lots, parent.id, passage.id)

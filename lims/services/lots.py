@@ -443,15 +443,15 @@ def formulate(
         "reagents": [f"{r.name}:{r.lot}" for r in lots],
         "status": lot.status,
     }
-    records.create(session, lot, "lot.formulate", by=actor, at=now, new=new)
-    late_entries.record(
+    records.create(
         session,
-        late,
-        action="lot.formulate",
-        subject=records.subject(lot),
-        at=formulated_at,
-        entered_at=now,
-        by=actor.username,
+        lot,
+        "lot.formulate",
+        by=actor,
+        at=now,
+        new=new,
+        late_reason=late,
+        stated_at=formulated_at,
     )
     assert lot.id is not None
     session.add_all(

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from lims import audit
 from lims.auth import Actor
 from lims.models import Aspirate, Culture, Lot, Passage, Patient, ReagentLot
+from lims.services import late_entries
 
 Recorded = Patient | Aspirate | ReagentLot | Culture | Passage | Lot
 
@@ -30,11 +31,31 @@ def subject(record: Recorded) -> audit.Subject:
 
 
 def create(
-    session: Session, record: Recorded, action: str, *, by: Actor, at: datetime, new: dict[str, Any]
+    session: Session,
+    record: Recorded,
+    action: str,
+    *,
+    by: Actor,
+    at: datetime,
+    new: dict[str, Any],
+    late_reason: str | None = None,
+    stated_at: datetime | None = None,
 ) -> None:
-    """Save a new record as recorded by `by` at `at`, with the entry saying what it holds.
+    """Save a new record as recorded by `by` at `at`, with the entry saying what it holds,
+    and, for a step dated `stated_at` that late_entries.reason_for found late, its mark.
 
     The record is flushed, so it has its id when this returns.
     """
     record.recorded_at, record.recorded_by = at, by.username
     audit.record_created(session, record, subject(record), action, by=by.username, new=new)
+    if late_reason is not None:
+        assert stated_at is not None, "a late entry states the time it is dated"
+        late_entries.record(
+            session,
+            late_reason,
+            action=action,
+            subject=subject(record),
+            at=stated_at,
+            entered_at=at,
+            by=by.username,
+        )
