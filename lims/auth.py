@@ -367,6 +367,25 @@ def end_sessions(session: Session, user: User, reason: str) -> int:
     return len(live)
 
 
+def end_other_sessions(session: Session, settings: Settings, user: User, reason: str) -> int:
+    """End user's open sessions but this station's (a password changed here: one opened
+    elsewhere with the old password must not outlive it); returns how many."""
+    token = _station_token(settings).token
+    here = _token_hash(token) if token is not None else None
+    others = session.exec(
+        select(LoginSession).where(
+            LoginSession.user_id == user.id,
+            col(LoginSession.ended_at).is_(None),
+            col(LoginSession.token_hash) != here,
+        )
+    ).all()
+    now = utcnow()
+    for login in others:
+        login.ended_at, login.end_reason = now, reason
+        session.add(login)
+    return len(others)
+
+
 # --- wrong passwords -----------------------------------------------------------------
 
 

@@ -268,13 +268,16 @@ def change_password(uow: UnitOfWork, *, current: str, new: str) -> UserView:
     was_set_by_admin = user.password_set_by_admin
     user.failed_logins = 0
     auth.set_password(session, settings, user, new, by_admin=False)
+    # Whoever knew the old password (the admin who typed it) may have logged in with it
+    # elsewhere: that session ends with it.
+    ended = auth.end_other_sessions(session, settings, user, "password changed")
     audit.record_about(
         session,
         ("user", user.username),
         "user.password_change",
         by=user.username,
         old={"password_set_by_admin": was_set_by_admin},
-        new={"password_set_by_admin": False},
+        new={"password_set_by_admin": False, "other_sessions_ended": ended},
     )
     return user_view(user)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,6 +110,22 @@ def test_a_pending_change_refuses_every_command_but_passwd_and_whoami(lab: Lab) 
     assert _whoami(lab.settings) == "tom"
     assert _trail(lab.settings, "tom")[-1].action == "user.password_change"
     assert not _user(lab.settings, "tom").password_set_by_admin
+
+
+def test_a_session_opened_elsewhere_with_the_old_password_ends_at_the_change(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The admin who typed quinn's password logs in with it at another station and waits:
+    quinn's change ends that session, which must not become a usable one."""
+    _add_by_admin(lab, "quinn2", "qa")
+    elsewhere = lab.settings.model_copy(update={"home": tmp_path / "elsewhere"})
+    elsewhere.home.mkdir(mode=0o700)
+    _login(elsewhere, "quinn2", KNOWN_TO_ADMIN)
+    _login(lab.settings, "quinn2", KNOWN_TO_ADMIN)
+    _passwd(lab.settings, KNOWN_TO_ADMIN, NEW_PASSWORD)
+    assert _whoami(lab.settings) == "quinn2"
+    with pytest.raises(NotPermitted, match="password changed"):
+        _whoami(elsewhere)
 
 
 def test_the_first_admin_chose_their_own_password(lab: Lab) -> None:
