@@ -32,6 +32,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, update
@@ -418,8 +419,22 @@ def _admin_of(
         )
     username, password = credentials()
     with closing(_read_only(copy)) as connection:
+        columns = {column[1] for column in connection.execute("PRAGMA table_info(users)")}
+        # Before revision 0008 every account but the first admin's had a password an admin
+        # typed (as the revision itself records on upgrade).
+        admin_set = (
+            "password_set_by_admin"
+            if "password_set_by_admin" in columns
+            else "id <> (SELECT min(id) FROM users)"
+        )
+        set_at = (
+            "coalesce(password_set_at, created_at)"
+            if "password_set_at" in columns
+            else "created_at"
+        )
         row = connection.execute(
-            "SELECT password_hash, role, active, locked_at FROM users WHERE username = ?",
+            f"SELECT password_hash, role, active, locked_at, {admin_set}, {set_at} "  # noqa: S608
+            "FROM users WHERE username = ?",
             (username,),
         ).fetchone()
     if row is None:
@@ -433,6 +448,14 @@ def _admin_of(
     ):
         raise NotPermitted(
             "restore refused: not an active, unlocked admin of the backup, or wrong password"
+        )
+    max_age = timedelta(days=settings.security.password_max_age_days)
+    set_when = datetime.fromisoformat(row[5]).replace(tzinfo=UTC)
+    if row[4] or utcnow() - set_when > max_age:
+        # A password an admin typed, or one past its age, is not its owner's to sign with.
+        raise NotPermitted(
+            f"restore refused: {username}'s password must be changed with lims passwd first "
+            "(set by an admin, or too old)"
         )
     return username
 

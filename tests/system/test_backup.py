@@ -524,6 +524,25 @@ def test_a_database_held_locked_is_not_taken_for_one_without_users(
 
 
 @sqlite_only
+def test_an_admin_whose_password_another_admin_typed_cannot_authorise_a_restore(
+    admin_lab: Lab, tmp_path: Path
+) -> None:
+    """Bob's password was typed by ada and never changed: ada could restore as bob."""
+    from lims.services import users
+
+    settings = admin_lab.settings
+    with admin_lab.acting_as("admin") as uow:
+        users.create_user(
+            uow, username="bob", full_name="Bob Admin", role="admin", password="typed by ada 1"
+        )
+    target = tmp_path / "with-bob.db"
+    service.backup(settings, target)
+    _damage(settings)
+    with pytest.raises(NotPermitted, match="bob's password must be changed"):
+        service.restore(settings, target, confirm=_always, credentials=_as("bob", "typed by ada 1"))
+
+
+@sqlite_only
 def test_a_technician_of_the_backup_cannot_authorise_its_restore(
     admin_lab: Lab, tmp_path: Path
 ) -> None:
