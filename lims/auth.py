@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from lims import audit, db
@@ -435,7 +436,8 @@ def lockout_ends_at(session: Session, settings: Settings, user: User) -> datetim
 
     Only the lockout of an admin whom no other admin can unlock (no other active,
     unlocked user may manage users) ends by itself, [security] lockout_minutes after
-    it began: otherwise the site would have no way back but editing the database.
+    it began: otherwise the site would have no way back but editing the database. With
+    every admin locked, only the first locked.
     """
     may_unlock = GRANTS["manage_users"]
     if user.locked_at is None or user.role not in may_unlock:
@@ -451,6 +453,25 @@ def lockout_ends_at(session: Session, settings: Settings, user: User) -> datetim
         )
     ).one()
     if other_admins:
+        return None
+    # Every admin locked: only the one locked first comes back by itself, and unlocks the
+    # others. Were each to, locking them all would give a guesser every account's
+    # attempts again each period.
+    locked_before = session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(
+            col(User.role).in_(may_unlock),
+            col(User.active).is_(True),
+            col(User.locked_at).is_not(None),
+            User.id != user.id,
+            or_(
+                col(User.locked_at) < user.locked_at,
+                (col(User.locked_at) == user.locked_at) & (col(User.id) < user.id),
+            ),
+        )
+    ).one()
+    if locked_before:
         return None
     return user.locked_at + timedelta(minutes=settings.security.lockout_minutes)
 

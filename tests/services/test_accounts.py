@@ -333,6 +333,19 @@ def test_with_another_admin_a_lockout_waits_for_their_unlock(lab: Lab) -> None:
     _login(lab.settings, "admin")
 
 
+def test_with_every_admin_locked_only_the_first_locked_unlocks_by_itself(lab: Lab) -> None:
+    """Locking every admin must not give each of them fresh guesses every lockout period."""
+    lab.add_user("ada2", "admin")
+    lab.set_site(security={"lockout_threshold": 1})
+    for name, hours_ago in (("ada2", 3), ("admin", 2)):
+        _lock(lab.settings, name)
+        _set_user(lab.settings, name, locked_at=utcnow() - timedelta(hours=hours_ago))
+    with pytest.raises(NotPermitted, match="an admin must run `lims user unlock admin`"):
+        _login(lab.settings, "admin")
+    _login(lab.settings, "ada2")
+    assert "auth.automatic_unlock" in [entry.action for entry in _trail(lab.settings, "ada2")]
+
+
 def test_a_locked_admin_cannot_unlock_themselves(lab: Lab) -> None:
     lab.add_user("ada2", "admin")
     lab.set_site(security={"lockout_threshold": 1})
