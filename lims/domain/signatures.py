@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import datetime
 
 from lims.timeutil import audit_timestamp
@@ -18,9 +19,44 @@ def manifestation(username: str, full_name: str, signed_at: datetime, meaning: s
     return f"Signed by {full_name} ({username}) {signed_at:%Y-%m-%d %H:%M} UTC — {meaning}"
 
 
+# Characters a printed name must not hold: invisible (zero-width, soft hyphen, bidi
+# overrides: Cf), control, private-use and unpaired surrogates. Each could make a name
+# look like another person's.
+_UNSEEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Zl", "Zp"})
+
+
+# Scripts written together in one name (Japanese mixes kanji and kana).
+_SCRIPTS_WRITTEN_TOGETHER = {"CJK": "HAN", "HIRAGANA": "HAN", "KATAKANA": "HAN"}
+
+
+def _script(character: str) -> str | None:
+    """The script a letter belongs to by its Unicode name (LATIN, CYRILLIC, GREEK, …)."""
+    if not character.isalpha():
+        return None
+    script = unicodedata.name(character, "UNKNOWN").split(" ", 1)[0]
+    return _SCRIPTS_WRITTEN_TOGETHER.get(script, script)
+
+
+def full_name_problem(full_name: str) -> str | None:
+    """Why a full name cannot name a signer unmistakably, or None.
+
+    Refused: invisible or control characters, and a word that mixes scripts (a Cyrillic
+    Т among Latin letters reads as T but is another name).
+    """
+    for character in full_name:
+        if unicodedata.category(character) in _UNSEEN_CATEGORIES:
+            return f"must not hold invisible or control characters (U+{ord(character):04X})"
+    for word in unicodedata.normalize("NFKC", full_name).split():
+        scripts = {script for script in map(_script, word) if script is not None}
+        if len(scripts) > 1:
+            return f"must not mix scripts within a word ({', '.join(sorted(scripts))} in {word!r})"
+    return None
+
+
 def comparable_name(full_name: str) -> str:
-    """A full name as people read it: case and spacing do not make another person."""
-    return " ".join(full_name.split()).casefold()
+    """A full name as people read it: case, spacing, compatibility forms (fullwidth
+    letters) and composed or decomposed accents do not make another person."""
+    return " ".join(unicodedata.normalize("NFKC", full_name).split()).casefold()
 
 
 def manifest_hash(

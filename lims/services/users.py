@@ -62,6 +62,15 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
+def valid_full_name(full_name: str) -> str:
+    """A full name fit to print on a signature: free text, and unmistakable."""
+    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
+    problem = signatures.full_name_problem(full_name)
+    if problem is not None:
+        raise BadInput("full-name", problem)
+    return full_name
+
+
 def refuse_shared_full_name(session: Session, full_name: str) -> None:
     """Full names identify signers (21 CFR 11.50): no two active users may share one,
     whatever the case or spacing."""
@@ -88,7 +97,7 @@ def initialise(settings: Settings, *, username: str, full_name: str, password: s
     the configuration files over the defaults) become the first version of its records.
     """
     valid_username(username, field="admin")
-    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
+    valid_full_name(full_name)
     valid_password(settings, username, password)
     with unit_of_work(settings, authenticated=False, schema=Schema.UPGRADE) as uow:
         if uow.session.exec(select(func.count()).select_from(User)).one():
@@ -133,7 +142,7 @@ def _add(
 ) -> UserView:
     """The new account, audited as made by `by` (the first admin makes their own)."""
     valid_username(username)
-    free_text("full-name", full_name, max_length=FULL_NAME_MAX)
+    valid_full_name(full_name)
     choice("role", role, ROLES)
     valid_password(settings, username, password)
     if find_user(session, username) is not None:

@@ -237,9 +237,12 @@ def test_only_an_admin_resets_passwords(lab: Lab) -> None:
 def test_two_active_users_cannot_share_a_full_name(lab: Lab) -> None:
     """Why: two users could both be "Quinn QA", and a signature could name either."""
     _add_by_admin(lab, "quinn", "qa", "Quinn QA")
-    for same in ("Quinn QA", "quinn  qa", " QUINN QA"):
+    for same in ("Quinn QA", "quinn  qa", " QUINN QA", "Ｑｕｉｎｎ QA"):
         with pytest.raises(RuleViolation, match="already quinn's"):
             _add_by_admin(lab, "quinn2", "qa", same)
+    for look_alike in ("Quinn QА", "Quin­n QA", "Quinn‮ AQ"):  # Cyrillic А
+        with pytest.raises(BadInput, match="full-name"):
+            _add_by_admin(lab, "quinn2", "qa", look_alike)
     with lab.acting_as("admin") as uow:
         users.deactivate_user(uow, username="quinn", reason="left")
     _add_by_admin(lab, "quinn2", "qa", "Quinn QA")  # the name is free once she has gone
