@@ -370,8 +370,21 @@ BINDINGS: tuple[Binding, ...] = (
         table="users",
         entity_type="user",
         born_in=frozenset({"user.create"}),
-        rows=select(col(User.username).label("id"), col(User.role), col(User.active)),
-        columns=(Bound("role", "role"), Bound("active", "active")),
+        rows=select(
+            col(User.username).label("id"),
+            col(User.role),
+            col(User.active),
+            col(User.full_name),
+            col(User.password_set_by_admin),
+        ),
+        columns=(
+            Bound("role", "role"),
+            Bound("active", "active"),
+            # Every signature and audit view prints it; the trail states it at creation.
+            Bound("full_name", "full_name"),
+            # Cleared by hand, an admin-typed password would no longer have to be changed.
+            Bound("password_set_by_admin", "password_set_by_admin"),
+        ),
     ),
     Sequenced(
         table="qc_results",

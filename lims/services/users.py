@@ -166,7 +166,12 @@ def _add(
         ("user", username),
         "user.create",
         by=by,
-        new={"full_name": full_name, "role": role, "active": True},
+        new={
+            "full_name": full_name,
+            "role": role,
+            "active": True,
+            "password_set_by_admin": user.password_set_by_admin,
+        },
     )
     return user_view(user)
 

@@ -152,6 +152,25 @@ def test_users_added_moved_and_deactivated_agree(bench: Bench, lab: Lab) -> None
     assert (_disagreement(bench).table, _disagreement(bench).column) == ("users", "active")
 
 
+@pytest.mark.parametrize(
+    ("statement", "column"),
+    [
+        ("UPDATE users SET full_name = 'Quinn QA' WHERE username = 'tom'", "full_name"),
+        (
+            "UPDATE users SET password_set_by_admin = TRUE WHERE username = 'tom'",
+            "password_set_by_admin",
+        ),
+    ],
+)
+def test_a_users_printed_name_and_pending_change_are_bound(
+    bench: Bench, lab: Lab, statement: str, column: str
+) -> None:
+    lab.add_user("ann", "technician")
+    assert _disagreement(bench) is None
+    bench.sql(statement)
+    assert (_disagreement(bench).table, _disagreement(bench).column) == ("users", column)
+
+
 def test_a_check_of_one_lot_reads_only_its_own_records(quality: Quality) -> None:
     other = add_lot(quality, "PT-0002")
     quality.sql("UPDATE lots SET status = 'released' WHERE code = :code", code=quality.lot_id)
