@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import or_
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from lims import audit, db
@@ -241,12 +242,22 @@ def expiry(settings: Settings, login: LoginSession) -> datetime:
     return min(idle, login.started_at + timedelta(hours=settings.security.session_max_hours))
 
 
-def _session_of(session: Session, token: str) -> tuple[LoginSession, User] | None:
-    found = session.exec(
+# Users' columns that revision 0008 added: left unread on an older schema (a backup taken
+# before `lims db upgrade`), where they do not exist yet.
+_COLUMNS_SINCE_0008: tuple[Any, ...] = (User.password_set_at, User.password_set_by_admin)
+
+
+def _session_of(
+    session: Session, token: str, *, older_schema: bool = False
+) -> tuple[LoginSession, User] | None:
+    query = (
         select(LoginSession, User)
         .join(User, col(User.id) == LoginSession.user_id)
         .where(LoginSession.token_hash == _token_hash(token))
-    ).first()
+    )
+    if older_schema:
+        query = query.options(*(defer(column) for column in _COLUMNS_SINCE_0008))
+    found = session.exec(query).first()
     return None if found is None else (found[0], found[1])
 
 
@@ -269,7 +280,9 @@ def _revoke(
     )
 
 
-def live_session(session: Session, settings: Settings) -> tuple[LoginSession, User]:
+def live_session(
+    session: Session, settings: Settings, *, older_schema: bool = False
+) -> tuple[LoginSession, User]:
     """The station's session and its user; refused unless it may be used now."""
     station = _station_token(settings)
     if station.problem is not None:
@@ -281,7 +294,7 @@ def live_session(session: Session, settings: Settings) -> tuple[LoginSession, Us
         raise AuditedRefusal(_unusable(station.problem, revoked=True))
     if station.token is None:
         raise NotPermitted("not logged in; run `lims login NAME`")
-    found = _session_of(session, station.token)
+    found = _session_of(session, station.token, older_schema=older_schema)
     if found is None:
         raise NotPermitted("no session for this station's token; run `lims login NAME`")
     login, user = found
@@ -306,16 +319,22 @@ def live_session(session: Session, settings: Settings) -> tuple[LoginSession, Us
 
 
 def authenticate(
-    session: Session, settings: Settings, *, while_password_change_due: bool = False
+    session: Session,
+    settings: Settings,
+    *,
+    while_password_change_due: bool = False,
+    older_schema: bool = False,
 ) -> Actor:
     """The user of the station's live session, whose idle clock restarts now.
 
     While their password must be changed, only the commands that change it or show the
-    session (while_password_change_due) may run: every other is refused here.
+    session (while_password_change_due) may run: every other is refused here. On a schema
+    older than revision 0008 (only a backup or restore runs there, before `lims db
+    upgrade`) no password can be changed yet, and none is asked to be.
     """
-    login, user = live_session(session, settings)
+    login, user = live_session(session, settings, older_schema=older_schema)
     now = utcnow()
-    due = password_change_due(settings, user, now)
+    due = None if older_schema else password_change_due(settings, user, now)
     if due is not None and not while_password_change_due:
         raise NotPermitted(f"{due}: {CHANGE_PASSWORD} before any other command")
     login.last_seen_at = now

@@ -224,15 +224,24 @@ class StagedFiles:
             _sha256(directory.descriptor, path.name, info),
         )
 
-    def record(self, session: Session, *, kind: str, by: str | None) -> None:
+    def record(self, session: Session, *, kind: str, by: str | None, in_table: bool = True) -> None:
         """Record each staged file and its SHA-256 in written_files, in the caller's
-        transaction; a forced replacement is refused unless lims recorded the file it replaces."""
+        transaction; a forced replacement is refused unless lims recorded the file it replaces.
+
+        Without in_table (a database whose schema has no written_files yet: a backup before
+        `lims db upgrade`) only the hashes are computed, and nothing can be replaced.
+        """
         from sqlmodel import col, select
 
         from lims.models import WrittenFile
         from lims.timeutil import utcnow
 
         for staged in self._staged:
+            if staged.replaces is not None and not in_table:
+                raise RuleViolation(
+                    f"{self.option}: {staged.where} exists; this database cannot tell what lims "
+                    "wrote before `lims db upgrade`: name a new file"
+                )
             if staged.replaces is not None:
                 recorded = session.exec(
                     select(WrittenFile.id).where(
@@ -248,6 +257,8 @@ class StagedFiles:
                         "changed since; not replaced"
                     )
             staged.sha256 = _sha256(staged.directory.staging(), staged.name)
+            if not in_table:
+                continue
             session.add(
                 WrittenFile(
                     path=staged.where,

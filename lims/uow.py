@@ -97,7 +97,10 @@ def unit_of_work(
             settings = records.settings
             actor = (
                 auth.authenticate(
-                    session, settings, while_password_change_due=while_password_change_due
+                    session,
+                    settings,
+                    while_password_change_due=while_password_change_due,
+                    older_schema=revision != db.SCHEMA_HEAD,
                 )
                 if authenticated
                 else None

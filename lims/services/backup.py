@@ -285,7 +285,8 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> BackupRe
         _fsync(copy)
         size = copy.stat().st_size
         with _as_admin(settings) as (session, actor):
-            files.record(session, kind=WRITTEN_KIND, by=actor.username)
+            current = db.stored_revision(session.connection()) == db.SCHEMA_HEAD
+            files.record(session, kind=WRITTEN_KIND, by=actor.username, in_table=current)
             digest = files.sha256(target)
             audit.record_about(
                 session,

@@ -411,6 +411,24 @@ def test_restore_of_an_older_schema_upgrades_the_copy(admin_lab: Lab, backup_fil
         db.check_schema(uow.session, admin_lab.settings)
 
 
+@sqlite_only
+def test_a_database_below_the_newest_schema_is_backed_up_before_its_upgrade(
+    admin_lab: Lab, tmp_path: Path
+) -> None:
+    """The backup taken before `lims db upgrade`: its users lack the columns revisions
+    since added, and the admin's session is read without them."""
+    from alembic import command
+
+    settings = admin_lab.settings
+    older = db.SCHEMA_REVISIONS[-2]
+    with db.transaction(db.engine_for(settings), write=True, migrate=True) as session:
+        command.downgrade(db.alembic_config(session.connection()), older)
+    db.dispose_engines()
+    target = tmp_path / "before-upgrade.db"
+    service.backup(settings, target)
+    assert service.check_copy(target).revision == older
+
+
 def _as(username: str, password: str = PASSWORD) -> Any:
     return lambda: (username, password)
 
