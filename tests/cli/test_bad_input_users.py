@@ -36,6 +36,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lims.config import Settings
+from lims.domain.signatures import full_name_problem
 from tests.support.floor import Floor, _refused_writing_nothing
 from tests.support.junk import (
     _NUMBERS,
@@ -80,7 +81,7 @@ PASSWORD_JUNK = JUNK.map(lambda text: re.sub("[\r\n\ud800-\udfff]", "", text))
 
 # Valid values for the fields that are not under test; hostile, but within the rules.
 GOOD_FULL_NAMES = st.sampled_from(
-    ["Tom Tech", "O'Brien; DROP TABLE users; --", "\u202eevil", "Zoë 👩‍🔬 Ñúñez", "--json"]
+    ["Tom Tech", "O'Brien; DROP TABLE users; --", "<script>evil</script>", "Zoë 😀 Ñúñez", "--json"]
 )
 GOOD_REASONS = st.sampled_from(["moved to QA", "'; DROP TABLE users; --", "\u202e", "--json", "-"])
 NEW_USERNAMES = st.from_regex(USERNAME, fullmatch=True).filter(
@@ -559,7 +560,7 @@ def _full_names(settings: Settings) -> dict[str, str]:
 @fuzz(10)
 @given(
     full_name=st.text(VALID_FREE_CHAR, min_size=1, max_size=FULL_NAME_MAX).filter(
-        lambda text: _valid_text(text, FULL_NAME_MAX)
+        lambda text: _valid_text(text, FULL_NAME_MAX) and full_name_problem(text) is None
     )
 )
 @example(full_name="x" * FULL_NAME_MAX)
@@ -580,7 +581,9 @@ def test_a_valid_hostile_full_name_is_stored_and_shown_verbatim(
 
 def test_hostile_full_names_are_shown_verbatim_in_json_and_in_the_table(admin_lab: Lab) -> None:
     expected = {}
-    for number, full_name in enumerate(HOSTILE_BUT_VALID[:6]):
+    # Hostile text a full name may hold: no invisible characters, no mixed scripts.
+    printable = [text for text in HOSTILE_BUT_VALID if full_name_problem(text) is None]
+    for number, full_name in enumerate(printable[:6]):
         name = f"hostile{number}"
         args = ("user", "add", name, "--full-name", full_name, "--role", "qa", "--password-stdin")
         added = _run(*args, stdin=PASSWORD + "\n")

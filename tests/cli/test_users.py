@@ -224,7 +224,12 @@ def test_admin_adds_a_user_and_it_is_audited(lab: Lab) -> None:
     (creation,) = _trail("tech")
     assert creation["action"] == "user.create"
     assert creation["user"] == "admin"
-    assert creation["new"] == {"full_name": "Tom Tech", "role": "technician", "active": True}
+    assert creation["new"] == {
+        "full_name": "Tom Tech",
+        "role": "technician",
+        "active": True,
+        "password_set_by_admin": True,
+    }
 
 
 def test_user_add_shows_the_user_as_a_table(lab: Lab) -> None:

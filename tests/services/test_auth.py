@@ -432,7 +432,12 @@ def test_admin_adds_a_user_and_the_creation_is_audited(lab: Lab) -> None:
     creation = _trail(lab.settings, "tech")[-1]
     assert creation.action == "user.create"
     assert creation.username == "admin"
-    assert creation.new == {"full_name": "Tom Tech", "role": "technician", "active": True}
+    assert creation.new == {
+        "full_name": "Tom Tech",
+        "role": "technician",
+        "active": True,
+        "password_set_by_admin": True,
+    }
 
 
 @pytest.mark.parametrize(
