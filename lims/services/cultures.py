@@ -868,7 +868,7 @@ def after_previous_step(
 # --- reading -------------------------------------------------------------------------
 
 
-def _summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSummary]:
+def culture_summaries(session: Session, cultures: Sequence[Culture]) -> list[CultureSummary]:
     if not cultures:
         return []
     ids = [culture.id for culture in cultures]
@@ -1020,7 +1020,7 @@ def sister_lots(
 
 def culture_detail(session: Session, culture: Culture) -> CultureDetail:
     assert culture.id is not None
-    [summary] = _summaries(session, [culture])
+    [summary] = culture_summaries(session, [culture])
     uses = reagent_rules.uses_by_step(session, culture.id)
     lineage_of = ancestors(session, culture)
     children = session.exec(
@@ -1060,7 +1060,7 @@ def list_cultures(uow: UnitOfWork) -> list[CultureSummary]:
     session = uow.session
     uow.require("read_records")
     cultures = session.exec(select(Culture).order_by(col(Culture.code))).all()
-    return _summaries(session, cultures)
+    return culture_summaries(session, cultures)
 
 
 # --- projection ----------------------------------------------------------------------

@@ -80,7 +80,7 @@ def effective_status(lot: Lot, now: datetime) -> str:
     return LOT.shown(lot.status, expired=expired(lot.expires_at, now))
 
 
-def _summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[LotSummary]:
+def lot_summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[LotSummary]:
     if not lots:
         return []
     rows = session.exec(
@@ -122,7 +122,7 @@ def list_lots(uow: UnitOfWork, *, status: str | None = None) -> list[LotSummary]
         choice("status", status, LOT.shown_states())
     now = utcnow()
     lots = session.exec(select(Lot).order_by(col(Lot.code))).all()
-    summaries = _summaries(session, lots, now)
+    summaries = lot_summaries(session, lots, now)
     return [summary for summary in summaries if status is None or summary.status == status]
 
 
@@ -148,7 +148,7 @@ def _signature(session: Session, lot: Lot, signature: Signature) -> SignatureVie
 
 def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
     now = utcnow()
-    [summary] = _summaries(session, [lot], now)
+    [summary] = lot_summaries(session, [lot], now)
     culture = session.get(Culture, lot.culture_id)
     assert culture is not None
     assert lot.id is not None

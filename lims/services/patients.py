@@ -299,9 +299,9 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         aspirates=aspirate_rules.views(
             session, [(a, patient.code, culture_codes.get(a.id, [])) for a in aspirates]
         ),
-        cultures=culture_rules._summaries(session, cultures),
-        lots=lot_rules._summaries(session, lots, now),
-        vials=[vial_rules._view(v, lot_of[v.lot_id], patient.code, now) for v in vials],
+        cultures=culture_rules.culture_summaries(session, cultures),
+        lots=lot_rules.lot_summaries(session, lots, now),
+        vials=[vial_rules.vial_view(v, lot_of[v.lot_id], patient.code, now) for v in vials],
         deviations=deviation_rules.on_patient(session, patient.id),
     )
 

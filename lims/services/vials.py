@@ -31,7 +31,7 @@ from lims.views.records import LateEntryView
 from lims.views.vials import Verification, VialView
 
 
-def _view(
+def vial_view(
     vial: Vial, lot: Lot, patient: str, now: datetime, late: Sequence[LateEntryView] = ()
 ) -> VialView:
     return from_record(
@@ -70,7 +70,7 @@ def list_vials(uow: UnitOfWork, *, lot: str) -> list[VialView]:
         select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
     ).all()
     late = late_entries.marks(session, "vial", [vial.code for vial in vials])
-    return [_view(vial, found, patient.code, now, late.get(vial.code, [])) for vial in vials]
+    return [vial_view(vial, found, patient.code, now, late.get(vial.code, [])) for vial in vials]
 
 
 def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
@@ -78,7 +78,7 @@ def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
     uow.require("read_records")
     found = lookup.vial(session, vial)
     lot, patient = _with_lot(session, found)
-    return _view(found, lot, patient.code, utcnow(), _late(session, found))
+    return vial_view(found, lot, patient.code, utcnow(), _late(session, found))
 
 
 def _judge(
@@ -234,7 +234,7 @@ def _move(
         entered_at=entered_at or at,
         by=actor.username,
     )
-    return _view(found, lot, owner.code, at, _late(session, found))
+    return vial_view(found, lot, owner.code, at, _late(session, found))
 
 
 class VialMismatch(AuditedRuleViolation):
@@ -307,7 +307,7 @@ def destroy(
         entered_at=now,
         by=actor.username,
     )
-    return _view(found, lot, owner.code, now, _late(session, found))
+    return vial_view(found, lot, owner.code, now, _late(session, found))
 
 
 def start_scanning(uow: UnitOfWork, *, patient: str) -> None:
