@@ -140,10 +140,18 @@ def password_change_due(settings: Settings, user: User, now: datetime) -> str | 
     An account from before passwords could be changed has no password_set_at: its
     password is the one set when it was created, so its age counts from then.
     """
-    if user.password_set_by_admin:
+    set_at = user.password_set_at or user.created_at
+    return password_due(settings, user.password_set_by_admin, set_at, now)
+
+
+def password_due(
+    settings: Settings, set_by_admin: bool, set_at: datetime, now: datetime
+) -> str | None:
+    """Why a password set at `set_at` (by an admin or not) must be changed, or None."""
+    if set_by_admin:
         return "your password was set by an admin"
     max_age = settings.security.password_max_age_days
-    if now >= (user.password_set_at or user.created_at) + timedelta(days=max_age):
+    if now >= set_at + timedelta(days=max_age):
         return f"your password is more than {max_age} days old"
     return None
 
@@ -373,37 +381,25 @@ def end_station_session(session: Session, settings: Settings, reason: str) -> st
     return previous_user.username
 
 
-def end_sessions(session: Session, user: User, reason: str) -> int:
-    """End every open session of user, at any station (deactivated, locked); returns how many."""
-    live = session.exec(
-        select(LoginSession).where(
-            LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None)
-        )
-    ).all()
+def end_sessions(
+    session: Session, user: User, reason: str, *, keeping: Settings | None = None
+) -> int:
+    """End every open session of user, at any station (deactivated, locked), or every one
+    but the station's of `keeping` (a password changed there: one opened elsewhere with
+    the old password must not outlive it); returns how many."""
+    query = select(LoginSession).where(
+        LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None)
+    )
+    if keeping is not None:
+        token = _station_token(keeping).token
+        if token is not None:
+            query = query.where(col(LoginSession.token_hash) != _token_hash(token))
+    live = session.exec(query).all()
     now = utcnow()
     for login in live:
         login.ended_at, login.end_reason = now, reason
         session.add(login)
     return len(live)
-
-
-def end_other_sessions(session: Session, settings: Settings, user: User, reason: str) -> int:
-    """End user's open sessions but this station's (a password changed here: one opened
-    elsewhere with the old password must not outlive it); returns how many."""
-    token = _station_token(settings).token
-    here = _token_hash(token) if token is not None else None
-    others = session.exec(
-        select(LoginSession).where(
-            LoginSession.user_id == user.id,
-            col(LoginSession.ended_at).is_(None),
-            col(LoginSession.token_hash) != here,
-        )
-    ).all()
-    now = utcnow()
-    for login in others:
-        login.ended_at, login.end_reason = now, reason
-        session.add(login)
-    return len(others)
 
 
 # --- wrong passwords -----------------------------------------------------------------

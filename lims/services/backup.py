@@ -32,7 +32,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, update
@@ -450,13 +450,12 @@ def _admin_of(
         raise NotPermitted(
             "restore refused: not an active, unlocked admin of the backup, or wrong password"
         )
-    max_age = timedelta(days=settings.security.password_max_age_days)
-    set_when = datetime.fromisoformat(row[5]).replace(tzinfo=UTC)
-    if row[4] or utcnow() - set_when > max_age:
-        # A password an admin typed, or one past its age, is not its owner's to sign with.
+    # A password an admin typed, or one past its age, is not its owner's to sign with.
+    password_set_at = datetime.fromisoformat(row[5]).replace(tzinfo=UTC)
+    due = auth.password_due(settings, bool(row[4]), password_set_at, utcnow())
+    if due is not None:
         raise NotPermitted(
-            f"restore refused: {username}'s password must be changed with lims passwd first "
-            "(set by an admin, or too old)"
+            f"restore refused: {username}'s password must be changed with lims passwd first ({due})"
         )
     return username
 

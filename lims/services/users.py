@@ -284,7 +284,7 @@ def change_password(uow: UnitOfWork, *, current: str, new: str) -> UserView:
     auth.set_password(session, settings, user, new, by_admin=False)
     # Whoever knew the old password (the admin who typed it) may have logged in with it
     # elsewhere: that session ends with it.
-    ended = auth.end_other_sessions(session, settings, user, "password changed")
+    ended = auth.end_sessions(session, user, "password changed", keeping=settings)
     audit.record_about(
         session,
         ("user", user.username),
