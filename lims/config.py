@@ -68,6 +68,7 @@ SITE_SECTIONS = (
     "lot",
     "labels",
     "records",
+    "administration",
     "release",
 )
 
@@ -167,6 +168,15 @@ class PatientSettings(BaseModel):
     code_description: Annotated[str, Field(min_length=1, max_length=200)] = (
         "3-32 upper-case letters, digits and dashes"
     )
+    # A body weight outside this range is taken for a typing error: it decides a dose per kg.
+    min_weight_kg: Annotated[PositiveNumber, Field(ge=0.5, le=400)] = 2.0
+    max_weight_kg: Annotated[PositiveNumber, Field(ge=0.5, le=400)] = 250.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PatientSettings:
+        if self.min_weight_kg >= self.max_weight_kg:
+            raise ValueError("min_weight_kg must be below max_weight_kg")
+        return self
 
 
 class AspirateSettings(BaseModel):
@@ -254,6 +264,36 @@ class RecordSettings(BaseModel):
     late_entry_hours: PositiveNumber = 24.0
 
 
+RouteName = Annotated[str, Field(pattern=r"[a-z][a-z0-9_-]{0,31}")]
+
+
+class AdministrationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The routes `vial administer --route` accepts.
+    routes: list[RouteName] = [
+        "intraspinal",
+        "intrathecal",
+        "intravenous",
+        "intra-arterial",
+        "intramuscular",
+        "intra-articular",
+        "intralesional",
+        "subcutaneous",
+    ]
+    # Whether an administration must name its route and its treating physician.
+    route_required: bool = False
+    physician_required: bool = False
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AdministrationSettings:
+        if not self.routes:
+            raise ValueError("routes must name at least one route")
+        if len(set(self.routes)) != len(self.routes):
+            raise ValueError("routes must not repeat")
+        return self
+
+
 class SiteSettings(BaseModel):
     """The site's settings besides its specification: what one site_settings record holds."""
 
@@ -267,6 +307,7 @@ class SiteSettings(BaseModel):
     lot: LotSettings = LotSettings()
     labels: LabelSettings = LabelSettings()
     records: RecordSettings = RecordSettings()
+    administration: AdministrationSettings = AdministrationSettings()
 
 
 def _default_home() -> Path:

@@ -27,7 +27,14 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from lims.domain.ids import PATIENT_CODE_MAX
-from lims.domain.states import CultureState, DeviationState, LotState, OOSOutcome, VialState
+from lims.domain.states import (
+    CultureState,
+    DeviationSeverity,
+    DeviationState,
+    LotState,
+    OOSOutcome,
+    VialState,
+)
 from lims.roles import ROLES
 
 SQLModel.metadata.naming_convention = {
@@ -225,6 +232,7 @@ CULTURE_KINDS = ("primary", "seeded", "split")
 CULTURE_STATES = tuple(state.value for state in CultureState)
 DEVIATION_STATES = tuple(state.value for state in DeviationState)
 DEVIATION_OUTCOMES = tuple(outcome.value for outcome in OOSOutcome)
+DEVIATION_SEVERITIES = tuple(severity.value for severity in DeviationSeverity)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -432,6 +440,7 @@ class Deviation(Record, table=True):
             name="subject",
         ),
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', DEVIATION_OUTCOMES)}", name="outcome"),
+        CheckConstraint(_in("severity", DEVIATION_SEVERITIES), name="severity"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -461,6 +470,14 @@ class Deviation(Record, table=True):
     # The treating physician's documented request to use the product despite a confirmed
     # failure (EU GMP Part IV 11.5): what a waiver of an OOS result rests on.
     physician_request: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # How much it matters (EU GMP Part I 1.4(xiv)): a failed final result of a product that
+    # may already be with patients is critical.
+    severity: str = Field(
+        default=DeviationSeverity.MAJOR,
+        sa_column=Column(String(8), nullable=False, server_default=DeviationSeverity.MAJOR.value),
+    )
+    # The follow-up event that opened it: a serious adverse event possibly related to a lot.
+    event_id: int | None = _reference("follow_up_events.id", nullable=True)
 
 
 # --- QA: lots, vials, QC results, signatures ------------------------------------------
@@ -509,6 +526,11 @@ class Lot(Record, table=True):
     status: str = _status(LotState.QUARANTINE)
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+    # A release on interim results: the tests whose final results were pending at release
+    # (JSON list), and QA's later signature that those final results were reviewed.
+    pending_at_release: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    release_completed_at: datetime | None = _time(nullable=True)
+    release_completed_by: str | None = _text(USERNAME_MAX, nullable=True)
 
 
 class Vial(Record, table=True):
@@ -535,13 +557,21 @@ class Vial(Record, table=True):
     destroyed_at: datetime | None = _time(nullable=True)
     destroyed_by: str | None = _text(USERNAME_MAX, nullable=True)
     destroy_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Issued while final results of its lot were pending: the tests the issuer acknowledged.
+    acknowledged_pending: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # How and by whose order it was given.
+    route: str | None = _text(32, nullable=True)
+    physician: str | None = _text(SHORT_TEXT_MAX, nullable=True)
 
 
 class QCResult(Record, table=True):
     """One result of a release test; a retest adds a row, and the latest counts."""
 
     __tablename__ = "qc_results"
-    __table_args__ = (Index(None, "lot_id", "test"),)
+    __table_args__ = (
+        Index(None, "lot_id", "test"),
+        CheckConstraint("qualifier IS NULL OR qualifier IN ('<', '>')", name="qualifier"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
@@ -561,6 +591,14 @@ class QCResult(Record, table=True):
             Integer, ForeignKey("deviations.id", use_alter=True), nullable=True, index=True
         ),
     )
+    # A test started whose final result is still to come (value "pending"), and when it is
+    # expected; tested_at is then when it was started.
+    pending: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    expected_final_at: datetime | None = _time(nullable=True)
+    # A numeric result beyond the method's range, "<" or ">" its number (value "<0.5").
+    qualifier: str | None = _text(1, nullable=True)
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
 
@@ -597,6 +635,40 @@ class LateEntry(Record, table=True):
     entered_at: datetime = _time()
     entered_by: str = _username_column()
     reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+EVENT_KINDS = ("adverse_event", "observation")
+EVENT_SEVERITIES = ("mild", "moderate", "severe", "life_threatening", "fatal")
+EVENT_RELATEDNESS = ("unrelated", "unlikely", "possible", "probable", "definite")
+
+
+class FollowUpEvent(Record, table=True):
+    """What happened to a patient after administration: an adverse event or an observation
+    (21 CFR 312.32; EU Regulation 536/2014, Art. 41-43), with the vial it followed, if named."""
+
+    __tablename__ = "follow_up_events"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        CheckConstraint(
+            f"severity IS NULL OR {_in('severity', EVENT_SEVERITIES)}", name="severity"
+        ),
+        CheckConstraint(f"related IS NULL OR {_in('related', EVENT_RELATEDNESS)}", name="related"),
+        CheckConstraint("kind <> 'adverse_event' OR severity IS NOT NULL", name="ae_severity"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = _reference("patients.id")
+    vial_id: int | None = _reference("vials.id", nullable=True)
+    kind: str = _text(16)
+    severity: str | None = _text(16, nullable=True)
+    serious: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    related: str | None = _text(16, nullable=True)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    occurred_at: datetime = _time()
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
 
 
 class WrittenFile(Record, table=True):

@@ -34,6 +34,12 @@ def open_(
         str | None,
         typer.Option("--criterion", metavar="TEST", help="The release criterion it concerns."),
     ] = None,
+    severity: Annotated[
+        str | None,
+        typer.Option(
+            "--severity", metavar="minor|major|critical", help="How much it matters (major)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Open a deviation on a lot or a culture; an open deviation blocks release.

@@ -11,7 +11,7 @@ import typer
 from lims.cli.common import alarm, late_entry_note, print_alarms, print_record, print_table
 from lims.cli.tables import cells
 from lims.domain.spec import COUNTED
-from lims.domain.states import DEVIATION, LOT
+from lims.domain.states import DEVIATION, LOT, DeviationSeverity
 
 if TYPE_CHECKING:
     from lims.views.deviations import DeviationView
@@ -113,7 +113,7 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
                 else d.status
                 + (f", result {d.outcome}" if d.outcome else "")
                 + (" (waived)" if d.waived else ""),
-                d.kind,
+                d.kind if d.severity == DeviationSeverity.MAJOR else f"{d.kind} ({d.severity})",
                 d.criterion,
                 d.description,
                 f"{show_time(d.opened_at, zone)} by {d.opened_by}",

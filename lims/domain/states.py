@@ -52,6 +52,14 @@ class DeviationState(StrEnum):
     CLOSED = "closed"
 
 
+class DeviationSeverity(StrEnum):
+    """How much a deviation matters, lowest first (EU GMP Part I 1.4(xiv))."""
+
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
 class OOSOutcome(StrEnum):
     """How QA closes an out-of-specification deviation."""
 

@@ -326,6 +326,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Deviation.physician_request),
             col(Deviation.closed_by),
             col(Deviation.waived_result_id),
+            col(Deviation.severity),
         )
         .outerjoin(Lot, col(Lot.id) == col(Deviation.lot_id))
         .outerjoin(Culture, col(Culture.id) == col(Deviation.culture_id))
@@ -344,6 +345,8 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("physician_request", "physician_request"),
             Bound("closed_by", "closed_by"),
             Bound("waived_result_id", "waived_result_id"),
+            # A deviation opened before 0009 was of no stated severity: major, as it reads.
+            Bound("severity", "severity", before_stated="major"),
         ),
     ),
     Entities(

@@ -18,9 +18,10 @@ from lims import audit, site
 from lims.auth import Actor
 from lims.domain import ids, spec
 from lims.domain.spec import OOS, Criterion
-from lims.domain.states import DEVIATION, LOT, OOSOutcome
+from lims.domain.states import DEVIATION, LOT, DeviationSeverity, OOSOutcome
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import (
+    DEVIATION_SEVERITIES,
     LONG_TEXT_MAX,
     Aspirate,
     AuditEntry,
@@ -35,7 +36,7 @@ from lims.services import lookup, signatures, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, utcnow
 from lims.uow import UnitOfWork
-from lims.validation import free_text
+from lims.validation import choice, free_text
 from lims.views import from_record
 from lims.views.deviations import DeviationView
 
@@ -154,6 +155,8 @@ def closing_hash(
     }
     if outcome is not None:
         record["outcome"] = outcome
+    if deviation.severity != DeviationSeverity.MAJOR:  # what every deviation was before 0009
+        record["severity"] = deviation.severity
     if physician_request is not None:
         record["physician_request"] = physician_request
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
@@ -209,6 +212,7 @@ def _open(
             "description": deviation.description,
             "status": deviation.status,
             "result_id": deviation.result_id,
+            "severity": deviation.severity,
         },
     )
     return view(deviation, subject, passage)
@@ -223,10 +227,16 @@ def open_on_lot(
     criterion: str,
     result_id: int | None,
     description: str,
+    severity: DeviationSeverity = DeviationSeverity.MAJOR,
 ) -> DeviationView:
     """Open a deviation on a lot, in the transaction of the step that showed it."""
     deviation = Deviation(
-        lot_id=lot.id, kind=kind, criterion=criterion, result_id=result_id, description=description
+        lot_id=lot.id,
+        kind=kind,
+        criterion=criterion,
+        result_id=result_id,
+        description=description,
+        severity=severity,
     )
     return _open(session, actor, deviation, lot.code, None)
 
@@ -290,11 +300,17 @@ def open_deviation(
     culture: str | None = None,
     description: str,
     criterion: str | None = None,
+    severity: str | None = None,
 ) -> DeviationView:
     """Open a deviation by hand on a lot or a culture, optionally tied to a release criterion."""
 
     session = uow.session
     actor = uow.require("record_bench_work")
+    graded = DeviationSeverity(
+        choice("severity", severity, DEVIATION_SEVERITIES)
+        if severity is not None
+        else DeviationSeverity.MAJOR
+    )
     if (lot is None) == (culture is None):
         raise BadInput("lot/culture", "give exactly one: --lot LOT or --culture CULTURE")
     free_text("description", description, max_length=LONG_TEXT_MAX, multiline=True)
@@ -309,13 +325,19 @@ def open_deviation(
                 f"must be one of {', '.join(judged_by)} (got {shown(criterion)})",
             )
         deviation = Deviation(
-            lot_id=found_lot.id, criterion=criterion, kind="manual", description=description
+            lot_id=found_lot.id,
+            criterion=criterion,
+            kind="manual",
+            description=description,
+            severity=graded,
         )
         subject = found_lot.code
     else:
         assert culture is not None
         found_culture = lookup.culture(session, culture)
-        deviation = Deviation(culture_id=found_culture.id, kind="manual", description=description)
+        deviation = Deviation(
+            culture_id=found_culture.id, kind="manual", description=description, severity=graded
+        )
         subject = found_culture.code
     return _open(session, actor, deviation, subject, None)
 
@@ -486,7 +508,12 @@ def _investigation_results_judged(
 
 
 def open_out_of_specification(
-    session: Session, actor: Actor, lot: Lot, result: QCResult, criterion: Criterion
+    session: Session,
+    actor: Actor,
+    lot: Lot,
+    result: QCResult,
+    criterion: Criterion,
+    severity: DeviationSeverity = DeviationSeverity.MAJOR,
 ) -> None:
     """An OOS deviation on the lot for a failing result, in the transaction that showed it."""
     unit = f" {criterion.unit}" if criterion.unit else ""
@@ -501,4 +528,5 @@ def open_out_of_specification(
             f"{result.test} out of specification: {result.value}{unit} "
             f"(spec {criterion.describe()})"
         ),
+        severity=severity,
     )

@@ -11,6 +11,7 @@ class DeviationView:
     deviation_id: int
     subject: str  # the lot or culture it is on, or else the aspirate's DIN
     kind: str
+    severity: str  # minor, major or critical
     criterion: str | None
     description: str
     status: str

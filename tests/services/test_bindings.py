@@ -377,3 +377,20 @@ def test_late_entries_receipts_and_splits_are_bound(
     bench.sql(statement)
     found = _disagreement(bench)
     assert (found.table, found.column) == (table, column)
+
+
+def test_a_deviations_severity_lowered_by_hand_disagrees_with_the_trail(quality: Quality) -> None:
+    opened = quality.run(
+        deviations.open_deviation,
+        lot=quality.lot_id,
+        description="incubator alarm overnight",
+        severity="critical",
+    )
+    assert _disagreement(quality) is None
+    with db.engine_for(quality.settings).begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE deviations SET severity = 'minor' WHERE id = {opened.deviation_id}"
+        )
+    disagreement = _disagreement(quality)
+    assert disagreement is not None
+    assert "severity" in str(disagreement)

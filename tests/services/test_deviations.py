@@ -290,3 +290,12 @@ def test_what_a_closing_signature_hashes_is_what_it_always_hashed(
         deviations.closing_hash(deviation, subject, passage, resolution=resolution, waived=waived)
         == digest
     )
+
+
+def test_a_deviation_is_opened_with_the_severity_given_major_by_default(quality: Quality) -> None:
+    plain = _open(quality, None)
+    critical = _open(quality, None, severity="critical")
+    severities = {d.deviation_id: d.severity for d in quality.show().deviations}
+    assert severities == {plain: "major", critical: "critical"}
+    with pytest.raises(BadInput, match="severity: must be one of minor, major, critical"):
+        _open(quality, None, severity="catastrophic")

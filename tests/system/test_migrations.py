@@ -250,7 +250,10 @@ def test_missing_site_records_are_refused_not_replaced_by_defaults(lab: Lab, tab
     assert "records are missing" in result.stderr
 
 
-def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(lab: Lab) -> None:
+@pytest.mark.parametrize("previous", [db.SCHEMA_REVISIONS[-2], "0007_oos_holds_recall"])
+def test_a_database_holding_a_released_lot_upgrades_from_an_earlier_revision(
+    lab: Lab, previous: str
+) -> None:
     """Revision 0006 rebuilds `lots` (SQLite batch mode) under the foreign keys of its vials,
     signatures and results: the upgrade keeps every row and every reference."""
     from alembic import command
@@ -260,7 +263,6 @@ def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(l
     quality = Quality(lab)
     quality.record_passing()
     quality.release()
-    previous = db.SCHEMA_REVISIONS[-2]
     with db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session:
         command.downgrade(db.alembic_config(session.connection()), previous)
     assert invoke("db", "upgrade").exit_code == 0
@@ -271,13 +273,14 @@ def test_a_database_holding_a_released_lot_upgrades_from_the_previous_revision(l
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    # Every account but the first admin's kept the password an admin typed before 0008.
     quality.lab.login("rita")
-    refused = invoke("lot", "show", quality.lot_id)
-    assert refused.exit_code == NotPermitted.exit_code
-    assert "change your password with lims passwd" in refused.stderr
-    changed = invoke("passwd", "--password-stdin", input=f"{PASSWORD}\nrita's own choice\n")
-    assert changed.exit_code == 0, changed.stderr
+    if previous == "0007_oos_holds_recall":
+        # Every account but the first admin's kept the password an admin typed before 0008.
+        refused = invoke("lot", "show", quality.lot_id)
+        assert refused.exit_code == NotPermitted.exit_code
+        assert "change your password with lims passwd" in refused.stderr
+        changed = invoke("passwd", "--password-stdin", input=f"{PASSWORD}\nrita's own choice\n")
+        assert changed.exit_code == 0, changed.stderr
     assert invoke("lot", "show", quality.lot_id).exit_code == 0
     lab.login("admin")
     assert invoke("user", "list").exit_code == 0
@@ -319,5 +322,33 @@ def test_a_downgrade_below_0008_is_refused_while_a_late_entry_would_be_lost(lab:
         db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
     ):
         command.downgrade(db.alembic_config(session.connection()), "0007_oos_holds_recall")
+    with db.engine_for(lab.settings).connect() as connection:
+        assert db.stored_revision(connection) == db.SCHEMA_HEAD
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE qc_results SET pending = :yes",
+        "UPDATE lots SET pending_at_release = '[\"sterility\"]'",
+        "UPDATE deviations SET severity = 'critical'",
+    ],
+)
+def test_a_downgrade_below_0009_is_refused_while_a_fresh_products_record_would_be_lost(
+    lab: Lab, statement: str
+) -> None:
+    from alembic import command
+
+    from tests.support.quality import Quality
+
+    quality = Quality(lab)
+    quality.record("viability", "50")  # fails: opens an OOS deviation
+    with db.engine_for(lab.settings).begin() as connection:
+        connection.execute(text(statement), {"yes": True})
+    with (
+        pytest.raises(RuntimeError, match="0009_fresh_product"),
+        db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
+    ):
+        command.downgrade(db.alembic_config(session.connection()), "0008_record_stays_true")
     with db.engine_for(lab.settings).connect() as connection:
         assert db.stored_revision(connection) == db.SCHEMA_HEAD
