@@ -547,6 +547,33 @@ def test_an_open_deviation_is_listed_and_blocks_release_until_qa_closes_it(
     assert release(station, "rita", passing_lot).exit_code == 0
 
 
+def test_a_deviation_is_opened_with_a_severity_shown_in_the_list(
+    station: Lab, passing_lot: str
+) -> None:
+    station.login("tom")
+    opened = ok(
+        "deviation",
+        "open",
+        "--lot",
+        passing_lot,
+        "--description",
+        "door ajar",
+        "--severity",
+        "minor",
+    )
+    assert opened["severity"] == "minor"
+    listed = invoke("deviation", "list")
+    assert listed.exit_code == 0
+    assert "manual (minor)" in listed.stdout
+    refused(
+        invoke(
+            "deviation", "open", "--lot", passing_lot, "--description", "x", "--severity", "low"
+        ),
+        2,
+        "severity: must be one of minor, major, critical",
+    )
+
+
 def test_a_deviation_on_the_culture_blocks_release(
     station: Lab, culture: str, passing_lot: str
 ) -> None:
