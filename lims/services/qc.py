@@ -97,12 +97,15 @@ def _censored(
         if percent
         else f">X with X {amount} from 0 to {high:g}"
     )
+    refusal = BadInput("value", f"must be {allowed} (got {shown(value)})")
+    if not value.isascii():  # no other script's space around it, as around a plain number
+        raise refusal
     try:
         bound = float(compact(_number(criterion, typed)))
     except BadInput:
-        raise BadInput("value", f"must be {allowed} (got {shown(value)})") from None
+        raise refusal from None
     if (qualifier == "<" and bound <= 0) or (qualifier == ">" and percent and bound >= 100):
-        raise BadInput("value", f"must be {allowed} (got {shown(value)})")
+        raise refusal
     return f"{qualifier}{compact(bound)}", bound, qualifier
 
 
