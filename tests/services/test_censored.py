@@ -7,12 +7,13 @@ and it is judged as its text reads, by every value it may stand for.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lims.errors import BadInput, RuleViolation
-from lims.services import bindings, lots
+from lims.services import bindings, lots, reports
 from tests.support.bench import Bench
 from tests.support.lab import PASSWORD
 from tests.support.quality import PASSING, Quality
@@ -115,6 +116,21 @@ def test_a_lot_with_a_censored_result_is_released_and_shows_it_as_typed(
     assert (endotoxin.result, endotoxin.verdict) == ("<0.5", "pass")
     assert "<0.5" in [r.value for r in quality.evaluation().results]
     assert _disagreement(quality) is None
+
+
+def test_the_batch_record_prints_censored_values_and_why_they_fail(
+    quality: Quality, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    quality.record("endotoxin", "<10")
+    quality.record("hla_dr", "<0.1")
+    out = tmp_path / "batch-record.pdf"
+    quality.run(reports.write_batch_record, lot=quality.lot_id, out=out).files.publish()
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    assert "<10 EU/mL" in text
+    assert "<0.1 %" in text
+    assert "below 10 may still be above 7" in text
 
 
 def test_a_censored_value_on_a_categorical_test_is_bad_input(quality: Quality) -> None:
