@@ -27,7 +27,13 @@ ConsentDateOption = Annotated[
     str, typer.Option("--consent-date", metavar="DATE", help="Date informed consent was signed.")
 ]
 WeightOption = Annotated[
-    str | None, typer.Option("--weight-kg", metavar="KG", help="Body weight, kg, for dosing.")
+    str | None,
+    typer.Option(
+        "--weight-kg",
+        metavar="KG",
+        help="Body weight in kg, within the site's range (default 2-250); a dose per kg "
+        "is judged by it.",
+    ),
 ]
 
 

@@ -18,7 +18,12 @@ def record(
     ctx: typer.Context,
     lot: LotArgument,
     test: Annotated[str, typer.Argument(help="The test: viability, sterility, cd73, ...")],
-    value: Annotated[str, typer.Argument(help="The result: a number, or e.g. negative.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="The result: a number, <X or >X beyond the method's range, or e.g. negative."
+        ),
+    ],
     unit: Annotated[
         str | None, typer.Option("--unit", help="Checked against the specification's unit.")
     ] = None,
@@ -41,12 +46,14 @@ def record(
     """Record a QC result; recording a test again is a retest and needs --reason.
 
     A failing result opens an out-of-specification deviation at once; while it is open,
-    results of that test are recorded only with --investigation.
+    results of that test are recorded only with --investigation. A number beyond the
+    method's range is typed <X or >X: it passes only if every value it may stand for does.
 
     \b
     Example:
       lims qc record A999926000001-L1 viability 92.5 --unit %
       lims qc record A999926000001-L1 sterility negative --method "BacT/ALERT 14 d"
+      lims qc record A999926000001-L1 endotoxin "<0.5" --unit EU/mL
       lims qc record A999926000001-L1 cd105 96.1 --investigation 4
     """
     from lims.cli import quality

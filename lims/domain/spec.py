@@ -8,6 +8,8 @@ minimal criteria for MSC (Dominici et al. 2006) and the DESIGN conventions.
 A criterion is one of three kinds, told apart by `kind`: a range on a
 recorded number (numeric), the passing words of a recorded result
 (categorical), or a range on a number read off the lot itself (derived).
+A recorded number may be censored, `<0.5` or `>99.5`: beyond the method's range,
+it passes only if every value it may stand for does.
 `evaluate` decides release from plain data, so the most safety-critical rule
 of lims is tested without a database; the QC service only loads that data.
 """
@@ -122,13 +124,37 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
     },
 }
 
+# Tests lims can judge that no specification has unless a site enables one (`spec set`, or
+# lims.toml at `lims init`) with its min and max: these tables are laid under the site's.
+OPTIONAL_SPEC: dict[str, dict[str, Any]] = {
+    "cell_dose_per_kg": {
+        "kind": "derived",
+        "description": "viable cells in all the lot's vials per kg of the patient's weight",
+        "unit": "cells/kg",
+    },
+}
+
 
 # --- what a lot shows -------------------------------------------------------------------------
+
+# A numeric result beyond the method's range: below (`<0.5`) or above (`>99.5`) its number.
+Qualifier = Literal["<", ">"]
+QUALIFIERS: tuple[Qualifier, ...] = ("<", ">")
+
+
+def split_qualifier(text: str) -> tuple[Qualifier | None, str]:
+    """A censored value's operator and the rest of its text: '<0.5' is ('<', '0.5');
+    text that starts with no operator is (None, text)."""
+    for qualifier in QUALIFIERS:
+        if text.startswith(qualifier):
+            return qualifier, text[1:]
+    return None, text
 
 
 @dataclass(frozen=True)
 class RecordedResult:
-    """One QC result as recorded; `number` is the value of a numeric test as a number."""
+    """One QC result as recorded; `number` is the value of a numeric test as a number, and
+    `qualifier` says it is a bound the true value lies below or above (`number` the bound)."""
 
     id: int
     test: str
@@ -140,6 +166,7 @@ class RecordedResult:
     reason: str | None
     recorded_by: str
     investigation_id: int | None = None  # the OOS deviation it was recorded in the study of
+    qualifier: Qualifier | None = None
 
 
 @dataclass(frozen=True)
@@ -172,13 +199,29 @@ class LotFacts:
     final_passage: int
     deviations: Sequence[DeviationFacts]  # on the lot and on its culture, oldest first
     holds: Sequence[str] = ()  # QA's holds standing on the lot, each as its reason reads
+    vials: int = 1  # formulated, whatever became of them since
+    patient_weight_kg: float | None = None  # None: no weight on record
+
+
+def _cells_per_kg(lot: LotFacts) -> float | None:
+    """The cells of every vial of the lot (a lot is one patient's dose) per kg they weigh."""
+    if lot.patient_weight_kg is None:
+        return None
+    return lot.vials * lot.cells_per_vial / lot.patient_weight_kg
 
 
 # Derived tests are read off the lot, each from its own fact: a test missing here has
-# no value to read, rather than silently reading another test's.
-DERIVED_TESTS: Mapping[str, Callable[[LotFacts], float]] = {
+# no value to read, rather than silently reading another test's. None is a fact the lot
+# lacks, which fails the criterion for the reason NO_VALUE gives.
+DERIVED_TESTS: Mapping[str, Callable[[LotFacts], float | None]] = {
     "cell_dose": lambda lot: lot.cells_per_vial,
     "final_passage": lambda lot: lot.final_passage,
+    "cell_dose_per_kg": _cells_per_kg,
+}
+NO_VALUE: Mapping[str, str] = {
+    "cell_dose_per_kg": (
+        "the patient's weight is missing (record it with `lims patient correct --weight-kg`)"
+    ),
 }
 
 
@@ -247,11 +290,37 @@ class _Bounded(_Criterion):
         assert self.max is not None  # the validator asks for min, max or both
         return f"≤ {compact(self.max)} {self.unit}"
 
-    def passes(self, value: float | str) -> bool:
-        """Within the range; a word (recorded while the test was categorical) never is."""
-        if isinstance(value, str):
+    def passes(self, value: float | str, qualifier: Qualifier | None = None) -> bool:
+        """Within the range; a word (recorded while the test was categorical) never is.
+
+        A censored value passes only if all it may stand for lies within the range: a
+        recorded number is never negative, so `<X` is [0, X) and `>X` is (X, ∞).
+        """
+        if isinstance(value, str) or math.isnan(value):  # text that reads as no number
             return False
+        if qualifier == "<":
+            return (self.min is None or self.min <= 0) and (self.max is None or value <= self.max)
+        if qualifier == ">":
+            return self.max is None and (self.min is None or value >= self.min)
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def doubts(self, value: float, qualifier: Qualifier) -> list[str]:
+        """Why a censored value does not pass, as QA reads it: 'below 10 may still be above 7'."""
+        bound = compact(value)
+        doubts = []
+        if qualifier == "<":
+            if self.max is not None and value > self.max:
+                doubts.append(f"below {bound} may still be above {compact(self.max)}")
+            if self.min is not None and self.min > 0:
+                certain = "is" if value <= self.min else "may still be"
+                doubts.append(f"below {bound} {certain} below {compact(self.min)}")
+        else:
+            if self.max is not None:
+                certain = "is" if value >= self.max else "may still be"
+                doubts.append(f"above {bound} {certain} above {compact(self.max)}")
+            if self.min is not None and value < self.min:
+                doubts.append(f"above {bound} may still be below {compact(self.min)}")
+        return doubts
 
 
 class NumericCriterion(_Bounded):
@@ -366,7 +435,7 @@ def _merged_with_defaults(value: Any) -> Any:
         if isinstance(entry, _Criterion):
             entry = entry.as_table()
         if isinstance(entry, dict):
-            merged[test] = {**merged.get(test, {}), **entry}
+            merged[test] = {**merged.get(test, OPTIONAL_SPEC.get(test, {})), **entry}
         else:
             merged[test] = entry
     return merged
@@ -438,12 +507,16 @@ def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:
     """A `spec set` file's [release.<test>] tables laid over the current version key by key.
 
     A test the current version lacks is taken as the file defines it, so a site adds its
-    own test by defining it completely; the result is validated as a StoredSpec.
+    own test by defining it completely, and enables one of lims's optional tests
+    (OPTIONAL_SPEC) by giving what it leaves out, its min and max; the result is validated
+    as a StoredSpec.
     """
     merged: dict[str, Any] = {test: criterion.as_table() for test, criterion in current.items()}
     for test, table in tables.items():
         if isinstance(table, dict) and test in merged:
             merged[test] = {**merged[test], **table}
+        elif isinstance(table, dict) and test in OPTIONAL_SPEC:
+            merged[test] = {**OPTIONAL_SPEC[test], **table}
         else:
             merged[test] = table
     return merged
@@ -621,9 +694,9 @@ def _judged(
     value: str | None
     verdict: Verdict
     if criterion.kind == "derived":
-        number = float(DERIVED_TESTS[test](facts))
-        value = compact(number)
-        verdict = "pass" if criterion.passes(number) else "fail"
+        read = DERIVED_TESTS[test](facts)
+        value = None if read is None else compact(float(read))
+        verdict = "pass" if read is not None and criterion.passes(float(read)) else "fail"
     elif latest is None:
         value, verdict = None, "missing"
     else:
@@ -635,8 +708,13 @@ def _judged(
     reason = None
     if waived_by is None:
         unit = f" {criterion.unit}" if criterion.unit else ""
-        if verdict == "fail":
+        if verdict == "fail" and value is None:
+            reason = f"{test} failed: {NO_VALUE[test]} (spec {criterion.describe()})"
+        elif verdict == "fail":
             reason = f"{test} failed: {value}{unit} (spec {criterion.describe()})"
+            doubted = doubt(criterion, latest) if latest is not None else None
+            if doubted and criterion.kind != "derived":
+                reason += f": {doubted}"
         elif verdict == "missing" and criterion.required:
             reason = f"{test} missing (spec {criterion.describe()})"
     return CriterionVerdict(test, criterion, value, verdict, history, waived_by, reason)
@@ -648,4 +726,17 @@ def _waivable(test: str, criterion: Criterion) -> bool:
 
 def passes(criterion: Criterion, result: RecordedResult) -> bool:
     """Whether a recorded result meets its criterion: as a number, or as the word recorded."""
-    return criterion.passes(result.number if result.number is not None else result.value)
+    if result.number is None:
+        return criterion.passes(result.value)
+    if isinstance(criterion, CategoricalCriterion):
+        return criterion.passes(result.number)
+    return criterion.passes(result.number, result.qualifier)
+
+
+def doubt(criterion: Criterion, result: RecordedResult) -> str | None:
+    """Why a censored result fails its range, said beside its value; None for any other."""
+    if result.qualifier is None or result.number is None or not isinstance(criterion, _Bounded):
+        return None
+    if criterion.passes(result.number, result.qualifier):
+        return None
+    return "; ".join(criterion.doubts(result.number, result.qualifier))

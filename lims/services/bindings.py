@@ -359,6 +359,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Patient.birth_year),
             col(Patient.consent_date),
             col(Patient.withdrawn_at).is_not(None).label("withdrawn"),
+            col(Patient.weight_kg),
         ),
         columns=(
             Bound("initials", "initials"),
@@ -367,6 +368,8 @@ BINDINGS: tuple[Binding, ...] = (
             # Consent stands until a withdrawal is recorded: a row that says otherwise would
             # stop or restart manufacturing on its own.
             Bound("withdrawn_at", "withdrawn", before_stated=False, field="withdrawn"),
+            # A dose per kilogram is judged by it; a patient recorded before 0008 had none.
+            Bound("weight_kg", "weight_kg", before_stated=None),
         ),
     ),
     Entities(
@@ -405,6 +408,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(QCResult.reason),
             col(QCResult.recorded_by),
             col(QCResult.investigation_id),
+            col(QCResult.qualifier),
         ).join(Lot, col(Lot.id) == col(QCResult.lot_id)),
         columns=(
             Bound("test", "test"),
@@ -415,6 +419,9 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("reason", "reason"),
             Bound("recorded_by", "recorded_by"),
             Bound("investigation_id", "investigation"),
+            # A censored value's operator, which its value must read with (verdicts.recorded);
+            # results recorded before 0009 had none.
+            Bound("qualifier", "qualifier", before_stated=None),
         ),
     ),
     Sequenced(

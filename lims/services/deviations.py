@@ -515,8 +515,10 @@ def open_out_of_specification(
     criterion: Criterion,
     severity: DeviationSeverity = DeviationSeverity.MAJOR,
 ) -> None:
-    """An OOS deviation on the lot for a failing result, in the transaction that showed it."""
+    """An OOS deviation on the lot for a failing result, in the transaction that showed it;
+    a censored one says why its value does not pass (`below 10 may still be above 7`)."""
     unit = f" {criterion.unit}" if criterion.unit else ""
+    doubt = spec.doubt(criterion, verdicts.recorded(result))
     open_on_lot(
         session,
         actor,
@@ -526,7 +528,7 @@ def open_out_of_specification(
         result_id=result.id,
         description=(
             f"{result.test} out of specification: {result.value}{unit} "
-            f"(spec {criterion.describe()})"
+            f"(spec {criterion.describe()})" + (f": {doubt}" if doubt else "")
         ),
         severity=severity,
     )

@@ -183,13 +183,16 @@ def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
 
 # What a lot signature hashes. Shape 3 is the decision: who the lot is for, what was
 # formulated, the results and waivers relied on, and the specification's rules; nothing
-# recorded after signing and no description. Signatures made before shapes were numbered
-# hashed the whole record as it then stood (_earlier_record).
-RECORD_SHAPE = 3
+# recorded after signing and no description. Shape 4 adds the patient's weight, which a
+# dose per kilogram is judged by. Signatures made before shapes were numbered hashed the
+# whole record as it then stood (_earlier_record).
+RECORD_SHAPE = 4
+WEIGHED_SHAPE = 4  # the first shape whose record holds the patient's weight
 
 
-def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any]:
-    """What a lot signature made at `signed_at` covers, as it stands in the database."""
+def _record(session: Session, lot: Lot, *, signed_at: datetime, shape: int) -> dict[str, Any]:
+    """What a lot signature made at `signed_at` in `shape` covers, as it stands in the
+    database."""
     culture = session.get(Culture, lot.culture_id)
     patient = session.get(Patient, lot.patient_id)
     aspirate = session.get(Aspirate, lot.aspirate_id)
@@ -207,9 +210,11 @@ def _record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any
         .order_by(col(Deviation.id))
     ).all()
     judged_by = site.specification(session, lot.spec_version)
+    weighed = {"patient_weight_kg": patient.weight_kg} if shape >= WEIGHED_SHAPE else {}
     return {
         "lot": lot.code,
         "patient": patient.code,
+        **weighed,
         "din": din_of(aspirate).code,
         "culture": culture.code,
         "cells_plated": culture.cells_plated,
@@ -290,8 +295,9 @@ def _hashed(record: dict[str, Any]) -> str:
 
 def _record_hashes(session: Session, lot: Lot, signature: Signature) -> set[str]:
     """What the signature's record hashes to now, in each shape it may have been made in."""
-    if signature.record_shape == RECORD_SHAPE:
-        return {_hashed(_record(session, lot, signed_at=signature.signed_at))}
+    if signature.record_shape is not None:  # numbered from shape 3 on
+        shape = signature.record_shape
+        return {_hashed(_record(session, lot, signed_at=signature.signed_at, shape=shape))}
     earlier = _earlier_record(session, lot, signed_at=signature.signed_at)
     before_site_records = {key: v for key, v in earlier.items() if key != "spec_version"}
     return {_hashed(earlier), _hashed(before_site_records)}
@@ -673,7 +679,7 @@ def unhold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetai
 def _sign_lot(session: Session, lot: Lot, signer: User, meaning: str) -> dict[str, Any]:
     """A QA signature on the lot's record as it stands; returns what its audit entry says."""
     now = utcnow()
-    record_hash = _hashed(_record(session, lot, signed_at=now))
+    record_hash = _hashed(_record(session, lot, signed_at=now, shape=RECORD_SHAPE))
     signature = signatures.sign(
         session,
         lot,

@@ -34,9 +34,6 @@ from lims.views.patients import PatientDetail
 
 INITIALS = re.compile(r"[A-Z]{1,4}")
 EARLIEST_BIRTH_YEAR = 1900
-# A patient's weight as dosing reads it: from a newborn's to beyond any adult's.
-WEIGHT_KG_MIN = 0.5
-WEIGHT_KG_MAX = 400.0
 CORRECTABLE = ("initials", "birth_year", "consent_date", "weight_kg")
 
 
@@ -78,8 +75,13 @@ def _consent_date(uow: UnitOfWork, value: str | date, birth_year: int) -> date:
     return consent
 
 
-def _weight_kg(value: str | float) -> float:
-    return quantities.within("weight-kg", value, unit="kg", low=WEIGHT_KG_MIN, high=WEIGHT_KG_MAX)
+def _weight_kg(uow: UnitOfWork, value: str | float) -> float:
+    """A body weight within the site's plausible range: outside it, a typing error that would
+    decide a dose per kilogram."""
+    rules = uow.settings.patients
+    return quantities.within(
+        "weight-kg", value, unit="kg", low=rules.min_weight_kg, high=rules.max_weight_kg
+    )
 
 
 def _distinct_code(session: Session, code: str) -> None:
@@ -121,7 +123,7 @@ def add_patient(
     matching("initials", initials, INITIALS, "1-4 upper-case letters, e.g. AB")
     year = _birth_year(uow, birth_year)
     consent = _consent_date(uow, consent_date, year)
-    weight = _weight_kg(weight_kg) if weight_kg is not None else None
+    weight = _weight_kg(uow, weight_kg) if weight_kg is not None else None
     if study is not None:
         free_text("study", study, max_length=SHORT_TEXT_MAX)
     _distinct_code(session, code)
@@ -165,7 +167,7 @@ def correct_patient(
     if birth_year is not None:
         typed["birth_year"] = _birth_year(uow, birth_year)
     if weight_kg is not None:
-        typed["weight_kg"] = _weight_kg(weight_kg)
+        typed["weight_kg"] = _weight_kg(uow, weight_kg)
     if not typed and consent_date is None:
         raise BadInput(
             "correction",

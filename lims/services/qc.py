@@ -16,6 +16,7 @@ from lims.domain.spec import (
     PERCENT,
     CategoricalCriterion,
     NumericCriterion,
+    Qualifier,
     RecordedResult,
     Spec,
     compact,
@@ -28,6 +29,9 @@ from lims.timeutil import after, json_time, past_moment, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views.release import CriterionView, EvaluationView, criterion_view, evaluation_view
+
+# The largest amount a numeric result may be recorded as; no assay reads more.
+NUMERIC_RESULT_MAX = 1e12
 
 
 def _audited(result: QCResult | RecordedResult) -> dict[str, Any]:
@@ -44,26 +48,65 @@ def _audited(result: QCResult | RecordedResult) -> dict[str, Any]:
         "reason": result.reason,
         "recorded_by": result.recorded_by,
         "investigation": result.investigation_id,
+        "qualifier": result.qualifier,
     }
 
 
 def _recorded_value(
     test: str, criterion: NumericCriterion | CategoricalCriterion, value: str
-) -> tuple[str, float | None]:
-    """The value as stored (text) and, for a numeric test, as a number."""
+) -> tuple[str, float | None, Qualifier | None]:
+    """The value as stored (text) and, for a numeric test, as a number and, for one beyond
+    the method's range (`<0.5`), the operator: the number is then the bound."""
+    qualifier, typed = spec.split_qualifier(value.strip())
     if criterion.kind == "categorical":
         word = value.strip().lower()
         if word not in criterion.values:
+            censored = f"{qualifier}X is for numeric tests; " if qualifier else ""
             raise BadInput(
-                "value", f"{test} must be one of {', '.join(criterion.values)} (got {shown(value)})"
+                "value",
+                f"{censored}{test} must be one of {', '.join(criterion.values)} "
+                f"(got {shown(value)})",
             )
-        return word, None
+        return word, None, None
+    if qualifier is not None:
+        return _censored(criterion, qualifier, typed, value)
+    as_read = compact(_number(criterion, value))
+    return as_read, float(as_read), None  # judged as it reads
+
+
+def _number(criterion: NumericCriterion, typed: str) -> float:
     if criterion.unit == PERCENT:
-        number = quantities.percentage("value", value)
-    else:
-        number = quantities.within("value", value, unit=criterion.unit or "units", low=0, high=1e12)
-    as_read = compact(number)
-    return as_read, float(as_read)  # judged as it reads
+        return quantities.percentage("value", typed)
+    return quantities.within(
+        "value", typed, unit=criterion.unit or "units", low=0, high=NUMERIC_RESULT_MAX
+    )
+
+
+def _censored(
+    criterion: NumericCriterion, qualifier: Qualifier, typed: str, value: str
+) -> tuple[str, float, Qualifier]:
+    """`<X` or `>X` in normal form, its bound judged as it reads: no result is below 0 and
+    no percentage above 100, so `<X` needs X above 0 and a percentage's `>X` X below 100."""
+    percent = criterion.unit == PERCENT
+    amount = "a percentage" if percent else f"a number of {criterion.unit or 'units'}"
+    high = 100 if percent else NUMERIC_RESULT_MAX
+    allowed = (
+        f"<X with X {amount} above 0, up to {high:g}"
+        if qualifier == "<"
+        else f">X with X {amount} from 0, below 100"
+        if percent
+        else f">X with X {amount} from 0 to {high:g}"
+    )
+    refusal = BadInput("value", f"must be {allowed} (got {shown(value)})")
+    if not value.isascii():  # no other script's space around it, as around a plain number
+        raise refusal
+    try:
+        bound = float(compact(_number(criterion, typed)))
+    except BadInput:
+        raise refusal from None
+    if (qualifier == "<" and bound <= 0) or (qualifier == ">" and percent and bound >= 100):
+        raise refusal
+    return f"{qualifier}{compact(bound)}", bound, qualifier
 
 
 def record_result(
@@ -98,7 +141,7 @@ def record_result(
         )
     if criterion.kind == "derived":
         raise BadInput("test", f"{test} is read off the lot, not recorded")
-    stored, number = _recorded_value(test, criterion, value)
+    stored, number, qualifier = _recorded_value(test, criterion, value)
     if unit is not None:
         if criterion.unit is None:
             raise BadInput("unit", f"must be left out: {test} is categorical")
@@ -134,6 +177,7 @@ def record_result(
         test=test,
         value=stored,
         number=number,
+        qualifier=qualifier,
         unit=criterion.unit,
         method=method,
         tested_at=tested_at,

@@ -16,27 +16,36 @@ from lims import site
 from lims.config import Settings
 from lims.domain import spec
 from lims.domain.spec import DeviationFacts, Evaluation, LotFacts, RecordedResult
-from lims.models import Deviation, Lot, LotHold, QCResult
+from lims.models import Deviation, Lot, LotHold, Patient, QCResult
 
 
 def recorded(result: QCResult) -> RecordedResult:
     """A stored result as plain data: what the verdict judges.
 
     A number is judged as its value reads, the text everyone sees, the trail records and a
-    signature covers, never from the column beside it that nothing shows.
+    signature covers, never from the column beside it that nothing shows: a censored one
+    (`<0.5`) by the operator it reads with, which its qualifier column must also hold.
     """
     assert result.id is not None
+    qualifier, number = None, None
+    if result.number is not None:
+        qualifier, text = spec.split_qualifier(result.value)
+        if qualifier == result.qualifier:
+            number = _as_number(text)
+        else:  # the row is not what was recorded: it reads as no number
+            qualifier, number = None, math.nan
     return RecordedResult(
         result.id,
         result.test,
         result.value,
-        None if result.number is None else _as_number(result.value),
+        number,
         result.unit,
         result.method,
         result.tested_at,
         result.reason,
         result.recorded_by,
         result.investigation_id,
+        qualifier,
     )
 
 
@@ -74,9 +83,17 @@ def evaluate(session: Session, settings: Settings, lot: Lot, *, now: datetime) -
         final_passage=lot.final_passage,
         deviations=[_deviation_facts(deviation, lot) for deviation in deviations],
         holds=[hold_reason(hold) for hold in standing_holds(session, lot)],
+        vials=lot.vials,
+        patient_weight_kg=_weight_kg(session, lot),
     )
     judged_by = site.specification(session, lot.spec_version)
     return spec.evaluate(judged_by, [recorded(result) for result in results], facts)
+
+
+def _weight_kg(session: Session, lot: Lot) -> float | None:
+    patient = session.get(Patient, lot.patient_id)
+    assert patient is not None
+    return patient.weight_kg
 
 
 def standing_holds(session: Session, lot: Lot) -> Sequence[LotHold]:

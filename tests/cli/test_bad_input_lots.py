@@ -6,7 +6,7 @@ take numbers and times:
     lims lot formulate CULTURE --harvested --viability --vials --cells-per-vial
                                --volume-ml --shelf-life-hours --at
     lims lot correct LOT --harvested --viability --cells-per-vial --volume-ml
-    lims qc record LOT TEST VALUE --unit --at    (VALUE of a numeric test)
+    lims qc record LOT TEST VALUE --unit --at    (VALUE of a numeric test, or <X / >X)
 
 The lab has a patient, an aspirate, a culture formulated into a lot days ago
 (the target of `qc record` and `lot correct`) and a second culture with two passages, not yet
@@ -41,6 +41,7 @@ from tests.support.oracles import (
     TECH,
     Bench,
     Kind,
+    _number,
     _numeric,
     _ok,
     _outside,
@@ -181,6 +182,50 @@ def within(low: float, high: float) -> Kind:
     )
 
 
+# --- a numeric result beyond the method's range: <X, >X ------------------------------------------
+
+# An operator, or what may pass for one, before a bound, or what may pass for one.
+_OPERATORS = (
+    "<", ">", "<<", "<>", "><", "< ", "<=", ">=", "≤", "≥", "‹", "›", "＜", "＞", "﹤", "﹥",
+    "<\u200b", "\u202e<", "\u00a0<", "\u3000<",
+)  # fmt: skip
+_BOUNDS = (
+    "", " ", "0", "-0", "-1", "0.5", "1e-400", "inf", "nan", "abc", "100", "100.5", "99.99999",
+    "1e13", "0.5 EU/mL", "<1", "0.5%", "0.5%%", "0.5\u00a0",
+)  # fmt: skip
+_CENSORED_NEAR = st.tuples(
+    st.sampled_from(_OPERATORS), st.one_of(st.sampled_from(_BOUNDS), _outside(0, 100))
+).map("".join)
+_CENSORED_PINNED = (
+    "<", ">", "<<1", "<>1", "< abc", "<-1", "<inf", ">nan", "<0", "<1e-400", "<=0.5", "≤0.5",
+    "‹0.5", "＜0.5", "﹤0.5", ">100", ">99.99999", "<100.5", "<1e13",
+)  # fmt: skip
+
+
+def censored(plain: Kind, *, percent: bool) -> Kind:
+    """A plain value, or <X or >X typed in ASCII with X a plain value as lims reads it (six
+    significant digits): <X above 0, and a percentage's >X below 100."""
+
+    def accepts(lots: Bench, text: str) -> bool:
+        if plain.valid(lots, text):
+            return True
+        typed = text.strip()
+        if not text.isascii() or not typed.startswith(("<", ">")):
+            return False
+        if not plain.valid(lots, typed[1:]):
+            return False
+        number = _number(typed[1:].strip().removesuffix("%") if percent else typed[1:])
+        assert number is not None  # plain.valid read it
+        bound = float(f"{float(number):.6g}")
+        return bound > 0 if typed[0] == "<" else not percent or bound < 100
+
+    return Kind(
+        accepts,
+        lambda lots: st.one_of(plain.junk(lots), _CENSORED_NEAR.map(_without_nul)),
+        pinned=(*plain.pinned, *_CENSORED_PINNED),
+    )
+
+
 # --- the units a numeric test is recorded in --------------------------------------------------
 
 
@@ -279,8 +324,10 @@ COMMANDS: dict[str, Command] = {
             "volume-ml": within(*VOLUME_ML),
         },
     ),
-    "qc record viability": _qc_record("viability", "92", "%", PERCENT),
-    "qc record endotoxin": _qc_record("endotoxin", "0.5", "EU/mL", within(*ENDOTOXIN_EU_PER_ML)),
+    "qc record viability": _qc_record("viability", "92", "%", censored(PERCENT, percent=True)),
+    "qc record endotoxin": _qc_record(
+        "endotoxin", "0.5", "EU/mL", censored(within(*ENDOTOXIN_EU_PER_ML), percent=False)
+    ),
 }
 CASES = [(name, field) for name, command in COMMANDS.items() for field in command.fields]
 
@@ -343,6 +390,11 @@ def test_numbers_just_outside_their_range_are_refused(lots: Lots) -> None:
         ("qc record endotoxin", "value", "-0.5"),
         ("qc record endotoxin", "value", "1e13"),
         ("qc record endotoxin", "value", "0.5 EU/mL"),
+        ("qc record endotoxin", "value", "<0"),
+        ("qc record endotoxin", "value", "<1e13"),
+        ("qc record viability", "value", ">100"),
+        ("qc record viability", "value", ">99.99999"),
+        ("qc record viability", "value", "<100.1"),
     ]:
         command = COMMANDS[name]
         assert not command.fields[field].valid(lots, junk), (name, field, junk)

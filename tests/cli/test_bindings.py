@@ -129,6 +129,18 @@ TAMPERS = {
         lambda q: _one_id(q, "SELECT id FROM qc_results WHERE test = 'sterility'"),
         "value",
     ),
+    "qc qualifier": Tamper(
+        "UPDATE qc_results SET qualifier = '<' WHERE test = 'endotoxin'",
+        "qc_results",
+        lambda q: _one_id(q, "SELECT id FROM qc_results WHERE test = 'endotoxin'"),
+        "qualifier",
+    ),
+    "patient weight": Tamper(
+        f"UPDATE patients SET weight_kg = 70 WHERE code = '{PATIENT}'",
+        "patients",
+        lambda _: PATIENT,
+        "weight_kg",
+    ),
     "lot signature hash": Tamper(
         f"UPDATE signatures SET record_hash = '{'0' * 64}' WHERE lot_id IS NOT NULL",
         "signatures",
