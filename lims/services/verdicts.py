@@ -6,6 +6,7 @@ it writes nothing, so each of them can ask it without depending on the others.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -37,6 +38,8 @@ def recorded(result: QCResult) -> RecordedResult:
         result.reason,
         result.recorded_by,
         result.investigation_id,
+        pending=result.pending,
+        expected_final_at=result.expected_final_at,
     )
 
 
@@ -106,3 +109,13 @@ def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
         result_id=deviation.result_id,
         outcome=deviation.outcome,
     )
+
+
+def stored_tests(tests: Sequence[str]) -> str:
+    """Test names as a column keeps them (lots.pending_at_release, vials.acknowledged_pending)."""
+    return json.dumps(list(tests))
+
+
+def tests_named(stored: str | None) -> list[str]:
+    """The test names a column keeps; none when it is empty."""
+    return [] if stored is None else [str(test) for test in json.loads(stored)]
