@@ -117,5 +117,12 @@ def stored_tests(tests: Sequence[str]) -> str:
 
 
 def tests_named(stored: str | None) -> list[str]:
-    """The test names a column keeps; none when it is empty."""
-    return [] if stored is None else [str(test) for test in json.loads(stored)]
+    """The test names a column keeps; none when it is empty. Text edited outside lims into
+    something else is shown as it stands (`audit verify` names the row)."""
+    if stored is None:
+        return []
+    try:
+        named = json.loads(stored)
+    except ValueError:
+        return [stored]
+    return [str(test) for test in named] if isinstance(named, list) else [stored]
