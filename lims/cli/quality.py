@@ -134,9 +134,9 @@ def _release_state(detail: LotDetail) -> Any:
     if detail.release_complete:
         return f"complete: released {interim}, final results reviewed"
     if detail.pending_tests:
-        return alarm(f"{interim}: final results pending: {', '.join(detail.pending_tests)}")
+        return alarm(f"final results pending: {', '.join(detail.pending_tests)}")
     return alarm(
-        f"{interim}: final results in; QA completes it with "
+        f"released {interim}: final results in; QA completes it with "
         f"`lims lot complete {detail.summary.lot_id}`"
     )
 
