@@ -581,18 +581,18 @@ def release(
     found = lookup.lot(session, lot)
     recipient = consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
     bindings.require_agreement(session, [("lot", found.code), ("patient", recipient.code)])
+    evaluation = verdicts.evaluate(session, settings, found, now=utcnow())
+    pending = evaluation.pending_tests
+    if pending:  # released on interim results: the signature names the results to come
+        meaning = _pending_meaning(given, pending)
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )
     facts = _signing_facts(session, found, actor)
     facts["signer_waivers"] = _waivers_closed_by(session, found, actor.username)
-    evaluation = verdicts.evaluate(session, settings, found, now=utcnow())
     facts["blocking"] = evaluation.blocking
-    pending = evaluation.pending_tests
     if not pending:
         return _sign_status(session, settings, found, signer, "release", meaning, facts=facts)
-    # Released on interim results: the signature says which final results are to come.
-    meaning = _pending_meaning(given, pending)
     found.pending_at_release = verdicts.stored_tests(pending)
     return _sign_status(
         session,

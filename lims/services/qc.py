@@ -218,9 +218,12 @@ def record_result(
 
 def _starts_pending(test: str, criterion: Criterion, value: str, version: int) -> bool:
     """Whether the value records the test as started: `pending`, for a criterion that allows
-    release while pending; any other test's `pending` is refused by name."""
+    release while pending; any other test's `pending` is refused by name, unless it is a word
+    of that test's own vocabulary (a site's, from before tests could be started)."""
     if value.strip().lower() != spec.PENDING:
         return False
+    if isinstance(criterion, CategoricalCriterion) and spec.PENDING in criterion.values:
+        return criterion.release_while_pending  # never both: the specification refuses it
     if not criterion.release_while_pending:
         raise BadInput(
             "value",

@@ -15,7 +15,7 @@ import pytest
 
 from lims.domain.states import DeviationSeverity
 from lims.errors import BadInput, NotPermitted, RuleViolation
-from lims.services import lots, vials
+from lims.services import deviations, lots, vials
 from lims.views.quality import LotDetail
 from tests.support.bench import day
 from tests.support.lab import PASSWORD, Lab
@@ -372,3 +372,46 @@ def test_a_failing_interim_result_on_a_released_lot_is_critical(pending: Quality
     ]
     assert shown.on_hold
     assert any(reason.startswith("sterility pending:") for reason in shown.hold_reasons)
+
+
+def test_an_investigation_result_failing_on_a_released_lot_is_critical(
+    quality: Quality, lab: Lab
+) -> None:
+    quality.record_passing()
+    _release(quality, lab)
+    lab.login("tom")
+    quality.record("endotoxin", "12", reason="late repeat", at=day(28))
+    [first] = quality.show().deviations
+    quality.record("endotoxin", "15", investigation=first.deviation_id, at=day(28.5))
+    lab.login("quinn")
+    quality.run(
+        deviations.close_deviation,
+        deviation_id=first.deviation_id,
+        resolution="dilution error proven",
+        password=PASSWORD,
+        invalidate=True,
+    )
+    second = [d for d in quality.show().deviations if d.deviation_id != first.deviation_id]
+    assert [(d.criterion, d.severity, d.status) for d in second] == [
+        ("endotoxin", "critical", "open")
+    ]
+
+
+def test_a_word_pending_of_a_sites_own_vocabulary_is_a_result(quality: Quality) -> None:
+    """A site test that reads "pending" (and may not be released while pending) records it."""
+    quality.lab.set_spec(
+        {
+            "review": {
+                "kind": "categorical",
+                "description": "batch review",
+                "values": ["pending", "done"],
+                "passing": ["done"],
+                "required": False,
+            }
+        }
+    )
+    quality.lab.login("tom")
+    quality.lot_id = quality.new_lot().summary.lot_id
+    recorded = quality.record("review", "pending", at=day(29))
+    assert (recorded.verdict, recorded.result) == ("fail", "pending")
+    assert quality.evaluation().pending == []
