@@ -8,6 +8,7 @@ results recorded on day 27; quinn and rita sign.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytest
 
 from lims.domain.states import DeviationSeverity
 from lims.errors import BadInput, NotPermitted, RuleViolation
+from lims.models import SpecificationVersion
 from lims.services import deviations, lots, vials
+from lims.uow import unit_of_work
 from lims.views.quality import LotDetail
 from tests.support.bench import day
 from tests.support.lab import PASSWORD, Lab
@@ -415,3 +418,26 @@ def test_a_word_pending_of_a_sites_own_vocabulary_is_a_result(quality: Quality) 
     recorded = quality.record("review", "pending", at=day(29))
     assert (recorded.verdict, recorded.result) == ("fail", "pending")
     assert quality.evaluation().pending == []
+
+
+def test_a_site_turns_release_while_pending_off_and_on_through_spec_set(
+    quality: Quality,
+) -> None:
+    """Each lot by its own version: one formulated while it was off cannot start sterility."""
+    lab = quality.lab
+    lab.set_spec({"sterility": {"release_while_pending": False, "interim_tests": []}})
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        stored = json.loads(uow.session.get(SpecificationVersion, 2).spec)
+    assert "release_while_pending" not in stored["sterility"]  # as a site stored it before
+    lab.login("tom")
+    before = quality.new_lot().summary.lot_id
+    lab.set_spec({"sterility": {"release_while_pending": True, "interim_tests": ["gram_stain"]}})
+    lab.login("tom")
+    after = quality.new_lot().summary.lot_id
+    for lot, allowed in ((before, False), (after, True)):
+        quality.lot_id = lot
+        if allowed:
+            assert _start(quality).verdict == "pending"
+        else:
+            with pytest.raises(BadInput, match="specification version 2 does not allow"):
+                _start(quality)
