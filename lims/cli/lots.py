@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
     from lims.views.quality import LotDetail
 
-app = new_area("Product lots: formulate, show, list, correct, release, reject, hold, recall.")
+app = new_area(
+    "Product lots: formulate, show, list, correct, release, complete, reject, hold, recall."
+)
 
 
 # What is typed at formulation.
@@ -57,7 +59,11 @@ StatusOption = Annotated[
 ]
 MeaningOption = Annotated[
     str | None,
-    typer.Option("--meaning", help='What the signature means. Default: "approved for release".'),
+    typer.Option(
+        "--meaning",
+        help='What the signature means. Default: "approved for release"; on interim results '
+        '"released", followed in either case by " — final results pending: TESTS".',
+    ),
 ]
 
 
@@ -171,6 +177,12 @@ def release(
 ) -> None:
     """Release a lot with your signature (QA only; asks your password again).
 
+    A lot whose only open criteria are tests pending that the specification lets it be
+    released without (sterility), their interim tests passing, is released on interim
+    results: the signature names the tests pending, its vials are issued only with
+    --acknowledge-pending, and QA completes the release once the final results are in
+    (lims lot complete).
+
     \b
     Example:
       lims lot release A999926000001-L1
@@ -179,6 +191,27 @@ def release(
 
     password = read_password(password_stdin, prompt="Password to sign the release")
     detail, zone = run(lots.release, lot=lot, password=password, meaning=meaning)
+    print_view(detail, as_json, _print_lot, zone)
+
+
+@app.command("complete")
+def complete(
+    lot: LotArgument,
+    password_stdin: PasswordStdinOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a release on interim results with your signature, "final results reviewed"
+    (QA only; asks your password again): once every final result is in and passes, no
+    deviation is open and no hold stands.
+
+    \b
+    Example:
+      lims lot complete A999926000001-L1
+    """
+    from lims.services import lots
+
+    password = read_password(password_stdin, prompt="Password to sign the completed release")
+    detail, zone = run(lots.complete, lot=lot, password=password)
     print_view(detail, as_json, _print_lot, zone)
 
 

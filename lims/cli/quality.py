@@ -16,7 +16,7 @@ from lims.domain.states import DEVIATION, LOT, DeviationSeverity
 if TYPE_CHECKING:
     from lims.views.deviations import DeviationView
     from lims.views.quality import LotDetail
-    from lims.views.release import CriterionView, EvaluationView, ResultView
+    from lims.views.release import CriterionView, EvaluationView, PendingTestView, ResultView
 
 
 def _verdict(verdict: CriterionView) -> Any:
@@ -26,6 +26,8 @@ def _verdict(verdict: CriterionView) -> Any:
         return "pass"
     if verdict.verdict == "missing" and not verdict.required:
         return "missing (not required)"
+    if verdict.verdict == "pending":  # whether it blocks is said below the table
+        return "pending"
     return alarm(verdict.verdict)
 
 
@@ -90,12 +92,53 @@ def show_evaluation(evaluation: EvaluationView, zone: tzinfo) -> None:
     )
     if any(len(v.history) > 1 for v in evaluation.criteria):
         show_results(evaluation.results, zone)
+    if evaluation.pending:
+        show_pending(evaluation.pending, zone)
     if LOT.locked(evaluation.lot_status):
         typer.echo(f"The lot is {evaluation.lot_status}: its record is locked.")
+    elif evaluation.releasable and evaluation.pending:
+        typer.echo(
+            "Releasable on interim results: every other criterion passes or is waived, the "
+            "interim tests pass and no deviation is open; the release names the tests pending."
+        )
     elif evaluation.releasable:
         typer.echo("Releasable: every criterion passes or is waived, and no deviation is open.")
     else:
         print_alarms(["NOT RELEASABLE:", *(f"  - {reason}" for reason in evaluation.blocking)])
+
+
+def show_pending(pending: Sequence[PendingTestView], zone: tzinfo) -> None:
+    """The tests started whose final results are still to come."""
+    from lims.timeutil import show_time
+
+    print_table(
+        "Final results pending",
+        ["test", "method", "started", "expected final result"],
+        [
+            (
+                p.test,
+                p.method,
+                f"{show_time(p.started_at, zone)} by {p.started_by}",
+                show_time(p.expected_final_at, zone),
+            )
+            for p in pending
+        ],
+    )
+
+
+def _release_state(detail: LotDetail) -> Any:
+    """Whether a released lot's release is complete, or awaits final results or QA."""
+    if not detail.pending_at_release:
+        return "complete"
+    interim = f"on interim results ({', '.join(detail.pending_at_release)} pending at release)"
+    if detail.release_complete:
+        return f"complete: released {interim}, final results reviewed"
+    if detail.pending_tests:
+        return alarm(f"final results pending: {', '.join(detail.pending_tests)}")
+    return alarm(
+        f"released {interim}: final results in; QA completes it with "
+        f"`lims lot complete {detail.summary.lot_id}`"
+    )
 
 
 def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinfo) -> None:
@@ -149,6 +192,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             ),
             "final passage": f"P{lot.final_passage}",
             "reagents": ", ".join(detail.reagents) or None,
+            **({"release": _release_state(detail)} if detail.release_complete is not None else {}),
             **(
                 {
                     "formulation": late_entry_note(
@@ -202,6 +246,15 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             typer.echo(line)
     print_table(
         "Vials",
-        ["vial", "status", "cells", "volume mL"],
-        [(v.vial_id, v.status, cells(v.cells), f"{v.volume_ml:g}") for v in detail.vials],
+        ["vial", "status", "cells", "volume mL", "issued with pending"],
+        [
+            (
+                v.vial_id,
+                v.status,
+                cells(v.cells),
+                f"{v.volume_ml:g}",
+                ", ".join(v.acknowledged_pending) or None,
+            )
+            for v in detail.vials
+        ],
     )

@@ -51,6 +51,11 @@ def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
             "volume": f"{view.volume_ml:g} mL",
             "expires": show_time(view.expires_at, zone),
             "labels printed": view.labels_printed,
+            **(
+                {"issued with pending": ", ".join(view.acknowledged_pending) + " acknowledged"}
+                if view.acknowledged_pending
+                else {}
+            ),
             **{
                 f"{mark.action} at {show_time(mark.at, zone)}": late_entry_note(
                     mark.entered_at, mark.entered_by, mark.reason, zone
@@ -132,17 +137,38 @@ def verify(scan: ScanOption, patient: PatientOption, as_json: JsonOption = False
 
 @app.command("issue")
 def issue(
-    vial: VialArgument, patient: PatientOption, scan: ScanOption, as_json: JsonOption = False
+    vial: VialArgument,
+    patient: PatientOption,
+    scan: ScanOption,
+    acknowledge_pending: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge-pending",
+            help="Issue it although final results of its lot are pending (a release on "
+            "interim results); the tests acknowledged are kept with the vial.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Issue a released vial for its patient; its label must be scanned and MATCH.
+
+    While final results of its lot are pending, only with --acknowledge-pending.
 
     \b
     Example:
       lims vial issue A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
+      lims vial issue A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..." \\
+        --acknowledge-pending
     """
     from lims.services import vials
 
-    view, zone = run(vials.issue, vial=vial, scan=scan, patient=patient)
+    view, zone = run(
+        vials.issue,
+        vial=vial,
+        scan=scan,
+        patient=patient,
+        acknowledge_pending=acknowledge_pending,
+    )
     print_view(view, as_json, _print_vial, f"Vial {view.vial_id} issued to {view.patient}", zone)
 
 

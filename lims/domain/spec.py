@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal, Self
 
@@ -60,6 +60,12 @@ TABLE_KEYS = (
 )
 # Keys that may be None to mean "not given": in code, and in a criterion's own table.
 _OPTIONAL_KEYS = frozenset({"unit", "min", "max", "values", "passing"})
+# Keys of a release while a final result is pending (issue 13), with their defaults. A table
+# holds them only where they differ: a criterion without them is the table it always was,
+# so lots signed and specification versions stored before keep their hashes and text.
+PENDING_KEYS: Mapping[str, Any] = {"release_while_pending": False, "interim_tests": []}
+# The value a test started but not yet read is recorded as (lims qc record LOT TEST pending).
+PENDING = "pending"
 
 
 def _negative(description: str) -> dict[str, Any]:
@@ -77,6 +83,11 @@ def _marker(description: str, *, positive: bool) -> dict[str, Any]:
     return {"kind": "numeric", "description": description, "unit": PERCENT, **bound}
 
 
+def _interim(description: str) -> dict[str, Any]:
+    """A test that stands in for a final result still to come: required only then."""
+    return {**_negative(description), "required": False}
+
+
 DEFAULT_SPEC: dict[str, dict[str, Any]] = {
     "viability": {
         "kind": "numeric",
@@ -84,7 +95,12 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "unit": PERCENT,
         "min": 70.0,
     },
-    "sterility": _negative("sterility (Ph. Eur. 2.6.27 / USP <71>)"),
+    # A fresh product outlives no 7-14 day culture: it may be released on interim results.
+    "sterility": {
+        **_negative("sterility (Ph. Eur. 2.6.27 / USP <71>)"),
+        "release_while_pending": True,
+        "interim_tests": ["gram_stain", "sterility_interim"],
+    },
     "mycoplasma": _negative("mycoplasma (Ph. Eur. 2.6.7, NAT)"),
     "endotoxin": {
         "kind": "numeric",
@@ -108,6 +124,10 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "passing": ["normal"],
         "required": False,
     },
+    "gram_stain": _interim("Gram stain of the final product"),
+    "sterility_interim": _interim(
+        "rapid or automated culture (Ph. Eur. 2.6.27): no growth to date"
+    ),
     "cell_dose": {
         "kind": "derived",
         "description": "viable cells per vial",
@@ -167,6 +187,9 @@ class RecordedResult:
     recorded_by: str
     investigation_id: int | None = None  # the OOS deviation it was recorded in the study of
     qualifier: Qualifier | None = None
+    # A test started whose final result is to come (value "pending", tested_at its start).
+    pending: bool = False
+    expected_final_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -249,12 +272,27 @@ class _Criterion(BaseModel):
         A QA release signature hashes the lot's record with this shape in it and
         `lot show` recomputes it, and `lims config show` prints it: a key another
         kind uses is None, as when all kinds were one class, so a lot signed then
-        still shows an unchanged record.
+        still shows an unchanged record. The keys of a release while pending follow,
+        each only where it differs from its default (PENDING_KEYS).
         """
-        return {key: getattr(self, key, None) for key in TABLE_KEYS}
+        table = {key: getattr(self, key, None) for key in TABLE_KEYS}
+        for key, default in PENDING_KEYS.items():
+            value = getattr(self, key, default)
+            if value != default:
+                table[key] = list(value) if isinstance(value, list) else value
+        return table
 
 
-class _Bounded(_Criterion):
+class _PendingKeys(_Criterion):
+    """Whether the lot may be released while the test's final result is pending, on the
+    interim tests that must then pass. Validated against the whole specification, as they
+    name other tests (_pending_sound), which refuses them on a derived criterion."""
+
+    release_while_pending: bool = False
+    interim_tests: list[str] = Field(default_factory=list)
+
+
+class _Bounded(_PendingKeys):
     """A range on a number: min, max or both, in a unit."""
 
     kind: Literal["numeric", "derived"]
@@ -335,7 +373,7 @@ class DerivedCriterion(_Bounded):
     kind: Literal["derived"] = "derived"
 
 
-class CategoricalCriterion(_Criterion):
+class CategoricalCriterion(_PendingKeys):
     """The words a result may be recorded as, and those of them that pass."""
 
     kind: Literal["categorical"] = "categorical"
@@ -452,7 +490,58 @@ def _valid_tests(spec: dict[str, Criterion]) -> dict[str, Criterion]:
                 if criterion.kind == "derived"
                 else f"{test} is read off the lot: its kind must be 'derived'"
             )
+    _pending_sound(spec)
     return spec
+
+
+def _pending_sound(spec: Mapping[str, Criterion]) -> None:
+    """A test released while pending names interim tests, each a recorded test of the
+    specification that is final at release; nothing else names any."""
+    for test, criterion in spec.items():
+        where = (test, "interim_tests")
+        interim = criterion.interim_tests
+        if criterion.kind == "derived":
+            if criterion.release_while_pending or interim:
+                key = "release_while_pending" if criterion.release_while_pending else where[1]
+                raise _refused(
+                    (test, key),
+                    "a derived criterion is read off the lot: it is never pending",
+                    getattr(criterion, key),
+                )
+            continue
+        if criterion.release_while_pending and not interim:
+            raise _refused(
+                where,
+                "must name the tests that must pass instead while the final result is pending",
+                interim,
+            )
+        if interim and not criterion.release_while_pending:
+            raise _refused(where, "only with release_while_pending = true", interim)
+        if len(set(interim)) != len(interim):
+            raise _refused(where, "must not repeat", interim)
+        for name in interim:
+            other = spec.get(name)
+            if name == test:
+                raise _refused(where, f"{test} cannot stand in for itself", interim)
+            if other is None:
+                raise _refused(where, f"{name} is not a test of the specification", interim)
+            if other.kind == "derived":
+                raise _refused(
+                    where, f"{name} is read off the lot: an interim test is recorded", interim
+                )
+            if other.release_while_pending:
+                raise _refused(
+                    where,
+                    f"{name} may itself be pending: an interim test is final at release",
+                    interim,
+                )
+        words = criterion.values if isinstance(criterion, CategoricalCriterion) else []
+        if criterion.release_while_pending and PENDING in words:
+            raise _refused(
+                (test, "values"),
+                f"{PENDING!r} is what a test started but not yet read is recorded as",
+                words,
+            )
 
 
 def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
@@ -480,6 +569,17 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
             raise _refused(
                 (test, "passing"), 'must be ["negative"]: only no growth passes', criterion.passing
             )
+    for test in sorted(NEVER_WAIVABLE):
+        # What stands in for a safety test's final result is no more waivable than it.
+        for name in spec[test].interim_tests:
+            interim = spec.get(name)
+            # Nor a test that is none, which _pending_sound names as such.
+            if interim is not None and interim.kind != "derived" and interim.waivable:
+                raise _refused(
+                    (name, "waivable"),
+                    f"must be false: an interim test of {test}, a safety test",
+                    True,
+                )
     endotoxin = spec[ALWAYS_BOUNDED_ABOVE]
     if endotoxin.kind != "numeric" or endotoxin.max is None:
         raise _refused((ALWAYS_BOUNDED_ABOVE, "max"), "endotoxin must have a maximum", None)
@@ -524,8 +624,14 @@ def laid_over(current: Spec, tables: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- the standing of each result ---------------------------------------------------------------
 
-ResultStatus = Literal["valid", "investigation", "invalidated", "superseded"]
+ResultStatus = Literal[
+    "valid", "investigation", "invalidated", "superseded", "pending", "completed"
+]
 VALID: ResultStatus = "valid"  # the one result of its test that counts now
+# A test started whose final result has not been recorded yet, and one whose final result
+# has been since: neither is ever a result that counts.
+STARTED: ResultStatus = "pending"
+COMPLETED: ResultStatus = "completed"
 # The results that count, or counted until a later one came: never taken out by an OOS.
 COUNTED: frozenset[ResultStatus] = frozenset({VALID, "superseded"})
 OOS = "oos"
@@ -535,7 +641,8 @@ OOS = "oos"
 class StandingResult:
     """A result and whether it counts: `valid` (the one that counts), `superseded` by a later
     valid one, `investigation` (recorded while its OOS deviation is open, or kept when it
-    confirmed the original) or `invalidated` by its OOS deviation; deviation_id names that."""
+    confirmed the original) or `invalidated` by its OOS deviation; deviation_id names that.
+    A test started is `pending` until a final result of it is recorded, then `completed`."""
 
     result: RecordedResult
     status: ResultStatus
@@ -558,8 +665,13 @@ def standings(
     """
     opened_by = {d.result_id: d for d in deviations if d.kind == OOS and d.result_id is not None}
     by_id = {d.id: d for d in deviations}
+    last_final = {result.test: result.id for result in results if not result.pending}
     judged: list[StandingResult] = []
     for result in results:
+        if result.pending:
+            completed = last_final.get(result.test, result.id) > result.id
+            judged.append(StandingResult(result, COMPLETED if completed else STARTED, None))
+            continue
         oos = opened_by.get(result.id)
         investigated = by_id.get(result.investigation_id) if result.investigation_id else None
         confirmed = oos is not None and oos.outcome == OOSOutcome.CONFIRMED
@@ -586,7 +698,18 @@ def standings(
 
 # --- the verdict ------------------------------------------------------------------------------
 
-Verdict = Literal["pass", "fail", "missing"]
+Verdict = Literal["pass", "fail", "missing", "pending"]
+
+
+@dataclass(frozen=True)
+class PendingTest:
+    """A test started whose final result is still to come."""
+
+    test: str
+    method: str | None
+    started_at: datetime
+    expected_final_at: datetime | None
+    started_by: str
 
 
 @dataclass(frozen=True)
@@ -609,10 +732,15 @@ class Evaluation:
     blocking: list[str]
     results: list[StandingResult]  # every result of every test, oldest first
     hold_reasons: list[str]  # what keeps the lot's vials from patients, beside its status
+    pending: list[PendingTest] = field(default_factory=list)  # started, final result to come
 
     @property
     def releasable(self) -> bool:
         return not self.blocking
+
+    @property
+    def pending_tests(self) -> list[str]:
+        return [started.test for started in self.pending]
 
     @property
     def on_hold(self) -> bool:
@@ -638,10 +766,11 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
         for deviation in facts.deviations
         if not DEVIATION.pending(deviation.status) and deviation.waived and deviation.on_lot
     }
-    verdicts = [
+    judged = [
         _judged(test, criterion, histories.get(test, []), facts, waivers)
         for test, criterion in spec.items()
     ]
+    verdicts = [_while_pending(verdict, judged) for verdict in judged]
     failures = [verdict.blocking for verdict in verdicts if verdict.blocking]
     open_deviations = [
         f"deviation {deviation.id} open: {deviation.description}"
@@ -657,9 +786,58 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
     if facts.status == LotState.RELEASED:
         recorded = [v.blocking for v in verdicts if v.blocking and v.criterion.kind != "derived"]
         holds += recorded + open_deviations
+    started = [
+        PendingTest(
+            entry.result.test,
+            entry.result.method,
+            entry.result.tested_at,
+            entry.result.expected_final_at,
+            entry.result.recorded_by,
+        )
+        for entry in standing
+        if entry.status == STARTED and entry.result.test in spec
+    ]
     return Evaluation(
-        facts.code, facts.status, facts.spec_version, verdicts, blocking, standing, holds
+        facts.code, facts.status, facts.spec_version, verdicts, blocking, standing, holds, started
     )
+
+
+def _while_pending(
+    verdict: CriterionVerdict, judged: Sequence[CriterionVerdict]
+) -> CriterionVerdict:
+    """A pending test stops release unless its criterion allows release while pending and
+    every interim test passes: they are then required, a waiver standing in for none."""
+    if verdict.verdict != "pending":
+        return verdict
+    criterion = verdict.criterion
+    if not criterion.release_while_pending:
+        reason = (
+            f"{verdict.test} pending: its final result is needed for release"
+            if criterion.required
+            else None
+        )
+        return replace(verdict, blocking=reason)
+    by_test = {other.test: other for other in judged}
+    unmet = [
+        f"{name} {_interim_state(by_test.get(name))}"
+        for name in criterion.interim_tests
+        if name not in by_test or by_test[name].verdict != "pass"
+    ]
+    if not unmet:
+        return replace(verdict, blocking=None)
+    return replace(
+        verdict,
+        blocking=f"{verdict.test} pending: its interim tests must pass to release before its "
+        f"final result ({'; '.join(unmet)})",
+    )
+
+
+def _interim_state(verdict: CriterionVerdict | None) -> str:
+    if verdict is None:
+        return "not in the specification"
+    if verdict.verdict == "fail":
+        return f"failed: {verdict.result}"
+    return verdict.verdict
 
 
 def _judged(
@@ -698,7 +876,8 @@ def _judged(
         value = None if read is None else compact(float(read))
         verdict = "pass" if read is not None and criterion.passes(float(read)) else "fail"
     elif latest is None:
-        value, verdict = None, "missing"
+        pending = any(entry.status == STARTED for entry in history)
+        value, verdict = None, ("pending" if pending else "missing")
     else:
         value = latest.value
         verdict = "pass" if passes(criterion, latest) else "fail"

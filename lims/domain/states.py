@@ -105,10 +105,40 @@ def _signer_waived_nothing(facts: Mapping[str, Any]) -> str | None:
     )
 
 
+def _release_awaits_completion(facts: Mapping[str, Any]) -> str | None:
+    if facts["completed"] is not None:
+        return f"the release of {facts['kind']} {facts['code']} was completed {facts['completed']}"
+    if not facts["pending_at_release"]:
+        return (
+            f"{facts['kind']} {facts['code']} was not released on interim results: "
+            "there is no release to complete"
+        )
+    return None
+
+
+def _final_results_in(facts: Mapping[str, Any]) -> str | None:
+    """Every final result in, and the lot as releasable as at its release: nothing failing,
+    no deviation open, no hold."""
+    pending: list[str] = facts["pending_tests"]
+    if pending:
+        return (
+            f"the release of {facts['kind']} {facts['code']} cannot be completed: final results "
+            f"of {', '.join(pending)} are still pending"
+        )
+    unmet: list[str] = facts["hold_reasons"]
+    if unmet:
+        return f"the release of {facts['kind']} {facts['code']} cannot be completed: " + "; ".join(
+            unmet
+        )
+    return None
+
+
 GUARDS: dict[str, Guard] = {
     "signer did no step": _signer_did_no_step,
     "signer waived nothing": _signer_waived_nothing,
     "every criterion passes": _every_criterion_passes,
+    "release awaits completion": _release_awaits_completion,
+    "final results in": _final_results_in,
 }
 
 
@@ -119,6 +149,7 @@ class State:
     can_expire: bool = False  # shown as expired once past its expiry
     pending: bool = False  # awaits a decision, and holds up what depends on it
     alarm: bool = False  # shown in red: not (or no longer) fit for use, or awaiting a decision
+    with_patients: bool = False  # released: its product may already be with patients
 
 
 @dataclass(frozen=True)
@@ -207,6 +238,9 @@ class Lifecycle:
     def pending(self, status: str) -> bool:
         return self.states[status].pending
 
+    def with_patients(self, status: str) -> bool:
+        return self.states[status].with_patients
+
     def pending_states(self) -> tuple[str, ...]:
         return tuple(name for name, state in self.states.items() if state.pending)
 
@@ -275,9 +309,9 @@ LOT = _lifecycle(
     "lot",
     [
         State(L.QUARANTINE, can_expire=True, alarm=True),
-        State(L.RELEASED, locked=True, can_expire=True),
+        State(L.RELEASED, locked=True, can_expire=True, with_patients=True),
         State(L.REJECTED, locked=True, alarm=True),
-        State(L.RECALLED, locked=True, alarm=True),
+        State(L.RECALLED, locked=True, alarm=True, with_patients=True),
     ],
     [
         Action(
@@ -286,6 +320,14 @@ LOT = _lifecycle(
             target=L.RELEASED,
             guards=("signer did no step", "signer waived nothing", "every criterion passes"),
             refusal="{kind} {code} cannot be released: {kind} {code} is {status}",
+        ),
+        # A release on interim results (a test pending whose criterion allows it) is a
+        # release; QA completes it with a signature once every final result is in and passes.
+        Action(
+            "complete",
+            _from(L.RELEASED),
+            guards=("release awaits completion", "final results in", "signer did no step"),
+            refusal="{kind} {code} is {status}; only a released lot's release can be completed",
         ),
         Action(
             "reject",
@@ -299,6 +341,13 @@ LOT = _lifecycle(
             "record_qc",
             _from(L.QUARANTINE, L.RELEASED),
             refusal="{kind} {code} is {status}: no QC result can be recorded on it",
+        ),
+        # A test started whose final result is to come: before release only, as the
+        # release is what it lets go ahead.
+        Action(
+            "start_qc",
+            _from(L.QUARANTINE),
+            refusal="{kind} {code} is {status}: a test is started pending only before release",
         ),
         # A hold is a condition beside the status, not a status: placed and lifted on a lot
         # that may still be released or used.

@@ -181,6 +181,22 @@ def _parent(entity_type: str, entity_id: Any) -> tuple[Label[Any], Label[Any]]:
     return literal(entity_type, String).label("parent_type"), entity_id.label("parent")
 
 
+def _listed(column: str) -> Callable[[RowMapping], Any]:
+    """A column holding a JSON list, as the trail states it: the list (or the text as it
+    stands, when it is none, so that it disagrees rather than stopping the check)."""
+
+    def stated(row: RowMapping) -> Any:
+        text = row[column]
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    return stated
+
+
 def _iso_date(row: RowMapping) -> str | None:
     stated = row["consent_date"]
     return None if stated is None else stated.isoformat()
@@ -277,6 +293,9 @@ BINDINGS: tuple[Binding, ...] = (
             col(Lot.spec_version),
             col(Lot.final_passage),
             col(Lot.cells_per_vial),
+            col(Lot.pending_at_release),
+            col(Lot.release_completed_at),
+            col(Lot.release_completed_by),
         )
         .join(Culture, col(Culture.id) == col(Lot.culture_id))
         .join(Patient, col(Patient.id) == col(Lot.patient_id)),
@@ -288,6 +307,21 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("spec_version", "spec_version"),
             Bound("final_passage", "final_passage"),
             Bound("cells_per_vial", "cells_per_vial"),
+            # A release on interim results (lot.release states the tests pending) needs QA's
+            # completion (lot.complete) once their final results are in.
+            Bound(
+                "pending_at_release",
+                "pending_at_release",
+                before_stated=None,
+                as_stated=_listed("pending_at_release"),
+            ),
+            Bound(
+                "release_completed_at",
+                "release_completed_at",
+                before_stated=None,
+                as_stated=lambda row: json_time(row["release_completed_at"]),
+            ),
+            Bound("release_completed_by", "release_completed_by", before_stated=None),
         ),
     ),
     Entities(
@@ -298,9 +332,22 @@ BINDINGS: tuple[Binding, ...] = (
             "lot", "lot.formulate", "vials", parent_key="lot", copied={"status": "status"}
         ),
         rows=select(
-            col(Vial.code).label("id"), *_parent("lot", col(Lot.code)), col(Vial.status)
+            col(Vial.code).label("id"),
+            *_parent("lot", col(Lot.code)),
+            col(Vial.status),
+            col(Vial.acknowledged_pending),
         ).join(Lot, col(Lot.id) == col(Vial.lot_id)),
-        columns=(Bound("status", "status"), Bound("lot_id", "lot", field="parent")),
+        columns=(
+            Bound("status", "status"),
+            Bound("lot_id", "lot", field="parent"),
+            # The pending tests its issuer acknowledged (vial.issue states them).
+            Bound(
+                "acknowledged_pending",
+                "acknowledged_pending",
+                before_stated=None,
+                as_stated=_listed("acknowledged_pending"),
+            ),
+        ),
     ),
     Entities(
         table="deviations",
@@ -395,7 +442,7 @@ BINDINGS: tuple[Binding, ...] = (
     Sequenced(
         table="qc_results",
         parent_type="lot",
-        actions=frozenset({"qc.record", "qc.retest"}),
+        actions=frozenset({"qc.record", "qc.retest", "qc.start"}),
         marker="test",
         rows=select(
             col(QCResult.id).label("id"),
@@ -409,6 +456,8 @@ BINDINGS: tuple[Binding, ...] = (
             col(QCResult.recorded_by),
             col(QCResult.investigation_id),
             col(QCResult.qualifier),
+            col(QCResult.pending),
+            col(QCResult.expected_final_at),
         ).join(Lot, col(Lot.id) == col(QCResult.lot_id)),
         columns=(
             Bound("test", "test"),
@@ -422,12 +471,22 @@ BINDINGS: tuple[Binding, ...] = (
             # A censored value's operator, which its value must read with (verdicts.recorded);
             # results recorded before 0009 had none.
             Bound("qualifier", "qualifier", before_stated=None),
+            # Only qc.start states them: any other entry's result is final, expected at no time.
+            Bound("pending", "pending", before_stated=False),
+            Bound(
+                "expected_final_at",
+                "expected_final_at",
+                before_stated=None,
+                as_stated=lambda row: json_time(row["expected_final_at"]),
+            ),
         ),
     ),
     Sequenced(
         table="signatures",
         parent_type="lot",
-        actions=frozenset({"lot.release", "lot.reject", "lot.recall", "lot.hold", "lot.unhold"}),
+        actions=frozenset(
+            {"lot.release", "lot.reject", "lot.recall", "lot.hold", "lot.unhold", "lot.complete"}
+        ),
         marker="signature",
         rows=select(
             col(Signature.id).label("id"),

@@ -502,9 +502,13 @@ def _investigation_results_judged(
         .where(col(QCResult.investigation_id) == closed.id)
         .order_by(col(QCResult.id))
     ).all()
+    # A failure of a released lot is critical: its product may be with patients.
+    severity = (
+        DeviationSeverity.CRITICAL if LOT.with_patients(lot.status) else DeviationSeverity.MAJOR
+    )
     for result in investigated:
         if not spec.passes(criterion, verdicts.recorded(result)):
-            open_out_of_specification(session, actor, lot, result, criterion)
+            open_out_of_specification(session, actor, lot, result, criterion, severity)
 
 
 def open_out_of_specification(

@@ -53,7 +53,7 @@ from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
-from lims.timeutil import json_time, past_moment, utcnow
+from lims.timeutil import json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import choice, free_text
 from lims.views import from_record
@@ -64,6 +64,9 @@ VIALS_MAX = 1000
 VIAL_VOLUME_MAX_ML = 1000.0
 SHELF_LIFE_MAX_HOURS = 24 * 365
 RELEASE_MEANING = "approved for release"
+PENDING_RELEASE_MEANING = "released"
+PENDING_AT_RELEASE = " — final results pending: "
+COMPLETE_MEANING = "final results reviewed"
 MEANING_MAX = 200  # signatures.meaning
 REJECTED = "rejected: "
 RECALLED = "recalled: "
@@ -132,7 +135,13 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
     ).all()
     late = late_entries.marks(session, "vial", [vial.code for vial in vials])
     return [
-        from_record(LotVial, vial, vial_id=vial.code, late_entries=late.get(vial.code, []))
+        from_record(
+            LotVial,
+            vial,
+            vial_id=vial.code,
+            late_entries=late.get(vial.code, []),
+            acknowledged_pending=verdicts.tests_named(vial.acknowledged_pending),
+        )
         for vial in vials
     ]
 
@@ -169,7 +178,17 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
                 select(LotHold).where(col(LotHold.lot_id) == lot.id).order_by(col(LotHold.id))
             ).all()
         ],
+        pending_at_release=pending_at_release(lot),
+        release_complete=release_complete(lot),
     )
+
+
+def release_complete(lot: Lot) -> bool | None:
+    """Whether the lot's release needs nothing more: None for a lot never released, False
+    for a release on interim results QA has yet to complete."""
+    if not LOT.with_patients(lot.status):
+        return None
+    return lot.pending_at_release is None or lot.release_completed_at is not None
 
 
 def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
@@ -551,9 +570,16 @@ def release(
     password: str,
     meaning: str | None = None,
 ) -> LotDetail:
-    """QA's signature releasing a lot that passes every criterion; its vials follow."""
+    """QA's signature releasing a lot that passes every criterion; its vials follow.
+
+    A lot whose only open criteria are tests pending that may be (their interim tests pass)
+    is released on interim results: the signature means "released — final results pending:
+    TESTS", or the meaning given followed by the same, and the lot keeps the tests until QA
+    completes the release (complete).
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("sign")
+    given = meaning
     # `--meaning ""` is refused as empty, not silently replaced by the default.
     meaning = free_text(
         "meaning", RELEASE_MEANING if meaning is None else meaning, max_length=MEANING_MAX
@@ -561,13 +587,42 @@ def release(
     found = lookup.lot(session, lot)
     recipient = consent.require_in_force(session, settings.tz, found.patient_id, "lot release")
     bindings.require_agreement(session, [("lot", found.code), ("patient", recipient.code)])
+    evaluation = verdicts.evaluate(session, settings, found, now=utcnow())
+    pending = evaluation.pending_tests
+    if pending:  # released on interim results: the signature names the results to come
+        meaning = _pending_meaning(given, pending)
     signer = signatures.confirm_signer(
         session, settings, actor, password, signing=f"release of {found.code}"
     )
     facts = _signing_facts(session, found, actor)
     facts["signer_waivers"] = _waivers_closed_by(session, found, actor.username)
-    facts["blocking"] = verdicts.evaluate(session, settings, found, now=utcnow()).blocking
-    return _sign_status(session, settings, found, signer, "release", meaning, facts=facts)
+    facts["blocking"] = evaluation.blocking
+    if not pending:
+        return _sign_status(session, settings, found, signer, "release", meaning, facts=facts)
+    found.pending_at_release = verdicts.stored_tests(pending)
+    return _sign_status(
+        session,
+        settings,
+        found,
+        signer,
+        "release",
+        meaning,
+        facts=facts,
+        stated={"pending_at_release": pending},
+    )
+
+
+def _pending_meaning(given: str | None, pending: Sequence[str]) -> str:
+    """A release's meaning with the tests whose final results are pending named: the meaning
+    typed, or "released", followed by them."""
+    meaning = f"{given or PENDING_RELEASE_MEANING}{PENDING_AT_RELEASE}{', '.join(pending)}"
+    if len(meaning) > MEANING_MAX:
+        raise BadInput(
+            "meaning",
+            f"must leave room for{PENDING_AT_RELEASE}{', '.join(pending)}: at most "
+            f"{MEANING_MAX} characters in all (got {len(meaning)})",
+        )
+    return meaning
 
 
 def _waivers_closed_by(session: Session, lot: Lot, username: str) -> list[int]:
@@ -628,6 +683,55 @@ def recall(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetai
     return _sign_status(
         session, settings, found, signer, "recall", f"{RECALLED}{reason}", facts={}, reason=reason
     )
+
+
+def complete(uow: UnitOfWork, *, lot: str, password: str) -> LotDetail:
+    """QA's signature completing a release on interim results, once the final results of the
+    tests pending at release are in and the lot is as releasable as it was: "final results
+    reviewed"."""
+    session, settings = uow.session, uow.settings
+    actor = uow.require("sign")
+    found = lookup.lot(session, lot)
+    bindings.require_agreement(session, [("lot", found.code)])
+    signer = signatures.confirm_signer(
+        session, settings, actor, password, signing=f"completing the release of {found.code}"
+    )
+    evaluation = verdicts.evaluate(session, settings, found, now=utcnow())
+    completed = (
+        None
+        if found.release_completed_at is None
+        else f"by {found.release_completed_by} at "
+        f"{show_time(found.release_completed_at, settings.tz)}"
+    )
+    facts = {
+        **_signing_facts(session, found, actor),
+        "pending_at_release": pending_at_release(found),
+        "completed": completed,
+        "pending_tests": evaluation.pending_tests,
+        "hold_reasons": evaluation.hold_reasons,
+    }
+    LOT.check("complete", code=found.code, status=found.status, facts=facts)
+    signed = _sign_lot(session, found, signer, COMPLETE_MEANING)
+    found.release_completed_at, found.release_completed_by = utcnow(), actor.username
+    session.add(found)
+    audit.record_about(
+        session,
+        ("lot", found.code),
+        LOT.audit_action("complete"),
+        by=actor.username,
+        new={
+            **signed,
+            "release_completed_at": json_time(found.release_completed_at),
+            "release_completed_by": found.release_completed_by,
+        },
+    )
+    session.flush()
+    return lot_detail(session, settings, found)
+
+
+def pending_at_release(lot: Lot) -> list[str]:
+    """The tests whose final results were pending when the lot was released, if any."""
+    return verdicts.tests_named(lot.pending_at_release)
 
 
 def hold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetail:
@@ -730,12 +834,21 @@ def _sign_status(
     *,
     facts: dict[str, Any],
     reason: str | None = None,
+    stated: dict[str, Any] | None = None,
 ) -> LotDetail:
-    """QA's signature moving a lot to another status; its vials follow a release or recall."""
+    """QA's signature moving a lot to another status; its vials follow a release or recall.
+    `stated` adds to what its entry states (the columns it set besides the status)."""
     assert lot.id is not None
     signed = _sign_lot(session, lot, signer, meaning)
     change_status(
-        session, LOT, lot, action, by=signer.username, new=signed, reason=reason, facts=facts
+        session,
+        LOT,
+        lot,
+        action,
+        by=signer.username,
+        new={**signed, **(stated or {})},
+        reason=reason,
+        facts=facts,
     )
     vial_action = _VIALS_FOLLOW.get(action)
     if vial_action is not None:

@@ -15,20 +15,27 @@ from lims.domain.ids import read_deviation_id
 from lims.domain.spec import (
     PERCENT,
     CategoricalCriterion,
+    Criterion,
     NumericCriterion,
     Qualifier,
     RecordedResult,
     Spec,
     compact,
 )
-from lims.domain.states import DEVIATION, LOT
+from lims.domain.states import DEVIATION, LOT, DeviationSeverity
 from lims.errors import BadInput, NotFound, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
 from lims.services import deviations, lookup, verdicts
-from lims.timeutil import after, json_time, past_moment, utcnow
+from lims.timeutil import after, json_time, moment, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
-from lims.views.release import CriterionView, EvaluationView, criterion_view, evaluation_view
+from lims.views import from_record
+from lims.views.release import (
+    EvaluationView,
+    RecordedVerdict,
+    criterion_view,
+    evaluation_view,
+)
 
 # The largest amount a numeric result may be recorded as; no assay reads more.
 NUMERIC_RESULT_MAX = 1e12
@@ -49,6 +56,12 @@ def _audited(result: QCResult | RecordedResult) -> dict[str, Any]:
         "recorded_by": result.recorded_by,
         "investigation": result.investigation_id,
         "qualifier": result.qualifier,
+        # Stated of a test started, whose final result is to come: bound (lims.services.bindings).
+        **(
+            {"pending": True, "expected_final_at": json_time(result.expected_final_at)}
+            if result.pending
+            else {}
+        ),
     }
 
 
@@ -120,12 +133,18 @@ def record_result(
     at: str | datetime | None = None,
     reason: str | None = None,
     investigation: str | int | None = None,
-) -> CriterionView:
+    expected_final: str | datetime | None = None,
+) -> RecordedVerdict:
     """Record a QC result; recording a test again is a retest and needs a reason.
 
     Which tests there are, and their units and words, are those of the lot's specification.
     A result that fails its criterion opens an out-of-specification deviation at once; while
     that is open, results of the test are recorded only in its investigation.
+
+    The value `pending` records a test as started (at `at`, by `method`, its final result
+    expected at `expected_final`), for a test whose criterion allows release while pending;
+    its final result, recorded later, is no retest. A failure recorded on a released lot
+    is critical: the product may be with patients, whose physicians are to be told.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
@@ -141,7 +160,14 @@ def record_result(
         )
     if criterion.kind == "derived":
         raise BadInput("test", f"{test} is read off the lot, not recorded")
-    stored, number, qualifier = _recorded_value(test, criterion, value)
+    starting = _starts_pending(test, criterion, value, found.spec_version)
+    if starting:
+        _check_start_options(method, unit, investigation_id)
+        stored, number, qualifier = spec.PENDING, None, None
+    else:
+        if expected_final is not None:
+            raise BadInput("expected-final", "only with the value pending: a test started")
+        stored, number, qualifier = _recorded_value(test, criterion, value)
     if unit is not None:
         if criterion.unit is None:
             raise BadInput("unit", f"must be left out: {test} is categorical")
@@ -155,20 +181,35 @@ def record_result(
     now = utcnow()
     tested_at = past_moment("at", at, zone, now)
     after("at", tested_at, found.formulated_at, f"formulation of {found.code}", zone)
-    LOT.check("record_qc", code=found.code, status=found.status)
+    expected_final_at = None
+    if expected_final is not None:
+        expected_final_at = moment("expected-final", expected_final, zone, now)
+        after("expected-final", expected_final_at, tested_at, f"the start of {test}", zone)
+    LOT.check("start_qc" if starting else "record_qc", code=found.code, status=found.status)
     earlier = session.exec(
         select(QCResult)
         .where(col(QCResult.lot_id) == found.id, col(QCResult.test) == test)
         .order_by(col(QCResult.id))
     ).all()
+    # A test started is not a result: its final result is the test's first, not a retest.
+    results = [entry for entry in earlier if not entry.pending]
     if investigation_id is not None:
         _check_investigation(session, found, test, investigation_id)
     else:
-        _check_plain_result(session, settings, found, test, retest=bool(earlier), now=now)
-    if earlier and reason is None and investigation_id is None:
+        _check_plain_result(session, settings, found, test, retest=bool(results), now=now)
+    # The test's latest record is a test started exactly while its final result is to come.
+    started = earlier[-1] if earlier and earlier[-1].pending else None
+    if starting:
+        _check_nothing_stands(session, settings, found, test, started, now=now)
+    elif started is not None and tested_at <= started.tested_at:
+        raise RuleViolation(
+            f"the final {test} result must be dated after the test was started at "
+            f"{show_time(started.tested_at, zone)} (got {show_time(tested_at, zone)})"
+        )
+    if results and reason is None and investigation_id is None:
         raise BadInput(
             "reason",
-            f"required for a retest: {test} already has a result ({earlier[-1].value}); "
+            f"required for a retest: {test} already has a result ({results[-1].value}); "
             "both are kept and the latest counts",
         )
     assert found.id is not None
@@ -178,11 +219,13 @@ def record_result(
         value=stored,
         number=number,
         qualifier=qualifier,
-        unit=criterion.unit,
+        unit=None if starting else criterion.unit,
         method=method,
         tested_at=tested_at,
         reason=reason,
         investigation_id=investigation_id,
+        pending=starting,
+        expected_final_at=expected_final_at,
         recorded_at=now,
         recorded_by=actor.username,
     )
@@ -191,16 +234,91 @@ def record_result(
     audit.record_about(
         session,
         ("lot", found.code),
-        "qc.retest" if earlier else "qc.record",
+        "qc.start" if starting else "qc.retest" if results else "qc.record",
         by=actor.username,
-        old=_audited(earlier[-1]) if earlier else None,
+        old=_audited(results[-1]) if results else None,
         new=_audited(result),
         reason=reason,
     )
-    if investigation_id is None and not spec.passes(criterion, verdicts.recorded(result)):
-        deviations.open_out_of_specification(session, actor, found, result, criterion)
+    notice = None
+    if (
+        not starting
+        and investigation_id is None
+        and not spec.passes(criterion, verdicts.recorded(result))
+    ):
+        released = LOT.with_patients(found.status)
+        severity = DeviationSeverity.CRITICAL if released else DeviationSeverity.MAJOR
+        deviations.open_out_of_specification(session, actor, found, result, criterion, severity)
+        if released:
+            notice = (
+                f"{found.code} is released and its product may be with patients: notify the "
+                f"treating physicians now; `lims report recall {found.code} --out FILE.pdf` "
+                "lists the vials administered"
+            )
     evaluation = verdicts.evaluate(session, settings, found, now=now)
-    return criterion_view(next(verdict for verdict in evaluation.criteria if verdict.test == test))
+    judged = next(verdict for verdict in evaluation.criteria if verdict.test == test)
+    return from_record(RecordedVerdict, criterion_view(judged), notice=notice)
+
+
+def _starts_pending(test: str, criterion: Criterion, value: str, version: int) -> bool:
+    """Whether the value records the test as started: `pending`, for a criterion that allows
+    release while pending; any other test's `pending` is refused by name, unless it is a word
+    of that test's own vocabulary (a site's, from before tests could be started)."""
+    if value.strip().lower() != spec.PENDING:
+        return False
+    if isinstance(criterion, CategoricalCriterion) and spec.PENDING in criterion.values:
+        return criterion.release_while_pending  # never both: the specification refuses it
+    if not criterion.release_while_pending:
+        raise BadInput(
+            "value",
+            f"{test} cannot be recorded as pending: specification version {version} does not "
+            f"allow a lot to be released before its final {test} result",
+        )
+    return True
+
+
+def _check_start_options(method: str | None, unit: str | None, investigation: int | None) -> None:
+    if method is None:
+        raise BadInput(
+            "method",
+            "required to start a test pending: the method whose final result is awaited "
+            '(e.g. "BacT/ALERT, 14 d")',
+        )
+    if unit is not None:
+        raise BadInput("unit", "must be left out: a test started has no value yet")
+    if investigation is not None:
+        raise BadInput("investigation", "a test started pending is no result of an investigation")
+
+
+def _check_nothing_stands(
+    session: Session,
+    settings: Settings,
+    lot: Lot,
+    test: str,
+    started: QCResult | None,
+    *,
+    now: datetime,
+) -> None:
+    """A test is started only once, and not over a result of it that counts."""
+    zone = settings.tz
+    if started is not None:
+        raise RuleViolation(
+            f"{test} of {lot.code} is already pending, started at "
+            f"{show_time(started.tested_at, zone)} by {started.recorded_by}"
+        )
+    counting = next(
+        (
+            entry.result
+            for entry in verdicts.evaluate(session, settings, lot, now=now).results
+            if entry.result.test == test and entry.counts
+        ),
+        None,
+    )
+    if counting is not None:
+        raise RuleViolation(
+            f"{test} of {lot.code} already has a result that counts ({counting.value}, "
+            f"tested {show_time(counting.tested_at, zone)}): it cannot be started again"
+        )
 
 
 def _open_investigation(session: Session, lot: Lot, test: str) -> Deviation | None:

@@ -6,6 +6,7 @@ it writes nothing, so each of them can ask it without depending on the others.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -45,7 +46,9 @@ def recorded(result: QCResult) -> RecordedResult:
         result.reason,
         result.recorded_by,
         result.investigation_id,
-        qualifier,
+        qualifier=qualifier,
+        pending=result.pending,
+        expected_final_at=result.expected_final_at,
     )
 
 
@@ -123,3 +126,20 @@ def _deviation_facts(deviation: Deviation, lot: Lot) -> DeviationFacts:
         result_id=deviation.result_id,
         outcome=deviation.outcome,
     )
+
+
+def stored_tests(tests: Sequence[str]) -> str:
+    """Test names as a column keeps them (lots.pending_at_release, vials.acknowledged_pending)."""
+    return json.dumps(list(tests))
+
+
+def tests_named(stored: str | None) -> list[str]:
+    """The test names a column keeps; none when it is empty. Text edited outside lims into
+    something else is shown as it stands (`audit verify` names the row)."""
+    if stored is None:
+        return []
+    try:
+        named = json.loads(stored)
+    except ValueError:
+        return [stored]
+    return [str(test) for test in named] if isinstance(named, list) else [stored]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -19,7 +20,7 @@ from lims.config import Settings
 from lims.domain import ids
 from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
-from lims.errors import AuditedRuleViolation, BadInput, shown
+from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
 from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
 from lims.services import bindings, consent, late_entries, lookup, verdicts
 from lims.services.transitions import change_status
@@ -44,6 +45,7 @@ def vial_view(
         expires_at=lot.expires_at,
         late_entry=bool(late),
         late_entries=list(late),
+        acknowledged_pending=verdicts.tests_named(vial.acknowledged_pending),
     )
 
 
@@ -126,19 +128,22 @@ def _judge(
     ) or VIAL.refusal(action, code=vial.code, status=vial.status)
     if refused is not None:
         return refuse(refused)
-    holds = verdicts.evaluate(session, settings, lot, now=now).hold_reasons
+    evaluation = verdicts.evaluate(session, settings, lot, now=now)
+    holds = evaluation.hold_reasons
     if holds:
         return refuse(f"lot {lot.code} is on hold: {'; '.join(holds)}")
     if expired(lot.expires_at, now):
         return refuse(f"vial {vial.code} expired at {show_time(lot.expires_at, settings.tz)}")
     if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
         return refuse(f"the label of {vial.code} shows another expiry than its record; reprint it")
+    pending = evaluation.pending_tests
     return Verification(
         match=True,
         vial_id=vial.code,
         patient=patient,
         vial_patient=owner.code,
-        reason=f"vial {vial.code} belongs to patient {patient} and is {vial.status}",
+        reason=f"vial {vial.code} belongs to patient {patient} and is {vial.status}"
+        + (f"; final results pending: {', '.join(pending)}" if pending else ""),
     ), vial
 
 
@@ -191,10 +196,12 @@ def _move(
     at: datetime,
     late: str | None = None,
     entered_at: datetime | None = None,
+    acknowledge_pending: bool = False,
 ) -> VialView:
     """`action` (issue, administer) on a vial, at the bench with its label scanned; `late`
     is the reason it is entered late, at `entered_at`. Judged at `at`: a vial is given
-    only before its expiry, whenever the step is typed."""
+    only before its expiry, whenever the step is typed. A vial is issued while final results
+    of its lot are pending only with them acknowledged."""
     found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
@@ -213,8 +220,10 @@ def _move(
         _audit_verification(session, actor, result, f"{VIAL.audit_action(action)}.refused")
         raise VialMismatch(result)
     lot, owner = _with_lot(session, found)
+    acknowledged: dict[str, Any] = {}
     if action == "issue":
         found.issued_at, found.issued_by = at, actor.username
+        acknowledged = _acknowledged(session, settings, found, lot, acknowledge_pending, at)
     else:
         found.administered_at, found.administered_by = at, actor.username
     change_status(
@@ -223,7 +232,7 @@ def _move(
         found,
         action,
         by=actor.username,
-        new={"patient": patient, "at": json_time(at)},
+        new={"patient": patient, "at": json_time(at), **acknowledged},
     )
     late_entries.record(
         session,
@@ -245,10 +254,56 @@ class VialMismatch(AuditedRuleViolation):
         self.result = result
 
 
-def issue(uow: UnitOfWork, *, vial: str, scan: str, patient: str) -> VialView:
+def _acknowledged(
+    session: Session,
+    settings: Settings,
+    vial: Vial,
+    lot: Lot,
+    acknowledge_pending: bool,
+    at: datetime,
+) -> dict[str, Any]:
+    """The pending tests of the vial's lot, which its issue must acknowledge; kept on the
+    vial, and what its entry states of them."""
+    evaluation = verdicts.evaluate(session, settings, lot, now=at)
+    if not evaluation.pending:
+        return {}
+    pending = evaluation.pending_tests
+    if not acknowledge_pending:
+        named = ", ".join(
+            started.test
+            + (
+                ""
+                if started.expected_final_at is None
+                else f" (expected {show_time(started.expected_final_at, settings.tz)})"
+            )
+            for started in evaluation.pending
+        )
+        raise RuleViolation(
+            f"final results of lot {lot.code} are pending: {named}; issue {vial.code} "
+            "with --acknowledge-pending to acknowledge them"
+        )
+    vial.acknowledged_pending = verdicts.stored_tests(pending)
+    return {"acknowledged_pending": pending}
+
+
+def issue(
+    uow: UnitOfWork, *, vial: str, scan: str, patient: str, acknowledge_pending: bool = False
+) -> VialView:
+    """Issue a released vial for its patient; while final results of its lot are pending,
+    only with them acknowledged (acknowledge_pending)."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    return _move(session, settings, actor, "issue", vial, scan, patient, at=utcnow())
+    return _move(
+        session,
+        settings,
+        actor,
+        "issue",
+        vial,
+        scan,
+        patient,
+        at=utcnow(),
+        acknowledge_pending=acknowledge_pending,
+    )
 
 
 def administer(

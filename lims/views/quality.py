@@ -60,6 +60,7 @@ class LotVial:
     cells: int
     volume_ml: float
     late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
+    acknowledged_pending: list[str]  # issued while these final results of its lot were pending
 
 
 def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:
@@ -123,6 +124,11 @@ class LotDetail:
     deviations: list[DeviationView]
     signatures: list[SignatureView]
     holds: list[HoldView]  # every hold QA placed, standing or lifted
+    # A release on interim results: the tests whose final results were pending at release,
+    # and whether the release is complete: false until QA completes such a release (`lot
+    # complete`), true for any other release, null for a lot never released.
+    pending_at_release: list[str]
+    release_complete: bool | None
 
     json_properties: ClassVar[tuple[str, ...]] = (
         "results",
@@ -130,6 +136,7 @@ class LotDetail:
         "hold_reasons",
         "lineage",
         "sister_lots",
+        "pending_tests",
     )
 
     @property
@@ -156,6 +163,11 @@ class LotDetail:
     @property
     def on_hold(self) -> bool:
         return bool(self.hold_reasons)
+
+    @property
+    def pending_tests(self) -> list[str]:
+        """The tests started whose final results are still to come."""
+        return [started.test for started in self.evaluation.pending]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -50,6 +50,25 @@ class CriterionView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecordedVerdict(CriterionView):
+    """What `qc record` answers: the criterion's verdict with the result recorded, and what
+    must be done at once, if anything (a failure of a released lot: tell the physicians)."""
+
+    notice: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingTestView:
+    """A test started whose final result is still to come."""
+
+    test: str
+    method: str | None
+    started_at: datetime
+    expected_final_at: datetime | None
+    started_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluationView:
     """Every criterion's verdict on a lot, and why it may not be released, if it may not."""
 
@@ -62,6 +81,7 @@ class EvaluationView:
     blocking: list[str]
     results: list[ResultView]  # every result ever recorded on the lot, oldest first
     hold_reasons: list[str] = hidden()  # shown with the lot: see LotDetail
+    pending: list[PendingTestView] = renamed("pending_tests")  # started, final result to come
 
     @property
     def releasable(self) -> bool:
@@ -96,4 +116,5 @@ def evaluation_view(evaluation: Evaluation) -> EvaluationView:
         evaluation,
         criteria=[criterion_view(verdict) for verdict in evaluation.criteria],
         results=[result_view(entry) for entry in evaluation.results],
+        pending=[from_record(PendingTestView, started) for started in evaluation.pending],
     )

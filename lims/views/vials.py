@@ -22,6 +22,7 @@ class VialView:
     labels_printed: int
     late_entry: bool  # any of its steps (issue, administration, destruction) entered late
     late_entries: list[LateEntryView]
+    acknowledged_pending: list[str]  # issued while these final results of its lot were pending
 
 
 def _verdict_keys(match: bool) -> dict[str, object]:

@@ -24,6 +24,7 @@ from lims.domain.spec import (
     DERIVED_TESTS,
     NEVER_WAIVABLE,
     OPTIONAL_SPEC,
+    TABLE_KEYS,
     CategoricalCriterion,
     Criterion,
     DerivedCriterion,
@@ -34,17 +35,25 @@ from lims.domain.spec import (
     RecordedResult,
     ReleaseSpec,
     Spec,
+    StoredSpec,
     evaluate,
 )
 from lims.timeutil import show_time
 from tests.support import quality
 
 RELEASE_SPEC: TypeAdapter[dict[str, Criterion]] = TypeAdapter(ReleaseSpec)
+STORED_SPEC: TypeAdapter[dict[str, Criterion]] = TypeAdapter(StoredSpec)
+INTERIM_TESTS = ("gram_stain", "sterility_interim")  # the default's, since issue 13
 CRITERION: TypeAdapter[Criterion] = TypeAdapter(Criterion)
 DEFAULT = RELEASE_SPEC.validate_python({})
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LOT = "A999926000001-L1"
-PASSING = {**quality.PASSING, "karyotype": "normal"}
+PASSING = {
+    **quality.PASSING,
+    "karyotype": "normal",
+    "gram_stain": "negative",
+    "sterility_interim": "negative",
+}
 FAILING = {
     "viability": "69.9",
     "sterility": "positive",
@@ -59,6 +68,8 @@ FAILING = {
     "cd19": "10",
     "hla_dr": "2.5",
     "karyotype": "abnormal",
+    "gram_stain": "positive",
+    "sterility_interim": "positive",
 }
 SITE = {
     "endotoxin": {"max": 5},
@@ -150,18 +161,42 @@ def _signed(spec: dict[str, Criterion]) -> str:
 def test_the_signed_form_of_the_specification_is_what_lots_were_signed_with(
     site: dict[str, Any], digest: str
 ) -> None:
-    """Digests computed with the single Criterion class that came before the union.
+    """Digests computed with the single Criterion class that came before the union, of the
+    specification as a site stored it before releases while pending (issue 13).
 
     A change here makes every lot signed before it show "record changed since
     signing": it needs a migration of the signed records, not a new digest.
     """
-    assert _signed(RELEASE_SPEC.validate_python(site)) == digest
+    assert _signed(STORED_SPEC.validate_python(_stored_before_pending(site))) == digest
 
 
-@pytest.mark.parametrize("test", ["viability", "sterility", "cell_dose"])
+def _stored_before_pending(site: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The tables `lims init` stored for SITE before the keys and tests of issue 13."""
+    spec = RELEASE_SPEC.validate_python(site)
+    return {
+        test: {key: value for key, value in criterion.as_table().items() if key in TABLE_KEYS}
+        for test, criterion in spec.items()
+        if test not in INTERIM_TESTS
+    }
+
+
+def test_a_specification_stored_before_pending_keys_reads_back_as_the_same_text() -> None:
+    stored = _stored_before_pending(SITE)
+    assert {test: c.as_table() for test, c in STORED_SPEC.validate_python(stored).items()} == stored
+    assert not STORED_SPEC.validate_python(stored)["sterility"].release_while_pending
+
+
+def test_the_default_specification_is_signed_with_its_pending_keys() -> None:
+    """Pinned as the default since issue 13, with gram_stain and sterility_interim."""
+    assert _signed(DEFAULT) == "bf003b7280b3ae03b11557bd4d1eefa0c37e930477eaa13960b414b868a157e5"
+
+
+@pytest.mark.parametrize("test", ["viability", "sterility", "cell_dose", "gram_stain"])
 def test_every_kind_shows_every_key_of_the_table(test: str) -> None:
-    """In the order `lims config show` has always listed them."""
+    """In the order `lims config show` has always listed them; the keys of a release while
+    pending follow only where they differ from their defaults."""
     criterion = DEFAULT[test]
+    pending = ["release_while_pending", "interim_tests"] if test == "sterility" else []
     assert list(criterion.as_table()) == [
         "kind",
         "description",
@@ -172,6 +207,7 @@ def test_every_kind_shows_every_key_of_the_table(test: str) -> None:
         "passing",
         "required",
         "waivable",
+        *pending,
     ]
     assert criterion.model_dump() == criterion.model_dump(mode="json") == criterion.as_table()
 
@@ -677,3 +713,281 @@ def test_a_released_lot_is_held_by_open_deviations_and_failures_not_waived() -> 
         DEFAULT, results(PASSING), facts(status="released", cells_per_vial=200_000_000)
     )
     assert not overdosed.on_hold  # judged at release; a derived value does not change after
+
+
+# --- a release while a final result is pending ---------------------------------------------
+
+STARTED_AT = NOW - timedelta(days=1)
+EXPECTED = NOW + timedelta(days=13)
+INTERIM = {"gram_stain": "negative", "sterility_interim": "negative"}
+
+
+def started(test: str = "sterility", *, result_id: int = 50) -> RecordedResult:
+    """A test started (qc record LOT TEST pending), its final result expected in 13 days."""
+    return RecordedResult(
+        id=result_id,
+        test=test,
+        value="pending",
+        number=None,
+        unit=None,
+        method="BacT/ALERT, 14 d",
+        tested_at=STARTED_AT,
+        reason=None,
+        recorded_by="tom",
+        pending=True,
+        expected_final_at=EXPECTED,
+    )
+
+
+def but_sterility(**extra: str) -> list[RecordedResult]:
+    """Every result passing but sterility's and the interim tests' (unless given)."""
+    kept = {t: v for t, v in PASSING.items() if t not in ("sterility", *INTERIM)}
+    return results({**kept, **extra})
+
+
+def verdict_of(evaluation: Evaluation, test: str) -> tuple[str, str | None, str | None]:
+    [found] = [v for v in evaluation.criteria if v.test == test]
+    return found.verdict, found.result, found.blocking
+
+
+def test_the_default_lets_sterility_alone_be_pending_on_two_interim_tests() -> None:
+    sterility = DEFAULT["sterility"]
+    assert sterility.release_while_pending
+    assert sterility.interim_tests == list(INTERIM)
+    assert [t for t, c in DEFAULT.items() if c.release_while_pending] == ["sterility"]
+    for test in INTERIM:
+        interim = DEFAULT[test]
+        assert isinstance(interim, CategoricalCriterion)
+        assert (interim.values, interim.passing) == (["negative", "positive"], ["negative"])
+        assert not interim.required
+        assert not interim.waivable
+
+
+@pytest.mark.parametrize(
+    ("tables", "loc", "message"),
+    [
+        ({"sterility": {"interim_tests": []}}, ("sterility", "interim_tests"), "must name"),
+        (
+            {"sterility": {"release_while_pending": False}},
+            ("sterility", "interim_tests"),
+            "only with release_while_pending = true",
+        ),
+        (
+            {"mycoplasma": {"interim_tests": ["gram_stain"]}},
+            ("mycoplasma", "interim_tests"),
+            "only with release_while_pending = true",
+        ),
+        (
+            {"sterility": {"interim_tests": ["gram_stain", "gram_stain"]}},
+            ("sterility", "interim_tests"),
+            "must not repeat",
+        ),
+        (
+            {"sterility": {"interim_tests": ["sterility"]}},
+            ("sterility", "interim_tests"),
+            "sterility cannot stand in for itself",
+        ),
+        (
+            {"sterility": {"interim_tests": ["gram"]}},
+            ("sterility", "interim_tests"),
+            "gram is not a test of the specification",
+        ),
+        (
+            {"sterility": {"interim_tests": ["cell_dose"]}},
+            ("sterility", "interim_tests"),
+            "cell_dose is read off the lot: an interim test is recorded",
+        ),
+        (
+            {"mycoplasma": {"release_while_pending": True, "interim_tests": ["sterility"]}},
+            ("mycoplasma", "interim_tests"),
+            "sterility may itself be pending",
+        ),
+        (
+            {"cell_dose": {"release_while_pending": True}},
+            ("cell_dose", "release_while_pending"),
+            "a derived criterion is read off the lot: it is never pending",
+        ),
+        (
+            {"final_passage": {"interim_tests": ["gram_stain"]}},
+            ("final_passage", "interim_tests"),
+            "a derived criterion is read off the lot: it is never pending",
+        ),
+        (
+            {"gram_stain": {"waivable": True}},
+            ("gram_stain", "waivable"),
+            "must be false: an interim test of sterility, a safety test",
+        ),
+        (
+            {"sterility": {"values": ["negative", "positive", "pending"]}},
+            ("sterility", "values"),
+            "'pending' is what a test started but not yet read is recorded as",
+        ),
+    ],
+)
+def test_a_release_while_pending_is_refused_at_the_key_that_breaks_it(
+    tables: dict[str, Any], loc: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RELEASE_SPEC.validate_python(tables)
+    error = refused.value.errors()[0]
+    assert (error["loc"], message in error["msg"]) == (loc, True), error
+
+
+def test_a_site_may_let_another_test_be_pending_or_none() -> None:
+    potency = {
+        "potency": {
+            "kind": "numeric",
+            "description": "potency",
+            "unit": "%",
+            "min": 50,
+            "release_while_pending": True,
+            "interim_tests": ["karyotype"],
+        }
+    }
+    spec = RELEASE_SPEC.validate_python(potency)
+    assert spec["potency"].as_table()["interim_tests"] == ["karyotype"]
+    none = RELEASE_SPEC.validate_python(
+        {"sterility": {"release_while_pending": False, "interim_tests": []}}
+    )
+    assert "release_while_pending" not in none["sterility"].as_table()
+    assert none["sterility"].as_table() == _stored_before_pending({})["sterility"]
+
+
+def test_a_test_started_is_pending_and_never_a_result_that_counts() -> None:
+    recorded = [*but_sterility(**INTERIM), started()]
+    evaluation = evaluate(DEFAULT, recorded, facts())
+    assert verdict_of(evaluation, "sterility") == ("pending", None, None)
+    assert [(e.result.test, e.status) for e in evaluation.results if e.result.pending] == [
+        ("sterility", "pending")
+    ]
+    assert not any(e.counts for e in evaluation.results if e.result.pending)
+    assert evaluation.pending_tests == ["sterility"]
+    [pending] = evaluation.pending
+    assert (pending.method, pending.started_at, pending.expected_final_at) == (
+        "BacT/ALERT, 14 d",
+        STARTED_AT,
+        EXPECTED,
+    )
+    assert evaluation.releasable  # on its interim tests
+
+
+@pytest.mark.parametrize(
+    ("interim", "reason"),
+    [
+        ({}, "gram_stain missing; sterility_interim missing"),
+        ({"gram_stain": "negative"}, "sterility_interim missing"),
+        (
+            {"gram_stain": "positive", "sterility_interim": "negative"},
+            "gram_stain failed: positive",
+        ),
+    ],
+)
+def test_a_pending_test_blocks_until_every_interim_test_passes(
+    interim: dict[str, str], reason: str
+) -> None:
+    evaluation = evaluate(DEFAULT, [*but_sterility(**interim), started()], facts())
+    expected = (
+        f"sterility pending: its interim tests must pass to release before its final result "
+        f"({reason})"
+    )
+    assert verdict_of(evaluation, "sterility") == ("pending", None, expected)
+    assert expected in evaluation.blocking
+    # A failed interim test is a failure in its own right as well.
+    assert ("gram_stain failed: positive (spec negative)" in evaluation.blocking) == (
+        interim.get("gram_stain") == "positive"
+    )
+
+
+def test_interim_tests_are_required_only_while_their_test_is_pending() -> None:
+    final = evaluate(DEFAULT, [*but_sterility(sterility="negative")], facts())
+    assert final.releasable
+    assert {verdict_of(final, t)[0] for t in INTERIM} == {"missing"}
+
+
+def test_a_waiver_is_no_interim_pass() -> None:
+    """Of a site's own test released while pending on a waivable interim test."""
+    spec = RELEASE_SPEC.validate_python(
+        {
+            "potency": {
+                "kind": "numeric",
+                "description": "potency",
+                "unit": "%",
+                "min": 50,
+                "release_while_pending": True,
+                "interim_tests": ["karyotype"],
+            }
+        }
+    )
+    recorded = [
+        *results({**PASSING, "karyotype": "abnormal"}),
+        started("potency", result_id=60),
+    ]
+    karyotype = next(r.id for r in recorded if r.test == "karyotype")
+    evaluation = evaluate(spec, recorded, facts(deviations=[waiver("karyotype", karyotype)]))
+    assert verdict_of(evaluation, "karyotype")[2] is None  # waived in its own right
+    assert evaluation.blocking == [
+        "potency pending: its interim tests must pass to release before its final result "
+        "(karyotype failed: abnormal)"
+    ]
+
+
+def test_a_test_pending_that_may_not_be_blocks_as_missing() -> None:
+    """lims refuses to start one; a specification built in code may still hold it."""
+    recorded = [*results({t: v for t, v in PASSING.items() if t != "mycoplasma"})]
+    evaluation = evaluate(DEFAULT, [*recorded, started("mycoplasma")], facts())
+    assert verdict_of(evaluation, "mycoplasma") == (
+        "pending",
+        None,
+        "mycoplasma pending: its final result is needed for release",
+    )
+
+
+def test_the_final_result_completes_the_test_started() -> None:
+    recorded = [*but_sterility(**INTERIM), started(), result("sterility", "negative", result_id=70)]
+    evaluation = evaluate(DEFAULT, recorded, facts(status="released"))
+    assert verdict_of(evaluation, "sterility") == ("pass", "negative", None)
+    assert [e.status for e in evaluation.results if e.result.test == "sterility"] == [
+        "completed",
+        "valid",
+    ]
+    assert evaluation.pending == []
+    assert evaluation.hold_reasons == []
+
+
+def test_a_released_lot_pending_on_interim_tests_is_held_once_one_fails() -> None:
+    recorded = [*but_sterility(**INTERIM), started()]
+    assert evaluate(DEFAULT, recorded, facts(status="released")).hold_reasons == []
+    late = [*recorded, result("sterility_interim", "positive", result_id=80)]
+    held = evaluate(DEFAULT, late, facts(status="released")).hold_reasons
+    assert held == [
+        "sterility pending: its interim tests must pass to release before its final result "
+        "(sterility_interim failed: positive)",
+        "sterility_interim failed: positive (spec negative)",
+    ]
+
+
+def test_a_failing_final_result_holds_a_released_lot() -> None:
+    recorded = [*but_sterility(**INTERIM), started(), result("sterility", "positive", result_id=70)]
+    evaluation = evaluate(DEFAULT, recorded, facts(status="released"))
+    assert evaluation.pending == []
+    assert evaluation.hold_reasons == ["sterility failed: positive (spec negative)"]
+
+
+@given(
+    gram=st.sampled_from(["negative", "positive", None]),
+    culture=st.sampled_from(["negative", "positive", None]),
+    final=st.sampled_from(["negative", "positive", None]),
+)
+def test_a_lot_pending_sterility_is_releasable_exactly_on_passing_interim_tests(
+    gram: str | None, culture: str | None, final: str | None
+) -> None:
+    interim = {"gram_stain": gram, "sterility_interim": culture}
+    given_interim = {test: value for test, value in interim.items() if value is not None}
+    recorded = [*but_sterility(**given_interim), started()]
+    if final is not None:
+        recorded.append(result("sterility", final, result_id=90))
+    evaluation = evaluate(DEFAULT, recorded, facts())
+    no_failure = "positive" not in (gram, culture, final)
+    expected = no_failure and (final == "negative" or (gram, culture) == ("negative",) * 2)
+    assert evaluation.releasable == expected
+    assert evaluation.pending_tests == ([] if final else ["sterility"])

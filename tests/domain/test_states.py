@@ -24,6 +24,8 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("lot", "unhold"): {"quarantine", "released"},
     ("lot", "waive"): {"quarantine", "released"},
     ("lot", "recall"): {"released"},
+    ("lot", "start_qc"): {"quarantine"},
+    ("lot", "complete"): {"released"},
     ("vial", "release"): {"quarantine"},
     ("vial", "issue"): {"released"},
     ("vial", "administer"): {"issued"},
@@ -56,7 +58,17 @@ STATES = {
     "vial": ("quarantine", "released", "issued", "administered", "destroyed", "recalled"),
     "deviation": ("open", "closed"),
 }
-NO_OBJECTION = {"blocking": [], "signer_steps": [], "signer_waivers": [], "signer": "quinn"}
+NO_OBJECTION = {
+    "blocking": [],
+    "signer_steps": [],
+    "signer_waivers": [],
+    "signer": "quinn",
+    # a release on interim results, its final results in and passing, not yet completed
+    "pending_at_release": ["sterility"],
+    "completed": None,
+    "pending_tests": [],
+    "hold_reasons": [],
+}
 CASES = [(kind, action, status) for (kind, action) in ALLOWED for status in STATES[kind]]
 
 
@@ -118,6 +130,18 @@ def test_a_locked_record_refuses_corrections_in_one_sentence(kind: str) -> None:
         (LOT, "hand_out_vials", "recalled", "vial V is of lot X-1, which QA recalled"),
         (LOT, "recall", "quarantine", "lot X-1 is in quarantine: reject it rather than recall"),
         (LOT, "record_qc", "rejected", "lot X-1 is rejected: no QC result can be recorded on it"),
+        (
+            LOT,
+            "start_qc",
+            "released",
+            "lot X-1 is released: a test is started pending only before release",
+        ),
+        (
+            LOT,
+            "complete",
+            "recalled",
+            "lot X-1 is recalled; only a released lot's release can be completed",
+        ),
         (VIAL, "issue", "quarantine", "vial X-1 is quarantine, not released"),
         (VIAL, "administer", "released", "vial X-1 is released, not issued"),
         (
@@ -171,6 +195,54 @@ def test_rejection_is_guarded_by_independence_before_the_state() -> None:
     assert LOT.refusal("reject", code="L1", status="released", facts=facts) == (
         "tom recorded steps of L1 (recorded QC cd73); another QA reviewer must sign"
     )
+
+
+@pytest.mark.parametrize(
+    ("objection", "message"),
+    [
+        (
+            {"pending_at_release": []},
+            "lot L1 was not released on interim results: there is no release to complete",
+        ),
+        (
+            {"completed": "by rita at 2026-12-01 10:00:00+01:00"},
+            "the release of lot L1 was completed by rita at 2026-12-01 10:00:00+01:00",
+        ),
+        (
+            {"pending_tests": ["sterility"]},
+            "the release of lot L1 cannot be completed: final results of sterility are still "
+            "pending",
+        ),
+        (
+            {"hold_reasons": ["deviation 3 open: sterility out of specification"]},
+            "the release of lot L1 cannot be completed: deviation 3 open: sterility out of "
+            "specification",
+        ),
+        (
+            {"signer_steps": ["recorded QC sterility"]},
+            "quinn recorded steps of L1 (recorded QC sterility); another QA reviewer must sign",
+        ),
+    ],
+)
+def test_completing_a_release_needs_each_of_its_guards(
+    objection: dict[str, object], message: str
+) -> None:
+    facts = {**NO_OBJECTION, **objection}
+    assert LOT.refusal("complete", code="L1", status="released", facts=facts) == message
+    with pytest.raises(RuleViolation):
+        LOT.check("complete", code="L1", status="released", facts=facts)
+
+
+def test_a_release_is_completed_only_with_its_final_results_before_the_signer() -> None:
+    """What the lot shows comes first: a pending test, then who signs."""
+    facts = {**NO_OBJECTION, "pending_tests": ["sterility"], "signer_steps": ["logged P1"]}
+    assert "still pending" in str(
+        LOT.refusal("complete", code="L1", status="released", facts=facts)
+    )
+
+
+def test_a_lot_may_be_with_patients_once_released() -> None:
+    assert [s for s in STATES["lot"] if LOT.with_patients(s)] == ["released", "recalled"]
 
 
 def test_expiry_shows_only_on_records_still_in_use() -> None:

@@ -223,6 +223,10 @@ def _lot_row(patient: int, status: str = "quarantine") -> dict[str, Any]:
         "status": status,
         "patient_id": patient,
         "spec_version": 1,
+        # Compared even where never stated: none of them until a release on interim results.
+        "pending_at_release": None,
+        "release_completed_at": None,
+        "release_completed_by": None,
     }
 
 
@@ -255,7 +259,13 @@ def test_a_key_an_earlier_lims_never_stated_is_not_compared() -> None:
 
 
 def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> None:
-    vial = {"id": "L1-V01", "parent_type": "lot", "parent": "L1", "status": "quarantine"}
+    vial = {
+        "id": "L1-V01",
+        "parent_type": "lot",
+        "parent": "L1",
+        "status": "quarantine",
+        "acknowledged_pending": None,
+    }
     culture = {"id": "C1", "status": "active", **_UNSPLIT}
     rows = _rows(cultures=[culture], lots=[_lot_row(patient=3)], vials=[vial])
     unlisted = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine"}'))
@@ -394,3 +404,76 @@ def test_a_deviations_severity_lowered_by_hand_disagrees_with_the_trail(quality:
     disagreement = _disagreement(quality)
     assert disagreement is not None
     assert "severity" in str(disagreement)
+
+
+def test_a_release_on_interim_results_and_its_completion_are_bound(
+    quality: Quality, lab: Lab
+) -> None:
+    """A test started, the release naming it, a vial issued acknowledging it, the final
+    result and QA's completion agree; each of their rows edited by hand disagrees."""
+    for test, value in PASSING.items():
+        if test != "sterility":
+            quality.record(test, value)
+    for test in ("gram_stain", "sterility_interim"):
+        quality.record(test, "negative")
+    quality.record(
+        "sterility",
+        "pending",
+        method="BacT/ALERT, 14 d",
+        expected_final=RESULTS_AT + timedelta(days=14),
+    )
+    quality.release()
+    lab.login("tom")
+    vial = f"{quality.lot_id}-V01"
+    quality.run(
+        vials.issue,
+        vial=vial,
+        scan=scan_of(quality, vial),
+        patient=PATIENT,
+        acknowledge_pending=True,
+    )
+    quality.record("sterility", "negative", at=day(29))
+    lab.login("quinn")
+    quality.run(lots.complete, lot=quality.lot_id, password=PASSWORD)
+    assert _disagreement(quality) is None
+    edits = [
+        ("qc_results", "pending", "UPDATE qc_results SET pending = FALSE WHERE pending = TRUE"),
+        ("qc_results", "pending", "UPDATE qc_results SET pending = TRUE WHERE test = 'viability'"),
+        (
+            "qc_results",
+            "expected_final_at",
+            "UPDATE qc_results SET expected_final_at = NULL WHERE pending = TRUE",
+        ),
+        ("lots", "pending_at_release", "UPDATE lots SET pending_at_release = NULL"),
+        ("lots", "pending_at_release", "UPDATE lots SET pending_at_release = 'junk'"),
+        ("lots", "release_completed_at", "UPDATE lots SET release_completed_at = NULL"),
+        ("lots", "release_completed_by", "UPDATE lots SET release_completed_by = 'rita'"),
+        (
+            "vials",
+            "acknowledged_pending",
+            "UPDATE vials SET acknowledged_pending = NULL WHERE acknowledged_pending IS NOT NULL",
+        ),
+        (
+            "vials",
+            "acknowledged_pending",
+            """UPDATE vials SET acknowledged_pending = '["sterility"]' """
+            "WHERE acknowledged_pending IS NULL",
+        ),
+    ]
+    for table, column, statement in edits:
+        kept = quality.sql(f"SELECT id, {column} FROM {table}").all()
+        quality.sql(statement)
+        found = _disagreement(quality)
+        assert (found.table, found.column) == (table, column), statement
+        if table == "lots":
+            with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}lots"):
+                quality.run(lots.complete, lot=quality.lot_id, password=PASSWORD)
+        for row_id, value in kept:
+            quality.sql(
+                f"UPDATE {table} SET {column} = :value WHERE id = :id",
+                value=value,
+                id=row_id,
+            )
+        assert _disagreement(quality) is None, statement
+    quality.sql("DELETE FROM signatures WHERE meaning = 'final results reviewed'")
+    assert (_disagreement(quality).table, _disagreement(quality).column) == ("signatures", None)

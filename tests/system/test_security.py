@@ -405,6 +405,7 @@ COMMAND_RULES: dict[str, Rule] = {
     "lot hold": Rule(("{lot}", "--reason", "alarm", "--password-stdin"), "sign", stdin=SIGNED),
     "lot unhold": Rule(("{lot}", "--reason", "ok", "--password-stdin"), "sign", stdin=SIGNED),
     "lot recall": Rule(("{lot}", "--reason", "bad", "--password-stdin"), "sign", stdin=SIGNED),
+    "lot complete": Rule(("{lot}", "--password-stdin"), "sign", stdin=SIGNED),
     "qc record": Rule(("{lot}", "karyotype", "normal"), "record_bench_work"),
     "qc show": Rule(("{lot}",), "read_records"),
     "deviation open": Rule(("--lot", "{lot}", "--description", "spill"), "record_bench_work"),
