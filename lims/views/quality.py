@@ -59,6 +59,10 @@ class LotVial:
     status: str
     cells: int
     volume_ml: float
+    administered_at: datetime | None
+    administered_by: str | None
+    route: str | None
+    physician: str | None
     late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
 
 

@@ -255,7 +255,14 @@ def test_a_key_an_earlier_lims_never_stated_is_not_compared() -> None:
 
 
 def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> None:
-    vial = {"id": "L1-V01", "parent_type": "lot", "parent": "L1", "status": "quarantine"}
+    vial = {
+        "id": "L1-V01",
+        "parent_type": "lot",
+        "parent": "L1",
+        "status": "quarantine",
+        "route": None,
+        "physician": None,
+    }
     culture = {"id": "C1", "status": "active", **_UNSPLIT}
     rows = _rows(cultures=[culture], lots=[_lot_row(patient=3)], vials=[vial])
     unlisted = _fold(("lot", "L1", "lot.formulate", '{"status":"quarantine"}'))
