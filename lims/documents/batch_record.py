@@ -148,8 +148,9 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
     return story
 
 
-# The follow-up table's columns, event number to deviations: the page's 180 mm.
-FOLLOW_UP_WIDTHS_MM = (8, 24, 30, 17, 14, 13, 14, 28, 20, 12)
+# The widths of the follow-up table's columns, event number to deviations: the page's 180 mm.
+FOLLOW_UP_WIDTHS_MM = (8, 26, 36, 30, 36, 26, 18)
+VIAL_WIDTHS_MM = (34, 21, 18, 13, 29, 19, 24, 22)  # the vials' table, vial to acknowledged
 
 
 def _conditional(conditional: ConditionalRelease, zone: tzinfo) -> str:
@@ -165,6 +166,20 @@ def _conditional(conditional: ConditionalRelease, zone: tzinfo) -> str:
     )
 
 
+def _graded(event: EventView) -> str:
+    """What kind of event, and an adverse event's grade, in a line."""
+    return ", ".join(
+        part
+        for part in (
+            event.kind,
+            event.severity,
+            "SERIOUS" if event.serious else None,
+            None if event.related is None else f"related: {event.related}",
+        )
+        if part is not None
+    )
+
+
 def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
     """What happened to the patient after a vial of the lot was given, oldest first."""
     from reportlab.lib.units import mm
@@ -174,27 +189,13 @@ def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
         return [layout.text("No follow-up event recorded.")]
     return [
         layout.table(
-            [
-                "#",
-                "occurred",
-                "vial",
-                "kind",
-                "severity",
-                "serious",
-                "related",
-                "description",
-                "recorded",
-                "deviations",
-            ],
+            ["#", "occurred", "vial", "event", "description", "recorded", "deviations"],
             [
                 (
                     e.event_id,
                     show_time(e.occurred_at, zone),
                     e.vial_id,
-                    e.kind,
-                    e.severity,
-                    "SERIOUS" if e.serious else "no",
-                    e.related,
+                    _graded(e),
                     e.description,
                     f"{show_time(e.recorded_at, zone)} by {e.recorded_by}",
                     ", ".join(str(number) for number in e.deviations) or None,
@@ -480,7 +481,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 )
                 for v in record.lot.vials
             ],
-            widths=[36 * mm, 20 * mm, 19 * mm, 13 * mm, 34 * mm, 18 * mm, 22 * mm, 18 * mm],
+            widths=[width * mm for width in VIAL_WIDTHS_MM],
         ),
         *[
             layout.text(

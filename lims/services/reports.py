@@ -72,8 +72,10 @@ def _staged(
     rendered: RenderedPdf,
     *,
     force: bool,
+    document: str,
 ) -> WrittenReport:
-    """The report staged at TARGET, recorded, and its print audited about the lot, as one."""
+    """The report (the `document` named) staged at TARGET, recorded, and its print audited
+    about the lot, as one."""
     files = StagedFiles(force=force, database=uow.settings.sqlite_path)
     with files.discarded_on_error():
         try:
@@ -89,7 +91,14 @@ def _staged(
             by=actor.username,
             new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
         )
-    return WrittenReport(lot_id=lot, files=files, path=target, pages=rendered.pages, sha256=digest)
+    return WrittenReport(
+        lot_id=lot,
+        document=document,
+        files=files,
+        path=target,
+        pages=rendered.pages,
+        sha256=digest,
+    )
 
 
 def _recall(detail: LotDetail) -> Recall | None:
@@ -129,7 +138,16 @@ def write_batch_record(
             follow_up=follow_up,
         )
     )
-    return _staged(uow, actor, "report.batch", detail.summary.lot_id, target, rendered, force=force)
+    return _staged(
+        uow,
+        actor,
+        "report.batch",
+        detail.summary.lot_id,
+        target,
+        rendered,
+        force=force,
+        document="batch record",
+    )
 
 
 def _conditional(lot: Lot) -> ConditionalRelease | None:
@@ -210,4 +228,13 @@ def write_recall_notice(
         )
     )
     action = "report.recall" if recall is not None else "report.hold"
-    return _staged(uow, actor, action, summary.lot_id, target, rendered, force=force)
+    return _staged(
+        uow,
+        actor,
+        action,
+        summary.lot_id,
+        target,
+        rendered,
+        force=force,
+        document="recall notice" if recall is not None else "hold notice",
+    )

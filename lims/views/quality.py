@@ -167,6 +167,7 @@ class WrittenReport:
     """A report written beside its destination, published once its audit entry commits."""
 
     lot_id: str
+    document: str = hidden()  # what was written: batch record, recall notice, hold notice
     files: StagedFiles = hidden()
     path: Path = shown_as(str)
     pages: int
