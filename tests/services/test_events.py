@@ -218,6 +218,18 @@ def test_an_event_follows_only_a_vial_given_to_that_patient_before_it(given: Qua
     assert _record(given, vial=vial, at=_administered_at(given, vial)).vial_id == vial
 
 
+def test_an_event_typed_in_the_minute_of_the_administration_follows_it(given: Quality) -> None:
+    """Times are typed to the minute: a reaction at the bedside, typed 09:00 for a vial
+    given at 09:00:40, follows it; one typed 08:59 does not."""
+    vial = _vial(given)
+    minute = _administered_at(given, vial).replace(second=0, microsecond=0)
+    with pytest.raises(RuleViolation, match="is before vial"):
+        _record(given, vial=vial, at=minute - timedelta(seconds=1))
+    assert _record(given, vial=vial, at=minute).vial_id == vial
+    suspected = _record(given, at=minute, serious=True, related="possible")
+    assert len(suspected.deviations) == 1
+
+
 def test_follow_up_goes_on_after_consent_is_withdrawn(given: Quality) -> None:
     given.run(patients.withdraw_patient, code=PATIENT_CODE, reason="withdrew in writing")
     recorded = _record(given, vial=_vial(given), serious=True, related="probable")
