@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lot": ("lims.cli.lots:app", "Product lots: formulate, show, list, correct, release, reject."),
     "qc": ("lims.cli.qc:app", "QC results against the release specification: record, show."),
     "deviation": ("lims.cli.deviations:app", "Deviations: open, list, close."),
-    "report": ("lims.cli.reports:app", "Reports as PDF: batch record, recall notice."),
+    "event": ("lims.cli.events:app", "Follow-up after administration: record, list."),
+    "report": ("lims.cli.reports:app", "Reports as PDF: batch record, recall or hold notice."),
     "vial": (
         "lims.cli.vials:app",
         "Vials: list, show, verify, issue, administer, destroy.",

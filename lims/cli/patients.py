@@ -93,7 +93,7 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
             ],
         )
     # The patient's materials as their own lists show them.
-    from lims.cli import cultures, lots, vials
+    from lims.cli import cultures, events, lots, vials
 
     for title, rows, columns in (
         ("Cultures", view.cultures, cultures.LIST_COLUMNS),
@@ -108,6 +108,8 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
             ["#", "on", "kind", "status", "description"],
             [(d.deviation_id, d.subject, d.kind, d.status, d.description) for d in view.deviations],
         )
+    if view.events:
+        print_columns(view.events, "Follow-up", events.LIST_COLUMNS, zone)
 
 
 @app.command("add")
@@ -188,7 +190,8 @@ def withdraw(
 
 @app.command("show")
 def show(code: CodeArgument, as_json: JsonOption = False) -> None:
-    """Show everything about a patient: aspirates, cultures, lots, vials and deviations.
+    """Show everything about a patient: aspirates, cultures, lots, vials, deviations and
+    follow-up events.
 
     \b
     Example:

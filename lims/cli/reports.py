@@ -13,7 +13,7 @@ from lims.cli.options import ForceOption, LotArgument
 if TYPE_CHECKING:
     from lims.views.quality import WrittenReport
 
-app = new_area("Reports for QA, the trial file and the physician: batch, recall.")
+app = new_area("Reports for QA, the trial file and the physician: batch, recall (or hold).")
 
 OutOption = Annotated[
     Path,
@@ -44,7 +44,7 @@ def batch(
     written = published_on_commit(
         lambda uow: reports.write_batch_record(uow, lot=lot, out=out, force=force)
     )
-    print_view(written, as_json, _say_written, "Batch record")
+    print_view(written, as_json, _say_written)
 
 
 @app.command("recall")
@@ -54,13 +54,16 @@ def recall(
     force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a recalled lot's notice to PDF for the treating physician.
+    """Print the notice of a recalled lot, or of a released lot on hold, for the physician.
 
     An existing FILE is refused as by `lims report batch`; --force replaces only a report
     lims wrote there and recorded.
 
-    It lists every vial of the lot and, for each one administered, the patient, the time
-    and who administered it; the others are recalled and may only be destroyed.
+    It lists every vial of the lot and, for each one administered, the patient, the time,
+    who administered it, the route and the treating physician. A recalled lot's other vials
+    are recalled and may only be destroyed. A released lot on hold (a failed final result, a
+    suspected adverse reaction, a QA hold) gets a hold notice saying why, to tell the
+    physicians at once, before QA decides whether to recall it. Any other lot is refused.
 
     \b
     Example:
@@ -72,9 +75,9 @@ def recall(
     written = published_on_commit(
         lambda uow: reports.write_recall_notice(uow, lot=lot, out=out, force=force)
     )
-    print_view(written, as_json, _say_written, "Recall notice")
+    print_view(written, as_json, _say_written)
 
 
-def _say_written(written: WrittenReport, report: str) -> None:
+def _say_written(written: WrittenReport) -> None:
     pages = f"{written.pages} page" + ("" if written.pages == 1 else "s")
-    say(f"{report} of {written.lot_id} written to {written.path} ({pages}).")
+    say(f"{written.document.capitalize()} of {written.lot_id} written to {written.path} ({pages}).")

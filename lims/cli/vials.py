@@ -56,6 +56,16 @@ def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
                 if view.acknowledged_pending
                 else {}
             ),
+            **(
+                {
+                    "administered": f"{show_time(view.administered_at, zone)} "
+                    f"by {view.administered_by}",
+                    "route": view.route,
+                    "physician": view.physician,
+                }
+                if view.administered_at is not None
+                else {}
+            ),
             **{
                 f"{mark.action} at {show_time(mark.at, zone)}": late_entry_note(
                     mark.entered_at, mark.entered_by, mark.reason, zone
@@ -179,18 +189,47 @@ def administer(
     scan: ScanOption,
     at: AtOption = None,
     late_reason: LateReasonOption = None,
+    route: Annotated[
+        str | None,
+        typer.Option(
+            "--route",
+            metavar="ROUTE",
+            help="How it was given, one of the site's administration.routes (e.g. intraspinal, "
+            "intrathecal, intravenous); required where administration.route_required.",
+        ),
+    ] = None,
+    physician: Annotated[
+        str | None,
+        typer.Option(
+            "--physician",
+            metavar="TEXT",
+            help="The treating physician who ordered it; required where "
+            "administration.physician_required.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record that an issued vial was given to its patient; the bedside scan must MATCH.
 
+    The route and the physician are printed in the batch record and on the notice the
+    physician gets if the lot is recalled or put on hold.
+
     \b
     Example:
-      lims vial administer A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..."
+      lims vial administer A999926000001-L1-V01 --patient PT-0001 --scan "LIMS1/..." \\
+        --route intraspinal --physician "Dr A. Rossi"
     """
     from lims.services import vials
 
     view, zone = run(
-        vials.administer, vial=vial, scan=scan, patient=patient, at=at, late_reason=late_reason
+        vials.administer,
+        vial=vial,
+        scan=scan,
+        patient=patient,
+        at=at,
+        late_reason=late_reason,
+        route=route,
+        physician=physician,
     )
     title = f"Vial {view.vial_id} administered to {view.patient}"
     print_view(view, as_json, _print_vial, title, zone)

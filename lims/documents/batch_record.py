@@ -7,7 +7,7 @@ imported here only, when a record is printed.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -18,9 +18,21 @@ from lims.documents.recall_notice import Recall
 from lims.domain.spec import VALID
 from lims.timeutil import show_time
 from lims.views.bench import AspirateView, PassageView
+from lims.views.events import EXPEDITED_REPORT, EventView
 from lims.views.quality import LotDetail
 from lims.views.records import LATE_ENTRY
 from lims.views.trail import AuditView
+
+
+@dataclass(frozen=True)
+class ConditionalRelease:
+    """A release on interim results: the tests whose final results were pending at release,
+    and when and by whom QA completed it once they were reviewed (both signatures are the
+    lot's)."""
+
+    pending: list[str]
+    completed_at: datetime | None
+    completed_by: str | None
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,9 @@ class BatchRecord:
     printed_by: str
     zone: tzinfo
     recall: Recall | None  # QA's recall, if the lot was recalled
+    conditional: ConditionalRelease | None  # if released with final results pending
+    acknowledged: Mapping[str, list[str]]  # by vial: the pending tests its issuer acknowledged
+    follow_up: Sequence[EventView]  # what happened to the patient after administration
 
 
 def growth_chart_png(record: BatchRecord) -> bytes:
@@ -133,6 +148,75 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
     return story
 
 
+# The widths of the follow-up table's columns, event number to deviations: the page's 180 mm.
+FOLLOW_UP_WIDTHS_MM = (8, 26, 36, 30, 36, 26, 18)
+VIAL_WIDTHS_MM = (34, 21, 18, 13, 29, 19, 24, 22)  # the vials' table, vial to acknowledged
+
+
+def _conditional(conditional: ConditionalRelease, zone: tzinfo) -> str:
+    """A release on interim results, and its completion once QA reviewed the final results."""
+    released = (
+        f"released on interim results, final results pending: {', '.join(conditional.pending)}"
+    )
+    if conditional.completed_at is None:
+        return f"{released}; not completed: QA has not yet reviewed the final results"
+    return (
+        f"{released}; completed {show_time(conditional.completed_at, zone)} by "
+        f"{conditional.completed_by}: final results reviewed"
+    )
+
+
+def _graded(event: EventView) -> str:
+    """What kind of event, and an adverse event's grade, in a line."""
+    return ", ".join(
+        part
+        for part in (
+            event.kind,
+            event.severity,
+            "SERIOUS" if event.serious else None,
+            None if event.related is None else f"related: {event.related}",
+        )
+        if part is not None
+    )
+
+
+def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
+    """What happened to the patient after a vial of the lot was given, oldest first."""
+    from reportlab.lib.units import mm
+
+    zone, events = record.zone, record.follow_up
+    if not events:
+        return [layout.text("No follow-up event recorded.")]
+    return [
+        layout.table(
+            ["#", "occurred", "vial", "event", "description", "recorded", "deviations"],
+            [
+                (
+                    e.event_id,
+                    show_time(e.occurred_at, zone),
+                    e.vial_id,
+                    _graded(e),
+                    e.description,
+                    f"{show_time(e.recorded_at, zone)} by {e.recorded_by}",
+                    ", ".join(str(number) for number in e.deviations) or None,
+                )
+                for e in events
+            ],
+            widths=[width * mm for width in FOLLOW_UP_WIDTHS_MM],
+            marked=[n for n, e in enumerate(events) if e.expedited_report_may_be_due],
+        ),
+        *(
+            layout.markup(
+                f"Event {e.event_id}: serious, relation to the product {escape(str(e.related))}: "
+                f"{EXPEDITED_REPORT}.",
+                layout.alarm,
+            )
+            for e in events
+            if e.expedited_report_may_be_due
+        ),
+    ]
+
+
 def render(record: BatchRecord) -> RenderedPdf:
     """The batch record as a PDF."""
     from reportlab.lib.units import mm
@@ -156,6 +240,15 @@ def render(record: BatchRecord) -> RenderedPdf:
                 layout.alarm,
             )
         )
+    conditional = record.conditional
+    if conditional is not None and conditional.completed_at is None:
+        story.append(
+            layout.markup(
+                "RELEASED WITH FINAL RESULTS PENDING: "
+                f"{escape(', '.join(conditional.pending))}; the release is not completed",
+                layout.alarm,
+            )
+        )
     story += [
         fields(
             [
@@ -164,6 +257,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("product", f"autologous bone-marrow MSC, {lot.vials} vials"),
                 ("recipient", f"{lot.patient} ({lot.initials}, born {lot.birth_year})"),
                 ("DIN", lot.din.display),
+                *([("release", _conditional(conditional, zone))] if conditional else []),
             ]
         ),
         *heading("1. Aspirate"),
@@ -359,10 +453,35 @@ def render(record: BatchRecord) -> RenderedPdf:
             ]
             or [text("Not signed.")]
         ),
+        *([text(_conditional(conditional, zone))] if conditional else []),
         *heading("10. Vials"),
         table(
-            ["vial", "status", "cells", "volume mL"],
-            [(v.vial_id, v.status, f"{v.cells:,}", f"{v.volume_ml:g}") for v in record.lot.vials],
+            [
+                "vial",
+                "status",
+                "cells",
+                "volume mL",
+                "administered",
+                "route",
+                "physician",
+                "pending acknowledged",
+            ],
+            [
+                (
+                    v.vial_id,
+                    v.status,
+                    f"{v.cells:,}",
+                    f"{v.volume_ml:g}",
+                    None
+                    if v.administered_at is None
+                    else f"{show_time(v.administered_at, zone)} by {v.administered_by}",
+                    v.route,
+                    v.physician,
+                    ", ".join(record.acknowledged.get(v.vial_id, [])) or None,
+                )
+                for v in record.lot.vials
+            ],
+            widths=[width * mm for width in VIAL_WIDTHS_MM],
         ),
         *[
             layout.text(
@@ -372,7 +491,9 @@ def render(record: BatchRecord) -> RenderedPdf:
             for v in record.lot.vials
             for mark in v.late_entries
         ],
-        *heading("11. Audit trail of this lot"),
+        *heading("11. Follow-up"),
+        *_follow_up(record, layout),
+        *heading("12. Audit trail of this lot"),
         table(
             ["#", "time", "user", "action", "record", "reason"],
             [

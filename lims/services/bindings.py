@@ -72,6 +72,7 @@ from lims.models import (
     AuditEntry,
     Culture,
     Deviation,
+    FollowUpEvent,
     LateEntry,
     Lot,
     LotHold,
@@ -336,6 +337,8 @@ BINDINGS: tuple[Binding, ...] = (
             *_parent("lot", col(Lot.code)),
             col(Vial.status),
             col(Vial.acknowledged_pending),
+            col(Vial.route),
+            col(Vial.physician),
         ).join(Lot, col(Lot.id) == col(Vial.lot_id)),
         columns=(
             Bound("status", "status"),
@@ -347,6 +350,9 @@ BINDINGS: tuple[Binding, ...] = (
                 before_stated=None,
                 as_stated=_listed("acknowledged_pending"),
             ),
+            # What the recall or hold notice tells the physician: none until administered.
+            Bound("route", "route", before_stated=None),
+            Bound("physician", "physician", before_stated=None),
         ),
     ),
     Entities(
@@ -374,6 +380,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Deviation.closed_by),
             col(Deviation.waived_result_id),
             col(Deviation.severity),
+            col(Deviation.event_id),
         )
         .outerjoin(Lot, col(Lot.id) == col(Deviation.lot_id))
         .outerjoin(Culture, col(Culture.id) == col(Deviation.culture_id))
@@ -394,6 +401,8 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("waived_result_id", "waived_result_id"),
             # A deviation opened before 0009 was of no stated severity: major, as it reads.
             Bound("severity", "severity", before_stated="major"),
+            # Stated only by a deviation a follow-up event opened.
+            Bound("event_id", "event_id", before_stated=None),
         ),
     ),
     Entities(
@@ -417,6 +426,37 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("withdrawn_at", "withdrawn", before_stated=False, field="withdrawn"),
             # A dose per kilogram is judged by it; a patient recorded before 0008 had none.
             Bound("weight_kg", "weight_kg", before_stated=None),
+        ),
+    ),
+    Entities(
+        table="follow_up_events",
+        entity_type="event",
+        born_in=frozenset({"event.record"}),
+        belongs_to=frozenset({"patient"}),
+        rows=select(
+            cast(col(FollowUpEvent.id), String).label("id"),
+            *_parent("patient", col(Patient.code)),
+            col(Vial.code).label("vial_code"),
+            col(FollowUpEvent.kind),
+            col(FollowUpEvent.severity),
+            col(FollowUpEvent.serious),
+            col(FollowUpEvent.related),
+            col(FollowUpEvent.occurred_at),
+        )
+        .join(Patient, col(Patient.id) == col(FollowUpEvent.patient_id))
+        .outerjoin(Vial, col(Vial.id) == col(FollowUpEvent.vial_id)),
+        # Whether an event may call for an expedited safety report, and which lots it
+        # followed, are read from these.
+        columns=(
+            Bound("patient_id", "patient", field="parent"),
+            Bound("vial_id", "vial", field="vial_code"),
+            Bound("kind", "kind"),
+            Bound("severity", "severity"),
+            Bound("serious", "serious"),
+            Bound("related", "related"),
+            Bound(
+                "occurred_at", "occurred_at", as_stated=lambda row: json_time(row["occurred_at"])
+            ),
         ),
     ),
     Entities(

@@ -213,6 +213,7 @@ def _open(
             "status": deviation.status,
             "result_id": deviation.result_id,
             "severity": deviation.severity,
+            **({} if deviation.event_id is None else {"event_id": deviation.event_id}),
         },
     )
     return view(deviation, subject, passage)
@@ -224,12 +225,14 @@ def open_on_lot(
     lot: Lot,
     *,
     kind: str,
-    criterion: str,
+    criterion: str | None,
     result_id: int | None,
     description: str,
     severity: DeviationSeverity = DeviationSeverity.MAJOR,
+    event_id: int | None = None,
 ) -> DeviationView:
-    """Open a deviation on a lot, in the transaction of the step that showed it."""
+    """Open a deviation on a lot, in the transaction of the step that showed it (a QC
+    result, or the follow-up event `event_id`)."""
     deviation = Deviation(
         lot_id=lot.id,
         kind=kind,
@@ -237,6 +240,7 @@ def open_on_lot(
         result_id=result_id,
         description=description,
         severity=severity,
+        event_id=event_id,
     )
     return _open(session, actor, deviation, lot.code, None)
 

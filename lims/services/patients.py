@@ -22,6 +22,7 @@ from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Aspirate, Culture, Lot, P
 from lims.services import aspirates as aspirate_rules
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
+from lims.services import events as event_rules
 from lims.services import lookup, records
 from lims.services import lots as lot_rules
 from lims.services import vials as vial_rules
@@ -305,6 +306,7 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         lots=lot_rules.lot_summaries(session, lots, now),
         vials=[vial_rules.vial_view(v, lot_of[v.lot_id], patient.code, now) for v in vials],
         deviations=deviation_rules.on_patient(session, patient.id),
+        events=event_rules.of_patient(session, patient),
     )
 
 

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.domain.states import LotState
+from lims.domain.states import LOT
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
-from lims.models import User, Vial
-from lims.services import aspirates, lookup, lots
+from lims.models import Lot, User, Vial
+from lims.services import aspirates, events, lookup, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
+from lims.views.events import EventView
 from lims.views.quality import LotDetail, WrittenReport
 
 WRITTEN_KIND = "report"  # written_files.kind
 
 if TYPE_CHECKING:
     from lims.auth import Actor
+    from lims.documents.batch_record import ConditionalRelease
     from lims.documents.pdf import RenderedPdf
     from lims.documents.recall_notice import Recall
 
 
-def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
+def _subjects(detail: LotDetail, follow_up: list[EventView]) -> list[tuple[str, str]]:
     """Every record a lot's history is made of, as audit subjects."""
     culture = detail.culture
     return [
@@ -35,6 +38,7 @@ def _subjects(detail: LotDetail) -> list[tuple[str, str]]:
         *(("passage", passage.passage_id) for passage in culture.passages),
         ("lot", detail.summary.lot_id),
         *(("deviation", str(deviation.deviation_id)) for deviation in detail.deviations),
+        *(("event", str(event.event_id)) for event in follow_up),
     ]
 
 
@@ -68,8 +72,10 @@ def _staged(
     rendered: RenderedPdf,
     *,
     force: bool,
+    document: str,
 ) -> WrittenReport:
-    """The report staged at TARGET, recorded, and its print audited about the lot, as one."""
+    """The report (the `document` named) staged at TARGET, recorded, and its print audited
+    about the lot, as one."""
     files = StagedFiles(force=force, database=uow.settings.sqlite_path)
     with files.discarded_on_error():
         try:
@@ -85,7 +91,14 @@ def _staged(
             by=actor.username,
             new={"file": str(target.resolve()), "pages": rendered.pages, "sha256": digest},
         )
-    return WrittenReport(lot_id=lot, files=files, path=target, pages=rendered.pages, sha256=digest)
+    return WrittenReport(
+        lot_id=lot,
+        document=document,
+        files=files,
+        path=target,
+        pages=rendered.pages,
+        sha256=digest,
+    )
 
 
 def _recall(detail: LotDetail) -> Recall | None:
@@ -108,25 +121,63 @@ def write_batch_record(
     actor = uow.require("read_records")
     target = _writable(out)
     detail = lots.show_lot(uow, lot=lot)
+    found = lookup.lot(session, detail.summary.lot_id)
+    follow_up = events.of_lot(session, found)
     rendered = batch_record.render(
         batch_record.BatchRecord(
             facility=settings.facility.name,
             lot=detail,
             aspirate=aspirates.show_aspirate(uow, din=detail.summary.din.code),
-            trail=audit.entries_about(session, _subjects(detail)),
+            trail=audit.entries_about(session, _subjects(detail, follow_up)),
             printed_at=utcnow(),
             printed_by=f"{actor.full_name} ({actor.username})",
             zone=settings.tz,
             recall=_recall(detail),
+            conditional=_conditional(found),
+            acknowledged=_acknowledged(session, found),
+            follow_up=follow_up,
         )
     )
-    return _staged(uow, actor, "report.batch", detail.summary.lot_id, target, rendered, force=force)
+    return _staged(
+        uow,
+        actor,
+        "report.batch",
+        detail.summary.lot_id,
+        target,
+        rendered,
+        force=force,
+        document="batch record",
+    )
+
+
+def _conditional(lot: Lot) -> ConditionalRelease | None:
+    """A release on interim results: the tests pending at release, and QA's completion."""
+    from lims.documents.batch_record import ConditionalRelease
+
+    if lot.pending_at_release is None:
+        return None
+    return ConditionalRelease(
+        pending=list(json.loads(lot.pending_at_release)),
+        completed_at=lot.release_completed_at,
+        completed_by=lot.release_completed_by,
+    )
+
+
+def _acknowledged(session: Session, lot: Lot) -> dict[str, list[str]]:
+    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so."""
+    rows = session.exec(
+        select(Vial.code, Vial.acknowledged_pending).where(
+            col(Vial.lot_id) == lot.id, col(Vial.acknowledged_pending).is_not(None)
+        )
+    ).all()
+    return {code: list(json.loads(text)) for code, text in rows if text is not None}
 
 
 def write_recall_notice(
     uow: UnitOfWork, *, lot: str, out: Path, force: bool = False
 ) -> WrittenReport:
-    """For the treating physician: every vial of a recalled lot, and who administered which."""
+    """For the treating physicians: every vial of a recalled lot, or of a released lot on hold,
+    and who administered which, when, by which route and on whose order."""
     from lims.documents import recall_notice
 
     session, settings = uow.session, uow.settings
@@ -134,14 +185,16 @@ def write_recall_notice(
     target = _writable(out)
     detail = lots.show_lot(uow, lot=lot)
     summary = detail.summary
-    if summary.status != LotState.RECALLED:
-        raise RuleViolation(f"lot {summary.lot_id} is {summary.status}, not recalled")
+    found = lookup.lot(session, summary.lot_id)
+    # A lot is recalled by QA's signature saying so; a held one may still be recalled.
     recall = _recall(detail)
-    assert recall is not None  # a lot is recalled by QA's signature saying so
+    if recall is None and not (LOT.allows("recall", found.status) and detail.on_hold):
+        raise RuleViolation(
+            f"lot {summary.lot_id} is {summary.status}: only a recalled lot, or a released lot "
+            "on hold, has a notice for the physician"
+        )
     vials = session.exec(
-        select(Vial)
-        .where(col(Vial.lot_id) == lookup.lot(session, summary.lot_id).id)
-        .order_by(col(Vial.number))
+        select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
     ).all()
     givers = {v.administered_by for v in vials if v.administered_by is not None}
     names = dict(
@@ -155,6 +208,7 @@ def write_recall_notice(
             product=settings.labels.product,
             lot=summary,
             recall=recall,
+            hold_reasons=detail.hold_reasons,
             vials=[
                 recall_notice.RecalledVial(
                     vial_id=vial.code,
@@ -163,6 +217,8 @@ def write_recall_notice(
                     administered_by=None
                     if vial.administered_by is None
                     else f"{names[vial.administered_by]} ({vial.administered_by})",
+                    route=vial.route,
+                    physician=vial.physician,
                 )
                 for vial in vials
             ],
@@ -171,4 +227,14 @@ def write_recall_notice(
             zone=settings.tz,
         )
     )
-    return _staged(uow, actor, "report.recall", summary.lot_id, target, rendered, force=force)
+    action = "report.recall" if recall is not None else "report.hold"
+    return _staged(
+        uow,
+        actor,
+        action,
+        summary.lot_id,
+        target,
+        rendered,
+        force=force,
+        document="recall notice" if recall is not None else "hold notice",
+    )

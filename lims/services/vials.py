@@ -6,7 +6,7 @@ require a matching scan of the vial's own label.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -21,12 +21,12 @@ from lims.domain import ids
 from lims.domain import payload as qr
 from lims.domain.states import LOT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, Lot, Patient, Vial
+from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Lot, Patient, Vial
 from lims.services import bindings, consent, late_entries, lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
-from lims.validation import free_text
+from lims.validation import choice, free_text
 from lims.views import from_record
 from lims.views.records import LateEntryView
 from lims.views.vials import Verification, VialView
@@ -197,11 +197,13 @@ def _move(
     late: str | None = None,
     entered_at: datetime | None = None,
     acknowledge_pending: bool = False,
+    details: Mapping[str, Any] | None = None,
 ) -> VialView:
     """`action` (issue, administer) on a vial, at the bench with its label scanned; `late`
     is the reason it is entered late, at `entered_at`. Judged at `at`: a vial is given
     only before its expiry, whenever the step is typed. A vial is issued while final results
-    of its lot are pending only with them acknowledged."""
+    of its lot are pending only with them acknowledged. `details` are columns of the vial
+    the step sets, stated in its entry."""
     found = lookup.vial(session, vial)
     if found.issued_at is not None and action == "administer" and at <= found.issued_at:
         raise BadInput(
@@ -226,13 +228,15 @@ def _move(
         acknowledged = _acknowledged(session, settings, found, lot, acknowledge_pending, at)
     else:
         found.administered_at, found.administered_by = at, actor.username
+    for column, value in (details or {}).items():
+        setattr(found, column, value)
     change_status(
         session,
         VIAL,
         found,
         action,
         by=actor.username,
-        new={"patient": patient, "at": json_time(at), **acknowledged},
+        new={"patient": patient, "at": json_time(at), **acknowledged, **(details or {})},
     )
     late_entries.record(
         session,
@@ -314,9 +318,13 @@ def administer(
     patient: str,
     at: str | datetime | None = None,
     late_reason: str | None = None,
+    route: str | None = None,
+    physician: str | None = None,
 ) -> VialView:
+    """Record that the vial was given to its patient, by which route and on whose order."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
+    details = _administration(settings, route, physician)
     now = utcnow()
     when = past_moment("at", at, settings.tz, now)
     late = late_entries.reason_for(uow, when, now, late_reason)
@@ -331,7 +339,33 @@ def administer(
         at=when,
         late=late,
         entered_at=now,
+        details=details,
     )
+
+
+def _administration(settings: Settings, route: str | None, physician: str | None) -> dict[str, Any]:
+    """The route and treating physician of an administration, each required if the site says
+    so (administration.route_required, administration.physician_required): both are in the
+    batch record and on the notice a recall or hold sends to the physician."""
+    rules = settings.administration
+    routes = tuple(rules.routes)
+    if route is not None:
+        choice("route", route, routes)
+    elif rules.route_required:
+        raise BadInput(
+            "route",
+            "must be given at this site (administration.route_required): "
+            f"one of {', '.join(routes)}",
+        )
+    if physician is not None:
+        free_text("physician", physician, max_length=SHORT_TEXT_MAX)
+    elif rules.physician_required:
+        raise BadInput(
+            "physician",
+            "must be given at this site (administration.physician_required): "
+            "the treating physician's name",
+        )
+    return {"route": route, "physician": physician}
 
 
 def destroy(

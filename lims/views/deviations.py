@@ -25,3 +25,4 @@ class DeviationView:
     outcome: str | None  # an out-of-specification result's: invalidated or confirmed
     waived: bool
     physician_request: str | None  # what a waiver of a confirmed failure rests on
+    event_id: int | None  # the follow-up event that opened it: a serious adverse event

@@ -1,5 +1,5 @@
-"""Everything about one patient (`patient show`): their record, and every material made from
-their donations, each as its own command shows it."""
+"""Everything about one patient (`patient show`): their record, every material made from
+their donations, each as its own command shows it, and their follow-up."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lims.views.bench import AspirateView, CultureSummary, PatientRecord
 from lims.views.deviations import DeviationView
+from lims.views.events import EventView
 from lims.views.quality import LotSummary
 from lims.views.vials import VialView
 
@@ -18,3 +19,4 @@ class PatientDetail(PatientRecord):
     lots: list[LotSummary]
     vials: list[VialView]
     deviations: list[DeviationView]  # on any of their aspirates, cultures and lots
+    events: list[EventView]  # follow-up after administration, oldest first

@@ -59,6 +59,10 @@ class LotVial:
     status: str
     cells: int
     volume_ml: float
+    administered_at: datetime | None
+    administered_by: str | None
+    route: str | None
+    physician: str | None
     late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
     acknowledged_pending: list[str]  # issued while these final results of its lot were pending
 
@@ -175,6 +179,7 @@ class WrittenReport:
     """A report written beside its destination, published once its audit entry commits."""
 
     lot_id: str
+    document: str = hidden()  # what was written: batch record, recall notice, hold notice
     files: StagedFiles = hidden()
     path: Path = shown_as(str)
     pages: int

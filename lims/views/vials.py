@@ -20,6 +20,10 @@ class VialView:
     volume_ml: float
     expires_at: datetime
     labels_printed: int
+    administered_at: datetime | None
+    administered_by: str | None
+    route: str | None  # how it was given: one of the site's administration.routes
+    physician: str | None  # the treating physician who ordered it
     late_entry: bool  # any of its steps (issue, administration, destruction) entered late
     late_entries: list[LateEntryView]
     acknowledged_pending: list[str]  # issued while these final results of its lot were pending

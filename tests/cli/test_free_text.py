@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from lims.services import vials
 from lims.services.lots import MEANING_MAX
 from lims.timeutil import utcnow
 from tests.support.bench import day
@@ -294,6 +295,37 @@ def _vial_destroy(floor: Floor, value: str, n: int) -> Applied:
     return lambda: _run(*args), _trail_shown(f"vial:{vial}")
 
 
+def _vial_physician(floor: Floor, value: str, n: int) -> Applied:
+    """A vial issued for each value that may be accepted: V02 of the released lot (issued
+    already), its V01, V03 and V04, then the quarantine lot's V01 and V02 once rita released
+    it; a value refused is refused before any scan."""
+    lot, number = {1: ("r", 1), 4: ("r", 3), 5: ("r", 4), 6: ("q", 1), 20: ("q", 2)}.get(
+        n, ("r", 2)
+    )
+    quality = floor.quality
+    if lot == "q" and number == 1:
+        quality.scenario.release(floor.quarantine, signer="rita", password=PASSWORD)
+        floor.as_user("tom")
+    vial = floor.vial(number, floor.quarantine if lot == "q" else None)
+    if (lot, number) != ("r", 2):
+        quality.run(vials.issue, vial=vial, scan=floor.scan(vial), patient=PATIENT)
+    args = (
+        "vial", "administer", f"--physician={value}", f"--patient={PATIENT}",
+        f"--scan={floor.scan(vial)}", "--", vial,
+    )  # fmt: skip
+    show = ("vial", "show", vial)
+    return lambda: _run(*args), lambda ran: _shown(show, show, f"vial:{vial}")
+
+
+def _event_description(floor: Floor, value: str, n: int) -> Applied:
+    args = (
+        "event", "record", f"--patient={PATIENT}", f"--at={utcnow().isoformat()}",
+        "--kind=observation", f"--description={value}",
+    )  # fmt: skip
+    listed = ("event", "list", "--patient", PATIENT)
+    return lambda: _run(*args), lambda ran: _shown(listed, listed, "event")
+
+
 TEXT_FIELDS: dict[str, TextField] = {
     "patient add --study": TextField("study", "line", SHORT_MAX, "tom", _patient_study),
     "aspirate receive --site": TextField("site", "line", SHORT_MAX, "tom", _aspirate("site")),
@@ -333,6 +365,12 @@ TEXT_FIELDS: dict[str, TextField] = {
         "resolution", "multiline", LONG_MAX, "rita", _deviation_resolution
     ),
     "vial destroy --reason": TextField("reason", "multiline", LONG_MAX, "tom", _vial_destroy),
+    "vial administer --physician": TextField(
+        "physician", "line", SHORT_MAX, "tom", _vial_physician
+    ),
+    "event record --description": TextField(
+        "description", "multiline", LONG_MAX, "tom", _event_description
+    ),
 }
 
 

@@ -1,6 +1,6 @@
-"""`lims report recall` as QA and the bedside use it: the notice of a recalled lot for the
-treating physician; a lot not recalled is refused (1), an unknown one not found (3), and an
---out that cannot be written is bad input (2), each writing nothing.
+"""`lims report recall` as QA and the bedside use it: the notice of a recalled lot, or of a
+released lot on hold, for the treating physician; any other lot is refused (1), an unknown
+one not found (3), and an --out that cannot be written is bad input (2), each writing nothing.
 
 The lab is tests.support.quality.Quality: rita releases lot L1, tom gives V01 to PT-0001,
 quinn recalls the lot; tom prints.
@@ -14,6 +14,7 @@ import pytest
 
 from lims.scenario import PATIENT_CODE
 from lims.services import lots, vials
+from tests.support.bench import day
 from tests.support.cli import invoke, ok, refused
 from tests.support.devices import null_device
 from tests.support.lab import PASSWORD, Lab
@@ -83,12 +84,38 @@ def test_report_recall_writes_the_notice_for_the_physician(
     assert again.read_bytes().startswith(b"%PDF")
 
 
-def test_report_recall_refuses_a_lot_that_is_not_recalled(released: Quality, out_dir: Path) -> None:
+def test_report_recall_refuses_a_lot_neither_recalled_nor_held(
+    released: Quality, out_dir: Path
+) -> None:
     out = out_dir / "recall.pdf"
     result = invoke("report", "recall", released.lot_id, "--out", str(out))
-    refused(result, 1, f"lot {released.lot_id} is released, not recalled")
+    refused(
+        result,
+        1,
+        f"lot {released.lot_id} is released: only a recalled lot, or a released lot on hold, "
+        "has a notice for the physician",
+    )
     assert list(out_dir.iterdir()) == []
     assert recall_prints(released) == []
+    assert "report.hold" not in released.audit_actions()
+
+
+def test_report_recall_of_a_released_lot_on_hold_writes_a_hold_notice(
+    released: Quality, out_dir: Path
+) -> None:
+    from pypdf import PdfReader
+
+    released.record("endotoxin", "9.5", reason="retained sample, day 3", at=day(28))
+    out = out_dir / "hold.pdf"
+    said = invoke("report", "recall", released.lot_id, "--out", str(out))
+    assert said.exit_code == 0, said.stderr
+    assert said.stdout.strip() == f"Hold notice of {released.lot_id} written to {out} (1 page)."
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    assert f"Hold notice — lot {released.lot_id} LOT ON HOLD: endotoxin failed: 9.5" in text
+    assert f"{released.lot_id}-V01 administered {PATIENT_CODE}" in text
+    assert "Recall notice" not in text
+    assert recall_prints(released) == []
+    assert released.audit_actions().count("report.hold") == 1
 
 
 def test_report_recall_of_an_unknown_lot_is_not_found(recalled: Quality, out_dir: Path) -> None:

@@ -496,3 +496,58 @@ def test_without_a_session_nothing_is_verified(released: Quality) -> None:
     payload = scan_of(released, vial)
     assert invoke("logout").exit_code == 0
     refused(invoke("vial", "verify", "--scan", payload, "--patient", PATIENT), 4)
+
+
+# --- issue 13: the route and the treating physician ------------------------------------------
+
+
+def test_vial_administer_keeps_the_route_and_physician_and_vial_show_prints_them(
+    released: Quality,
+) -> None:
+    vial = vial_ids(released.lot_id)[0]
+    assert issue(released, vial).exit_code == 0
+    given = administer(
+        released, vial, PATIENT, "--route", "intraspinal", "--physician", "Dr Rossi", "--json"
+    )
+    assert given.exit_code == 0, given.stderr
+    shown = json.loads(given.stdout)
+    assert (shown["route"], shown["physician"], shown["administered_by"]) == (
+        "intraspinal",
+        "Dr Rossi",
+        "tom",
+    )
+    assert shown["administered_at"] is not None
+    assert ok("vial", "show", vial) == shown
+    [row] = [v for v in ok("lot", "show", released.lot_id)["vial_states"] if v["vial_id"] == vial]
+    assert (row["route"], row["physician"], row["administered_by"]) == (
+        "intraspinal",
+        "Dr Rossi",
+        "tom",
+    )
+    table = invoke("vial", "show", vial)
+    for word in ("administered", "by tom", "route", "intraspinal", "physician", "Dr Rossi"):
+        assert word in table.stdout, (word, table.stdout)
+
+
+def test_vial_administer_refuses_a_route_the_site_does_not_list(released: Quality) -> None:
+    vial = vial_ids(released.lot_id)[0]
+    assert issue(released, vial).exit_code == 0
+    refused(
+        administer(released, vial, PATIENT, "--route", "oral"),
+        2,
+        "error: route: must be one of intraspinal, intrathecal, intravenous",
+        "(got 'oral')",
+    )
+    assert status(vial) == "issued"
+
+
+@pytest.mark.parametrize("option", ["route", "physician"])
+def test_vial_administer_without_what_the_site_requires_exits_2(
+    released: Quality, lab: Lab, option: str
+) -> None:
+    lab.set_site(administration={f"{option}_required": True})
+    released.lab.login("tom")
+    vial = vial_ids(released.lot_id)[0]
+    assert issue(released, vial).exit_code == 0
+    refused(administer(released, vial), 2, f"error: {option}: must be given at this site")
+    assert status(vial) == "issued"

@@ -16,12 +16,13 @@ from sqlalchemy import event
 
 from lims import db
 from lims.errors import NotPermitted, RuleViolation
-from lims.services import bindings, cultures, deviations, lots, patients, qc, users, vials
+from lims.services import bindings, cultures, deviations, events, lots, patients, qc, users, vials
+from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.bench import Bench, day
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import PASSING, RESULTS_AT, Quality
-from tests.support.vials import add_lot, scan_of
+from tests.support.vials import add_lot, give, scan_of
 
 PATIENT = "PT-0001"
 
@@ -265,6 +266,8 @@ def test_vials_of_a_lot_whose_entry_lists_none_are_not_called_unrecorded() -> No
         "parent": "L1",
         "status": "quarantine",
         "acknowledged_pending": None,
+        "route": None,
+        "physician": None,
     }
     culture = {"id": "C1", "status": "active", **_UNSPLIT}
     rows = _rows(cultures=[culture], lots=[_lot_row(patient=3)], vials=[vial])
@@ -477,3 +480,97 @@ def test_a_release_on_interim_results_and_its_completion_are_bound(
         assert _disagreement(quality) is None, statement
     quality.sql("DELETE FROM signatures WHERE meaning = 'final results reviewed'")
     assert (_disagreement(quality).table, _disagreement(quality).column) == ("signatures", None)
+
+
+# --- issue 13: how a vial was given, and what followed ------------------------------------------
+
+
+_CAUSES = "SELECT event_id FROM deviations WHERE event_id IS NOT NULL"
+
+
+@pytest.fixture
+def followed(quality: Quality) -> Quality:
+    """L1 released; V01 given by tom by the intraspinal route on Dr Rossi's order; then a
+    serious adverse event probably related to V01, which opened a deviation on L1."""
+    quality.record_passing()
+    quality.release()
+    quality.lab.login("tom")
+    vial = f"{quality.lot_id}-V01"
+    give(quality, vial, route="intraspinal", physician="Dr Rossi")
+    quality.run(
+        events.record_event,
+        patient=PATIENT,
+        vial=vial,
+        at=utcnow(),
+        kind="adverse_event",
+        severity="severe",
+        serious=True,
+        related="probable",
+        description="fever and neck stiffness",
+    )
+    return quality
+
+
+def test_an_administration_and_its_follow_up_agree_with_the_trail(followed: Quality) -> None:
+    followed.run(
+        events.record_event,
+        patient=PATIENT,
+        at=utcnow(),
+        kind="observation",
+        description="walks unaided",
+    )
+    assert _disagreement(followed) is None
+    _require(followed, ("patient", PATIENT), ("vial", f"{followed.lot_id}-V01"))
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "statement"),
+    [
+        ("vials", "route", "UPDATE vials SET route = 'intravenous' WHERE route IS NOT NULL"),
+        ("vials", "physician", "UPDATE vials SET physician = NULL"),
+        ("vials", "route", "UPDATE vials SET route = 'intrathecal' WHERE route IS NULL"),
+        ("follow_up_events", "serious", "UPDATE follow_up_events SET serious = FALSE"),
+        ("follow_up_events", "related", "UPDATE follow_up_events SET related = 'unlikely'"),
+        ("follow_up_events", "severity", "UPDATE follow_up_events SET severity = 'mild'"),
+        ("follow_up_events", "vial_id", "UPDATE follow_up_events SET vial_id = NULL"),
+        (
+            "follow_up_events",
+            "occurred_at",
+            "UPDATE follow_up_events SET occurred_at = recorded_at",
+        ),
+        ("follow_up_events", None, f"DELETE FROM follow_up_events WHERE id NOT IN ({_CAUSES})"),
+        ("deviations", "event_id", "UPDATE deviations SET event_id = NULL"),
+    ],
+)
+def test_a_route_a_physician_or_an_events_grading_changed_by_hand_disagrees(
+    followed: Quality, table: str, column: str | None, statement: str
+) -> None:
+    followed.run(
+        events.record_event,
+        patient=PATIENT,
+        at=utcnow(),
+        kind="observation",
+        description="walks unaided",
+    )
+    followed.sql(statement)
+    found = _disagreement(followed)
+    assert (found.table, found.column) == (table, column)
+
+
+def test_an_event_made_less_serious_by_hand_stops_the_next_follow_up_and_administration(
+    followed: Quality,
+) -> None:
+    followed.sql("UPDATE follow_up_events SET serious = :no", no=False)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}follow_up_events "):
+        followed.run(
+            events.record_event,
+            patient=PATIENT,
+            at=utcnow(),
+            kind="observation",
+            description="walks unaided",
+        )
+    followed.sql("UPDATE follow_up_events SET serious = :yes", yes=True)
+    followed.sql("UPDATE vials SET route = 'intravenous' WHERE route IS NOT NULL")
+    second = f"{followed.lot_id}-V02"
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}vials {followed.lot_id}-V01"):
+        followed.run(vials.issue, vial=second, scan=scan_of(followed, second), patient=PATIENT)

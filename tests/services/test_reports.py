@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.scenario import PATIENT_CODE
-from lims.services import deviations, lookup, lots, reports, vials
-from lims.timeutil import show_time
+from lims.services import aspirates, deviations, events, lookup, lots, reports, vials
+from lims.timeutil import show_time, utcnow
 from lims.uow import unit_of_work
 from lims.views.quality import WrittenReport
+from tests.support.bench import day
 from tests.support.lab import PASSWORD
 from tests.support.quality import Quality
-from tests.support.vials import scan_of
+from tests.support.vials import give, scan_of
 
 # Markup characters in what was typed are printed as typed.
 REASON = "sterility of the retained sample positive <b>& rising</b>"
+PHYSICIAN = "Dr A. Rossi <neurology>"
 
 
 def pdf_text(path: Path) -> str:
@@ -74,7 +78,14 @@ def recalled(released: Quality) -> Quality:
         scan = scan_of(quality, vial)
         quality.run(vials.issue, vial=vial, scan=scan, patient=PATIENT_CODE)
     first = f"{quality.lot_id}-V01"
-    quality.run(vials.administer, vial=first, scan=scan_of(quality, first), patient=PATIENT_CODE)
+    quality.run(
+        vials.administer,
+        vial=first,
+        scan=scan_of(quality, first),
+        patient=PATIENT_CODE,
+        route="intraspinal",
+        physician=PHYSICIAN,
+    )
     quality.lab.login("quinn")
     for service, reason in ((lots.hold, "shipper alarm"), (lots.unhold, "alarm was a fault")):
         quality.run(service, lot=quality.lot_id, password=PASSWORD, reason=reason)
@@ -110,7 +121,8 @@ def test_the_recall_notice_names_who_gave_which_vial_and_that_the_rest_are_recal
         "Quinn Tester (quinn)",
         f"reason {REASON}",
         f"{recalled.lot_id}-V01 administered {PATIENT_CODE} "
-        f"{administered_at(recalled, f'{recalled.lot_id}-V01')} Tom Tester (tom)",
+        f"{administered_at(recalled, f'{recalled.lot_id}-V01')} Tom Tester (tom) intraspinal "
+        f"{PHYSICIAN}",
         f"{recalled.lot_id}-V02 recalled",
         f"{recalled.lot_id}-V03 recalled",
         f"{recalled.lot_id}-V04 recalled",
@@ -123,19 +135,81 @@ def test_the_recall_notice_names_who_gave_which_vial_and_that_the_rest_are_recal
         assert expected in text, (expected, text)
 
 
-@pytest.mark.parametrize("stage", ["quarantine", "released"])
-def test_a_lot_not_recalled_has_no_recall_notice(
+@pytest.mark.parametrize("stage", ["quarantine", "quarantine on hold", "released"])
+def test_a_lot_neither_recalled_nor_released_and_held_has_no_notice(
     quality: Quality, out_dir: Path, stage: str
 ) -> None:
     if stage == "released":
         quality.record_passing()
         quality.release()
-        quality.lab.login("tom")
+    if stage == "quarantine on hold":  # no vial of it can have reached a patient
+        quality.lab.login("quinn")
+        quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="incubator alarm")
+        assert quality.show().on_hold
+    quality.lab.login("tom")
     out = out_dir / "recall.pdf"
-    with pytest.raises(RuleViolation, match=f"lot {quality.lot_id} is {stage}, not recalled"):
+    status = stage.split()[0]
+    with pytest.raises(
+        RuleViolation,
+        match=f"lot {quality.lot_id} is {status}: only a recalled lot, or a released lot on "
+        "hold, has a notice for the physician",
+    ):
         quality.run(reports.write_recall_notice, lot=quality.lot_id, out=out)
     assert list(out_dir.iterdir()) == []
-    assert audit_of(quality, "report.recall") == []
+    assert audit_of(quality, "report.recall") == audit_of(quality, "report.hold") == []
+
+
+@pytest.fixture
+def held(released: Quality) -> Quality:
+    """L1 released; V01 given to PT-0001 by tom, intraspinal, on Dr Rossi's order; then the
+    final sterility read comes back positive: an OOS deviation holds the lot."""
+    quality = released
+    quality.lab.login("tom")
+    give(quality, f"{quality.lot_id}-V01", route="intraspinal", physician=PHYSICIAN)
+    quality.record("sterility", "positive", reason="final 14-day read", at=day(28))
+    assert quality.show().on_hold
+    return quality
+
+
+def test_a_released_lot_on_hold_gets_a_hold_notice_for_the_physician(
+    held: Quality, out_dir: Path
+) -> None:
+    out = out_dir / "hold.pdf"
+    report = written(held, reports.write_recall_notice, out)
+    [entry] = audit_of(held, "report.hold")
+    assert entry == {"file": str(out.resolve()), "pages": report.pages, "sha256": report.sha256}
+    assert audit_of(held, "report.recall") == []
+    text = pdf_text(out)
+    reasons = held.show().hold_reasons
+    assert any("sterility" in reason for reason in reasons)
+    for expected in (
+        f"Hold notice — lot {held.lot_id}",
+        f"LOT ON HOLD: {' '.join(reasons)}",
+        f"held because {'; '.join(reasons)}",
+        f"{held.lot_id}-V01 administered {PATIENT_CODE} "
+        f"{administered_at(held, f'{held.lot_id}-V01')} Tom Tester (tom) intraspinal {PHYSICIAN}",
+        f"{held.lot_id}-V02 released",
+        f"1 of 4 vials were administered to patient {PATIENT_CODE}.",
+        "is held with the lot: it may not be given to any patient",
+        "QA decides whether to recall the lot",
+        f"hold notice of lot {held.lot_id}",
+    ):
+        assert expected in text, (expected, text)
+    for absent in ("Recall notice", "RECALLED", "recalled with the lot", "may only be destroyed"):
+        assert absent not in text, absent
+
+
+def test_once_recalled_the_held_lot_gets_the_recall_notice(held: Quality, out_dir: Path) -> None:
+    held.lab.login("quinn")
+    held.run(lots.recall, lot=held.lot_id, password=PASSWORD, reason="sterility positive")
+    held.lab.login("tom")
+    out = out_dir / "recall.pdf"
+    written(held, reports.write_recall_notice, out)
+    text = pdf_text(out)
+    assert f"Recall notice — lot {held.lot_id}" in text
+    assert "LOT RECALLED: sterility positive" in text
+    assert "Hold notice" not in text
+    assert f"intraspinal {PHYSICIAN}" in text
 
 
 def test_the_recall_notice_checks_its_path_and_its_lot(recalled: Quality, out_dir: Path) -> None:
@@ -212,3 +286,119 @@ def _close(quality: Quality, deviation_id: int, **how: object) -> None:
         password=PASSWORD,
         **how,
     )
+
+
+# --- issue 13: administration details, follow-up, a release on interim results ---------------
+
+
+def test_the_batch_record_shows_how_each_vial_was_given_and_what_followed(
+    held: Quality, out_dir: Path
+) -> None:
+    vial = f"{held.lot_id}-V01"
+    observed = held.run(
+        events.record_event,
+        patient=PATIENT_CODE,
+        at=utcnow(),
+        kind="observation",
+        description="walks unaided <b>at 1 week</b>",
+    )
+    reaction = held.run(
+        events.record_event,
+        patient=PATIENT_CODE,
+        vial=vial,
+        at=utcnow(),
+        kind="adverse_event",
+        severity="severe",
+        serious=True,
+        related="probable",
+        description="meningism",
+    )
+    [opened] = reaction.deviations
+
+    def shown(moment: datetime) -> str:
+        return show_time(moment, held.settings.tz)
+
+    out = out_dir / "batch.pdf"
+    written(held, reports.write_batch_record, out)
+    text = pdf_text(out)
+    given_at = administered_at(held, vial)
+    for expected in (
+        f"{vial} administered 40,000,000 2 {given_at} by tom intraspinal {PHYSICIAN} —",
+        f"{held.lot_id}-V02 released 40,000,000 2",
+        "11. Follow-up # occurred vial event description recorded deviations",
+        f"{observed.event_id} {shown(observed.occurred_at)} — observation walks unaided "
+        f"<b>at 1 week</b> {shown(observed.recorded_at)} by tom —",
+        f"{reaction.event_id} {shown(reaction.occurred_at)} {vial} adverse_event, severe, "
+        f"SERIOUS, related: probable meningism {shown(reaction.recorded_at)} by tom {opened}",
+        f"Event {reaction.event_id}: serious, relation to the product probable: an expedited "
+        "safety report may be due (21 CFR 312.32; EU Regulation 536/2014).",
+        "12. Audit trail of this lot",
+        f"event.record event:{reaction.event_id}",
+        f"event.record event:{observed.event_id}",
+    ):
+        assert expected in text, (expected, text)
+
+
+def test_the_batch_record_of_a_lot_never_followed_up_says_so(
+    released: Quality, out_dir: Path
+) -> None:
+    released.lab.login("tom")
+    out = out_dir / "batch.pdf"
+    written(released, reports.write_batch_record, out)
+    text = pdf_text(out)
+    assert "11. Follow-up No follow-up event recorded." in text
+    assert "FINAL RESULTS PENDING" not in text
+    assert "interim results" not in text
+
+
+def _render(quality: Quality, **issue13: Any) -> str:
+    """The lot's batch record as reports.write_batch_record lays it out, with the conditional
+    release and acknowledgements given, and its text."""
+    from lims.documents import batch_record
+
+    detail = quality.show()
+    record = batch_record.BatchRecord(
+        facility=quality.settings.facility.name,
+        lot=detail,
+        aspirate=quality.read(aspirates.show_aspirate, din=detail.summary.din.code),
+        trail=[],
+        printed_at=utcnow(),
+        printed_by="Tom Tester (tom)",
+        zone=quality.settings.tz,
+        recall=None,
+        follow_up=[],
+        **issue13,
+    )
+    out = Path("batch.pdf")
+    out.write_bytes(batch_record.render(record).data)
+    return pdf_text(out)
+
+
+def test_the_batch_record_shows_a_release_on_interim_results_and_its_completion(
+    released: Quality,
+) -> None:
+    """What `lot release` with final results pending and `lot complete` store (the lot's
+    pending_at_release, release_completed_at and _by) and each vial's acknowledgement at
+    issue (acknowledged_pending), as the batch record prints them."""
+    from lims.documents.batch_record import ConditionalRelease
+
+    vial = f"{released.lot_id}-V01"
+    pending = ConditionalRelease(pending=["sterility"], completed_at=None, completed_by=None)
+    text = _render(released, conditional=pending, acknowledged={vial: ["sterility"]})
+    assert "RELEASED WITH FINAL RESULTS PENDING: sterility; the release is not completed" in text
+    assert (
+        "release released on interim results, final results pending: sterility; not "
+        "completed: QA has not yet reviewed the final results"
+    ) in text
+    assert f"{vial} released 40,000,000 2 — — — sterility" in text
+    completed_at = utcnow()
+    done = ConditionalRelease(
+        pending=["sterility"], completed_at=completed_at, completed_by="quinn"
+    )
+    text = _render(released, conditional=done, acknowledged={})
+    assert "FINAL RESULTS PENDING:" not in text
+    assert (
+        "final results pending: sterility; completed "
+        f"{show_time(completed_at, released.settings.tz)} by quinn: final results reviewed"
+    ) in text
+    assert f"{vial} released 40,000,000 2 — — — —" in text

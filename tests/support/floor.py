@@ -11,8 +11,9 @@ oracle of what it accepts and the junk to draw:
     lims deviation open | close        lims lot release | reject (password on stdin)
     lims qc record                      lims vial issue | administer | destroy
     lims label print                    lims report batch
+    lims event record
 
-Each area's module (tests/cli/test_bad_input_qa.py, _vials.py, _documents.py)
+Each area's module (tests/cli/test_bad_input_qa.py, _vials.py, _documents.py, _events.py)
 runs junk_in_one_option_is_refused on its commands; tests/cli/test_free_text.py
 feeds hostile text to every free-text field on the same floor.
 
@@ -43,7 +44,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from lims.config import Settings
+from lims.config import AdministrationSettings, Settings
 from lims.domain.payload import check_value
 from lims.domain.spec import DEFAULT_SPEC
 from lims.services.lots import MEANING_MAX
@@ -75,6 +76,10 @@ CATEGORICAL = {
     test: entry["values"] for test, entry in DEFAULT_SPEC.items() if entry["kind"] == "categorical"
 }
 FORMATS = ("pdf", "png", "svg", "zpl")
+ROUTES = AdministrationSettings().routes  # the site's default administration.routes
+EVENT_KINDS = ("adverse_event", "observation")
+SEVERITIES = ("mild", "moderate", "severe", "life_threatening", "fatal")
+RELATEDNESS = ("unrelated", "unlikely", "possible", "probable", "definite")
 PRINTER = re.compile(r"[A-Za-z0-9_-]{1,127}")
 
 
@@ -343,6 +348,12 @@ def _at_after(floor: Floor, lower: datetime) -> Field:
     return Field(lambda value: kind.valid(zoned, value), lambda floor: kind.junk(zoned))
 
 
+def _at_past(floor: Floor) -> Field:
+    kind = moment()
+    zoned: Any = _Zoned(floor)
+    return Field(lambda value: kind.valid(zoned, value), lambda floor: kind.junk(zoned))
+
+
 def _qc_fields(floor: Floor) -> dict[str, Field]:
     return {
         "@lot": _lot_field(floor.quarantine, floor.released),  # a late result is welcome
@@ -493,12 +504,19 @@ COMMANDS: dict[str, Command] = {
             "@vial": floor.vial(2),
             "patient": PATIENT,
             "scan": floor.scan(floor.vial(2)),
+            "route": "intraspinal",
+            "physician": "Dr A. Rossi",
         },
         lambda floor: {
             "@vial": _field(_code(floor.vial(2)), NEAR_CODES),
             "patient": _field(lambda value: value == PATIENT, st.sampled_from([OTHER, "PT-9999"])),
             "scan": Field(lambda value: value.strip() == floor.scan(floor.vial(2)), scans),
             "at": _at_after(floor, floor.issued_at),
+            "route": _field(
+                lambda value: value in ROUTES,
+                st.sampled_from(["oral", "Intraspinal", "intraspinal ", "intra spinal", "iv"]),
+            ),
+            "physician": _field(_free(SHORT_MAX)),
         },
         audited=SCAN_REFUSALS,
     ),
@@ -531,6 +549,39 @@ COMMANDS: dict[str, Command] = {
                 lambda value: PRINTER.fullmatch(value) is not None,
                 st.sampled_from(["zébra", "zebra 1", "x" * 128, "zebra/1", "-", "١"]),
             ),
+        },
+    ),
+    # No vial of the floor was administered: every --vial is refused, and an event names none.
+    "event record": Command(
+        "tom",
+        ("event", "record"),
+        lambda floor: {
+            "patient": PATIENT,
+            "at": floor.issued_at.isoformat(),
+            "kind": "adverse_event",
+            "severity": "moderate",
+            "related": "unlikely",
+            "description": "headache after the lumbar puncture",
+        },
+        lambda floor: {
+            "patient": _field(
+                lambda value: value in (PATIENT, OTHER), st.sampled_from(["PT-9999", "pt-0001"])
+            ),
+            "vial": _field(lambda value: False, NEAR_CODES, st.sampled_from([floor.vial(2)])),
+            "at": _at_past(floor),
+            "kind": _field(
+                lambda value: value in EVENT_KINDS,
+                st.sampled_from(["adverse event", "AE", "Observation", "adverse_event "]),
+            ),
+            "severity": _field(
+                lambda value: value in SEVERITIES,
+                st.sampled_from(["grade 3", "Severe", "life-threatening", "3"]),
+            ),
+            "related": _field(
+                lambda value: value in RELATEDNESS,
+                st.sampled_from(["likely", "Possible", "possibly", "yes"]),
+            ),
+            "description": _field(_free(LONG_MAX, multiline=True)),
         },
     ),
     "report batch": Command(
@@ -597,6 +648,7 @@ AREAS = {
     "qa": ("deviation", "lot", "qc"),  # tests/cli/test_bad_input_qa.py
     "vials": ("vial",),  # tests/cli/test_bad_input_vials.py
     "documents": ("label", "report"),  # tests/cli/test_bad_input_documents.py
+    "follow-up": ("event",),  # tests/cli/test_bad_input_events.py
 }
 assert {name.split()[0] for name in COMMANDS} == {word for area in AREAS.values() for word in area}
 

@@ -1,8 +1,10 @@
-"""Vials of a Quality lab: their ids, the QR payload on a label, another lot, an expired lot."""
+"""Vials of a Quality lab: their ids, the QR payload on a label, another lot, an expired lot,
+a vial given to its patient."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -10,9 +12,10 @@ from sqlmodel import col
 from lims.domain.ids import LotId
 from lims.domain.payload import Payload
 from lims.models import Lot, Patient
-from lims.services import lookup
+from lims.services import lookup, vials
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
+from lims.views.vials import VialView
 from tests.support.quality import Quality
 
 
@@ -45,3 +48,20 @@ def expire(quality: Quality, lot: str) -> None:
         uow.session.execute(
             update(Lot).where(col(Lot.code) == lot).values(expires_at=utcnow() - timedelta(hours=1))
         )
+
+
+def give(quality: Quality, vial: str, **details: Any) -> VialView:
+    """Issue VIAL to its lot's patient and administer it now, with DETAILS (route, physician);
+    the lot must be released. The administered vial's view."""
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        found = lookup.vial(uow.session, vial)
+        lot = uow.session.get(Lot, found.lot_id)
+        assert lot is not None
+        owner = uow.session.get(Patient, lot.patient_id)
+        assert owner is not None
+        patient = owner.code
+    quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=patient)
+    given: VialView = quality.run(
+        vials.administer, vial=vial, scan=scan_of(quality, vial), patient=patient, **details
+    )
+    return given

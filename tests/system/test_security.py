@@ -413,6 +413,11 @@ COMMAND_RULES: dict[str, Rule] = {
     "deviation close": Rule(
         ("{deviation}", "--resolution", "no impact", "--password-stdin"), "sign", stdin=SIGNED
     ),
+    "event record": Rule(
+        ("--patient", PATIENT, "--at", at(9), "--kind", "observation", "--description", "walks"),
+        "record_bench_work",
+    ),
+    "event list": Rule(permission="read_records"),
     "report batch": Rule(("{lot}", "--out", "{out}/batch.pdf"), "read_records"),
     "report recall": Rule(("{lot}", "--out", "{out}/recall.pdf"), "read_records"),
     "vial list": Rule(("{lot}",), "read_records"),
