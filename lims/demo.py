@@ -13,9 +13,17 @@ from lims.config import Settings, load_settings
 from lims.domain.spec import OOS
 from lims.domain.states import DEVIATION
 from lims.errors import RuleViolation
-from lims.scenario import PASSING, QC_AFTER_FORMULATION, Clock, Scenario, staff
+from lims.scenario import (
+    INTERIM_BY_METHOD,
+    PASSING,
+    QC_AFTER_FORMULATION,
+    STERILITY_METHOD,
+    Clock,
+    Scenario,
+    staff,
+)
 from lims.services import aspirates, cultures, deviations, lots, qc, reports, site, vials
-from lims.views.demo import DemoResult, DemoUser, Investigation, Recall
+from lims.views.demo import DemoResult, DemoUser, FreshProduct, Investigation, Recall
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
 PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3
@@ -29,6 +37,16 @@ CD105_RETEST = "97.1"
 # second culture, two hours later: 30 T-175 flasks at about 5,700 cells/cm².
 SPLIT = {"seeded": 30_000_000, "vessels": 30, "area_cm2": 5250}
 SPLIT_AFTER_HARVEST = timedelta(hours=2)
+# A 48-hour product outlives no sterility culture: it is released on a Gram stain and an
+# automated culture negative to date, its final sterility result pending; endotoxin reads
+# below the method's range.
+ON_INTERIM_RESULTS = {
+    **{test: value for test, value in PASSING.items() if test != "sterility"},
+    "endotoxin": "<0.5",
+    **{test: value for tests in INTERIM_BY_METHOD.values() for test, value in tests.items()},
+}
+STERILITY_DAYS = 7
+ADMINISTRATION = {"route": "intraspinal", "physician": "Dr A. Rossi (neurosurgery)"}
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -77,12 +95,12 @@ def run_demo(directory: Path) -> DemoResult:
     ]
     late_entry_hours = lab.read(site.show_site).settings["records.late_entry_hours"]
     investigation = _out_of_specification(lab, lot, reviewer, technician)
-    released = lab.release(lot, signer=reviewer)
+    released = lab.release(lot, signer=reviewer)  # on interim results: sterility pending
     written = lab.batch_record(lot, settings.home / f"batch-record-{lot}.pdf")
     lab.login(technician)
     labels = lab.labels(lot, settings.home / "labels")
     scan = lab.scan(lot, patient.code)
-    recall = _hold_administer_recall(lab, lot, patient.code, reviewer, technician)
+    fresh, recall = _hold_administer_recall(lab, lot, patient.code, reviewer, technician)
     lab.logout()
     return DemoResult(
         settings=settings,
@@ -100,6 +118,7 @@ def run_demo(directory: Path) -> DemoResult:
         batch_record_pages=written.pages,
         labels=labels,
         scan=scan,
+        fresh=fresh,
         recall=recall,
         trail=lab.audit_trail(),
         verification=lab.verify_trail(),
@@ -113,11 +132,22 @@ def _spec_file(settings: Settings) -> Path:
 
 
 def _out_of_specification(lab: Scenario, lot: str, reviewer: str, technician: str) -> Investigation:
-    """CD105 fails, which opens a deviation; the sample proves mislabelled, QA invalidates the
-    result and the retest recorded in the investigation counts."""
-    lab.record_qc(lot, {**PASSING, "cd105": FIRST_CD105})
+    """Sterility is started and the rest recorded on interim results. CD105 fails, which opens
+    a deviation; the sample proves mislabelled, QA invalidates the result and the retest
+    recorded in the investigation counts."""
+    started = lab.clock.day(27) + QC_AFTER_FORMULATION
+    lab.run(
+        qc.record_result,
+        lot=lot,
+        test="sterility",
+        value="pending",
+        method=STERILITY_METHOD,
+        at=started,
+        expected_final=started + timedelta(days=STERILITY_DAYS),
+    )
+    lab.record_qc(lot, {**ON_INTERIM_RESULTS, "cd105": FIRST_CD105})
     [opened] = [d for d in lab.read(lots.show_lot, lot=lot).deviations if d.kind == OOS]
-    tested = lab.clock.day(27) + QC_AFTER_FORMULATION + timedelta(hours=2)
+    tested = started + timedelta(hours=2)
     lab.run(
         qc.record_result,
         lot=lot,
@@ -142,10 +172,12 @@ def _out_of_specification(lab: Scenario, lot: str, reviewer: str, technician: st
 
 def _hold_administer_recall(
     lab: Scenario, lot: str, patient: str, reviewer: str, technician: str
-) -> Recall:
+) -> tuple[FreshProduct, Recall]:
     """QA holds the released lot and the bedside scan is refused; the hold is lifted and the
-    first vial given. A late karyotype comes back abnormal: its deviation holds the lot, QA
-    confirms the result and recalls the lot, and the vials not given are recalled."""
+    first vial issued, its issuer acknowledging that sterility is pending, and given. The
+    final sterility result comes back negative and QA completes the release. A late
+    karyotype comes back abnormal: its deviation holds the lot, QA confirms the result and
+    recalls the lot, and the vials not given are recalled."""
     first_scan, *_ = lab.label_payloads(lot)
     first = f"{lot}-V01"
     sign = {"password": lab.people[reviewer].password}
@@ -156,8 +188,18 @@ def _hold_administer_recall(
     lab.login(reviewer)
     lab.run(lots.unhold, lot=lot, reason="alarm was a sensor fault; no excursion", **sign)
     lab.login(technician)
-    lab.run(vials.issue, vial=first, scan=first_scan, patient=patient)
-    lab.run(vials.administer, vial=first, scan=first_scan, patient=patient)
+    issued = lab.run(
+        vials.issue, vial=first, scan=first_scan, patient=patient, acknowledge_pending=True
+    )
+    given = lab.run(
+        vials.administer, vial=first, scan=first_scan, patient=patient, **ADMINISTRATION
+    )
+    final = lab.run(
+        qc.record_result, lot=lot, test="sterility", value="negative", method=STERILITY_METHOD
+    )
+    lab.login(reviewer)
+    completed = lab.run(lots.complete, lot=lot, **sign)
+    lab.login(technician)
     lab.run(qc.record_result, lot=lot, test="karyotype", value="abnormal", method="G-banding")
     late = lab.read(lots.show_lot, lot=lot)
     [opened] = [d for d in late.deviations if d.kind == OOS and DEVIATION.pending(d.status)]
@@ -174,4 +216,7 @@ def _hold_administer_recall(
         reports.write_recall_notice, lot=lot, out=lab.settings.home / f"recall-{lot}.pdf"
     )
     notice.files.publish()
-    return Recall(held=held, refused=refused, late=late, recalled=recalled, notice=notice.path)
+    fresh = FreshProduct(issued=issued, given=given, final=final, completed=completed)
+    return fresh, Recall(
+        held=held, refused=refused, late=late, recalled=recalled, notice=notice.path
+    )

@@ -90,15 +90,19 @@ def demo(
     say(
         f"\n5. The technician formulated lot {lot.summary.lot_id} "
         f"({lot.summary.vials} vials for {lot.summary.patient}, judged by specification "
-        f"version {lot.summary.spec_version}) and recorded its QC. CD105 came out of "
-        f"specification, which opened deviation {investigation.opened.deviation_id}; the "
-        "retest was recorded in its investigation, and QA invalidated the first result "
-        f"({investigation.closed.resolution}):\n"
+        f"version {lot.summary.spec_version}, in date for "
+        f"{(lot.summary.expires_at - lot.summary.formulated_at).total_seconds() / 3600:g} h)"
+        " and recorded its QC. A product that outlives no sterility culture is released on"
+        " interim results: sterility was started (`qc record LOT sterility pending`), the Gram"
+        " stain and the automated culture read negative to date, endotoxin below the method's"
+        f" range (<0.5). CD105 came out of specification, which opened deviation"
+        f" {investigation.opened.deviation_id}; the retest was recorded in its investigation,"
+        f" and QA invalidated the first result ({investigation.closed.resolution}):\n"
     )
     quality.show_results(investigation.results, zone)
     say(
         "\nQA, who did no step of the lot, re-entered a password and released it against "
-        "every result that counts:\n"
+        "every result that counts, its final sterility result pending:\n"
     )
     quality.show_evaluation(lot.evaluation, zone)
     for signature in lot.signatures:
@@ -115,9 +119,19 @@ def demo(
         + ("MATCH     " if recall.refused.match else "MISMATCH  ")
         + recall.refused.reason
     )
+    fresh = result.fresh
     say(
-        "QA lifted the hold; the first vial was issued and administered. A late karyotype "
-        "came back abnormal, which opened a deviation and held the released lot at once:"
+        f"QA lifted the hold. The first vial was issued, the technician acknowledging that "
+        f"{', '.join(fresh.issued.acknowledged_pending)} was pending (`--acknowledge-pending`),"
+        f" and given by the {fresh.given.route} route on the order of {fresh.given.physician}."
+        " The final"
+        f" sterility result came back {fresh.final.result} (the demo cannot wait"
+        " seven days: it is entered now) and QA completed the release (`lims lot complete`):"
+    )
+    say(fresh.completed.signatures[-1].manifestation)
+    say(
+        "A late karyotype then came back abnormal, which opened a critical deviation and held"
+        " the released lot at once:"
     )
     for reason in recall.late.hold_reasons:
         say(f"  - {reason}")

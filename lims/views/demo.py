@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 from lims.views import hidden, renamed, shown_as, to_json
 from lims.views.bench import CultureDetail
 from lims.views.trail import AuditView, ChainVerification
-from lims.views.vials import Verification
+from lims.views.vials import Verification, VialView
 
 if TYPE_CHECKING:
     from lims.config import Settings
     from lims.views.bench import AspirateView, PatientView
     from lims.views.deviations import DeviationView
     from lims.views.quality import LotDetail
-    from lims.views.release import ResultView
+    from lims.views.release import RecordedVerdict, ResultView
     from lims.views.site import SpecificationView
 
 
@@ -46,6 +46,7 @@ def _lot(lot: LotDetail) -> dict[str, Any]:
             "lot_status": lot.summary.status,
             "vials": [vial.vial_id for vial in lot.vials],
             "signature": lot.signatures[0].manifestation,
+            "pending_at_release": lot.pending_at_release,
         }
     )
 
@@ -57,6 +58,23 @@ class Investigation:
     opened: DeviationView = shown_as(lambda deviation: deviation.deviation_id)
     closed: DeviationView = shown_as(lambda deviation: deviation.outcome, key="outcome")
     results: list[ResultView]
+
+
+def _administration(vial: VialView) -> dict[str, Any]:
+    return {"vial_id": vial.vial_id, "route": vial.route, "physician": vial.physician}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreshProduct:
+    """A lot released before its final sterility result: a vial issued with the pending test
+    acknowledged and given, then the final result and QA's completion of the release."""
+
+    issued: VialView = shown_as(lambda vial: vial.acknowledged_pending, key="acknowledged_pending")
+    given: VialView = shown_as(_administration, key="administered")
+    final: RecordedVerdict = shown_as(lambda verdict: verdict.result, key="final_sterility")
+    completed: LotDetail = shown_as(
+        lambda lot: lot.signatures[-1].manifestation, key="completion_signature"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +109,7 @@ class DemoResult:
     batch_record_pages: int = hidden()
     labels: list[Path] = shown_as(lambda paths: [str(path) for path in paths])
     scan: Verification
+    fresh: FreshProduct = renamed("fresh_product")
     recall: Recall
     trail: list[AuditView] = hidden()
     verification: ChainVerification = renamed("audit")

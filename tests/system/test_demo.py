@@ -133,6 +133,26 @@ def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(
     assert report["audit"]["intact"] is True
 
 
+def test_demo_releases_a_fresh_lot_before_its_final_sterility_result(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """The issue's first path: released with sterility pending, a vial issued with that
+    acknowledged and given, the final result negative and the release completed by QA."""
+    _, report = demo
+    assert report["pending_at_release"] == ["sterility"]
+    assert "released — final results pending: sterility" in report["signature"]
+    fresh = report["fresh_product"]
+    assert fresh["acknowledged_pending"] == ["sterility"]
+    assert fresh["administered"] == {
+        "vial_id": report["vials"][0],
+        "route": "intraspinal",
+        "physician": "Dr A. Rossi (neurosurgery)",
+    }
+    assert fresh["final_sterility"] == "negative"
+    assert "Quinn QA (qa)" in fresh["completion_signature"]
+    assert "final results reviewed" in fresh["completion_signature"]
+
+
 def test_demo_shows_a_culture_split_and_late_entries(demo: tuple[Path, dict[str, Any]]) -> None:
     from pypdf import PdfReader
 
