@@ -17,6 +17,10 @@ from tests.support.vials import add_lot, scan_of
 @pytest.fixture
 def floor(lab: Lab) -> Floor:
     """The lab of tests.support.floor.Floor."""
+    return lab.built("floor", lambda: _floor(lab))
+
+
+def _floor(lab: Lab) -> Floor:
     quality = Quality(lab)
     quality.patient(OTHER)
     quality.record_passing()

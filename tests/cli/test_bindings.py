@@ -30,7 +30,7 @@ DISAGREES = "record disagrees with the audit trail"
 
 
 def _with_closed_deviation(lab: Lab) -> tuple[Quality, int]:
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     quality.patient(OTHER)
     quality.record_passing()
     opened = quality.run(

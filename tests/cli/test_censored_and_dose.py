@@ -32,7 +32,7 @@ PER_KG = "[release.cell_dose_per_kg]\nmin = 1e6\nmax = 2e6\n"
 
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
-    return Quality(lab)
+    return lab.built("quality", lambda: Quality(lab))
 
 
 def _signed(lab: Lab, user: str, *args: str) -> Invocation:

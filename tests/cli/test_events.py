@@ -48,7 +48,7 @@ EXPEDITED = "an expedited safety report may be due (21 CFR 312.32; EU Regulation
 
 @pytest.fixture
 def given(lab: Lab) -> Quality:
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     quality.patient(OTHER)
     quality.record_passing()
     quality.release()

@@ -44,7 +44,7 @@ DEFAULT_FACILITY = "Example Cell Therapy Facility"
 
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
-    return Quality(lab)
+    return lab.built("quality", lambda: Quality(lab))
 
 
 @pytest.fixture

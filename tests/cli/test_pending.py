@@ -33,7 +33,7 @@ FINAL_AT = day(29).isoformat()
 @pytest.fixture
 def pending(lab: Lab) -> Quality:
     """L1 with every result in but sterility's, started pending; both interim tests negative."""
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     lot = quality.lot_id
     for test, value in PASSING.items():
         if test != "sterility":
@@ -102,7 +102,7 @@ def test_qc_show_lists_the_tests_pending_with_their_expected_final_result(
 def test_a_test_not_to_be_started_so_is_exit_2(
     lab: Lab, args: tuple[str, ...], words: tuple[str, ...]
 ) -> None:
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     refused(invoke("qc", "record", quality.lot_id, *args), 2, *words)
 
 
@@ -177,7 +177,7 @@ def test_a_failing_final_result_tells_the_user_to_notify_the_physicians(
 
 
 def test_lot_complete_refuses_what_is_not_a_release_on_interim_results(lab: Lab) -> None:
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     lab.login("rita")
     refused(
         invoke("lot", "complete", quality.lot_id, "--password-stdin", input=PASSWORD + "\n"),

@@ -41,7 +41,7 @@ def the_oos(lab: Lab, test: str) -> dict[str, Any]:
 
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
-    return Quality(lab)
+    return lab.built("quality", lambda: Quality(lab))
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def out_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def released(lab: Lab) -> Quality:
-    quality = Quality(lab)
+    quality = lab.built("quality", lambda: Quality(lab))
     quality.record_passing()
     quality.release()
     quality.lab.login("tom")

@@ -27,7 +27,7 @@ WRONG_PASSWORD = "not the password at all"
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
     """Lot L1 of PT-0001 in quarantine, formulated by tom under specification version 1."""
-    return Quality(lab)
+    return lab.built("quality", lambda: Quality(lab))
 
 
 def as_user(quality: Quality, user: str, *args: str, password: str = PASSWORD) -> Invocation:

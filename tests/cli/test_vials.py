@@ -87,7 +87,7 @@ def mismatch(result: Invocation, *words: str) -> str:
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
     """Lot L1 for PT-0001, in quarantine; PT-0002 registered too; tom logged in."""
-    formulated = Quality(lab)
+    formulated = lab.built("quality", lambda: Quality(lab))
     formulated.patient(OTHER)
     return formulated
 

@@ -11,7 +11,7 @@ from tests.support.quality import Quality
 
 @pytest.fixture
 def bench(lab: Lab) -> Bench:
-    return Bench(lab)
+    return lab.built("bench", lambda: Bench(lab))
 
 
 @pytest.fixture
@@ -25,4 +25,4 @@ def growing(bench: Bench) -> str:
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
     """Lot L1 of four vials for PT-0001, in quarantine, formulated by tom; quinn and rita QA."""
-    return Quality(lab)
+    return lab.built("quality", lambda: Quality(lab))

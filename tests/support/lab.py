@@ -6,16 +6,20 @@ it in their own words (users named after their role's test persona, one password
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import shutil
+import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -41,6 +45,10 @@ CHEAP_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8, "argon2
 # Tests type a month of bench work at once, dated on the scenario's clock: the template lab
 # takes them as contemporaneous. Tests of late entries set the site's limit back to 24 h.
 TESTS_LATE_ENTRY_HOURS = 24 * 3650
+# A lab built by a fixture is kept, per test process, for the next test that asks for the same
+# one; it is built again once its station session could be near its idle limit (30 min).
+SNAPSHOT_MAX_AGE_SECONDS = 15 * 60
+Built = TypeVar("Built")
 
 
 @contextmanager
@@ -68,6 +76,7 @@ class LabTemplate:
 
     sqlite_file: Path | None = None
     statements: list[tuple[str, Any, bool]] = field(default_factory=list)
+    digest: str | None = None  # the SQLite file's SHA-256: a lab still holding it is untouched
 
     @classmethod
     def build(cls, directory: Path, database_url: str) -> LabTemplate:
@@ -82,6 +91,8 @@ class LabTemplate:
             else:
                 _initialise(settings)
             db.dispose_engines()  # the last connection's close checkpoints the WAL away
+            if template.sqlite_file is not None:
+                template.digest = _digest(template.sqlite_file)
         return template
 
     def _record_statements(self, settings: Settings) -> None:
@@ -118,6 +129,47 @@ class LabTemplate:
             connection.close()
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A lab as a fixture left it: its database, its station's login and people, and what the
+    fixture returned (rebound to each lab it is restored into)."""
+
+    database: Path
+    token: str | None
+    people: dict[str, Person]
+    built: Any
+    taken: float
+
+
+_SNAPSHOTS: dict[tuple[str, str], _Snapshot] = {}
+
+
+def _rebound(value: Any, lab: Lab) -> Any:
+    """value with every reference to the lab it was built on pointing at `lab` instead."""
+    if isinstance(value, Lab):
+        return lab
+    if hasattr(value, "__dataclass_fields__") and hasattr(value, "__dict__"):
+        moved = copy.copy(value)
+        for name, field_value in vars(value).items():
+            object.__setattr__(moved, name, _rebound(field_value, lab))
+        return moved
+    if hasattr(value, "scenario") and hasattr(value, "__dict__"):  # a Bench and its kind
+        moved = copy.copy(value)
+        moved.__dict__.update(
+            {name: _rebound(field_value, lab) for name, field_value in vars(value).items()}
+        )
+        return moved
+    if isinstance(value, Scenario):
+        return lab.scenario
+    if isinstance(value, Settings):
+        return lab.settings
+    return value
+
+
 def _initialise(settings: Settings) -> None:
     Scenario.initialise(settings, [ADMIN], CLOCK)
 
@@ -142,8 +194,61 @@ class Lab:
     def __init__(self, settings: Settings, template: LabTemplate) -> None:
         self.settings = settings
         self._spec_signer = False
+        self._template = template
         template.copy_into(settings)
         self.scenario = Scenario(settings, CLOCK, {ADMIN.username: ADMIN})
+
+    def built(self, name: str, build: Callable[[], Built]) -> Built:
+        """What build() makes of this lab, which must be as the template left it: built once
+        per test process (on SQLite) and then restored, database, login and all, from a copy.
+
+        Building the same lab step by step for every test took most of their time. A lab
+        that was changed first, or one on PostgreSQL, is built as asked.
+        """
+        key = (name, self.settings.timezone)
+        if not self._untouched():
+            return build()
+        saved = _SNAPSHOTS.get(key)
+        if saved is not None and time.monotonic() - saved.taken < SNAPSHOT_MAX_AGE_SECONDS:
+            target = self.settings.sqlite_path
+            assert target is not None
+            shutil.copyfile(saved.database, target)
+            if saved.token is not None:
+                auth.write_token(self.settings, saved.token)
+            self.scenario.people = dict(saved.people)
+            return _rebound(saved.built, self)  # type: ignore[no-any-return]
+        result = build()
+        _SNAPSHOTS[key] = self._snapshot(name, _rebound(result, self))  # a copy of its own
+        return result
+
+    def _untouched(self) -> bool:
+        path = self.settings.sqlite_path
+        return (
+            path is not None
+            and self._template.digest is not None
+            and not self._spec_signer
+            and self.scenario.people.keys() == {ADMIN.username}
+            and not auth.session_file(self.settings).exists()
+            and not Path(f"{path}-wal").exists()
+            and _digest(path) == self._template.digest
+        )
+
+    def _snapshot(self, name: str, built: Any) -> _Snapshot:
+        source = self.settings.sqlite_path
+        assert source is not None
+        copy_path = self._template.sqlite_file
+        assert copy_path is not None
+        database = copy_path.with_name(f"snapshot-{name}-{uuid.uuid4().hex}.db")
+        with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(database)) as kept:
+            live.backup(kept)  # a consistent copy, whatever the write-ahead log still holds
+        session = auth.session_file(self.settings)
+        return _Snapshot(
+            database=database,
+            token=session.read_text() if session.exists() else None,
+            people=dict(self.scenario.people),
+            built=built,
+            taken=time.monotonic(),
+        )
 
     def login(self, username: str, password: str = PASSWORD) -> None:
         self.scenario.login(username, password)
