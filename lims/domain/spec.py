@@ -241,6 +241,10 @@ DERIVED_TESTS: Mapping[str, Callable[[LotFacts], float | None]] = {
     "final_passage": lambda lot: lot.final_passage,
     "cell_dose_per_kg": _cells_per_kg,
 }
+# Derived tests read off what may still be corrected once the lot is released (the patient's
+# weight): a released lot failing one is held, as by a result failing after release. The
+# others read the lot's own formulation, fixed when it was signed.
+READ_OFF_THE_PATIENT = frozenset({"cell_dose_per_kg"})
 NO_VALUE: Mapping[str, str] = {
     "cell_dose_per_kg": (
         "the patient's weight is missing (record it with `lims patient correct --weight-kg`)"
@@ -755,7 +759,8 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
     results are the lot's QC results, oldest first. The reasons come in the
     order QA works through them: criteria in specification order, then open
     deviations oldest first, then holds, then the lot's own state. A released lot is held
-    by what would block its release now: an open deviation or a failure not waived.
+    by what would block its release now: an open deviation or a failure not waived (of a
+    derived test, one read off the patient, whose weight may be corrected after release).
     """
     standing = standings(results, facts.deviations)
     histories: dict[str, list[StandingResult]] = {}
@@ -784,8 +789,12 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
         blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
     holds = list(facts.holds)
     if facts.status == LotState.RELEASED:
-        recorded = [v.blocking for v in verdicts if v.blocking and v.criterion.kind != "derived"]
-        holds += recorded + open_deviations
+        since = [
+            v.blocking
+            for v in verdicts
+            if v.blocking and (v.criterion.kind != "derived" or v.test in READ_OFF_THE_PATIENT)
+        ]
+        holds += since + open_deviations
     started = [
         PendingTest(
             entry.result.test,
