@@ -264,6 +264,17 @@ def compact(number: float) -> str:
     return f"{number:.6g}".replace("e+0", "e").replace("e+", "e")
 
 
+def exact(number: float) -> str:
+    """A number as compact as it reads and never rounded: a result of 7.000001 EU/mL is no 7,
+    which would pass a limit of 7, and it is recorded and judged as it reads."""
+    for digits in range(6, 17):
+        if float(text := f"{number:.{digits}g}") == number:
+            break
+    else:
+        text = f"{number:.17g}"  # 17 significant digits tell every float apart
+    return text.replace("e+0", "e").replace("e+", "e")
+
+
 class _Criterion(BaseModel):
     """What every kind of criterion shares: immutable, no unknown keys, one persisted shape."""
 
@@ -348,7 +359,7 @@ class _Bounded(_PendingKeys):
 
     def doubts(self, value: float, qualifier: Qualifier) -> list[str]:
         """Why a censored value does not pass, as QA reads it: 'below 10 may still be above 7'."""
-        bound = compact(value)
+        bound = exact(value)
         doubts = []
         if qualifier == "<":
             if self.max is not None and value > self.max:
