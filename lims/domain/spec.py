@@ -585,15 +585,34 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
                 (test, "passing"), 'must be ["negative"]: only no growth passes', criterion.passing
             )
     for test in sorted(NEVER_WAIVABLE):
-        # What stands in for a safety test's final result is no more waivable than it.
+        # What stands in for a safety test's final result is no more waivable than it, and is
+        # itself a safety test or, like the Gram stain, a test for contamination that only
+        # `negative` passes: no other test lets a lot go before its final result.
         for name in spec[test].interim_tests:
             interim = spec.get(name)
-            # Nor a test that is none, which _pending_sound names as such.
-            if interim is not None and interim.kind != "derived" and interim.waivable:
+            # A test that is none, _pending_sound names as such; a safety test is held above.
+            if interim is None or interim.kind == "derived" or name in NEVER_WAIVABLE:
+                continue
+            if interim.waivable:
                 raise _refused(
                     (name, "waivable"),
                     f"must be false: an interim test of {test}, a safety test",
                     True,
+                )
+            if not isinstance(interim, CategoricalCriterion) or "positive" not in interim.values:
+                raise _refused(
+                    (test, "interim_tests"),
+                    f"{name} cannot stand in for {test}, a safety test: an interim test of one "
+                    "is another safety test or a test for contamination, with positive among "
+                    "its values",
+                    list(spec[test].interim_tests),
+                )
+            if list(interim.passing) != ["negative"]:
+                raise _refused(
+                    (name, "passing"),
+                    f'must be ["negative"]: an interim test of {test}, a safety test, passes '
+                    "only negative",
+                    interim.passing,
                 )
     endotoxin = spec[ALWAYS_BOUNDED_ABOVE]
     if endotoxin.kind != "numeric" or endotoxin.max is None:

@@ -107,6 +107,35 @@ def test_a_test_not_to_be_started_so_is_exit_2(
     refused(invoke("qc", "record", quality.lot_id, *args), 2, *words)
 
 
+@pytest.mark.parametrize(
+    ("tables", "words"),
+    [
+        (
+            '[release.gram_stain]\npassing = ["negative", "positive"]\n',
+            ("release.gram_stain.passing", "an interim test of sterility"),
+        ),
+        (
+            "[release.karyotype]\nwaivable = false\n"
+            '[release.sterility]\ninterim_tests = ["karyotype"]\n',
+            ("release.sterility.interim_tests", "karyotype cannot stand in for sterility"),
+        ),
+    ],
+)
+def test_a_specification_relaxing_what_stands_in_for_sterility_is_exit_2(
+    lab: Lab, tmp_path: Path, tables: str, words: tuple[str, ...]
+) -> None:
+    """With it, a lot with a positive Gram stain, or no test for contamination at all, was
+    released before its final sterility result."""
+    Quality(lab)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(tables, encoding="utf-8")
+    lab.login("quinn")
+    count = lab.audit_count()
+    args = ("spec", "set", str(spec), "--reason", "SOP-QC-12", "--password-stdin")
+    refused(invoke(*args, input=PASSWORD + "\n"), 2, *words)
+    assert lab.audit_count() == count
+
+
 def test_a_final_result_before_the_start_is_exit_1(pending: Quality) -> None:
     refused(
         invoke("qc", "record", pending.lot_id, "sterility", "negative", "--at", AT),
