@@ -829,6 +829,11 @@ def test_the_default_lets_sterility_alone_be_pending_on_two_interim_tests() -> N
             'must be ["negative"]: an interim test of sterility, a safety test',
         ),
         (
+            {"gram_stain": {"values": ["negative"]}},  # a positive stain could not be recorded
+            ("sterility", "interim_tests"),
+            "gram_stain cannot stand in for sterility, a safety test",
+        ),
+        (
             {"karyotype": {"waivable": False}, "sterility": {"interim_tests": ["karyotype"]}},
             ("sterility", "interim_tests"),
             "karyotype cannot stand in for sterility, a safety test",
