@@ -133,8 +133,17 @@ def _release_state(detail: LotDetail) -> Any:
     interim = f"on interim results ({', '.join(detail.pending_at_release)} pending at release)"
     if detail.release_complete:
         return f"complete: released {interim}, final results reviewed"
+    status = detail.summary.status
+    if not LOT.allows("complete", status):  # recalled: it is never completed
+        pending = ", ".join(detail.pending_tests)
+        still = f", final results of {pending} pending" if pending else ""
+        return alarm(f"released {interim}, never completed: the lot is {status}{still}")
     if detail.pending_tests:
         return alarm(f"final results pending: {', '.join(detail.pending_tests)}")
+    if detail.on_hold:  # a final result failed, or the lot is held otherwise: see ON HOLD
+        return alarm(
+            f"released {interim}: final results in; not completed while the lot is on hold"
+        )
     return alarm(
         f"released {interim}: final results in; QA completes it with "
         f"`lims lot complete {detail.summary.lot_id}`"

@@ -241,6 +241,10 @@ DERIVED_TESTS: Mapping[str, Callable[[LotFacts], float | None]] = {
     "final_passage": lambda lot: lot.final_passage,
     "cell_dose_per_kg": _cells_per_kg,
 }
+# Derived tests read off what may still be corrected once the lot is released (the patient's
+# weight): a released lot failing one is held, as by a result failing after release. The
+# others read the lot's own formulation, fixed when it was signed.
+READ_OFF_THE_PATIENT = frozenset({"cell_dose_per_kg"})
 NO_VALUE: Mapping[str, str] = {
     "cell_dose_per_kg": (
         "the patient's weight is missing (record it with `lims patient correct --weight-kg`)"
@@ -258,6 +262,17 @@ Word = Annotated[str, Field(pattern=r"[a-z][a-z0-9_-]{0,31}")]
 def compact(number: float) -> str:
     """A number as typed at the bench: 70, 0.5, 1e6."""
     return f"{number:.6g}".replace("e+0", "e").replace("e+", "e")
+
+
+def exact(number: float) -> str:
+    """A number as compact as it reads and never rounded: a result of 7.000001 EU/mL is no 7,
+    which would pass a limit of 7, and it is recorded and judged as it reads."""
+    for digits in range(6, 17):
+        if float(text := f"{number:.{digits}g}") == number:
+            break
+    else:
+        text = f"{number:.17g}"  # 17 significant digits tell every float apart
+    return text.replace("e+0", "e").replace("e+", "e")
 
 
 class _Criterion(BaseModel):
@@ -344,7 +359,7 @@ class _Bounded(_PendingKeys):
 
     def doubts(self, value: float, qualifier: Qualifier) -> list[str]:
         """Why a censored value does not pass, as QA reads it: 'below 10 may still be above 7'."""
-        bound = compact(value)
+        bound = exact(value)
         doubts = []
         if qualifier == "<":
             if self.max is not None and value > self.max:
@@ -570,15 +585,34 @@ def _unrelaxed(spec: Mapping[str, Criterion]) -> None:
                 (test, "passing"), 'must be ["negative"]: only no growth passes', criterion.passing
             )
     for test in sorted(NEVER_WAIVABLE):
-        # What stands in for a safety test's final result is no more waivable than it.
+        # What stands in for a safety test's final result is no more waivable than it, and is
+        # itself a safety test or, like the Gram stain, a test for contamination that only
+        # `negative` passes: no other test lets a lot go before its final result.
         for name in spec[test].interim_tests:
             interim = spec.get(name)
-            # Nor a test that is none, which _pending_sound names as such.
-            if interim is not None and interim.kind != "derived" and interim.waivable:
+            # A test that is none, _pending_sound names as such; a safety test is held above.
+            if interim is None or interim.kind == "derived" or name in NEVER_WAIVABLE:
+                continue
+            if interim.waivable:
                 raise _refused(
                     (name, "waivable"),
                     f"must be false: an interim test of {test}, a safety test",
                     True,
+                )
+            if not isinstance(interim, CategoricalCriterion) or "positive" not in interim.values:
+                raise _refused(
+                    (test, "interim_tests"),
+                    f"{name} cannot stand in for {test}, a safety test: an interim test of one "
+                    "is another safety test or a test for contamination, with positive among "
+                    "its values",
+                    list(spec[test].interim_tests),
+                )
+            if list(interim.passing) != ["negative"]:
+                raise _refused(
+                    (name, "passing"),
+                    f'must be ["negative"]: an interim test of {test}, a safety test, passes '
+                    "only negative",
+                    interim.passing,
                 )
     endotoxin = spec[ALWAYS_BOUNDED_ABOVE]
     if endotoxin.kind != "numeric" or endotoxin.max is None:
@@ -755,7 +789,8 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
     results are the lot's QC results, oldest first. The reasons come in the
     order QA works through them: criteria in specification order, then open
     deviations oldest first, then holds, then the lot's own state. A released lot is held
-    by what would block its release now: an open deviation or a failure not waived.
+    by what would block its release now: an open deviation or a failure not waived (of a
+    derived test, one read off the patient, whose weight may be corrected after release).
     """
     standing = standings(results, facts.deviations)
     histories: dict[str, list[StandingResult]] = {}
@@ -784,8 +819,12 @@ def evaluate(spec: Spec, results: Sequence[RecordedResult], facts: LotFacts) -> 
         blocking.append(f"lot {facts.code} expired at {show_time(facts.expires_at, facts.zone)}")
     holds = list(facts.holds)
     if facts.status == LotState.RELEASED:
-        recorded = [v.blocking for v in verdicts if v.blocking and v.criterion.kind != "derived"]
-        holds += recorded + open_deviations
+        since = [
+            v.blocking
+            for v in verdicts
+            if v.blocking and (v.criterion.kind != "derived" or v.test in READ_OFF_THE_PATIENT)
+        ]
+        holds += since + open_deviations
     started = [
         PendingTest(
             entry.result.test,

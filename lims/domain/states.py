@@ -101,7 +101,7 @@ def _signer_waived_nothing(facts: Mapping[str, Any]) -> str | None:
         return None
     return (
         f"{facts['signer']} waived a failure of {facts['code']} (deviation "
-        f"{', '.join(str(number) for number in waivers)}); another QA reviewer must release it"
+        f"{', '.join(str(number) for number in waivers)}); another QA reviewer must sign"
     )
 
 
@@ -326,7 +326,12 @@ LOT = _lifecycle(
         Action(
             "complete",
             _from(L.RELEASED),
-            guards=("release awaits completion", "final results in", "signer did no step"),
+            guards=(
+                "release awaits completion",
+                "final results in",
+                "signer did no step",
+                "signer waived nothing",
+            ),
             refusal="{kind} {code} is {status}; only a released lot's release can be completed",
         ),
         Action(

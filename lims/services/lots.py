@@ -688,7 +688,7 @@ def recall(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetai
 def complete(uow: UnitOfWork, *, lot: str, password: str) -> LotDetail:
     """QA's signature completing a release on interim results, once the final results of the
     tests pending at release are in and the lot is as releasable as it was: "final results
-    reviewed"."""
+    reviewed", by a QA reviewer who did no step of the lot and signed none of its waivers."""
     session, settings = uow.session, uow.settings
     actor = uow.require("sign")
     found = lookup.lot(session, lot)
@@ -705,6 +705,7 @@ def complete(uow: UnitOfWork, *, lot: str, password: str) -> LotDetail:
     )
     facts = {
         **_signing_facts(session, found, actor),
+        "signer_waivers": _waivers_closed_by(session, found, actor.username),
         "pending_at_release": pending_at_release(found),
         "completed": completed,
         "pending_tests": evaluation.pending_tests,

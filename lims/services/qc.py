@@ -20,7 +20,7 @@ from lims.domain.spec import (
     Qualifier,
     RecordedResult,
     Spec,
-    compact,
+    exact,
 )
 from lims.domain.states import DEVIATION, LOT, DeviationSeverity
 from lims.errors import BadInput, NotFound, RuleViolation, shown
@@ -83,7 +83,7 @@ def _recorded_value(
         return word, None, None
     if qualifier is not None:
         return _censored(criterion, qualifier, typed, value)
-    as_read = compact(_number(criterion, value))
+    as_read = exact(_number(criterion, value))
     return as_read, float(as_read), None  # judged as it reads
 
 
@@ -114,12 +114,12 @@ def _censored(
     if not value.isascii():  # no other script's space around it, as around a plain number
         raise refusal
     try:
-        bound = float(compact(_number(criterion, typed)))
+        bound = _number(criterion, typed)
     except BadInput:
         raise refusal from None
     if (qualifier == "<" and bound <= 0) or (qualifier == ">" and percent and bound >= 100):
         raise refusal
-    return f"{qualifier}{compact(bound)}", bound, qualifier
+    return f"{qualifier}{exact(bound)}", bound, qualifier
 
 
 def record_result(

@@ -198,13 +198,13 @@ _CENSORED_NEAR = st.tuples(
 ).map("".join)
 _CENSORED_PINNED = (
     "<", ">", "<<1", "<>1", "< abc", "<-1", "<inf", ">nan", "<0", "<1e-400", "<=0.5", "≤0.5",
-    "‹0.5", "＜0.5", "﹤0.5", ">100", ">99.99999", "<100.5", "<1e13",
+    "‹0.5", "＜0.5", "﹤0.5", ">100", ">99.99999999999999999", "<100.5", "<1e13",
 )  # fmt: skip
 
 
 def censored(plain: Kind, *, percent: bool) -> Kind:
-    """A plain value, or <X or >X typed in ASCII with X a plain value as lims reads it (six
-    significant digits): <X above 0, and a percentage's >X below 100."""
+    """A plain value, or <X or >X typed in ASCII with X a plain value as lims reads it (every
+    digit, as a float): <X above 0, and a percentage's >X below 100."""
 
     def accepts(lots: Bench, text: str) -> bool:
         if plain.valid(lots, text):
@@ -216,7 +216,7 @@ def censored(plain: Kind, *, percent: bool) -> Kind:
             return False
         number = _number(typed[1:].strip().removesuffix("%") if percent else typed[1:])
         assert number is not None  # plain.valid read it
-        bound = float(f"{float(number):.6g}")
+        bound = float(number)
         return bound > 0 if typed[0] == "<" else not percent or bound < 100
 
     return Kind(
@@ -393,7 +393,7 @@ def test_numbers_just_outside_their_range_are_refused(lots: Lots) -> None:
         ("qc record endotoxin", "value", "<0"),
         ("qc record endotoxin", "value", "<1e13"),
         ("qc record viability", "value", ">100"),
-        ("qc record viability", "value", ">99.99999"),
+        ("qc record viability", "value", ">99.99999999999999999"),
         ("qc record viability", "value", "<100.1"),
     ]:
         command = COMMANDS[name]

@@ -7,6 +7,7 @@ themselves are tests/services/test_pending.py's.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -106,6 +107,35 @@ def test_a_test_not_to_be_started_so_is_exit_2(
     refused(invoke("qc", "record", quality.lot_id, *args), 2, *words)
 
 
+@pytest.mark.parametrize(
+    ("tables", "words"),
+    [
+        (
+            '[release.gram_stain]\npassing = ["negative", "positive"]\n',
+            ("release.gram_stain.passing", "an interim test of sterility"),
+        ),
+        (
+            "[release.karyotype]\nwaivable = false\n"
+            '[release.sterility]\ninterim_tests = ["karyotype"]\n',
+            ("release.sterility.interim_tests", "karyotype cannot stand in for sterility"),
+        ),
+    ],
+)
+def test_a_specification_relaxing_what_stands_in_for_sterility_is_exit_2(
+    lab: Lab, tmp_path: Path, tables: str, words: tuple[str, ...]
+) -> None:
+    """With it, a lot with a positive Gram stain, or no test for contamination at all, was
+    released before its final sterility result."""
+    Quality(lab)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(tables, encoding="utf-8")
+    lab.login("quinn")
+    count = lab.audit_count()
+    args = ("spec", "set", str(spec), "--reason", "SOP-QC-12", "--password-stdin")
+    refused(invoke(*args, input=PASSWORD + "\n"), 2, *words)
+    assert lab.audit_count() == count
+
+
 def test_a_final_result_before_the_start_is_exit_1(pending: Quality) -> None:
     refused(
         invoke("qc", "record", pending.lot_id, "sterility", "negative", "--at", AT),
@@ -172,8 +202,32 @@ def test_a_failing_final_result_tells_the_user_to_notify_the_physicians(
     assert "fail" in human.stdout
     assert human.stderr.startswith("ACTION REQUIRED: ")
     assert "notify the treating physicians" in human.stderr
+    # lot show never tells QA to complete a release it may not complete.
+    held = _release_line(lot)
+    assert held.endswith("final results in; not completed while the lot is on hold")
     recalled = _signed(lab, "rita", "lot", "recall", lot, "--reason", "final sterility positive")
     assert recalled["status"] == "recalled"
+    assert _release_line(lot).endswith("never completed: the lot is recalled")
+
+
+def _release_line(lot: str) -> str:
+    """What `lot show` says of the lot's release, its table's borders and wrapping undone."""
+    shown = invoke("lot", "show", lot)
+    assert shown.exit_code == 0, shown.stderr
+    text = re.sub(r"[\s\u2500-\u257f]+", " ", shown.stdout)  # box drawing
+    return text.split(" release ", 1)[1].split(" Culture ", 1)[0].strip()
+
+
+def test_lot_show_says_what_a_release_on_interim_results_awaits(pending: Quality, lab: Lab) -> None:
+    lot = pending.lot_id
+    _signed(lab, "rita", "lot", "release", lot)
+    assert _release_line(lot) == "final results pending: sterility"
+    lab.login("rita")
+    ok("lot", "recall", lot, "--reason", "label mix-up", "--password-stdin", input=PASSWORD + "\n")
+    assert _release_line(lot) == (
+        "released on interim results (sterility pending at release), never completed: the "
+        "lot is recalled, final results of sterility pending"
+    )
 
 
 def test_lot_complete_refuses_what_is_not_a_release_on_interim_results(lab: Lab) -> None:

@@ -23,8 +23,10 @@ from lims.domain.spec import (
     Qualifier,
     RecordedResult,
     ReleaseSpec,
+    compact,
     doubt,
     evaluate,
+    exact,
     passes,
     split_qualifier,
 )
@@ -230,3 +232,13 @@ def test_a_censored_value_fails_only_if_some_value_it_may_stand_for_fails(
             candidates.append((Fraction(range_.min) + x) / 2)
     assert any(_outside(range_, value) for value in candidates)
     assert doubt(range_, censored("x", qualifier, bound))  # and the reason says why
+
+
+@given(number=st.floats(min_value=0, max_value=1e12, allow_nan=False))
+def test_a_number_is_written_as_compactly_as_it_reads_and_never_rounded(number: float) -> None:
+    """A result's text is what it is judged by: rounded, 7.000001 would read as 7 and pass
+    ≤ 7. Numbers of up to six significant digits read as they always did."""
+    written = exact(number)
+    assert float(written) == number
+    assert written == compact(number) or float(compact(number)) != number
+    assert "e+" not in written

@@ -6,6 +6,7 @@ weight on record there is nothing to judge by, and the criterion fails saying so
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,9 +119,22 @@ def test_a_patient_without_a_weight_fails_it_saying_the_weight_is_missing() -> N
     assert judged.blocking in evaluate(spec, [], facts).blocking
 
 
-def test_a_released_lot_is_not_held_by_its_dose_per_kg() -> None:
-    """Derived criteria decide release, not what happens after it: a weight corrected later
-    shows on the signature's record instead (lims.services.lots)."""
+def _held_by_dose(facts: LotFacts) -> list[str]:
+    """What holds a released lot among its dose criteria (it has no results here)."""
     spec = RELEASE_SPEC.validate_python(PER_KG)
-    evaluation = evaluate(spec, [], lot(status="released", patient_weight_kg=None))
-    assert not any("cell_dose_per_kg" in reason for reason in evaluation.hold_reasons)
+    holds = evaluate(spec, [], replace(facts, status="released")).hold_reasons
+    return [reason for reason in holds if reason.startswith("cell_dose")]
+
+
+def test_a_released_lot_is_held_once_a_weight_corrected_fails_its_dose_per_kg() -> None:
+    """A weight is corrected after release (a child's 8 kg typed as 80): the dose per kg read
+    off it then fails, and the lot's vials go to no patient until QA decides, as when a
+    result fails after release. Its signature's record shows the change as well
+    (lims.services.lots)."""
+    assert _held_by_dose(lot()) == []
+    [held] = _held_by_dose(lot(patient_weight_kg=6.0))
+    assert held.startswith("cell_dose_per_kg failed: 2e7 cells/kg")
+    [held] = _held_by_dose(lot(patient_weight_kg=None))
+    assert held.startswith("cell_dose_per_kg failed: the patient's weight is missing")
+    # The lot's own facts were fixed when it was signed: what fails by them alone holds nothing.
+    assert _held_by_dose(lot(cells_per_vial=1e9, patient_weight_kg=500.0)) == []

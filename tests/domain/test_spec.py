@@ -822,6 +822,30 @@ def test_the_default_lets_sterility_alone_be_pending_on_two_interim_tests() -> N
             ("sterility", "values"),
             "'pending' is what a test started but not yet read is recorded as",
         ),
+        # What stands in for sterility is not relaxed, nor a test that finds no contamination.
+        (
+            {"gram_stain": {"passing": ["negative", "positive"]}},
+            ("gram_stain", "passing"),
+            'must be ["negative"]: an interim test of sterility, a safety test',
+        ),
+        (
+            {"gram_stain": {"values": ["negative"]}},  # a positive stain could not be recorded
+            ("sterility", "interim_tests"),
+            "gram_stain cannot stand in for sterility, a safety test",
+        ),
+        (
+            {"karyotype": {"waivable": False}, "sterility": {"interim_tests": ["karyotype"]}},
+            ("sterility", "interim_tests"),
+            "karyotype cannot stand in for sterility, a safety test",
+        ),
+        (
+            {
+                "viability": {"waivable": False},
+                "sterility": {"interim_tests": ["gram_stain", "viability"]},
+            },
+            ("sterility", "interim_tests"),
+            "viability cannot stand in for sterility, a safety test",
+        ),
     ],
 )
 def test_a_release_while_pending_is_refused_at_the_key_that_breaks_it(
@@ -831,6 +855,16 @@ def test_a_release_while_pending_is_refused_at_the_key_that_breaks_it(
         RELEASE_SPEC.validate_python(tables)
     error = refused.value.errors()[0]
     assert (error["loc"], message in error["msg"]) == (loc, True), error
+
+
+def test_a_safety_test_stands_in_for_sterility_as_a_test_for_contamination_does() -> None:
+    spec = RELEASE_SPEC.validate_python(
+        {
+            "sterility": {"interim_tests": ["gram_stain", "endotoxin"]},
+            "mycoplasma": {"release_while_pending": True, "interim_tests": ["sterility_interim"]},
+        }
+    )
+    assert spec["sterility"].interim_tests == ["gram_stain", "endotoxin"]
 
 
 def test_a_site_may_let_another_test_be_pending_or_none() -> None:

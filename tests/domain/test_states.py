@@ -174,7 +174,7 @@ def test_release_is_guarded_by_the_signers_independence_before_the_criteria() ->
     )
     waiver = {**both, "signer_steps": []}
     assert LOT.refusal("release", code="L1", status="quarantine", facts=waiver) == (
-        "tom waived a failure of L1 (deviation 4); another QA reviewer must release it"
+        "tom waived a failure of L1 (deviation 4); another QA reviewer must sign"
     )
     criteria = {**waiver, "signer_waivers": []}
     assert LOT.refusal("release", code="L1", status="quarantine", facts=criteria) == (
@@ -221,6 +221,10 @@ def test_rejection_is_guarded_by_independence_before_the_state() -> None:
         (
             {"signer_steps": ["recorded QC sterility"]},
             "quinn recorded steps of L1 (recorded QC sterility); another QA reviewer must sign",
+        ),
+        (
+            {"signer_waivers": [5]},
+            "quinn waived a failure of L1 (deviation 5); another QA reviewer must sign",
         ),
     ],
 )

@@ -81,6 +81,31 @@ def test_a_censored_result_passes_only_if_all_it_may_stand_for_does(
     assert quality.record(test, typed).verdict == verdict
 
 
+@pytest.mark.parametrize(
+    ("test", "typed", "why"),
+    [
+        ("endotoxin", "<7.000001", "below 7.000001 may still be above 7"),
+        ("endotoxin", "7.000004", None),
+        ("viability", ">69.99999", "above 69.99999 may still be below 70"),
+        ("cd73", ">94.9999999", "above 94.9999999 may still be below 95"),
+        ("cd45", "2.0000001", None),
+    ],
+)
+def test_a_result_is_kept_to_its_last_digit_and_never_rounded_into_its_range(
+    quality: Quality, test: str, typed: str, why: str | None
+) -> None:
+    """Rounded to six digits, each of these read as its limit itself and passed."""
+    failed = quality.record(test, typed)
+    assert (failed.verdict, failed.result) == ("fail", typed)
+    assert _row(quality, test)[0] == typed
+    [blocking] = [reason for reason in quality.evaluation().blocking if reason.startswith(test)]
+    assert blocking.endswith(f": {why}" if why else ")")
+
+
+def test_a_percentage_just_below_100_may_be_its_lower_bound(quality: Quality) -> None:
+    assert quality.record("viability", ">99.99999").result == ">99.99999"
+
+
 def test_one_that_may_be_out_of_range_opens_an_oos_deviation_saying_why(quality: Quality) -> None:
     failed = quality.record("endotoxin", "<10")
     assert (failed.verdict, failed.result) == ("fail", "<10")
@@ -167,7 +192,7 @@ def test_a_censored_value_on_a_categorical_test_is_bad_input(quality: Quality) -
         ("endotoxin", "﹤0.5"),
         ("endotoxin", "\u00a0<0.5"),  # a space of another script, as around a plain number
         ("viability", ">100"),  # no percentage is above 100
-        ("viability", ">99.99999"),  # reads as 100
+        ("viability", ">99.99999999999999999"),  # reads as 100, no number apart from it
         ("viability", "<100.5"),
         ("viability", "<0%"),
     ],

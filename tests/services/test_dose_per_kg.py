@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from lims.errors import BadInput, RuleViolation
-from lims.services import bindings, lookup, lots, patients
+from lims.services import bindings, lookup, lots, patients, vials
 from lims.uow import unit_of_work
 from tests.support.bench import NO_REAGENTS
 from tests.support.lab import PASSWORD
 from tests.support.quality import LOT_PASSAGES, RESULTS_AT, Quality
+from tests.support.vials import scan_of
 
 PATIENT = "PT-0001"
 PER_KG = {"cell_dose_per_kg": {"min": 1e6, "max": 2e6}}
@@ -180,6 +181,26 @@ def test_the_single_syringe_passes_a_spec_that_allows_it_and_fails_the_default(
     assert _criterion(quality, allowed, "cell_dose").verdict == "pass"
     assert _criterion(quality, allowed, "cell_dose_per_kg").result == "2e6"
     assert _release(quality, allowed).summary.status == "released"
+
+
+def test_a_weight_corrected_after_release_that_fails_the_dose_per_kg_holds_the_lot(
+    quality: Quality,
+) -> None:
+    """80 kg at release; the patient weighs 8 (a typing error found later): 10 times the dose
+    per kg. No vial of the lot goes to the patient until the weight or QA says otherwise."""
+    quality.lab.set_spec(PER_KG)
+    lot = _lot(quality, PATIENT)
+    _weigh(quality, "80")
+    assert _release(quality, lot).on_hold is False
+    _weigh(quality, "8")
+    held = quality.read(lots.show_lot, lot=lot)
+    assert held.hold_reasons == ["cell_dose_per_kg failed: 2e7 cells/kg (spec 1e6-2e6 cells/kg)"]
+    vial = f"{lot}-V01"
+    quality.lab.login("tom")
+    with pytest.raises(vials.VialMismatch, match="is on hold: cell_dose_per_kg failed"):
+        quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
+    _weigh(quality, "80")
+    assert quality.read(lots.show_lot, lot=lot).on_hold is False
 
 
 # --- what a release signature covers --------------------------------------------------------------

@@ -311,6 +311,33 @@ def test_a_release_is_completed_only_by_qa_who_did_no_step_of_it(
     assert _complete(pending, lab).release_complete is True
 
 
+def test_a_release_is_not_completed_by_qa_who_waived_a_failure_of_the_lot(
+    pending: Quality, lab: Lab
+) -> None:
+    """A karyotype found abnormal after release, waived by quinn at the physician's request:
+    the final results are reviewed by another QA reviewer, as the release would be."""
+    _release(pending, lab)
+    lab.login("tom")
+    pending.record("karyotype", "abnormal", at=day(28))
+    _final(pending, lab, "negative")
+    [opened] = pending.show().deviations
+    lab.login("quinn")
+    pending.run(
+        deviations.close_deviation,
+        deviation_id=opened.deviation_id,
+        resolution="confirmed; the physician accepts it",
+        password=PASSWORD,
+        confirm=True,
+        waive=True,
+        physician_request="Dr A. Rossi, 2026-12-02",
+    )
+    assert pending.show().on_hold is False
+    with pytest.raises(RuleViolation, match=r"quinn waived a failure of .*\(deviation 1\)"):
+        _complete(pending, lab, "quinn")
+    assert pending.show().release_complete is False
+    assert _complete(pending, lab, "rita").release_complete is True
+
+
 def test_only_a_release_on_interim_results_is_completed(quality: Quality, lab: Lab) -> None:
     quality.record_passing()
     with pytest.raises(RuleViolation, match="was not released on interim results"):

@@ -404,3 +404,22 @@ def test_the_batch_record_shows_a_release_on_interim_results_and_its_completion(
         f"{show_time(completed_at, released.settings.tz)} by quinn: final results reviewed"
     ) in text
     assert f"{vial} released 40,000,000 2 — — — —" in text
+
+
+@pytest.mark.parametrize("stored", ["junk", "5", '"sterility"'])
+def test_a_test_list_edited_by_hand_is_printed_as_it_stands(
+    released: Quality, out_dir: Path, stored: str
+) -> None:
+    """As lot show shows it, rather than the batch record failing on it: `audit verify`
+    names the row (tests/services/test_bindings.py)."""
+    vial = f"{released.lot_id}-V01"
+    released.sql("UPDATE lots SET pending_at_release = :stored", stored=stored)
+    released.sql(
+        "UPDATE vials SET acknowledged_pending = :stored WHERE code = :v", stored=stored, v=vial
+    )
+    released.lab.login("tom")
+    out = out_dir / "batch.pdf"
+    written(released, reports.write_batch_record, out)
+    text = pdf_text(out)
+    assert f"RELEASED WITH FINAL RESULTS PENDING: {stored};" in text
+    assert f"{vial} released 40,000,000 2 — — — {stored}" in text
