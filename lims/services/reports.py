@@ -105,6 +105,10 @@ def _recall(detail: LotDetail) -> Recall | None:
     """QA's signature recalling the lot and its reason, if the lot was recalled."""
     from lims.documents.recall_notice import Recall
 
+    # A release's meaning is typed by QA and may read "recalled: ...": only the status says
+    # that the lot was recalled.
+    if detail.summary.status != LOT.action("recall").target:
+        return None
     recalls = [s for s in detail.signatures if s.meaning.startswith(lots.RECALLED)]
     if not recalls:
         return None

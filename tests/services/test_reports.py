@@ -159,6 +159,33 @@ def test_a_lot_neither_recalled_nor_released_and_held_has_no_notice(
     assert audit_of(quality, "report.recall") == audit_of(quality, "report.hold") == []
 
 
+def test_a_release_whose_meaning_reads_recalled_is_no_recall(
+    quality: Quality, out_dir: Path
+) -> None:
+    """QA types a release's meaning: one reading "recalled: ..." printed a recall notice for a
+    released lot, on hold or not, and a batch record saying RECALLED."""
+    quality.record_passing()
+    quality.lab.login("rita")
+    quality.run(lots.release, lot=quality.lot_id, password=PASSWORD, meaning="recalled: typo")
+    quality.lab.login("tom")
+    out = out_dir / "notice.pdf"
+    with pytest.raises(RuleViolation, match=f"lot {quality.lot_id} is released: only a recalled"):
+        quality.run(reports.write_recall_notice, lot=quality.lot_id, out=out)
+    assert list(out_dir.iterdir()) == []
+    assert audit_of(quality, "report.recall") == []
+    batch = out_dir / "batch.pdf"
+    written(quality, reports.write_batch_record, batch)
+    assert "RECALLED" not in pdf_text(batch)
+    quality.lab.login("quinn")
+    quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="incubator alarm")
+    quality.lab.login("tom")
+    written(quality, reports.write_recall_notice, out)
+    text = pdf_text(out)
+    assert f"Hold notice — lot {quality.lot_id}" in text
+    assert "RECALLED" not in text
+    assert audit_of(quality, "report.recall") == []
+
+
 @pytest.fixture
 def held(released: Quality) -> Quality:
     """L1 released; V01 given to PT-0001 by tom, intraspinal, on Dr Rossi's order; then the
