@@ -11,19 +11,18 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.scenario import PATIENT_CODE
-from lims.services import aspirates, deviations, events, lookup, lots, reports, vials
+from lims.services import deviations, events, lookup, lots, reports, vials
 from lims.timeutil import show_time, utcnow
 from lims.uow import unit_of_work
 from lims.views.quality import WrittenReport
 from tests.support.bench import day
 from tests.support.lab import PASSWORD
-from tests.support.quality import Quality
+from tests.support.quality import PASSING, Quality
 from tests.support.vials import give, scan_of
 
 # Markup characters in what was typed are printed as typed.
@@ -380,54 +379,65 @@ def test_the_batch_record_of_a_lot_never_followed_up_says_so(
     assert "interim results" not in text
 
 
-def _render(quality: Quality, **issue13: Any) -> str:
-    """The lot's batch record as reports.write_batch_record lays it out, with the conditional
-    release and acknowledgements given, and its text."""
-    from lims.documents import batch_record
-
-    detail = quality.show()
-    record = batch_record.BatchRecord(
-        facility=quality.settings.facility.name,
-        lot=detail,
-        aspirate=quality.read(aspirates.show_aspirate, din=detail.summary.din.code),
-        trail=[],
-        printed_at=utcnow(),
-        printed_by="Tom Tester (tom)",
-        zone=quality.settings.tz,
-        recall=None,
-        follow_up=[],
-        **issue13,
-    )
-    out = Path("batch.pdf")
-    out.write_bytes(batch_record.render(record).data)
-    return pdf_text(out)
+def _released_on_interim_results(quality: Quality) -> None:
+    """L1 with every result in but sterility's, started pending, both interim tests negative,
+    released by rita on them."""
+    for test, value in PASSING.items():
+        if test != "sterility":
+            quality.record(test, value)
+    for test in ("gram_stain", "sterility_interim"):
+        quality.record(test, "negative", method="Gram stain / BacT")
+    quality.record("sterility", "pending", method="BacT/ALERT, 14 d")
+    quality.lab.login("rita")
+    quality.run(lots.release, lot=quality.lot_id, password=PASSWORD)
 
 
 def test_the_batch_record_shows_a_release_on_interim_results_and_its_completion(
-    released: Quality,
+    quality: Quality, out_dir: Path
 ) -> None:
-    """What `lot release` with final results pending and `lot complete` store (the lot's
-    pending_at_release, release_completed_at and _by) and each vial's acknowledgement at
-    issue (acknowledged_pending), as the batch record prints them."""
-    from lims.documents.batch_record import ConditionalRelease
-
-    vial = f"{released.lot_id}-V01"
-    pending = ConditionalRelease(pending=["sterility"], completed_at=None, completed_by=None)
-    text = _render(released, conditional=pending, acknowledged={vial: ["sterility"]})
+    """What `lot release` with final results pending and `lot complete` store, and each
+    vial's acknowledgement at issue, as the batch record prints them: the tests pending while
+    they are, final results in once recorded (it said pending until QA completed the release),
+    then the completion."""
+    _released_on_interim_results(quality)
+    quality.lab.login("tom")
+    vial, other = f"{quality.lot_id}-V01", f"{quality.lot_id}-V02"
+    quality.run(
+        vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT_CODE,
+        acknowledge_pending=True,
+    )  # fmt: skip
+    text = _batch_text(quality, out_dir / "pending.pdf")
     assert "RELEASED WITH FINAL RESULTS PENDING: sterility; the release is not completed" in text
     assert (
         "release released on interim results, final results pending: sterility; not "
         "completed: QA has not yet reviewed the final results"
     ) in text
-    assert f"{vial} released 40,000,000 2 — — — sterility" in text
-    completed_at = utcnow()
-    done = ConditionalRelease(
-        pending=["sterility"], completed_at=completed_at, completed_by="quinn"
-    )
-    text = _render(released, conditional=done, acknowledged={})
-    assert "FINAL RESULTS PENDING:" not in text
+    assert f"{vial} issued 40,000,000 2 — — — sterility" in text
+    assert f"{other} released 40,000,000 2 — — — —" in text
+
+    quality.record("sterility", "negative", at=day(28), method="BacT/ALERT, 14 d")
+    text = _batch_text(quality, out_dir / "final.pdf")
+    # The release's signature still says what was pending when it was signed.
+    assert "FINAL RESULTS PENDING" not in text
+    assert "RELEASED ON INTERIM RESULTS: final results in; the release is not completed" in text
+    assert (
+        "release released on interim results (sterility pending at release); final results "
+        "in, not completed: QA has not yet reviewed them"
+    ) in text
+
+    quality.lab.login("quinn")
+    completed = quality.run(lots.complete, lot=quality.lot_id, password=PASSWORD)
+    completed_at = next(s for s in completed.signatures if "reviewed" in s.meaning).signed_at
+    text = _batch_text(quality, out_dir / "completed.pdf")
+    assert "RELEASED WITH FINAL RESULTS PENDING" not in text
+    assert "RELEASED ON INTERIM RESULTS" not in text
     assert (
         "final results pending: sterility; completed "
-        f"{show_time(completed_at, released.settings.tz)} by quinn: final results reviewed"
+        f"{show_time(completed_at, quality.settings.tz)} by quinn: final results reviewed"
     ) in text
-    assert f"{vial} released 40,000,000 2 — — — —" in text
+
+
+def _batch_text(quality: Quality, out: Path) -> str:
+    quality.lab.login("tom")
+    written(quality, reports.write_batch_record, out)
+    return pdf_text(out)
