@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ from lims import audit
 from lims.domain.states import LOT
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, User, Vial
-from lims.services import aspirates, events, lookup, lots
+from lims.services import aspirates, events, lookup, lots, verdicts
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -161,20 +160,21 @@ def _conditional(lot: Lot) -> ConditionalRelease | None:
     if lot.pending_at_release is None:
         return None
     return ConditionalRelease(
-        pending=list(json.loads(lot.pending_at_release)),
+        pending=lots.pending_at_release(lot),
         completed_at=lot.release_completed_at,
         completed_by=lot.release_completed_by,
     )
 
 
 def _acknowledged(session: Session, lot: Lot) -> dict[str, list[str]]:
-    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so."""
+    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so (a
+    list edited outside lims printed as it stands, as `vial show` does)."""
     rows = session.exec(
         select(Vial.code, Vial.acknowledged_pending).where(
             col(Vial.lot_id) == lot.id, col(Vial.acknowledged_pending).is_not(None)
         )
     ).all()
-    return {code: list(json.loads(text)) for code, text in rows if text is not None}
+    return {code: verdicts.tests_named(text) for code, text in rows}
 
 
 def write_recall_notice(

@@ -441,3 +441,20 @@ def _batch_text(quality: Quality, out: Path) -> str:
     quality.lab.login("tom")
     written(quality, reports.write_batch_record, out)
     return pdf_text(out)
+
+
+def test_the_batch_record_prints_lists_edited_outside_lims_as_they_stand(
+    released: Quality, out_dir: Path
+) -> None:
+    """A lot's tests pending at release and a vial's acknowledged ones, edited by hand into
+    text that is no list: lot show and vial show print them as they stand (`audit verify`
+    names the rows); the batch record failed with an internal error."""
+    vial = f"{released.lot_id}-V01"
+    released.sql(
+        "UPDATE lots SET pending_at_release = 'sterility' WHERE code = :c", c=released.lot_id
+    )
+    released.sql("UPDATE vials SET acknowledged_pending = '5' WHERE code = :c", c=vial)
+    text = _batch_text(released, out_dir / "batch.pdf")
+    assert "RELEASED WITH FINAL RESULTS PENDING" not in text
+    assert "released on interim results (sterility pending at release)" in text
+    assert f"{vial} released 40,000,000 2 — — — 5" in text
