@@ -213,6 +213,8 @@ def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
             ],
             widths=[width * mm for width in FOLLOW_UP_WIDTHS_MM],
             marked=[n for n, e in enumerate(events) if e.expedited_report_may_be_due],
+            # A description may be 2,000 characters: taller than a page in its column.
+            split_rows=True,
         ),
         *(
             layout.markup(

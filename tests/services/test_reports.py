@@ -458,3 +458,27 @@ def test_the_batch_record_prints_lists_edited_outside_lims_as_they_stand(
     assert "RELEASED WITH FINAL RESULTS PENDING" not in text
     assert "released on interim results (sterility pending at release)" in text
     assert f"{vial} released 40,000,000 2 — — — 5" in text
+
+
+def test_the_batch_record_prints_a_follow_up_description_of_any_length_accepted(
+    released: Quality, out_dir: Path
+) -> None:
+    """An event's description of 2,000 characters, as many as event record accepts, is taller
+    than a page in its column: report batch failed (reportlab's LayoutError, exit 70)."""
+    released.lab.login("tom")
+    vial = f"{released.lot_id}-V01"
+    give(released, vial)
+    description = " ".join(f"w{n:03d}" for n in range(399)) + " last."
+    assert len(description) == 2000
+    released.run(
+        events.record_event,
+        patient=PATIENT_CODE,
+        vial=vial,
+        at=utcnow(),
+        kind="adverse_event",
+        severity="mild",
+        description=description,
+    )
+    text = _batch_text(released, out_dir / "batch.pdf")
+    follow_up = text[text.index("11. Follow-up") : text.index("12. Audit trail")]
+    assert all(word in follow_up for word in description.split())
