@@ -76,17 +76,20 @@ def record_event(
     when = past_moment("at", at, settings.tz, now)
     found = lookup.patient(session, settings, patient)
     assert found.id is not None
-    given = None if vial is None else _followed_vial(session, settings, found, vial, when)
+    named = None if vial is None else lookup.vial(session, vial)
     suspected = suspected_serious_reaction(kind, serious, related)
-    lots = _lots_it_may_follow(session, settings, found, given, when) if suspected else []
+    # Which vial it follows and which lots a suspected reaction holds are read from when
+    # vials were given: those rows agree with the trail before they decide.
     bindings.require_agreement(
         session,
         [
             ("patient", found.code),
-            *([("vial", given.code)] if given else []),
-            *(("lot", lot.code) for lot in lots),
+            *([("vial", named.code)] if named else []),
+            *(("lot", code) for code in (_lots_of(session, found) if suspected else [])),
         ],
     )
+    given = None if named is None else _followed_vial(session, settings, found, named, when)
+    lots = _lots_it_may_follow(session, settings, found, given, when) if suspected else []
     event = FollowUpEvent(
         patient_id=found.id,
         vial_id=None if given is None else given.id,
@@ -166,11 +169,15 @@ def _graded(kind: str, severity: str | None, serious: bool, related: str | None)
             )
 
 
+def _lots_of(session: Session, patient: Patient) -> list[str]:
+    """The codes of every lot made for the patient."""
+    return list(session.exec(select(Lot.code).where(col(Lot.patient_id) == patient.id)).all())
+
+
 def _followed_vial(
-    session: Session, settings: Settings, patient: Patient, code: str, when: datetime
+    session: Session, settings: Settings, patient: Patient, vial: Vial, when: datetime
 ) -> Vial:
     """The vial named, if it was administered to the patient before the event."""
-    vial = lookup.vial(session, code)
     lot = session.get(Lot, vial.lot_id)
     assert lot is not None
     if lot.patient_id != patient.id:
