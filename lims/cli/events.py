@@ -79,7 +79,8 @@ def record(
             "--at",
             metavar="ISO",
             help="When it happened, e.g. 2026-11-25T14:30 (station's zone unless an offset "
-            "is given); not in the future, and not before the vial's administration.",
+            "is given); not in the future, not before the patient's consent, and not before "
+            "the vial's administration.",
         ),
     ],
     kind: Annotated[

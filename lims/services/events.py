@@ -14,7 +14,7 @@ consent: safety reporting does not stop (lims.services.consent).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -76,6 +76,7 @@ def record_event(
     when = past_moment("at", at, settings.tz, now)
     found = lookup.patient(session, settings, patient)
     assert found.id is not None
+    _not_before_consent(found, when, settings.tz)
     named = None if vial is None else lookup.vial(session, vial)
     suspected = suspected_serious_reaction(kind, serious, related)
     # Which vial it follows and which lots a suspected reaction holds are read from when
@@ -167,6 +168,19 @@ def _graded(kind: str, severity: str | None, serious: bool, related: str | None)
                 f"must not be given for an {kind}: only an adverse event has a severity, "
                 "seriousness or relation to the product (--kind adverse_event)",
             )
+
+
+def _not_before_consent(patient: Patient, when: datetime, zone: tzinfo) -> None:
+    """Follow-up is of a consenting patient who was born, as an aspirate is: an event dated
+    before the consent date or the birth year is a typing error (0026 for 2026)."""
+    born = date(patient.birth_year, 1, 1)
+    earliest = born if patient.consent_date is None else max(patient.consent_date, born)
+    if when.astimezone(zone).date() < earliest:
+        why = f"birth year {patient.birth_year}" if earliest == born else f"consent on {earliest}"
+        raise BadInput(
+            "at",
+            f"must not be before patient {patient.code}'s {why} (got {show_time(when, zone)})",
+        )
 
 
 def _lots_of(session: Session, patient: Patient) -> list[str]:

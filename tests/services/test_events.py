@@ -403,3 +403,16 @@ def test_a_time_of_administration_moved_by_hand_stops_a_suspected_reaction_being
     # A vial named is checked before it decides whether the event follows it.
     with pytest.raises(RuleViolation, match=f"vials {moved} administered_at"):
         _record(given, vial=moved, kind="observation", severity=None)
+
+
+def test_an_event_before_the_patients_consent_is_bad_input(given: Quality) -> None:
+    """An adverse event dated 0026 for 2026, or the year before consent, was recorded; it
+    followed no lot and showed in no batch record."""
+    consented = given.read(patients.show_patient, code=PATIENT_CODE).consent_date
+    assert consented is not None
+    for typo in (utcnow().replace(year=26), utcnow().replace(year=consented.year - 1)):
+        with pytest.raises(
+            BadInput, match=f"^at: must not be before patient {PATIENT_CODE}'s consent on "
+        ):
+            _record(given, at=typo, kind="observation", severity=None)
+    assert _entries(given, "event.record") == []
