@@ -102,7 +102,8 @@ def record(
         typer.Option(
             "--severity",
             metavar="mild|moderate|severe|life_threatening|fatal",
-            help="An adverse event's grade (required for one; an observation has none).",
+            help="An adverse event's grade (required for one; an observation has none); a "
+            "life_threatening or fatal one is serious: give --serious too.",
         ),
     ] = None,
     serious: Annotated[

@@ -44,6 +44,9 @@ from lims.views import from_record
 from lims.views.events import EXPEDITED_REPORT, EventView
 
 ADVERSE_EVENT = "adverse_event"
+# Grades that are serious by definition: death and a life-threatening event (21 CFR 312.32(a);
+# ICH E2A), whatever else is typed.
+SERIOUS_GRADES = ("life_threatening", "fatal")
 # A reasonable possibility that the product caused it: a suspected adverse reaction.
 SUSPECTED = ("possible", "probable", "definite")
 DEVIATION_KIND = "adverse_event"
@@ -143,8 +146,9 @@ def record_event(
 
 
 def _graded(kind: str, severity: str | None, serious: bool, related: str | None) -> None:
-    """An adverse event has a severity, and may be serious and related to the product; an
-    observation is none of these (a serious or related one is an adverse event)."""
+    """An adverse event has a severity, and may be serious and related to the product (a fatal
+    or life-threatening one is serious); an observation is none of these (a serious or related
+    one is an adverse event)."""
     choice("kind", kind, EVENT_KINDS)
     if severity is not None:
         choice("severity", severity, EVENT_SEVERITIES)
@@ -155,6 +159,12 @@ def _graded(kind: str, severity: str | None, serious: bool, related: str | None)
             raise BadInput(
                 "severity",
                 f"must be given for an adverse event: one of {', '.join(EVENT_SEVERITIES)}",
+            )
+        if severity in SERIOUS_GRADES and not serious:
+            raise BadInput(
+                "serious",
+                f"must be given for a {severity} adverse event: death and a life-threatening "
+                "event are serious (21 CFR 312.32(a)); add --serious",
             )
         return
     for option, given in (

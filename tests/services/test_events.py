@@ -416,3 +416,17 @@ def test_an_event_before_the_patients_consent_is_bad_input(given: Quality) -> No
         ):
             _record(given, at=typo, kind="observation", severity=None)
     assert _entries(given, "event.record") == []
+
+
+@pytest.mark.parametrize("severity", ["life_threatening", "fatal"])
+def test_a_fatal_or_life_threatening_event_is_serious(given: Quality, severity: str) -> None:
+    """Death and a life-threatening event are serious by definition (21 CFR 312.32(a)): one
+    typed without --serious, probably caused by the vial, opened no deviation and said no
+    expedited report may be due."""
+    vial = _vial(given)
+    with pytest.raises(BadInput, match=f"^serious: must be given for a {severity} adverse event"):
+        _record(given, vial=vial, severity=severity, related="probable")
+    assert _entries(given, "event.record") == []
+    recorded = _record(given, vial=vial, severity=severity, related="probable", serious=True)
+    assert recorded.expedited_report_may_be_due
+    assert len(recorded.deviations) == 1
