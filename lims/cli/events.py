@@ -79,7 +79,8 @@ def record(
             "--at",
             metavar="ISO",
             help="When it happened, e.g. 2026-11-25T14:30 (station's zone unless an offset "
-            "is given); not in the future, and not before the vial's administration.",
+            "is given); not in the future, not before the patient's consent, and not before "
+            "the vial's administration.",
         ),
     ],
     kind: Annotated[
@@ -101,7 +102,8 @@ def record(
         typer.Option(
             "--severity",
             metavar="mild|moderate|severe|life_threatening|fatal",
-            help="An adverse event's grade (required for one; an observation has none).",
+            help="An adverse event's grade (required for one; an observation has none); a "
+            "life_threatening or fatal one is serious: give --serious too.",
         ),
     ] = None,
     serious: Annotated[

@@ -153,13 +153,22 @@ FOLLOW_UP_WIDTHS_MM = (8, 26, 36, 30, 36, 26, 18)
 VIAL_WIDTHS_MM = (34, 21, 18, 13, 29, 19, 24, 22)  # the vials' table, vial to acknowledged
 
 
-def _conditional(conditional: ConditionalRelease, zone: tzinfo) -> str:
-    """A release on interim results, and its completion once QA reviewed the final results."""
+def _conditional(conditional: ConditionalRelease, still_pending: list[str], zone: tzinfo) -> str:
+    """A release on interim results, whether its final results are still pending or in, and
+    its completion once QA reviewed them."""
     released = (
         f"released on interim results, final results pending: {', '.join(conditional.pending)}"
     )
     if conditional.completed_at is None:
-        return f"{released}; not completed: QA has not yet reviewed the final results"
+        if not still_pending:
+            return (
+                f"released on interim results ({', '.join(conditional.pending)} pending at "
+                "release); final results in, not completed: QA has not yet reviewed them"
+            )
+        return (
+            f"released on interim results, final results pending: {', '.join(still_pending)}; "
+            "not completed: QA has not yet reviewed the final results"
+        )
     return (
         f"{released}; completed {show_time(conditional.completed_at, zone)} by "
         f"{conditional.completed_by}: final results reviewed"
@@ -204,6 +213,8 @@ def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
             ],
             widths=[width * mm for width in FOLLOW_UP_WIDTHS_MM],
             marked=[n for n, e in enumerate(events) if e.expedited_report_may_be_due],
+            # A description may be 2,000 characters: taller than a page in its column.
+            split_rows=True,
         ),
         *(
             layout.markup(
@@ -241,11 +252,17 @@ def render(record: BatchRecord) -> RenderedPdf:
             )
         )
     conditional = record.conditional
+    # Pending now, as `lot show` says it: a final result recorded is no longer pending.
+    still_pending = record.lot.pending_tests
     if conditional is not None and conditional.completed_at is None:
         story.append(
             layout.markup(
-                "RELEASED WITH FINAL RESULTS PENDING: "
-                f"{escape(', '.join(conditional.pending))}; the release is not completed",
+                (
+                    f"RELEASED WITH FINAL RESULTS PENDING: {escape(', '.join(still_pending))}"
+                    if still_pending
+                    else "RELEASED ON INTERIM RESULTS: final results in"
+                )
+                + "; the release is not completed",
                 layout.alarm,
             )
         )
@@ -257,7 +274,11 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("product", f"autologous bone-marrow MSC, {lot.vials} vials"),
                 ("recipient", f"{lot.patient} ({lot.initials}, born {lot.birth_year})"),
                 ("DIN", lot.din.display),
-                *([("release", _conditional(conditional, zone))] if conditional else []),
+                *(
+                    [("release", _conditional(conditional, still_pending, zone))]
+                    if conditional
+                    else []
+                ),
             ]
         ),
         *heading("1. Aspirate"),
@@ -453,7 +474,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             ]
             or [text("Not signed.")]
         ),
-        *([text(_conditional(conditional, zone))] if conditional else []),
+        *([text(_conditional(conditional, still_pending, zone))] if conditional else []),
         *heading("10. Vials"),
         table(
             [

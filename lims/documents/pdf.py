@@ -50,15 +50,24 @@ class Layout:
         widths: Sequence[float] | None = None,
         *,
         marked: Collection[int] = (),
+        split_rows: bool = False,
     ) -> Any:
-        """A gridded table; the rows numbered in `marked` (from 0, after the header) shaded."""
+        """A gridded table; the rows numbered in `marked` (from 0, after the header) shaded.
+        With `split_rows`, a row too tall for the rest of a page (long free text) is carried
+        over onto the next one rather than failing the document."""
         from reportlab.lib import colors
         from reportlab.platypus import Table, TableStyle
 
         data = ([[self.text(h) for h in header]] if header else []) + [
             [self.text(c) for c in row] for row in rows
         ]
-        built = Table(data, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+        built = Table(
+            data,
+            colWidths=widths,
+            repeatRows=1 if header else 0,
+            hAlign="LEFT",
+            splitInRow=1 if split_rows else 0,
+        )
         style: list[tuple[Any, ...]] = [
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),

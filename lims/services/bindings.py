@@ -555,6 +555,24 @@ BINDINGS: tuple[Binding, ...] = (
         ).where(col(Signature.deviation_id).is_not(None)),
         columns=(Bound("meaning", "meaning"),),
     ),
+    # When a vial was given (vial.administered states it under "at"): which lots a suspected
+    # adverse reaction may follow, and whether an event may follow the vial, are read from it.
+    Sequenced(
+        table="vials",
+        parent_type="vial",
+        actions=frozenset({"vial.administered"}),
+        marker="at",
+        rows=select(
+            col(Vial.code).label("id"), *_parent("vial", col(Vial.code)), col(Vial.administered_at)
+        ).where(col(Vial.administered_at).is_not(None)),
+        columns=(
+            Bound(
+                "administered_at",
+                "at",
+                as_stated=lambda row: json_time(row["administered_at"]),
+            ),
+        ),
+    ),
     Sequenced(
         table="lot_holds",
         parent_type="lot",

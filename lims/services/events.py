@@ -14,7 +14,7 @@ consent: safety reporting does not stop (lims.services.consent).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -44,6 +44,9 @@ from lims.views import from_record
 from lims.views.events import EXPEDITED_REPORT, EventView
 
 ADVERSE_EVENT = "adverse_event"
+# Grades that are serious by definition: death and a life-threatening event (21 CFR 312.32(a);
+# ICH E2A), whatever else is typed.
+SERIOUS_GRADES = ("life_threatening", "fatal")
 # A reasonable possibility that the product caused it: a suspected adverse reaction.
 SUSPECTED = ("possible", "probable", "definite")
 DEVIATION_KIND = "adverse_event"
@@ -76,17 +79,21 @@ def record_event(
     when = past_moment("at", at, settings.tz, now)
     found = lookup.patient(session, settings, patient)
     assert found.id is not None
-    given = None if vial is None else _followed_vial(session, settings, found, vial, when)
+    _not_before_consent(found, when, settings.tz)
+    named = None if vial is None else lookup.vial(session, vial)
     suspected = suspected_serious_reaction(kind, serious, related)
-    lots = _lots_it_may_follow(session, settings, found, given, when) if suspected else []
+    # Which vial it follows and which lots a suspected reaction holds are read from when
+    # vials were given: those rows agree with the trail before they decide.
     bindings.require_agreement(
         session,
         [
             ("patient", found.code),
-            *([("vial", given.code)] if given else []),
-            *(("lot", lot.code) for lot in lots),
+            *([("vial", named.code)] if named else []),
+            *(("lot", code) for code in (_lots_of(session, found) if suspected else [])),
         ],
     )
+    given = None if named is None else _followed_vial(session, settings, found, named, when)
+    lots = _lots_it_may_follow(session, settings, found, given, when) if suspected else []
     event = FollowUpEvent(
         patient_id=found.id,
         vial_id=None if given is None else given.id,
@@ -139,8 +146,9 @@ def record_event(
 
 
 def _graded(kind: str, severity: str | None, serious: bool, related: str | None) -> None:
-    """An adverse event has a severity, and may be serious and related to the product; an
-    observation is none of these (a serious or related one is an adverse event)."""
+    """An adverse event has a severity, and may be serious and related to the product (a fatal
+    or life-threatening one is serious); an observation is none of these (a serious or related
+    one is an adverse event)."""
     choice("kind", kind, EVENT_KINDS)
     if severity is not None:
         choice("severity", severity, EVENT_SEVERITIES)
@@ -151,6 +159,12 @@ def _graded(kind: str, severity: str | None, serious: bool, related: str | None)
             raise BadInput(
                 "severity",
                 f"must be given for an adverse event: one of {', '.join(EVENT_SEVERITIES)}",
+            )
+        if severity in SERIOUS_GRADES and not serious:
+            raise BadInput(
+                "serious",
+                f"must be given for a {severity} adverse event: death and a life-threatening "
+                "event are serious (21 CFR 312.32(a)); add --serious",
             )
         return
     for option, given in (
@@ -166,11 +180,28 @@ def _graded(kind: str, severity: str | None, serious: bool, related: str | None)
             )
 
 
+def _not_before_consent(patient: Patient, when: datetime, zone: tzinfo) -> None:
+    """Follow-up is of a consenting patient who was born, as an aspirate is: an event dated
+    before the consent date or the birth year is a typing error (0026 for 2026)."""
+    born = date(patient.birth_year, 1, 1)
+    earliest = born if patient.consent_date is None else max(patient.consent_date, born)
+    if when.astimezone(zone).date() < earliest:
+        why = f"birth year {patient.birth_year}" if earliest == born else f"consent on {earliest}"
+        raise BadInput(
+            "at",
+            f"must not be before patient {patient.code}'s {why} (got {show_time(when, zone)})",
+        )
+
+
+def _lots_of(session: Session, patient: Patient) -> list[str]:
+    """The codes of every lot made for the patient."""
+    return list(session.exec(select(Lot.code).where(col(Lot.patient_id) == patient.id)).all())
+
+
 def _followed_vial(
-    session: Session, settings: Settings, patient: Patient, code: str, when: datetime
+    session: Session, settings: Settings, patient: Patient, vial: Vial, when: datetime
 ) -> Vial:
     """The vial named, if it was administered to the patient before the event."""
-    vial = lookup.vial(session, code)
     lot = session.get(Lot, vial.lot_id)
     assert lot is not None
     if lot.patient_id != patient.id:

@@ -104,6 +104,10 @@ def _recall(detail: LotDetail) -> Recall | None:
     """QA's signature recalling the lot and its reason, if the lot was recalled."""
     from lims.documents.recall_notice import Recall
 
+    # A release's meaning is typed by QA and may read "recalled: ...": only the status says
+    # that the lot was recalled.
+    if detail.summary.status != LOT.action("recall").target:
+        return None
     recalls = [s for s in detail.signatures if s.meaning.startswith(lots.RECALLED)]
     if not recalls:
         return None
@@ -163,7 +167,8 @@ def _conditional(lot: Lot) -> ConditionalRelease | None:
 
 
 def _acknowledged(session: Session, lot: Lot) -> dict[str, list[str]]:
-    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so."""
+    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so (a
+    list edited outside lims printed as it stands, as `vial show` does)."""
     rows = session.exec(
         select(Vial.code, Vial.acknowledged_pending).where(
             col(Vial.lot_id) == lot.id, col(Vial.acknowledged_pending).is_not(None)

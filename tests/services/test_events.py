@@ -20,7 +20,7 @@ from lims.timeutil import json_time, utcnow
 from lims.views.events import EventView
 from tests.support.lab import Lab
 from tests.support.quality import Quality
-from tests.support.vials import add_lot, give
+from tests.support.vials import add_lot, give, scan_of
 
 OTHER = "PT-0002"
 HEADACHE = "headache for 24 h after the injection"
@@ -62,6 +62,19 @@ def _administered_at(quality: Quality, vial: str) -> datetime:
     at = quality.read(vials.show_vial, vial=vial).administered_at
     assert at is not None
     return at
+
+
+def _given_at(quality: Quality, vial: str, at: datetime) -> None:
+    """Issue VIAL (of PATIENT_CODE's L1) and record it given at AT, its issue moved before."""
+    quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT_CODE)
+    quality.sql(
+        "UPDATE vials SET issued_at = :issued WHERE code = :code",
+        issued=at - timedelta(minutes=5),
+        code=vial,
+    )
+    quality.run(
+        vials.administer, vial=vial, scan=scan_of(quality, vial), patient=PATIENT_CODE, at=at
+    )
 
 
 def _released_lot_given(quality: Quality, patient: str = PATIENT_CODE) -> str:
@@ -326,15 +339,11 @@ def test_without_a_vial_it_opens_one_on_every_lot_given_to_the_patient_before_it
 def test_a_lot_whose_vial_was_given_after_the_event_is_not_called_its_cause(
     given: Quality,
 ) -> None:
-    # V01 of L1 was given two hours ago (its times moved back, as plain SQL), the event came
-    # an hour later, and a vial of the second lot is given now.
+    # V02 of L1 was issued (its issue moved back, as plain SQL: nothing is decided by it) and
+    # given two hours ago, the event came an hour later, and a vial of the second lot is
+    # given now.
     two_hours_ago = utcnow() - timedelta(hours=2)
-    given.sql(
-        "UPDATE vials SET issued_at = :issued, administered_at = :given WHERE code = :code",
-        issued=two_hours_ago - timedelta(minutes=5),
-        given=two_hours_ago,
-        code=_vial(given),
-    )
+    _given_at(given, _vial(given, 2), two_hours_ago)
     second = _released_lot_given(given)
     given.lab.login("tom")
     recorded = _record(
@@ -367,3 +376,57 @@ def test_list_by_patient_and_lot_keeps_both_filters(given: Quality) -> None:
         given.read(events.list_events, lot="A999926999999-L1")
     with pytest.raises(NotFound):
         given.read(events.list_events, patient="PT-9999")
+
+
+def test_a_time_of_administration_moved_by_hand_stops_a_suspected_reaction_being_recorded(
+    given: Quality,
+) -> None:
+    """Which lots a suspected reaction holds is read from when their vials were given: a
+    vial of a second lot moved after the event by plain SQL dropped that lot from the
+    deviations, and `audit verify` saw nothing. The row now disagrees with the trail and
+    the event is refused, saving nothing."""
+    second = _released_lot_given(given)
+    given.lab.login("tom")
+    moved = f"{second}-V01"
+    given.sql(
+        "UPDATE vials SET administered_at = :later WHERE code = :code",
+        later=utcnow() + timedelta(days=1),
+        code=moved,
+    )
+    with pytest.raises(
+        RuleViolation,
+        match=f"^record disagrees with the audit trail: vials {moved} administered_at",
+    ):
+        _record(given, serious=True, related="probable")
+    assert _entries(given, "event.record") == []
+    assert _entries(given, "deviation.open") == []
+    # A vial named is checked before it decides whether the event follows it.
+    with pytest.raises(RuleViolation, match=f"vials {moved} administered_at"):
+        _record(given, vial=moved, kind="observation", severity=None)
+
+
+def test_an_event_before_the_patients_consent_is_bad_input(given: Quality) -> None:
+    """An adverse event dated 0026 for 2026, or the year before consent, was recorded; it
+    followed no lot and showed in no batch record."""
+    consented = given.read(patients.show_patient, code=PATIENT_CODE).consent_date
+    assert consented is not None
+    for typo in (utcnow().replace(year=26), utcnow().replace(year=consented.year - 1)):
+        with pytest.raises(
+            BadInput, match=f"^at: must not be before patient {PATIENT_CODE}'s consent on "
+        ):
+            _record(given, at=typo, kind="observation", severity=None)
+    assert _entries(given, "event.record") == []
+
+
+@pytest.mark.parametrize("severity", ["life_threatening", "fatal"])
+def test_a_fatal_or_life_threatening_event_is_serious(given: Quality, severity: str) -> None:
+    """Death and a life-threatening event are serious by definition (21 CFR 312.32(a)): one
+    typed without --serious, probably caused by the vial, opened no deviation and said no
+    expedited report may be due."""
+    vial = _vial(given)
+    with pytest.raises(BadInput, match=f"^serious: must be given for a {severity} adverse event"):
+        _record(given, vial=vial, severity=severity, related="probable")
+    assert _entries(given, "event.record") == []
+    recorded = _record(given, vial=vial, severity=severity, related="probable", serious=True)
+    assert recorded.expedited_report_may_be_due
+    assert len(recorded.deviations) == 1

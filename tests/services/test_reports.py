@@ -11,19 +11,18 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.scenario import PATIENT_CODE
-from lims.services import aspirates, deviations, events, lookup, lots, reports, vials
+from lims.services import deviations, events, lookup, lots, reports, vials
 from lims.timeutil import show_time, utcnow
 from lims.uow import unit_of_work
 from lims.views.quality import WrittenReport
 from tests.support.bench import day
 from tests.support.lab import PASSWORD
-from tests.support.quality import Quality
+from tests.support.quality import PASSING, Quality
 from tests.support.vials import give, scan_of
 
 # Markup characters in what was typed are printed as typed.
@@ -157,6 +156,33 @@ def test_a_lot_neither_recalled_nor_released_and_held_has_no_notice(
         quality.run(reports.write_recall_notice, lot=quality.lot_id, out=out)
     assert list(out_dir.iterdir()) == []
     assert audit_of(quality, "report.recall") == audit_of(quality, "report.hold") == []
+
+
+def test_a_release_whose_meaning_reads_recalled_is_no_recall(
+    quality: Quality, out_dir: Path
+) -> None:
+    """QA types a release's meaning: one reading "recalled: ..." printed a recall notice for a
+    released lot, on hold or not, and a batch record saying RECALLED."""
+    quality.record_passing()
+    quality.lab.login("rita")
+    quality.run(lots.release, lot=quality.lot_id, password=PASSWORD, meaning="recalled: typo")
+    quality.lab.login("tom")
+    out = out_dir / "notice.pdf"
+    with pytest.raises(RuleViolation, match=f"lot {quality.lot_id} is released: only a recalled"):
+        quality.run(reports.write_recall_notice, lot=quality.lot_id, out=out)
+    assert list(out_dir.iterdir()) == []
+    assert audit_of(quality, "report.recall") == []
+    batch = out_dir / "batch.pdf"
+    written(quality, reports.write_batch_record, batch)
+    assert "RECALLED" not in pdf_text(batch)
+    quality.lab.login("quinn")
+    quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="incubator alarm")
+    quality.lab.login("tom")
+    written(quality, reports.write_recall_notice, out)
+    text = pdf_text(out)
+    assert f"Hold notice — lot {quality.lot_id}" in text
+    assert "RECALLED" not in text
+    assert audit_of(quality, "report.recall") == []
 
 
 @pytest.fixture
@@ -353,73 +379,108 @@ def test_the_batch_record_of_a_lot_never_followed_up_says_so(
     assert "interim results" not in text
 
 
-def _render(quality: Quality, **issue13: Any) -> str:
-    """The lot's batch record as reports.write_batch_record lays it out, with the conditional
-    release and acknowledgements given, and its text."""
-    from lims.documents import batch_record
-
-    detail = quality.show()
-    record = batch_record.BatchRecord(
-        facility=quality.settings.facility.name,
-        lot=detail,
-        aspirate=quality.read(aspirates.show_aspirate, din=detail.summary.din.code),
-        trail=[],
-        printed_at=utcnow(),
-        printed_by="Tom Tester (tom)",
-        zone=quality.settings.tz,
-        recall=None,
-        follow_up=[],
-        **issue13,
-    )
-    out = Path("batch.pdf")
-    out.write_bytes(batch_record.render(record).data)
-    return pdf_text(out)
+def _released_on_interim_results(quality: Quality) -> None:
+    """L1 with every result in but sterility's, started pending, both interim tests negative,
+    released by rita on them."""
+    for test, value in PASSING.items():
+        if test != "sterility":
+            quality.record(test, value)
+    for test in ("gram_stain", "sterility_interim"):
+        quality.record(test, "negative", method="Gram stain / BacT")
+    quality.record("sterility", "pending", method="BacT/ALERT, 14 d")
+    quality.lab.login("rita")
+    quality.run(lots.release, lot=quality.lot_id, password=PASSWORD)
 
 
 def test_the_batch_record_shows_a_release_on_interim_results_and_its_completion(
-    released: Quality,
+    quality: Quality, out_dir: Path
 ) -> None:
-    """What `lot release` with final results pending and `lot complete` store (the lot's
-    pending_at_release, release_completed_at and _by) and each vial's acknowledgement at
-    issue (acknowledged_pending), as the batch record prints them."""
-    from lims.documents.batch_record import ConditionalRelease
-
-    vial = f"{released.lot_id}-V01"
-    pending = ConditionalRelease(pending=["sterility"], completed_at=None, completed_by=None)
-    text = _render(released, conditional=pending, acknowledged={vial: ["sterility"]})
+    """What `lot release` with final results pending and `lot complete` store, and each
+    vial's acknowledgement at issue, as the batch record prints them: the tests pending while
+    they are, final results in once recorded (it said pending until QA completed the release),
+    then the completion."""
+    _released_on_interim_results(quality)
+    quality.lab.login("tom")
+    vial, other = f"{quality.lot_id}-V01", f"{quality.lot_id}-V02"
+    quality.run(
+        vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT_CODE,
+        acknowledge_pending=True,
+    )  # fmt: skip
+    text = _batch_text(quality, out_dir / "pending.pdf")
     assert "RELEASED WITH FINAL RESULTS PENDING: sterility; the release is not completed" in text
     assert (
         "release released on interim results, final results pending: sterility; not "
         "completed: QA has not yet reviewed the final results"
     ) in text
-    assert f"{vial} released 40,000,000 2 — — — sterility" in text
-    completed_at = utcnow()
-    done = ConditionalRelease(
-        pending=["sterility"], completed_at=completed_at, completed_by="quinn"
-    )
-    text = _render(released, conditional=done, acknowledged={})
-    assert "FINAL RESULTS PENDING:" not in text
+    assert f"{vial} issued 40,000,000 2 — — — sterility" in text
+    assert f"{other} released 40,000,000 2 — — — —" in text
+
+    quality.record("sterility", "negative", at=day(28), method="BacT/ALERT, 14 d")
+    text = _batch_text(quality, out_dir / "final.pdf")
+    # The release's signature still says what was pending when it was signed.
+    assert "FINAL RESULTS PENDING" not in text
+    assert "RELEASED ON INTERIM RESULTS: final results in; the release is not completed" in text
+    assert (
+        "release released on interim results (sterility pending at release); final results "
+        "in, not completed: QA has not yet reviewed them"
+    ) in text
+
+    quality.lab.login("quinn")
+    completed = quality.run(lots.complete, lot=quality.lot_id, password=PASSWORD)
+    completed_at = next(s for s in completed.signatures if "reviewed" in s.meaning).signed_at
+    text = _batch_text(quality, out_dir / "completed.pdf")
+    assert "RELEASED WITH FINAL RESULTS PENDING" not in text
+    assert "RELEASED ON INTERIM RESULTS" not in text
     assert (
         "final results pending: sterility; completed "
-        f"{show_time(completed_at, released.settings.tz)} by quinn: final results reviewed"
+        f"{show_time(completed_at, quality.settings.tz)} by quinn: final results reviewed"
     ) in text
-    assert f"{vial} released 40,000,000 2 — — — —" in text
+    assert f"{vial} issued 40,000,000 2 — — — sterility" in text  # acknowledged, for good
+    assert f"{other} released 40,000,000 2 — — — —" in text
 
 
-@pytest.mark.parametrize("stored", ["junk", "5", '"sterility"'])
-def test_a_test_list_edited_by_hand_is_printed_as_it_stands(
-    released: Quality, out_dir: Path, stored: str
+def _batch_text(quality: Quality, out: Path) -> str:
+    quality.lab.login("tom")
+    written(quality, reports.write_batch_record, out)
+    return pdf_text(out)
+
+
+def test_the_batch_record_prints_lists_edited_outside_lims_as_they_stand(
+    released: Quality, out_dir: Path
 ) -> None:
-    """As lot show shows it, rather than the batch record failing on it: `audit verify`
-    names the row (tests/services/test_bindings.py)."""
+    """A lot's tests pending at release and a vial's acknowledged ones, edited by hand into
+    text that is no list: lot show and vial show print them as they stand (`audit verify`
+    names the rows); the batch record failed with an internal error."""
     vial = f"{released.lot_id}-V01"
-    released.sql("UPDATE lots SET pending_at_release = :stored", stored=stored)
     released.sql(
-        "UPDATE vials SET acknowledged_pending = :stored WHERE code = :v", stored=stored, v=vial
+        "UPDATE lots SET pending_at_release = 'sterility' WHERE code = :c", c=released.lot_id
     )
+    released.sql("UPDATE vials SET acknowledged_pending = '5' WHERE code = :c", c=vial)
+    text = _batch_text(released, out_dir / "batch.pdf")
+    assert "RELEASED WITH FINAL RESULTS PENDING" not in text
+    assert "released on interim results (sterility pending at release)" in text
+    assert f"{vial} released 40,000,000 2 — — — 5" in text
+
+
+def test_the_batch_record_prints_a_follow_up_description_of_any_length_accepted(
+    released: Quality, out_dir: Path
+) -> None:
+    """An event's description of 2,000 characters, as many as event record accepts, is taller
+    than a page in its column: report batch failed (reportlab's LayoutError, exit 70)."""
     released.lab.login("tom")
-    out = out_dir / "batch.pdf"
-    written(released, reports.write_batch_record, out)
-    text = pdf_text(out)
-    assert f"RELEASED WITH FINAL RESULTS PENDING: {stored};" in text
-    assert f"{vial} released 40,000,000 2 — — — {stored}" in text
+    vial = f"{released.lot_id}-V01"
+    give(released, vial)
+    description = " ".join(f"w{n:03d}" for n in range(399)) + " last."
+    assert len(description) == 2000
+    released.run(
+        events.record_event,
+        patient=PATIENT_CODE,
+        vial=vial,
+        at=utcnow(),
+        kind="adverse_event",
+        severity="mild",
+        description=description,
+    )
+    text = _batch_text(released, out_dir / "batch.pdf")
+    follow_up = text[text.index("11. Follow-up") : text.index("12. Audit trail")]
+    assert all(word in follow_up for word in description.split())

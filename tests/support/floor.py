@@ -574,7 +574,8 @@ COMMANDS: dict[str, Command] = {
                 st.sampled_from(["adverse event", "AE", "Observation", "adverse_event "]),
             ),
             "severity": _field(
-                lambda value: value in SEVERITIES,
+                # A fatal or life-threatening event needs --serious, which this one lacks.
+                lambda value: value in SEVERITIES and value not in ("life_threatening", "fatal"),
                 st.sampled_from(["grade 3", "Severe", "life-threatening", "3"]),
             ),
             "related": _field(
