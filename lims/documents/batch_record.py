@@ -7,7 +7,7 @@ imported here only, when a record is printed.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -46,7 +46,6 @@ class BatchRecord:
     zone: tzinfo
     recall: Recall | None  # QA's recall, if the lot was recalled
     conditional: ConditionalRelease | None  # if released with final results pending
-    acknowledged: Mapping[str, list[str]]  # by vial: the pending tests its issuer acknowledged
     follow_up: Sequence[EventView]  # what happened to the patient after administration
 
 
@@ -498,7 +497,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                     else f"{show_time(v.administered_at, zone)} by {v.administered_by}",
                     v.route,
                     v.physician,
-                    ", ".join(record.acknowledged.get(v.vial_id, [])) or None,
+                    ", ".join(v.acknowledged_pending) or None,
                 )
                 for v in record.lot.vials
             ],

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from lims import audit
 from lims.domain.states import LOT
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, User, Vial
-from lims.services import aspirates, events, lookup, lots, verdicts
+from lims.services import aspirates, events, lookup, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -137,7 +137,6 @@ def write_batch_record(
             zone=settings.tz,
             recall=_recall(detail),
             conditional=_conditional(found),
-            acknowledged=_acknowledged(session, found),
             follow_up=follow_up,
         )
     )
@@ -164,19 +163,6 @@ def _conditional(lot: Lot) -> ConditionalRelease | None:
         completed_at=lot.release_completed_at,
         completed_by=lot.release_completed_by,
     )
-
-
-def _acknowledged(session: Session, lot: Lot) -> dict[str, list[str]]:
-    """The pending tests each vial's issuer acknowledged, by vial id, for vials issued so (a
-    list edited outside lims printed as it stands, as `vial show` does)."""
-    rows = session.exec(
-        select(Vial.code, Vial.acknowledged_pending).where(
-            col(Vial.lot_id) == lot.id, col(Vial.acknowledged_pending).is_not(None)
-        )
-    ).all()
-    # A list edited outside lims into something else is printed as it stands, as lot show
-    # shows it: the record is printed, and `audit verify` names the row.
-    return {code: verdicts.tests_named(text) for code, text in rows if text is not None}
 
 
 def write_recall_notice(
