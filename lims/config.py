@@ -69,6 +69,7 @@ SITE_SECTIONS = (
     "labels",
     "records",
     "administration",
+    "counts",
     "release",
 )
 
@@ -294,6 +295,16 @@ class AdministrationSettings(BaseModel):
         return self
 
 
+class CountSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # How far apart, before or after, an instrument's count and the step that uses it may be:
+    # cells are counted just after they are harvested, not a shift earlier or later.
+    max_age_hours: Annotated[
+        float, BeforeValidator(_not_a_boolean), Field(gt=0, le=72, allow_inf_nan=False)
+    ] = 12.0
+
+
 class SiteSettings(BaseModel):
     """The site's settings besides its specification: what one site_settings record holds."""
 
@@ -308,6 +319,7 @@ class SiteSettings(BaseModel):
     labels: LabelSettings = LabelSettings()
     records: RecordSettings = RecordSettings()
     administration: AdministrationSettings = AdministrationSettings()
+    counts: CountSettings = CountSettings()
 
 
 def _default_home() -> Path:

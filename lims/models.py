@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -227,6 +228,7 @@ class SpecificationVersion(Record, table=True):
 # --- the bench: patients, aspirates, reagents, cultures, passages, deviations ---------
 
 SHORT_TEXT_MAX = 100
+COUNT_FILE_NAME_MAX = 255
 LONG_TEXT_MAX = 2000
 CULTURE_KINDS = ("primary", "seeded", "split")
 CULTURE_STATES = tuple(state.value for state in CultureState)
@@ -268,6 +270,15 @@ def _reference(target: str, nullable: bool = False) -> Any:
     return Field(
         default=None,
         sa_column=Column(Integer, ForeignKey(target), nullable=nullable, index=True),
+    )
+
+
+def _count_used() -> Any:
+    """The instrument count a step's numbers came from; None when they were typed. A count
+    is used by one step only, which the cell_counts row guards (used_by)."""
+    return Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("cell_counts.id"), nullable=True, unique=True),
     )
 
 
@@ -326,6 +337,69 @@ class Aspirate(Record, table=True):
     )
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+    count_id: int | None = _count_used()
+
+
+class CountFile(Record, table=True):
+    """A cell counter's export as imported: its bytes, kept so every station sees the
+    original, and their SHA-256, by which a file is imported once."""
+
+    __tablename__ = "count_files"
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_name: str = _text(COUNT_FILE_NAME_MAX)
+    sha256: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False, unique=True))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size_bytes: int = _whole()
+    instrument: str = _text(16)
+    # What read it: "allotropy 0.1.150" or the Allotrope document's own converter.
+    parser: str = _text(SHORT_TEXT_MAX)
+    imported_at: datetime = _time()
+    imported_by: str = _username_column()
+
+
+class CellCount(Record, table=True):
+    """One sample's result in an imported count file, as the instrument reported it, and the
+    step that took its numbers (used_by, with the suspension volume they were scaled by)."""
+
+    __tablename__ = "cell_counts"
+    __table_args__ = (
+        UniqueConstraint("file_id", "position"),
+        CheckConstraint("viability BETWEEN 0 AND 100", name="viability"),
+        CheckConstraint(
+            "viable_per_ml >= 0 AND (total_per_ml IS NULL OR total_per_ml >= viable_per_ml)",
+            name="density",
+        ),
+        CheckConstraint(
+            "(used_by IS NULL) = (used_at IS NULL AND suspension_ml IS NULL)", name="use"
+        ),
+        CheckConstraint("suspension_ml IS NULL OR suspension_ml > 0", name="suspension_ml"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_id: int = _reference("count_files.id")
+    position: int = _whole()  # the sample's place in the file, from 1
+    instrument: str = _text(16)
+    model: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    serial: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    operator: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    analysed_at: datetime = _time()
+    # The file gives the day but not the time of analysis (NC-View): analysed_at is the
+    # start of that day in the station's zone.
+    analysed_date_only: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    sample: str = _text(SHORT_TEXT_MAX)
+    sample_name: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    viable_per_ml: float = _number()
+    total_per_ml: float | None = _number(nullable=True)
+    viability: float = _number()
+    diameter_um: float | None = _number(nullable=True)
+    dilution: float | None = _number(nullable=True)
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    used_by: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    used_at: datetime | None = _time(nullable=True)
+    suspension_ml: float | None = _number(nullable=True)
 
 
 class ReagentLot(Record, table=True):
@@ -379,6 +453,7 @@ class Culture(Record, table=True):
     )
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+    count_id: int | None = _count_used()
 
 
 class Passage(Record, table=True):
@@ -411,6 +486,7 @@ class Passage(Record, table=True):
     corrections: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     recorded_at: datetime = _time()
     recorded_by: str = _username_column()
+    count_id: int | None = _count_used()
 
 
 class ReagentUse(Record, table=True):
@@ -531,6 +607,7 @@ class Lot(Record, table=True):
     pending_at_release: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     release_completed_at: datetime | None = _time(nullable=True)
     release_completed_by: str | None = _text(USERNAME_MAX, nullable=True)
+    count_id: int | None = _count_used()
 
 
 class Vial(Record, table=True):

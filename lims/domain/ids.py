@@ -387,6 +387,29 @@ def is_labelled_patient_code(text: str) -> bool:
     return _LABELLED_PATIENT_CODE.fullmatch(text) is not None
 
 
+# --- instrument counts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountId(ChainId):
+    """A sample's result imported from a cell counter's file, numbered by the database:
+    CNT-000123. Not of a donation: a count is tied to one only by the step that uses it."""
+
+    kind = "count"
+    example = "CNT-000123"
+    pattern = re.compile(r"CNT-(?P<count>[0-9]{6,10})")
+
+    number: int
+
+    @property
+    def code(self) -> str:
+        return f"CNT-{self.number:06d}"
+
+    @classmethod
+    def _from(cls, match: re.Match[str]) -> Self:
+        return cls(int(match["count"]))
+
+
 # --- deviations and signature subjects ------------------------------------------------------
 
 DEVIATION_ID_MAX = 2**31 - 1  # the database numbers them in a 32-bit integer

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from lims.config import Settings
 from lims.domain import ids
 from lims.errors import NotFound
-from lims.models import Aspirate, Culture, Lot, Passage, Patient, Vial
+from lims.models import Aspirate, CellCount, Culture, Lot, Passage, Patient, Vial
 
 
 class _Coded(Protocol):
@@ -74,3 +74,11 @@ def lot(session: Session, code: str, field: str = "lot") -> Lot:
 
 def vial(session: Session, code: str, field: str = "vial") -> Vial:
     return by_code(session, Vial, ids.VialId, code, field=field)
+
+
+def count(session: Session, code: str, field: str = "count") -> CellCount:
+    number = ids.CountId.read(code, field).number
+    found = session.get(CellCount, number)
+    if found is None:
+        raise NotFound(f"no count {ids.CountId(number).code}")
+    return found
