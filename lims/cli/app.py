@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reagent": ("lims.cli.reagents:app", "Reagent lots: add, list."),
     "culture": ("lims.cli.cultures:app", "Cultures: start, list, show, project."),
     "passage": ("lims.cli.passages:app", "Passages: log, correct."),
+    "count": (
+        "lims.cli.counts:app",
+        "Counts from cell counters' exports: import, list, show.",
+    ),
     "lot": ("lims.cli.lots:app", "Product lots: formulate, show, list, correct, release, reject."),
     "qc": ("lims.cli.qc:app", "QC results against the release specification: record, show."),
     "deviation": ("lims.cli.deviations:app", "Deviations: open, list, close."),

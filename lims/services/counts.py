@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.domain.cell_counting import CountFileReading, CountReading
+from lims.domain.cell_counting import CountFileReading, CountReading, chosen
 from lims.domain.ids import CountId
 from lims.errors import RuleViolation
-from lims.models import CellCount, CountFile
+from lims.models import COUNT_FILE_NAME_MAX, CellCount, CountFile
+from lims.services import lookup
 from lims.timeutil import json_time, utcnow
 from lims.uow import UnitOfWork
+from lims.validation import free_text
 from lims.views.counts import CountSource, CountView
 
 AUDIT_SUBJECT = "count"
@@ -31,13 +33,23 @@ def code_of(count: CellCount) -> str:
 
 
 def store(
-    uow: UnitOfWork, *, file_name: str, content: bytes, read: CountFileReading
+    uow: UnitOfWork,
+    *,
+    file_name: str,
+    content: bytes,
+    read: CountFileReading,
+    samples: Sequence[str] = (),
 ) -> list[CountView]:
     """Keep the file and a count for each of its readings (all samples, or those chosen),
     with one audit entry each, in the caller's transaction; refused if these bytes were
-    imported before."""
+    imported before.
+
+    `samples` chooses by the file's sample id, then by its second name (NC-View's NAME);
+    a name the file lacks is not found. Each count keeps its sample's place in the file.
+    """
     session = uow.session
     actor = uow.require("record_bench_work")
+    free_text("file", file_name, max_length=COUNT_FILE_NAME_MAX)
     sha256 = hashlib.sha256(content).hexdigest()
     earlier = session.exec(select(CountFile).where(col(CountFile.sha256) == sha256)).first()
     if earlier is not None:
@@ -46,6 +58,7 @@ def store(
             f"file {file_name} (SHA-256 {sha256[:12]}…) was imported on "
             f"{json_time(earlier.imported_at)} as {', '.join(codes)}"
         )
+    places = chosen(read.readings, samples, file_name)
     now = utcnow()
     kept = CountFile(
         file_name=file_name,
@@ -60,10 +73,7 @@ def store(
     session.add(kept)
     session.flush()
     assert kept.id is not None
-    counts = [
-        _count(kept.id, position, reading)
-        for position, reading in enumerate(read.readings, start=1)
-    ]
+    counts = [_count(kept.id, place + 1, read.readings[place]) for place in places]
     for count in counts:
         session.add(count)
     session.flush()
@@ -125,6 +135,21 @@ def _counts_of(session: Session, file: CountFile) -> Sequence[CellCount]:
     return session.exec(
         select(CellCount).where(col(CellCount.file_id) == file.id).order_by(col(CellCount.id))
     ).all()
+
+
+def list_counts(uow: UnitOfWork, *, unused: bool = False) -> list[CountView]:
+    """Every imported count in the order imported, or only those no step has used."""
+    uow.require("read_records")
+    query = select(CellCount).order_by(col(CellCount.id))
+    if unused:
+        query = query.where(col(CellCount.used_by).is_(None))
+    return views(uow.session, uow.session.exec(query).all())
+
+
+def show_count(uow: UnitOfWork, *, count: str) -> CountView:
+    uow.require("read_records")
+    [view] = views(uow.session, [lookup.count(uow.session, count)])
+    return view
 
 
 def views(session: Session, counts: Sequence[CellCount]) -> list[CountView]:
