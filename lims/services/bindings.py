@@ -39,6 +39,7 @@ tables and the trail and writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -64,12 +65,15 @@ from sqlmodel import Session, col
 
 from lims import audit
 from lims.audit import Subject
+from lims.domain.ids import CountId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
 from lims.errors import RuleViolation
 from lims.models import (
     Aspirate,
     AuditEntry,
+    CellCount,
+    CountFile,
     Culture,
     Deviation,
     FollowUpEvent,
@@ -226,6 +230,22 @@ def _late_entries(entity_type: str) -> Sequenced:
             col(LateEntry.reason),
         ).where(col(LateEntry.entity_type) == entity_type),
         columns=(Bound("action", "action"), Bound("reason", "reason")),
+    )
+
+
+def _count_code(number: Any) -> ColumnElement[str]:
+    """A count's id as the trail names it (CountId.code, e.g. CNT-000123), in SQL: the
+    number after CountId's prefix, zero-padded to its width."""
+    blank = CountId(0).code
+    prefix = blank.rstrip("0")
+    width = len(blank) - len(prefix)
+    digits = cast(number, String)
+    return case(
+        *(
+            (number < 10**places, literal(prefix + "0" * (width - places)) + digits)
+            for places in range(1, width)
+        ),
+        else_=literal(prefix) + digits,
     )
 
 
@@ -457,6 +477,36 @@ BINDINGS: tuple[Binding, ...] = (
             Bound(
                 "occurred_at", "occurred_at", as_stated=lambda row: json_time(row["occurred_at"])
             ),
+        ),
+    ),
+    # An imported count: what a step may take from it (lims.services.count_use), and the
+    # file it was read from (whose bytes audit verify also hashes: _altered_count_file).
+    Entities(
+        table="cell_counts",
+        entity_type="count",
+        born_in=frozenset({"count.import"}),
+        rows=select(
+            _count_code(col(CellCount.id)).label("id"),
+            col(CellCount.sample),
+            col(CellCount.analysed_at),
+            col(CellCount.analysed_date_only),
+            col(CellCount.viable_per_ml),
+            col(CellCount.total_per_ml),
+            col(CellCount.viability),
+            col(CellCount.status),
+            col(CountFile.sha256).label("file_sha256"),
+        ).join(CountFile, col(CountFile.id) == col(CellCount.file_id)),
+        columns=(
+            Bound("sample", "sample"),
+            Bound(
+                "analysed_at", "analysed_at", as_stated=lambda row: json_time(row["analysed_at"])
+            ),
+            Bound("analysed_date_only", "analysed_date_only"),
+            Bound("viable_per_ml", "viable_per_ml"),
+            Bound("total_per_ml", "total_per_ml"),
+            Bound("viability", "viability"),
+            Bound("status", "status"),
+            Bound("count_files.sha256", "file_sha256", field="file_sha256"),
         ),
     ),
     Entities(
@@ -833,7 +883,29 @@ def first_disagreement(
             rows = [list(connection.execute(_ordered(binding)).mappings()) for binding in bindings]
             for entry in _stream_entries(connection, trail.entity_types):
                 trail.add(*entry)
-    return _first_disagreement(bindings, trail, rows)
+            altered = _altered_count_file(connection)
+    return _first_disagreement(bindings, trail, rows) or altered
+
+
+# Files read a few at a time: each may be megabytes.
+_FILES_AT_ONCE = 16
+
+
+def _altered_count_file(connection: Connection) -> Disagreement | None:
+    """The first kept instrument file whose bytes no longer hash to its SHA-256 (the trail
+    binds the SHA-256 through each count read from it: cell_counts, file_sha256)."""
+    table = CountFile.__table__  # type: ignore[attr-defined]
+    query = select(table.c.id, table.c.sha256, table.c.content).order_by(table.c.id)
+    found = connection.execution_options(stream_results=True, yield_per=_FILES_AT_ONCE)
+    for row in found.execute(query):
+        if hashlib.sha256(row.content).hexdigest() != row.sha256:
+            return Disagreement(
+                table="count_files",
+                id=str(row.id),
+                column=None,
+                detail="its content no longer hashes to its SHA-256: the file was changed",
+            )
+    return None
 
 
 def _ordered(binding: Binding, subjects: set[Subject] | None = None) -> Select[*tuple[Any, ...]]:
