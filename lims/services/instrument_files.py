@@ -302,7 +302,7 @@ def _table(text: str, delimiter: str, needed: Sequence[str]) -> tuple[list[str],
     """A header row and its data rows, each as long as the header (a shorter row is a
     truncated file), with the needed columns present."""
     rows = _rows(text, delimiter)
-    if not rows:
+    if len(rows) < 2:
         raise BadInput(FILE_FIELD, "holds no samples")
     header = [unicodedata.normalize("NFKC", name.strip()) for name in rows[0]]
     for column in needed:
@@ -623,15 +623,15 @@ def _allotropy_readings(
 
 
 def _allotropy_document(text: str, file_name: str, form: _Format, zone: tzinfo) -> dict[str, Any]:
-    from allotropy.parser_factory import Vendor
-    from allotropy.to_allotrope import allotrope_from_io
-
     assert form.vendor is not None
-    _quiet("allotropy")
     # allotropy takes the format from the name's extension: the name says what the content is.
     name = f"{PurePath(file_name).stem or 'export'}.{form.extension}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' and allotropy's warnings are not the user's
+        from allotropy.parser_factory import Vendor
+        from allotropy.to_allotrope import allotrope_from_io
+
+        _quiet("allotropy")
         try:
             return allotrope_from_io(
                 io.BytesIO(text.encode("utf-8")),

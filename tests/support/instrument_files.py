@@ -1,0 +1,323 @@
+"""Real cell-counter exports (../shared/instrument-files) and what each says, read plainly.
+
+The expected values come from the files themselves, through the csv module and plain text
+parsing written for these tests, never from numbers typed into a test: a test that compares
+lims's reading with them compares two independent readers of the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# The repository's root, beside which CI checks out ../shared.
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instrument-files"
+BLU = SHARED / "Beckman_Vi-Cell-BLU_example01.csv"
+XR = SHARED / "Beckman_Vi-Cell-XR_example07_instrumentOutput.txt"
+NUCLEOVIEW = SHARED / "chemometec_nucleoview_example01.csv"
+NC_VIEW = SHARED / "chememotec_nc_view_example.csv"
+# Each shared file and the --instrument name of its format.
+SHARED_FILES = {BLU: "vicell-blu", XR: "vicell-xr", NUCLEOVIEW: "nc-200", NC_VIEW: "nc-202"}
+STATION_ZONE = ZoneInfo("Europe/Rome")  # the tests' LIMS_TIMEZONE (tests/conftest.py)
+MILLION = Decimal(10) ** 6
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample's result as its file writes it."""
+
+    sample: str
+    sample_name: str | None
+    operator: str | None
+    analysed_at: datetime  # aware; the day's first moment in the station's zone if date_only
+    date_only: bool
+    viable_per_ml: float
+    total_per_ml: float
+    viability: float
+    diameter_um: float
+    dilution: float
+    serial: str | None
+    flagged: str | None  # what the instrument flagged (an ERROR cell, a warning), or None
+
+
+def samples_of(path: Path) -> list[Sample]:
+    """What the file at path says of each sample, in file order."""
+    text = path.read_bytes().decode("utf-8")
+    reader = {BLU: _vicell_blu, XR: _vicell_xr, NUCLEOVIEW: _nucleoview, NC_VIEW: _nc_view}
+    return reader[path](text)
+
+
+def _per_ml(text: str, scale: Decimal = Decimal(1)) -> float:
+    return float(Decimal("".join(text.split())) * scale)
+
+
+def _vicell_blu(text: str) -> list[Sample]:
+    found = []
+    for row in csv.DictReader(io.StringIO(text)):
+        errors = [column for column, value in row.items() if value == "ERROR"]
+        found.append(
+            Sample(
+                sample=row["Sample ID"],
+                sample_name=None,
+                operator=row["Analysis by"],
+                analysed_at=datetime.strptime(row["Analysis date/time"], "%m/%d/%Y %H:%M").replace(
+                    tzinfo=STATION_ZONE
+                ),
+                date_only=False,
+                viable_per_ml=_per_ml(row["Viable (x10^6) cells/mL"], MILLION),
+                total_per_ml=_per_ml(row["Total (x10^6) cells/mL"], MILLION),
+                viability=float(row["Viability (%)"]),
+                diameter_um=float(row["Average diameter (\u03bcm)"]),
+                dilution=float(row["Dilution"]),
+                serial=None,
+                flagged=", ".join(errors) or None,
+            )
+        )
+    return found
+
+
+def _key_values(text: str, separator: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, found, value = line.partition(separator)
+        if found:
+            values.setdefault(key.strip(), value.strip().rstrip(";").strip())
+    return values
+
+
+def _vicell_xr(text: str) -> list[Sample]:
+    values = _key_values(text, " : ")
+    return [
+        Sample(
+            sample=values["Sample ID"],
+            sample_name=None,
+            operator=values.get("User") or None,
+            analysed_at=datetime.strptime(
+                " ".join(values["RunDate"].split()), "%d %b %Y %I:%M:%S %p"
+            ).replace(tzinfo=STATION_ZONE),
+            date_only=False,
+            viable_per_ml=_per_ml(values["Total viable cells / ml (x 10^6)"], MILLION),
+            total_per_ml=_per_ml(values["Total cells / ml (x 10^6)"], MILLION),
+            viability=float(values["Viability (%)"]),
+            diameter_um=float(values["Average diameter (microns)"]),
+            dilution=float(values["Dilution"]),
+            serial=values["Unit S/N"],
+            flagged=None,
+        )
+    ]
+
+
+def _nucleoview(text: str) -> list[Sample]:
+    values = _key_values(text, ";")
+    offset = timezone(timedelta(hours=int(values["Time zone offset"])))
+    return [
+        Sample(
+            sample=values["Image"].rsplit("-", 1)[-1],
+            sample_name=None,
+            operator=values["Operator"],
+            analysed_at=datetime.strptime(values["Date time"], "%Y%m%d %H%M%S").replace(
+                tzinfo=offset
+            ),
+            date_only=False,
+            viable_per_ml=_per_ml(values["Live (cells/ml)"]),
+            total_per_ml=_per_ml(values["Total (cells/ml)"]),
+            viability=float(values["Viability (%)"]),
+            diameter_um=float(values["Estimated cell diameter (um)"]),
+            dilution=float(values["Multiplication factor"]),
+            serial=values["Instrument s/n"].removeprefix("s/n ").strip(),
+            flagged=None,
+        )
+    ]
+
+
+def _nc_view(text: str) -> list[Sample]:
+    found = []
+    for row in csv.DictReader(io.StringIO(text)):
+        day = datetime.strptime(row["NAME"][:8], "%Y%m%d").date()
+        found.append(
+            Sample(
+                sample=row["SAMPLE ID"],
+                sample_name=row["NAME"],
+                operator=row["OPERATOR"],
+                analysed_at=datetime.combine(day, time(), tzinfo=STATION_ZONE),
+                date_only=True,
+                viable_per_ml=_per_ml(row["LIVE (cells/ml)"]),
+                total_per_ml=_per_ml(row["TOTAL (cells/ml)"]),
+                viability=float(row["VIABILITY (%)"]),
+                diameter_um=float(row["DIAMETER (\u00b5m)"]),
+                dilution=float(row["DILUTION FACTOR"]),
+                serial=row["INSTRUMENT"].partition(":")[2].strip(),
+                flagged=None if row["STATUS"] == "OK" else row["STATUS"],
+            )
+        )
+    return found
+
+
+def analysed_before(path: Path) -> datetime:
+    """A moment just before the file's first analysis: every sample is then in the future."""
+    return min(sample.analysed_at for sample in samples_of(path)) - timedelta(minutes=1)
+
+
+# --- files written for tests, in an instrument's format -----------------------------------
+
+# Roche Cedex HiRes's CSV columns, as its software writes them ("identifer" its own typo).
+CEDEX_COLUMNS = [
+    "Cedex ID",
+    "System name",
+    "System description",
+    "Default system",
+    "Cedex ID (processed)",
+    "System name (processed)",
+    "System description (processed)",
+    "Default system (processed)",
+    "Workarea name",
+    "Reactor identifer",
+    "Sample identifer",
+    "Data set name",
+    "Comment",
+    "Dilution",
+    "Sample volume",
+    "Cell type name",
+    "Sample draw Time",
+    "Date finished",
+    "Username",
+    "Avg Diameter",
+    "Avg Area",
+    "Avg Perimeter",
+    "Avg Segm. Area",
+    "Avg Compactness",
+    "Viable Cell Count",
+    "Dead Cell Count",
+    "Total Object Count",
+    "Viability",
+    "Viable Cell Conc.",
+    "Dead Cell Conc.",
+    "Total Cell Conc.",
+    "Std Dev.",
+    "Total Cell Count",
+    "Aggregate Rate",
+]
+
+
+def cedex_file(samples: Iterable[Mapping[str, str]]) -> bytes:
+    """A Cedex HiRes export of these samples: each maps some of CEDEX_COLUMNS to its text,
+    the rest as a Cedex HiRes at the site would fill them."""
+    typical = {
+        "Cedex ID": "3714019",
+        "System name": "G037DE019",
+        "System description": "msc lab",
+        "Default system": "1",
+        "Workarea name": "standard",
+        "Reactor identifer": "T175",
+        "Data set name": "Original",
+        "Dilution": "2",
+        "Sample volume": "300",
+        "Cell type name": "MSC",
+        "Sample draw Time": "6-17-2019 8:34:01 AM",
+        "Username": "SuperUser",
+    }
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CEDEX_COLUMNS)
+    for sample in samples:
+        values = {**typical, **sample}
+        writer.writerow([values.get(column, "") for column in CEDEX_COLUMNS])
+    return out.getvalue().encode("utf-8")
+
+
+def cedex_samples(content: bytes) -> list[dict[str, str]]:
+    """The rows of a Cedex HiRes export, by column."""
+    return list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+
+
+def cedex_time(text: str, zone: tzinfo = STATION_ZONE) -> datetime:
+    return datetime.strptime(text, "%m-%d-%Y %I:%M:%S %p").replace(tzinfo=zone)
+
+
+def asm_document(
+    *measurements: Mapping[str, Any],
+    manifest: str = "http://purl.allotrope.org/manifests/cell-counting/REC/2024/09/"
+    "cell-counting.manifest",
+    device: Mapping[str, Any] | None = None,
+    analyst: str | None = "jdoe",
+) -> dict[str, Any]:
+    """An Allotrope cell-counting document with one technique document per measurement."""
+    return {
+        "$asm.manifest": manifest,
+        "cell counting aggregate document": {
+            "data system document": {
+                "ASM converter name": "vendor-software",
+                "ASM converter version": "4.2",
+            },
+            "device system document": dict(
+                device or {"equipment serial number": "S/N 12345", "model number": "Counter 3"}
+            ),
+            "cell counting document": [
+                {
+                    **({"analyst": analyst} if analyst is not None else {}),
+                    "measurement aggregate document": {"measurement document": [measurement]},
+                }
+                for measurement in measurements
+            ],
+        },
+    }
+
+
+def asm_measurement(
+    sample: str = "P2-harvest",
+    *,
+    time_text: str = "2026-11-25T09:30:00+01:00",
+    viable: float = 1.25,
+    total: float | None = 1.3,
+    viability: float = 96.2,
+    unit: str = "10^6 cells/mL",
+    diameter: float | None = 17.5,
+    dilution: float | None = 2.0,
+    custom: Mapping[str, Any] | None = None,
+    errors: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """A measurement document as a cell counter's software writes one."""
+    processed: dict[str, Any] = {
+        "viability (cell counter)": {"value": viability, "unit": "%"},
+        "viable cell density (cell counter)": {"value": viable, "unit": unit},
+    }
+    if total is not None:
+        processed["total cell density (cell counter)"] = {"value": total, "unit": unit}
+    if diameter is not None:
+        processed["average total cell diameter"] = {"value": diameter, "unit": "\u00b5m"}
+    if dilution is not None:
+        processed["data processing document"] = {
+            "cell density dilution factor": {"value": dilution, "unit": "(unitless)"}
+        }
+    measurement: dict[str, Any] = {
+        "measurement identifier": f"m-{sample}",
+        "measurement time": time_text,
+        "sample document": {"sample identifier": sample},
+        "processed data aggregate document": {"processed data document": [processed]},
+    }
+    if custom is not None:
+        measurement["custom information document"] = dict(custom)
+    problems = list(errors)
+    if problems:
+        measurement["error aggregate document"] = {
+            "error document": [
+                {"error feature": feature, "error": error} for feature, error in problems
+            ]
+        }
+    return measurement
+
+
+def asm_file(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def day_start(day: date, zone: tzinfo = STATION_ZONE) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone)
