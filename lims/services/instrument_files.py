@@ -67,6 +67,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 FILE_FIELD = "file"
 # Text that is a number in an export: 1.5, 1,5, 2.45E6, 274 000, -0.5.
 _NUMBER = re.compile(r"[+-]?(\d[\d \u00a0\u202f]*([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
+_HUGE_EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]{4,}")
 # A byte sequence only UTF-8 writes: its presence in a file that is not valid UTF-8 says
 # the file was UTF-8 and then damaged, not written in Windows-1252.
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
@@ -85,20 +86,21 @@ _BYTE_ORDER_MARKS = (
 def load(path: Path) -> bytes:
     """The file's bytes: refused before it is opened if it is no regular file, and before it
     is read if it is larger than MAX_FILE_BYTES."""
+    named = shown(str(path), 200)
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise NotFound(f"no file {shown(str(path))}") from None
+        raise NotFound(f"no file {named}") from None
     except OSError as error:
-        raise BadInput(FILE_FIELD, f"{shown(str(path))} cannot be read: {error.strerror}") from None
+        raise BadInput(FILE_FIELD, f"{named} cannot be read: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise BadInput(FILE_FIELD, f"{shown(str(path))} is not a regular file")
+        raise BadInput(FILE_FIELD, f"{named} is not a regular file")
     _not_too_large(path, info.st_size)
     try:
         with path.open("rb") as handle:
             content = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise BadInput(FILE_FIELD, f"{shown(str(path))} cannot be read: {error.strerror}") from None
+        raise BadInput(FILE_FIELD, f"{named} cannot be read: {error.strerror}") from None
     _not_too_large(path, len(content))
     return content
 
@@ -126,6 +128,7 @@ def read(
     if not content:
         raise BadInput(FILE_FIELD, "is empty")
     text = _decoded(content)
+    _no_overflowing_exponent(text)
     form = _format_of(text, instrument)
     if form.supplement is None:
         readings, parser = _asm(text, zone)
@@ -198,6 +201,17 @@ def _text_only(text: str) -> str:
             f"(character {control.start() + 1}); is it a binary file?",
         )
     return text
+
+
+def _no_overflowing_exponent(text: str) -> None:
+    """Refuse a number with a four-digit exponent: beyond any double, so no instrument writes
+    one, and pandas' CSV reader (2.3) crashes the process on an exponent past 2^31."""
+    found = _HUGE_EXPONENT.search(text)
+    if found is not None:
+        raise BadInput(
+            FILE_FIELD,
+            f"holds {shown(found.group(), 40)}, a number whose exponent no instrument writes",
+        )
 
 
 def _rows(text: str, delimiter: str) -> list[list[str]]:

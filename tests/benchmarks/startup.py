@@ -112,6 +112,7 @@ def passage_log_rows(bench: Bench) -> list[Row]:
         bench.runs,
     )
     _check_logged(slots)
+    _check_nothing_heavy(logged)
     bench.reports.append(importtime_report(baseline, logged, log, floor, imports))
     return [
         ratio_row(
@@ -153,6 +154,15 @@ def _check_logged(slots: PassageSlots) -> None:
         verification = audit.verify(uow.session.connection())
     assert passages == logged == slots.logged, (passages, logged, slots.logged)
     assert verification.intact, verification.problem
+
+
+# What a bench command must never load: the instrument-file reader (seconds) and the documents.
+HEAVY_FOR_THE_BENCH = ("allotropy", "pandas", "reportlab", "matplotlib")
+
+
+def _check_nothing_heavy(logged: list[dict[str, int]]) -> None:
+    loaded = {name.split(".")[0] for run in logged for name in run}
+    assert not loaded & set(HEAVY_FOR_THE_BENCH), sorted(loaded & set(HEAVY_FOR_THE_BENCH))
 
 
 # --- where the time goes: python -X importtime ------------------------------------------

@@ -17,7 +17,17 @@ from lims.services import users
 from tests.support.cli import invoke
 from tests.support.lab import Lab
 
-HEAVY_MODULES = ("sqlmodel", "sqlalchemy", "alembic", "psycopg", "pydantic", "argon2", "rich")
+HEAVY_MODULES = (
+    "sqlmodel",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "pydantic",
+    "argon2",
+    "rich",
+    "allotropy",
+    "pandas",
+)
 
 
 def _all_commands() -> list[tuple[str, ...]]:

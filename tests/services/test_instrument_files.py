@@ -390,3 +390,10 @@ def test_times_from_a_later_day_are_in_the_future_by_the_day_only_too() -> None:
     before = sample.analysed_at - timedelta(seconds=1)
     with pytest.raises(BadInput, match="future"):
         read(NC_VIEW.read_bytes(), NC_VIEW.name, "auto", STATION_ZONE, before)
+
+
+def test_a_number_with_an_exponent_no_double_holds_is_refused_before_pandas_reads_it() -> None:
+    # pandas 2.3 crashes the whole process on 1e4000231120 (an exponent past 2^31).
+    content = NUCLEOVIEW.read_bytes().replace(b"Image;2", b"Image;21e4000231120", 1)
+    _refused(content, "1e4000231120", "exponent")
+    _refused(BLU.read_bytes().replace(b",0.78,", b",1e-9999,", 1), "exponent")

@@ -199,7 +199,17 @@ def test_staff_without_a_password_each_get_their_own() -> None:
 
 
 def test_importing_the_scenario_loads_no_document_or_migration_library() -> None:
-    heavy = ("alembic", "psycopg", "reportlab", "qrcode", "PIL", "pypdf", "matplotlib")
+    heavy = (
+        "alembic",
+        "psycopg",
+        "reportlab",
+        "qrcode",
+        "PIL",
+        "pypdf",
+        "matplotlib",
+        "allotropy",
+        "pandas",
+    )
     loaded = subprocess.run(
         [
             sys.executable,
