@@ -133,8 +133,10 @@ def import_(
     from lims.services import counts, instrument_files
     from lims.timeutil import utcnow
 
+    read(counts.may_import)
     content = instrument_files.load(file)
-    # Read before the transaction: the reader takes seconds to load and writers queue.
+    # Read outside the transaction that keeps it: the reader takes seconds to load, and
+    # other stations' writers would queue behind it.
     reading = instrument_files.read(content, file.name, instrument, settings().tz, utcnow())
     views, zone = run(
         counts.store, file_name=file.name, content=content, read=reading, samples=sample or ()

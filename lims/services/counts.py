@@ -137,6 +137,11 @@ def _counts_of(session: Session, file: CountFile) -> Sequence[CellCount]:
     ).all()
 
 
+def may_import(uow: UnitOfWork) -> None:
+    """Refuse, before a file is read (seconds), anyone who may not record bench work."""
+    uow.require("record_bench_work")
+
+
 def list_counts(uow: UnitOfWork, *, unused: bool = False) -> list[CountView]:
     """Every imported count in the order imported, or only those no step has used."""
     uow.require("read_records")

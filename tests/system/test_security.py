@@ -61,6 +61,7 @@ from lims.services import lookup
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.instrument_files import BLU
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 from tests.support.quality import PASSING
 
@@ -356,6 +357,9 @@ COMMAND_RULES: dict[str, Rule] = {
     "culture list": Rule(permission="read_records"),
     "culture show": Rule(("{culture}",), "read_records"),
     "culture project": Rule(("{culture}", "--target-cells", "1e9"), "read_records"),
+    "count import": Rule(("{count_file}",), "record_bench_work"),
+    "count list": Rule(permission="read_records"),
+    "count show": Rule(("CNT-000001",), "read_records"),
     "passage log": Rule(
         (
             "{culture}",
@@ -556,6 +560,7 @@ def world(lab: Lab, tmp_path: Path) -> World:
         "deviation": str(deviation["deviation_id"]),
         "scan": scan_of(lab.settings, vial),
         "out": str(out),
+        "count_file": str(BLU),
     }
     return World(lab, values)
 
@@ -660,7 +665,9 @@ def test_a_deactivated_users_next_command_in_any_area_is_refused(
         if rule.permission is None or area in areas or rule.sqlite_only:
             continue
         areas.add(area)
-        dummy = {key: "X" for key in ("tech", "din", "culture", "passage", "lot", "vial")}
+        dummy = {
+            key: "X" for key in ("tech", "din", "culture", "passage", "lot", "vial", "count_file")
+        }
         dummy |= {"deviation": "1", "scan": "x", "out": str(tmp_path / "nowhere")}
         args = [arg.format(**dummy) for arg in rule.args]
         stdin = rule.stdin.format(**dummy) if rule.stdin else None
