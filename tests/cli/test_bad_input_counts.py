@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.bench import Bench
-from tests.support.cli import invoke, ok, refused
+from tests.support.cli import invoke, refused
 from tests.support.instrument_files import (
     BLU,
     NC_VIEW,
@@ -219,8 +219,3 @@ _SEEN: dict[str, set[str]] = {}
 
 def _seen(bench: Bench) -> set[str]:
     return _SEEN.setdefault(bench.settings.database_url, set())
-
-
-def test_the_shared_exports_themselves_import(bench: Bench) -> None:
-    for path in SHARED_FILES:
-        assert ok("count", "import", str(path))
