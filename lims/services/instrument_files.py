@@ -46,6 +46,7 @@ from typing import Any
 from lims.domain.cell_counting import (
     AUTO,
     INSTRUMENTS,
+    TEXT_MAX,
     CountFileReading,
     CountReading,
     asm_readings,
@@ -59,15 +60,16 @@ from lims.errors import BadInput, NotFound, shown
 from lims.timeutil import parse_time
 from lims.validation import choice
 
-# Real exports are small: one sample's Vi-CELL XR report with its size histograms is 7 kB,
-# a Vi-CELL BLU or NC-View run of a hundred samples some 50 kB. 10 MB is two hundred times
-# that, and bounds what a file costs: its bytes are kept in the database (every station
-# reads them) and the reader holds several copies of it in memory.
+# Real exports are small: one sample's Vi-CELL XR report with its size histograms is 5 kB,
+# a Vi-CELL BLU or NC-View run of a hundred samples under 20 kB. 10 MB leaves room for any
+# run a counter makes, and bounds what a file costs: its bytes are kept in the database
+# (every station reads them) and reading holds several copies of it in memory.
 MAX_FILE_BYTES = 10 * 1024 * 1024
 FILE_FIELD = "file"
 # Text that is a number in an export: 1.5, 1,5, 2.45E6, 274 000, -0.5.
 _NUMBER = re.compile(r"[+-]?(\d[\d \u00a0\u202f]*([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
-_HUGE_EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]{4,}")
+# A number, at the start of a field, whose exponent overflows a 32-bit integer.
+_HUGE_EXPONENT = re.compile(r"(?:^|(?<=[\s,;:\"']))[+-]?[0-9]*\.?[0-9]+[eE][+-]?[0-9]{10,}", re.M)
 # A byte sequence only UTF-8 writes: its presence in a file that is not valid UTF-8 says
 # the file was UTF-8 and then damaged, not written in Windows-1252.
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
@@ -142,7 +144,7 @@ def read(
         parser = f"allotropy {_allotropy_version()}"
     return CountFileReading(
         instrument=form.name,
-        parser=parser[:100],
+        parser=parser[:TEXT_MAX],
         readings=checked_file(readings, now=now, zone=zone),
     )
 
@@ -204,8 +206,8 @@ def _text_only(text: str) -> str:
 
 
 def _no_overflowing_exponent(text: str) -> None:
-    """Refuse a number with a four-digit exponent: beyond any double, so no instrument writes
-    one, and pandas' CSV reader (2.3) crashes the process on an exponent past 2^31."""
+    """Refuse a number whose exponent has ten digits or more: no instrument writes one, and
+    pandas' CSV reader (2.3) crashes the whole process on an exponent past 2^31."""
     found = _HUGE_EXPONENT.search(text)
     if found is not None:
         raise BadInput(

@@ -396,4 +396,7 @@ def test_a_number_with_an_exponent_no_double_holds_is_refused_before_pandas_read
     # pandas 2.3 crashes the whole process on 1e4000231120 (an exponent past 2^31).
     content = NUCLEOVIEW.read_bytes().replace(b"Image;2", b"Image;21e4000231120", 1)
     _refused(content, "1e4000231120", "exponent")
-    _refused(BLU.read_bytes().replace(b",0.78,", b",1e-9999,", 1), "exponent")
+    _refused(BLU.read_bytes().replace(b",0.78,", b",7.8e+2147483648,", 1), "exponent")
+    # A protocol file's hexadecimal name is no number.
+    [reading] = _read(NUCLEOVIEW.read_bytes().replace(b";94A29BE3", b";3e1234BE3", 1))
+    assert reading.sample == samples_of(NUCLEOVIEW)[0].sample
