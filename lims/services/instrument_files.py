@@ -21,8 +21,15 @@ per format), after checking that it sees the same samples in the same order:
 - NC-View: NAME, which allotropy drops (a sample is chosen by SAMPLE ID, then NAME), and
   that its files give the day of analysis only.
 
+Vi-CELL XR (xls, xlsx) and Cedex HiRes (xlsx) also export Excel workbooks, told from text by
+their content (an OLE2 compound file, a zip holding xl/workbook.xml). The first sheet's cells
+are read (openpyxl, xlrd: what allotropy reads them with) for the same supplements, and a
+cell holding a formula is refused as a formula-like text field is; an xlsx is refused
+before anything unpacks it if its members unpack to more than MAX_UNPACKED_BYTES.
+
 The ASM format is a cell-counting document exported by any instrument software, read
-without allotropy. allotropy and pandas are imported only here, when a file is read.
+without allotropy. allotropy, pandas, openpyxl and xlrd are imported only here, when a file
+is read.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import re
 import stat
 import unicodedata
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
@@ -76,6 +84,16 @@ _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}"
 # Characters no text export holds (tab, line feed and carriage return aside): a binary file.
 _CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# An xlsx is a zip of XML: a real export of 30 kB unpacks to under 1 MB. 50 MB unpacked lets
+# any run through and refuses a zip bomb (kilobytes that unpack to gigabytes) before openpyxl,
+# pandas or calamine inflate it.
+MAX_UNPACKED_BYTES = 50 * 2**20
+# The first sheet's cells lims looks at: a Vi-CELL XR report is 220 rows of 9 columns, a Cedex
+# HiRes run a row of 34 columns per sample.
+MAX_SHEET_ROWS = 20_000
+MAX_SHEET_COLUMNS = 200
+_OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_SIGNATURE = b"PK\x03\x04"
 _BYTE_ORDER_MARKS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -129,9 +147,11 @@ def read(
     _not_too_large(file_name, len(content))
     if not content:
         raise BadInput(FILE_FIELD, "is empty")
+    if content.startswith((_OLE2_SIGNATURE, _ZIP_SIGNATURE)):
+        return _read_workbook(content, file_name, instrument, zone, now)
     text = _decoded(content)
     _no_overflowing_exponent(text)
-    form = _format_of(text, instrument)
+    form = _format_of([form for form in FORMATS.values() if form.looks_like(text)], instrument)
     if form.supplement is None:
         readings, parser = _asm(text, zone)
     else:
@@ -139,7 +159,12 @@ def read(
         raws = form.supplement(text, zone)
         readings = [
             _supplemented(reading, raw)
-            for reading, raw in _paired(_allotropy_readings(text, file_name, form, zone), raws)
+            for reading, raw in _paired(
+                _allotropy_readings(
+                    text.encode("utf-8"), _named(file_name, form.extension), form, zone
+                ),
+                raws,
+            )
         ]
         parser = f"allotropy {_allotropy_version()}"
     return CountFileReading(
@@ -272,6 +297,9 @@ class _Format:
     looks_like: Callable[[str], bool]
     expected: str  # what the format's files begin with, for a refusal
     supplement: Callable[[str, tzinfo], list[_Raw]] | None  # None: an ASM document, read whole
+    # The format's Excel export, if it has one: its first sheet, and the supplement read from it.
+    sheet_like: Callable[[_Sheet], bool] | None = None
+    sheet_supplement: Callable[[_Sheet, tzinfo], list[_Raw]] | None = None
 
 
 def _first_row(text: str, delimiter: str = ",") -> list[str]:
@@ -361,7 +389,10 @@ def _vicell_blu(text: str, zone: tzinfo) -> list[_Raw]:
 
 def _cedex_hires(text: str, zone: tzinfo) -> list[_Raw]:
     """Cedex HiRes: sample identifier, "Username", "Date finished"."""
-    header, rows = _table(text, ",", ("Date finished",))
+    return _cedex_rows(*_table(text, ",", ("Date finished",)), zone)
+
+
+def _cedex_rows(header: list[str], rows: list[list[str]], zone: tzinfo) -> list[_Raw]:
     column = {name: place for place, name in reversed(list(enumerate(header)))}
     sample = "Sample identifier" if "Sample identifier" in column else "Sample identifer"
     if sample not in column:
@@ -442,22 +473,295 @@ def _vicell_xr(text: str, zone: tzinfo) -> list[_Raw]:
             _not_a_formula(field, number)
         if separator:
             values.setdefault(key.strip(), value.strip())
-    stamped = ("RunDate", "Sample date/time", "Sample data/time")  # as versions name it
-    stamp = next((values[key] for key in stamped if key in values), "")
-    try:
-        wall = datetime.strptime(" ".join(stamp.split()), "%d %b %Y %I:%M:%S %p")
-    except ValueError:
-        raise BadInput(
-            FILE_FIELD,
-            f"its RunDate must be the analysis time as 29 Sep 2023 5:21:32 AM (got {shown(stamp)})",
-        ) from None
+    stamp = next((values[key] for key in _XR_TIME_KEYS if key in values), "")
     return [
         _Raw(
             sample=values.get("Sample ID", "").strip(),
             operator=not_given(values.get("User")),
-            analysed_at=_at(wall.isoformat(), zone),
+            analysed_at=_vicell_xr_time(stamp, zone, "its RunDate"),
         )
     ]
+
+
+_XR_TIME_KEYS = ("RunDate", "Sample date/time", "Sample data/time", "Sample date")  # by version
+
+
+def _vicell_xr_time(stamp: object, zone: tzinfo, where: str) -> datetime:
+    """Vi-CELL XR's analysis time, as its software writes it: 29 Sep 2023  5:21:32 AM."""
+    try:
+        if not isinstance(stamp, str):
+            raise ValueError(stamp)
+        wall = datetime.strptime(" ".join(stamp.split()), "%d %b %Y %I:%M:%S %p")
+    except ValueError:
+        raise BadInput(
+            FILE_FIELD,
+            f"{where} must be the analysis time written as 29 Sep 2023 5:21:32 AM "
+            f"(got {shown(_cell_text(stamp))})",
+        ) from None
+    return _at(wall.isoformat(), zone, where)
+
+
+# --- Excel workbooks ------------------------------------------------------------------------
+
+Cell = str | int | float | bool | datetime | None
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """A workbook's first sheet: its cells as text, numbers and date-times, row by row."""
+
+    extension: str  # xls or xlsx, as allotropy is told
+    rows: list[list[Cell]]
+
+    def cell(self, row: int, column: int) -> Cell:
+        line = self.rows[row] if row < len(self.rows) else []
+        return line[column] if column < len(line) else None
+
+
+def _read_workbook(
+    content: bytes, file_name: str, instrument: str, zone: tzinfo, now: datetime
+) -> CountFileReading:
+    sheet = _first_sheet(content)
+    candidates = [form for form in FORMATS.values() if form.sheet_like is not None]
+    form = _format_of(
+        [form for form in candidates if form.sheet_like is not None and form.sheet_like(sheet)],
+        instrument,
+        workbook=True,
+    )
+    assert form.sheet_supplement is not None
+    raws = form.sheet_supplement(sheet, zone)
+    allotropy = _allotropy_readings(content, _named(file_name, sheet.extension), form, zone)
+    return CountFileReading(
+        instrument=form.name,
+        parser=f"allotropy {_allotropy_version()}"[:TEXT_MAX],
+        readings=checked_file(
+            [_supplemented(reading, raw) for reading, raw in _paired(allotropy, raws)],
+            now=now,
+            zone=zone,
+        ),
+    )
+
+
+def _first_sheet(content: bytes) -> _Sheet:
+    if content.startswith(_OLE2_SIGNATURE):
+        return _Sheet("xls", _refused_formulas(_xls_rows(content)))
+    return _Sheet("xlsx", _refused_formulas(_xlsx_rows(content)))
+
+
+def _xlsx_rows(content: bytes) -> list[list[Cell]]:
+    """The first sheet of an xlsx, formulas as their text (=...), after its zip's members
+    are found to unpack to no more than MAX_UNPACKED_BYTES."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+        raise BadInput(
+            FILE_FIELD, f"is a damaged zip archive, not a readable workbook ({_first_line(error)})"
+        ) from None
+    if "xl/workbook.xml" not in {member.filename for member in members}:
+        raise BadInput(FILE_FIELD, "is a zip archive but no Excel workbook (no xl/workbook.xml)")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise BadInput(
+            FILE_FIELD,
+            f"unpacks to {unpacked:,} bytes; an instrument's workbook unpacks to at most "
+            f"{MAX_UNPACKED_BYTES // 2**20} MB (a zip bomb?)",
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl warns of styles it ignores
+        import openpyxl
+
+        try:
+            # data_only=False: a formula cell reads as its formula, to be refused.
+            book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=False)
+            try:
+                if not book.worksheets:
+                    raise ValueError("it has no sheet")
+                rows = book.worksheets[0].iter_rows(max_col=MAX_SHEET_COLUMNS, values_only=True)
+                return _bounded([list(row) for row in islice(rows, MAX_SHEET_ROWS + 1)])
+            finally:
+                book.close()
+        except BadInput:
+            raise
+        except Exception as error:  # openpyxl's failures on damaged XML are of every kind
+            raise BadInput(
+                FILE_FIELD, f"is a damaged or unreadable xlsx workbook ({_first_line(error)})"
+            ) from None
+
+
+def _xls_rows(content: bytes) -> list[list[Cell]]:
+    """The first sheet of an xls (an OLE2 compound file; an encrypted xlsx is one too).
+    xlrd reads a formula cell's last value, not the formula: text is refused as formula-like
+    as the text formats refuse it."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=content, on_demand=True, logfile=io.StringIO())
+        try:
+            if book.nsheets < 1:
+                raise ValueError("it has no sheet")
+            sheet = book.sheet_by_index(0)
+            rows = []
+            for number in range(min(sheet.nrows, MAX_SHEET_ROWS + 1)):
+                row: list[Cell] = []
+                for cell in sheet.row(number)[:MAX_SHEET_COLUMNS]:
+                    if cell.ctype == xlrd.XL_CELL_DATE:
+                        row.append(xlrd.xldate_as_datetime(cell.value, book.datemode))
+                    elif cell.ctype == xlrd.XL_CELL_ERROR:
+                        name = xlrd.error_text_from_code.get(cell.value, "an error")
+                        raise BadInput(
+                            FILE_FIELD,
+                            f"cell {_cell_name(number, len(row))} holds {name}, not a value",
+                        )
+                    elif cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                        row.append(None)
+                    else:
+                        row.append(cell.value)
+                rows.append(row)
+            return _bounded(rows)
+        finally:
+            book.release_resources()
+    except BadInput:
+        raise
+    except Exception as error:  # xlrd's failures on damaged or encrypted files are of every kind
+        raise BadInput(
+            FILE_FIELD,
+            f"is an OLE2 file but no readable xls workbook: encrypted, damaged or not Excel "
+            f"({_first_line(error)})",
+        ) from None
+
+
+def _bounded(rows: list[list[Cell]]) -> list[list[Cell]]:
+    if len(rows) > MAX_SHEET_ROWS:
+        raise BadInput(
+            FILE_FIELD,
+            f"its first sheet has over {MAX_SHEET_ROWS:,} rows; no instrument export has as many",
+        )
+    return rows
+
+
+def _refused_formulas(rows: list[list[Cell]]) -> list[list[Cell]]:
+    for number, row in enumerate(rows):
+        for column, value in enumerate(row):
+            if isinstance(value, str) and formula_like(value):
+                raise BadInput(
+                    FILE_FIELD,
+                    f"cell {_cell_name(number, column)} holds {shown(value, 40)}, a formula: "
+                    "an instrument's export holds values",
+                )
+            if value is not None and not isinstance(value, (str, int, float, datetime)):
+                raise BadInput(  # openpyxl's array and table formulas, a time without a day
+                    FILE_FIELD,
+                    f"cell {_cell_name(number, column)} holds {type(value).__name__}, not a value",
+                )
+    return rows
+
+
+def _cell_name(row: int, column: int) -> str:
+    """A cell's name as Excel shows it (row and column from 0): B7."""
+    letters = ""
+    column += 1
+    while column:
+        column, left = divmod(column - 1, 26)
+        letters = chr(ord("A") + left) + letters
+    return f"{letters}{row + 1}"
+
+
+def _cell_text(value: object) -> str:
+    """A cell as the text the instrument wrote: 7.0 read from a number cell is 7."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value).strip()
+
+
+def _vicell_xr_sheet_like(sheet: _Sheet) -> bool:
+    return _cell_text(sheet.cell(0, 0)).casefold().startswith("vi-cell xr")
+
+
+def _vicell_xr_sheet(sheet: _Sheet, zone: tzinfo) -> list[_Raw]:
+    """Vi-CELL XR's workbook, laid out as allotropy reads it: an xlsx with "Sample ID" at A4
+    is the one-sample report (the values in column C); otherwise a run summary, a header of
+    two rows from A5 (A4 for version 2.04) and a row per sample. Neither layout has a user:
+    the operator is none, not allotropy's "Vi-Cell XR"."""
+    if sheet.extension == "xlsx" and _cell_text(sheet.cell(3, 0)) == "Sample ID":
+        labels = [_cell_text(sheet.cell(row, 0)) for row in (4, 5)]
+        if labels != ["File name", "Sample date"]:
+            raise BadInput(
+                FILE_FIELD,
+                "is a Vi-CELL XR report without 'File name' and 'Sample date' in A5 and A6",
+            )
+        return [
+            _Raw(
+                sample=_cell_text(sheet.cell(3, 2)),
+                operator=None,
+                analysed_at=_vicell_xr_time(sheet.cell(5, 2), zone, "its Sample date (C6)"),
+            )
+        ]
+    start = next((row for row in (4, 3) if _cell_text(sheet.cell(row, 0)) == "Sample ID"), None)
+    if start is None:
+        raise BadInput(FILE_FIELD, "is a Vi-CELL XR workbook without 'Sample ID' in A4 or A5")
+    width = max(
+        len(sheet.rows[start]), len(sheet.rows[start + 1]) if start + 1 < len(sheet.rows) else 0
+    )
+    header = [
+        " ".join(_cell_text(sheet.cell(row, column)) for row in (start, start + 1))
+        .replace(" /ml", "/ml")
+        .strip()
+        for column in range(width)
+    ]
+    time_column = next((header.index(key) for key in _XR_TIME_KEYS if key in header), None)
+    if time_column is None:
+        raise BadInput(FILE_FIELD, "is a Vi-CELL XR workbook without a 'Sample date/time' column")
+    raws = []
+    for number in range(start + 2, len(sheet.rows)):
+        if all(_cell_text(value) == "" for value in sheet.rows[number]):
+            continue
+        sample = _cell_text(sheet.cell(number, 0))
+        raws.append(
+            _Raw(
+                sample=sample,
+                operator=None,
+                analysed_at=_vicell_xr_time(
+                    sheet.cell(number, time_column),
+                    zone,
+                    f"sample {shown(sample)}: its time ({_cell_name(number, time_column)})",
+                ),
+            )
+        )
+    if not raws:
+        raise BadInput(FILE_FIELD, "holds no samples")
+    return raws
+
+
+def _cedex_sheet_like(sheet: _Sheet) -> bool:
+    header = {_cell_text(value) for value in sheet.rows[0]} if sheet.rows else set()
+    named = "Sample identifier" in header or "Sample identifer" in header
+    return "Cedex ID" in header and named and "Viable Cell Conc." in header
+
+
+def _cedex_sheet(sheet: _Sheet, zone: tzinfo) -> list[_Raw]:
+    """Cedex HiRes's workbook: the CSV's table from A1, its times as date cells (read as
+    2019-06-18 07:46:47, the station's) or as the CSV writes them."""
+    header = [unicodedata.normalize("NFKC", _cell_text(value)) for value in sheet.rows[0]]
+    while header and not header[-1]:
+        header.pop()
+    rows = []
+    for number, row in enumerate(sheet.rows[1:], start=2):
+        texts = [_cell_text(value) for value in row]
+        if not any(texts):
+            continue
+        if any(texts[len(header) :]):
+            raise BadInput(FILE_FIELD, f"row {number} has values right of its header's columns")
+        rows.append((texts + [""] * len(header))[: len(header)])
+    if not rows:
+        raise BadInput(FILE_FIELD, "holds no samples")
+    if "Date finished" not in header:
+        raise BadInput(FILE_FIELD, "has no column 'Date finished'")
+    return _cedex_rows(header, rows, zone)
 
 
 FORMATS = {
@@ -478,6 +782,8 @@ FORMATS = {
             _vicell_xr_like,
             "a first line 'Vi-CELL XR' and its version (the text report)",
             _vicell_xr,
+            _vicell_xr_sheet_like,
+            _vicell_xr_sheet,
         ),
         _Format(
             "nc-200",
@@ -502,6 +808,8 @@ FORMATS = {
             _cedex_like,
             "a header naming Cedex ID, Sample identifier and Viable Cell Conc.",
             _cedex_hires,
+            _cedex_sheet_like,
+            _cedex_sheet,
         ),
         _Format(
             "asm",
@@ -515,11 +823,17 @@ FORMATS = {
 }
 
 
-def _format_of(text: str, instrument: str) -> _Format:
-    """The file's format from its content; with an instrument named, that one's or refused."""
-    found = [form for form in FORMATS.values() if form.looks_like(text)]
+def _format_of(found: Sequence[_Format], instrument: str, workbook: bool = False) -> _Format:
+    """The file's format among those its content looks like; with an instrument named, that
+    one's or refused."""
     if instrument == AUTO:
         if not found:
+            if workbook:
+                raise BadInput(
+                    FILE_FIELD,
+                    "is an Excel workbook of no export lims reads (tried "
+                    f"{', '.join(_WORKBOOK_FORMATS)}); give --instrument to hear what it needs",
+                )
             raise BadInput(
                 FILE_FIELD,
                 f"is no export lims reads (tried {', '.join(FORMATS)}); give --instrument "
@@ -536,10 +850,19 @@ def _format_of(text: str, instrument: str) -> _Format:
             f"the file is a {other} export ({INSTRUMENTS[other]}), not {instrument}: give "
             f"--instrument {other} or auto",
         )
+    if workbook and wanted.sheet_like is None:
+        raise BadInput(
+            FILE_FIELD,
+            f"is an Excel workbook, and {instrument} exports none: lims reads workbooks of "
+            f"{', '.join(_WORKBOOK_FORMATS)}",
+        )
     raise BadInput(
         FILE_FIELD,
         f"is not a {instrument} export ({INSTRUMENTS[instrument]}): it lacks {wanted.expected}",
     )
+
+
+_WORKBOOK_FORMATS = [name for name, form in FORMATS.items() if form.sheet_like is not None]
 
 
 # --- times, as each instrument writes them -------------------------------------------------
@@ -630,18 +953,22 @@ def _at(wall: str, zone: tzinfo, where: str = "its analysis time") -> datetime:
 # --- allotropy, and what it lacks ----------------------------------------------------------
 
 
+def _named(file_name: str, extension: str) -> str:
+    """The name allotropy is given: it takes the format from the extension, so the extension
+    says what the content is, whatever the user's file is called."""
+    return f"{PurePath(file_name).stem or 'export'}.{extension}"
+
+
 def _allotropy_readings(
-    text: str, file_name: str, form: _Format, zone: tzinfo
+    content: bytes, name: str, form: _Format, zone: tzinfo
 ) -> list[CountReading]:
     """The file through allotropy, as cell-counting readings (before the supplement)."""
-    document = _allotropy_document(text, file_name, form, zone)
+    document = _allotropy_document(content, name, form, zone)
     return asm_readings(document, instrument=form.name, zone=zone)
 
 
-def _allotropy_document(text: str, file_name: str, form: _Format, zone: tzinfo) -> dict[str, Any]:
+def _allotropy_document(content: bytes, name: str, form: _Format, zone: tzinfo) -> dict[str, Any]:
     assert form.vendor is not None
-    # allotropy takes the format from the name's extension: the name says what the content is.
-    name = f"{PurePath(file_name).stem or 'export'}.{form.extension}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' and allotropy's warnings are not the user's
         from allotropy.parser_factory import Vendor
@@ -650,7 +977,7 @@ def _allotropy_document(text: str, file_name: str, form: _Format, zone: tzinfo) 
         _quiet("allotropy")
         try:
             return allotrope_from_io(
-                io.BytesIO(text.encode("utf-8")),
+                io.BytesIO(content),
                 name,
                 Vendor[form.vendor],
                 default_timezone=zone,
