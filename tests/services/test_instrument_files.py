@@ -7,14 +7,18 @@ No database here: lims.services.instrument_files.read is the whole of reading.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lims.domain.cell_counting import STATUS_OK, CountReading, status_ok
 from lims.errors import BadInput, NotFound
@@ -32,9 +36,14 @@ from tests.support.instrument_files import (
     asm_file,
     asm_measurement,
     cedex_file,
+    cedex_rows,
     cedex_samples,
     cedex_time,
     samples_of,
+    vicell_xr_report_rows,
+    vicell_xr_summary_rows,
+    xls_of,
+    xlsx_of,
 )
 
 NOW = datetime.now(UTC)
@@ -400,3 +409,143 @@ def test_a_number_with_an_exponent_no_double_holds_is_refused_before_pandas_read
     # A protocol file's hexadecimal name is no number.
     [reading] = _read(NUCLEOVIEW.read_bytes().replace(b";94A29BE3", b";3e1234BE3", 1))
     assert reading.sample == samples_of(NUCLEOVIEW)[0].sample
+
+
+# --- Excel workbooks: Vi-CELL XR xls/xlsx, Cedex HiRes xlsx ---------------------------------
+
+XR_WORKBOOKS = {
+    "report.xlsx": lambda: xlsx_of(vicell_xr_report_rows()),
+    "summary.xlsx": lambda: xlsx_of(vicell_xr_summary_rows()),
+    "summary.xls": lambda: xls_of(vicell_xr_summary_rows()),
+}
+
+
+def _cedex_csv(*times: str) -> bytes:
+    return cedex_file(
+        {
+            "Sample identifer": f"P2-flask-{place}",
+            "Date finished": moment,
+            "Viable Cell Conc.": f"{4529542.5 + place}",
+            "Total Cell Conc.": "4753276",
+            "Viability": "95.29307556",
+            "Username": "tom" if place % 2 else "",
+        }
+        for place, moment in enumerate(times, start=1)
+    )
+
+
+@pytest.mark.parametrize("layout", list(XR_WORKBOOKS))
+def test_a_vi_cell_xr_workbook_reads_as_its_text_report_says(layout: str) -> None:
+    [sample] = samples_of(XR)
+    found = read(XR_WORKBOOKS[layout](), "run.bin", "auto", STATION_ZONE, NOW)
+    [reading] = found.readings
+    assert found.instrument == "vicell-xr"
+    assert (reading.sample, reading.operator) == (sample.sample, sample.operator)
+    assert reading.analysed_at == sample.analysed_at
+    assert (reading.viable_per_ml, reading.total_per_ml) == (
+        sample.viable_per_ml,
+        sample.total_per_ml,
+    )
+    assert (reading.viability, reading.diameter_um, reading.dilution) == (
+        sample.viability,
+        sample.diameter_um,
+        sample.dilution,
+    )
+    # The run summary names the unit in A3; the one-sample report does not.
+    assert reading.serial == (None if layout == "report.xlsx" else sample.serial)
+
+
+def test_a_cedex_hires_workbook_reads_as_its_csv_says() -> None:
+    content = _cedex_csv("11-24-2025 7:46:47 AM", "11-24-2025 2:05:00 PM")
+    found = read(xlsx_of(cedex_rows(content)), "cedex.csv", "cedex-hires", STATION_ZONE, NOW)
+    assert found.instrument == "cedex-hires"
+    for reading, row in zip(found.readings, cedex_samples(content), strict=True):
+        assert reading.sample == row["Sample identifer"]
+        assert reading.viable_per_ml == float(row["Viable Cell Conc."])
+        assert reading.viability == float(row["Viability"])
+        assert reading.analysed_at == cedex_time(row["Date finished"])
+        assert reading.operator == (row["Username"] or None)
+
+
+def _workbook_refused(content: bytes, *words: str, instrument: str = "auto") -> None:
+    with pytest.raises(BadInput) as refusal:
+        read(content, "export.xlsx", instrument, STATION_ZONE, NOW)
+    assert "\n" not in refusal.value.message
+    for word in words:
+        assert word in refusal.value.message, (word, refusal.value.message)
+
+
+def test_a_zip_bomb_is_refused_before_anything_unpacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openpyxl
+
+    def opened(*args: object, **kwargs: object) -> None:
+        raise AssertionError("openpyxl opened the bomb")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", opened)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", bytes(51 * 2**20))
+    _workbook_refused(out.getvalue(), "unpacks to", "50 MB")
+
+
+def test_a_zip_that_is_no_workbook_and_a_damaged_workbook_are_refused() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    _workbook_refused(out.getvalue(), "no Excel workbook")
+    _workbook_refused(xlsx_of(vicell_xr_report_rows())[:-200], "damaged")
+
+
+def test_an_encrypted_or_damaged_xls_is_refused() -> None:
+    # An encrypted xlsx is an OLE2 compound file too, with no workbook stream xlrd reads.
+    _workbook_refused(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "no readable xls")
+    _workbook_refused(xls_of(vicell_xr_summary_rows())[:2000], "no readable xls")
+
+
+@pytest.mark.parametrize("build", [xlsx_of, xls_of], ids=["xlsx", "xls"])
+def test_a_formula_in_a_cell_is_refused(build: object) -> None:
+    cells = vicell_xr_summary_rows()
+    cells[6, 1] = '=CONCAT(A7,".smp")'
+    assert callable(build)
+    _workbook_refused(build(cells), "B7", "formula")
+
+
+def test_another_instruments_workbook_is_refused_naming_what_it_is() -> None:
+    xr = xls_of(vicell_xr_summary_rows())
+    _workbook_refused(xr, "vicell-xr", instrument="cedex-hires")
+    plate = xlsx_of({(0, 0): "Plate", (1, 0): 12})
+    _workbook_refused(plate, "tried vicell-xr, cedex-hires")
+    _workbook_refused(plate, "Excel workbook", "nc-200 exports none", instrument="nc-200")
+
+
+def test_a_workbook_analysed_in_the_future_or_without_samples_is_refused() -> None:
+    [sample] = samples_of(XR)
+    with pytest.raises(BadInput, match="future"):
+        read(xls_of(vicell_xr_summary_rows()), "x.xls", "auto", STATION_ZONE, analysed_before(XR))
+    header_only = xlsx_of(
+        {key: value for key, value in vicell_xr_summary_rows().items() if key[0] < 6}
+    )
+    _workbook_refused(header_only, "no samples")
+    _workbook_refused(xlsx_of(cedex_rows(_cedex_csv())), "no samples")
+    assert sample.sample  # the file the workbooks are written from has its sample
+
+
+def test_a_vi_cell_xr_time_typed_as_a_date_cell_is_refused() -> None:
+    cells = vicell_xr_summary_rows()
+    cells[6, 4] = datetime(2023, 9, 29, 5, 21, 32)
+    _workbook_refused(xls_of(cells), "29 Sep 2023 5:21:32 AM", "E7")
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_a_damaged_xlsx_is_refused_in_one_line_or_read_whole(data: st.DataObject) -> None:
+    content = bytearray(xlsx_of(vicell_xr_report_rows()))
+    for _ in range(data.draw(st.integers(1, 8))):
+        content[data.draw(st.integers(0, len(content) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        readings, said = read(bytes(content), "x.xlsx", "auto", STATION_ZONE, NOW).readings, ""
+    except BadInput as refusal:
+        readings, said = (), refusal.message
+    assert "\n" not in said
+    assert [reading.sample for reading in readings] in ([], [samples_of(XR)[0].sample])

@@ -321,3 +321,135 @@ def asm_file(document: Mapping[str, Any]) -> bytes:
 
 def day_start(day: date, zone: tzinfo = STATION_ZONE) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone)
+
+
+# --- Excel workbooks written for tests, from the shared text exports ------------------------
+
+
+def _number_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def vicell_xr_report_rows(path: Path = XR) -> dict[tuple[int, int], object]:
+    """The Vi-CELL XR text report's values where Vi-CELL XR's one-sample xlsx report puts them
+    (allotropy's reader: A4 "Sample ID", values in C; results in D, settings in I from row 10),
+    by (row, column) counted from 0."""
+    text = path.read_bytes().decode("utf-8")
+    values = _key_values(text, " : ")
+    cells: dict[tuple[int, int], object] = {
+        (0, 0): text.splitlines()[0].strip(),
+        (1, 0): "Beckman Coulter, Inc.",
+        (3, 0): "Sample ID",
+        (3, 2): values["Sample ID"],
+        (4, 0): "File name",
+        (4, 2): values["File name"],
+        (5, 0): "Sample date",
+        (5, 2): values["RunDate"],
+        (8, 0): "Results",
+        (8, 5): "Settings",
+    }
+    results = {
+        "Total cells": "Total cells",
+        "Viable cells": "Viable cells",
+        "Viability (%)": "Viability (%)",
+        "Total cells / ml (x10^6)": "Total cells / ml (x 10^6)",
+        "Viable cells / ml (x10^6)": "Total viable cells / ml (x 10^6)",
+        "Average diameter (microns)": "Average diameter (microns)",
+        "Average circularity": "Average circularity",
+        "Images": "Images",
+        "Average cells / image": "Average cells / image",
+    }
+    for row, (label, key) in enumerate(results.items(), start=9):
+        cells[row, 0], cells[row, 3] = label, _number_or_text(values[key])
+    settings = {
+        "Cell type": "Cell type",
+        "Minimum diameter (microns)": "Minimum diameter (microns)",
+        "Maximum diameter (microns)": "Maximum diameter (microns)",
+        "Minimum circularity": "Minimum circularity",
+        "Dilution factor": "Dilution",
+        "Cell brightness (%)": "Cell brightness (%)",
+        "Cell sharpness": "Cell sharpness",
+    }
+    for row, (label, key) in enumerate(settings.items(), start=9):
+        cells[row, 5], cells[row, 8] = label, _number_or_text(values[key])
+    return cells
+
+
+def vicell_xr_summary_rows(path: Path = XR) -> dict[tuple[int, int], object]:
+    """The Vi-CELL XR text report as the one row of an XR 2.06 run summary (xls or xlsx):
+    model, path and serial in A1:A3, a header of two rows from A5, the sample in row 7."""
+    text = path.read_bytes().decode("utf-8")
+    values = _key_values(text, " : ")
+    columns = [
+        ("Sample ID", "", values["Sample ID"]),
+        ("File name", "", values["File name"]),
+        ("Cell type", "", values["Cell type"]),
+        ("Dilution", "factor", _number_or_text(values["Dilution"])),
+        ("Sample date/time", "", values["RunDate"]),
+        ("Total", "cells", _number_or_text(values["Total cells"])),
+        ("Viable", "cells", _number_or_text(values["Viable cells"])),
+        ("Viability", "(%)", _number_or_text(values["Viability (%)"])),
+        ("Total cells", "/ml (x10^6)", _number_or_text(values["Total cells / ml (x 10^6)"])),
+        (
+            "Viable cells",
+            "/ml (x10^6)",
+            _number_or_text(values["Total viable cells / ml (x 10^6)"]),
+        ),
+        ("Avg. diam.", "(microns)", _number_or_text(values["Average diameter (microns)"])),
+        ("Avg. circ.", "", _number_or_text(values["Average circularity"])),
+    ]
+    cells: dict[tuple[int, int], object] = {
+        (0, 0): text.splitlines()[0].strip(),
+        (1, 0): "z:\\export\\run.xls",
+        (2, 0): f"Unit S/N:  {values['Unit S/N']}",
+        (3, 0): "  ",
+    }
+    for column, (top, bottom, value) in enumerate(columns):
+        cells[4, column], cells[6, column] = top, value
+        if bottom:
+            cells[5, column] = bottom
+    return cells
+
+
+def cedex_rows(content: bytes) -> dict[tuple[int, int], object]:
+    """A Cedex HiRes CSV export as its xlsx: numbers as numbers, times as date cells."""
+    cells: dict[tuple[int, int], object] = {}
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
+    for row, fields in enumerate(rows):
+        for column, field in enumerate(fields):
+            if row and rows[0][column] in ("Date finished", "Sample draw Time") and field:
+                cells[row, column] = cedex_time(field).replace(tzinfo=None)
+            elif field:
+                cells[row, column] = _number_or_text(field) if row else field
+    return cells
+
+
+def xlsx_of(cells: Mapping[tuple[int, int], object], title: str = "Sheet1") -> bytes:
+    """An xlsx workbook of one sheet holding these cells ((row, column) from 0)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title
+    for (row, column), value in cells.items():
+        sheet.cell(row + 1, column + 1, value)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def xls_of(cells: Mapping[tuple[int, int], object], title: str = "Sheet1") -> bytes:
+    """An xls (BIFF8) workbook of one sheet holding these cells ((row, column) from 0)."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet(title)
+    for (row, column), value in cells.items():
+        sheet.write(row, column, value)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
