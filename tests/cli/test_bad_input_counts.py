@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.bench import Bench
-from tests.support.cli import invoke, refused
+from tests.support.cli import invoke, ok, refused
 from tests.support.instrument_files import (
     BLU,
     NC_VIEW,
@@ -24,6 +24,9 @@ from tests.support.instrument_files import (
     SHARED_FILES,
     XR,
     samples_of,
+    vicell_xr_summary_rows,
+    xls_of,
+    xlsx_of,
 )
 from tests.support.lab import Lab
 
@@ -94,6 +97,18 @@ def test_another_instruments_file_is_exit_2_naming_its_format(bench: Bench) -> N
     )
     refused(invoke("count", "import", str(BLU), "--instrument", "vicell"), 2, "instrument")
     assert _kept(bench) == (0, 0)
+
+
+def test_a_workbook_with_a_formula_cell_is_exit_2_and_a_clean_one_imports(
+    bench: Bench, tmp_path: Path
+) -> None:
+    cells = vicell_xr_summary_rows()
+    cells[6, 1] = '=CONCAT(A7,".smp")'
+    refused(invoke("count", "import", _export(tmp_path, xlsx_of(cells), "run.xlsx")), 2, "B7")
+    assert _kept(bench) == (0, 0)
+    imported = ok("count", "import", _export(tmp_path, xls_of(vicell_xr_summary_rows()), "run.xls"))
+    assert [count["sample"] for count in imported] == [sample.sample for sample in samples_of(XR)]
+    assert _kept(bench) == (1, 1)
 
 
 def test_a_50_mb_file_is_exit_2_before_it_is_read(bench: Bench, tmp_path: Path) -> None:
