@@ -23,8 +23,8 @@ its key's latest value. Two kinds of table:
 
 Binding another column is one `Bound` more in its table's declaration, with its rows query
 selecting the column under its name; binding another table is one declaration more in
-BINDINGS (lot holds, named by the `lot.hold` and `lot.unhold` entries about their lot, are
-the last one).
+BINDINGS (as lot holds were, named by the `lot.hold` and `lot.unhold` entries about their
+lot).
 
 Entries written by earlier versions of lims may lack keys: a column whose key the trail
 never stated for an entity is not compared (unless `before_stated` says what a row holds
@@ -64,12 +64,14 @@ from sqlmodel import Session, col
 
 from lims import audit
 from lims.audit import Subject
+from lims.domain.ids import CountId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
 from lims.errors import RuleViolation
 from lims.models import (
     Aspirate,
     AuditEntry,
+    CellCount,
     Culture,
     Deviation,
     FollowUpEvent,
@@ -229,6 +231,45 @@ def _late_entries(entity_type: str) -> Sequenced:
     )
 
 
+# --- counts taken by steps (lims.services.count_use) --------------------------------------------
+
+COUNT_NUMBERS_PADDED = 10**6  # CountId writes a count's number in six digits at least
+
+
+def _count_code(number: Any) -> ColumnElement[str]:
+    """A count's id as lims.domain.ids.CountId writes it (CNT-000123), computed in SQL."""
+    prefix = literal("CNT-", String)
+    return case(
+        (
+            number < COUNT_NUMBERS_PADDED,
+            prefix + func.substr(cast(number + COUNT_NUMBERS_PADDED, String), 2),
+        ),
+        else_=prefix + cast(number, String),
+    )
+
+
+def _count_taken(row: RowMapping) -> str | None:
+    """The count a step's numbers came from, as its entry states it: CNT-…, or none."""
+    number = row["count_id"]
+    return None if number is None else CountId(number).code
+
+
+# A step took its numbers from this count (its entry states "count_id"); typed ones from none.
+COUNT_TAKEN = Bound("count_id", "count_id", before_stated=None, as_stated=_count_taken)
+# Which step took a count, when and at what volume (count.use states them): a count taken
+# once is never taken again, and its numbers are those volume's.
+COUNT_USE = (
+    Bound("used_by", "used_by", before_stated=None),
+    Bound(
+        "used_at",
+        "used_at",
+        before_stated=None,
+        as_stated=lambda row: json_time(row["used_at"]),
+    ),
+    Bound("suspension_ml", "suspension_ml", before_stated=None),
+)
+
+
 # Every kind of record a step can mark as entered late (lims.services.late_entries).
 LATE_ENTRY_SUBJECTS = ("aspirate", "culture", "passage", "lot", "vial")
 
@@ -243,6 +284,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(_PARENT_CULTURE.code).label("parent_culture"),
             col(Passage.code).label("source_passage"),
             col(Culture.cells_plated),
+            col(Culture.count_id),
         )
         .outerjoin(_PARENT_CULTURE, col(_PARENT_CULTURE.id) == col(Culture.parent_id))
         .outerjoin(Passage, col(Passage.id) == col(Culture.source_passage_id)),
@@ -255,6 +297,7 @@ BINDINGS: tuple[Binding, ...] = (
             ),
             # What a split drew from its parent's harvest: the sum may not exceed it.
             Bound("cells_plated", "cells_plated"),
+            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -267,6 +310,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Aspirate.collected_at),
             col(Aspirate.received_at),
             col(Aspirate.nonconforming),
+            col(Aspirate.count_id),
         ).join(Patient, col(Patient.id) == col(Aspirate.patient_id)),
         columns=(
             Bound("patient_id", "patient", field="patient_code"),
@@ -278,6 +322,7 @@ BINDINGS: tuple[Binding, ...] = (
                 "received_at", "received_at", as_stated=lambda row: json_time(row["received_at"])
             ),
             Bound("nonconforming", "nonconforming", before_stated=False),
+            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -297,6 +342,7 @@ BINDINGS: tuple[Binding, ...] = (
             col(Lot.pending_at_release),
             col(Lot.release_completed_at),
             col(Lot.release_completed_by),
+            col(Lot.count_id),
         )
         .join(Culture, col(Culture.id) == col(Lot.culture_id))
         .join(Patient, col(Patient.id) == col(Lot.patient_id)),
@@ -323,6 +369,7 @@ BINDINGS: tuple[Binding, ...] = (
                 as_stated=lambda row: json_time(row["release_completed_at"]),
             ),
             Bound("release_completed_by", "release_completed_by", before_stated=None),
+            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -585,6 +632,27 @@ BINDINGS: tuple[Binding, ...] = (
         columns=(Bound("lifted_at", "lifted", as_stated=lambda row: row["lifted_at"] is not None),),
     ),
     *(_late_entries(entity_type) for entity_type in LATE_ENTRY_SUBJECTS),
+    # Counts taken by steps, and the count each passage took (cultures, aspirates and lots
+    # bind theirs in their own declarations above).
+    Entities(
+        table="cell_counts",
+        entity_type="count",
+        born_in=frozenset({"count.import"}),
+        rows=select(
+            _count_code(col(CellCount.id)).label("id"),
+            col(CellCount.used_by),
+            col(CellCount.used_at),
+            col(CellCount.suspension_ml),
+        ),
+        columns=COUNT_USE,
+    ),
+    Entities(
+        table="passages",
+        entity_type="passage",
+        born_in=frozenset({"passage.log"}),
+        rows=select(col(Passage.code).label("id"), col(Passage.count_id)),
+        columns=(COUNT_TAKEN,),
+    ),
 )
 
 
