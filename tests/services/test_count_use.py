@@ -10,6 +10,7 @@ rule of the step still applies to the numbers; a refused step leaves its count u
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,11 @@ from sqlalchemy import text
 
 from lims import db
 from lims.errors import BadInput, NotFound, RuleViolation
-from lims.services import aspirates, cultures, lots
+from lims.services import aspirates, cultures, lots, reports
 from lims.timeutil import local_day_end, show_time
 from lims.views import to_json
 from tests.support.bench import RECEIVED, STARTED, Bench, day
-from tests.support.counts import imported, sha256_of
+from tests.support.counts import file_name_of, imported, sha256_of
 from tests.support.lab import ON_POSTGRES
 
 HARVEST = day(14)
@@ -492,3 +493,47 @@ def test_a_typed_step_given_a_count_by_hand_disagrees_with_the_trail(
     bench.sql(f"UPDATE {table} SET count_id = :id", id=int(code.removeprefix("CNT-")))
     found = bench.scenario.verify_trail().disagreement
     assert (found.table, found.column, found.trail_value) == (table, "count_id", None)
+
+
+# --- the batch record says where each number came from -------------------------------------------
+
+
+def pdf_text(path: Path) -> str:
+    """The PDF's text, its whitespace (where table cells wrap) made single spaces."""
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
+
+
+def test_the_batch_record_names_the_count_behind_each_number_and_what_was_typed(
+    bench: Bench, tmp_path: Path
+) -> None:
+    bench.patient()
+    tnc = imported(bench.scenario, 1.2e7, 91, total_per_ml=2.05e7, at=RECEIVED)
+    din = bench.aspirate(tnc=None, count=tnc, suspension_ml=30).din.code
+    plated = imported(bench.scenario, 4.8e7, 88, at=STARTED)
+    culture = bench.culture(din, mnc=None, count=plated, suspension_ml=5, kind="primary")
+    culture_id = culture.summary.culture_id
+    first = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
+    _counted_passage(bench, culture_id, first, ml="2.5")
+    bench.passage(culture_id, day(18), harvested=32_000_000, seeded=20_000_000, area_cm2=4000)
+    final = imported(bench.scenario, 1.1e6, 93.5, at=day(20))
+    lot = _formulate(bench, culture_id, count=final, suspension_ml=20).summary.lot_id
+    report = bench.run(reports.write_batch_record, lot=lot, out=tmp_path / "batch.pdf")
+    report.files.publish()
+    text = pdf_text(tmp_path / "batch.pdf")
+    for code, what in [
+        (tnc, "20,500,000 total cells/mL × 30 mL"),
+        (plated, "48,000,000 viable cells/mL × 5 mL"),
+        (first, "2,100,000 viable cells/mL × 2.5 mL"),
+        (final, "1,100,000 viable cells/mL × 20 mL"),
+    ]:
+        assert f"count {code}: Beckman Coulter Vi-CELL BLU S/N VB-20231234" in text, code
+        assert f"file {file_name_of(bench.scenario, code)}" in text, code
+        assert f"(SHA-256 {sha256_of(bench.scenario, code)})" in text, code  # in full
+        assert what in text, code
+    assert "P1 harvested and viability from count" in text
+    assert "P2 harvested and viability from count" not in text
+    # The passages' table names each harvest's count, or typed.
+    assert f"5,250,000 95 {first}" in text
+    assert "32,000,000 95 typed" in text
