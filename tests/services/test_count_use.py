@@ -129,9 +129,11 @@ def test_a_count_taken_meanwhile_by_another_station_is_not_taken_twice(
     code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
     engine = db.engine_for(bench.settings)
 
+    interleaved: list[str] = []
+
     def other_station_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE CELL_COUNTS"):
-            event.remove(engine, "before_cursor_execute", other_station_first)
+        if statement.lstrip().upper().startswith("UPDATE CELL_COUNTS") and not interleaved:
+            interleaved.append(statement)
             with engine.connect() as other, other.begin():
                 other.execute(
                     text(
@@ -142,8 +144,12 @@ def test_a_count_taken_meanwhile_by_another_station_is_not_taken_twice(
                 )
 
     event.listen(engine, "before_cursor_execute", other_station_first)
-    with pytest.raises(RuleViolation, match="already used by lot X-L1"):
-        _counted_passage(bench, growing, code)
+    try:
+        with pytest.raises(RuleViolation, match="already used by lot X-L1"):
+            _counted_passage(bench, growing, code)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_station_first)
+    assert interleaved, "the other station's update never came between"
     assert bench.read(cultures.show_culture, culture=growing).passages == []
 
 
