@@ -28,7 +28,7 @@ from lims.domain.count_use import CountRequest
 from lims.domain.ids import CountId
 from lims.errors import RuleViolation
 from lims.models import CellCount, CountFile
-from lims.services import bindings, lookup
+from lims.services import lookup
 from lims.services.counts import AUDIT_SUBJECT
 from lims.timeutil import json_time, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -59,6 +59,10 @@ def take(
     """The count `request` names, taken by the step dated `at` that `used_by` describes
     (e.g. "passage A999926000001-C1-P2"); refused unless usable. A step that needs the total
     (nucleated) cells (`needs_total`) is refused a count whose file has no total density."""
+    # Only a step that takes a count checks the trail: a typed passage's cold start (a
+    # benchmark row) does not load the bindings.
+    from lims.services import bindings
+
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     count = lookup.count(session, request.code)
