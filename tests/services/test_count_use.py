@@ -543,3 +543,8 @@ def test_the_batch_record_names_the_count_behind_each_number_and_what_was_typed(
     # The passages' table names each harvest's count, or typed.
     assert f"5,250,000 95 {first}" in text
     assert "32,000,000 95 typed" in text
+    # The lot's audit trail holds each count's import and its use.
+    for code in (tnc, plated, first, final):
+        assert text.count(f"count:{code}") == 2, code
+    assert "count.import" in text
+    assert "count.use" in text
