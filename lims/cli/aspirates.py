@@ -44,7 +44,7 @@ def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
             "site": view.site,
             "anticoagulant": view.anticoagulant,
             "TNC": f"{view.tnc:,}" if view.tnc is not None else None,
-            "TNC counted": None
+            "TNC from": None
             if view.tnc is None
             else view.count.described(zone, total=True, sha256_digits=SHA256_IN_TABLES),
             "temperature": f"{view.temperature_c:g} °C" if view.temperature_c is not None else None,

@@ -76,7 +76,7 @@ def show_passage(view: PassageView, title: str, zone: tzinfo) -> None:
             "harvested at": show_time(view.harvested_at, zone),
             "harvested (viable)": cells(view.harvested),
             "viability": f"{view.viability:g} %",
-            "harvest counted": view.count.described(zone, sha256_digits=SHA256_IN_TABLES),
+            "harvest from": view.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "confluence": None if view.confluence is None else f"{view.confluence:g} %",
             "reseeded": f"{cells(view.seeded)} in {view.vessels} vessels, {view.area_cm2:,g} cm²",
             "seeding density": f"{fixed(view.seeding_density_per_cm2, 0)} cells/cm²",
@@ -116,7 +116,7 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
                 f"{cells(summary.cells_plated)} in {summary.vessels} vessels, "
                 f"{summary.area_cm2:,g} cm²"
             ),
-            "plated cells counted": summary.count.described(zone, sha256_digits=SHA256_IN_TABLES),
+            "plated cells from": summary.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "method": summary.method,
             "reagents at start": ", ".join(detail.reagents) or None,
             "passages": summary.passages,

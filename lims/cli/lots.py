@@ -172,6 +172,9 @@ def correct(
 ) -> None:
     """Correct what was typed at formulation while the lot is in quarantine.
 
+    A final harvest taken from an imported count (lot formulate --count) is the
+    instrument's: its cells and viability are not retyped (open a deviation on the lot).
+
     \b
     Example:
       lims lot correct A999926000001-L1 --harvested 1.05e9 --reason "count sheet misread"

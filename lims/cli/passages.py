@@ -120,6 +120,10 @@ def correct(
 ) -> None:
     """Correct a passage's typed values; it and every later passage are recomputed.
 
+    Cells and viability taken from an imported count (passage log --count) are the
+    instrument's: they are not retyped (open a deviation on the culture instead), and a
+    corrected time stays within counts.max_age_hours of the count.
+
     \b
     Example:
       lims passage correct A999926000001-C1-P2 --harvested 2.7e7 --reason "count sheet misread"

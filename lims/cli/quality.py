@@ -196,7 +196,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             "formulated": f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}",
             "expires": show_time(lot.expires_at, zone),
             "final harvest": f"{cells(lot.harvested)} viable cells, {lot.viability:g} % viable",
-            "final harvest counted": lot.count.described(zone, sha256_digits=SHA256_IN_TABLES),
+            "final harvest from": lot.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "vials": (
                 f"{lot.vials} × {cells(lot.cells_per_vial)} cells in {lot.volume_ml:g} mL "
                 f"{lot.vehicle}"

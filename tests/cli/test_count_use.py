@@ -128,7 +128,7 @@ def test_a_passage_from_a_count_and_its_provenance_in_culture_show(
     assert f"SHA-256 {sha[:12]}…" in text
     assert sha not in text  # shortened where people read it
     assert "2,100,000 viable cells/mL × 2 mL" in text
-    assert "plated cells counted typed at the bench" in text
+    assert "plated cells from typed at the bench" in text
 
 
 def test_typed_numbers_and_a_count_are_one_or_the_other(lab: Lab, bench: dict[str, str]) -> None:
@@ -243,7 +243,7 @@ def test_a_culture_started_from_a_count(lab: Lab, bench: dict[str, str]) -> None
         240_000_000,
     )
     shown = invoke("culture", "show", started["culture_id"])
-    assert f"plated cells counted count {code}: {INSTRUMENT}" in plain(shown.stdout)
+    assert f"plated cells from count {code}: {INSTRUMENT}" in plain(shown.stdout)
 
 
 def test_a_lot_formulated_from_a_count_and_its_provenance_in_lot_show(
@@ -276,7 +276,7 @@ def test_a_lot_formulated_from_a_count_and_its_provenance_in_lot_show(
     assert shown["count"]["file_sha256"] == sha256_of(lab.scenario, code)
     assert shown["culture"]["passages"][0]["count_id"] is None
     text = plain(invoke("lot", "show", lot["lot_id"]).stdout)
-    assert f"final harvest counted count {code}: {INSTRUMENT}" in text
+    assert f"final harvest from count {code}: {INSTRUMENT}" in text
     assert "1,100,000 viable cells/mL × 20 mL" in text
     line = refused(
         invoke("lot", "correct", lot["lot_id"], "--harvested", "2e7", "--reason", "recount"),
@@ -317,7 +317,7 @@ def test_an_aspirate_received_with_a_count_of_its_total_cells(
     assert (received["count_id"], received["tnc"]) == (with_total, 615_000_000)
     shown = invoke("aspirate", "show", received["din"])
     text = plain(shown.stdout)
-    assert f"TNC counted count {with_total}: {INSTRUMENT}" in text
+    assert f"TNC from count {with_total}: {INSTRUMENT}" in text
     assert "20,500,000 total cells/mL × 30 mL" in text
 
 
