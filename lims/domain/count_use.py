@@ -29,6 +29,17 @@ COUNT_FIELD = "count"
 USE = "a count is taken with --count CNT-… --suspension-ml V (the mL the counted cells are in)"
 
 
+# The steps that take a count, as a count's used_by names them: "passage A999926000001-C1-P2".
+STEP_KINDS = ("passage", "culture", "lot", "aspirate")
+
+
+def taken_by(kind: str, code: str) -> str:
+    """What a count records of the step that took it (used_by): its kind and its id (an
+    aspirate's DIN as stored, 13 characters)."""
+    assert kind in STEP_KINDS, kind
+    return f"{kind} {code}"
+
+
 @dataclass(frozen=True)
 class CountRequest:
     """A count named for a step, and the volume its densities are multiplied by."""

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import quantities
-from lims.domain.count_use import not_typed, requested
+from lims.domain.count_use import not_typed, requested, taken_by
 from lims.domain.ids import Din, next_din
 from lims.errors import BadInput, RuleViolation
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Aspirate, Culture, Patient
@@ -223,7 +223,7 @@ def receive(
     counted = None
     if request is not None:
         counted = count_use.take(
-            uow, request, at=received, used_by=f"aspirate {din.code}", needs_total=True
+            uow, request, at=received, used_by=taken_by("aspirate", din.code), needs_total=True
         )
         cells = counted.total_cells
     arrival: dict[str, Any] = {

@@ -23,8 +23,8 @@ its key's latest value. Two kinds of table:
 
 Binding another column is one `Bound` more in its table's declaration, with its rows query
 selecting the column under its name; binding another table is one declaration more in
-BINDINGS (as lot holds were, named by the `lot.hold` and `lot.unhold` entries about their
-lot).
+BINDINGS (lot holds, named by the `lot.hold` and `lot.unhold` entries about their lot, are
+the last one).
 
 Entries written by earlier versions of lims may lack keys: a column whose key the trail
 never stated for an entity is not compared (unless `before_stated` says what a row holds
@@ -64,7 +64,7 @@ from sqlmodel import Session, col
 
 from lims import audit
 from lims.audit import Subject
-from lims.domain.ids import CountId
+from lims.domain.count_use import STEP_KINDS
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
 from lims.errors import RuleViolation
@@ -231,7 +231,7 @@ def _late_entries(entity_type: str) -> Sequenced:
     )
 
 
-# --- counts taken by steps (lims.services.count_use) --------------------------------------------
+# --- counts taken by steps (lims.services.count_use) ----------------------------------------------
 
 COUNT_NUMBERS_PADDED = 10**6  # CountId writes a count's number in six digits at least
 
@@ -248,25 +248,43 @@ def _count_code(number: Any) -> ColumnElement[str]:
     )
 
 
-def _count_taken(row: RowMapping) -> str | None:
-    """The count a step's numbers came from, as its entry states it: CNT-…, or none."""
-    number = row["count_id"]
-    return None if number is None else CountId(number).code
+def _taken_by(row: RowMapping) -> str | None:
+    """The step whose row names the count (count_id), as count.use states it in used_by;
+    none, or every one when more than one step names it (then it matches no entry)."""
+    steps = [f"{kind} {row[kind]}" for kind in STEP_KINDS if row[kind] is not None]
+    return "; ".join(steps) or None
 
 
-# A step took its numbers from this count (its entry states "count_id"); typed ones from none.
-COUNT_TAKEN = Bound("count_id", "count_id", before_stated=None, as_stated=_count_taken)
-# Which step took a count, when and at what volume (count.use states them): a count taken
-# once is never taken again, and its numbers are those volume's.
-COUNT_USE = (
-    Bound("used_by", "used_by", before_stated=None),
-    Bound(
-        "used_at",
-        "used_at",
-        before_stated=None,
-        as_stated=lambda row: json_time(row["used_at"]),
+# Which step took a count, when and at what volume (count.use states them), and the step that
+# names it: a count is taken once, its numbers are that volume's, and no step's count_id is
+# moved to another count or given one by hand. Bound from the count's side, the passages
+# (a million at scale) need not be read.
+COUNT_USE = Entities(
+    table="cell_counts",
+    entity_type="count",
+    born_in=frozenset({"count.import"}),
+    rows=select(
+        _count_code(col(CellCount.id)).label("id"),
+        col(CellCount.used_by),
+        col(CellCount.used_at),
+        col(CellCount.suspension_ml),
+        col(Passage.code).label("passage"),
+        col(Culture.code).label("culture"),
+        col(Lot.code).label("lot"),
+        col(Aspirate.din).label("aspirate"),
+    )
+    .outerjoin(Passage, col(Passage.count_id) == col(CellCount.id))
+    .outerjoin(Culture, col(Culture.count_id) == col(CellCount.id))
+    .outerjoin(Lot, col(Lot.count_id) == col(CellCount.id))
+    .outerjoin(Aspirate, col(Aspirate.count_id) == col(CellCount.id)),
+    columns=(
+        Bound("used_by", "used_by", before_stated=None),
+        Bound(
+            "used_at", "used_at", before_stated=None, as_stated=lambda r: json_time(r["used_at"])
+        ),
+        Bound("suspension_ml", "suspension_ml", before_stated=None),
+        Bound("count_id of its step", "used_by", before_stated=None, as_stated=_taken_by),
     ),
-    Bound("suspension_ml", "suspension_ml", before_stated=None),
 )
 
 
@@ -284,7 +302,6 @@ BINDINGS: tuple[Binding, ...] = (
             col(_PARENT_CULTURE.code).label("parent_culture"),
             col(Passage.code).label("source_passage"),
             col(Culture.cells_plated),
-            col(Culture.count_id),
         )
         .outerjoin(_PARENT_CULTURE, col(_PARENT_CULTURE.id) == col(Culture.parent_id))
         .outerjoin(Passage, col(Passage.id) == col(Culture.source_passage_id)),
@@ -297,7 +314,6 @@ BINDINGS: tuple[Binding, ...] = (
             ),
             # What a split drew from its parent's harvest: the sum may not exceed it.
             Bound("cells_plated", "cells_plated"),
-            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -310,7 +326,6 @@ BINDINGS: tuple[Binding, ...] = (
             col(Aspirate.collected_at),
             col(Aspirate.received_at),
             col(Aspirate.nonconforming),
-            col(Aspirate.count_id),
         ).join(Patient, col(Patient.id) == col(Aspirate.patient_id)),
         columns=(
             Bound("patient_id", "patient", field="patient_code"),
@@ -322,7 +337,6 @@ BINDINGS: tuple[Binding, ...] = (
                 "received_at", "received_at", as_stated=lambda row: json_time(row["received_at"])
             ),
             Bound("nonconforming", "nonconforming", before_stated=False),
-            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -342,7 +356,6 @@ BINDINGS: tuple[Binding, ...] = (
             col(Lot.pending_at_release),
             col(Lot.release_completed_at),
             col(Lot.release_completed_by),
-            col(Lot.count_id),
         )
         .join(Culture, col(Culture.id) == col(Lot.culture_id))
         .join(Patient, col(Patient.id) == col(Lot.patient_id)),
@@ -369,7 +382,6 @@ BINDINGS: tuple[Binding, ...] = (
                 as_stated=lambda row: json_time(row["release_completed_at"]),
             ),
             Bound("release_completed_by", "release_completed_by", before_stated=None),
-            COUNT_TAKEN,
         ),
     ),
     Entities(
@@ -632,27 +644,7 @@ BINDINGS: tuple[Binding, ...] = (
         columns=(Bound("lifted_at", "lifted", as_stated=lambda row: row["lifted_at"] is not None),),
     ),
     *(_late_entries(entity_type) for entity_type in LATE_ENTRY_SUBJECTS),
-    # Counts taken by steps, and the count each passage took (cultures, aspirates and lots
-    # bind theirs in their own declarations above).
-    Entities(
-        table="cell_counts",
-        entity_type="count",
-        born_in=frozenset({"count.import"}),
-        rows=select(
-            _count_code(col(CellCount.id)).label("id"),
-            col(CellCount.used_by),
-            col(CellCount.used_at),
-            col(CellCount.suspension_ml),
-        ),
-        columns=COUNT_USE,
-    ),
-    Entities(
-        table="passages",
-        entity_type="passage",
-        born_in=frozenset({"passage.log"}),
-        rows=select(col(Passage.code).label("id"), col(Passage.count_id)),
-        columns=(COUNT_TAKEN,),
-    ),
+    COUNT_USE,
 )
 
 

@@ -19,7 +19,7 @@ from lims import audit
 from lims.auth import Actor
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, ids, lineage, quantities
-from lims.domain.count_use import not_typed, requested, typed_unless_counted
+from lims.domain.count_use import not_typed, requested, taken_by, typed_unless_counted
 from lims.domain.states import CULTURE, DEVIATION, LOT, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -428,7 +428,9 @@ def start_culture(
     )
     counted = None
     if request is not None:
-        counted = count_use.take(uow, request, at=started, used_by=f"culture {identity.code}")
+        counted = count_use.take(
+            uow, request, at=started, used_by=taken_by("culture", identity.code)
+        )
         cells = counted.viable_cells
     plated: dict[str, Any] = {
         "kind": PRIMARY if primary else SEEDED,
@@ -636,7 +638,9 @@ def log_passage(
     )
     counted = None
     if request is not None:
-        counted = count_use.take(uow, request, at=harvested_at, used_by=f"passage {identity.code}")
+        counted = count_use.take(
+            uow, request, at=harvested_at, used_by=taken_by("passage", identity.code)
+        )
         values |= {"harvested": counted.viable_cells, "viability": counted.viability}
         _reseeded_from_harvest(values["harvested"], values["seeded"])
     assert parent.id is not None

@@ -22,7 +22,7 @@ from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
 from lims.domain import signatures as signing
-from lims.domain.count_use import not_typed, requested, typed_unless_counted
+from lims.domain.count_use import not_typed, requested, taken_by, typed_unless_counted
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -461,7 +461,9 @@ def formulate(
     )
     counted = None
     if request is not None:
-        counted = count_use.take(uow, request, at=formulated_at, used_by=f"lot {identity.code}")
+        counted = count_use.take(
+            uow, request, at=formulated_at, used_by=taken_by("lot", identity.code)
+        )
         harvested_cells, viable_percent = counted.viable_cells, counted.viability
         _vials_within_harvest(vial_count, dose, harvested_cells)
     vial_ids = ids.vial_ids(identity, vial_count)

@@ -236,12 +236,10 @@ def _lot_row(patient: int, status: str = "quarantine") -> dict[str, Any]:
         "pending_at_release": None,
         "release_completed_at": None,
         "release_completed_by": None,
-        "count_id": None,  # typed, as the trail states by saying nothing of a count
     }
 
 
-# A culture started on its own, with typed cells (no count taken).
-_UNSPLIT = {"parent_culture": None, "source_passage": None, "count_id": None}
+_UNSPLIT = {"parent_culture": None, "source_passage": None}
 
 
 def _fold(*entries: tuple[str, str, str, str | None]) -> Any:

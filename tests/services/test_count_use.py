@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from lims import db
+from lims.domain.ids import CountId, CultureId
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.services import aspirates, cultures, lots, reports
 from lims.timeutil import local_day_end, show_time
@@ -455,27 +456,51 @@ FREED = "used_by = NULL, used_at = NULL, suspension_ml = NULL"  # a used count m
 
 
 @pytest.mark.parametrize(
-    ("statement", "table", "column"),
+    ("statement", "column"),
     [
-        (
-            "UPDATE cell_counts SET used_by = NULL, used_at = NULL, suspension_ml = NULL",
-            "cell_counts",
-            "used_by",
-        ),
-        ("UPDATE cell_counts SET suspension_ml = 20", "cell_counts", "suspension_ml"),
-        ("UPDATE cell_counts SET used_by = 'passage elsewhere'", "cell_counts", "used_by"),
-        ("UPDATE passages SET count_id = NULL", "passages", "count_id"),
+        (f"UPDATE cell_counts SET {FREED}", "used_by"),
+        ("UPDATE cell_counts SET suspension_ml = 20", "suspension_ml"),
+        ("UPDATE cell_counts SET used_by = 'passage elsewhere'", "used_by"),
+        ("UPDATE passages SET count_id = NULL", "count_id of its step"),
     ],
 )
 def test_a_count_or_its_step_edited_by_hand_disagrees_with_the_trail(
-    bench: Bench, growing: str, statement: str, table: str, column: str
+    bench: Bench, growing: str, statement: str, column: str
 ) -> None:
     code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
-    logged = _counted_passage(bench, growing, code)
+    _counted_passage(bench, growing, code)
+    assert bench.scenario.verify_trail().disagreement is None
     bench.sql(statement)
     found = bench.scenario.verify_trail().disagreement
-    expected_id = code if table == "cell_counts" else logged.passage_id
-    assert (found.table, found.id, found.column) == (table, expected_id, column)
+    assert (found.table, found.id, found.column) == ("cell_counts", code, column)
+
+
+def test_a_step_moved_by_hand_to_another_count_disagrees_with_the_trail(
+    bench: Bench, growing: str
+) -> None:
+    taken = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
+    logged = _counted_passage(bench, growing, taken)
+    other = imported(bench.scenario, 2.5e6, 97, at=HARVEST)
+    bench.sql("UPDATE passages SET count_id = :id", id=int(other.removeprefix("CNT-")))
+    found = bench.scenario.verify_trail().disagreement
+    assert (found.table, found.id, found.column) == ("cell_counts", taken, "count_id of its step")
+    assert (found.row_value, found.trail_value) == (None, f"passage {logged.passage_id}")
+
+
+def test_the_database_writes_a_counts_id_as_lims_does(bench: Bench) -> None:
+    """The trail names a count CNT-…; the bound rows compute the same id in SQL."""
+    from sqlalchemy import literal, select
+
+    from lims.services import bindings
+    from lims.uow import unit_of_work
+
+    numbers = [1, 123, 999_999, 1_000_000, 2**31 - 1]
+    with unit_of_work(bench.settings, write=False, authenticated=False) as uow:
+        written = [
+            uow.session.execute(select(bindings._count_code(literal(number)))).scalar_one()
+            for number in numbers
+        ]
+    assert written == [CountId(number).code for number in numbers]
 
 
 def test_a_count_freed_by_hand_is_not_taken_again(bench: Bench, growing: str) -> None:
@@ -489,16 +514,29 @@ def test_a_count_freed_by_hand_is_not_taken_again(bench: Bench, growing: str) ->
         _counted_passage(bench, other, code)
 
 
-@pytest.mark.parametrize("table", ["lots", "cultures", "aspirates"])
-def test_a_typed_step_given_a_count_by_hand_disagrees_with_the_trail(
-    bench: Bench, growing: str, table: str
+@pytest.mark.parametrize(
+    ("table", "step"),
+    [("lots", "lot"), ("cultures", "culture"), ("aspirates", "aspirate")],
+)
+def test_a_step_given_a_count_by_hand_disagrees_with_the_trail(
+    bench: Bench, growing: str, table: str, step: str
 ) -> None:
-    bench.passage(growing, HARVEST)
-    _formulate(bench, growing, harvested=1e8, viability=93)
-    code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
-    bench.sql(f"UPDATE {table} SET count_id = :id", id=int(code.removeprefix("CNT-")))
-    found = bench.scenario.verify_trail().disagreement
-    assert (found.table, found.column, found.trail_value) == (table, "count_id", None)
+    unused = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
+    used = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
+    passage = _counted_passage(bench, growing, used).passage_id
+    lot = _formulate(bench, growing, harvested=1e8, viability=93).summary.lot_id
+    codes = {"lots": lot, "cultures": growing, "aspirates": CultureId.parse(growing).din.code}
+    for count, trail in ((unused, None), (used, f"passage {passage}")):
+        bench.sql(f"UPDATE {table} SET count_id = :id", id=int(count.removeprefix("CNT-")))
+        found = bench.scenario.verify_trail().disagreement
+        shown = f"{step} {codes[table]}" if trail is None else f"{trail}; {step} {codes[table]}"
+        assert (found.table, found.id, found.column) == (
+            "cell_counts",
+            count,
+            "count_id of its step",
+        )
+        assert (found.row_value, found.trail_value) == (shown, trail)
+        bench.sql(f"UPDATE {table} SET count_id = NULL")
 
 
 # --- the batch record says where each number came from -------------------------------------------
