@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
-from lims.cli.options import LateReasonOption, service_options
+from lims.cli.options import CountOption, LateReasonOption, SuspensionOption, service_options
 from lims.cli.service import read, run
 from lims.cli.tables import LATE_COLUMN, Columns, Moment, print_list
 
@@ -21,6 +21,7 @@ app = new_area("Bone-marrow aspirates and their DINs: receive, show, list.")
 
 def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
+    from lims.views.counts import SHA256_IN_TABLES
     from lims.views.records import LATE_ENTRY
 
     late = None
@@ -43,6 +44,9 @@ def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
             "site": view.site,
             "anticoagulant": view.anticoagulant,
             "TNC": f"{view.tnc:,}" if view.tnc is not None else None,
+            "TNC from": None
+            if view.tnc is None
+            else view.count.described(zone, total=True, sha256_digits=SHA256_IN_TABLES),
             "temperature": f"{view.temperature_c:g} °C" if view.temperature_c is not None else None,
             "cultures": ", ".join(view.cultures) or None,
             "received by": view.recorded_by,
@@ -73,6 +77,8 @@ def receive(
     tnc: Annotated[
         str | None, typer.Option("--tnc", metavar="N", help="Total nucleated cells.")
     ] = None,
+    count: CountOption = None,
+    suspension_ml: SuspensionOption = None,
     received_at: Annotated[
         str | None,
         typer.Option("--received-at", metavar="ISO", help="When it arrived. Default: now."),
@@ -99,12 +105,16 @@ def receive(
     """Receive an aspirate and give it the next DIN of this facility and year.
 
     The DIN's year is the collection year at the facility (facility.timezone). The
-    collection must not be before the patient's consent date or birth year.
+    collection must not be before the patient's consent date or birth year. The total
+    nucleated cells are typed (--tnc), or the total cells of a count imported from the
+    cell counter (--count, with the volume counted).
 
     \b
     Example:
       lims aspirate receive --patient PT-0001 --collected-at 2026-11-25T08:10 \\
         --volume-ml 30 --anticoagulant "sodium heparin" --tnc 6.1e8 --temperature-c 18
+      lims aspirate receive --patient PT-0001 --collected-at 2026-11-25T08:10 \\
+        --volume-ml 30 --count CNT-000003 --suspension-ml 30
     """
     from lims.services import aspirates
 

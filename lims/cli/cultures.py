@@ -9,9 +9,11 @@ import typer
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
 from lims.cli.options import (
     AtOption,
+    CountOption,
     CultureArgument,
     LateReasonOption,
     ReagentOption,
+    SuspensionOption,
     service_options,
 )
 from lims.cli.service import read, run
@@ -43,6 +45,17 @@ def start(
         str | None,
         typer.Option("--seeded", metavar="N", help="Counted cells plated, e.g. a thawed bank."),
     ] = None,
+    count: CountOption = None,
+    suspension_ml: SuspensionOption = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            metavar="primary|seeded",
+            help="With --count: the culture the counted viable cells start, in place of "
+            "--mnc or --seeded.",
+        ),
+    ] = None,
     method: Annotated[
         str | None,
         typer.Option(
@@ -57,12 +70,16 @@ def start(
     as_json: JsonOption = False,
 ) -> None:
     """Start a culture from an aspirate; prints its culture id. Cells from a culture's
-    harvest are split from it (`lims culture split`), not started anew.
+    harvest are split from it (`lims culture split`), not started anew. The cells plated
+    are typed (--mnc or --seeded), or the viable cells of a count imported from the cell
+    counter (--count, with the volume counted and --kind).
 
     \b
     Example:
       lims culture start A999926000001 --mnc 2.4e8 --vessels 5 --area-cm2 875 \\
         --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A"
+      lims culture start A999926000001 --count CNT-000007 --suspension-ml 5 \\
+        --kind primary --vessels 5 --area-cm2 875
     """
     from lims.cli import expansion
     from lims.services import cultures

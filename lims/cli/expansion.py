@@ -12,6 +12,7 @@ import typer
 from lims.cli.common import alarm, late_entry_note, print_alarms, print_record, print_table
 from lims.cli.tables import cells, fixed
 from lims.domain.states import DEVIATION
+from lims.views.counts import SHA256_IN_TABLES
 
 if TYPE_CHECKING:
     from lims.views.bench import CultureDetail, PassageView
@@ -21,6 +22,7 @@ PASSAGE_COLUMNS = [
     "harvested at",
     "harvested",
     "viability %",
+    "counted",
     "reseeded",
     "density /cm²",
     "PD",
@@ -53,6 +55,7 @@ def passage_row(view: PassageView, zone: tzinfo) -> list[Any]:
         show_time(view.harvested_at, zone),
         cells(view.harvested),
         f"{view.viability:g}",
+        view.count.label,
         cells(view.seeded),
         fixed(view.seeding_density_per_cm2, 0),
         fixed(view.population_doublings),
@@ -73,6 +76,7 @@ def show_passage(view: PassageView, title: str, zone: tzinfo) -> None:
             "harvested at": show_time(view.harvested_at, zone),
             "harvested (viable)": cells(view.harvested),
             "viability": f"{view.viability:g} %",
+            "harvest from": view.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "confluence": None if view.confluence is None else f"{view.confluence:g} %",
             "reseeded": f"{cells(view.seeded)} in {view.vessels} vessels, {view.area_cm2:,g} cm²",
             "seeding density": f"{fixed(view.seeding_density_per_cm2, 0)} cells/cm²",
@@ -112,6 +116,7 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
                 f"{cells(summary.cells_plated)} in {summary.vessels} vessels, "
                 f"{summary.area_cm2:,g} cm²"
             ),
+            "plated cells from": summary.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "method": summary.method,
             "reagents at start": ", ".join(detail.reagents) or None,
             "passages": summary.passages,
@@ -128,6 +133,7 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
     )
     if detail.passages:
         print_table("Passages", PASSAGE_COLUMNS, [passage_row(p, zone) for p in detail.passages])
+        print_counts(detail.passages, zone)
         used = [(p.passage_id, ", ".join(p.reagents)) for p in detail.passages if p.reagents]
         if used:
             print_table("Reagents by passage", ["passage", "reagent lots"], used)
@@ -150,6 +156,20 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
     curve = detail.growth_curve()
     if len(curve) >= 2:
         typer.echo(growth_plot(curve))
+
+
+def print_counts(passages: Sequence[PassageView], zone: tzinfo) -> None:
+    """Where the passages' counts came from, for those taken from an imported count."""
+    counted = [p for p in passages if not p.count.typed]
+    if counted:
+        print_table(
+            "Counts by passage (the others typed)",
+            ["passage", "harvested and viability from"],
+            [
+                (p.passage_id, p.count.described(zone, sha256_digits=SHA256_IN_TABLES))
+                for p in counted
+            ],
+        )
 
 
 def _late(entered_at: Any, entered_by: str, reason: str | None, zone: tzinfo) -> dict[str, Any]:

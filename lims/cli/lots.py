@@ -9,11 +9,13 @@ import typer
 from lims.cli.common import JsonOption, PasswordStdinOption, new_area, print_view, read_password
 from lims.cli.options import (
     AtOption,
+    CountOption,
     CultureArgument,
     LateReasonOption,
     LotArgument,
     ReagentOption,
     ReasonOption,
+    SuspensionOption,
     service_options,
 )
 from lims.cli.service import read, run
@@ -31,9 +33,14 @@ app = new_area(
 
 # What is typed at formulation.
 HarvestedOption = Annotated[
-    str, typer.Option("--harvested", metavar="N", help="Viable cells at the final harvest.")
+    str | None,
+    typer.Option(
+        "--harvested", metavar="N", help="Viable cells at the final harvest (or --count)."
+    ),
 ]
-ViabilityOption = Annotated[str, typer.Option("--viability", metavar="PCT", help="0-100.")]
+ViabilityOption = Annotated[
+    str | None, typer.Option("--viability", metavar="PCT", help="0-100 (or --count).")
+]
 VialsOption = Annotated[str, typer.Option("--vials", metavar="N", help="Vials filled.")]
 CellsPerVialOption = Annotated[
     str, typer.Option("--cells-per-vial", metavar="N", help="Viable cells in each vial.")
@@ -77,11 +84,13 @@ def _print_lot(detail: LotDetail, zone: tzinfo) -> None:
 def formulate(
     ctx: typer.Context,
     culture: CultureArgument,
-    harvested: HarvestedOption,
-    viability: ViabilityOption,
     vials: VialsOption,
     cells_per_vial: CellsPerVialOption,
     volume_ml: VolumeOption,
+    harvested: HarvestedOption = None,
+    viability: ViabilityOption = None,
+    count: CountOption = None,
+    suspension_ml: SuspensionOption = None,
     vehicle: VehicleOption = None,
     shelf_life_hours: ShelfLifeOption = None,
     at: AtOption = None,
@@ -91,9 +100,14 @@ def formulate(
 ) -> None:
     """Formulate a culture's final harvest into a lot of vials for its patient (quarantine).
 
+    The viable cells of the final harvest and their viability are typed, or taken from a
+    count imported from the cell counter (--count, with the volume counted): not both.
+
     \b
     Example:
       lims lot formulate A999926000001-C1 --harvested 1.1e9 --viability 93 \\
+        --vials 4 --cells-per-vial 5e7 --volume-ml 2
+      lims lot formulate A999926000001-C1 --count CNT-000015 --suspension-ml 50 \\
         --vials 4 --cells-per-vial 5e7 --volume-ml 2
     """
     from lims.services import lots
@@ -157,6 +171,9 @@ def correct(
     as_json: JsonOption = False,
 ) -> None:
     """Correct what was typed at formulation while the lot is in quarantine.
+
+    A final harvest taken from an imported count (lot formulate --count) is the
+    instrument's: its cells and viability are not retyped (open a deviation on the lot).
 
     \b
     Example:

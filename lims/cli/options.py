@@ -46,6 +46,26 @@ ForceOption = Annotated[
     ),
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]
+# A step's cells taken from a count imported from a cell counter (`lims count import`).
+CountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--count",
+        metavar="CNT-…",
+        help="Take the cells from this imported count instead of typing them (with "
+        "--suspension-ml); it must be ok, unused and analysed within counts.max_age_hours "
+        "(site setting, default 12) of the step.",
+    ),
+]
+SuspensionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--suspension-ml",
+        metavar="ML",
+        help="With --count: the volume the counted cells are suspended in, 0.01-5000 mL; "
+        "cells = the count's cells/mL × this volume.",
+    ),
+]
 LotArgument = Annotated[str, typer.Argument(help="The lot id, e.g. A999926000001-L1.")]
 CultureArgument = Annotated[str, typer.Argument(help="The culture id, e.g. A999926000001-C1.")]
 

@@ -9,10 +9,12 @@ import typer
 from lims.cli.common import JsonOption, new_area, print_alarms, print_table, print_view
 from lims.cli.options import (
     AtOption,
+    CountOption,
     CultureArgument,
     LateReasonOption,
     ReagentOption,
     ReasonOption,
+    SuspensionOption,
     service_options,
 )
 from lims.cli.service import run
@@ -25,10 +27,16 @@ if TYPE_CHECKING:
 app = new_area("Passages of a culture: log, correct. Growth values are derived, never typed.")
 
 HarvestedOption = Annotated[
-    str, typer.Option("--harvested", metavar="N", help="Viable cells harvested, e.g. 3.2e7.")
+    str | None,
+    typer.Option(
+        "--harvested", metavar="N", help="Viable cells harvested, e.g. 3.2e7 (or --count)."
+    ),
 ]
 ViabilityOption = Annotated[
-    str, typer.Option("--viability", metavar="PCT", help="Viability by trypan blue, 0-100.")
+    str | None,
+    typer.Option(
+        "--viability", metavar="PCT", help="Viability by trypan blue, 0-100 (or --count)."
+    ),
 ]
 SeededOption = Annotated[
     str, typer.Option("--seeded", metavar="N", help="Cells reseeded (at most those harvested).")
@@ -55,11 +63,13 @@ ConfirmUnusualOption = Annotated[
 def log(
     ctx: typer.Context,
     culture: CultureArgument,
-    harvested: HarvestedOption,
-    viability: ViabilityOption,
     seeded: SeededOption,
     vessels: VesselsOption,
     area_cm2: AreaOption,
+    harvested: HarvestedOption = None,
+    viability: ViabilityOption = None,
+    count: CountOption = None,
+    suspension_ml: SuspensionOption = None,
     confluence: ConfluenceOption = None,
     at: AtOption = None,
     late_reason: LateReasonOption = None,
@@ -73,10 +83,15 @@ def log(
 ) -> None:
     """Log a passage: the cells plated at the previous step harvested now, and reseeded.
 
+    The viable cells harvested and their viability are typed, or taken from a count
+    imported from the cell counter (--count, with the volume counted): not both.
+
     \b
     Example:
       lims passage log A999926000001-C1 --harvested 2.9e7 --viability 94 \\
         --seeded 2.6e7 --vessels 30 --area-cm2 5250 --confluence 85 --reagent "TrypLE:2409B"
+      lims passage log A999926000001-C1 --count CNT-000012 --suspension-ml 10 \\
+        --seeded 2.6e7 --vessels 30 --area-cm2 5250
     """
     from lims.cli import expansion
     from lims.services import cultures
@@ -104,6 +119,10 @@ def correct(
     as_json: JsonOption = False,
 ) -> None:
     """Correct a passage's typed values; it and every later passage are recomputed.
+
+    Cells and viability taken from an imported count (passage log --count) are the
+    instrument's: they are not retyped (open a deviation on the culture instead), and a
+    corrected time stays within counts.max_age_hours of the count.
 
     \b
     Example:

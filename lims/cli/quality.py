@@ -180,8 +180,9 @@ def show_deviations(deviations: Sequence[DeviationView], title: str, zone: tzinf
 
 
 def show_lot(detail: LotDetail, zone: tzinfo) -> None:
-    from lims.cli.expansion import PASSAGE_COLUMNS, passage_row, show_lineage
+    from lims.cli.expansion import PASSAGE_COLUMNS, passage_row, print_counts, show_lineage
     from lims.timeutil import show_time
+    from lims.views.counts import SHA256_IN_TABLES
 
     lot = detail.summary
     status = lot.status.upper()
@@ -195,6 +196,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             "formulated": f"{show_time(lot.formulated_at, zone)} by {lot.recorded_by}",
             "expires": show_time(lot.expires_at, zone),
             "final harvest": f"{cells(lot.harvested)} viable cells, {lot.viability:g} % viable",
+            "final harvest from": lot.count.described(zone, sha256_digits=SHA256_IN_TABLES),
             "vials": (
                 f"{lot.vials} × {cells(lot.cells_per_vial)} cells in {lot.volume_ml:g} mL "
                 f"{lot.vehicle}"
@@ -221,6 +223,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             PASSAGE_COLUMNS,
             [passage_row(p, zone) for p in culture.passages],
         )
+        print_counts(culture.passages, zone)
     show_lineage(culture, zone)
     show_evaluation(detail.evaluation, zone)
     if detail.on_hold:

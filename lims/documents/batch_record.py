@@ -98,6 +98,16 @@ def _late_reasons(passages: Sequence[PassageView], zone: tzinfo, layout: Layout)
     ]
 
 
+def _counted(passages: Sequence[PassageView], zone: tzinfo, layout: Layout) -> list[Any]:
+    """Where each passage's harvest count came from, for those taken from an imported count
+    (the others were typed): the count, its instrument and file, in full."""
+    return [
+        layout.text(f"P{p.passage_number} harvested and viability from {p.count.described(zone)}")
+        for p in passages
+        if not p.count.typed
+    ]
+
+
 def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
     """The cultures the lot's culture was split from, with their passages and deviations,
     and the lots made from the other cultures of the lineage."""
@@ -113,23 +123,34 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
                 f"split at {ancestor.split_at}"
             ),
             layout.table(
-                ["passage", "harvested at", "harvested", "viab. %", "reseeded", "cum. PD", "by"],
+                [
+                    "passage",
+                    "harvested at",
+                    "harvested",
+                    "viab. %",
+                    "counted",
+                    "reseeded",
+                    "cum. PD",
+                    "by",
+                ],
                 [
                     (
                         f"P{p.passage_number}" + (f" {LATE_ENTRY.upper()}" if p.late_entry else ""),
                         show_time(p.harvested_at, zone),
                         f"{p.harvested:,}",
                         f"{p.viability:g}",
+                        p.count.label,
                         f"{p.seeded:,}",
                         f"{p.cumulative_population_doublings:.2f}",
                         p.recorded_by,
                     )
                     for p in ancestor.passages
                 ]
-                or [("—", "no passage", "", "", "", "", "")],
+                or [("—", "no passage", "", "", "", "", "", "")],
                 marked=[n for n, p in enumerate(ancestor.passages) if p.late_entry],
             ),
             *_late_reasons(ancestor.passages, zone, layout),
+            *_counted(ancestor.passages, zone, layout),
             layout.table(
                 ["deviation", "status", "kind", "description"],
                 [(d.deviation_id, d.status, d.kind, d.description) for d in ancestor.deviations]
@@ -290,6 +311,10 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("anticoagulant", aspirate.anticoagulant),
                 ("total nucleated cells", None if aspirate.tnc is None else f"{aspirate.tnc:,}"),
                 (
+                    "total nucleated cells from",
+                    None if aspirate.tnc is None else aspirate.count.described(zone, total=True),
+                ),
+                (
                     "temperature on arrival",
                     None if aspirate.temperature_c is None else f"{aspirate.temperature_c:g} °C",
                 ),
@@ -317,6 +342,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                     f"{started.cells_plated:,} cells in {started.vessels} vessels, "
                     f"{started.area_cm2:,g} cm²",
                 ),
+                ("cells plated from", started.count.described(zone)),
                 ("method", culture.summary.method),
                 ("reagents at start", ", ".join(culture.reagents) or None),
             ]
@@ -328,6 +354,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 "harvested at",
                 "harvested",
                 "viab. %",
+                "counted",
                 "reseeded",
                 "cells/cm²",
                 "PD",
@@ -344,6 +371,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                     show_time(p.harvested_at, zone),
                     f"{p.harvested:,}",
                     f"{p.viability:g}",
+                    p.count.label,
                     f"{p.seeded:,}",
                     f"{p.seeding_density_per_cm2:,.0f}",
                     None if p.population_doublings is None else f"{p.population_doublings:.2f}",
@@ -357,6 +385,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             marked=[n for n, p in enumerate(culture.passages) if p.late_entry],
         ),
         *_late_reasons(culture.passages, zone, layout),
+        *_counted(culture.passages, zone, layout),
         *_lineage(record, layout),
     ]
     if len(culture.passages) >= 2:
@@ -374,6 +403,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                     + _late(lot.late_reason, lot.entered_at, zone),
                 ),
                 ("final harvest", f"{lot.harvested:,} viable cells, {lot.viability:g} % viable"),
+                ("final harvest from", lot.count.described(zone)),
                 (
                     "vials",
                     f"{lot.vials} × {lot.cells_per_vial:,} cells in {lot.volume_ml:g} mL "

@@ -13,10 +13,11 @@ from sqlmodel import Session, col, select
 from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import quantities
+from lims.domain.count_use import not_typed, requested, taken_by
 from lims.domain.ids import Din, next_din
 from lims.errors import BadInput, RuleViolation
 from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Aspirate, Culture, Patient
-from lims.services import consent, late_entries, lookup, records
+from lims.services import consent, count_use, counts, late_entries, lookup, records
 from lims.services import deviations as deviation_rules
 from lims.timeutil import after, past_moment, utcnow
 from lims.uow import UnitOfWork
@@ -49,8 +50,9 @@ def views(
 ) -> list[AspirateView]:
     """Aspirates as shown, each with its patient's code, its cultures and its late-entry mark."""
     late = late_entries.marks(session, "aspirate", [aspirate.din for aspirate, _, _ in aspirates])
+    sources = counts.sources(session, [aspirate.count_id for aspirate, _, _ in aspirates])
     views = []
-    for aspirate, patient_code, cultures in aspirates:
+    for (aspirate, patient_code, cultures), source in zip(aspirates, sources, strict=True):
         marks = late.get(aspirate.din, [])
         views.append(
             from_record(
@@ -58,6 +60,7 @@ def views(
                 aspirate,
                 din=din_of(aspirate),
                 patient=patient_code,
+                count=source,
                 cultures=cultures,
                 late_entry=bool(marks),
                 entered_at=aspirate.recorded_at,
@@ -167,6 +170,8 @@ def receive(
     site: str | None = None,
     anticoagulant: str | None = None,
     tnc: str | int | None = None,
+    count: str | None = None,
+    suspension_ml: str | float | None = None,
     received_at: str | datetime | None = None,
     temperature_c: str | float | None = None,
     nonconforming: bool = False,
@@ -176,10 +181,14 @@ def receive(
     """Record an aspirate's arrival and give it the next DIN of this facility and year.
 
     A sample too long in transit is received only as nonconforming, with a reason, and
-    opens a deviation on the aspirate.
+    opens a deviation on the aspirate. Its total nucleated cells are typed (`tnc`), or taken
+    from an imported count's total cell density (`count`, with the mL the counted cells are
+    suspended in), which the aspirate then uses up.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
+    request = requested(count, suspension_ml)
+    not_typed(request, tnc=tnc)
     zone = settings.tz
     now = utcnow()
     limits = settings.aspirate
@@ -211,6 +220,12 @@ def receive(
     check_collection(donor, collected, at_facility)
 
     din = _next_din(session, settings.facility.fin, collection_year(collected, at_facility))
+    counted = None
+    if request is not None:
+        counted = count_use.take(
+            uow, request, at=received, used_by=taken_by("aspirate", din.code), needs_total=True
+        )
+        cells = counted.total_cells
     arrival: dict[str, Any] = {
         "collected_at": collected,
         "received_at": received,
@@ -221,9 +236,14 @@ def receive(
         "temperature_c": temperature,
         "nonconforming": kept_because is not None,
     }
-    aspirate = Aspirate(patient_id=donor.id, **_din_columns(din), **arrival)
+    aspirate = Aspirate(
+        patient_id=donor.id,
+        **_din_columns(din),
+        **arrival,
+        count_id=None if counted is None else counted.count_id,
+    )
     identity = {"din": din.code, "din_check": din.check, "din_display": din.display}
-    new = {**identity, "patient": donor.code, **arrival}
+    new = {**identity, "patient": donor.code, **arrival, **count_use.stated(counted)}
     records.create(
         session,
         aspirate,

@@ -65,6 +65,7 @@ from sqlmodel import Session, col
 
 from lims import audit
 from lims.audit import Subject
+from lims.domain.count_use import STEP_KINDS
 from lims.domain.ids import CountId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
@@ -247,6 +248,13 @@ def _count_code(number: Any) -> ColumnElement[str]:
         ),
         else_=literal(prefix) + digits,
     )
+
+
+def _taken_by(row: RowMapping) -> str | None:
+    """The step whose row names the count (count_id), as count.use states it in used_by;
+    none, or every one when more than one step names it (then it matches no entry)."""
+    steps = [f"{kind} {row[kind]}" for kind in STEP_KINDS if row[kind] is not None]
+    return "; ".join(steps) or None
 
 
 # Every kind of record a step can mark as entered late (lims.services.late_entries).
@@ -479,8 +487,9 @@ BINDINGS: tuple[Binding, ...] = (
             ),
         ),
     ),
-    # An imported count: what a step may take from it (lims.services.count_use), and the
-    # file it was read from (whose bytes audit verify also hashes: _altered_count_file).
+    # An imported count: what a step may take from it (lims.services.count_use), the file
+    # it was read from (whose bytes audit verify also hashes: _altered_count_file), and the
+    # step that took it.
     Entities(
         table="cell_counts",
         entity_type="count",
@@ -495,7 +504,19 @@ BINDINGS: tuple[Binding, ...] = (
             col(CellCount.viability),
             col(CellCount.status),
             col(CountFile.sha256).label("file_sha256"),
-        ).join(CountFile, col(CountFile.id) == col(CellCount.file_id)),
+            col(CellCount.used_by),
+            col(CellCount.used_at),
+            col(CellCount.suspension_ml),
+            col(Passage.code).label("passage"),
+            col(Culture.code).label("culture"),
+            col(Lot.code).label("lot"),
+            col(Aspirate.din).label("aspirate"),
+        )
+        .join(CountFile, col(CountFile.id) == col(CellCount.file_id))
+        .outerjoin(Passage, col(Passage.count_id) == col(CellCount.id))
+        .outerjoin(Culture, col(Culture.count_id) == col(CellCount.id))
+        .outerjoin(Lot, col(Lot.count_id) == col(CellCount.id))
+        .outerjoin(Aspirate, col(Aspirate.count_id) == col(CellCount.id)),
         columns=(
             Bound("sample", "sample"),
             Bound(
@@ -507,6 +528,19 @@ BINDINGS: tuple[Binding, ...] = (
             Bound("viability", "viability"),
             Bound("status", "status"),
             Bound("count_files.sha256", "file_sha256", field="file_sha256"),
+            # Which step took it, when and at what volume (count.use states them), and the
+            # step naming it: a count is taken once, and no step's count_id is moved to
+            # another count or given one by hand. Bound from the count's side, the passages
+            # (a million at scale) need not be read.
+            Bound("used_by", "used_by", before_stated=None),
+            Bound(
+                "used_at",
+                "used_at",
+                before_stated=None,
+                as_stated=lambda row: json_time(row["used_at"]),
+            ),
+            Bound("suspension_ml", "suspension_ml", before_stated=None),
+            Bound("count_id of its step", "used_by", before_stated=None, as_stated=_taken_by),
         ),
     ),
     Entities(

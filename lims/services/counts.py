@@ -197,6 +197,8 @@ def _view(count: CellCount, file: CountFile) -> CountView:
 def sources(session: Session, count_ids: Sequence[int | None]) -> list[CountSource]:
     """Where each step's numbers came from, for steps' count_id columns in order."""
     wanted = {count_id for count_id in count_ids if count_id is not None}
+    if not wanted:  # typed, every one: most steps are
+        return [_source(None) for _ in count_ids]
     found = {
         view.count_id: view
         for view in views(
@@ -219,6 +221,10 @@ def _source(view: CountView | None) -> CountSource:
             file_name=None,
             file_sha256=None,
             suspension_ml=None,
+            analysed_at=None,
+            analysed_date_only=None,
+            viable_per_ml=None,
+            total_per_ml=None,
         )
     return CountSource(
         count_id=view.count_id,
@@ -227,4 +233,8 @@ def _source(view: CountView | None) -> CountSource:
         file_name=view.file_name,
         file_sha256=view.file_sha256,
         suspension_ml=view.suspension_ml,
+        analysed_at=view.analysed_at,
+        analysed_date_only=view.analysed_date_only,
+        viable_per_ml=view.viable_per_ml,
+        total_per_ml=view.total_per_ml,
     )

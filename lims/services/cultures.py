@@ -19,6 +19,7 @@ from lims import audit
 from lims.auth import Actor
 from lims.config import ExpansionSettings, Settings
 from lims.domain import growth, ids, lineage, quantities
+from lims.domain.count_use import not_typed, requested, taken_by, typed_unless_counted
 from lims.domain.states import CULTURE, DEVIATION, LOT, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -31,13 +32,13 @@ from lims.models import (
     Passage,
     Patient,
 )
-from lims.services import consent, late_entries, lookup, records
+from lims.services import consent, count_use, counts, late_entries, lookup, records
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
-from lims.validation import free_text
+from lims.validation import choice, free_text
 from lims.views import from_record
 from lims.views.bench import (
     AncestorView,
@@ -49,8 +50,11 @@ from lims.views.bench import (
     ProjectionView,
     SisterLot,
 )
+from lims.views.counts import CountSource
 from lims.views.records import LateEntryView
 
+PRIMARY, SEEDED = "primary", "seeded"
+STARTED_KINDS = (PRIMARY, SEEDED)  # what `culture start` begins; a split is its own command
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
 SEEDED_METHOD = "seeded from counted cells"
 UNUSUAL_HINT = "if the count is right, give --confirm-unusual --reason TEXT"
@@ -66,6 +70,8 @@ TYPED_FIELDS = (
     "area_cm2",
     "confluence",
 )
+# What a passage takes from a count, when it takes one (passage log --count).
+COUNTED_FIELDS = ("harvested", "viability")
 DERIVED_FIELDS = (
     "population_doublings",
     "cumulative_population_doublings",
@@ -247,6 +253,7 @@ def _passage_view(
     culture_code: str,
     reagents: list[str],
     flags: list[Flag],
+    source: CountSource,
     late: Sequence[LateEntryView] = (),
 ) -> PassageView:
     return from_record(
@@ -257,6 +264,7 @@ def _passage_view(
         passage_number=passage.number,
         reagents=reagents,
         flags=flags,
+        count=source,
         late_entry=bool(late),
         entered_at=passage.recorded_at,
         late_reason=late[0].reason if late else None,
@@ -356,6 +364,9 @@ def start_culture(
     din: str,
     mnc: str | int | None = None,
     seeded: str | int | None = None,
+    count: str | None = None,
+    suspension_ml: str | float | None = None,
+    kind: str | None = None,
     vessels: str | int,
     area_cm2: str | float,
     method: str | None = None,
@@ -363,17 +374,33 @@ def start_culture(
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
 ) -> CultureDetail:
-    """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells."""
+    """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells
+    (--seeded), or either (`kind`) with the viable cells of an imported count (`count`, with
+    the mL the counted cells are suspended in), which the culture then uses up."""
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    if (mnc is None) == (seeded is None):
-        raise BadInput(
-            "mnc/seeded",
-            "give exactly one: --mnc N (mononuclear cells plated: a primary culture) "
-            "or --seeded N (counted cells plated)",
-        )
-    primary = mnc is not None
-    cells = quantities.cell_count("mnc" if primary else "seeded", mnc if primary else seeded)  # type: ignore[arg-type]
+    request = requested(count, suspension_ml)
+    not_typed(request, mnc=mnc, seeded=seeded)
+    cells = None
+    if request is not None:
+        if kind is None:
+            raise BadInput("kind", f"required with --count: {' or '.join(STARTED_KINDS)}")
+        primary = choice("kind", kind, STARTED_KINDS) == PRIMARY
+    else:
+        if kind is not None:
+            raise BadInput(
+                "kind",
+                "only with --count: --mnc N starts a primary culture, --seeded N a seeded one",
+            )
+        if (mnc is None) == (seeded is None):
+            raise BadInput(
+                "mnc/seeded",
+                "give exactly one: --mnc N (mononuclear cells plated: a primary culture) "
+                "or --seeded N (counted cells plated), or take them from an imported count "
+                "with --count CNT-… --suspension-ml V --kind primary|seeded",
+            )
+        primary = mnc is not None
+        cells = quantities.cell_count("mnc" if primary else "seeded", mnc if primary else seeded)  # type: ignore[arg-type]
     vessel_count, area = _plating("", vessels, area_cm2)
     method = free_text(
         "method",
@@ -399,17 +426,34 @@ def start_culture(
             select(func.max(Culture.number)).where(col(Culture.aspirate_id) == aspirate.id)
         ).one(),
     )
+    counted = None
+    if request is not None:
+        counted = count_use.take(
+            uow, request, at=started, used_by=taken_by("culture", identity.code)
+        )
+        cells = counted.viable_cells
     plated: dict[str, Any] = {
-        "kind": "primary" if primary else "seeded",
+        "kind": PRIMARY if primary else SEEDED,
         "cells_plated": cells,
         "vessels": vessel_count,
         "area_cm2": area,
         "method": method,
         "started_at": started,
     }
-    culture = Culture(code=identity.code, aspirate_id=aspirate.id, number=identity.number, **plated)
+    culture = Culture(
+        code=identity.code,
+        aspirate_id=aspirate.id,
+        number=identity.number,
+        **plated,
+        count_id=None if counted is None else counted.count_id,
+    )
     reagent_labels = [f"{lot.name}:{lot.lot}" for lot in lots]
-    new = {"din": donation.with_check, **plated, "reagents": reagent_labels}
+    new = {
+        "din": donation.with_check,
+        **plated,
+        "reagents": reagent_labels,
+        **count_use.stated(counted),
+    }
     records.create(
         session,
         culture,
@@ -543,11 +587,13 @@ def log_passage(
     uow: UnitOfWork,
     *,
     culture: str,
-    harvested: str | int,
-    viability: str | float,
     seeded: str | int,
     vessels: str | int,
     area_cm2: str | float,
+    harvested: str | int | None = None,
+    viability: str | float | None = None,
+    count: str | None = None,
+    suspension_ml: str | float | None = None,
     confluence: str | float | None = None,
     at: str | datetime | None = None,
     late_reason: str | None = None,
@@ -557,14 +603,22 @@ def log_passage(
 ) -> PassageView:
     """Harvest the cells plated at the previous step and reseed some of them.
 
-    Counts beyond the plausibility limits (expansion.max_harvest_density_per_cm2,
+    The viable cells harvested and their viability are typed, or taken from an imported
+    count (`count`, with the mL the counted cells are suspended in), which the passage then
+    uses up. Counts beyond the plausibility limits (expansion.max_harvest_density_per_cm2,
     expansion.min_doubling_time_hours) are taken for a typo unless confirmed as unusual
-    with a reason, which opens a deviation.
+    with a reason, which opens a deviation, wherever they came from.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
+    request = requested(count, suspension_ml)
+    not_typed(request, harvested=harvested, viability=viability)
+    typed_unless_counted(
+        request, "--harvested N --viability PCT", harvested=harvested, viability=viability
+    )
     values = _typed_values(harvested, viability, seeded, vessels, area_cm2, confluence)
-    _reseeded_from_harvest(values["harvested"], values["seeded"])
+    if request is None:
+        _reseeded_from_harvest(values["harvested"], values["seeded"])
     confirmed = _confirmation(confirm_unusual, reason)
     zone = settings.tz
     now = utcnow()
@@ -582,6 +636,13 @@ def log_passage(
         ids.CultureId.parse(parent.code),
         lineage.last_passage_number([p.number for p in earlier], inherited),
     )
+    counted = None
+    if request is not None:
+        counted = count_use.take(
+            uow, request, at=harvested_at, used_by=taken_by("passage", identity.code)
+        )
+        values |= {"harvested": counted.viable_cells, "viability": counted.viability}
+        _reseeded_from_harvest(values["harvested"], values["seeded"])
     assert parent.id is not None
     passage = Passage(
         code=identity.code,
@@ -591,13 +652,18 @@ def log_passage(
         **values,
         cumulative_population_doublings=0.0,
         seeding_density_per_cm2=0.0,
+        count_id=None if counted is None else counted.count_id,
     )
     logged = [*earlier, passage]
     _apply_kinetics(parent, inherited, logged, len(earlier))
     unusual = _unusual(settings, parent, logged, len(earlier))
     _require_confirmed("harvested", {logged[i].code: r for i, r in unusual.items()}, confirmed)
     labels = [f"{lot.name}:{lot.lot}" for lot in lots]
-    new = {**_record(passage, TYPED_FIELDS + DERIVED_FIELDS), "reagents": labels}
+    new = {
+        **_record(passage, TYPED_FIELDS + DERIVED_FIELDS),
+        "reagents": labels,
+        **count_use.stated(counted),
+    }
     records.create(
         session,
         passage,
@@ -615,7 +681,8 @@ def log_passage(
         assert confirmed is not None
         flags.append(_open_unusual(session, actor, parent, passage, reasons, confirmed))
     marks = late_entries.marks(session, "passage", [passage.code])
-    return _passage_view(passage, parent.code, labels, flags, marks.get(passage.code, []))
+    [source] = counts.sources(session, [passage.count_id])
+    return _passage_view(passage, parent.code, labels, flags, source, marks.get(passage.code, []))
 
 
 def correct_passage(
@@ -664,6 +731,15 @@ def correct_passage(
     culture = session.get(Culture, target.culture_id)
     assert culture is not None
     assert culture.id is not None
+    count_use.require_kept(
+        uow,
+        target.count_id,
+        step=f"passage {target.code}",
+        retyped=[name for name in COUNTED_FIELDS if name in typed],
+        at=typed.get("harvested_at"),
+        remedy=f"open a deviation on the culture for QA to review: lims deviation open "
+        f"--culture {culture.code} --description TEXT",
+    )
     # A correction makes nothing: a withdrawn patient's records stay correctable, as their
     # lots' (lot correct) and their own (patient correct) do.
     _require_correctable(session, culture)
@@ -760,11 +836,13 @@ def correct_passage(
         )
     uses = reagent_rules.uses_by_step(session, culture.id)
     marks = late_entries.marks(session, "passage", [target.code])
+    [source] = counts.sources(session, [target.count_id])
     view = _passage_view(
         target,
         culture.code,
         uses.get(target.id, []),
         opened.pop(target.code),
+        source,
         marks.get(target.code, []),
     )
     return Correction(
@@ -909,8 +987,9 @@ def culture_summaries(session: Session, cultures: Sequence[Culture]) -> list[Cul
         ).all()
     }
     late = late_entries.marks(session, "culture", [culture.code for culture in cultures])
+    sources = counts.sources(session, [culture.count_id for culture in cultures])
     summaries = []
-    for culture in cultures:
+    for culture, source in zip(cultures, sources, strict=True):
         aspirate, patient = origins[culture.aspirate_id]
         passages, cumulative = latest.get(culture.id) or _before_any_passage(session, culture)
         marks = late.get(culture.code, [])
@@ -921,6 +1000,7 @@ def culture_summaries(session: Session, cultures: Sequence[Culture]) -> list[Cul
                 culture_id=culture.code,
                 din=din_of(aspirate),
                 patient=patient,
+                count=source,
                 passages=passages,
                 cumulative_population_doublings=cumulative,
                 open_deviations=open_counts.get(culture.id, 0),
@@ -956,15 +1036,17 @@ def _passage_views(session: Session, culture: Culture) -> list[PassageView]:
             from_record(Flag, deviation, deviation_id=deviation.id)
         )
     late = late_entries.marks(session, "passage", [passage.code for passage in passages])
+    sources = counts.sources(session, [passage.count_id for passage in passages])
     return [
         _passage_view(
             passage,
             culture.code,
             uses.get(passage.id, []),
             flags.get(passage.id, []),
+            source,
             late.get(passage.code, []),
         )
-        for passage in passages
+        for passage, source in zip(passages, sources, strict=True)
     ]
 
 

@@ -76,9 +76,14 @@ def vial(session: Session, code: str, field: str = "vial") -> Vial:
     return by_code(session, Vial, ids.VialId, code, field=field)
 
 
+# The database numbers counts in a 32-bit integer: a CNT- id above it names no count (and
+# PostgreSQL would refuse to compare it with one).
+COUNT_NUMBER_MAX = 2**31 - 1
+
+
 def count(session: Session, code: str, field: str = "count") -> CellCount:
     number = ids.CountId.read(code, field).number
-    found = session.get(CellCount, number)
+    found = session.get(CellCount, number) if number <= COUNT_NUMBER_MAX else None
     if found is None:
         raise NotFound(f"no count {ids.CountId(number).code}")
     return found

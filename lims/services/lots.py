@@ -22,6 +22,7 @@ from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids, quantities
 from lims.domain import signatures as signing
+from lims.domain.count_use import not_typed, requested, taken_by, typed_unless_counted
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -42,6 +43,8 @@ from lims.models import (
 from lims.services import (
     bindings,
     consent,
+    count_use,
+    counts,
     late_entries,
     lookup,
     records,
@@ -73,6 +76,8 @@ RECALLED = "recalled: "
 # A rejection's or recall's reason is printed in its signature's meaning: one line that fits
 # the column (a longer reason failed in PostgreSQL only, as "value too long").
 REASON_IN_MEANING_MAX = MEANING_MAX - max(len(REJECTED), len(RECALLED))
+# What a lot takes from a count, when it takes one (lot formulate --count).
+COUNTED_FIELDS = ("harvested", "viability")
 
 
 # --- lookups and views ---------------------------------------------------------------------
@@ -95,8 +100,9 @@ def lot_summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[
     ).all()
     origins = {lot_id: (patient, aspirate, culture) for lot_id, patient, aspirate, culture in rows}
     late = late_entries.marks(session, "lot", [lot.code for lot in lots])
+    sources = counts.sources(session, [lot.count_id for lot in lots])
     summaries = []
-    for lot in lots:
+    for lot, source in zip(lots, sources, strict=True):
         patient, aspirate, culture = origins[lot.id]
         marks = late.get(lot.code, [])
         summaries.append(
@@ -110,6 +116,7 @@ def lot_summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[
                 birth_year=patient.birth_year,
                 din=din_of(aspirate),
                 culture_id=culture,
+                count=source,
                 late_entry=bool(marks),
                 entered_at=lot.recorded_at,
                 late_reason=marks[0].reason if marks else None,
@@ -373,25 +380,40 @@ def formulate(
     uow: UnitOfWork,
     *,
     culture: str,
-    harvested: str | int,
-    viability: str | float,
     vials: str | int,
     cells_per_vial: str | int,
     volume_ml: str | float,
+    harvested: str | int | None = None,
+    viability: str | float | None = None,
+    count: str | None = None,
+    suspension_ml: str | float | None = None,
     vehicle: str | None = None,
     shelf_life_hours: str | float | None = None,
     at: str | datetime | None = None,
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
 ) -> LotDetail:
-    """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine."""
+    """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine.
+
+    The viable cells of the final harvest and their viability are typed, or taken from an
+    imported count (`count`, with the mL the counted cells are suspended in), which the lot
+    then uses up.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
-    harvested_cells = quantities.cell_count("harvested", harvested)
-    viable_percent = quantities.percentage("viability", viability)
+    request = requested(count, suspension_ml)
+    not_typed(request, harvested=harvested, viability=viability)
+    typed_unless_counted(
+        request, "--harvested N --viability PCT", harvested=harvested, viability=viability
+    )
+    harvested_cells = viable_percent = None
+    if harvested is not None and viability is not None:
+        harvested_cells = quantities.cell_count("harvested", harvested)
+        viable_percent = quantities.percentage("viability", viability)
     vial_count = quantities.whole_number("vials", vials, low=1, high=VIALS_MAX)
     dose = quantities.cell_count("cells-per-vial", cells_per_vial)
-    _vials_within_harvest(vial_count, dose, harvested_cells)
+    if harvested_cells is not None:
+        _vials_within_harvest(vial_count, dose, harvested_cells)
     volume = quantities.positive(
         "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
     )
@@ -437,6 +459,13 @@ def formulate(
         din_of(aspirate),
         session.exec(select(func.max(Lot.number)).where(col(Lot.aspirate_id) == aspirate.id)).one(),
     )
+    counted = None
+    if request is not None:
+        counted = count_use.take(
+            uow, request, at=formulated_at, used_by=taken_by("lot", identity.code)
+        )
+        harvested_cells, viable_percent = counted.viable_cells, counted.viability
+        _vials_within_harvest(vial_count, dose, harvested_cells)
     vial_ids = ids.vial_ids(identity, vial_count)
     formulation: dict[str, Any] = {
         "patient_id": aspirate.patient_id,
@@ -457,6 +486,7 @@ def formulate(
         number=identity.number,
         vials=vial_count,
         **formulation,
+        count_id=None if counted is None else counted.count_id,
     )
     patient = session.get(Patient, aspirate.patient_id)
     assert patient is not None
@@ -467,6 +497,7 @@ def formulate(
         "vials": [vial.code for vial in vial_ids],
         "reagents": [f"{r.name}:{r.lot}" for r in lots],
         "status": lot.status,
+        **count_use.stated(counted),
     }
     records.create(
         session,
@@ -541,6 +572,15 @@ def correct_lot(
         )
     found = lookup.lot(session, lot)
     LOT.check_unlocked(code=found.code, status=found.status)
+    count_use.require_kept(
+        uow,
+        found.count_id,
+        step=f"lot {found.code}",
+        retyped=[name for name in COUNTED_FIELDS if name in typed],
+        at=None,
+        remedy=f"open a deviation on the lot for QA to review: lims deviation open --lot "
+        f"{found.code} --description TEXT",
+    )
     _vials_within_harvest(
         found.vials,
         typed.get("cells_per_vial", found.cells_per_vial),

@@ -15,6 +15,7 @@ from lims.services import aspirates, events, lookup, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
+from lims.views.bench import AspirateView
 from lims.views.events import EventView
 from lims.views.quality import LotDetail, WrittenReport
 
@@ -27,15 +28,25 @@ if TYPE_CHECKING:
     from lims.documents.recall_notice import Recall
 
 
-def _subjects(detail: LotDetail, follow_up: list[EventView]) -> list[tuple[str, str]]:
-    """Every record a lot's history is made of, as audit subjects."""
+def _subjects(
+    detail: LotDetail, aspirate: AspirateView, follow_up: list[EventView]
+) -> list[tuple[str, str]]:
+    """Every record a lot's history is made of, as audit subjects: the counts its steps took
+    their numbers from (imported, then used) among them."""
     culture = detail.culture
+    sources = [
+        aspirate.count,
+        culture.summary.count,
+        *(passage.count for passage in culture.passages),
+        detail.summary.count,
+    ]
     return [
         ("patient", detail.summary.patient),
         ("aspirate", detail.summary.din.code),
         ("culture", culture.summary.culture_id),
         *(("passage", passage.passage_id) for passage in culture.passages),
         ("lot", detail.summary.lot_id),
+        *(("count", source.count_id) for source in sources if source.count_id is not None),
         *(("deviation", str(deviation.deviation_id)) for deviation in detail.deviations),
         *(("event", str(event.event_id)) for event in follow_up),
     ]
@@ -126,12 +137,13 @@ def write_batch_record(
     detail = lots.show_lot(uow, lot=lot)
     found = lookup.lot(session, detail.summary.lot_id)
     follow_up = events.of_lot(session, found)
+    aspirate = aspirates.show_aspirate(uow, din=detail.summary.din.code)
     rendered = batch_record.render(
         batch_record.BatchRecord(
             facility=settings.facility.name,
             lot=detail,
-            aspirate=aspirates.show_aspirate(uow, din=detail.summary.din.code),
-            trail=audit.entries_about(session, _subjects(detail, follow_up)),
+            aspirate=aspirate,
+            trail=audit.entries_about(session, _subjects(detail, aspirate, follow_up)),
             printed_at=utcnow(),
             printed_by=f"{actor.full_name} ({actor.username})",
             zone=settings.tz,

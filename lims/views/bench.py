@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from lims.domain.ids import Din
 from lims.domain.states import DeviationState
 from lims.views import hidden, inline, renamed, shown_as
+from lims.views.counts import CountSource, source_keys
 from lims.views.deviations import DeviationView
 
 SECONDS_PER_DAY = 86_400
@@ -52,6 +53,8 @@ class AspirateView:
     site: str
     anticoagulant: str | None
     tnc: int | None
+    # Where the TNC came from: its JSON is `count_id` and `count` (lims.views.counts).
+    count: CountSource = shown_as(source_keys, merged=True)
     temperature_c: float | None
     # Received outside the site's conditions (aspirate.max_transit_hours), with a deviation.
     nonconforming: bool
@@ -95,6 +98,8 @@ class PassageView:
     harvested_at: datetime
     harvested: int
     viability: float
+    # Where harvested and viability came from: `count_id` and `count` in its JSON.
+    count: CountSource = shown_as(source_keys, merged=True)
     seeded: int
     vessels: int
     area_cm2: float
@@ -122,6 +127,8 @@ class CultureSummary:
     status: str
     started_at: datetime
     cells_plated: int
+    # Where cells_plated came from: `count_id` and `count` in its JSON.
+    count: CountSource = shown_as(source_keys, merged=True)
     vessels: int
     area_cm2: float
     method: str

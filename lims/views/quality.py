@@ -18,6 +18,7 @@ from lims.domain.ids import Din
 from lims.staging import StagedFiles
 from lims.views import hidden, inline, renamed, shown_as, to_json
 from lims.views.bench import AncestorView, CultureDetail, SisterLot, din_keys
+from lims.views.counts import CountSource, source_keys
 from lims.views.deviations import DeviationView
 from lims.views.records import LateEntryView
 from lims.views.release import EvaluationView, ResultView
@@ -38,6 +39,8 @@ class LotSummary:
     expires_at: datetime
     harvested: int
     viability: float
+    # Where harvested and viability came from: `count_id` and `count` in its JSON.
+    count: CountSource = shown_as(source_keys, merged=True)
     vials: int = renamed("vial_count")
     cells_per_vial: int
     volume_ml: float

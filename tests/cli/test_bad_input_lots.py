@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -42,7 +41,6 @@ from tests.support.oracles import (
     Bench,
     Kind,
     _number,
-    _numeric,
     _ok,
     _outside,
     _refusal,
@@ -51,6 +49,7 @@ from tests.support.oracles import (
     _without_nul,
     moment,
     whole,
+    within,
 )
 
 PATIENT = "PT-0001"
@@ -170,16 +169,6 @@ def _assert_refused_and_unchanged(settings: Settings, args: tuple[str, ...], fie
 
 
 # --- what is valid, beyond the oracles of tests.support.oracles -------------------------------
-
-
-def within(low: float, high: float) -> Kind:
-    """From low to high inclusive, each bound as lims reads it (0.01 is the decimal 0.01)."""
-    lowest, highest = Decimal(repr(float(low))), Decimal(repr(float(high)))
-    return _numeric(
-        lambda number: lowest <= number <= highest,
-        (f"{low / 2:g}", f"{high * 1.001:g}", "-1", "0" if low > 0 else "-0.001"),
-        _outside(low, high),
-    )
 
 
 # --- a numeric result beyond the method's range: <X, >X ------------------------------------------

@@ -41,3 +41,12 @@ def refused(result: Invocation, code: int, *words: str) -> str:
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
+
+
+def plain(printed: str) -> str:
+    """What tables printed, read as text: box-drawing borders and the whitespace where a
+    cell wraps made single spaces, so that a folded value reads as one line."""
+    unboxed = "".join(
+        " " if "\u2500" <= character <= "\u257f" else character for character in printed
+    )
+    return " ".join(unboxed.split())

@@ -14,6 +14,7 @@ tests/cli/test_bad_input_lots.py and the QA floor (tests.support.floor).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
@@ -236,6 +237,38 @@ def amount(high: float) -> Kind:
         _outside(0, high),
         st.sampled_from(["0", "-0", "0.0", "-0.1", "-1e-9"]),
     )
+
+
+def within(low: float, high: float) -> Kind:
+    """From low to high inclusive, each bound as lims reads it (0.01 is the decimal 0.01)."""
+    lowest, highest = Decimal(repr(float(low))), Decimal(repr(float(high)))
+    return _numeric(
+        lambda number: lowest <= number <= highest,
+        (f"{low / 2:g}", f"{high * 1.001:g}", "-1", "0" if low > 0 else "-0.001"),
+        _outside(low, high),
+    )
+
+
+def _count_id_valid(bench: Bench, text: str) -> bool:
+    """A count's id as lims reads one (lims.domain.ids.CountId): ASCII, blanks around it and
+    letter case forgiven. One that names no count is not found (exit 3), not bad input."""
+    return text.isascii() and re.fullmatch(r"CNT-[0-9]{6,10}", text.strip().upper()) is not None
+
+
+_NOT_COUNT_IDS = (
+    "", " ", "CNT-", "CNT-1", "CNT-12345", "CNT-00000000001", "CNT 000001", "CNT000001",
+    "CNT-000001x", "CNT--000001", "CNT-0000 01", "CNT-０００００１", "CNT-٠٠٠٠٠١", "ＣＮＴ-000001",
+    "CNT\u2011000001", "CNT-000001\u200b", "A999926000001-C1", "count 1", "1",
+)  # fmt: skip
+COUNT_ID = Kind(
+    _count_id_valid,
+    lambda bench: st.one_of(
+        JUNK,
+        st.sampled_from(_NOT_COUNT_IDS),
+        st.text(st.sampled_from("CNT-0123456789 cnt_\u00a0"), max_size=16),
+    ).map(_without_nul),
+    pinned=_NOT_COUNT_IDS,
+)
 
 
 def between(low: float, high: float) -> Kind:

@@ -20,7 +20,8 @@ again: accounts change the password an admin typed before anything else,
 bench steps dated weeks back carry their late reason, and culture 2 is split
 from culture 1 (a second seeded start is refused), so its passages are P4
 and P5. Re-recorded then, with new keys (late entries, lineage, consent,
-full names in the trail). Do not re-record it to
+full names in the trail). Issue 14 added keys only (each step's `count_id` and `count`,
+null for typed numbers, and the site's `counts` settings). Do not re-record it to
 make a refactoring pass: a difference is a change in behaviour, to be fixed
 in the code or listed below (`EXPECTED_EXIT_CODE_CHANGES`) where a reviewer
 sees it. Record (only when the scenario itself changes, and say why in the
