@@ -14,6 +14,7 @@ from lims.domain.spec import OOS
 from lims.domain.states import DEVIATION
 from lims.errors import RuleViolation
 from lims.scenario import (
+    COUNTED_PASSAGE,
     INTERIM_BY_METHOD,
     PASSING,
     QC_AFTER_FORMULATION,
@@ -22,11 +23,11 @@ from lims.scenario import (
     Scenario,
     staff,
 )
-from lims.services import aspirates, cultures, deviations, lots, qc, reports, site, vials
+from lims.services import aspirates, counts, cultures, deviations, lots, qc, reports, site, vials
 from lims.views.demo import DemoResult, DemoUser, FreshProduct, Investigation, Recall
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
-PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3
+PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3; P2 is counted
 # QA tightens the viability criterion before the lot is formulated: the lot is judged by it.
 SPEC_CHANGE = "[release.viability]\nmin = 80.0\n"
 SPEC_REASON = "annual product review 2026: viability of the final product at least 80 %"
@@ -79,7 +80,11 @@ def run_demo(directory: Path) -> DemoResult:
     din = lab.aspirate(patient=patient.code).din.code
     lab.add_reagents()
     culture = lab.culture(din).summary.culture_id
-    *_, last = lab.expand(culture, PASSAGES_BEFORE_HARVEST)
+    lab.passage(culture, 1)
+    export = settings.home / f"vicell-blu-{culture}-P{COUNTED_PASSAGE}.csv"
+    counted = lab.counted_passage(culture, COUNTED_PASSAGE, export, technician)
+    last = lab.passage(culture, PASSAGES_BEFORE_HARVEST)
+    count = lab.read(counts.show_count, count=counted.count.count_id)
     split_at = last.harvested_at + SPLIT_AFTER_HARVEST
     split = lab.run_dated(cultures.split_culture, split_at, culture=culture, at=split_at, **SPLIT)
     # As the technician saw them before the final harvest: the culture still active.
@@ -109,6 +114,7 @@ def run_demo(directory: Path) -> DemoResult:
         patient=patient,
         aspirate=received,
         culture=grown,
+        count=count,
         split=split,
         late_entries=late_entries,
         late_entry_hours=late_entry_hours,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +34,9 @@ from lims.models import Patient, Vial
 from lims.services import (
     aspirates,
     bindings,
+    counts,
     cultures,
+    instrument_files,
     lookup,
     lots,
     patients,
@@ -49,6 +51,7 @@ from lims.services import (
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
+from lims.views.counts import CountView
 from lims.views.quality import LotDetail, WrittenReport
 from lims.views.release import CriterionView
 from lims.views.trail import AuditView, ChainVerification
@@ -102,6 +105,22 @@ PASSAGES = (
     (640_000_000, 90.0, 150_000_000, 5, 31_800.0),
 )
 AT_EACH_PASSAGE = {"confluence": 85, "reagents": PASSAGE_REAGENTS}
+# P2 is counted on a Vi-CELL BLU, the cells resuspended in 10 mL: the demo imports the
+# instrument's export (written by vicell_blu_export, as the instrument would) and the
+# passage takes its numbers from it. Viable 2.90x10^6/mL x 10 mL = the schedule's 2.9e7.
+COUNTED_PASSAGE = 2
+COUNT_SUSPENSION_ML = 10
+COUNTED_AFTER_HARVEST = timedelta(minutes=20)
+VICELL_BLU_COLUMNS = (
+    "Sample ID,Cell count,Viable cells,Total (x10^6) cells/mL,Viable (x10^6) cells/mL,"
+    "Viability (%),Average diameter (μm),Average viable diameter (μm),"
+    "Average circularity,Average viable circularity,Average cells per image,"
+    "Average background intensity,Bubble count,Cluster count,Images for analysis,Cell type,"
+    "Minimum Diameter (μm),Maximum Diameter (μm),Images,Cell sharpness,"
+    "Minimum circularity,Decluster degree,Aspiration cycles,Viable spot brightness (%),"
+    "Viable spot area (%),Mixing cycles,Analysis date/time,Reanalysis date/time,"
+    "Analysis by,Reanalysis by,Dilution,Wash,Tag"
+)
 # The final harvest five days after P3, into four vials of 5x10^7 cells in 2 mL.
 FORMULATION_DAY = 27
 FORMULATION = {
@@ -152,6 +171,37 @@ class Person:
     full_name: str
     role: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class InstrumentSample:
+    """One sample as a cell counter reports it: densities in cells/mL, viability in %."""
+
+    sample: str
+    viable_per_ml: float
+    viability: float
+    analysed_at: datetime  # the instrument's clock, read in the station's zone
+    operator: str
+
+
+def vicell_blu_export(samples: Sequence[InstrumentSample], zone: tzinfo) -> str:
+    """A Vi-CELL BLU results export (CSV, one row per sample, 10^6 cells/mL) of the samples,
+    as the instrument writes it: the demo's counts come from a file, as at the bench."""
+    rows = [VICELL_BLU_COLUMNS]
+    for sample in samples:
+        viable = sample.viable_per_ml / 1e6
+        total = viable * 100 / sample.viability
+        # The instrument counts about 2,500 cells per 10^6/mL in its 100 images.
+        counted = round(total * 2500)
+        wall = sample.analysed_at.astimezone(zone)
+        analysed = f"{wall.month}/{wall.day}/{wall.year} {wall.hour}:{wall.minute:02d}"
+        rows.append(
+            f"{sample.sample},{counted},{round(counted * sample.viability / 100)},"
+            f"{total:.2f},{viable:.2f},{sample.viability:g},17.62,17.85,0.88,0.89,"
+            f"{round(counted / 100)},134,0,0,100,Mammalian,6,30,100,7,0.1,Medium,3,50,5,3,"
+            f"{analysed},,{sample.operator},,1,Normal Wash,"
+        )
+    return "\n".join(rows) + "\n"
 
 
 def temporary(person: Person) -> str:
@@ -334,6 +384,46 @@ class Scenario:
     def passage(self, culture: str, number: int = 1, **values: Any) -> PassageView:
         values = {**self.passage_values(number), **values}
         return self.run_dated(cultures.log_passage, values.get("at"), culture=culture, **values)
+
+    def import_counts(self, path: Path, samples: Sequence[InstrumentSample]) -> list[CountView]:
+        """The samples written at path (a new file) as a Vi-CELL BLU export, then imported
+        as `lims count import` does."""
+        content = vicell_blu_export(samples, self.settings.tz).encode()
+        with path.open("xb") as file:
+            file.write(content)
+        reading = instrument_files.read(
+            content, path.name, "vicell-blu", self.settings.tz, utcnow()
+        )
+        return self.run(counts.store, file_name=path.name, content=content, read=reading)
+
+    def counted_passage(
+        self, culture: str, number: int, export: Path, operator: str
+    ) -> PassageView:
+        """Passage NUMBER of the schedule, its harvest counted on a Vi-CELL BLU by `operator`
+        just after harvest (the export written at `export` and imported) and taken from
+        that count."""
+        values = self.passage_values(number)
+        harvested, viability = values.pop("harvested"), values.pop("viability")
+        [count] = self.import_counts(
+            export,
+            [
+                InstrumentSample(
+                    sample=f"{culture}-P{number}",
+                    viable_per_ml=harvested / COUNT_SUSPENSION_ML,
+                    viability=viability,
+                    analysed_at=values["at"] + COUNTED_AFTER_HARVEST,
+                    operator=operator,
+                )
+            ],
+        )
+        return self.run_dated(
+            cultures.log_passage,
+            values["at"],
+            culture=culture,
+            **values,
+            count=count.count_id,
+            suspension_ml=COUNT_SUSPENSION_ML,
+        )
 
     def expand(self, culture: str, passages: int) -> list[PassageView]:
         """The schedule's first `passages` passages, each its own command."""

@@ -72,7 +72,12 @@ def demo(
     say(
         f"\n4. The technician registered patient {result.patient.code}, received an aspirate"
         f" (DIN {result.aspirate.din.display}), started a primary culture and logged three"
-        " passages; growth is derived from the counts. Cells of the third harvest that the"
+        " passages; growth is derived from the counts. The second harvest was counted on a"
+        f" Vi-CELL BLU: its export ({result.count.file_name}) was imported as"
+        f" {result.count.count_id} (`lims count import`), and the passage took its cells and"
+        f" viability from that count (`--count {result.count.count_id} --suspension-ml"
+        f" {result.count.suspension_ml:g}`): the table says where each harvest came from."
+        " Cells of the third harvest that the"
         f" flasks did not take started culture {split.culture_id} (`lims culture split`),"
         f" which carries on from {result.split.source_passage} with its passage count and"
         " cumulative doublings, under the same passage limit:\n"

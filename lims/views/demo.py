@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lims.views import hidden, renamed, shown_as, to_json
 from lims.views.bench import CultureDetail
+from lims.views.counts import CountView
 from lims.views.trail import AuditView, ChainVerification
 from lims.views.vials import Verification, VialView
 
@@ -100,6 +101,7 @@ class DemoResult:
     patient: PatientView = shown_as(lambda patient: patient.code)
     aspirate: AspirateView = shown_as(_din, merged=True)
     culture: CultureDetail
+    count: CountView = shown_as(lambda count: count.count_id, key="count_id")
     split: CultureDetail = shown_as(lambda split: split.summary.culture_id, key="split_culture")
     late_entries: list[str]  # the bench records entered late, by id
     late_entry_hours: float = hidden()
