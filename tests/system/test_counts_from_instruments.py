@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lims.domain.cell_counting import STATUS_OK
+from lims.timeutil import show_time
 from tests.support.bench import Bench
 from tests.support.cli import invoke, ok, plain, refused
 from tests.support.instrument_files import BLU, SHARED_FILES, Sample, exports, samples_of
@@ -124,9 +125,13 @@ def test_a_passage_counted_on_a_real_export_shows_its_provenance_to_the_batch_re
     table = invoke("culture", "show", culture)
     assert table.exit_code == 0, table.stderr
     text = plain(table.stdout)
-    assert f"count {code}: Beckman Coulter Vi-CELL BLU" in text
-    assert f"file {BLU.name}" in text
-    assert f"SHA-256 {sha256[:12]}…" in text
+    counted_as = (
+        f"analysed {show_time(sample.analysed_at, lab.settings.tz)}; "
+        f"{sample.viable_per_ml:,.0f} viable cells/mL × {SUSPENSION_ML} mL"
+    )
+    provenance = f"count {code}: Beckman Coulter Vi-CELL BLU, file {BLU.name} (SHA-256"
+    assert f"{provenance} {sha256[:12]}…), {counted_as}" in text
+    assert sha256 not in text  # shortened where people read it
 
     lot = ok(
         "lot", "formulate", culture, "--harvested", "1.6e8", "--viability", "93",
@@ -136,10 +141,7 @@ def test_a_passage_counted_on_a_real_export_shows_its_provenance_to_the_batch_re
     out = tmp_path / "batch.pdf"
     ok("report", "batch", lot, "--out", str(out))
     record = _pdf_text(out)
-    assert f"count {code}: Beckman Coulter Vi-CELL BLU" in record
-    assert f"file {BLU.name}" in record
-    assert f"(SHA-256 {sha256})" in record
-    assert f"P1 harvested and viability from count {code}" in record
+    assert f"P1 harvested and viability from {provenance} {sha256}), {counted_as}" in record
 
 
 def _pdf_text(path: Path) -> str:
