@@ -48,6 +48,16 @@ class Sample:
     flagged: str | None  # what the instrument flagged (an ERROR cell, a warning), or None
 
 
+def exports() -> list[Path]:
+    """Every export in the shared directory, its README and licence aside, by name: a file
+    added there is one samples_of and SHARED_FILES must know (a KeyError until they do)."""
+    return sorted(
+        path
+        for path in SHARED.iterdir()
+        if path.is_file() and not path.name.startswith(("README", "LICENSE"))
+    )
+
+
 def samples_of(path: Path) -> list[Sample]:
     """What the file at path says of each sample, in file order."""
     text = path.read_bytes().decode("utf-8")
