@@ -35,6 +35,7 @@ is read.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import logging
@@ -292,7 +293,9 @@ class _Raw:
 @dataclass(frozen=True)
 class _Format:
     name: str  # a key of INSTRUMENTS
-    vendor: str | None  # allotropy's Vendor member; None: read without allotropy
+    # allotropy's parser, "module:class" under allotropy.parsers; None: read without allotropy.
+    # The parser alone is imported: allotropy's factory of every parser it has takes seconds.
+    parser: str | None
     extension: str  # what allotropy checks the file's name for
     looks_like: Callable[[str], bool]
     expected: str  # what the format's files begin with, for a refusal
@@ -769,7 +772,7 @@ FORMATS = {
     for form in (
         _Format(
             "vicell-blu",
-            "BECKMAN_VI_CELL_BLU",
+            "beckman_vi_cell_blu.vi_cell_blu_parser:ViCellBluParser",
             "csv",
             _header_has("Sample ID", "Viability (%)", "Viable (x10^6) cells/mL"),
             "a header naming Sample ID, Viability (%) and Viable (x10^6) cells/mL",
@@ -777,7 +780,7 @@ FORMATS = {
         ),
         _Format(
             "vicell-xr",
-            "BECKMAN_VI_CELL_XR",
+            "beckman_vi_cell_xr.vi_cell_xr_parser:ViCellXRParser",
             "txt",
             _vicell_xr_like,
             "a first line 'Vi-CELL XR' and its version (the text report)",
@@ -787,7 +790,7 @@ FORMATS = {
         ),
         _Format(
             "nc-200",
-            "CHEMOMETEC_NUCLEOVIEW",
+            "chemometec_nucleoview.nucleoview_parser:ChemometecNucleoviewParser",
             "csv",
             _nucleoview_like,
             "'key;value' lines with 'Viability (%)' among them",
@@ -795,7 +798,7 @@ FORMATS = {
         ),
         _Format(
             "nc-202",
-            "CHEMOMETEC_NC_VIEW",
+            "chemometec_nc_view.chemometec_nc_view_parser:ChemometecNcViewParser",
             "csv",
             _header_has("NAME", "SAMPLE ID", "VIABILITY (%)", "LIVE (cells/ml)"),
             "a header naming NAME, SAMPLE ID, VIABILITY (%) and LIVE (cells/ml)",
@@ -803,7 +806,7 @@ FORMATS = {
         ),
         _Format(
             "cedex-hires",
-            "ROCHE_CEDEX_HIRES",
+            "roche_cedex_hires.roche_cedex_hires_parser:RocheCedexHiResParser",
             "csv",
             _cedex_like,
             "a header naming Cedex ID, Sample identifier and Viable Cell Conc.",
@@ -968,21 +971,22 @@ def _allotropy_readings(
 
 
 def _allotropy_document(content: bytes, name: str, form: _Format, zone: tzinfo) -> dict[str, Any]:
-    assert form.vendor is not None
+    assert form.parser is not None
+    module, parser_class = form.parser.split(":")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' and allotropy's warnings are not the user's
-        from allotropy.parser_factory import Vendor
-        from allotropy.to_allotrope import allotrope_from_io
+        from allotropy.allotrope.allotrope import serialize_and_validate_allotrope
+        from allotropy.named_file_contents import NamedFileContents
+        from allotropy.parsers.utils.timestamp_parser import TimestampParser
 
+        parser = getattr(importlib.import_module(f"allotropy.parsers.{module}"), parser_class)
         _quiet("allotropy")
         try:
-            return allotrope_from_io(
-                io.BytesIO(content),
-                name,
-                Vendor[form.vendor],
-                default_timezone=zone,
-                encoding="utf-8",
+            # What allotropy.to_allotrope.allotrope_from_io does once it knows the vendor.
+            model = parser(TimestampParser(zone)).to_allotrope(
+                NamedFileContents(io.BytesIO(content), name, "utf-8")
             )
+            return serialize_and_validate_allotrope(model)
         except Exception as error:  # allotropy's failures are of every kind: none is a bug here
             raise BadInput(
                 FILE_FIELD,
