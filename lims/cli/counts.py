@@ -92,8 +92,8 @@ def import_(
         Path,
         typer.Argument(
             metavar="FILE",
-            help="The instrument's export as it wrote it (CSV, text report, or an Allotrope "
-            "cell-counting JSON document), at most 10 MB.",
+            help="The instrument's export as it wrote it (CSV, text report, xls or xlsx "
+            "workbook, or an Allotrope cell-counting JSON document), at most 10 MB.",
         ),
     ],
     instrument: Annotated[
