@@ -549,3 +549,25 @@ def test_a_damaged_xlsx_is_refused_in_one_line_or_read_whole(data: st.DataObject
         readings, said = (), refusal.message
     assert "\n" not in said
     assert [reading.sample for reading in readings] in ([], [samples_of(XR)[0].sample])
+
+
+# A density's first field rewritten with one separator before three digits: 1,780 is 1.78 in a
+# decimal-comma locale and 1780 in an English one; allotropy reads every such comma (and pandas
+# every dot) as a decimal separator, a thousandfold error either way.
+_GROUPED_DENSITIES = [
+    (BLU, rb"(?m)^(CLB001,\d+,\d+,[^,]+,)[^,]+", rb'\g<1>"1,780"'),
+    (NC_VIEW, rb"(?m)^(20240219-00019,(?:[^,]*,){10})[^,]+", rb"\g<1>274.000"),
+    (NUCLEOVIEW, rb"(?m)^(Live \(cells/ml\);)[^;\r\n]+", rb"\g<1>2.450"),
+    (XR, rb"(?m)^(Total viable cells / ml \(x 10\^6\) : )[^\r\n]+", rb"\g<1>1,087"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "grouped"), _GROUPED_DENSITIES, ids=lambda value: getattr(value, "name", "")
+)
+def test_a_density_whose_separator_may_group_thousands_is_refused_not_guessed(
+    path: Path, field: bytes, grouped: bytes
+) -> None:
+    content, replaced = re.subn(field, grouped, path.read_bytes(), count=1)
+    assert replaced == 1
+    _refused(content, "thousands")
