@@ -573,7 +573,13 @@ def _xlsx_rows(content: bytes) -> list[list[Cell]]:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        ValueError,
+        OSError,
+    ) as error:
         raise BadInput(
             FILE_FIELD, f"is a damaged zip archive, not a readable workbook ({_first_line(error)})"
         ) from None

@@ -497,6 +497,13 @@ def test_a_zip_that_is_no_workbook_and_a_damaged_workbook_are_refused() -> None:
     _workbook_refused(xlsx_of(vicell_xr_report_rows())[:-200], "damaged")
 
 
+def test_a_workbook_whose_zip_needs_a_later_zip_version_is_refused() -> None:
+    content = bytearray(xlsx_of(vicell_xr_report_rows()))
+    entry = content.index(b"PK\x01\x02")  # the central directory's first member
+    content[entry + 6] = 250  # version needed to extract: 25.0, past any zip reader's
+    _refused(bytes(content), "zip")
+
+
 def test_an_encrypted_or_damaged_xls_is_refused() -> None:
     # An encrypted xlsx is an OLE2 compound file too, with no workbook stream xlrd reads.
     _workbook_refused(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "no readable xls")
