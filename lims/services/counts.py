@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from lims import audit
-from lims.domain.cell_counting import CountFileReading, CountReading, chosen
+from lims.domain.cell_counting import CountFileReading, CountReading, chosen, formula_like
 from lims.domain.ids import CountId
-from lims.errors import RuleViolation
+from lims.errors import BadInput, RuleViolation, shown
 from lims.models import COUNT_FILE_NAME_MAX, CellCount, CountFile
 from lims.services import lookup
 from lims.timeutil import json_time, utcnow
@@ -50,6 +50,9 @@ def store(
     session = uow.session
     actor = uow.require("record_bench_work")
     free_text("file", file_name, max_length=COUNT_FILE_NAME_MAX)
+    # Refused as a formula in the file is: the name is shown in lists and the batch record.
+    if formula_like(file_name):
+        raise BadInput("file", f"name {shown(file_name)} begins like a spreadsheet formula")
     sha256 = hashlib.sha256(content).hexdigest()
     earlier = session.exec(select(CountFile).where(col(CountFile.sha256) == sha256)).first()
     if earlier is not None:

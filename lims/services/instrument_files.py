@@ -77,6 +77,12 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 FILE_FIELD = "file"
 # Text that is a number in an export: 1.5, 1,5, 2.45E6, 274 000, -0.5.
 _NUMBER = re.compile(r"[+-]?(\d[\d \u00a0\u202f]*([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
+# A density written 1,780 or 274.000: one separator before exactly three digits groups
+# thousands in some locales and is the decimal point in others. allotropy reads a comma as a
+# decimal point (pandas a dot), so either reading may be a thousandfold error.
+_GROUPED_OR_DECIMAL = re.compile(r"[+-]?[1-9]\d{0,2}[.,]\d{3}")
+# How each format names its densities' columns or lines (cells/mL, x10^6 cells/mL, Cell Conc.).
+_DENSITY_NAME = re.compile(r"cells\s*/\s*ml|cell conc", re.IGNORECASE)
 # A number, at the start of a field, whose exponent overflows a 32-bit integer.
 _HUGE_EXPONENT = re.compile(r"(?:^|(?<=[\s,;:\"']))[+-]?[0-9]*\.?[0-9]+[eE][+-]?[0-9]{10,}", re.M)
 # A byte sequence only UTF-8 writes: its presence in a file that is not valid UTF-8 says
@@ -269,6 +275,15 @@ def _not_a_formula(field: str, line: int) -> None:
         )
 
 
+def _no_ambiguous_density(name: str, value: str, where: str) -> None:
+    if _DENSITY_NAME.search(name) and _GROUPED_OR_DECIMAL.fullmatch(value.strip()):
+        raise BadInput(
+            FILE_FIELD,
+            f"{where}: {shown(name.strip(), 40)} is {shown(value.strip())}, which is "
+            "thousands in one locale and a decimal fraction in another: lims does not guess",
+        )
+
+
 def _lines(text: str) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -362,6 +377,8 @@ def _table(text: str, delimiter: str, needed: Sequence[str]) -> tuple[list[str],
                 f"row {number} has {len(row)} fields, its header {len(header)}: the file is "
                 "truncated or damaged",
             )
+        for name, value in zip(header, row, strict=True):
+            _no_ambiguous_density(name, value, f"row {number}")
     return header, rows[1:]
 
 
@@ -447,6 +464,7 @@ def _nucleoview(text: str, zone: tzinfo) -> list[_Raw]:
         for field in fields:
             _not_a_formula(field, number)
         if len(fields) > 1:
+            _no_ambiguous_density(fields[0], fields[1], f"line {number}")
             values.setdefault(fields[0].strip(), fields[1].strip())
     stamp = values.get("Date time", "")
     found = re.fullmatch(r"(\d{4})(\d{2})(\d{2}) (\d{2})(\d{2})(\d{2})", stamp)
@@ -475,6 +493,7 @@ def _vicell_xr(text: str, zone: tzinfo) -> list[_Raw]:
         for field in (key, value.removeprefix(" ")):
             _not_a_formula(field, number)
         if separator:
+            _no_ambiguous_density(key, value, f"line {number}")
             values.setdefault(key.strip(), value.strip())
     stamp = next((values[key] for key in _XR_TIME_KEYS if key in values), "")
     return [
@@ -557,7 +576,13 @@ def _xlsx_rows(content: bytes) -> list[list[Cell]]:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        ValueError,
+        OSError,
+    ) as error:
         raise BadInput(
             FILE_FIELD, f"is a damaged zip archive, not a readable workbook ({_first_line(error)})"
         ) from None

@@ -132,6 +132,15 @@ def test_a_file_name_is_text_of_at_most_255_characters(bench: Bench) -> None:
         bench.run(counts.store, file_name="x" * 256 + ".csv", content=b"x", read=_reading(BLU))
 
 
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x")BLU.csv', "@SUM(A1).csv", "+1+cmd.csv"])
+def test_a_file_name_a_spreadsheet_would_run_as_a_formula_is_refused(
+    bench: Bench, name: str
+) -> None:
+    with pytest.raises(BadInput, match="formula"):
+        bench.run(counts.store, file_name=name, content=BLU.read_bytes(), read=_reading(BLU))
+    assert _kept(bench) == (0, 0)
+
+
 def test_the_domain_keeps_texts_to_what_the_columns_hold() -> None:
     assert cell_counting.TEXT_MAX == SHORT_TEXT_MAX
 

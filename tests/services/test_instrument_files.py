@@ -497,6 +497,13 @@ def test_a_zip_that_is_no_workbook_and_a_damaged_workbook_are_refused() -> None:
     _workbook_refused(xlsx_of(vicell_xr_report_rows())[:-200], "damaged")
 
 
+def test_a_workbook_whose_zip_needs_a_later_zip_version_is_refused() -> None:
+    content = bytearray(xlsx_of(vicell_xr_report_rows()))
+    entry = content.index(b"PK\x01\x02")  # the central directory's first member
+    content[entry + 6] = 250  # version needed to extract: 25.0, past any zip reader's
+    _refused(bytes(content), "zip")
+
+
 def test_an_encrypted_or_damaged_xls_is_refused() -> None:
     # An encrypted xlsx is an OLE2 compound file too, with no workbook stream xlrd reads.
     _workbook_refused(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "no readable xls")
@@ -549,3 +556,25 @@ def test_a_damaged_xlsx_is_refused_in_one_line_or_read_whole(data: st.DataObject
         readings, said = (), refusal.message
     assert "\n" not in said
     assert [reading.sample for reading in readings] in ([], [samples_of(XR)[0].sample])
+
+
+# A density's first field rewritten with one separator before three digits: 1,780 is 1.78 in a
+# decimal-comma locale and 1780 in an English one; allotropy reads every such comma (and pandas
+# every dot) as a decimal separator, a thousandfold error either way.
+_GROUPED_DENSITIES = [
+    (BLU, rb"(?m)^(CLB001,\d+,\d+,[^,]+,)[^,]+", rb'\g<1>"1,780"'),
+    (NC_VIEW, rb"(?m)^(20240219-00019,(?:[^,]*,){10})[^,]+", rb"\g<1>274.000"),
+    (NUCLEOVIEW, rb"(?m)^(Live \(cells/ml\);)[^;\r\n]+", rb"\g<1>2.450"),
+    (XR, rb"(?m)^(Total viable cells / ml \(x 10\^6\) : )[^\r\n]+", rb"\g<1>1,087"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "grouped"), _GROUPED_DENSITIES, ids=lambda value: getattr(value, "name", "")
+)
+def test_a_density_whose_separator_may_group_thousands_is_refused_not_guessed(
+    path: Path, field: bytes, grouped: bytes
+) -> None:
+    content, replaced = re.subn(field, grouped, path.read_bytes(), count=1)
+    assert replaced == 1
+    _refused(content, "thousands")
