@@ -96,6 +96,18 @@ def test_cells_from_a_count_are_exact_to_the_cell(bench: Bench, growing: str) ->
     assert _counted_passage(bench, growing, code, ml="4.1", seeded=3_000_000).harvested == 3_075_000
 
 
+def test_the_provenance_shows_the_volume_with_every_digit_the_cells_were_computed_from(
+    bench: Bench, growing: str
+) -> None:
+    code = imported(bench.scenario, 2e4, 95, at=HARVEST)
+    logged = _counted_passage(bench, growing, code, ml="1234.5678", seeded=20_000_000)
+    assert logged.harvested == 24_691_356
+    described = logged.count.described(bench.settings.tz)
+    assert described.endswith("20,000 viable cells/mL × 1234.5678 mL")
+    with pytest.raises(RuleViolation, match=r"× 1234\.5678 mL\)"):
+        bench.run(cultures.correct_passage, passage=logged.passage_id, reason="x", viability=94)
+
+
 def test_a_count_is_used_by_one_step_only(bench: Bench, growing: str) -> None:
     code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
     first = _counted_passage(bench, growing, code)
