@@ -58,6 +58,7 @@ def _print_counts(views: list[CountView], title: str, zone: tzinfo) -> None:
 
 def _print_count(view: CountView, title: str, zone: tzinfo) -> None:
     from lims.timeutil import show_time
+    from lims.views.counts import volume
 
     print_record(
         title,
@@ -81,7 +82,7 @@ def _print_count(view: CountView, title: str, zone: tzinfo) -> None:
             "imported": f"{show_time(view.imported_at, zone)} by {view.imported_by}",
             "used by": view.used_by,
             "used": show_time(view.used_at, zone) if view.used_at else None,
-            "suspension mL": fixed(view.suspension_ml, 2),
+            "suspension mL": None if view.suspension_ml is None else volume(view.suspension_ml),
         },
     )
 

@@ -122,6 +122,7 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
                 f"{show_time(ancestor.started_at, zone)} with {ancestor.cells_plated:,} cells; "
                 f"split at {ancestor.split_at}"
             ),
+            layout.text(f"cells plated from {ancestor.count.described(zone)}"),
             layout.table(
                 [
                     "passage",

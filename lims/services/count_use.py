@@ -32,6 +32,7 @@ from lims.services import lookup
 from lims.services.counts import AUDIT_SUBJECT
 from lims.timeutil import json_time, show_time, utcnow
 from lims.uow import UnitOfWork
+from lims.views.counts import volume
 
 ACTION = "count.use"
 
@@ -166,10 +167,12 @@ def require_kept(
     if retyped:
         file = session.get(CountFile, count.file_id)
         assert file is not None
+        assert count.suspension_ml is not None
         raise RuleViolation(
             f"{step}'s {' and '.join(retyped)} came from count {code} ({file.file_name}, "
-            f"SHA-256 {file.sha256[:12]}…, × {count.suspension_ml:g} mL): numbers read from the "
-            f"instrument's file are not retyped; if the count or its volume was wrong, {remedy}"
+            f"SHA-256 {file.sha256[:12]}…, × {volume(count.suspension_ml)} mL): numbers read "
+            f"from the instrument's file are not retyped; if the count or its volume was wrong, "
+            f"{remedy}"
         )
     if at is not None:
         count_use.require_within(

@@ -1122,11 +1122,16 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
                 AncestorView,
                 ancestor,
                 culture_id=ancestor.code,
+                count=source,
                 split_at=passage.code,
                 passages=_passage_views(session, ancestor),
                 deviations=deviation_rules.on_culture(session, ancestor),
             )
-            for ancestor, passage in lineage_of
+            for (ancestor, passage), source in zip(
+                lineage_of,
+                counts.sources(session, [ancestor.count_id for ancestor, _ in lineage_of]),
+                strict=True,
+            )
         ],
         sister_lots=sister_lots(session, culture, lineage_of),
     )

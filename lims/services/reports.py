@@ -15,7 +15,8 @@ from lims.services import aspirates, events, lookup, lots
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
-from lims.views.bench import AspirateView
+from lims.views.bench import AncestorView, AspirateView
+from lims.views.counts import CountSource
 from lims.views.events import EventView
 from lims.views.quality import LotDetail, WrittenReport
 
@@ -36,6 +37,7 @@ def _subjects(
     culture = detail.culture
     sources = [
         aspirate.count,
+        *(source for ancestor in culture.lineage for source in _counts_of(ancestor)),
         culture.summary.count,
         *(passage.count for passage in culture.passages),
         detail.summary.count,
@@ -50,6 +52,12 @@ def _subjects(
         *(("deviation", str(deviation.deviation_id)) for deviation in detail.deviations),
         *(("event", str(event.event_id)) for event in follow_up),
     ]
+
+
+def _counts_of(ancestor: AncestorView) -> list[CountSource]:
+    """Where the numbers of a culture the lot's culture descends from came from: its start
+    and its passages (the one whose harvest seeded the next culture down among them)."""
+    return [ancestor.count, *(passage.count for passage in ancestor.passages)]
 
 
 def _writable(out: Path) -> Path:

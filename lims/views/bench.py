@@ -160,6 +160,8 @@ class AncestorView:
     status: str
     started_at: datetime
     cells_plated: int
+    # Where cells_plated came from: `count_id` and `count` in its JSON.
+    count: CountSource = shown_as(source_keys, merged=True)
     split_at: str  # the passage whose harvest seeded the next culture down the lineage
     passages: list[PassageView]
     deviations: list[DeviationView]

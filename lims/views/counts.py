@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from lims.domain.cell_counting import INSTRUMENTS
@@ -92,13 +93,19 @@ class CountSource:
         return (
             f"count {self.count_id}: {instrument}, file {self.file_name} (SHA-256 {sha256}), "
             f"analysed {analysed}; {density(per_ml)} {'total' if total else 'viable'} "
-            f"cells/mL × {self.suspension_ml:g} mL"
+            f"cells/mL × {volume(self.suspension_ml)} mL"
         )
 
 
 def density(per_ml: float) -> str:
     """A count's cells/mL exactly as stored: a whole number grouped, anything else as is."""
     return f"{int(per_ml):,}" if per_ml.is_integer() else repr(per_ml)
+
+
+def volume(ml: float) -> str:
+    """A suspension's volume exactly as typed (1234.5678, not 1234.57): the step's cells are
+    the density × this, and whoever checks the arithmetic needs every digit."""
+    return format(Decimal(repr(ml)).normalize(), "f")
 
 
 def source_keys(source: CountSource) -> dict[str, Any]:

@@ -344,3 +344,13 @@ def test_audit_verify_names_a_count_or_a_step_edited_behind_the_trail(
     }
     line = refused(invoke("audit", "verify"), 1, f"cell_counts {code} {column}")
     assert logged["passage_id"] not in line  # no login: where, never what
+
+
+def test_count_show_gives_the_volume_a_step_took_it_at_as_typed(
+    lab: Lab, bench: dict[str, str]
+) -> None:
+    code = count(lab, 14, 2e4)
+    ok(*passage_log(bench["culture"], "--count", code, "--suspension-ml", "1234.5678"))
+    shown = invoke("count", "show", code)
+    assert shown.exit_code == 0, shown.stderr
+    assert "1234.5678" in plain(shown.stdout)

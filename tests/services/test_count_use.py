@@ -96,6 +96,18 @@ def test_cells_from_a_count_are_exact_to_the_cell(bench: Bench, growing: str) ->
     assert _counted_passage(bench, growing, code, ml="4.1", seeded=3_000_000).harvested == 3_075_000
 
 
+def test_the_provenance_shows_the_volume_with_every_digit_the_cells_were_computed_from(
+    bench: Bench, growing: str
+) -> None:
+    code = imported(bench.scenario, 2e4, 95, at=HARVEST)
+    logged = _counted_passage(bench, growing, code, ml="1234.5678", seeded=20_000_000)
+    assert logged.harvested == 24_691_356
+    described = logged.count.described(bench.settings.tz)
+    assert described.endswith("20,000 viable cells/mL × 1234.5678 mL")
+    with pytest.raises(RuleViolation, match=r"× 1234\.5678 mL\)"):
+        bench.run(cultures.correct_passage, passage=logged.passage_id, reason="x", viability=94)
+
+
 def test_a_count_is_used_by_one_step_only(bench: Bench, growing: str) -> None:
     code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
     first = _counted_passage(bench, growing, code)
@@ -586,3 +598,37 @@ def test_the_batch_record_names_the_count_behind_each_number_and_what_was_typed(
         assert text.count(f"count:{code}") == 2, code
     assert "count.import" in text
     assert "count.use" in text
+
+
+def test_a_lot_of_a_split_culture_says_where_its_lineages_numbers_came_from(
+    bench: Bench, tmp_path: Path
+) -> None:
+    """The first culture's start and the passage whose harvest seeded the split are steps of
+    the lot's history too: their counts are named, and their import and use are in its trail."""
+    bench.patient()
+    plated = imported(bench.scenario, 4.8e7, 88, at=STARTED)
+    din = bench.aspirate().din.code
+    first = bench.culture(din, mnc=None, count=plated, suspension_ml=5, kind="primary")
+    root = first.summary.culture_id
+    harvest = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
+    _counted_passage(bench, root, harvest, ml="20")
+    child = bench.run(
+        cultures.split_culture,
+        culture=root,
+        seeded=4_000_000,
+        vessels=5,
+        area_cm2=875,
+        at=HARVEST + timedelta(hours=1),
+        reagents=(),
+    ).summary.culture_id
+    bench.passage(child, day(18), harvested=32_000_000, seeded=20_000_000, area_cm2=4000)
+    lot = _formulate(bench, child, harvested=1e8, viability=93).summary.lot_id
+    [ancestor] = bench.read(lots.show_lot, lot=lot).culture.lineage
+    assert to_json(ancestor)["count_id"] == plated
+    report = bench.run(reports.write_batch_record, lot=lot, out=tmp_path / "batch.pdf")
+    report.files.publish()
+    text = pdf_text(tmp_path / "batch.pdf")
+    assert f"cells plated from count {plated}: Beckman Coulter Vi-CELL BLU" in text
+    assert "48,000,000 viable cells/mL × 5 mL" in text
+    for code in (plated, harvest):
+        assert text.count(f"count:{code}") == 2, code
