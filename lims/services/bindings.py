@@ -250,6 +250,15 @@ def _count_code(number: Any) -> ColumnElement[str]:
     )
 
 
+def _step_viability(row: RowMapping) -> float | None:
+    """The viability a counted passage or lot keeps; a culture or an aspirate keeps none, so
+    what the count states is what it holds."""
+    kept = row["passage_viability"]
+    if kept is None:
+        kept = row["lot_viability"]
+    return kept if kept is not None or row["used_by"] is None else row["viability"]
+
+
 def _taken_by(row: RowMapping) -> str | None:
     """The step whose row names the count (count_id), as count.use states it in used_by;
     none, or every one when more than one step names it (then it matches no entry)."""
@@ -511,6 +520,14 @@ BINDINGS: tuple[Binding, ...] = (
             col(Culture.code).label("culture"),
             col(Lot.code).label("lot"),
             col(Aspirate.din).label("aspirate"),
+            func.coalesce(
+                col(Passage.harvested),
+                col(Culture.cells_plated),
+                col(Lot.harvested),
+                col(Aspirate.tnc),
+            ).label("step_cells"),
+            col(Passage.viability).label("passage_viability"),
+            col(Lot.viability).label("lot_viability"),
         )
         .join(CountFile, col(CountFile.id) == col(CellCount.file_id))
         .outerjoin(Passage, col(Passage.count_id) == col(CellCount.id))
@@ -541,6 +558,15 @@ BINDINGS: tuple[Binding, ...] = (
             ),
             Bound("suspension_ml", "suspension_ml", before_stated=None),
             Bound("count_id of its step", "used_by", before_stated=None, as_stated=_taken_by),
+            # The numbers the step took from it: its cells (a passage's or lot's harvest, a
+            # culture's cells plated, an aspirate's TNC) and, where it keeps one, viability.
+            Bound("cells of its step", "cells", before_stated=None, field="step_cells"),
+            Bound(
+                "viability of its step",
+                "step_viability",
+                before_stated=None,
+                as_stated=_step_viability,
+            ),
         ),
     ),
     Entities(

@@ -116,6 +116,10 @@ def take(
             "used_by": used_by,
             "suspension_ml": request.suspension_ml,
             "used_at": json_time(now),
+            # What the step keeps of it: bound to the step's row, so a hand edit of a
+            # counted number does not go on being shown as the count's.
+            "cells": total if needs_total else viable,
+            "step_viability": count.viability,
         },
     )
     return Taken(

@@ -474,6 +474,8 @@ FREED = "used_by = NULL, used_at = NULL, suspension_ml = NULL"  # a used count m
         ("UPDATE cell_counts SET suspension_ml = 20", "suspension_ml"),
         ("UPDATE cell_counts SET used_by = 'passage elsewhere'", "used_by"),
         ("UPDATE passages SET count_id = NULL", "count_id of its step"),
+        ("UPDATE passages SET harvested = harvested * 10", "cells of its step"),
+        ("UPDATE passages SET viability = 99", "viability of its step"),
     ],
 )
 def test_a_count_or_its_step_edited_by_hand_disagrees_with_the_trail(
