@@ -81,8 +81,7 @@ def run_demo(directory: Path) -> DemoResult:
     lab.add_reagents()
     culture = lab.culture(din).summary.culture_id
     lab.passage(culture, 1)
-    export = settings.home / f"vicell-blu-{culture}-P{COUNTED_PASSAGE}.csv"
-    counted = lab.counted_passage(culture, COUNTED_PASSAGE, export, technician)
+    counted = lab.counted_passage(culture, COUNTED_PASSAGE, settings.home, technician)
     last = lab.passage(culture, PASSAGES_BEFORE_HARVEST)
     count = lab.read(counts.show_count, count=counted.count.count_id)
     split_at = last.harvested_at + SPLIT_AFTER_HARVEST

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from lims import audit, auth
 from lims.config import Settings
+from lims.domain.ids import CultureId, PassageId
 from lims.domain.timeliness import entered_late
 from lims.errors import NotFound
 from lims.models import Patient, Vial
@@ -397,18 +398,19 @@ class Scenario:
         return self.run(counts.store, file_name=path.name, content=content, read=reading)
 
     def counted_passage(
-        self, culture: str, number: int, export: Path, operator: str
+        self, culture: str, number: int, directory: Path, operator: str
     ) -> PassageView:
         """Passage NUMBER of the schedule, its harvest counted on a Vi-CELL BLU by `operator`
-        just after harvest (the export written at `export` and imported) and taken from
-        that count."""
+        just after harvest (the export written in `directory`, named after the passage, and
+        imported) and taken from that count."""
         values = self.passage_values(number)
         harvested, viability = values.pop("harvested"), values.pop("viability")
+        sample = PassageId(CultureId.parse(culture), number).code
         [count] = self.import_counts(
-            export,
+            directory / f"vicell-blu-{sample}.csv",
             [
                 InstrumentSample(
-                    sample=f"{culture}-P{number}",
+                    sample=sample,
                     viable_per_ml=harvested / COUNT_SUSPENSION_ML,
                     viability=viability,
                     analysed_at=values["at"] + COUNTED_AFTER_HARVEST,
