@@ -73,14 +73,7 @@ def take(
     if count.used_by is not None:
         raise _already_used(code, count.used_by, count.used_at, zone)
     count_use.require_ok(code, count.status)
-    count_use.require_within(
-        code,
-        at,
-        count.analysed_at,
-        date_only=count.analysed_date_only,
-        max_age_hours=settings.counts.max_age_hours,
-        zone=zone,
-    )
+    _require_within(uow, code, count, at)
     viable = count_use.require_cells(
         code, "viable cells", count.viable_per_ml, request.suspension_ml
     )
@@ -164,7 +157,7 @@ def require_kept(
     to do instead of retyping."""
     if count_id is None:
         return
-    session, settings = uow.session, uow.settings
+    session = uow.session
     count = session.get(CellCount, count_id)
     assert count is not None
     code = CountId(count_id).code
@@ -179,11 +172,16 @@ def require_kept(
             f"{remedy}"
         )
     if at is not None:
-        count_use.require_within(
-            code,
-            at,
-            count.analysed_at,
-            date_only=count.analysed_date_only,
-            max_age_hours=settings.counts.max_age_hours,
-            zone=settings.tz,
-        )
+        _require_within(uow, code, count, at)
+
+
+def _require_within(uow: UnitOfWork, code: str, count: CellCount, at: datetime) -> None:
+    """The step dated `at` lies within the site's counts.max_age_hours of the count."""
+    count_use.require_within(
+        code,
+        at,
+        count.analysed_at,
+        date_only=count.analysed_date_only,
+        max_age_hours=uow.settings.counts.max_age_hours,
+        zone=uow.settings.tz,
+    )
