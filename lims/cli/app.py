@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import typer
@@ -70,6 +71,16 @@ def load_command(name: str) -> typer.Typer:
     return single
 
 
+@cache
+def _area_command(name: str) -> Any:
+    """The area's click command, built once per process: building resolves every command's
+    annotations, which a process running lims many times (a scanner loop, the tests) would
+    otherwise pay on each run."""
+    command = typer.main.get_command(load_command(name))
+    command.name = name
+    return command
+
+
 class LimsGroup(TyperGroup):
     """The root command: finds areas lazily and turns any failure into one line and an exit code."""
 
@@ -79,9 +90,7 @@ class LimsGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        command = typer.main.get_command(load_command(cmd_name))
-        command.name = cmd_name
-        return command
+        return _area_command(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         with formatter.section("Commands"):

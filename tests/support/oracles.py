@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from lims.config import Settings
 from lims.timeutil import utcnow
 from tests.support.junk import JUNK, Ran, _run
+from tests.support.lab import TESTS_LATE_ENTRY_HOURS
 
 TECH = "tom"
 REAGENT = "MEM alpha:2411A"
@@ -317,6 +318,9 @@ _IMPOSSIBLE_TIMES = st.builds(
     st.integers(0, 62),
 )
 _SECONDS_IN_A_CENTURY = 100 * 365 * 86_400
+# How far before the step before a wrong time goes: a time older than the late-entry limit is
+# refused for want of a late reason first, which names --late-reason rather than the time.
+_EARLIEST_BEFORE_SECONDS = TESTS_LATE_ENTRY_HOURS * 3600 - 30 * 86_400
 
 
 def _typed_as(moments: st.SearchStrategy[datetime], zone: tzinfo) -> st.SearchStrategy[str]:
@@ -343,7 +347,7 @@ def moment(lower: Bound = lambda bench: None, upper: Bound = lambda bench: None)
         wrong = [future]
         low, high = lower(bench), upper(bench)
         if low is not None:  # at or before the step before
-            offsets = st.integers(0, 10 * 365 * 86_400)
+            offsets = st.integers(0, _EARLIEST_BEFORE_SECONDS)
             wrong.append(offsets.map(lambda seconds: low - timedelta(seconds=seconds)))
         if high is not None:  # at or after the step after
             offsets = st.integers(0, 86_400 * 2)
