@@ -44,6 +44,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lims.domain.equipment import EQUIPMENT_KINDS, EQUIPMENT_STEPS
 from lims.domain.ids import FIN_PATTERN
 from lims.domain.spec import DEFAULT_SPEC, ReleaseSpec
 from lims.errors import ConfigError, shown
@@ -70,6 +71,7 @@ SITE_SECTIONS = (
     "records",
     "administration",
     "counts",
+    "equipment",
     "release",
 )
 
@@ -305,6 +307,42 @@ class CountSettings(BaseModel):
     ] = 12.0
 
 
+def _one_of(allowed: tuple[str, ...] | dict[str, str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{what} must be one of {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+EquipmentStep = Annotated[str, _one_of(EQUIPMENT_STEPS, "a step")]
+EquipmentKind = Annotated[str, _one_of(EQUIPMENT_KINDS, "an equipment kind")]
+
+
+class EquipmentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The kinds of equipment each step must name (`--equipment ID`). A kind is required only
+    # once the register holds a piece of it that is not retired: a lab that has not set up its
+    # register is not blocked, and one that has cannot forget it.
+    required: dict[EquipmentStep, list[EquipmentKind]] = {
+        "culture_start": ["biosafety_cabinet", "incubator"],
+        "culture_split": ["biosafety_cabinet", "incubator"],
+        "passage_log": ["biosafety_cabinet", "incubator"],
+        "lot_formulate": ["biosafety_cabinet"],
+        "culture_freeze": ["biosafety_cabinet"],
+        "bank_thaw": ["biosafety_cabinet", "incubator"],
+    }
+
+    @model_validator(mode="after")
+    def _distinct(self) -> EquipmentSettings:
+        for step, kinds in self.required.items():
+            if len(set(kinds)) != len(kinds):
+                raise ValueError(f"required.{step} must not repeat a kind")
+        return self
+
+
 class SiteSettings(BaseModel):
     """The site's settings besides its specification: what one site_settings record holds."""
 
@@ -320,6 +358,7 @@ class SiteSettings(BaseModel):
     records: RecordSettings = RecordSettings()
     administration: AdministrationSettings = AdministrationSettings()
     counts: CountSettings = CountSettings()
+    equipment: EquipmentSettings = EquipmentSettings()
 
 
 def _default_home() -> Path:

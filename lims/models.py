@@ -27,15 +27,20 @@ from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from lims.domain.equipment import CALIBRATION_RESULTS, EQUIPMENT_KINDS
 from lims.domain.ids import PATIENT_CODE_MAX
 from lims.domain.states import (
+    BankVialState,
     CultureState,
     DeviationSeverity,
     DeviationState,
+    EquipmentState,
     LotState,
     OOSOutcome,
+    RetainedSampleState,
     VialState,
 )
+from lims.domain.storage import BOX_COLUMNS_MAX, BOX_ROWS_MAX, PATH_MAX, STORAGE_KINDS
 from lims.roles import ROLES
 
 SQLModel.metadata.naming_convention = {
@@ -230,7 +235,8 @@ class SpecificationVersion(Record, table=True):
 SHORT_TEXT_MAX = 100
 COUNT_FILE_NAME_MAX = 255
 LONG_TEXT_MAX = 2000
-CULTURE_KINDS = ("primary", "seeded", "split")
+# split: from a passage's harvest; thawed: from a bank vial frozen from a passage's harvest.
+CULTURE_KINDS = ("primary", "seeded", "split", "thawed")
 CULTURE_STATES = tuple(state.value for state in CultureState)
 DEVIATION_STATES = tuple(state.value for state in DeviationState)
 DEVIATION_OUTCOMES = tuple(outcome.value for outcome in OOSOutcome)
@@ -786,3 +792,206 @@ class Signature(Record, table=True):
     # Which shape of the signed record record_hash was made from (lims.services.lots);
     # None for a lot signed before shapes were numbered.
     record_shape: int | None = _whole(nullable=True)
+
+
+# --- equipment: the register, calibrations, and the steps that used each piece ---------
+
+EQUIPMENT_STATES = tuple(state.value for state in EquipmentState)
+EQUIPMENT_CODE_MAX = 32
+
+
+class Equipment(Record, table=True):
+    """A piece of equipment in the register, by the id the lab gives it (e.g. BSC-01)."""
+
+    __tablename__ = "equipment"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EQUIPMENT_KINDS), name="kind"),
+        CheckConstraint(_in("status", EQUIPMENT_STATES), name="status"),
+        CheckConstraint(
+            "calibration_interval_days IS NULL OR calibration_interval_days > 0",
+            name="calibration_interval_days",
+        ),
+        Index(None, "serial"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(EQUIPMENT_CODE_MAX), nullable=False, unique=True))
+    kind: str = _text(24)
+    name: str = _text(SHORT_TEXT_MAX)
+    serial: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    location: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    # Set: the piece is used only within a passing calibration, due at most this many days on.
+    calibration_interval_days: int | None = _whole(nullable=True)
+    status: str = _status(EquipmentState.ACTIVE)
+    added_at: datetime = _time()
+    added_by: str = _username_column()
+
+
+class Calibration(Record, table=True):
+    """A calibration (or certification) of a piece of equipment: when, until when, the result.
+
+    The latest one at a step's time decides whether the piece could be used then: a pass
+    due on or after the step's day.
+    """
+
+    __tablename__ = "calibrations"
+    __table_args__ = (
+        CheckConstraint(_in("result", CALIBRATION_RESULTS), name="result"),
+        CheckConstraint("due_at > calibrated_at", name="due"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    equipment_id: int = _reference("equipment.id")
+    calibrated_at: datetime = _time()
+    # --at was a day: calibrated_at is the start of it in the recording station's zone.
+    calibrated_date_only: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    due_on: date = Field(sa_column=Column(Date, nullable=False))
+    # The first moment after the due date (inclusive, as a reagent's expiry), in the zone of
+    # the station that recorded it.
+    due_at: datetime = _time()
+    certificate: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    result: str = _text(4)
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class EquipmentUse(Record, table=True):
+    """A piece of equipment named by a step (or, for a cell counter, matched by the serial in
+    an imported count), with the calibration in force at the step's time."""
+
+    __tablename__ = "equipment_uses"
+    __table_args__ = (
+        UniqueConstraint("equipment_id", "action", "entity_id"),
+        Index(None, "entity_type", "entity_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    equipment_id: int = _reference("equipment.id")
+    # The step as its audit entry names it (e.g. passage.log) and the record it made.
+    action: str = _text(64)
+    entity_type: str = _text(32)
+    entity_id: str = _text(64)
+    # What the product came through: the culture and the lot the step was on, where it was.
+    culture_id: int | None = _reference("cultures.id", nullable=True)
+    lot_id: int | None = _reference("lots.id", nullable=True)
+    used_at: datetime = _time()
+    calibration_id: int | None = _reference("calibrations.id", nullable=True)
+    recorded_at: datetime = _time()
+
+
+# --- storage: locations, bank vials, retained samples and the positions they are in -----
+
+BANK_VIAL_STATES = tuple(state.value for state in BankVialState)
+RETAINED_SAMPLE_STATES = tuple(state.value for state in RetainedSampleState)
+
+
+class StorageLocation(Record, table=True):
+    """A place things are kept, by its slash-separated path (LN2-1/rack-3/box-07). Boxes
+    have a grid of positions (rows lettered from A, columns numbered from 1)."""
+
+    __tablename__ = "storage_locations"
+    __table_args__ = (
+        CheckConstraint(_in("kind", STORAGE_KINDS), name="kind"),
+        CheckConstraint(
+            "(kind = 'box') = (grid_rows IS NOT NULL AND grid_columns IS NOT NULL)", name="grid"
+        ),
+        CheckConstraint(
+            f"grid_rows IS NULL OR grid_rows BETWEEN 1 AND {BOX_ROWS_MAX}", name="grid_rows"
+        ),
+        CheckConstraint(
+            f"grid_columns IS NULL OR grid_columns BETWEEN 1 AND {BOX_COLUMNS_MAX}",
+            name="grid_columns",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(sa_column=Column(String(PATH_MAX), nullable=False, unique=True))
+    parent_id: int | None = _reference("storage_locations.id", nullable=True)
+    kind: str = _text(8)
+    grid_rows: int | None = _whole(nullable=True)
+    grid_columns: int | None = _whole(nullable=True)
+    temperature_c: float | None = _number(nullable=True)
+    added_at: datetime = _time()
+    added_by: str = _username_column()
+
+
+class BankVial(Record, table=True):
+    """Cryopreserved cells frozen from a passage's harvest, e.g. A999926000001-C1-B01; thawed,
+    they start a child culture that carries on the passage number and cumulative PD."""
+
+    __tablename__ = "bank_vials"
+    __table_args__ = (
+        UniqueConstraint("culture_id", "number"),
+        CheckConstraint(_in("status", BANK_VIAL_STATES), name="status"),
+        CheckConstraint("cells > 0", name="cells"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    culture_id: int = _reference("cultures.id")
+    passage_id: int = _reference("passages.id")  # the harvest its cells came from
+    number: int = _whole()
+    cells: int = _count()
+    medium: str | None = _text(SHORT_TEXT_MAX, nullable=True)
+    frozen_at: datetime = _time()
+    status: str = _status(BankVialState.STORED)
+    thawed_into_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("cultures.id"), nullable=True, unique=True),
+    )
+    ended_at: datetime | None = _time(nullable=True)
+    ended_by: str | None = _text(USERNAME_MAX, nullable=True)
+    end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class RetainedSample(Record, table=True):
+    """A sample of a lot kept for later testing (21 CFR 1271.260), e.g. A999926000001-L1-R01."""
+
+    __tablename__ = "retained_samples"
+    __table_args__ = (
+        UniqueConstraint("lot_id", "number"),
+        CheckConstraint(_in("status", RETAINED_SAMPLE_STATES), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    lot_id: int = _reference("lots.id")
+    number: int = _whole()
+    retained_at: datetime = _time()
+    status: str = _status(RetainedSampleState.STORED)
+    ended_at: datetime | None = _time(nullable=True)
+    ended_by: str | None = _text(USERNAME_MAX, nullable=True)
+    end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class StoragePosition(Record, table=True):
+    """An occupied position in a box, and what is in it: one bank vial or one retained
+    sample. The row goes when its item leaves storage; the trail keeps every placement."""
+
+    __tablename__ = "storage_positions"
+    __table_args__ = (
+        UniqueConstraint("location_id", "grid_row", "grid_column"),
+        CheckConstraint("(bank_vial_id IS NULL) <> (retained_sample_id IS NULL)", name="one_item"),
+        CheckConstraint("grid_row >= 1 AND grid_column >= 1", name="position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    location_id: int = _reference("storage_locations.id")
+    grid_row: int = _whole()
+    grid_column: int = _whole()
+    bank_vial_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("bank_vials.id"), nullable=True, unique=True),
+    )
+    retained_sample_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("retained_samples.id"), nullable=True, unique=True),
+    )
+    placed_at: datetime = _time()
+    placed_by: str = _username_column()

@@ -294,6 +294,47 @@ class VialId(ChainId):
         return cls(LotId._from(match), int(match["vial"]), len(match["vial"]))
 
 
+@dataclass(frozen=True)
+class BankVialId(ChainId):
+    """Cryopreserved cells of a culture, e.g. A999926000001-C1-B01: numbered on from the
+    culture's earlier bank vials, at least two digits."""
+
+    kind = "bank vial"
+    example = f"{CultureId.example}-B01"
+    pattern = re.compile(rf"{CultureId.pattern.pattern}-B(?P<bank_vial>{_VIAL_NUMBER})")
+
+    culture: CultureId
+    number: int
+
+    @property
+    def code(self) -> str:
+        return f"{self.culture.code}-B{self.number:0{VIAL_WIDTH_MIN}d}"
+
+    @classmethod
+    def _from(cls, match: re.Match[str]) -> Self:
+        return cls(CultureId._from(match), int(match["bank_vial"]))
+
+
+@dataclass(frozen=True)
+class RetainedSampleId(ChainId):
+    """A retained sample of a lot, e.g. A999926000001-L1-R01, numbered as bank vials are."""
+
+    kind = "retained sample"
+    example = f"{LotId.example}-R01"
+    pattern = re.compile(rf"{LotId.pattern.pattern}-R(?P<retained>{_VIAL_NUMBER})")
+
+    lot: LotId
+    number: int
+
+    @property
+    def code(self) -> str:
+        return f"{self.lot.code}-R{self.number:0{VIAL_WIDTH_MIN}d}"
+
+    @classmethod
+    def _from(cls, match: re.Match[str]) -> Self:
+        return cls(LotId._from(match), int(match["retained"]))
+
+
 def _next_number(last: int | None, owner: str, kind: str) -> int:
     number = (last or 0) + 1
     if number > NUMBER_MAX:
@@ -316,6 +357,26 @@ def next_passage(culture: CultureId, last: int | None) -> PassageId:
 def next_lot(din: Din, last: int | None) -> LotId:
     """The aspirate's next lot after its highest number (None: its first)."""
     return LotId(din, _next_number(last, f"aspirate {din.display}", "lot"))
+
+
+def bank_vial_ids(culture: CultureId, last: int | None, count: int) -> list[BankVialId]:
+    """The culture's next `count` bank vials after its highest number (None: its first)."""
+    first = (last or 0) + 1
+    if first + count - 1 > VIAL_NUMBER_MAX:
+        raise RuleViolation(
+            f"culture {culture.code} cannot have more than {VIAL_NUMBER_MAX} bank vials"
+        )
+    return [BankVialId(culture, number) for number in range(first, first + count)]
+
+
+def retained_sample_ids(lot: LotId, last: int | None, count: int) -> list[RetainedSampleId]:
+    """The lot's next `count` retained samples after its highest number (None: its first)."""
+    first = (last or 0) + 1
+    if first + count - 1 > VIAL_NUMBER_MAX:
+        raise RuleViolation(
+            f"lot {lot.code} cannot have more than {VIAL_NUMBER_MAX} retained samples"
+        )
+    return [RetainedSampleId(lot, number) for number in range(first, first + count)]
 
 
 def vial_width(count: int) -> int:
@@ -341,7 +402,14 @@ _LABELLED_PATIENT_CODE = re.compile(rf"[A-Z0-9*-]{{1,{PATIENT_CODE_MAX}}}")
 LABELLED_PATIENT_CODE_FORMS = "upper-case ASCII letters, digits, '-' and '*' (what a label carries)"
 # Characters read for one another on a label or a screen: letter O and zero, letter I and one.
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1"})
-_CHAIN_IDS: tuple[type[ChainId], ...] = (CultureId, PassageId, LotId, VialId)
+_CHAIN_IDS: tuple[type[ChainId], ...] = (
+    CultureId,
+    PassageId,
+    LotId,
+    VialId,
+    BankVialId,
+    RetainedSampleId,
+)
 
 
 def patient_code(code: str, pattern: str, description: str, field: str) -> str:
@@ -408,6 +476,24 @@ class CountId(ChainId):
     @classmethod
     def _from(cls, match: re.Match[str]) -> Self:
         return cls(int(match["count"]))
+
+
+# --- equipment ------------------------------------------------------------------------------
+
+EQUIPMENT_ID_MAX = 32
+_EQUIPMENT_ID = re.compile(rf"[A-Z0-9][A-Z0-9._-]{{0,{EQUIPMENT_ID_MAX - 1}}}")
+EQUIPMENT_ID_FORMS = (
+    f"1-{EQUIPMENT_ID_MAX} letters, digits, '.', '_' or '-', starting with a letter or digit, "
+    "e.g. BSC-01"
+)
+
+
+def equipment_id(text: str, field: str = "id") -> str:
+    """The id the lab gives a piece of equipment, upper-cased: BSC-01, INC-2, LN2-TANK-1."""
+    typed = ascii_identifier(text, field).strip().upper()
+    if not _EQUIPMENT_ID.fullmatch(typed):
+        raise BadInput(field, f"must be {EQUIPMENT_ID_FORMS} (got {shown(text)})")
+    return typed
 
 
 # --- deviations and signature subjects ------------------------------------------------------

@@ -47,6 +47,27 @@ class VialState(StrEnum):
     RECALLED = "recalled"
 
 
+class EquipmentState(StrEnum):
+    ACTIVE = "active"
+    OUT_OF_SERVICE = "out_of_service"
+    RETIRED = "retired"
+
+
+class BankVialState(StrEnum):
+    """Cryopreserved cells of a culture: in a storage position until thawed or discarded."""
+
+    STORED = "stored"
+    THAWED = "thawed"  # into a child culture
+    DISCARDED = "discarded"
+
+
+class RetainedSampleState(StrEnum):
+    """A lot's retained sample: in a storage position until taken out (tested or disposed of)."""
+
+    STORED = "stored"
+    REMOVED = "removed"
+
+
 class DeviationState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -273,6 +294,7 @@ def _from(*states: StrEnum) -> frozenset[str]:
 
 
 C, L, V, D = CultureState, LotState, VialState, DeviationState
+E, B, R = EquipmentState, BankVialState, RetainedSampleState
 
 CULTURE = _lifecycle(
     "culture",
@@ -289,6 +311,12 @@ CULTURE = _lifecycle(
             "split",
             _from(C.ACTIVE, C.FORMULATED),
             refusal="{kind} {code} is {status}; no culture can be split from it",
+        ),
+        # As a split: the cells frozen were harvested at the latest passage.
+        Action(
+            "freeze",
+            _from(C.ACTIVE, C.FORMULATED),
+            refusal="{kind} {code} is {status}; no cells of it can be frozen",
         ),
         Action(
             "project",
@@ -442,4 +470,87 @@ DEVIATION = _lifecycle(
     ],
 )
 
-LIFECYCLES = {table.kind: table for table in (CULTURE, LOT, VIAL, DEVIATION)}
+EQUIPMENT = _lifecycle(
+    "equipment",
+    [State(E.ACTIVE), State(E.OUT_OF_SERVICE, alarm=True), State(E.RETIRED, locked=True)],
+    [
+        # Whoever finds a failed incubator takes it out of service; QA or admin returns it.
+        Action(
+            "take_out_of_service",
+            _from(E.ACTIVE),
+            target=E.OUT_OF_SERVICE,
+            audit_action="equipment.out_of_service",
+            refusal="{kind} {code} is {status}; only equipment in service can be taken out of it",
+        ),
+        Action(
+            "return",
+            _from(E.OUT_OF_SERVICE),
+            target=E.ACTIVE,
+            refusal="{kind} {code} is {status}; only equipment out of service can be returned",
+        ),
+        Action(
+            "retire",
+            _from(E.ACTIVE, E.OUT_OF_SERVICE),
+            target=E.RETIRED,
+            refusal="{kind} {code} is already {status}",
+        ),
+        Action(
+            "calibrate",
+            _from(E.ACTIVE, E.OUT_OF_SERVICE),
+            refusal="{kind} {code} is {status}; it is no longer calibrated",
+        ),
+        # Named by a step: its calibration on the step's day is checked besides.
+        Action(
+            "use",
+            _from(E.ACTIVE),
+            refusal="{kind} {code} is {status}; it cannot be used",
+        ),
+    ],
+)
+
+BANK_VIAL = _lifecycle(
+    "bank vial",
+    [State(B.STORED), State(B.THAWED, locked=True), State(B.DISCARDED, locked=True)],
+    [
+        Action(
+            "thaw",
+            _from(B.STORED),
+            target=B.THAWED,
+            refusal="{kind} {code} is {status}; only a stored vial can be thawed",
+        ),
+        Action(
+            "discard",
+            _from(B.STORED),
+            target=B.DISCARDED,
+            refusal="{kind} {code} is {status}; it is no longer in storage",
+        ),
+        Action(
+            "move",
+            _from(B.STORED),
+            refusal="{kind} {code} is {status}; it is no longer in storage",
+        ),
+    ],
+)
+
+RETAINED_SAMPLE = _lifecycle(
+    "retained sample",
+    [State(R.STORED), State(R.REMOVED, locked=True)],
+    [
+        Action(
+            "remove",
+            _from(R.STORED),
+            target=R.REMOVED,
+            refusal="{kind} {code} is {status}; it is no longer in storage",
+        ),
+        Action(
+            "move",
+            _from(R.STORED),
+            refusal="{kind} {code} is {status}; it is no longer in storage",
+        ),
+    ],
+)
+
+LIFECYCLES = {
+    table.kind: table
+    for table in (CULTURE, LOT, VIAL, DEVIATION, EQUIPMENT, BANK_VIAL, RETAINED_SAMPLE)
+}

@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from lims.config import Settings
-from lims.domain import ids
+from lims.domain import ids, storage
 from lims.errors import NotFound
-from lims.models import Aspirate, CellCount, Culture, Lot, Passage, Patient, Vial
+from lims.models import (
+    Aspirate,
+    BankVial,
+    CellCount,
+    Culture,
+    Equipment,
+    Lot,
+    Passage,
+    Patient,
+    RetainedSample,
+    StorageLocation,
+    Vial,
+)
 
 
 class _Coded(Protocol):
@@ -74,6 +86,35 @@ def lot(session: Session, code: str, field: str = "lot") -> Lot:
 
 def vial(session: Session, code: str, field: str = "vial") -> Vial:
     return by_code(session, Vial, ids.VialId, code, field=field)
+
+
+def bank_vial(session: Session, code: str, field: str = "bank_vial") -> BankVial:
+    return by_code(session, BankVial, ids.BankVialId, code, field=field)
+
+
+def retained_sample(session: Session, code: str, field: str = "sample") -> RetainedSample:
+    return by_code(session, RetainedSample, ids.RetainedSampleId, code, field=field)
+
+
+def equipment(session: Session, code: str, field: str = "equipment") -> Equipment:
+    typed = ids.equipment_id(code, field)
+    found = session.exec(select(Equipment).where(col(Equipment.code) == typed)).first()
+    if found is None:
+        raise NotFound(f"no equipment {typed} in the register")
+    return found
+
+
+def storage_location(session: Session, path: str, field: str = "path") -> StorageLocation:
+    """The location at this path, typed in any letter case."""
+    typed = storage.storage_path(path, field)
+    found = session.exec(
+        select(StorageLocation).where(
+            func.lower(col(StorageLocation.path)) == storage.path_key(typed)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"no storage location {typed}")
+    return found
 
 
 # The database numbers counts in a 32-bit integer: a CNT- id above it names no count (and

@@ -73,6 +73,8 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     for name, field in model.model_fields.items():
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             keys |= model_keys(field.annotation, f"{prefix}{name}.")
+        elif isinstance(field.default, dict):  # a table of its own (equipment.required)
+            keys |= {f"{prefix}{name}.{key}" for key in field.default}
         else:
             keys.add(prefix + name)
     return keys

@@ -33,6 +33,17 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("vial", "destroy"): {"quarantine", "released", "issued", "recalled"},
     ("vial", "label"): {"quarantine", "released", "issued", "administered", "recalled"},
     ("deviation", "close"): {"open"},
+    ("culture", "freeze"): {"active", "formulated"},
+    ("equipment", "take_out_of_service"): {"active"},
+    ("equipment", "return"): {"out_of_service"},
+    ("equipment", "retire"): {"active", "out_of_service"},
+    ("equipment", "calibrate"): {"active", "out_of_service"},
+    ("equipment", "use"): {"active"},
+    ("bank vial", "thaw"): {"stored"},
+    ("bank vial", "discard"): {"stored"},
+    ("bank vial", "move"): {"stored"},
+    ("retained sample", "remove"): {"stored"},
+    ("retained sample", "move"): {"stored"},
 }
 TARGETS = {
     ("culture", "formulate"): "formulated",
@@ -45,18 +56,30 @@ TARGETS = {
     ("vial", "administer"): "administered",
     ("vial", "destroy"): "destroyed",
     ("deviation", "close"): "closed",
+    ("equipment", "take_out_of_service"): "out_of_service",
+    ("equipment", "return"): "active",
+    ("equipment", "retire"): "retired",
+    ("bank vial", "thaw"): "thawed",
+    ("bank vial", "discard"): "discarded",
+    ("retained sample", "remove"): "removed",
 }
 LOCKED = {
     "culture": {"formulated", "discarded"},
     "lot": {"released", "rejected", "recalled"},
     "vial": {"administered", "destroyed"},
     "deviation": {"closed"},
+    "equipment": {"retired"},
+    "bank vial": {"thawed", "discarded"},
+    "retained sample": {"removed"},
 }
 STATES = {
     "culture": ("active", "formulated", "discarded"),
     "lot": ("quarantine", "released", "rejected", "recalled"),
     "vial": ("quarantine", "released", "issued", "administered", "destroyed", "recalled"),
     "deviation": ("open", "closed"),
+    "equipment": ("active", "out_of_service", "retired"),
+    "bank vial": ("stored", "thawed", "discarded"),
+    "retained sample": ("stored", "removed"),
 }
 NO_OBJECTION = {
     "blocking": [],
