@@ -255,7 +255,7 @@ def render(record: BatchRecord) -> RenderedPdf:
     from reportlab.platypus import Image
 
     layout = Layout()
-    text, table, fields, heading = layout.text, layout.table, layout.fields, layout.heading
+    text, table, fields, section = layout.text, layout.table, layout.fields, layout.section
     lot = record.lot.summary
     zone = record.zone
     results = record.lot.evaluation.results
@@ -302,7 +302,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ),
             ]
         ),
-        *heading("1. Aspirate"),
+        *section("Aspirate"),
         fields(
             [
                 ("collected", show_time(aspirate.collected_at, zone)),
@@ -321,7 +321,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ),
             ]
         ),
-        *heading(f"2. Culture {culture.summary.culture_id}"),
+        *section(f"Culture {culture.summary.culture_id}"),
         fields(
             [
                 ("kind", started.kind),
@@ -348,7 +348,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("reagents at start", ", ".join(culture.reagents) or None),
             ]
         ),
-        *heading("3. Passages"),
+        *section("Passages"),
         table(
             [
                 "passage",
@@ -391,11 +391,11 @@ def render(record: BatchRecord) -> RenderedPdf:
     ]
     if len(culture.passages) >= 2:
         story += [
-            *heading("4. Growth"),
+            *section("Growth"),
             Image(io.BytesIO(growth_chart_png(record)), width=170 * mm, height=73 * mm),
         ]
     story += [
-        *heading("5. Formulation"),
+        *section("Formulation"),
         fields(
             [
                 (
@@ -415,7 +415,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                 ("reagents", ", ".join(record.lot.reagents) or None),
             ]
         ),
-        *heading(f"6. Quality control against release specification version {lot.spec_version}"),
+        *section(f"Quality control against release specification version {lot.spec_version}"),
         table(
             ["test", "criterion", "spec", "result", "verdict"],
             [
@@ -454,7 +454,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             widths=[20 * mm, 20 * mm, 30 * mm, 15 * mm, 36 * mm, 16 * mm, 38 * mm],
             marked=[n for n, r in enumerate(results) if r.status != VALID],
         ),
-        *heading("7. Deviations"),
+        *section("Deviations"),
         table(
             ["id", "on", "status", "description", "outcome", "physician's request", "resolution"],
             [
@@ -474,7 +474,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             ]
             or [("—", "", "none", "", "", "", "")],
         ),
-        *heading("8. Holds"),
+        *section("Holds"),
         table(
             ["hold", "placed", "reason", "lifted", "why lifted"],
             [
@@ -492,7 +492,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             or [("—", "none placed", "", "", "")],
         ),
         *([text("Held now: " + "; ".join(record.lot.hold_reasons))] if record.lot.on_hold else []),
-        *heading("9. Signatures"),
+        *section("Signatures"),
         *(
             [
                 layout.markup(
@@ -505,7 +505,7 @@ def render(record: BatchRecord) -> RenderedPdf:
             or [text("Not signed.")]
         ),
         *([text(_conditional(conditional, still_pending, zone))] if conditional else []),
-        *heading("10. Vials"),
+        *section("Vials"),
         table(
             [
                 "vial",
@@ -542,9 +542,9 @@ def render(record: BatchRecord) -> RenderedPdf:
             for v in record.lot.vials
             for mark in v.late_entries
         ],
-        *heading("11. Follow-up"),
+        *section("Follow-up"),
         *_follow_up(record, layout),
-        *heading("12. Audit trail of this lot"),
+        *section("Audit trail of this lot"),
         table(
             ["#", "time", "user", "action", "record", "reason"],
             [

@@ -30,6 +30,7 @@ class Layout:
         self.small = self.styles["BodyText"].clone("small", fontSize=7.5, leading=9)
         # What must not be missed on the page: a recall.
         self.alarm = self.styles["Heading2"].clone("alarm", textColor=colors.HexColor("#b00020"))
+        self._sections = 0
 
     def text(self, value: Any) -> Any:
         """A table cell or a line: the value as typed (escaped), or — for none."""
@@ -92,6 +93,12 @@ class Layout:
         from reportlab.platypus import Paragraph, Spacer
 
         return [Spacer(1, 4 * mm), Paragraph(escape(title), self.styles["Heading2"])]
+
+    def section(self, title: str) -> list[Any]:
+        """A heading numbered after the sections before it in this document, so a section
+        left out (a growth chart with one passage) leaves no gap in the numbers."""
+        self._sections += 1
+        return self.heading(f"{self._sections}. {title}")
 
 
 def build(story: list[Any], *, title: str, author: str, footer: str) -> RenderedPdf:

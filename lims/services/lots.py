@@ -752,8 +752,10 @@ def complete(uow: UnitOfWork, *, lot: str, password: str) -> LotDetail:
         "hold_reasons": evaluation.hold_reasons,
     }
     LOT.check("complete", code=found.code, status=found.status, facts=facts)
-    signed = _sign_lot(session, found, signer, COMPLETE_MEANING)
-    found.release_completed_at, found.release_completed_by = utcnow(), actor.username
+    # The completion is the signature: one instant, shown alike wherever either is.
+    now = utcnow()
+    signed = _sign_lot(session, found, signer, COMPLETE_MEANING, at=now)
+    found.release_completed_at, found.release_completed_by = now, actor.username
     session.add(found)
     audit.record_about(
         session,
@@ -821,9 +823,12 @@ def unhold(uow: UnitOfWork, *, lot: str, password: str, reason: str) -> LotDetai
     return lot_detail(session, settings, found)
 
 
-def _sign_lot(session: Session, lot: Lot, signer: User, meaning: str) -> dict[str, Any]:
-    """A QA signature on the lot's record as it stands; returns what its audit entry says."""
-    now = utcnow()
+def _sign_lot(
+    session: Session, lot: Lot, signer: User, meaning: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """A QA signature on the lot's record as it stands (at `at`, by default now); returns what
+    its audit entry says."""
+    now = at or utcnow()
     record_hash = _hashed(_record(session, lot, signed_at=now, shape=RECORD_SHAPE))
     signature = signatures.sign(
         session,
