@@ -1144,10 +1144,11 @@ def sister_lots(
 
 
 def thawed_from(session: Session, culture: Culture) -> BankVial | None:
-    """The bank vial a thawed culture was started from; None for any other culture."""
+    """The bank vial a thawed culture was started from; None for any other culture (and for
+    a thawed one whose vial no longer names it, which `audit verify` reports)."""
     if culture.kind != THAWED:
         return None
-    return session.exec(select(BankVial).where(col(BankVial.thawed_into_id) == culture.id)).one()
+    return session.exec(select(BankVial).where(col(BankVial.thawed_into_id) == culture.id)).first()
 
 
 def _thaw_source(session: Session, culture: Culture) -> ThawSource | None:

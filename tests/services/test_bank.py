@@ -176,7 +176,7 @@ def test_where_the_vials_go_is_checked(
     assert banked.audit_actions() == before
 
 
-def test_a_freeze_needs_a_harvest_follows_it_and_is_bench_work(banked: Quality) -> None:
+def test_a_freeze_needs_a_harvest_and_follows_it(banked: Quality) -> None:
     with pytest.raises(BadInput) as early:
         _freeze(banked, at=day(20))
     assert early.value.field == "at"
@@ -184,9 +184,21 @@ def test_a_freeze_needs_a_harvest_follows_it_and_is_bench_work(banked: Quality) 
     fresh = banked.culture(din, at=day(2)).summary.culture_id
     with pytest.raises(RuleViolation, match="no passage yet"):
         banked.run(bank.freeze, **{**FREEZE, "culture": fresh, "at": day(3)})
+
+
+def test_bench_workers_bank_cells_and_anyone_may_read_the_bank(banked: Quality) -> None:
+    banked.lab.login("quinn")  # QA records bench work too
+    _freeze(banked)
     banked.lab.login("admin")
-    with pytest.raises(NotPermitted):
-        _freeze(banked)
+    for service, values in (
+        (bank.freeze, {"culture": banked.culture_id, **FREEZE, "into": BOX}),
+        (bank.thaw, {"bank_vial": _vial(banked, 1), **THAW}),
+        (bank.discard, {"bank_vial": _vial(banked, 2), "reason": "cracked"}),
+    ):
+        with pytest.raises(NotPermitted):
+            banked.run(service, **values)
+    assert len(banked.read(bank.list_bank_vials)) == 2
+    assert banked.read(bank.show_bank_vial, bank_vial=_vial(banked, 1)).recorded_by == "quinn"
 
 
 def test_no_cells_of_a_withdrawn_patient_are_frozen_or_thawed(banked: Quality) -> None:
@@ -395,6 +407,7 @@ def test_a_thawed_vial_and_its_child_are_bound(banked: Quality) -> None:
         vial=vial,
     )
     assert banked.scenario.verify_trail().disagreement.table == "bank_vials"
+    assert banked.read(cultures.show_culture, culture=child).thawed_from is None
     banked.sql(
         "UPDATE bank_vials SET status = 'thawed', thawed_into_id = "
         "(SELECT id FROM cultures WHERE code = :code) WHERE code = :vial",
