@@ -926,6 +926,9 @@ class BankVial(Record, table=True):
         UniqueConstraint("culture_id", "number"),
         CheckConstraint(_in("status", BANK_VIAL_STATES), name="status"),
         CheckConstraint("cells > 0", name="cells"),
+        CheckConstraint(
+            "thaw_viability IS NULL OR thaw_viability BETWEEN 0 AND 100", name="thaw_viability"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -941,6 +944,7 @@ class BankVial(Record, table=True):
         default=None,
         sa_column=Column(Integer, ForeignKey("cultures.id"), nullable=True, unique=True),
     )
+    thaw_viability: float | None = _number(nullable=True)  # %, counted after thawing
     ended_at: datetime | None = _time(nullable=True)
     ended_by: str | None = _text(USERNAME_MAX, nullable=True)
     end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

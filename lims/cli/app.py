@@ -35,8 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "patient": ("lims.cli.patients:app", "Patients by pseudonymous code: add, show, list."),
     "aspirate": ("lims.cli.aspirates:app", "Aspirates and their DINs: receive, show, list."),
     "reagent": ("lims.cli.reagents:app", "Reagent lots: add, list."),
-    "culture": ("lims.cli.cultures:app", "Cultures: start, list, show, project."),
+    "culture": ("lims.cli.cultures:app", "Cultures: start, split, freeze, list, show, project."),
     "passage": ("lims.cli.passages:app", "Passages: log, correct."),
+    "bank": ("lims.cli.bank:app", "Bank vials of frozen cells: list, show, thaw, discard."),
     "count": (
         "lims.cli.counts:app",
         "Counts from cell counters' exports: import, list, show.",

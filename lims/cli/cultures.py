@@ -1,4 +1,4 @@
-"""Cultures: start, list, show, project."""
+"""Cultures: start, split, freeze, list, show, project."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from lims.cli.tables import LATE_COLUMN, Columns, Moment, cells, fixed, print_li
 if TYPE_CHECKING:
     from datetime import tzinfo
 
+    from lims.views.bank import FreezeView
     from lims.views.bench import CultureSummary, ProjectionView
 
-app = new_area("Cultures expanding from an aspirate: start, split, list, show, project.")
+app = new_area("Cultures expanding from an aspirate: start, split, freeze, list, show, project.")
 
 
 @app.command("start")
@@ -119,6 +120,61 @@ def split(
 
     detail, zone = run(cultures.split_culture, **service_options(ctx))
     print_view(detail, as_json, expansion.show_culture, zone)
+
+
+@app.command("freeze")
+def freeze(
+    ctx: typer.Context,
+    culture: CultureArgument,
+    cells_per_vial: Annotated[
+        str,
+        typer.Option("--cells-per-vial", metavar="N", help="Cells of the latest harvest per vial."),
+    ],
+    vials: Annotated[str, typer.Option("--vials", metavar="K", help="Bank vials to freeze.")],
+    into: Annotated[
+        str,
+        typer.Option(
+            "--into",
+            metavar="PATH[:POSITION]",
+            help="The box, and the first of K positions filled in row-major order "
+            "(A1, A2, ... B1); without a position, the box's first free ones.",
+        ),
+    ],
+    medium: Annotated[
+        str | None,
+        typer.Option("--medium", metavar="TEXT", help="The freezing medium, e.g. CryoStor CS10."),
+    ] = None,
+    at: AtOption = None,
+    late_reason: LateReasonOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Freeze cells harvested at a culture's latest passage into bank vials in a box.
+
+    Frozen cells come out of that harvest as a split's do: what the culture reseeded, what
+    its split children got and what is frozen cannot exceed it. A vial thawed later
+    (`lims bank thaw`) starts a child culture that keeps the passage number and cumulative PD.
+
+    \b
+    Example:
+      lims culture freeze A999926000001-C1 --cells-per-vial 5e6 --vials 4 \\
+        --into LN2-1/rack-3/box-07:A1 --medium "CryoStor CS10"
+    """
+    from lims.services import bank
+
+    view, zone = run(bank.freeze, **service_options(ctx))
+    print_view(view, as_json, _print_freeze, zone)
+
+
+def _print_freeze(view: FreezeView, zone: tzinfo) -> None:
+    from lims.cli import bank
+
+    bank.print_vials(
+        view.bank_vials,
+        f"Frozen from the harvest of {view.passage_id}: {cells(view.cells)} cells in "
+        f"{len(view.bank_vials)} vials, {view.into}",
+        zone,
+    )
+    typer.echo(f"{cells(view.left_in_harvest)} cells of the harvest are left.")
 
 
 def _open_deviations(summary: CultureSummary) -> object:

@@ -15,7 +15,7 @@ from lims.domain.states import DEVIATION
 from lims.views.counts import SHA256_IN_TABLES
 
 if TYPE_CHECKING:
-    from lims.views.bench import CultureDetail, PassageView
+    from lims.views.bench import AncestorView, CultureDetail, PassageView
 
 PASSAGE_COLUMNS = [
     "passage",
@@ -124,9 +124,7 @@ def show_culture(detail: CultureDetail, zone: tzinfo) -> None:
             "open deviations": (
                 alarm(str(summary.open_deviations)) if summary.open_deviations else 0
             ),
-            "split from": (
-                f"{detail.parent}, harvest of {detail.source_passage}" if detail.parent else None
-            ),
+            **_origin(detail, zone),
             "split into": ", ".join(detail.children) or None,
             **_late(summary.entered_at, summary.recorded_by, summary.late_reason, zone),
         },
@@ -172,6 +170,25 @@ def print_counts(passages: Sequence[PassageView], zone: tzinfo) -> None:
         )
 
 
+def _origin(detail: CultureDetail, zone: tzinfo) -> dict[str, Any]:
+    """Where a culture's cells came from, when another culture's harvest gave them."""
+    from lims.timeutil import show_time
+
+    thawed = detail.thawed_from
+    if thawed is not None:
+        viability = "" if thawed.thaw_viability is None else f", {thawed.thaw_viability:g} % viable"
+        return {
+            "thawed from": f"bank vial {thawed.bank_vial_id}{viability}, frozen "
+            f"{show_time(thawed.frozen_at, zone)} by {thawed.frozen_by} from the harvest of "
+            f"{thawed.passage_id} of {detail.parent}"
+        }
+    return {
+        "split from": (
+            f"{detail.parent}, harvest of {detail.source_passage}" if detail.parent else None
+        )
+    }
+
+
 def _late(entered_at: Any, entered_by: str, reason: str | None, zone: tzinfo) -> dict[str, Any]:
     """The late-entry line of a record, when it was entered late."""
     if reason is None:
@@ -185,7 +202,7 @@ def show_lineage(detail: CultureDetail, zone: tzinfo) -> None:
     for ancestor in detail.lineage:
         print_table(
             f"Lineage: {ancestor.culture_id} ({ancestor.kind}, {ancestor.status}), "
-            f"split at {ancestor.split_at}",
+            + handed_on(ancestor),
             PASSAGE_COLUMNS,
             [passage_row(p, zone) for p in ancestor.passages],
         )
@@ -209,6 +226,13 @@ def show_lineage(detail: CultureDetail, zone: tzinfo) -> None:
             ["lot", "culture", "status"],
             [(lot.lot_id, lot.culture_id, lot.status) for lot in detail.sister_lots],
         )
+
+
+def handed_on(ancestor: AncestorView) -> str:
+    """How an ancestor's harvest seeded the next culture down: split, or frozen and thawed."""
+    if ancestor.bank_vial is not None:
+        return f"frozen at {ancestor.split_at} in bank vial {ancestor.bank_vial}"
+    return f"split at {ancestor.split_at}"
 
 
 def growth_plot(points: Sequence[tuple[float, float]]) -> str:

@@ -17,7 +17,7 @@ from lims.documents.pdf import Layout, RenderedPdf, build
 from lims.documents.recall_notice import Recall
 from lims.domain.spec import VALID
 from lims.timeutil import show_time
-from lims.views.bench import AspirateView, PassageView
+from lims.views.bench import AspirateView, CultureDetail, PassageView
 from lims.views.events import EXPEDITED_REPORT, EventView
 from lims.views.quality import LotDetail
 from lims.views.records import LATE_ENTRY
@@ -108,6 +108,25 @@ def _counted(passages: Sequence[PassageView], zone: tzinfo, layout: Layout) -> l
     ]
 
 
+def _origin(culture: CultureDetail, zone: tzinfo) -> tuple[str, str | None]:
+    """Where the culture's cells came from, when another culture's harvest gave them."""
+    thawed = culture.thawed_from
+    if thawed is None:
+        return (
+            "split from",
+            None
+            if culture.parent is None
+            else f"{culture.parent}, cells harvested at {culture.source_passage}",
+        )
+    viability = "" if thawed.thaw_viability is None else f", {thawed.thaw_viability:g} % viable"
+    return (
+        "thawed from",
+        f"bank vial {thawed.bank_vial_id}{viability}, frozen {show_time(thawed.frozen_at, zone)} "
+        f"by {thawed.frozen_by} from the cells harvested at {thawed.passage_id} of "
+        f"{culture.parent}",
+    )
+
+
 def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
     """The cultures the lot's culture was split from, with their passages and deviations,
     and the lots made from the other cultures of the lineage."""
@@ -120,7 +139,11 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
             layout.text(
                 f"{ancestor.culture_id} ({ancestor.kind}, {ancestor.status}), started "
                 f"{show_time(ancestor.started_at, zone)} with {ancestor.cells_plated:,} cells; "
-                f"split at {ancestor.split_at}"
+                + (
+                    f"split at {ancestor.split_at}"
+                    if ancestor.bank_vial is None
+                    else f"frozen at {ancestor.split_at} in bank vial {ancestor.bank_vial}"
+                )
             ),
             layout.text(f"cells plated from {ancestor.count.described(zone)}"),
             layout.table(
@@ -330,12 +353,7 @@ def render(record: BatchRecord) -> RenderedPdf:
                     f"{show_time(started.started_at, zone)} by {started.recorded_by}"
                     + _late(started.late_reason, started.entered_at, zone),
                 ),
-                (
-                    "split from",
-                    None
-                    if culture.parent is None
-                    else f"{culture.parent}, cells harvested at {culture.source_passage}",
-                ),
+                _origin(culture, zone),
                 # Where the rest of its harvests went: cells it gave to other cultures.
                 ("split into", ", ".join(culture.children) or None),
                 (

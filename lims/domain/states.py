@@ -246,8 +246,13 @@ class Lifecycle:
             raise RuleViolation(refused)
         return self.actions[action]
 
+    @property
+    def entity_type(self) -> str:
+        """What the trail calls records of this kind: the kind, words joined by '_'."""
+        return self.kind.replace(" ", "_")
+
     def audit_action(self, action: str) -> str:
-        return self.actions[action].audit_action or f"{self.kind}.{action}"
+        return self.actions[action].audit_action or f"{self.entity_type}.{action}"
 
     def locked(self, status: str) -> bool:
         return self.states[status].locked

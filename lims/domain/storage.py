@@ -92,6 +92,11 @@ def position(text: str, rows: int, columns: int, field: str) -> Position:
     return at
 
 
+def place_label(path: str, at: Position) -> str:
+    """PATH:POSITION as people write it and the trail states it: LN2-1/rack-3/box-07:A1."""
+    return f"{path}:{at.label}"
+
+
 def grid_span(rows: int, columns: int) -> str:
     """The box's positions as people say them: A1-H12."""
     return f"A1-{Position(rows, columns).label}"

@@ -69,10 +69,12 @@ from lims.domain.count_use import STEP_KINDS
 from lims.domain.ids import CountId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
+from lims.domain.storage import Position, place_label
 from lims.errors import RuleViolation
 from lims.models import (
     Aspirate,
     AuditEntry,
+    BankVial,
     CellCount,
     CountFile,
     Culture,
@@ -85,6 +87,8 @@ from lims.models import (
     Patient,
     QCResult,
     Signature,
+    StorageLocation,
+    StoragePosition,
     User,
     Vial,
 )
@@ -214,6 +218,7 @@ def _signature_said(row: RowMapping) -> str:
 
 
 _PARENT_CULTURE = aliased(Culture)
+_THAWED_INTO = aliased(Culture)
 _DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code), col(Aspirate.din))
 
 
@@ -266,14 +271,21 @@ def _taken_by(row: RowMapping) -> str | None:
     return "; ".join(steps) or None
 
 
+def _place(row: RowMapping) -> str | None:
+    """Where a stored item is, PATH:POSITION as the trail states it; None once it has left."""
+    if row["box"] is None:
+        return None
+    return place_label(row["box"], Position(row["grid_row"], row["grid_column"]))
+
+
 # Every kind of record a step can mark as entered late (lims.services.late_entries).
-LATE_ENTRY_SUBJECTS = ("aspirate", "culture", "passage", "lot", "vial")
+LATE_ENTRY_SUBJECTS = ("aspirate", "culture", "passage", "lot", "vial", "bank_vial")
 
 BINDINGS: tuple[Binding, ...] = (
     Entities(
         table="cultures",
         entity_type="culture",
-        born_in=frozenset({"culture.start", "culture.split"}),
+        born_in=frozenset({"culture.start", "culture.split", "culture.thaw"}),
         rows=select(
             col(Culture.code).label("id"),
             col(Culture.status),
@@ -292,6 +304,42 @@ BINDINGS: tuple[Binding, ...] = (
             ),
             # What a split drew from its parent's harvest: the sum may not exceed it.
             Bound("cells_plated", "cells_plated"),
+        ),
+    ),
+    # Frozen cells: what a harvest gave (the sum may not exceed it), whether the vial may
+    # still be thawed and what it may seed, the lineage a culture thawed from it carries on,
+    # and where it is kept.
+    Entities(
+        table="bank_vials",
+        entity_type="bank_vial",
+        born_in=frozenset({"bank_vial.freeze"}),
+        rows=select(
+            col(BankVial.code).label("id"),
+            col(BankVial.status),
+            col(Culture.code).label("culture_code"),
+            col(Passage.code).label("passage_code"),
+            col(BankVial.cells),
+            col(BankVial.frozen_at),
+            col(_THAWED_INTO.code).label("thawed_into"),
+            col(BankVial.thaw_viability),
+            col(StorageLocation.path).label("box"),
+            col(StoragePosition.grid_row),
+            col(StoragePosition.grid_column),
+        )
+        .join(Culture, col(Culture.id) == col(BankVial.culture_id))
+        .join(Passage, col(Passage.id) == col(BankVial.passage_id))
+        .outerjoin(_THAWED_INTO, col(_THAWED_INTO.id) == col(BankVial.thawed_into_id))
+        .outerjoin(StoragePosition, col(StoragePosition.bank_vial_id) == col(BankVial.id))
+        .outerjoin(StorageLocation, col(StorageLocation.id) == col(StoragePosition.location_id)),
+        columns=(
+            Bound("status", "status"),
+            Bound("culture_id", "culture", field="culture_code"),
+            Bound("passage_id", "passage", field="passage_code"),
+            Bound("cells", "cells"),
+            Bound("frozen_at", "frozen_at", as_stated=lambda row: json_time(row["frozen_at"])),
+            Bound("thawed_into_id", "thawed_into", before_stated=None, field="thawed_into"),
+            Bound("thaw_viability", "thaw_viability", before_stated=None),
+            Bound("storage_positions", "position", as_stated=_place),
         ),
     ),
     Entities(

@@ -26,6 +26,7 @@ from lims.models import (
     LONG_TEXT_MAX,
     SHORT_TEXT_MAX,
     Aspirate,
+    BankVial,
     Culture,
     Deviation,
     Lot,
@@ -49,12 +50,14 @@ from lims.views.bench import (
     PassageView,
     ProjectionView,
     SisterLot,
+    ThawSource,
 )
 from lims.views.counts import CountSource
 from lims.views.records import LateEntryView
 
 PRIMARY, SEEDED = "primary", "seeded"
 STARTED_KINDS = (PRIMARY, SEEDED)  # what `culture start` begins; a split is its own command
+SPLIT, THAWED = "split", "thawed"  # from a harvest; from a bank vial frozen from a harvest
 PRIMARY_METHOD = "density gradient (Percoll 1.073 g/mL)"
 SEEDED_METHOD = "seeded from counted cells"
 UNUSUAL_HINT = "if the count is right, give --confirm-unusual --reason TEXT"
@@ -104,7 +107,8 @@ def inheritance(session: Session, culture: Culture) -> lineage.Inheritance:
 
 
 def split_from(session: Session, passage: Passage) -> list[Culture]:
-    """The cultures seeded from this passage's harvest."""
+    """The cultures seeded from this passage's harvest: split from it, or thawed from a bank
+    vial it was frozen in."""
     return list(
         session.exec(
             select(Culture)
@@ -112,6 +116,27 @@ def split_from(session: Session, passage: Passage) -> list[Culture]:
             .order_by(col(Culture.number))
         ).all()
     )
+
+
+def harvest_shares(session: Session, passage: Passage) -> tuple[list[Culture], list[BankVial]]:
+    """What this passage's harvest gave besides the parent's reseeding: the cultures split
+    from it and the bank vials frozen from it. A culture thawed from one of those vials is
+    not among them: its cells were drawn from the harvest when they were frozen."""
+    children = [child for child in split_from(session, passage) if child.kind != THAWED]
+    frozen = session.exec(
+        select(BankVial).where(col(BankVial.passage_id) == passage.id).order_by(col(BankVial.id))
+    ).all()
+    return children, list(frozen)
+
+
+def shares_described(children: Sequence[Culture], frozen: Sequence[BankVial]) -> list[str]:
+    """Each share of a harvest as a refusal names it: 10,000,000 into A999926000001-C2,
+    8,000,000 frozen in 2 bank vials."""
+    described = [f"{child.cells_plated:,} into {child.code}" for child in children]
+    if frozen:
+        vials = "bank vial" if len(frozen) == 1 else "bank vials"
+        described.append(f"{sum(v.cells for v in frozen):,} frozen in {len(frozen)} {vials}")
+    return described
 
 
 def final_passage_number(session: Session, culture: Culture, passages: Sequence[Passage]) -> int:
@@ -178,7 +203,7 @@ def bench_flags(
     return flags
 
 
-def _plating(field_prefix: str, vessels: str | int, area_cm2: str | float) -> tuple[int, float]:
+def plating(field_prefix: str, vessels: str | int, area_cm2: str | float) -> tuple[int, float]:
     return (
         quantities.whole_number(f"{field_prefix}vessels", vessels, low=1, high=VESSELS_MAX),
         quantities.positive(
@@ -401,7 +426,7 @@ def start_culture(
             )
         primary = mnc is not None
         cells = quantities.cell_count("mnc" if primary else "seeded", mnc if primary else seeded)  # type: ignore[arg-type]
-    vessel_count, area = _plating("", vessels, area_cm2)
+    vessel_count, area = plating("", vessels, area_cm2)
     method = free_text(
         "method",
         method if method is not None else (PRIMARY_METHOD if primary else SEEDED_METHOD),
@@ -504,7 +529,7 @@ def split_culture(
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     cells = quantities.cell_count("seeded", seeded)
-    vessel_count, area = _plating("", vessels, area_cm2)
+    vessel_count, area = plating("", vessels, area_cm2)
     zone = settings.tz
     now = utcnow()
     started = past_moment("at", at, zone, now)
@@ -520,12 +545,15 @@ def split_culture(
         )
     source = earlier[-1]
     after("at", started, source.harvested_at, f"the harvest of {source.code}", zone)
-    siblings = split_from(session, source)
+    siblings, frozen = harvest_shares(session, source)
     left = lineage.left_to_split(
-        source.harvested, source.seeded, [child.cells_plated for child in siblings]
+        source.harvested,
+        source.seeded,
+        [child.cells_plated for child in siblings],
+        [vial.cells for vial in frozen],
     )
     if cells > left:
-        others = "".join(f", {c.cells_plated:,} into {c.code}" for c in siblings)
+        others = "".join(f", {share}" for share in shares_described(siblings, frozen))
         raise BadInput(
             "seeded",
             f"must not exceed the {left:,} cells of {source.code}'s harvest not yet reseeded "
@@ -544,7 +572,7 @@ def split_culture(
         ).one(),
     )
     plated: dict[str, Any] = {
-        "kind": "split",
+        "kind": SPLIT,
         "cells_plated": cells,
         "vessels": vessel_count,
         "area_cm2": area,
@@ -751,12 +779,13 @@ def correct_passage(
     _reseeded_from_harvest(
         typed.get("harvested", target.harvested), typed.get("seeded", target.seeded)
     )
-    children = split_from(session, target)
+    children, frozen = harvest_shares(session, target)
     _within_shared_harvest(
         target.code,
         typed.get("harvested", target.harvested),
         typed.get("seeded", target.seeded),
         children,
+        frozen,
     )
     if "harvested_at" in typed:
         when = typed["harvested_at"]
@@ -767,6 +796,13 @@ def correct_passage(
                     "at",
                     f"must be before {child.code} was seeded from its harvest at "
                     f"{show_time(child.started_at, zone)}",
+                )
+        for vial in frozen:
+            if when >= vial.frozen_at:
+                raise BadInput(
+                    "at",
+                    f"must be before bank vial {vial.code} was frozen from its harvest at "
+                    f"{show_time(vial.frozen_at, zone)}",
                 )
         if index + 1 < len(passages) and when >= passages[index + 1].harvested_at:
             following = passages[index + 1]
@@ -914,15 +950,22 @@ def _recompute(session: Session, cultures: Sequence[Culture], why: str, by: str)
 
 
 def _within_shared_harvest(
-    code: str, harvested: int, seeded: int, children: Sequence[Culture]
+    code: str,
+    harvested: int,
+    seeded: int,
+    children: Sequence[Culture],
+    frozen: Sequence[BankVial],
 ) -> None:
-    """A harvest that seeded children covers what the parent reseeded and what they got."""
-    if lineage.overdrawn(harvested, seeded, [child.cells_plated for child in children]):
-        split_off = ", ".join(f"{c.cells_plated:,} into {c.code}" for c in children)
+    """A harvest that seeded children or was frozen covers what the parent reseeded, what
+    the children got and what the bank vials hold."""
+    if lineage.overdrawn(
+        harvested, seeded, [child.cells_plated for child in children], [v.cells for v in frozen]
+    ):
+        shares = ", ".join(shares_described(children, frozen))
         raise BadInput(
             "harvested",
             f"the {harvested:,} cells harvested at {code} must cover the {seeded:,} reseeded "
-            f"and those split off ({split_off})",
+            f"and those split off or frozen ({shares})",
         )
 
 
@@ -1100,6 +1143,32 @@ def sister_lots(
     ]
 
 
+def thawed_from(session: Session, culture: Culture) -> BankVial | None:
+    """The bank vial a thawed culture was started from; None for any other culture (and for
+    a thawed one whose vial no longer names it, which `audit verify` reports)."""
+    if culture.kind != THAWED:
+        return None
+    return session.exec(select(BankVial).where(col(BankVial.thawed_into_id) == culture.id)).first()
+
+
+def _thaw_source(session: Session, culture: Culture) -> ThawSource | None:
+    vial = thawed_from(session, culture)
+    if vial is None:
+        return None
+    frozen = session.get(Passage, vial.passage_id)
+    assert frozen is not None
+    return ThawSource(
+        bank_vial_id=vial.code,
+        passage_id=frozen.code,
+        passage_number=frozen.number,
+        frozen_at=vial.frozen_at,
+        frozen_by=vial.recorded_by,
+        cells=vial.cells,
+        thawed_at=culture.started_at,
+        thaw_viability=vial.thaw_viability,
+    )
+
+
 def culture_detail(session: Session, culture: Culture) -> CultureDetail:
     assert culture.id is not None
     [summary] = culture_summaries(session, [culture])
@@ -1109,6 +1178,8 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
         select(Culture.code).where(col(Culture.parent_id) == culture.id).order_by(col(Culture.id))
     ).all()
     source = session.get(Passage, culture.source_passage_id) if culture.source_passage_id else None
+    # The culture each ancestor's harvest seeded: the next ancestor down, the last this one.
+    seeded = [ancestor for ancestor, _ in lineage_of[1:]] + [culture] if lineage_of else []
     return CultureDetail(
         summary=summary,
         reagents=uses.get(None, []),
@@ -1116,6 +1187,7 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
         deviations=deviation_rules.on_culture(session, culture),
         parent=lineage_of[-1][0].code if lineage_of else None,
         source_passage=source.code if source is not None else None,
+        thawed_from=_thaw_source(session, culture),
         children=list(children),
         lineage=[
             from_record(
@@ -1124,12 +1196,14 @@ def culture_detail(session: Session, culture: Culture) -> CultureDetail:
                 culture_id=ancestor.code,
                 count=source,
                 split_at=passage.code,
+                bank_vial=None if vial is None else vial.code,
                 passages=_passage_views(session, ancestor),
                 deviations=deviation_rules.on_culture(session, ancestor),
             )
-            for (ancestor, passage), source in zip(
+            for (ancestor, passage), source, vial in zip(
                 lineage_of,
                 counts.sources(session, [ancestor.count_id for ancestor, _ in lineage_of]),
+                [thawed_from(session, down) for down in seeded],
                 strict=True,
             )
         ],

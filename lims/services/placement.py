@@ -135,4 +135,4 @@ def label(found: tuple[StorageLocation, Position] | None) -> str | None:
     if found is None:
         return None
     location, position = found
-    return f"{location.path}:{position.label}"
+    return storage.place_label(location.path, position)

@@ -42,10 +42,13 @@ def _subjects(
         *(passage.count for passage in culture.passages),
         detail.summary.count,
     ]
+    thawed = culture.thawed_from
     return [
         ("patient", detail.summary.patient),
         ("aspirate", detail.summary.din.code),
         ("culture", culture.summary.culture_id),
+        # The vial its cells were thawed from: frozen, (moved,) thawed.
+        *([("bank_vial", thawed.bank_vial_id)] if thawed is not None else []),
         *(("passage", passage.passage_id) for passage in culture.passages),
         ("lot", detail.summary.lot_id),
         *(("count", source.count_id) for source in sources if source.count_id is not None),

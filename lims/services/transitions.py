@@ -1,6 +1,6 @@
 """The one way a status changes: the lifecycle table decides, the audit trail records.
 
-Whatever moves a culture, lot, vial or deviation calls change_status in the
+Whatever moves a culture, lot, vial, deviation or bank vial calls change_status in the
 transaction of the command that moves it. A change that carries others with
 it (a lot's vials released with the lot) makes one call, and one entry, per
 record.
@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from lims import audit
 from lims.domain.states import Lifecycle
-from lims.models import Culture, Deviation, Lot, Vial
+from lims.models import BankVial, Culture, Deviation, Lot, Vial
 
-Stateful = Culture | Lot | Vial | Deviation
+Stateful = Culture | Lot | Vial | Deviation | BankVial
 
 
 def _trail_id(record: Stateful) -> str:
@@ -50,7 +50,7 @@ def change_status(
     session.add(record)
     audit.record_about(
         session,
-        (lifecycle.kind, code),
+        (lifecycle.entity_type, code),
         lifecycle.audit_action(action),
         by=by,
         old={"status": left},

@@ -163,8 +163,24 @@ class AncestorView:
     # Where cells_plated came from: `count_id` and `count` in its JSON.
     count: CountSource = shown_as(source_keys, merged=True)
     split_at: str  # the passage whose harvest seeded the next culture down the lineage
+    # The bank vial that harvest was frozen in, when the next culture down was thawed from it.
+    bank_vial: str | None
     passages: list[PassageView]
     deviations: list[DeviationView]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThawSource:
+    """The bank vial a thawed culture was started from, and the harvest frozen in it."""
+
+    bank_vial_id: str
+    passage_id: str  # the parent's passage whose harvest was frozen
+    passage_number: int
+    frozen_at: datetime
+    frozen_by: str
+    cells: int  # frozen in the vial
+    thawed_at: datetime
+    thaw_viability: float | None  # %, counted after thawing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,9 +189,10 @@ class CultureDetail:
     reagents: list[str]  # used at the start
     passages: list[PassageView]
     deviations: list[DeviationView]
-    parent: str | None  # the culture it was split from
+    parent: str | None  # the culture it was split (or thawed) from
     source_passage: str | None  # the parent's passage whose harvest seeded it
-    children: list[str]  # cultures split from it
+    thawed_from: ThawSource | None  # the bank vial it was thawed from, if it was
+    children: list[str]  # cultures split (or thawed) from it
     lineage: list[AncestorView]  # its ancestors, the first culture first
     sister_lots: list[SisterLot]  # lots of the other cultures of its lineage
 

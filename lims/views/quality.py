@@ -83,6 +83,7 @@ def _culture_keys(culture: CultureDetail) -> dict[str, Any]:
         "passages": to_json(culture.passages),
         "parent": culture.parent,
         "source_passage": culture.source_passage,
+        "thawed_from": to_json(culture.thawed_from),
         "children": culture.children,
     }
 

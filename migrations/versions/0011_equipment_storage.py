@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("frozen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("thawed_into_id", sa.Integer(), nullable=True),
+        sa.Column("thaw_viability", sa.Double(), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_by", sa.String(length=32), nullable=True),
         sa.Column("end_reason", sa.Text(), nullable=True),
@@ -155,6 +156,10 @@ def upgrade() -> None:
             "status IN ('stored', 'thawed', 'discarded')", name=op.f("ck_bank_vials_status")
         ),
         sa.CheckConstraint("cells > 0", name=op.f("ck_bank_vials_cells")),
+        sa.CheckConstraint(
+            "thaw_viability IS NULL OR thaw_viability BETWEEN 0 AND 100",
+            name=op.f("ck_bank_vials_thaw_viability"),
+        ),
         sa.ForeignKeyConstraint(
             ["culture_id"], ["cultures.id"], name=op.f("fk_bank_vials_culture_id_cultures")
         ),

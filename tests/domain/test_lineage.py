@@ -45,6 +45,23 @@ def test_a_shared_harvest_covers_the_parent_and_every_child(
     assert lineage.left_to_split(harvested, reseeded, split_off) == left
 
 
+@pytest.mark.parametrize(
+    ("split_off", "frozen", "over", "left"),
+    [
+        ([], [5_000_000, 5_000_000], 0, 2_000_000),
+        ([4_000_000], [4_000_000, 4_000_000], 0, 0),
+        ([4_000_000], [4_000_000, 4_000_001], 1, 0),
+        ([], [12_000_001], 1, 0),
+    ],
+)
+def test_cells_frozen_from_a_harvest_are_drawn_from_it_as_a_childs_are(
+    split_off: list[int], frozen: list[int], over: int, left: int
+) -> None:
+    """P2 harvested 3.2e7 and reseeded 2e7: the children and the bank vials share 1.2e7."""
+    assert lineage.overdrawn(32_000_000, 20_000_000, split_off, frozen) == over
+    assert lineage.left_to_split(32_000_000, 20_000_000, split_off, frozen) == left
+
+
 def test_each_harvest_comes_off_the_area_plated_before_it() -> None:
     assert growth.harvested_areas(875, [875, 5250, 31_800]) == [875, 875, 5250]
     assert growth.harvested_areas(875, []) == []

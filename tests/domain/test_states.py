@@ -288,6 +288,17 @@ def test_expiry_shows_only_on_records_still_in_use() -> None:
     assert DEVIATION.shown_states() == ("open", "closed")
 
 
+def test_the_trail_names_a_kind_of_several_words_with_underscores() -> None:
+    """A bank vial's entries are about entity bank_vial and named bank_vial.thaw: ids and
+    actions with no blank in them, as the trail's other entity types and actions are."""
+    assert (states.BANK_VIAL.entity_type, states.BANK_VIAL.audit_action("thaw")) == (
+        "bank_vial",
+        "bank_vial.thaw",
+    )
+    assert (LOT.entity_type, LOT.audit_action("release")) == ("lot", "lot.release")
+    assert states.EQUIPMENT.audit_action("take_out_of_service") == "equipment.out_of_service"
+
+
 def test_a_table_naming_an_unknown_state_or_guard_does_not_load() -> None:
     with pytest.raises(AssertionError, match="unknown states"):
         states._lifecycle(

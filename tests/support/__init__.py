@@ -9,6 +9,7 @@ these modules add what only tests need: the template, the tests' clock and value
     quality     Quality: a Bench with QA users and a formulated lot; PASSING results
     vials       vial ids, the QR payload on a vial's label, another lot, an expired lot
     trail       an audit trail to tamper with, and its verification
+    storage     storage locations: a box in a rack in a tank
     junk        hypothesis junk for any option, and snapshot(): every row of every table
     oracles     what a number or a time option accepts, restated, and junk just outside it
     floor       the QA floor of the bad-input tests: two lots, a table of writing commands
