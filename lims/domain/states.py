@@ -246,8 +246,13 @@ class Lifecycle:
             raise RuleViolation(refused)
         return self.actions[action]
 
+    @property
+    def entity_type(self) -> str:
+        """What the trail calls such a record: its kind as one word (retained_sample)."""
+        return self.kind.replace(" ", "_")
+
     def audit_action(self, action: str) -> str:
-        return self.actions[action].audit_action or f"{self.kind}.{action}"
+        return self.actions[action].audit_action or f"{self.entity_type}.{action}"
 
     def locked(self, status: str) -> bool:
         return self.states[status].locked
@@ -406,6 +411,14 @@ LOT = _lifecycle(
             refusal="{kind} {code} is {status}; only a released lot can be recalled",
             refusals={L.QUARANTINE: "{kind} {code} is in quarantine: reject it rather than recall"},
         ),
+        # Samples of a lot are kept for testing it later (21 CFR 1271.260): of a lot in
+        # quarantine, released or recalled (an investigation tests them); a rejected lot is
+        # not kept.
+        Action(
+            "retain_samples",
+            _from(L.QUARANTINE, L.RELEASED, L.RECALLED),
+            refusal="{kind} {code} is {status}: no samples of it are retained",
+        ),
         # Its vials may be handed out (after their own checks) unless QA rejected or recalled it.
         Action(
             "hand_out_vials",
@@ -540,6 +553,7 @@ RETAINED_SAMPLE = _lifecycle(
             "remove",
             _from(R.STORED),
             target=R.REMOVED,
+            audit_action="sample.remove",
             refusal="{kind} {code} is {status}; it is no longer in storage",
         ),
         Action(

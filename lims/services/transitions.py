@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from lims import audit
 from lims.domain.states import Lifecycle
-from lims.models import Culture, Deviation, Lot, Vial
+from lims.models import Culture, Deviation, Lot, RetainedSample, Vial
 
-Stateful = Culture | Lot | Vial | Deviation
+Stateful = Culture | Lot | Vial | Deviation | RetainedSample
 
 
 def _trail_id(record: Stateful) -> str:
@@ -50,7 +50,7 @@ def change_status(
     session.add(record)
     audit.record_about(
         session,
-        (lifecycle.kind, code),
+        (lifecycle.entity_type, code),
         lifecycle.audit_action(action),
         by=by,
         old={"status": left},
