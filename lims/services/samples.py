@@ -46,15 +46,16 @@ def retain_samples(
     retained_at = past_moment("at", at, settings.tz, now)
     found = lookup.lot(session, lot)
     box = lookup.storage_location(session, path, "into")
+    # The lot's state and the box's grid decide what follows: they must be what the trail says.
+    bindings.require_agreement(
+        session, [("lot", found.code), (storage_rules.ENTITY_TYPE, box.path)]
+    )
     rows, columns = placement.require_box(box, "into")
     if start is not None:
         storage.position(start, rows, columns, "into")
     after("at", retained_at, found.formulated_at, f"lot {found.code}'s formulation", settings.tz)
     late = late_entries.reason_for(uow, retained_at, now, late_reason)
     LOT.check("retain_samples", code=found.code, status=found.status)
-    bindings.require_agreement(
-        session, [("lot", found.code), (storage_rules.ENTITY_TYPE, box.path)]
-    )
     last = session.exec(
         select(func.max(RetainedSample.number)).where(col(RetainedSample.lot_id) == found.id)
     ).one()
@@ -95,8 +96,8 @@ def remove_sample(uow: UnitOfWork, *, sample: str, reason: str) -> StoredItem:
     actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     found = lookup.retained_sample(session, sample)
-    RETAINED_SAMPLE.check("remove", code=found.code, status=found.status)
     bindings.require_agreement(session, [(RETAINED_SAMPLE.entity_type, found.code)])
+    RETAINED_SAMPLE.check("remove", code=found.code, status=found.status)
     was = placement.label(placement.where(session, found))
     found.ended_at, found.ended_by, found.end_reason = utcnow(), actor.username, reason
     change_status(

@@ -552,13 +552,15 @@ def move_item(uow: UnitOfWork, *, item: str, to: str, reason: str) -> Moved:
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     found, lifecycle = stored_item(session, item, "item")
     box = lookup.storage_location(session, path, "to")
+    # Where the item is, whether it is stored, and the box's grid decide the move: they
+    # must be what the trail says.
+    bindings.require_agreement(
+        session, [(lifecycle.entity_type, found.code), (ENTITY_TYPE, box.path)]
+    )
     rows, columns = placement.require_box(box, "to")
     if start is not None:
         storage.position(start, rows, columns, "to")
     lifecycle.check("move", code=found.code, status=found.status)
-    bindings.require_agreement(
-        session, [(lifecycle.entity_type, found.code), (ENTITY_TYPE, box.path)]
-    )
     before = placement.label(placement.where(session, found))
     if before is None:
         raise RuleViolation(f"{lifecycle.kind} {found.code} has no position on record")
