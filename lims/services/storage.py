@@ -51,24 +51,29 @@ ITEM_FORMS = (
 # --- the register of locations ----------------------------------------------------------------
 
 
-def _grid(kind: str, rows: str | int | None, columns: str | int | None) -> tuple[int | None, ...]:
+def _grid(
+    kind: str, rows: str | int | None, columns: str | int | None
+) -> tuple[int | None, int | None]:
     """A box's rows and columns, both required; any other kind has no positions of its own."""
+    given = {"rows": rows, "columns": columns}
     if kind != storage.BOX:
-        for name, value in (("rows", rows), ("columns", columns)):
+        for name, value in given.items():
             if value is not None:
                 raise BadInput(
-                    name, f"must be left out for a {kind}: only a box has positions (got {value})"
+                    name,
+                    f"must be left out for a {kind}: only a box has positions (got {shown(value)})",
                 )
         return None, None
-    limits = {"rows": storage.BOX_ROWS_MAX, "columns": storage.BOX_COLUMNS_MAX}
-    grid: list[int | None] = []
-    for name, value in (("rows", rows), ("columns", columns)):
-        if value is None:
-            raise BadInput(
-                name, f"must be given for a box: a whole number from 1 to {limits[name]}"
-            )
-        grid.append(quantities.whole_number(name, value, low=1, high=limits[name]))
-    return tuple(grid)
+    if rows is None or columns is None:
+        raise BadInput(
+            "rows" if rows is None else "columns",
+            f"must be given for a box: --rows 1-{storage.BOX_ROWS_MAX} and --columns "
+            f"1-{storage.BOX_COLUMNS_MAX}",
+        )
+    return (
+        quantities.whole_number("rows", rows, low=1, high=storage.BOX_ROWS_MAX),
+        quantities.whole_number("columns", columns, low=1, high=storage.BOX_COLUMNS_MAX),
+    )
 
 
 def add_location(
@@ -154,6 +159,7 @@ def _parent(session: Session, path: str) -> StorageLocation | None:
         raise NotFound(
             f"no storage location {above} to put {storage.path_name(path)} in: add it first"
         ) from None
+    bindings.require_agreement(session, [(ENTITY_TYPE, parent.path)])  # its kind decides
     if parent.kind == storage.BOX:
         raise RuleViolation(
             f"{parent.path} is a box: nothing goes inside a box but the items in its positions"

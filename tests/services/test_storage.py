@@ -94,7 +94,7 @@ def test_a_location_needs_its_parent_and_nothing_goes_inside_a_box(kept: Quality
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"kind": "box"}, "^rows: must be given for a box: a whole number from 1 to 26"),
+        ({"kind": "box"}, "^rows: must be given for a box: --rows 1-26 and --columns 1-99"),
         ({"kind": "box", "rows": 9}, "^columns: must be given for a box"),
         ({"kind": "box", "rows": 27, "columns": 9}, "^rows: must be a whole number from 1 to 26"),
         ({"kind": "box", "rows": 9, "columns": 100}, "^columns: must be a whole number from 1"),
@@ -409,6 +409,8 @@ def test_a_hand_edit_is_reported_and_refused_by_the_commands_relying_on_it(
     if table == "storage_locations":
         with pytest.raises(RuleViolation, match=refusal):
             _retain(kept, 1, into=f"{BOX}:A5")
+        with pytest.raises(RuleViolation, match=refusal):
+            add_location(kept.lab, f"{BOX}/shelf-1", "shelf")
     else:
         with pytest.raises(RuleViolation, match=refusal):
             kept.run(storage.move_item, item=_sample(kept, 1), to=f"{BOX}:I9", reason="x")
