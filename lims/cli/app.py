@@ -52,6 +52,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Vials: list, show, verify, issue, administer, destroy.",
     ),
     "scan": ("lims.cli.vials:scan", "Scanner loop: MATCH or MISMATCH for each scanned vial."),
+    "storage": (
+        "lims.cli.storage:app",
+        "Storage locations, stored items: add, show, list, move, find.",
+    ),
+    "sample": ("lims.cli.samples:app", "Retained samples of a lot: retain, remove, list."),
     "label": ("lims.cli.labels:app", "Vial labels (PDF, PNG, SVG, ZPL): print."),
     "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
     "db": ("lims.cli.database:app", "The database: current, upgrade, backup, restore."),

@@ -93,12 +93,13 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
             ],
         )
     # The patient's materials as their own lists show them.
-    from lims.cli import cultures, events, lots, vials
+    from lims.cli import cultures, events, lots, storage, vials
 
     for title, rows, columns in (
         ("Cultures", view.cultures, cultures.LIST_COLUMNS),
         ("Lots", view.lots, lots.LIST_COLUMNS),
         ("Vials", view.vials, vials.LIST_COLUMNS),
+        ("In storage", view.stored_items, storage.ITEM_COLUMNS),
     ):
         if rows:
             print_columns(rows, title, columns, zone)

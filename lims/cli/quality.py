@@ -270,3 +270,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             for v in detail.vials
         ],
     )
+    if detail.retained_samples:
+        from lims.cli.storage import print_items
+
+        print_items(detail.retained_samples, "Retained samples", zone)

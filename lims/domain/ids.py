@@ -359,6 +359,15 @@ def next_lot(din: Din, last: int | None) -> LotId:
     return LotId(din, _next_number(last, f"aspirate {din.display}", "lot"))
 
 
+def after_din(code: str) -> str:
+    """What an id adds to its DIN (C1-B01 of A999926000001-C1-B01): enough to tell items
+    apart where the DIN is shown once or not at all, as in the cells of a box's grid."""
+    match = DIN_PATTERN.match(code)
+    if match is None or not code.startswith("-", match.end()):
+        raise ValueError(f"not an id of a donation: {code!r}")
+    return code[match.end() + 1 :]
+
+
 def bank_vial_ids(culture: CultureId, last: int | None, count: int) -> list[BankVialId]:
     """The culture's next `count` bank vials after its highest number (None: its first)."""
     first = (last or 0) + 1

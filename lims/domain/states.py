@@ -411,6 +411,14 @@ LOT = _lifecycle(
             refusal="{kind} {code} is {status}; only a released lot can be recalled",
             refusals={L.QUARANTINE: "{kind} {code} is in quarantine: reject it rather than recall"},
         ),
+        # Samples of a lot are kept for testing it later (21 CFR 1271.260): of a lot in
+        # quarantine, released or recalled (an investigation tests them); a rejected lot is
+        # not kept.
+        Action(
+            "retain_samples",
+            _from(L.QUARANTINE, L.RELEASED, L.RECALLED),
+            refusal="{kind} {code} is {status}: no samples of it are retained",
+        ),
         # Its vials may be handed out (after their own checks) unless QA rejected or recalled it.
         Action(
             "hand_out_vials",
@@ -545,6 +553,7 @@ RETAINED_SAMPLE = _lifecycle(
             "remove",
             _from(R.STORED),
             target=R.REMOVED,
+            audit_action="sample.remove",
             refusal="{kind} {code} is {status}; it is no longer in storage",
         ),
         Action(

@@ -15,9 +15,15 @@ from dataclasses import dataclass
 from lims.errors import BadInput, RuleViolation, shown
 
 STORAGE_KINDS = ("tank", "freezer", "rack", "box", "shelf")
+BOX = "box"  # the one kind with positions, and inside which nothing else goes
 BOX_ROWS_MAX = 26  # rows are lettered A-Z
 BOX_COLUMNS_MAX = 99
 PATH_MAX = 200
+# A new location's path is the trail's id for it: an audit entity id holds 64 characters.
+NEW_PATH_MAX = 64
+# Colder than liquid nitrogen (-196 °C) or warmer than an incubator is a typing error.
+TEMPERATURE_MIN_C = -200.0
+TEMPERATURE_MAX_C = 60.0
 PATH_DEPTH_MAX = 8
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 SEGMENT_FORMS = "1-40 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -61,6 +67,16 @@ def storage_path(text: str, field: str = "path") -> str:
 def parent_path(path: str) -> str | None:
     """The path of the location holding this one; None for a top-level location."""
     return path.rsplit("/", 1)[0] if "/" in path else None
+
+
+def child_path(parent: str | None, name: str) -> str:
+    """The path of a location called `name` inside `parent` (None: at the top)."""
+    return name if parent is None else f"{parent}/{name}"
+
+
+def path_name(path: str) -> str:
+    """The last level of a path: the location's own name."""
+    return path.rsplit("/", 1)[-1]
 
 
 def path_key(path: str) -> str:

@@ -86,6 +86,7 @@ from lims.models import (
     Passage,
     Patient,
     QCResult,
+    RetainedSample,
     Signature,
     StorageLocation,
     StoragePosition,
@@ -272,14 +273,25 @@ def _taken_by(row: RowMapping) -> str | None:
 
 
 def _place(row: RowMapping) -> str | None:
-    """Where a stored item is, PATH:POSITION as the trail states it; None once it has left."""
+    """Where a stored item is, PATH:POSITION as the trail states it (lims.services.placement),
+    from its storage_positions row; None once it has left storage."""
     if row["box"] is None:
         return None
     return place_label(row["box"], Position(row["grid_row"], row["grid_column"]))
 
 
+_PARENT_LOCATION = aliased(StorageLocation)
+
 # Every kind of record a step can mark as entered late (lims.services.late_entries).
-LATE_ENTRY_SUBJECTS = ("aspirate", "culture", "passage", "lot", "vial", "bank_vial")
+LATE_ENTRY_SUBJECTS = (
+    "aspirate",
+    "culture",
+    "passage",
+    "lot",
+    "vial",
+    "bank_vial",
+    "retained_sample",
+)
 
 BINDINGS: tuple[Binding, ...] = (
     Entities(
@@ -741,6 +753,52 @@ BINDINGS: tuple[Binding, ...] = (
             col(LotHold.id).label("id"), *_parent("lot", col(Lot.code)), col(LotHold.lifted_at)
         ).join(Lot, col(Lot.id) == col(LotHold.lot_id)),
         columns=(Bound("lifted_at", "lifted", as_stated=lambda row: row["lifted_at"] is not None),),
+    ),
+    # A storage location: its kind and grid decide what may be put in it, and where.
+    Entities(
+        table="storage_locations",
+        entity_type="storage",
+        born_in=frozenset({"storage.add"}),
+        rows=select(
+            col(StorageLocation.path).label("id"),
+            col(StorageLocation.kind),
+            col(StorageLocation.grid_rows),
+            col(StorageLocation.grid_columns),
+            col(_PARENT_LOCATION.path).label("parent_path"),
+        ).outerjoin(_PARENT_LOCATION, col(_PARENT_LOCATION.id) == col(StorageLocation.parent_id)),
+        columns=(
+            Bound("kind", "kind"),
+            Bound("grid_rows", "rows"),
+            Bound("grid_columns", "columns"),
+            Bound("parent_id", "parent", field="parent_path"),
+        ),
+    ),
+    # A retained sample: whether it is still stored, of which lot, and in which position
+    # (its storage_positions row, bound from the item's side: every entry placing, moving
+    # or removing it states "position").
+    Entities(
+        table="retained_samples",
+        entity_type="retained_sample",
+        born_in=frozenset({"sample.retain"}),
+        belongs_to=frozenset({"lot"}),
+        rows=select(
+            col(RetainedSample.code).label("id"),
+            *_parent("lot", col(Lot.code)),
+            col(RetainedSample.status),
+            col(StorageLocation.path).label("box"),
+            col(StoragePosition.grid_row),
+            col(StoragePosition.grid_column),
+        )
+        .join(Lot, col(Lot.id) == col(RetainedSample.lot_id))
+        .outerjoin(
+            StoragePosition, col(StoragePosition.retained_sample_id) == col(RetainedSample.id)
+        )
+        .outerjoin(StorageLocation, col(StorageLocation.id) == col(StoragePosition.location_id)),
+        columns=(
+            Bound("status", "status"),
+            Bound("lot_id", "lot", field="parent"),
+            Bound("storage_positions", "position", as_stated=_place),
+        ),
     ),
     *(_late_entries(entity_type) for entity_type in LATE_ENTRY_SUBJECTS),
 )

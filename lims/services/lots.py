@@ -54,6 +54,7 @@ from lims.services import (
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
+from lims.services import storage as storage_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
@@ -179,6 +180,7 @@ def lot_detail(session: Session, settings: Settings, lot: Lot) -> LotDetail:
         deviations=deviation_rules.on_lot(session, lot),
         signatures=[_signature(session, lot, signature) for signature in signed],
         vials=_vials(session, lot),
+        retained_samples=storage_rules.samples_of_lot(session, lot),
         holds=[
             from_record(HoldView, hold, hold_id=hold.id)
             for hold in session.exec(

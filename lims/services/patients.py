@@ -25,6 +25,7 @@ from lims.services import deviations as deviation_rules
 from lims.services import events as event_rules
 from lims.services import lookup, records
 from lims.services import lots as lot_rules
+from lims.services import storage as storage_rules
 from lims.services import vials as vial_rules
 from lims.timeutil import calendar_date, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -305,6 +306,7 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         cultures=culture_rules.culture_summaries(session, cultures),
         lots=lot_rules.lot_summaries(session, lots, now),
         vials=[vial_rules.vial_view(v, lot_of[v.lot_id], patient.code, now) for v in vials],
+        stored_items=storage_rules.stored_of_patient(session, patient),
         deviations=deviation_rules.on_patient(session, patient.id),
         events=event_rules.of_patient(session, patient),
     )

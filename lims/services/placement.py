@@ -3,7 +3,12 @@ moving them and taking them out. Each item is in exactly one position while stor
 storage_positions row), and each position holds at most one item.
 
 The callers audit what they do (a freeze, a retention, a move, a thaw); the positions they
-state come from here.
+state come from here. The rule that binds positions to the trail (lims.services.bindings):
+every entry that places, moves or takes out an item is about that item's entity (entity
+type "bank_vial" or "retained_sample", id its code) and states where it now is under
+"position": label(where(...)), "PATH:A1", or null once it has left storage. Bank vials and
+retained samples are each bound by their "position": a storage_positions row moved,
+added or deleted by hand disagrees with the trail, and a command relying on it refuses.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one way a bench record is created: stamped with who recorded it and when, and audited.
 
-Patients, aspirates, reagent lots, cultures, passages and lots each carry
+Patients, aspirates, reagent lots, cultures, passages, lots and retained samples each carry
 recorded_at and recorded_by, and each is born with an entry in the trail
 saying what it holds; both are written here, so they cannot disagree.
 """
@@ -14,10 +14,10 @@ from sqlmodel import Session
 
 from lims import audit
 from lims.auth import Actor
-from lims.models import Aspirate, Culture, Lot, Passage, Patient, ReagentLot
+from lims.models import Aspirate, Culture, Lot, Passage, Patient, ReagentLot, RetainedSample
 from lims.services import late_entries
 
-Recorded = Patient | Aspirate | ReagentLot | Culture | Passage | Lot
+Recorded = Patient | Aspirate | ReagentLot | Culture | Passage | Lot | RetainedSample
 
 
 def subject(record: Recorded) -> audit.Subject:
@@ -26,7 +26,13 @@ def subject(record: Recorded) -> audit.Subject:
         return "aspirate", record.din
     if isinstance(record, ReagentLot):
         return "reagent_lot", f"{record.name}:{record.lot}"
-    kind = {Patient: "patient", Culture: "culture", Passage: "passage", Lot: "lot"}[type(record)]
+    kind = {
+        Patient: "patient",
+        Culture: "culture",
+        Passage: "passage",
+        Lot: "lot",
+        RetainedSample: "retained_sample",
+    }[type(record)]
     return kind, record.code
 
 

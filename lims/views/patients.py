@@ -9,6 +9,7 @@ from lims.views.bench import AspirateView, CultureSummary, PatientRecord
 from lims.views.deviations import DeviationView
 from lims.views.events import EventView
 from lims.views.quality import LotSummary
+from lims.views.storage import StoredItem
 from lims.views.vials import VialView
 
 
@@ -18,5 +19,7 @@ class PatientDetail(PatientRecord):
     cultures: list[CultureSummary]
     lots: list[LotSummary]
     vials: list[VialView]
+    # In storage now: bank vials of their cultures, retained samples of their lots.
+    stored_items: list[StoredItem]
     deviations: list[DeviationView]  # on any of their aspirates, cultures and lots
     events: list[EventView]  # follow-up after administration, oldest first

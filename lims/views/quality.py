@@ -22,6 +22,7 @@ from lims.views.counts import CountSource, source_keys
 from lims.views.deviations import DeviationView
 from lims.views.records import LateEntryView
 from lims.views.release import EvaluationView, ResultView
+from lims.views.storage import StoredItem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +127,7 @@ class LotDetail:
 
     summary: LotSummary = inline()
     vials: list[LotVial] = shown_as(_vial_keys, merged=True)
+    retained_samples: list[StoredItem]  # kept for testing later, stored or removed
     reagents: list[str]
     culture: CultureDetail = shown_as(_culture_keys)
     evaluation: EvaluationView = renamed("qc")

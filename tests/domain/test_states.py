@@ -26,6 +26,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("lot", "recall"): {"released"},
     ("lot", "start_qc"): {"quarantine"},
     ("lot", "complete"): {"released"},
+    ("lot", "retain_samples"): {"quarantine", "released", "recalled"},
     ("vial", "release"): {"quarantine"},
     ("vial", "issue"): {"released"},
     ("vial", "administer"): {"issued"},
