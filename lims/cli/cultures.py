@@ -11,6 +11,7 @@ from lims.cli.options import (
     AtOption,
     CountOption,
     CultureArgument,
+    EquipmentOption,
     LateReasonOption,
     ReagentOption,
     SuspensionOption,
@@ -67,6 +68,7 @@ def start(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a culture from an aspirate; prints its culture id. Cells from a culture's
@@ -77,7 +79,8 @@ def start(
     \b
     Example:
       lims culture start A999926000001 --mnc 2.4e8 --vessels 5 --area-cm2 875 \\
-        --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A"
+        --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A" \\
+        --equipment BSC-01 --equipment INC-01
       lims culture start A999926000001 --count CNT-000007 --suspension-ml 5 \\
         --kind primary --vessels 5 --area-cm2 875
     """
@@ -103,6 +106,7 @@ def split(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a child culture from cells harvested at a culture's latest passage.

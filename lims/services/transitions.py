@@ -1,6 +1,6 @@
 """The one way a status changes: the lifecycle table decides, the audit trail records.
 
-Whatever moves a culture, lot, vial or deviation calls change_status in the
+Whatever moves a culture, lot, vial, deviation or piece of equipment calls change_status in the
 transaction of the command that moves it. A change that carries others with
 it (a lot's vials released with the lot) makes one call, and one entry, per
 record.
@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from lims import audit
 from lims.domain.states import Lifecycle
-from lims.models import Culture, Deviation, Lot, Vial
+from lims.models import Culture, Deviation, Equipment, Lot, Vial
 
-Stateful = Culture | Lot | Vial | Deviation
+Stateful = Culture | Lot | Vial | Deviation | Equipment
 
 
 def _trail_id(record: Stateful) -> str:
