@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from lims import audit
 from lims.auth import Actor
@@ -147,12 +147,12 @@ def add_equipment(
             f"equipment {code} is already in the register: {rules.kind_words(existing.kind)} "
             f"{existing.name!r}, added {json_time(existing.added_at)} by {existing.added_by}"
         )
-    if serial is not None:
+    if serial is not None:  # a counter's files are matched to it by serial, in any letter case
         twin = session.exec(
             select(Equipment.code).where(
                 col(Equipment.kind) == kind,
                 col(Equipment.status).not_in(equipment_use.GONE),
-                col(Equipment.serial) == serial,
+                func.upper(col(Equipment.serial)) == serial.upper(),
             )
         ).first()
         if twin is not None:
