@@ -111,7 +111,7 @@ def _calibration_at(
     return rules.in_force(calibrations, at)
 
 
-def require_usable(
+def _require_usable(
     session: Session, zone: tzinfo, piece: Equipment, at: datetime, step: str
 ) -> Calibration | None:
     """The piece as it stands (in service) and its calibration at `at`, for `step` (words:
@@ -170,7 +170,7 @@ def usable(uow: UnitOfWork, *, step: str, equipment: Sequence[str], at: datetime
     return Named(
         at,
         tuple(
-            Used(piece, require_usable(session, settings.tz, piece, at, words)) for piece in pieces
+            Used(piece, _require_usable(session, settings.tz, piece, at, words)) for piece in pieces
         ),
     )
 
@@ -200,7 +200,7 @@ def for_counts(
             Named(
                 at,
                 tuple(
-                    Used(piece, require_usable(session, settings.tz, piece, at, words))
+                    Used(piece, _require_usable(session, settings.tz, piece, at, words))
                     for piece in pieces
                 ),
             )
