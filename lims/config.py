@@ -631,11 +631,12 @@ def _origin_of(key: str, origins: dict[str, str]) -> str:
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested tables as one level of dotted keys, as lims.toml and `site set` name them."""
+    """Nested tables as one level of dotted keys, as lims.toml and `site set` name them; an
+    empty table (equipment.required with no step listed) is one key, shown empty."""
     flat: dict[str, Any] = {}
     for name, value in values.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             flat.update(flatten(value, key + "."))
         else:
             flat[key] = value

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lims.cli.counts:app",
         "Counts from cell counters' exports: import, list, show.",
     ),
+    "equipment": (
+        "lims.cli.equipment:app",
+        "Equipment: add, calibrate, list, show, out-of-service, retire.",
+    ),
     "lot": ("lims.cli.lots:app", "Product lots: formulate, show, list, correct, release, reject."),
     "qc": ("lims.cli.qc:app", "QC results against the release specification: record, show."),
     "deviation": ("lims.cli.deviations:app", "Deviations: open, list, close."),

@@ -11,6 +11,7 @@ import typer
 from lims.cli.common import JsonOption, late_entry_note, new_area, print_record, print_view
 from lims.cli.options import (
     AtOption,
+    EquipmentOption,
     LateReasonOption,
     ReagentOption,
     ReasonOption,
@@ -149,6 +150,7 @@ def thaw(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Thaw a bank vial into a child culture; prints the culture.
@@ -160,7 +162,7 @@ def thaw(
     \b
     Example:
       lims bank thaw A999926000001-C1-B01 --viability 91 --seeded 4.5e6 \\
-        --vessels 1 --area-cm2 175
+        --vessels 1 --area-cm2 175 --equipment BSC-01 --equipment INC-01
     """
     from lims.cli import expansion
     from lims.services import bank

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lims.cli.common import JsonOption, alarm, new_area, print_record, print_view
+from lims.cli.options import EquipmentOption
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, fixed, print_columns
 from lims.domain.cell_counting import AUTO, INSTRUMENTS, status_ok
@@ -116,6 +117,7 @@ def import_(
             "sample ids, then NC-View's NAME. Default: every sample in the file.",
         ),
     ] = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import a cell counter's export: one count (CNT-…) per sample, and the file kept.
@@ -123,7 +125,10 @@ def import_(
     The file's bytes are kept with their SHA-256, and a file is imported once. Analysis
     times use the zone the file gives, else the station's. Refused, with nothing kept: a
     file no format reads (exit 2), a sample it does not hold (exit 3), an implausible value
-    or a time in the future (exit 2), a file imported before (exit 1).
+    or a time in the future (exit 2), a file imported before (exit 1). Each count is a use
+    of the cell counter in the register whose serial the file gives, and of any --equipment
+    named, at its analysis time: one out of service or out of calibration then refuses the
+    import (exit 1).
 
     \b
     Example:
@@ -140,7 +145,12 @@ def import_(
     # other stations' writers would queue behind it.
     reading = instrument_files.read(content, file.name, instrument, settings().tz, utcnow())
     views, zone = run(
-        counts.store, file_name=file.name, content=content, read=reading, samples=sample or ()
+        counts.store,
+        file_name=file.name,
+        content=content,
+        read=reading,
+        samples=sample or (),
+        equipment=equipment or (),
     )
     title = f"Imported {len(views)} count{'s' if len(views) != 1 else ''} from {file.name}"
     print_view(views, as_json, _print_counts, title, zone)

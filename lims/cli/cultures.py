@@ -11,6 +11,7 @@ from lims.cli.options import (
     AtOption,
     CountOption,
     CultureArgument,
+    EquipmentOption,
     LateReasonOption,
     ReagentOption,
     SuspensionOption,
@@ -68,6 +69,7 @@ def start(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a culture from an aspirate; prints its culture id. Cells from a culture's
@@ -78,7 +80,8 @@ def start(
     \b
     Example:
       lims culture start A999926000001 --mnc 2.4e8 --vessels 5 --area-cm2 875 \\
-        --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A"
+        --reagent "Percoll:P-1107" --reagent "MEM alpha:2411A" \\
+        --equipment BSC-01 --equipment INC-01
       lims culture start A999926000001 --count CNT-000007 --suspension-ml 5 \\
         --kind primary --vessels 5 --area-cm2 875
     """
@@ -104,6 +107,7 @@ def split(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a child culture from cells harvested at a culture's latest passage.
@@ -146,6 +150,7 @@ def freeze(
     ] = None,
     at: AtOption = None,
     late_reason: LateReasonOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Freeze cells harvested at a culture's latest passage into bank vials in a box.
@@ -157,7 +162,7 @@ def freeze(
     \b
     Example:
       lims culture freeze A999926000001-C1 --cells-per-vial 5e6 --vials 4 \\
-        --into LN2-1/rack-3/box-07:A1 --medium "CryoStor CS10"
+        --into LN2-1/rack-3/box-07:A1 --medium "CryoStor CS10" --equipment BSC-01
     """
     from lims.services import bank
 

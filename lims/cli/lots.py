@@ -11,6 +11,7 @@ from lims.cli.options import (
     AtOption,
     CountOption,
     CultureArgument,
+    EquipmentOption,
     LateReasonOption,
     LotArgument,
     ReagentOption,
@@ -96,6 +97,7 @@ def formulate(
     at: AtOption = None,
     late_reason: LateReasonOption = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Formulate a culture's final harvest into a lot of vials for its patient (quarantine).
@@ -106,7 +108,7 @@ def formulate(
     \b
     Example:
       lims lot formulate A999926000001-C1 --harvested 1.1e9 --viability 93 \\
-        --vials 4 --cells-per-vial 5e7 --volume-ml 2
+        --vials 4 --cells-per-vial 5e7 --volume-ml 2 --equipment BSC-01
       lims lot formulate A999926000001-C1 --count CNT-000015 --suspension-ml 50 \\
         --vials 4 --cells-per-vial 5e7 --volume-ml 2
     """

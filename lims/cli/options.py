@@ -37,6 +37,16 @@ ReagentOption = Annotated[
         help="A reagent lot used in this step (repeat for each); it must not be expired.",
     ),
 ]
+EquipmentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--equipment",
+        metavar="ID",
+        help="A piece of equipment from the register used in this step (repeat for each); it "
+        "must be in service and within calibration at the step's time. The site setting "
+        "equipment.required says which kinds a step must name.",
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option(

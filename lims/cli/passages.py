@@ -11,6 +11,7 @@ from lims.cli.options import (
     AtOption,
     CountOption,
     CultureArgument,
+    EquipmentOption,
     LateReasonOption,
     ReagentOption,
     ReasonOption,
@@ -79,6 +80,7 @@ def log(
         typer.Option("--reason", help="Why counts confirmed as unusual are right (audited)."),
     ] = None,
     reagents: ReagentOption = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Log a passage: the cells plated at the previous step harvested now, and reseeded.
@@ -89,7 +91,8 @@ def log(
     \b
     Example:
       lims passage log A999926000001-C1 --harvested 2.9e7 --viability 94 \\
-        --seeded 2.6e7 --vessels 30 --area-cm2 5250 --confluence 85 --reagent "TrypLE:2409B"
+        --seeded 2.6e7 --vessels 30 --area-cm2 5250 --confluence 85 --reagent "TrypLE:2409B" \\
+        --equipment BSC-01 --equipment INC-01
       lims passage log A999926000001-C1 --count CNT-000012 --suspension-ml 10 \\
         --seeded 2.6e7 --vessels 30 --area-cm2 5250
     """

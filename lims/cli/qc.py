@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lims.cli.common import JsonOption, new_area, print_view
-from lims.cli.options import AtOption, LotArgument, service_options
+from lims.cli.options import AtOption, EquipmentOption, LotArgument, service_options
 from lims.cli.service import read, run
 
 app = new_area("QC results against the release specification: record, show.")
@@ -53,6 +53,7 @@ def record(
             help="With pending: when the final result is expected (after --at).",
         ),
     ] = None,
+    equipment: EquipmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record a QC result; recording a test again is a retest and needs --reason.
@@ -70,7 +71,7 @@ def record(
 
     \b
     Example:
-      lims qc record A999926000001-L1 viability 92.5 --unit %
+      lims qc record A999926000001-L1 viability 92.5 --unit % --equipment CC-01
       lims qc record A999926000001-L1 sterility negative --method "BacT/ALERT 14 d"
       lims qc record A999926000001-L1 endotoxin "<0.5" --unit EU/mL
       lims qc record A999926000001-L1 cd105 96.1 --investigation 4

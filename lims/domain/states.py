@@ -517,6 +517,11 @@ EQUIPMENT = _lifecycle(
             "use",
             _from(E.ACTIVE),
             refusal="{kind} {code} is {status}; it cannot be used",
+            refusals={
+                E.OUT_OF_SERVICE: "{kind} {code} is out of service; no step may use it until "
+                "QA or admin returns it (`lims equipment return {code} --reason TEXT`)",
+                E.RETIRED: "{kind} {code} is retired; no step may use it",
+            },
         ),
     ],
 )

@@ -40,6 +40,7 @@ from lims.services import (
     bindings,
     consent,
     cultures,
+    equipment_use,
     late_entries,
     lookup,
     placement,
@@ -177,6 +178,7 @@ def freeze(
     medium: str | None = None,
     at: str | datetime | None = None,
     late_reason: str | None = None,
+    equipment: Sequence[str] = (),
 ) -> FreezeView:
     """Freeze cells harvested at the culture's latest passage into `vials` bank vials of
     `cells_per_vial` cells each, put in the box `into` names: from its position on in
@@ -219,6 +221,7 @@ def freeze(
             f"{source.code}: {left:,} of its cells are left ({source.harvested:,} harvested, "
             f"{source.seeded:,} reseeded in {parent.code}{shares})"
         )
+    used = equipment_use.usable(uow, step="culture_freeze", equipment=equipment, at=frozen_at)
 
     assert parent.id is not None
     assert source.id is not None
@@ -254,6 +257,7 @@ def freeze(
             "frozen_at": frozen_at,
             "into": box.path,
             "bank_vials": [vial.code for vial in made],
+            **equipment_use.stated(used),
         },
     )
     for vial, place in zip(made, places, strict=True):
@@ -279,6 +283,17 @@ def freeze(
             subject=(ENTITY, vial.code),
             at=frozen_at,
             entered_at=now,
+            by=actor.username,
+        )
+        # Each vial went through the cabinet (and freezer) named: a use per vial, as a
+        # use belongs to one record and a culture may be frozen from again.
+        equipment_use.record(
+            session,
+            used,
+            action=CULTURE.audit_action("freeze"),
+            subject=(ENTITY, vial.code),
+            culture=parent,
+            lot=None,
             by=actor.username,
         )
     return FreezeView(
@@ -314,6 +329,7 @@ def thaw(
     at: str | datetime | None = None,
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> CultureDetail:
     """Thaw a stored bank vial and seed a child culture from its cells.
 
@@ -342,6 +358,7 @@ def thaw(
         )
     after("at", started, vial.frozen_at, f"the freezing of bank vial {vial.code}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
+    used = equipment_use.usable(uow, step="bank_thaw", equipment=equipment, at=started)
 
     source = session.get(Passage, vial.passage_id)
     aspirate = session.get(Aspirate, parent.aspirate_id)
@@ -386,12 +403,22 @@ def thaw(
             "thaw_viability": thaw_viability,
             **plated,
             "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
+            **equipment_use.stated(used),
         },
         late_reason=late,
         stated_at=started,
     )
     assert child.id is not None
     reagent_rules.record_uses(session, lots, child.id, None)
+    equipment_use.record(
+        session,
+        used,
+        action="culture.thaw",
+        subject=("culture", child.code),
+        culture=child,
+        lot=None,
+        by=actor.username,
+    )
     placement.vacate(session, vial)
     vial.thawed_into_id, vial.thaw_viability = child.id, thaw_viability
     vial.ended_at, vial.ended_by = started, actor.username

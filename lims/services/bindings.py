@@ -23,8 +23,8 @@ its key's latest value. Two kinds of table:
 
 Binding another column is one `Bound` more in its table's declaration, with its rows query
 selecting the column under its name; binding another table is one declaration more in
-BINDINGS (lot holds, named by the `lot.hold` and `lot.unhold` entries about their lot, are
-the last one).
+BINDINGS (the equipment register, its calibrations and which step used which piece are the
+last ones).
 
 Entries written by earlier versions of lims may lack keys: a column whose key the trail
 never stated for an entity is not compared (unless `before_stated` says what a row holds
@@ -66,6 +66,7 @@ from sqlmodel import Session, col
 from lims import audit
 from lims.audit import Subject
 from lims.domain.count_use import STEP_KINDS
+from lims.domain.equipment import USE_SUBJECTS
 from lims.domain.ids import CountId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
@@ -75,10 +76,13 @@ from lims.models import (
     Aspirate,
     AuditEntry,
     BankVial,
+    Calibration,
     CellCount,
     CountFile,
     Culture,
     Deviation,
+    Equipment,
+    EquipmentUse,
     FollowUpEvent,
     LateEntry,
     Lot,
@@ -292,6 +296,43 @@ LATE_ENTRY_SUBJECTS = (
     "bank_vial",
     "retained_sample",
 )
+
+
+def _equipment_uses(entity_type: str) -> Sequenced:
+    """The equipment a step used, on records of one type (lims.domain.equipment.USE_SUBJECTS):
+    each use stated by an `equipment.use` entry about the step's record, naming its row, and
+    again when its step moved in time. Which lots a failed calibration reaches, and what the
+    batch record says was used under which calibration, are read from them."""
+    return Sequenced(
+        table="equipment_uses",
+        parent_type=entity_type,
+        actions=frozenset({"equipment.use", "equipment.use_moved"}),
+        marker="use_id",
+        named_by="use_id",
+        rows=select(
+            col(EquipmentUse.id).label("id"),
+            *_parent(entity_type, col(EquipmentUse.entity_id)),
+            col(Equipment.code).label("equipment_code"),
+            col(EquipmentUse.action),
+            col(EquipmentUse.used_at),
+            col(EquipmentUse.calibration_id),
+            col(Culture.code).label("culture_code"),
+            col(Lot.code).label("lot_code"),
+        )
+        .join(Equipment, col(Equipment.id) == col(EquipmentUse.equipment_id))
+        .outerjoin(Culture, col(Culture.id) == col(EquipmentUse.culture_id))
+        .outerjoin(Lot, col(Lot.id) == col(EquipmentUse.lot_id))
+        .where(col(EquipmentUse.entity_type) == entity_type),
+        columns=(
+            Bound("equipment_id", "equipment", field="equipment_code"),
+            Bound("action", "step"),
+            Bound("used_at", "step_at", as_stated=lambda row: json_time(row["used_at"])),
+            Bound("calibration_id", "calibration_id"),
+            Bound("culture_id", "on_culture", field="culture_code"),
+            Bound("lot_id", "on_lot", field="lot_code"),
+        ),
+    )
+
 
 BINDINGS: tuple[Binding, ...] = (
     Entities(
@@ -801,6 +842,57 @@ BINDINGS: tuple[Binding, ...] = (
         ),
     ),
     *(_late_entries(entity_type) for entity_type in LATE_ENTRY_SUBJECTS),
+    # The equipment register: a piece's status and what it is (which steps it may serve,
+    # which counter a count file's serial names, whether it needs calibrating)...
+    Entities(
+        table="equipment",
+        entity_type="equipment",
+        born_in=frozenset({"equipment.add"}),
+        rows=select(
+            col(Equipment.code).label("id"),
+            col(Equipment.status),
+            col(Equipment.kind),
+            col(Equipment.serial),
+            col(Equipment.calibration_interval_days),
+        ),
+        columns=(
+            Bound("status", "status"),
+            Bound("kind", "kind"),
+            Bound("serial", "serial"),
+            Bound("calibration_interval_days", "calibration_interval_days"),
+        ),
+    ),
+    # ...its calibrations, each named by the entry that recorded it: whether a step could use
+    # the piece at its time is read from them...
+    Sequenced(
+        table="calibrations",
+        parent_type="equipment",
+        actions=frozenset({"equipment.calibrate"}),
+        marker="calibration_id",
+        named_by="calibration_id",
+        rows=select(
+            col(Calibration.id).label("id"),
+            *_parent("equipment", col(Equipment.code)),
+            col(Calibration.calibrated_at),
+            col(Calibration.calibrated_date_only),
+            col(Calibration.due_on),
+            col(Calibration.due_at),
+            col(Calibration.result),
+        ).join(Equipment, col(Equipment.id) == col(Calibration.equipment_id)),
+        columns=(
+            Bound(
+                "calibrated_at",
+                "calibrated_at",
+                as_stated=lambda row: json_time(row["calibrated_at"]),
+            ),
+            Bound("calibrated_date_only", "calibrated_date_only"),
+            Bound("due_on", "due_on", as_stated=lambda row: row["due_on"].isoformat()),
+            Bound("due_at", "due_at", as_stated=lambda row: json_time(row["due_at"])),
+            Bound("result", "result"),
+        ),
+    ),
+    # ...and which step used it under which calibration.
+    *(_equipment_uses(entity_type) for entity_type in USE_SUBJECTS),
 )
 
 

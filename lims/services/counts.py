@@ -18,13 +18,14 @@ from lims.domain.cell_counting import CountFileReading, CountReading, chosen, fo
 from lims.domain.ids import CountId
 from lims.errors import BadInput, RuleViolation, shown
 from lims.models import COUNT_FILE_NAME_MAX, CellCount, CountFile
-from lims.services import lookup
+from lims.services import equipment_use, lookup
 from lims.timeutil import json_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
 from lims.views.counts import CountSource, CountView
 
 AUDIT_SUBJECT = "count"
+IMPORT = "count.import"
 
 
 def code_of(count: CellCount) -> str:
@@ -39,6 +40,7 @@ def store(
     content: bytes,
     read: CountFileReading,
     samples: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> list[CountView]:
     """Keep the file and a count for each of its readings (all samples, or those chosen),
     with one audit entry each, in the caller's transaction; refused if these bytes were
@@ -46,6 +48,8 @@ def store(
 
     `samples` chooses by the file's sample id, then by its second name (NC-View's NAME);
     a name the file lacks is not found. Each count keeps its sample's place in the file.
+    Each count used the equipment named and the cell counter in the register whose serial
+    the file gives, at its analysis time: each must be usable then.
     """
     session = uow.session
     actor = uow.require("record_bench_work")
@@ -62,6 +66,9 @@ def store(
             f"{json_time(earlier.imported_at)} as {', '.join(codes)}"
         )
     places = chosen(read.readings, samples, file_name)
+    used = equipment_use.for_counts(
+        uow, equipment=equipment, readings=[read.readings[place] for place in places]
+    )
     now = utcnow()
     kept = CountFile(
         file_name=file_name,
@@ -80,13 +87,23 @@ def store(
     for count in counts:
         session.add(count)
     session.flush()
-    for count in counts:
+    for count, named in zip(counts, used, strict=True):
+        subject = (AUDIT_SUBJECT, code_of(count))
         audit.record_about(
             session,
-            (AUDIT_SUBJECT, code_of(count)),
-            "count.import",
+            subject,
+            IMPORT,
             by=actor.username,
-            new=_stated(count, kept),
+            new={**_stated(count, kept), **equipment_use.stated(named)},
+        )
+        equipment_use.record(
+            session,
+            named,
+            action=IMPORT,
+            subject=subject,
+            culture=None,
+            lot=None,
+            by=actor.username,
         )
     return views(session, counts)
 

@@ -33,7 +33,15 @@ from lims.models import (
     Passage,
     Patient,
 )
-from lims.services import consent, count_use, counts, late_entries, lookup, records
+from lims.services import (
+    consent,
+    count_use,
+    counts,
+    equipment_use,
+    late_entries,
+    lookup,
+    records,
+)
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services.aspirates import din_of
@@ -398,6 +406,7 @@ def start_culture(
     at: str | datetime | None = None,
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> CultureDetail:
     """Plate cells from an aspirate: a primary culture (--mnc) or one seeded from known cells
     (--seeded), or either (`kind`) with the viable cells of an imported count (`count`, with
@@ -441,6 +450,7 @@ def start_culture(
     donation = din_of(aspirate)
     after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
+    used = equipment_use.usable(uow, step="culture_start", equipment=equipment, at=started)
 
     assert aspirate.id is not None
     if not primary:
@@ -478,6 +488,7 @@ def start_culture(
         **plated,
         "reagents": reagent_labels,
         **count_use.stated(counted),
+        **equipment_use.stated(used),
     }
     records.create(
         session,
@@ -491,6 +502,15 @@ def start_culture(
     )
     assert culture.id is not None
     reagent_rules.record_uses(session, lots, culture.id, None)
+    equipment_use.record(
+        session,
+        used,
+        action="culture.start",
+        subject=("culture", culture.code),
+        culture=culture,
+        lot=None,
+        by=actor.username,
+    )
     return culture_detail(session, culture)
 
 
@@ -520,6 +540,7 @@ def split_culture(
     at: str | datetime | None = None,
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> CultureDetail:
     """Start a child culture from cells harvested at the parent's latest passage.
 
@@ -561,6 +582,7 @@ def split_culture(
             f"{others}; got {cells:,})",
         )
     lots = reagent_rules.usable_lots(session, settings, reagents, started)
+    used = equipment_use.usable(uow, step="culture_split", equipment=equipment, at=started)
 
     aspirate = session.get(Aspirate, parent.aspirate_id)
     assert aspirate is not None
@@ -595,6 +617,7 @@ def split_culture(
         "cumulative_population_doublings": source.cumulative_population_doublings,
         **plated,
         "reagents": [f"{lot.name}:{lot.lot}" for lot in lots],
+        **equipment_use.stated(used),
     }
     records.create(
         session,
@@ -608,6 +631,15 @@ def split_culture(
     )
     assert child.id is not None
     reagent_rules.record_uses(session, lots, child.id, None)
+    equipment_use.record(
+        session,
+        used,
+        action="culture.split",
+        subject=("culture", child.code),
+        culture=child,
+        lot=None,
+        by=actor.username,
+    )
     return culture_detail(session, child)
 
 
@@ -628,6 +660,7 @@ def log_passage(
     confirm_unusual: bool = False,
     reason: str | None = None,
     reagents: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> PassageView:
     """Harvest the cells plated at the previous step and reseed some of them.
 
@@ -658,6 +691,7 @@ def log_passage(
     earlier = passages_of(session, parent)
     after_previous_step(parent, earlier, harvested_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, harvested_at)
+    used = equipment_use.usable(uow, step="passage_log", equipment=equipment, at=harvested_at)
 
     inherited = inheritance(session, parent)
     identity = ids.next_passage(
@@ -691,6 +725,7 @@ def log_passage(
         **_record(passage, TYPED_FIELDS + DERIVED_FIELDS),
         "reagents": labels,
         **count_use.stated(counted),
+        **equipment_use.stated(used),
     }
     records.create(
         session,
@@ -704,6 +739,15 @@ def log_passage(
     )
     assert passage.id is not None
     reagent_rules.record_uses(session, lots, parent.id, passage.id)
+    equipment_use.record(
+        session,
+        used,
+        action="passage.log",
+        subject=("passage", passage.code),
+        culture=parent,
+        lot=None,
+        by=actor.username,
+    )
     flags = _open_flags(session, settings, actor, parent, passage, known=set())
     for reasons in unusual.values():
         assert confirmed is not None
@@ -815,6 +859,14 @@ def correct_passage(
     changed_typed = {name: value for name, value in typed.items() if getattr(target, name) != value}
     if not changed_typed:
         raise BadInput("correction", f"every value given is already what {target.code} holds")
+    if "harvested_at" in changed_typed:
+        equipment_use.move(
+            uow,
+            ("passage", target.code),
+            changed_typed["harvested_at"],
+            step="passage_log",
+            by=actor.username,
+        )
 
     old_typed = _record(target, list(changed_typed))
     for name, value in changed_typed.items():

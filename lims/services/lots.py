@@ -45,6 +45,7 @@ from lims.services import (
     consent,
     count_use,
     counts,
+    equipment_use,
     late_entries,
     lookup,
     records,
@@ -394,6 +395,7 @@ def formulate(
     at: str | datetime | None = None,
     late_reason: str | None = None,
     reagents: Sequence[str] = (),
+    equipment: Sequence[str] = (),
 ) -> LotDetail:
     """Harvest a culture into a lot of vials for its patient; the lot starts in quarantine.
 
@@ -452,6 +454,7 @@ def formulate(
     passages = culture_rules.passages_of(session, source)
     culture_rules.after_previous_step(source, passages, formulated_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, formulated_at)
+    used = equipment_use.usable(uow, step="lot_formulate", equipment=equipment, at=formulated_at)
 
     aspirate = session.get(Aspirate, source.aspirate_id)
     assert aspirate is not None
@@ -500,6 +503,7 @@ def formulate(
         "reagents": [f"{r.name}:{r.lot}" for r in lots],
         "status": lot.status,
         **count_use.stated(counted),
+        **equipment_use.stated(used),
     }
     records.create(
         session,
@@ -512,6 +516,15 @@ def formulate(
         stated_at=formulated_at,
     )
     assert lot.id is not None
+    equipment_use.record(
+        session,
+        used,
+        action="lot.formulate",
+        subject=("lot", lot.code),
+        culture=source,
+        lot=lot,
+        by=actor.username,
+    )
     session.add_all(
         Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
         for vial in vial_ids

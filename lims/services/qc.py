@@ -24,8 +24,8 @@ from lims.domain.spec import (
 )
 from lims.domain.states import DEVIATION, LOT, DeviationSeverity
 from lims.errors import BadInput, NotFound, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Deviation, Lot, QCResult
-from lims.services import deviations, lookup, verdicts
+from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Culture, Deviation, Lot, QCResult
+from lims.services import deviations, equipment_use, lookup, verdicts
 from lims.timeutil import after, json_time, moment, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import free_text
@@ -134,6 +134,7 @@ def record_result(
     reason: str | None = None,
     investigation: str | int | None = None,
     expected_final: str | datetime | None = None,
+    equipment: Sequence[str] = (),
 ) -> RecordedVerdict:
     """Record a QC result; recording a test again is a retest and needs a reason.
 
@@ -186,6 +187,7 @@ def record_result(
         expected_final_at = moment("expected-final", expected_final, zone, now)
         after("expected-final", expected_final_at, tested_at, f"the start of {test}", zone)
     LOT.check("start_qc" if starting else "record_qc", code=found.code, status=found.status)
+    used = equipment_use.usable(uow, step="qc_record", equipment=equipment, at=tested_at)
     earlier = session.exec(
         select(QCResult)
         .where(col(QCResult.lot_id) == found.id, col(QCResult.test) == test)
@@ -231,15 +233,26 @@ def record_result(
     )
     session.add(result)
     session.flush()
+    action = "qc.start" if starting else "qc.retest" if results else "qc.record"
     audit.record_about(
         session,
         ("lot", found.code),
-        "qc.start" if starting else "qc.retest" if results else "qc.record",
+        action,
         by=actor.username,
         old=_audited(results[-1]) if results else None,
-        new=_audited(result),
+        new={**_audited(result), **equipment_use.stated(used)},
         reason=reason,
     )
+    if used.used:
+        equipment_use.record(
+            session,
+            used,
+            action=action,
+            subject=("qc_result", str(result.id)),
+            culture=session.get(Culture, found.culture_id),
+            lot=found,
+            by=actor.username,
+        )
     notice = None
     if (
         not starting

@@ -56,18 +56,23 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     """A new version of the site's settings with KEY set to VALUE (JSON, or a bare word)."""
     session = uow.session
     actor = uow.require("manage_site")
-    section, name = _site_key(key)
+    section, name, entry = _site_key(key)
     typed = typed_value(value)
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
     current = _latest_site(session)
-    values = json.loads(current.values)
-    values[section] = {**values[section], name: typed}
+    # As in force: a section a record of an earlier lims lacks holds its defaults.
+    before = site.site_values(site.site_settings_of(current.values, current.version))
+    values = json.loads(site.canonical(before))
+    stored = typed
+    if entry is not None:  # one key of a table: equipment.required.passage_log
+        stored = {**values[section][name], entry: typed}
+    values[section] = {**values[section], name: stored}
     try:
         validated = SiteSettings.model_validate(values)
     except ValidationError as error:
         raise _bad_value(key, typed, error) from None
     new_values = site.site_values(validated)
-    changes = _changes(flatten(json.loads(current.values)), flatten(new_values))
+    changes = _changes(flatten(before), flatten(new_values))
     if not changes:
         raise BadInput(key, f"is already {shown(typed)} in site settings version {current.version}")
     record = SiteSettingsVersion(
@@ -90,8 +95,10 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     return _site_view(record)
 
 
-def _site_key(key: str) -> tuple[str, str]:
-    """SECTION.NAME of a site setting; the station's keys and the specification's are refused."""
+def _site_key(key: str) -> tuple[str, str, str | None]:
+    """SECTION.NAME of a site setting, or SECTION.TABLE.KEY of one of a table of its own
+    (equipment.required.passage_log): the section, the name and the table's key (None for a
+    plain setting). The station's keys and the specification's are refused."""
     section, _, name = key.partition(".")
     if section in STATION_KEYS:
         raise BadInput(
@@ -99,13 +106,26 @@ def _site_key(key: str) -> tuple[str, str]:
         )
     if section == "release":
         raise BadInput(key, "is part of the release specification: change it with lims spec set")
-    if section not in SITE_SECTIONS or not name or "." in name:
+    name, _, entry = name.partition(".")
+    if (
+        section not in SITE_SECTIONS
+        or not name
+        or (entry and (not _is_table(section, name) or "." in entry))
+    ):
         sections = ", ".join(s for s in SITE_SECTIONS if s != "release")
         raise BadInput(
             "key",
-            f"must be SECTION.NAME as in lims.toml, SECTION one of {sections} (got {shown(key)})",
+            f"must be SECTION.NAME as in lims.toml (SECTION.TABLE.KEY for a key of a table "
+            f"such as equipment.required), SECTION one of {sections} (got {shown(key)})",
         )
-    return section, name
+    return section, name, entry or None
+
+
+def _is_table(section: str, name: str) -> bool:
+    """Whether a site setting is a table of keys of its own (equipment.required)."""
+    model = SiteSettings.model_fields[section].annotation
+    fields = getattr(model, "model_fields", {})
+    return name in fields and isinstance(fields[name].default, dict)
 
 
 def _bad_value(key: str, typed: Any, error: ValidationError) -> BadInput:
@@ -113,6 +133,9 @@ def _bad_value(key: str, typed: Any, error: ValidationError) -> BadInput:
     if first["type"] == "extra_forbidden":
         return BadInput(key, "unknown site setting; `lims site show` lists them")
     message = first["msg"].removeprefix("Value error, ")
+    location = first["loc"]
+    if location and location[-1] == "[key]":  # a table's key: name it, not the value
+        return BadInput(key, f"{message} (got {shown(location[-2])})")
     return BadInput(key, f"{message} (got {shown(typed)})")
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lims.domain import states
-from lims.domain.states import CULTURE, DEVIATION, LIFECYCLES, LOT, VIAL
+from lims.domain.states import CULTURE, DEVIATION, EQUIPMENT, LIFECYCLES, LOT, VIAL
 from lims.errors import RuleViolation
 
 # The documented lifecycles (DESIGN.md), written out independently of the tables under test.
@@ -175,6 +175,14 @@ def test_a_locked_record_refuses_corrections_in_one_sentence(kind: str) -> None:
             "vial X-1 is administered; it can no longer be destroyed",
         ),
         (DEVIATION, "close", "closed", "deviation X-1 is already closed"),
+        (
+            EQUIPMENT,
+            "use",
+            "out_of_service",
+            "equipment X-1 is out of service; no step may use it until QA or admin returns it "
+            "(`lims equipment return X-1 --reason TEXT`)",
+        ),
+        (EQUIPMENT, "use", "retired", "equipment X-1 is retired; no step may use it"),
     ],
 )
 def test_each_refusal_says_what_state_stands_in_the_way(

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
-from lims.services import bank, cultures, lots, patients, reports
+from lims.services import bank, cultures, equipment_use, lookup, lots, patients, reports
 from lims.uow import unit_of_work
 from lims.views import to_json
 from lims.views.bank import FreezeView
 from lims.views.bench import CultureDetail
 from tests.support.bench import day
+from tests.support.equipment import calibrated
 from tests.support.lab import Lab
 from tests.support.quality import LOT, Quality
 from tests.support.storage import BOX, add_box, add_location
@@ -463,3 +464,47 @@ def test_a_storage_location_that_is_not_a_box_holds_no_vials(banked: Quality) ->
     with pytest.raises(BadInput) as refused:
         _freeze(banked, into="ln2-1/SHELF-1")
     assert refused.value.field == "into"
+
+
+# --- equipment at freezing and thawing --------------------------------------------------------
+
+
+def test_freezing_and_thawing_name_the_equipment_the_register_requires(banked: Quality) -> None:
+    calibrated(banked.lab, "BSC-01", "biosafety_cabinet", day(-30), day(300))
+    calibrated(banked.lab, "INC-01", "incubator", day(-30), day(300))
+    with pytest.raises(BadInput) as refused:
+        _freeze(banked)
+    assert refused.value.field == "equipment"
+    assert "culture freeze needs a biosafety_cabinet" in str(refused.value)
+    _freeze(banked, equipment=["BSC-01"])
+    vial = _vial(banked, 1)
+    with pytest.raises(BadInput) as missing:
+        _thaw(banked, vial, equipment=["BSC-01"])
+    assert "bank thaw needs an incubator" in str(missing.value)
+    child = _thaw(banked, vial, equipment=["BSC-01", "INC-01"]).summary.culture_id
+    banked.passage(
+        child, day(28.5), harvested=16_000_000, seeded=4_000_000, equipment=["BSC-01", "INC-01"]
+    )
+    lot = banked.formulate(
+        child,
+        **{**LOT, "harvested": 40_000_000, "vials": 1, "at": day(29)},
+        equipment=["BSC-01"],
+    )
+    with unit_of_work(banked.settings, write=False) as uow:
+        found = lookup.lot(uow.session, lot.summary.lot_id)
+        steps = {
+            (use.action, use.record, use.equipment_id)
+            for use in equipment_use.equipment_of_lot(uow.session, found)
+        }
+    assert ("culture.freeze", vial, "BSC-01") in steps  # the thawed cells were frozen there
+    assert ("culture.thaw", child, "INC-01") in steps
+    assert ("lot.formulate", lot.summary.lot_id, "BSC-01") in steps
+    _clean(banked)
+
+
+def test_a_cabinet_past_its_due_date_freezes_nothing(banked: Quality) -> None:
+    calibrated(banked.lab, "BSC-01", "biosafety_cabinet", day(-30), day(10))
+    with pytest.raises(RuleViolation) as refused:
+        _freeze(banked, equipment=["BSC-01"])
+    assert "BSC-01" in str(refused.value)
+    assert banked.read(bank.list_bank_vials) == []

@@ -32,13 +32,15 @@ def imported(
     total_per_ml: float | None = None,
     date_only: bool = False,
     sample: str = "harvest",
+    serial: str = SERIAL,
+    equipment: tuple[str, ...] = (),
 ) -> str:
     """A count imported at this station: its id (CNT-…)."""
     nonce = uuid.uuid4().hex
     reading = CountReading(
         instrument=INSTRUMENT,
         model="Vi-CELL BLU",
-        serial=SERIAL,
+        serial=serial,
         operator="tom",
         analysed_at=at,
         date_only=date_only,
@@ -56,6 +58,7 @@ def imported(
         file_name=f"count-{nonce[:8]}.csv",
         content=f"{sample},{viable_per_ml!r},{viability!r},{at.isoformat()},{nonce}\n".encode(),
         read=CountFileReading(instrument=INSTRUMENT, parser=PARSER, readings=(reading,)),
+        equipment=equipment,
     )
     return view.count_id
 
