@@ -18,9 +18,11 @@ from lims.documents.recall_notice import Recall
 from lims.domain.spec import VALID
 from lims.timeutil import show_time
 from lims.views.bench import AspirateView, CultureDetail, PassageView
+from lims.views.equipment import CalibrationView, EquipmentUseView
 from lims.views.events import EXPEDITED_REPORT, EventView
 from lims.views.quality import LotDetail
 from lims.views.records import LATE_ENTRY
+from lims.views.storage import StoredItem
 from lims.views.trail import AuditView
 
 
@@ -47,6 +49,8 @@ class BatchRecord:
     recall: Recall | None  # QA's recall, if the lot was recalled
     conditional: ConditionalRelease | None  # if released with final results pending
     follow_up: Sequence[EventView]  # what happened to the patient after administration
+    equipment: Sequence[EquipmentUseView]  # every piece the product went through, by step
+    stored: Sequence[StoredItem]  # bank vials of its cultures, the lot's retained samples
 
 
 def growth_chart_png(record: BatchRecord) -> bytes:
@@ -269,6 +273,89 @@ def _follow_up(record: BatchRecord, layout: Layout) -> list[Any]:
             for e in events
             if e.expedited_report_may_be_due
         ),
+    ]
+
+
+def _calibration(calibration: CalibrationView | None, zone: tzinfo) -> str:
+    """The calibration a piece was used under, as on the day of use."""
+    if calibration is None:
+        return "none required"
+    calibrated = (
+        calibration.calibrated_at.astimezone(zone).date().isoformat()
+        if calibration.calibrated_date_only
+        else show_time(calibration.calibrated_at, zone)
+    )
+    certificate = calibration.certificate
+    return (
+        f"{calibration.result} {calibrated}"
+        + ("" if certificate is None else f", certificate {certificate}")
+        + f", due {calibration.due_on.isoformat()}"
+    )
+
+
+def _equipment(record: BatchRecord, layout: Layout) -> list[Any]:
+    """Each piece of equipment the product went through, step by step, with the calibration
+    it was used under on that day (21 CFR 1271.200)."""
+    from reportlab.lib.units import mm
+
+    if not record.equipment:
+        return [layout.text("No equipment named by the steps of this lot.")]
+    return [
+        layout.table(
+            ["equipment", "kind", "serial", "step", "record", "used", "calibration then"],
+            [
+                (
+                    use.equipment_id,
+                    use.kind.replace("_", " "),
+                    use.serial,
+                    use.action,
+                    use.record
+                    if use.count_taken_by is None
+                    else f"{use.record} (for {use.count_taken_by})",
+                    show_time(use.used_at, record.zone),
+                    _calibration(use.calibration, record.zone),
+                )
+                for use in record.equipment
+            ],
+            widths=[w * mm for w in (18, 22, 20, 22, 34, 28, 36)],
+        )
+    ]
+
+
+def _left_storage(item: StoredItem, zone: tzinfo) -> str | None:
+    if item.ended_at is None:
+        return None
+    left = f"{show_time(item.ended_at, zone)} by {item.ended_by}"
+    return left if item.end_reason is None else f"{left}: {item.end_reason}"
+
+
+def _stored(record: BatchRecord, layout: Layout) -> list[Any]:
+    """The bank vials frozen from the lot's cultures and the lot's retained samples: where
+    each is kept, or when and why it left storage."""
+    from reportlab.lib.units import mm
+
+    if not record.stored:
+        return [layout.text("No bank vial or retained sample of this lot's making.")]
+    zone = record.zone
+    return [
+        layout.table(
+            ["item", "kind", "status", "cells", "stored", "box", "position", "left storage"],
+            [
+                (
+                    item.item,
+                    item.item_kind.replace("_", " "),
+                    item.status,
+                    None if item.cells is None else f"{item.cells:,}",
+                    f"{show_time(item.stored_at, zone)} by {item.stored_by}",
+                    item.path,
+                    item.position,
+                    _left_storage(item, zone),
+                )
+                for item in record.stored
+            ],
+            widths=[w * mm for w in (36, 18, 14, 18, 28, 30, 14, 24)],
+            split_rows=True,
+        )
     ]
 
 
@@ -560,6 +647,10 @@ def render(record: BatchRecord) -> RenderedPdf:
             for v in record.lot.vials
             for mark in v.late_entries
         ],
+        *section("Equipment"),
+        *_equipment(record, layout),
+        *section("Storage"),
+        *_stored(record, layout),
         *section("Follow-up"),
         *_follow_up(record, layout),
         *section("Audit trail of this lot"),

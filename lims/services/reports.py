@@ -10,8 +10,8 @@ from sqlmodel import col, select
 from lims import audit
 from lims.domain.states import LOT
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
-from lims.models import Lot, User, Vial
-from lims.services import aspirates, events, lookup, lots
+from lims.models import Culture, Lot, User, Vial
+from lims.services import aspirates, cultures, equipment_use, events, lookup, lots, storage
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -148,6 +148,9 @@ def write_batch_record(
     detail = lots.show_lot(uow, lot=lot)
     found = lookup.lot(session, detail.summary.lot_id)
     follow_up = events.of_lot(session, found)
+    culture = session.get(Culture, found.culture_id)
+    assert culture is not None
+    lineage = [culture, *(ancestor for ancestor, _ in cultures.ancestors(session, culture))]
     aspirate = aspirates.show_aspirate(uow, din=detail.summary.din.code)
     rendered = batch_record.render(
         batch_record.BatchRecord(
@@ -161,6 +164,8 @@ def write_batch_record(
             recall=_recall(detail),
             conditional=_conditional(found),
             follow_up=follow_up,
+            equipment=equipment_use.equipment_of_lot(session, found),
+            stored=storage.of_lot(session, found, [c.id for c in lineage if c.id is not None]),
         )
     )
     return _staged(

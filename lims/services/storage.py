@@ -415,6 +415,16 @@ def samples_of_lot(session: Session, lot: Lot) -> list[StoredItem]:
     return items(session, samples=col(RetainedSample.lot_id) == lot.id)
 
 
+def of_lot(session: Session, lot: Lot, lineage: Sequence[int]) -> list[StoredItem]:
+    """What was put in storage from a lot's making, stored or not any more: bank vials frozen
+    from the cultures of its lineage (ids) and the lot's retained samples."""
+    return items(
+        session,
+        vials=col(BankVial.culture_id).in_(lineage),
+        samples=col(RetainedSample.lot_id) == lot.id,
+    )
+
+
 def stored_of_patient(session: Session, patient: Patient) -> list[StoredItem]:
     """Every item of a patient's in storage now: bank vials of their cultures, retained
     samples of their lots."""

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
-from lims.services import bank, cultures, equipment_use, lookup, lots, patients, reports
+from lims.services import (
+    bank,
+    cultures,
+    equipment_use,
+    lookup,
+    lots,
+    patients,
+    reports,
+    samples,
+)
 from lims.uow import unit_of_work
 from lims.views import to_json
 from lims.views.bank import FreezeView
@@ -508,3 +517,31 @@ def test_a_cabinet_past_its_due_date_freezes_nothing(banked: Quality) -> None:
         _freeze(banked, equipment=["BSC-01"])
     assert "BSC-01" in str(refused.value)
     assert banked.read(bank.list_bank_vials) == []
+
+
+def test_the_batch_record_lists_the_equipment_used_and_what_was_stored(
+    banked: Quality, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    calibrated(banked.lab, "BSC-01", "biosafety_cabinet", day(-30), day(300), serial="SN-4411")
+    _freeze(banked, vials=1, into=f"{BOX}:C3", equipment=["BSC-01"])
+    banked.run(samples.retain_samples, lot=banked.lot_id, count=2, into=f"{BOX}:D1", at=day(26.5))
+    banked.record("endotoxin", "0.5", equipment=["BSC-01"])
+    out = tmp_path / "batch.pdf"
+    banked.run(reports.write_batch_record, lot=banked.lot_id, out=out).files.publish()
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    equipment_section = text[text.index("Equipment equipment kind") : text.index("Storage")]
+    # The QC step's use, with the calibration it was under; the bank vial frozen from C1 is not
+    # in L1's product, so its use is not either.
+    assert "BSC-01 biosafety cabinet SN-4411 qc.record" in equipment_section
+    assert "culture.freeze" not in equipment_section
+    assert "pass" in equipment_section
+    storage_section = text[text.index("Storage item kind") : text.index("Follow-up")]
+    for item, position in (
+        (_vial(banked, 1), "C3"),
+        (f"{banked.lot_id}-R01", "D1"),
+        (f"{banked.lot_id}-R02", "D2"),
+    ):
+        row = storage_section[storage_section.index(item) :]
+        assert f"{BOX} {position}" in row[:150], (item, position, row)
