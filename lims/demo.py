@@ -23,8 +23,30 @@ from lims.scenario import (
     Scenario,
     staff,
 )
-from lims.services import aspirates, counts, cultures, deviations, lots, qc, reports, site, vials
-from lims.views.demo import DemoResult, DemoUser, FreshProduct, Investigation, Recall
+from lims.services import (
+    aspirates,
+    bank,
+    counts,
+    cultures,
+    deviations,
+    equipment,
+    lots,
+    qc,
+    reports,
+    samples,
+    site,
+    storage,
+    vials,
+)
+from lims.views.demo import (
+    DemoResult,
+    DemoUser,
+    FreshProduct,
+    Investigation,
+    Recall,
+    Storage,
+)
+from lims.views.equipment import EquipmentSummary
 
 DEMO_PATIENT = {"code": "DEMO-0001", "study": "MSC-ALS demo"}
 PASSAGES_BEFORE_HARVEST = 3  # the final harvest is five days after P3; P2 is counted
@@ -47,6 +69,30 @@ ON_INTERIM_RESULTS = {
     **{test: value for tests in INTERIM_BY_METHOD.values() for test, value in tests.items()},
 }
 STERILITY_DAYS = 7
+# QA's register: a cabinet and an incubator, each certified a month before collection for a
+# year; every bench step names those it used. Certificates as a service engineer's.
+EQUIPMENT = (
+    ("BSC-01", "biosafety_cabinet", "Class II cabinet, room 2.14", "CERT-BSC-2026-031"),
+    ("INC-01", "incubator", "CO2 incubator, room 2.14", "CERT-INC-2026-077"),
+)
+CALIBRATED_BEFORE_COLLECTION = timedelta(days=30)
+CALIBRATION_INTERVAL_DAYS = 365
+AT_THE_BENCH = {
+    "culture_start": ("BSC-01", "INC-01"),
+    "culture_split": ("BSC-01", "INC-01"),
+    "passage_log": ("BSC-01", "INC-01"),
+    "lot_formulate": ("BSC-01",),
+    "culture_freeze": ("BSC-01",),
+}
+# A liquid-nitrogen tank with a 9 x 9 box: what is left of P3's harvest after the split is
+# frozen in it as a backup, and two samples of the lot are retained beside it.
+BOX = "LN2-1/rack-1/box-01"
+STORAGE = (("LN2-1", "tank"), ("LN2-1/rack-1", "rack"))
+BOX_GRID = {"rows": 9, "columns": 9}
+BACKUP = {"cells_per_vial": 5_000_000, "vials": 2, "medium": "CryoStor CS10"}
+FROZEN_AFTER_SPLIT = timedelta(hours=1)
+RETAINED = 2
+RETAINED_AFTER_FORMULATION = timedelta(hours=1)
 ADMINISTRATION = {"route": "intraspinal", "physician": "Dr A. Rossi (neurosurgery)"}
 
 
@@ -75,6 +121,9 @@ def run_demo(directory: Path) -> DemoResult:
         password=lab.people[reviewer].password,
     )
 
+    registered = _registers(lab)
+    lab.equipment = AT_THE_BENCH
+
     lab.login(technician)
     patient = lab.patient(**DEMO_PATIENT)
     din = lab.aspirate(patient=patient.code).din.code
@@ -85,17 +134,36 @@ def run_demo(directory: Path) -> DemoResult:
     last = lab.passage(culture, PASSAGES_BEFORE_HARVEST)
     count = lab.read(counts.show_count, count=counted.count.count_id)
     split_at = last.harvested_at + SPLIT_AFTER_HARVEST
-    split = lab.run_dated(cultures.split_culture, split_at, culture=culture, at=split_at, **SPLIT)
+    split = lab.run_dated(
+        cultures.split_culture,
+        split_at,
+        **lab.equipped("culture_split", {"culture": culture, "at": split_at, **SPLIT}),
+    )
+    frozen_at = split_at + FROZEN_AFTER_SPLIT
+    frozen = lab.run_dated(
+        bank.freeze,
+        frozen_at,
+        **lab.equipped(
+            "culture_freeze", {"culture": culture, "into": BOX, "at": frozen_at, **BACKUP}
+        ),
+    )
     # As the technician saw them before the final harvest: the culture still active.
     received = lab.read(aspirates.show_aspirate, din=din)
     grown = lab.read(cultures.show_culture, culture=culture)
     formulated = lab.formulate(culture)
     lot = formulated.summary.lot_id
+    retained_at = formulated.summary.formulated_at + RETAINED_AFTER_FORMULATION
+    retained = lab.run_dated(
+        samples.retain_samples, retained_at, lot=lot, count=RETAINED, into=BOX, at=retained_at
+    )
+    box = lab.read(storage.show_location, path=BOX)
     late_entries = [
         *([received.din.display] if received.late_entry else []),
         *(c.summary.culture_id for c in (grown, split) if c.summary.late_entry),
         *(passage.passage_id for passage in grown.passages if passage.late_entry),
         *([lot] if formulated.summary.late_entry else []),
+        *(vial.bank_vial_id for vial in frozen.bank_vials if vial.late_entry),
+        *(sample.item for sample in retained.samples if sample.late_entry),
     ]
     late_entry_hours = lab.read(site.show_site).settings["records.late_entry_hours"]
     investigation = _out_of_specification(lab, lot, reviewer, technician)
@@ -115,6 +183,8 @@ def run_demo(directory: Path) -> DemoResult:
         culture=grown,
         count=count,
         split=split,
+        equipment=registered,
+        storage=Storage(frozen=frozen, retained=retained, box=box),
         late_entries=late_entries,
         late_entry_hours=late_entry_hours,
         investigation=investigation,
@@ -128,6 +198,25 @@ def run_demo(directory: Path) -> DemoResult:
         trail=lab.audit_trail(),
         verification=lab.verify_trail(),
     )
+
+
+def _registers(lab: Scenario) -> list[EquipmentSummary]:
+    """QA (logged in) registers the cabinet and incubator with their certificates, and the
+    tank, rack and box the lab keeps cells in."""
+    calibrated = lab.clock.collected - CALIBRATED_BEFORE_COLLECTION
+    for code, kind, name, certificate in EQUIPMENT:
+        lab.run(
+            equipment.add_equipment,
+            equipment=code,
+            kind=kind,
+            name=name,
+            calibration_interval_days=CALIBRATION_INTERVAL_DAYS,
+        )
+        lab.run(equipment.calibrate, equipment=code, at=calibrated, certificate=certificate)
+    for path, kind in STORAGE:
+        lab.run(storage.add_location, path=path, kind=kind, temperature_c=-196)
+    lab.run(storage.add_location, path=BOX, kind="box", temperature_c=-196, **BOX_GRID)
+    return lab.read(equipment.list_equipment)
 
 
 def _spec_file(settings: Settings) -> Path:

@@ -256,6 +256,9 @@ class Scenario:
     settings: Settings
     clock: Clock
     people: dict[str, Person] = field(default_factory=dict)
+    # The equipment each step names unless told (equipment.required's step keys): what the
+    # bench uses once the lab has registered its cabinets and incubators.
+    equipment: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def initialise(cls, settings: Settings, people: Sequence[Person], clock: Clock) -> Scenario:
@@ -339,6 +342,11 @@ class Scenario:
         values = {**self.aspirate_values(), **values}
         return self.run_dated(aspirates.receive, values.get("received_at"), **values)
 
+    def equipped(self, step: str, values: dict[str, Any]) -> dict[str, Any]:
+        """values, naming the equipment the bench uses for step unless they name some."""
+        named = self.equipment.get(step)
+        return {"equipment": list(named), **values} if named else values
+
     def run_dated(self, service: Callable[..., Result], dated: object, **values: Any) -> Result:
         """`run` for a step dated `dated`: typed now, as the scenario types every step, it
         carries LATE_REASON where the site's rule makes it a late entry (unless a reason is
@@ -365,7 +373,7 @@ class Scenario:
         return {**CULTURE, "at": self.clock.started}
 
     def culture(self, din: str, **values: Any) -> CultureDetail:
-        values = {**self.culture_values(), **values}
+        values = self.equipped("culture_start", {**self.culture_values(), **values})
         return self.run_dated(cultures.start_culture, values.get("at"), din=din, **values)
 
     def primary_culture(self, patient: str = PATIENT_CODE, **values: Any) -> CultureDetail:
@@ -383,7 +391,7 @@ class Scenario:
         return {**counts, **AT_EACH_PASSAGE, "at": at}
 
     def passage(self, culture: str, number: int = 1, **values: Any) -> PassageView:
-        values = {**self.passage_values(number), **values}
+        values = self.equipped("passage_log", {**self.passage_values(number), **values})
         return self.run_dated(cultures.log_passage, values.get("at"), culture=culture, **values)
 
     def import_counts(self, path: Path, samples: Sequence[InstrumentSample]) -> list[CountView]:
@@ -403,7 +411,7 @@ class Scenario:
         """Passage NUMBER of the schedule, its harvest counted on a Vi-CELL BLU by `operator`
         just after harvest (the export written in `directory`, named after the passage, and
         imported) and taken from that count."""
-        values = self.passage_values(number)
+        values = self.equipped("passage_log", self.passage_values(number))
         harvested, viability = values.pop("harvested"), values.pop("viability")
         sample = PassageId(CultureId.parse(culture), number).code
         [count] = self.import_counts(
@@ -435,6 +443,7 @@ class Scenario:
 
     def formulate(self, culture: str, **values: Any) -> LotDetail:
         values = {**FORMULATION, "at": self.clock.day(FORMULATION_DAY), **values}
+        values = self.equipped("lot_formulate", values)
         return self.run_dated(lots.formulate, values.get("at"), culture=culture, **values)
 
     def record_qc(

@@ -35,7 +35,7 @@ def demo(
     """
     import tempfile
 
-    from lims.cli import expansion, quality
+    from lims.cli import expansion, quality, storage
     from lims.demo import run_demo
 
     directory = directory or Path(tempfile.mkdtemp(prefix="lims-demo-"))
@@ -83,6 +83,26 @@ def demo(
         " cumulative doublings, under the same passage limit:\n"
     )
     expansion.show_culture(result.culture, zone)
+    pieces = result.equipment
+    backup = result.storage.frozen
+    vials = ", ".join(vial.bank_vial_id for vial in backup.bank_vials)
+    say(
+        "\nQA keeps the equipment register: "
+        + ", ".join(
+            f"{piece.equipment_id} ({piece.kind.replace('_', ' ')}, due "
+            f"{piece.due_on.isoformat() if piece.due_on else 'never'})"
+            for piece in pieces
+        )
+        + ". Every bench step named the cabinet and incubator it used (`--equipment BSC-01"
+        " --equipment INC-01`): once the register holds a piece of a kind the step needs"
+        " (site setting equipment.required), a step that names none, or one out of service or"
+        " past its calibration due date on the step's day, is refused. The"
+        f" {backup.cells:,} cells of {backup.passage_id}'s harvest left after the split were"
+        f" frozen as a backup in bank vials ({vials}, `lims culture freeze`), and two"
+        " samples of the lot formulated below were retained beside them (`lims sample"
+        " retain`); `lims storage show` draws the box:\n"
+    )
+    storage.print_location(result.storage.box, zone)
     say(
         "\nThese bench steps, and the formulation below, were kept on the paper bench record"
         f" and typed into lims days later: each of the {len(result.late_entries)} is a late"
@@ -168,6 +188,8 @@ def demo(
     say("  lims whoami")
     say(f"  lims culture show {result.culture.summary.culture_id}")
     say(f"  lims lot show {lot.summary.lot_id}")
+    say(f"  lims storage find {result.patient.code}")
+    say("  lims equipment show INC-01")
     say("  lims audit log")
     if not verification.intact:
         raise typer.Exit(1)

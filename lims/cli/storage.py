@@ -86,7 +86,7 @@ def _print_added(view: LocationView, zone: tzinfo) -> None:
     print_record("Storage location added", _location_fields(view))
 
 
-def _print_detail(detail: LocationDetail, zone: tzinfo) -> None:
+def print_location(detail: LocationDetail, zone: tzinfo) -> None:
     location = detail.location
     print_record(f"Storage {location.path}", _location_fields(location))
     if location.rows is not None and location.columns is not None:
@@ -168,7 +168,7 @@ def show(path: PathArgument, as_json: JsonOption = False) -> None:
     from lims.services import storage
 
     detail, zone = read(storage.show_location, path=path)
-    print_view(detail, as_json, _print_detail, zone)
+    print_view(detail, as_json, print_location, zone)
 
 
 @app.command("list")

@@ -14,11 +14,14 @@ from lims.views.vials import Verification, VialView
 
 if TYPE_CHECKING:
     from lims.config import Settings
+    from lims.views.bank import FreezeView
     from lims.views.bench import AspirateView, PatientView
     from lims.views.deviations import DeviationView
+    from lims.views.equipment import EquipmentSummary
     from lims.views.quality import LotDetail
     from lims.views.release import RecordedVerdict, ResultView
     from lims.views.site import SpecificationView
+    from lims.views.storage import LocationDetail, Retention
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +95,22 @@ class Recall:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Storage:
+    """What the demo put in the tank: a backup frozen from a harvest, the lot's retained
+    samples, and the box they are in."""
+
+    frozen: FreezeView = shown_as(
+        lambda frozen: [vial.bank_vial_id for vial in frozen.bank_vials], key="bank_vials"
+    )
+    retained: Retention = shown_as(
+        lambda retained: [sample.item for sample in retained.samples], key="retained_samples"
+    )
+    box: LocationDetail = shown_as(
+        lambda box: {item.position: item.item for item in box.positions}, key="box"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class DemoResult:
     """Each step's outcome, in the tour's order; `--json` gives each in brief."""
 
@@ -103,6 +122,10 @@ class DemoResult:
     culture: CultureDetail
     count: CountView = shown_as(lambda count: count.count_id, key="count_id")
     split: CultureDetail = shown_as(lambda split: split.summary.culture_id, key="split_culture")
+    equipment: list[EquipmentSummary] = shown_as(
+        lambda pieces: [piece.equipment_id for piece in pieces]
+    )
+    storage: Storage
     late_entries: list[str]  # the bench records entered late, by id
     late_entry_hours: float = hidden()
     investigation: Investigation

@@ -531,13 +531,13 @@ def test_the_batch_record_lists_the_equipment_used_and_what_was_stored(
     out = tmp_path / "batch.pdf"
     banked.run(reports.write_batch_record, lot=banked.lot_id, out=out).files.publish()
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
-    equipment_section = text[text.index("Equipment equipment kind") : text.index("Storage")]
+    equipment_section = text[text.index(". Equipment ") : text.index(". Storage ")]
     # The QC step's use, with the calibration it was under; the bank vial frozen from C1 is not
     # in L1's product, so its use is not either.
     assert "BSC-01 biosafety cabinet SN-4411 qc.record" in equipment_section
     assert "culture.freeze" not in equipment_section
     assert "pass" in equipment_section
-    storage_section = text[text.index("Storage item kind") : text.index("Follow-up")]
+    storage_section = text[text.index(". Storage ") : text.index(". Follow-up ")]
     for item, position in (
         (_vial(banked, 1), "C3"),
         (f"{banked.lot_id}-R01", "D1"),

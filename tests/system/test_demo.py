@@ -183,3 +183,32 @@ def test_demo_users_chose_their_own_passwords_at_first_login(
             "SELECT username FROM audit_entries WHERE action = 'user.password_change'"
         ).fetchall()
     assert sorted(username for (username,) in changed) == ["qa", "tech"]
+
+
+def test_demo_names_its_equipment_and_keeps_a_backup_and_samples_in_a_box(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    from pypdf import PdfReader
+
+    _, report = demo
+    assert report["equipment"] == ["BSC-01", "INC-01"]
+    culture, lot = report["culture"]["culture_id"], report["lot_id"]
+    stored = report["storage"]
+    assert stored["bank_vials"] == [f"{culture}-B01", f"{culture}-B02"]
+    assert stored["retained_samples"] == [f"{lot}-R01", f"{lot}-R02"]
+    assert stored["box"] == {
+        "A1": f"{culture}-B01",
+        "A2": f"{culture}-B02",
+        "A3": f"{lot}-R01",
+        "A4": f"{lot}-R02",
+    }
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(report["batch_record"]).pages).split()
+    )
+    equipment = text[text.index(". Equipment ") : text.index(". Storage ")]
+    # The split and the freeze took cells of P3 that are not in L1: they are not listed.
+    for step in ("culture.start", "passage.log", "lot.formulate"):
+        assert step in equipment, step
+    assert "culture.split" not in equipment
+    assert "CERT-INC-2026-077" in equipment
+    assert f"{lot}-R01" in text[text.index(". Storage ") : text.index(". Follow-up ")]
