@@ -19,11 +19,10 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, Table, select
-from typer.testing import CliRunner
 
 from lims import auth, db
-from lims.cli.app import app
 from lims.config import Settings
+from tests.support.cli import run_lims
 
 
 def _valid_text(value: str, max_length: int) -> bool:
@@ -149,9 +148,8 @@ class Ran:
 
 def _run(*args: str, stdin: str | bytes | None = None) -> Ran:
     """`lims ARGS` in this process; an exception lims did not catch would be a traceback."""
-    result = CliRunner().invoke(app, list(args), input=stdin)
-    escaped = result.exception
-    assert escaped is None or isinstance(escaped, SystemExit), f"uncaught {escaped!r}"
+    result = run_lims(args, stdin)
+    assert result.escaped is None, f"uncaught {result.escaped!r}"
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 

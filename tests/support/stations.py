@@ -198,11 +198,9 @@ def _check(
 
 def _lims(*args: str) -> dict[str, object]:
     """One command in this process, as typed at the bench; a failure ends the station."""
-    from typer.testing import CliRunner
+    from tests.support.cli import run_lims
 
-    from lims.cli.app import app
-
-    result = CliRunner().invoke(app, [*args, "--json"])
+    result = run_lims([*args, "--json"])
     if result.exit_code != 0:
         sys.stderr.write(f"lims {' '.join(args)}: exit {result.exit_code}: {result.stderr}")
         raise SystemExit(1)
