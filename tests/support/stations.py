@@ -76,13 +76,17 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
     from lims.config import load_settings
     from lims.scenario import STAFF, Person, Scenario
-    from tests.support.lab import TESTS_LATE_ENTRY_HOURS
+    from tests.support.lab import CHEAP_PASSWORD_HASHING, TESTS_LATE_ENTRY_HOURS
 
     def settings(home: str) -> Settings:
-        # The stations type a month of passages at once: contemporaneous for this lab.
+        # The stations type a month of passages at once: contemporaneous for this lab. Its
+        # passwords are hashed at argon2's lowest cost, as the tests' labs are: the stations
+        # only present their session tokens, and each of the dozens of hashes and checks
+        # that setting up their technicians takes cost a third of a second at the real cost.
         return load_settings(
             home=root / home,
             database_url=database_url,
+            security=CHEAP_PASSWORD_HASHING,
             records={"late_entry_hours": TESTS_LATE_ENTRY_HOURS},
         )
 
