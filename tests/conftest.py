@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from lims import db
 from lims.config import Settings, load_settings, normalise_database_url
 from tests.support.lab import ON_POSTGRES, TEST_DATABASE_URL, Lab, LabTemplate
+from tests.support.trail import new_trail
 
 hypothesis_settings.register_profile("lims", deadline=None)
 hypothesis_settings.load_profile("lims")
@@ -84,6 +85,27 @@ def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTempla
     schema = _new_schema()
     yield LabTemplate.build(directory, _schema_url(schema))
     _drop_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def trail_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabTemplate]:
+    """A database of an audit trail alone (tests.support.trail.new_trail), built once per test
+    process: migrating a blank database for each audit test took most of its time."""
+    directory = tmp_path_factory.mktemp("trail")
+    if not ON_POSTGRES:
+        yield LabTemplate.build(directory, f"sqlite:///{directory / 'lims.db'}", new_trail)
+        return
+    schema = _new_schema()
+    yield LabTemplate.build(directory, _schema_url(schema), new_trail)
+    _drop_schema(schema)
+
+
+@pytest.fixture
+def trail(settings: Settings, trail_template: LabTemplate) -> Settings:
+    """The test's database: one whose trail holds the upgrade entry plus
+    tests.support.trail.ENTRIES more."""
+    trail_template.copy_into(settings)
+    return settings
 
 
 @pytest.fixture(autouse=True)

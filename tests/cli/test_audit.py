@@ -10,13 +10,7 @@ import pytest
 from lims.config import Settings
 from tests.support.cli import invoke
 from tests.support.lab import PASSWORD, Lab
-from tests.support.trail import ENTRIES, _tamper, new_trail
-
-
-@pytest.fixture
-def trail(settings: Settings) -> Settings:
-    """A database whose trail holds the upgrade entry plus ENTRIES more."""
-    return new_trail(settings)
+from tests.support.trail import ENTRIES, _tamper
 
 
 def test_audit_verify_command_reports_intact_and_broken(trail: Settings) -> None:

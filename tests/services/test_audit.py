@@ -13,13 +13,7 @@ from lims import audit, db
 from lims.config import Settings
 from lims.uow import unit_of_work
 from tests.support.lab import ON_POSTGRES
-from tests.support.trail import ENTRIES, _tamper, _verify, new_trail
-
-
-@pytest.fixture
-def trail(settings: Settings) -> Settings:
-    """A database whose trail holds the upgrade entry plus ENTRIES more."""
-    return new_trail(settings)
+from tests.support.trail import ENTRIES, _tamper, _verify
 
 
 def test_entries_chain_each_to_the_one_before(trail: Settings) -> None:

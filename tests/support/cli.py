@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import typer
 from typer.testing import CliRunner
 
 from lims.cli.app import app
@@ -16,12 +20,41 @@ class Invocation:
     exit_code: int
     stdout: str
     stderr: str
+    # An exception lims let through, which a shell would have shown as a traceback.
+    escaped: Exception | None = None
+
+
+@cache
+def _root_command() -> Any:
+    """The root command, built once per process as lims.cli.app builds each area's:
+    typer's CliRunner.invoke would build it again for each of the tests' thousands of runs."""
+    return typer.main.get_command(app)
+
+
+def run_lims(args: Sequence[str], input: str | bytes | None = None) -> Invocation:
+    """`lims ARGS` in this process, isolated as typer's CliRunner.invoke isolates a run."""
+    runner = CliRunner()
+    command = _root_command()
+    escaped = None
+    with runner.isolation(input=input) as (stdout, stderr, _):
+        try:
+            command.main(args=list(args), prog_name=runner.get_default_prog_name(command))
+            exit_code = 0
+        except SystemExit as exit:  # lims exits with its code, 0 included
+            exit_code = exit.code if isinstance(exit.code, int) else 1
+        except Exception as error:
+            escaped, exit_code = error, 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        printed = stdout.getvalue(), stderr.getvalue()
+    out, err = (text.decode(runner.charset, "replace").replace("\r\n", "\n") for text in printed)
+    return Invocation(exit_code, out, err, escaped)
 
 
 def invoke(*args: str, input: str | None = None) -> Invocation:
     """Run `lims ARGS` in this process, as a user would from the shell."""
-    result = CliRunner().invoke(app, list(args), input=input)
-    return Invocation(result.exit_code, result.stdout, result.stderr)
+    return run_lims(args, input)
 
 
 def ok(*args: str, input: str | None = None) -> Any:

@@ -18,12 +18,11 @@ from typing import Any
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import MetaData, Table, select
-from typer.testing import CliRunner
+from sqlalchemy import MetaData, Table
 
 from lims import auth, db
-from lims.cli.app import app
 from lims.config import Settings
+from tests.support.cli import run_lims
 
 
 def _valid_text(value: str, max_length: int) -> bool:
@@ -149,9 +148,8 @@ class Ran:
 
 def _run(*args: str, stdin: str | bytes | None = None) -> Ran:
     """`lims ARGS` in this process; an exception lims did not catch would be a traceback."""
-    result = CliRunner().invoke(app, list(args), input=stdin)
-    escaped = result.exception
-    assert escaped is None or isinstance(escaped, SystemExit), f"uncaught {escaped!r}"
+    result = run_lims(args, stdin)
+    assert result.escaped is None, f"uncaught {result.escaped!r}"
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
@@ -177,22 +175,42 @@ def _one_line_error(ran: Ran, exit_codes: tuple[int, ...] = (2,)) -> str:
 # --- the state a refused command must leave alone -------------------------------------
 
 IDLE_CLOCK = ("login_sessions", "last_seen_at")
-_reflected: dict[str, list[Table]] = {}
+# Tables reflected once per shape of schema, not once per test's database: reflecting took
+# a fifth of a second, and every test database at the newest schema has the same tables.
+_reflected: dict[tuple[Any, ...], list[Table]] = {}
+_SHAPE = {
+    "sqlite": "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    "postgresql": "SELECT table_name, column_name, data_type, ordinal_position "
+    "FROM information_schema.columns WHERE table_schema = current_schema() "
+    "ORDER BY table_name, ordinal_position",
+}
 
 
 def _tables(settings: Settings) -> list[Table]:
-    tables = _reflected.get(settings.database_url)
+    engine = db.engine_for(settings)
+    with engine.connect() as connection:
+        shape = (engine.dialect.name, *connection.exec_driver_sql(_SHAPE[engine.dialect.name]))
+    tables = _reflected.get(shape)
     if tables is None:
         metadata = MetaData()
-        metadata.reflect(db.engine_for(settings))
+        metadata.reflect(engine)
         tables = sorted(metadata.tables.values(), key=lambda table: table.name)
         if tables:  # a blank database is looked at afresh each time
-            _reflected[settings.database_url] = tables
+            _reflected[shape] = tables
     return tables
 
 
+def _kept_columns(table: Table) -> list[str]:
+    return [column.name for column in table.columns if (table.name, column.name) != IDLE_CLOCK]
+
+
 def snapshot(settings: Settings) -> dict[str, Any]:
-    """Every row of every table (but the idle clock), and the station's session file."""
+    """Every row of every table (but the idle clock), and the station's session file.
+
+    Rows are read through the driver's own cursor, without SQLAlchemy's typing of each value:
+    equal stored values are equal either way, and a snapshot is taken twice for every
+    piece of junk the tests feed.
+    """
     session_file = auth.session_file(settings)
     state: dict[str, Any] = {
         "session file": session_file.read_text() if session_file.exists() else None
@@ -201,12 +219,14 @@ def snapshot(settings: Settings) -> dict[str, Any]:
     if path is not None and not path.exists():
         state["database files"] = sorted(found.name for found in path.parent.glob(path.name + "*"))
         return state
+    tables = _tables(settings)
     engine = db.engine_for(settings)
+    quote = engine.dialect.identifier_preparer.quote
     with engine.connect() as connection:
-        for table in _tables(settings):
-            columns = [
-                column for column in table.columns if (table.name, column.name) != IDLE_CLOCK
-            ]
-            rows = connection.execute(select(*columns)).all()
-            state[table.name] = sorted((tuple(row) for row in rows), key=repr)
+        cursor = connection.connection.cursor()
+        for table in tables:
+            columns = ", ".join(quote(name) for name in _kept_columns(table))
+            cursor.execute(f"SELECT {columns} FROM {quote(table.name)}")
+            state[table.name] = sorted((tuple(row) for row in cursor.fetchall()), key=repr)
+        cursor.close()
     return state

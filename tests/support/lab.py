@@ -66,12 +66,13 @@ def station_environment(home: Path, database_url: str) -> Iterator[None]:
 
 @dataclass
 class LabTemplate:
-    """A database as `lims init` leaves it (schema at head, site records, the admin), made once
-    and copied; its site settings hash passwords at argon2's lowest cost.
+    """A database made once per test process and copied into each test's: by default as
+    `lims init` leaves it (schema at head, site records, the admin), its site settings
+    hashing passwords at argon2's lowest cost.
 
     Migrating and initialising took most of a short test's time. SQLite copies the
-    file; PostgreSQL replays, in the test's own schema, the statements that
-    initialising executed (those that succeeded), which gives the same rows, audit chain included.
+    file; PostgreSQL replays, in the test's own schema, the statements that making it
+    executed (those that succeeded), which gives the same rows, audit chain included.
     """
 
     sqlite_file: Path | None = None
@@ -79,7 +80,11 @@ class LabTemplate:
     digest: str | None = None  # the SQLite file's SHA-256: a lab still holding it is untouched
 
     @classmethod
-    def build(cls, directory: Path, database_url: str) -> LabTemplate:
+    def build(
+        cls, directory: Path, database_url: str, make: Callable[[Settings], object] | None = None
+    ) -> LabTemplate:
+        """The database make(settings) leaves (by default `lims init`'s, with the admin)."""
+        make = make or _initialise
         with station_environment(directory / "home", database_url):
             settings = load_settings(
                 security=CHEAP_PASSWORD_HASHING,
@@ -87,15 +92,15 @@ class LabTemplate:
             )
             template = cls(sqlite_file=settings.sqlite_path)
             if template.sqlite_file is None:
-                template._record_statements(settings)
+                template._record_statements(settings, make)
             else:
-                _initialise(settings)
+                make(settings)
             db.dispose_engines()  # the last connection's close checkpoints the WAL away
             if template.sqlite_file is not None:
                 template.digest = _digest(template.sqlite_file)
         return template
 
-    def _record_statements(self, settings: Settings) -> None:
+    def _record_statements(self, settings: Settings, make: Callable[[Settings], object]) -> None:
         from sqlalchemy import event
 
         def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
@@ -104,7 +109,7 @@ class LabTemplate:
         engine = db.engine_for(settings, create=True)
         event.listen(engine, "after_cursor_execute", record)
         try:
-            _initialise(settings)
+            make(settings)
         finally:
             event.remove(engine, "after_cursor_execute", record)
 

@@ -76,13 +76,17 @@ def prepare(database_url: str, root: Path, stations: int) -> list[dict[str, str]
     """A lab with a technician and a patient per station; each station logged in. Their envs."""
     from lims.config import load_settings
     from lims.scenario import STAFF, Person, Scenario
-    from tests.support.lab import TESTS_LATE_ENTRY_HOURS
+    from tests.support.lab import CHEAP_PASSWORD_HASHING, TESTS_LATE_ENTRY_HOURS
 
     def settings(home: str) -> Settings:
-        # The stations type a month of passages at once: contemporaneous for this lab.
+        # The stations type a month of passages at once: contemporaneous for this lab. Its
+        # passwords are hashed at argon2's lowest cost, as the tests' labs are: the stations
+        # only present their session tokens, and each of the dozens of hashes and checks
+        # that setting up their technicians takes cost a third of a second at the real cost.
         return load_settings(
             home=root / home,
             database_url=database_url,
+            security=CHEAP_PASSWORD_HASHING,
             records={"late_entry_hours": TESTS_LATE_ENTRY_HOURS},
         )
 
@@ -198,11 +202,9 @@ def _check(
 
 def _lims(*args: str) -> dict[str, object]:
     """One command in this process, as typed at the bench; a failure ends the station."""
-    from typer.testing import CliRunner
+    from tests.support.cli import run_lims
 
-    from lims.cli.app import app
-
-    result = CliRunner().invoke(app, [*args, "--json"])
+    result = run_lims([*args, "--json"])
     if result.exit_code != 0:
         sys.stderr.write(f"lims {' '.join(args)}: exit {result.exit_code}: {result.stderr}")
         raise SystemExit(1)

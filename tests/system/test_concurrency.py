@@ -34,7 +34,7 @@ from tests.support import stations
 from tests.support.bench import Bench
 from tests.support.cli import invoke
 from tests.support.lab import Lab
-from tests.support.trail import ENTRIES, _verify, new_trail
+from tests.support.trail import ENTRIES, _verify
 
 HOLD_SECONDS = 3.0
 
@@ -166,12 +166,6 @@ def test_stations_receiving_at_once_get_unique_gap_free_dins(bench: Bench) -> No
 
 
 # --- the audit chain: writers appending at once -------------------------------------------------
-
-
-@pytest.fixture
-def trail(settings: Settings) -> Settings:
-    """A database whose trail holds the upgrade entry plus ENTRIES more."""
-    return new_trail(settings)
 
 
 _WRITER = """
