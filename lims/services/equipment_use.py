@@ -19,6 +19,7 @@ a lot's steps took.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -37,6 +38,7 @@ from lims.domain.states import EQUIPMENT, VIAL
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     Aspirate,
+    AuditEntry,
     BankVial,
     Calibration,
     CellCount,
@@ -50,7 +52,7 @@ from lims.models import (
     Vial,
 )
 from lims.services import lookup
-from lims.timeutil import json_time, utcnow
+from lims.timeutil import audit_timestamp, json_time, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.views import from_record
 from lims.views.equipment import CalibrationView, EquipmentUseView
@@ -112,12 +114,43 @@ def _calibration_at(
     return rules.in_force(calibrations, at)
 
 
+# The entries that change a piece's status: its status at a time is the one the first of
+# them after that time left (lims.services.transitions states it as "old").
+STATUS_CHANGES = tuple(
+    EQUIPMENT.audit_action(action) for action in ("take_out_of_service", "return", "retire")
+)
+
+
+def _status_at(session: Session, piece: Equipment, at: datetime) -> str:
+    """The piece's status at `at`: a step dated in the past is judged by it too."""
+    left = session.exec(
+        select(AuditEntry.old_value)
+        .where(
+            col(AuditEntry.entity_type) == "equipment",
+            col(AuditEntry.entity_id) == piece.code,
+            col(AuditEntry.action).in_(STATUS_CHANGES),
+            col(AuditEntry.at) > audit_timestamp(at),
+        )
+        .order_by(col(AuditEntry.seq))
+    ).first()
+    return piece.status if left is None else str(json.loads(left)["status"])
+
+
 def _require_usable(
     session: Session, zone: tzinfo, piece: Equipment, at: datetime, step: str
 ) -> Calibration | None:
-    """The piece as it stands (in service) and its calibration at `at`, for `step` (words:
-    "passage log"): the calibration it is used under."""
+    """The piece as it stands (in service), in service at `at` too, and its calibration at
+    `at`, for `step` (words: "passage log"): the calibration it is used under."""
     EQUIPMENT.check("use", code=piece.code, status=piece.status)
+    then = _status_at(session, piece, at)
+    if then != piece.status:
+        try:
+            EQUIPMENT.check("use", code=piece.code, status=then)
+        except RuleViolation:
+            raise RuleViolation(
+                f"{piece_rules(piece).label} was {then.replace('_', ' ')} at the {step} dated "
+                f"{show_time(at, zone)}: no step may use it while it is out of service"
+            ) from None
     return _calibration_at(session, zone, piece, at, step)
 
 

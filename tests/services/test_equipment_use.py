@@ -16,6 +16,7 @@ import pytest
 
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.services import bindings, cultures, equipment, equipment_use, lookup, lots, qc, vials
+from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.bench import NO_REAGENTS, Bench, day
 from tests.support.counts import imported
@@ -104,6 +105,20 @@ def test_out_of_service_retired_failed_and_uncalibrated_pieces_are_refused_in_th
     with pytest.raises(BadInput, match="INC-01 is named twice"):
         bench.passage(growing, day(14), equipment=["INC-01", "inc-01"])
     assert _passages(bench, growing) == 0
+
+
+def test_a_step_dated_while_a_piece_was_out_of_service_is_refused_after_its_return(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-02", "incubator")
+    bench.passage(growing, day(14), equipment=["INC-02"])  # in service then
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm")
+    during = utcnow()
+    change(lab, equipment.return_to_service, "INC-02")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.passage(growing, during, equipment=["INC-02"])
+    assert _passages(bench, growing) == 1
+    bench.passage(growing, utcnow(), equipment=["INC-02"])  # back in service since
 
 
 def test_a_step_must_name_each_required_kind_the_register_holds(
