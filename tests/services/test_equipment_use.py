@@ -121,6 +121,20 @@ def test_a_step_dated_while_a_piece_was_out_of_service_is_refused_after_its_retu
     bench.passage(growing, utcnow(), equipment=["INC-02"])  # back in service since
 
 
+def test_a_calibration_dated_before_a_step_must_cover_it(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-01", "incubator", calibration_interval_days=365)
+    calibrate(lab, "INC-01", day(1), local_day(day(60), lab))
+    passage = bench.passage(growing, day(14), equipment=["INC-01"])
+    with pytest.raises(RuleViolation) as refused:
+        calibrate(lab, "INC-01", day(10), local_day(day(11), lab))
+    assert f"would put the passage.log of passage {passage.passage_id} dated" in str(refused.value)
+    assert len(bench.read(equipment.show_equipment, equipment="INC-01").calibrations) == 1
+    calibrate(lab, "INC-01", day(10), local_day(day(14), lab))  # the due date is inclusive
+    assert calibrate(lab, "INC-01", day(12), result="fail").deviations  # reviewed, not refused
+
+
 def test_a_step_must_name_each_required_kind_the_register_holds(
     bench: Bench, lab: Lab, growing: str
 ) -> None:
