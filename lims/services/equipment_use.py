@@ -170,6 +170,11 @@ def _require_kinds(session: Session, settings: Settings, step: str, named: Colle
     required = settings.equipment.required.get(step, [])
     if not required:
         return
+    # Which kinds are required follows from every piece's kind and status: a piece retired
+    # or made another kind by hand must not excuse the step.
+    register = session.exec(select(Equipment).order_by(col(Equipment.code))).all()
+    if register:
+        _require_agreement(session, register)
     held = session.exec(
         select(Equipment.code, Equipment.kind)
         .where(col(Equipment.kind).in_(required), col(Equipment.status).not_in(GONE))

@@ -135,6 +135,23 @@ def test_a_calibration_dated_before_a_step_must_cover_it(
     assert calibrate(lab, "INC-01", day(12), result="fail").deviations  # reviewed, not refused
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE equipment SET status = 'retired'",
+        "UPDATE equipment SET kind = 'other'",
+    ],
+)
+def test_a_required_kind_hidden_by_hand_refuses_the_step(
+    bench: Bench, lab: Lab, growing: str, statement: str
+) -> None:
+    add(lab, "BSC-01", "biosafety_cabinet")
+    bench.sql(statement)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}equipment "):
+        bench.passage(growing, day(14))
+    assert _passages(bench, growing) == 0
+
+
 def test_a_step_must_name_each_required_kind_the_register_holds(
     bench: Bench, lab: Lab, growing: str
 ) -> None:
