@@ -142,15 +142,21 @@ def _require_usable(
     """The piece as it stands (in service), in service at `at` too, and its calibration at
     `at`, for `step` (words: "passage log"): the calibration it is used under."""
     EQUIPMENT.check("use", code=piece.code, status=piece.status)
+    return _in_service_then(session, zone, piece, at, step)
+
+
+def _in_service_then(
+    session: Session, zone: tzinfo, piece: Equipment, at: datetime, step: str
+) -> Calibration | None:
+    """The piece's calibration at `at`, refused unless it was in service then too."""
     then = _status_at(session, piece, at)
-    if then != piece.status:
-        try:
-            EQUIPMENT.check("use", code=piece.code, status=then)
-        except RuleViolation:
-            raise RuleViolation(
-                f"{piece_rules(piece).label} was {then.replace('_', ' ')} at the {step} dated "
-                f"{show_time(at, zone)}: no step may use it while it is out of service"
-            ) from None
+    try:
+        EQUIPMENT.check("use", code=piece.code, status=then)
+    except RuleViolation:
+        raise RuleViolation(
+            f"{piece_rules(piece).label} was {then.replace('_', ' ')} at the {step} dated "
+            f"{show_time(at, zone)}: no step may use it while it is out of service"
+        ) from None
     return _calibration_at(session, zone, piece, at, step)
 
 
@@ -320,8 +326,8 @@ def record(
 
 def move(uow: UnitOfWork, subject: Subject, at: datetime, *, step: str, by: str) -> None:
     """A step moved in time (a passage's harvest corrected): each piece it used must have
-    been within calibration at the new time (a piece taken out of service since does not
-    make the step wrong), and its uses say so, with the calibration then."""
+    been in service and within calibration at the new time (a piece taken out of service
+    since does not make the step wrong), and its uses say so, with the calibration then."""
     session, zone = uow.session, uow.settings.tz
     entity_type, entity_id = subject
     uses = session.exec(
@@ -339,7 +345,7 @@ def move(uow: UnitOfWork, subject: Subject, at: datetime, *, step: str, by: str)
     for use in uses:
         piece = pieces[use.id]
         assert piece is not None
-        calibration = _calibration_at(session, zone, piece, at, rules.EQUIPMENT_STEPS[step])
+        calibration = _in_service_then(session, zone, piece, at, rules.EQUIPMENT_STEPS[step])
         use.used_at = at
         use.calibration_id = None if calibration is None else calibration.id
         session.add(use)

@@ -298,6 +298,23 @@ def test_a_passage_moved_in_time_is_checked_and_its_uses_follow(
     assert _disagreement(bench) is None
 
 
+def test_a_passage_moved_into_a_time_its_piece_was_out_of_service_is_refused(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-02", "incubator")
+    code = bench.passage(growing, day(14), equipment=["INC-02"]).passage_id
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm")
+    during = utcnow()
+    change(lab, equipment.return_to_service, "INC-02")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.run(cultures.correct_passage, passage=code, reason="clock", at=during)
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm again")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.run(cultures.correct_passage, passage=code, reason="clock", at=utcnow())
+    [use] = bench.read(equipment.show_equipment, equipment="INC-02").uses
+    assert use.used_at == day(14)
+
+
 def calibrate_incubator(lab: Lab, at: Any, due: Any) -> Any:
     add(lab, "INC-01", "incubator")
     return calibrate(lab, "INC-01", at, local_day(due, lab)).calibration
