@@ -248,8 +248,12 @@ def calibrate(
         uses = equipment_use.uses_of(
             session, piece, since=None if last_pass is None else last_pass.calibrated_at
         )
-        if uses:
-            _require_agreement(session, [(use.entity_type, use.entity_id) for use in uses])
+        # The steps the trail says used it too: a use row deleted by hand must not keep its
+        # step out of review.
+        stated = equipment_use.stated_users(session, piece)
+        steps = stated | {(use.entity_type, use.entity_id) for use in uses}
+        if steps:
+            _require_agreement(session, sorted(steps))
     assert piece.id is not None
     calibration = Calibration(
         equipment_id=piece.id,

@@ -458,6 +458,20 @@ def _recorders(
     return who, taken
 
 
+def stated_users(session: Session, piece: Equipment) -> set[Subject]:
+    """The records whose trail states they used the piece (an `equipment.use` entry each)."""
+    entries = session.exec(
+        select(AuditEntry.entity_type, AuditEntry.entity_id, AuditEntry.new_value).where(
+            col(AuditEntry.action) == ACTION
+        )
+    ).all()
+    return {
+        (entity_type, entity_id)
+        for entity_type, entity_id, new in entries
+        if new is not None and json.loads(new).get(FIELD) == piece.code
+    }
+
+
 def uses_of(
     session: Session, piece: Equipment, *, since: datetime | None = None
 ) -> list[EquipmentUse]:

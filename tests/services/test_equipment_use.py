@@ -152,6 +152,18 @@ def test_a_required_kind_hidden_by_hand_refuses_the_step(
     assert _passages(bench, growing) == 0
 
 
+def test_a_failed_calibration_is_refused_while_a_use_was_deleted_by_hand(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-01", "incubator", calibration_interval_days=365)
+    calibrate(lab, "INC-01", day(1), local_day(day(60), lab))
+    bench.passage(growing, day(14), equipment=["INC-01"])
+    bench.sql("DELETE FROM equipment_uses")  # else the failure would open no deviation
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}equipment_uses "):
+        calibrate(lab, "INC-01", day(15), result="fail")
+    assert len(bench.read(equipment.show_equipment, equipment="INC-01").calibrations) == 1
+
+
 def test_a_step_must_name_each_required_kind_the_register_holds(
     bench: Bench, lab: Lab, growing: str
 ) -> None:
