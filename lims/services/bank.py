@@ -195,6 +195,8 @@ def freeze(
     late = late_entries.reason_for(uow, frozen_at, now, late_reason)
     parent = lookup.culture(session, culture)
     box = lookup.storage_location(session, path, "into")
+    # The box's grid decides where the vials go: it must be what the trail says.
+    bindings.require_agreement(session, [("storage", box.path)])
     places = placement.positions(session, box, start, count, "into")
     consent.require_in_force_for_culture(session, zone, parent, "culture freeze")
     CULTURE.check("freeze", code=parent.code, status=parent.status)
@@ -207,6 +209,11 @@ def freeze(
     source = passages[-1]
     after("at", frozen_at, source.harvested_at, f"the harvest of {source.code}", zone)
     children, frozen = cultures.harvest_shares(session, source)
+    # What the harvest already gave decides what is left of it.
+    given = [("culture", child.code) for child in children]
+    given += [(ENTITY, vial.code) for vial in frozen]
+    if given:
+        bindings.require_agreement(session, given)
     left = lineage.left_to_split(
         source.harvested,
         source.seeded,

@@ -36,6 +36,7 @@ from lims.timeutil import (
     local_day_end,
     not_in_future,
     parse_date_start,
+    show_time,
     utcnow,
 )
 from lims.uow import UnitOfWork
@@ -239,14 +240,20 @@ def calibrate(
         rules.local_day(calibrated_at, zone), due_typed, piece.calibration_interval_days
     )
     failed = result == rules.FAIL
+    if not failed:
+        _require_covering(session, zone, piece, calibrated_at, due_on)
     last_pass = next((c for c in reversed(earlier) if c.result == rules.PASS), None)
     uses: list[EquipmentUse] = []
     if failed:
         uses = equipment_use.uses_of(
             session, piece, since=None if last_pass is None else last_pass.calibrated_at
         )
-        if uses:
-            _require_agreement(session, [(use.entity_type, use.entity_id) for use in uses])
+        # The steps the trail says used it too: a use row deleted by hand must not keep its
+        # step out of review.
+        stated = equipment_use.stated_users(session, piece)
+        steps = stated | {(use.entity_type, use.entity_id) for use in uses}
+        if steps:
+            _require_agreement(session, sorted(steps))
     assert piece.id is not None
     calibration = Calibration(
         equipment_id=piece.id,
@@ -288,6 +295,23 @@ def calibrate(
         uses_since_last_pass=equipment_use.views(session, uses),
         deviations=opened,
     )
+
+
+def _require_covering(
+    session: Session, zone: tzinfo, piece: Equipment, calibrated_at: datetime, due_on: date
+) -> None:
+    """A passing calibration dated before steps already recorded becomes the one they were
+    used under: it must cover them (a failed one opens deviations on them instead)."""
+    due_at = local_day_end(due_on, zone)
+    for use in equipment_use.uses_of(session, piece, since=calibrated_at):
+        if use.used_at >= due_at:
+            raise RuleViolation(
+                f"{equipment_use.piece_rules(piece).label}: a calibration on "
+                f"{rules.local_day(calibrated_at, zone)} due {due_on} would put the "
+                f"{use.action} of {use.entity_type} {use.entity_id} dated "
+                f"{show_time(use.used_at, zone)} out of calibration, after it was recorded "
+                "within one; give a due date that covers it"
+            )
 
 
 def _require_agreement(session: Session, subjects: Sequence[audit.Subject]) -> None:

@@ -19,6 +19,7 @@ a lot's steps took.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -37,6 +38,7 @@ from lims.domain.states import EQUIPMENT, VIAL
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
     Aspirate,
+    AuditEntry,
     BankVial,
     Calibration,
     CellCount,
@@ -50,7 +52,7 @@ from lims.models import (
     Vial,
 )
 from lims.services import lookup
-from lims.timeutil import json_time, utcnow
+from lims.timeutil import audit_timestamp, json_time, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.views import from_record
 from lims.views.equipment import CalibrationView, EquipmentUseView
@@ -112,12 +114,49 @@ def _calibration_at(
     return rules.in_force(calibrations, at)
 
 
+# The entries that change a piece's status: its status at a time is the one the first of
+# them after that time left (lims.services.transitions states it as "old").
+STATUS_CHANGES = tuple(
+    EQUIPMENT.audit_action(action) for action in ("take_out_of_service", "return", "retire")
+)
+
+
+def _status_at(session: Session, piece: Equipment, at: datetime) -> str:
+    """The piece's status at `at`: a step dated in the past is judged by it too."""
+    left = session.exec(
+        select(AuditEntry.old_value)
+        .where(
+            col(AuditEntry.entity_type) == "equipment",
+            col(AuditEntry.entity_id) == piece.code,
+            col(AuditEntry.action).in_(STATUS_CHANGES),
+            col(AuditEntry.at) > audit_timestamp(at),
+        )
+        .order_by(col(AuditEntry.seq))
+    ).first()
+    return piece.status if left is None else str(json.loads(left)["status"])
+
+
 def _require_usable(
     session: Session, zone: tzinfo, piece: Equipment, at: datetime, step: str
 ) -> Calibration | None:
-    """The piece as it stands (in service) and its calibration at `at`, for `step` (words:
-    "passage log"): the calibration it is used under."""
+    """The piece as it stands (in service), in service at `at` too, and its calibration at
+    `at`, for `step` (words: "passage log"): the calibration it is used under."""
     EQUIPMENT.check("use", code=piece.code, status=piece.status)
+    return _in_service_then(session, zone, piece, at, step)
+
+
+def _in_service_then(
+    session: Session, zone: tzinfo, piece: Equipment, at: datetime, step: str
+) -> Calibration | None:
+    """The piece's calibration at `at`, refused unless it was in service then too."""
+    then = _status_at(session, piece, at)
+    try:
+        EQUIPMENT.check("use", code=piece.code, status=then)
+    except RuleViolation:
+        raise RuleViolation(
+            f"{piece_rules(piece).label} was {then.replace('_', ' ')} at the {step} dated "
+            f"{show_time(at, zone)}: no step may use it while it is out of service"
+        ) from None
     return _calibration_at(session, zone, piece, at, step)
 
 
@@ -137,6 +176,11 @@ def _require_kinds(session: Session, settings: Settings, step: str, named: Colle
     required = settings.equipment.required.get(step, [])
     if not required:
         return
+    # Which kinds are required follows from every piece's kind and status: a piece retired
+    # or made another kind by hand must not excuse the step.
+    register = session.exec(select(Equipment).order_by(col(Equipment.code))).all()
+    if register:
+        _require_agreement(session, register)
     held = session.exec(
         select(Equipment.code, Equipment.kind)
         .where(col(Equipment.kind).in_(required), col(Equipment.status).not_in(GONE))
@@ -282,8 +326,8 @@ def record(
 
 def move(uow: UnitOfWork, subject: Subject, at: datetime, *, step: str, by: str) -> None:
     """A step moved in time (a passage's harvest corrected): each piece it used must have
-    been within calibration at the new time (a piece taken out of service since does not
-    make the step wrong), and its uses say so, with the calibration then."""
+    been in service and within calibration at the new time (a piece taken out of service
+    since does not make the step wrong), and its uses say so, with the calibration then."""
     session, zone = uow.session, uow.settings.tz
     entity_type, entity_id = subject
     uses = session.exec(
@@ -301,7 +345,7 @@ def move(uow: UnitOfWork, subject: Subject, at: datetime, *, step: str, by: str)
     for use in uses:
         piece = pieces[use.id]
         assert piece is not None
-        calibration = _calibration_at(session, zone, piece, at, rules.EQUIPMENT_STEPS[step])
+        calibration = _in_service_then(session, zone, piece, at, rules.EQUIPMENT_STEPS[step])
         use.used_at = at
         use.calibration_id = None if calibration is None else calibration.id
         session.add(use)
@@ -412,6 +456,20 @@ def _recorders(
             who[("count", code)] = imported_by
             taken[code] = used_by
     return who, taken
+
+
+def stated_users(session: Session, piece: Equipment) -> set[Subject]:
+    """The records whose trail states they used the piece (an `equipment.use` entry each)."""
+    entries = session.exec(
+        select(AuditEntry.entity_type, AuditEntry.entity_id, AuditEntry.new_value).where(
+            col(AuditEntry.action) == ACTION
+        )
+    ).all()
+    return {
+        (entity_type, entity_id)
+        for entity_type, entity_id, new in entries
+        if new is not None and json.loads(new).get(FIELD) == piece.code
+    }
 
 
 def uses_of(

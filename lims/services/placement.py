@@ -16,12 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from lims.domain import storage
+from lims.domain.states import BANK_VIAL, RETAINED_SAMPLE
 from lims.domain.storage import Position
 from lims.errors import BadInput
 from lims.models import BankVial, RetainedSample, StorageLocation, StoragePosition
+from lims.services import bindings
 
 Stored = BankVial | RetainedSample
 
@@ -53,9 +56,36 @@ def positions(
     one free), or the first free ones when no start is given."""
     rows, columns = require_box(location, field)
     first = None if start is None else storage.position(start, rows, columns, field)
+    _require_occupancy_agrees(session, location)
     return storage.positions_for(
         count, rows, columns, occupied(session, location), start=first, box=location.path
     )
+
+
+def _require_occupancy_agrees(session: Session, location: StorageLocation) -> None:
+    """Which positions of the box are free is read from its rows: those of the items in it,
+    and of any item still stored with no row at all, must be what the trail says."""
+    subjects: list[tuple[str, str]] = []
+    for model, column, lifecycle in (
+        (BankVial, StoragePosition.bank_vial_id, BANK_VIAL),
+        (RetainedSample, StoragePosition.retained_sample_id, RETAINED_SAMPLE),
+    ):
+        held = session.exec(
+            select(model.code)
+            .outerjoin(StoragePosition, col(column) == col(model.id))
+            .where(
+                or_(
+                    col(StoragePosition.location_id) == location.id,
+                    and_(
+                        col(StoragePosition.id).is_(None),
+                        col(model.status).in_(lifecycle.action("move").sources),
+                    ),
+                )
+            )
+        ).all()
+        subjects += [(lifecycle.entity_type, code) for code in held]
+    if subjects:
+        bindings.require_agreement(session, subjects)
 
 
 def _item_column(item: Stored) -> tuple[str, int]:

@@ -408,6 +408,26 @@ def test_a_vial_changed_by_hand_is_reported_and_refused(
         banked.run(bank.discard, bank_vial=_vial(banked, 1), reason="x")
 
 
+@pytest.mark.parametrize(
+    ("statement", "cells", "into"),
+    [
+        # The harvest would seem to have more cells left...
+        ("UPDATE bank_vials SET cells = 1", 5_000_000, f"{BOX}:C1"),
+        # ...or the box more positions.
+        (f"UPDATE storage_locations SET grid_rows = 26 WHERE path = '{BOX}'", 1, f"{BOX}:Z1"),
+    ],
+)
+def test_a_freeze_is_refused_while_what_it_relies_on_was_changed_by_hand(
+    banked: Quality, statement: str, cells: int, into: str
+) -> None:
+    _freeze(banked, vials=2)  # 10^7 of the 1.2x10^7 cells left
+    banked.sql(statement)
+    before = banked.lab.audit_count()
+    with pytest.raises(RuleViolation, match="disagrees with the audit trail"):
+        _freeze(banked, vials=1, cells_per_vial=cells, into=into)
+    assert banked.lab.audit_count() == before
+
+
 def test_a_thawed_vial_and_its_child_are_bound(banked: Quality) -> None:
     _freeze(banked)
     child = _thaw(banked, _vial(banked, 1)).summary.culture_id

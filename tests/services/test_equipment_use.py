@@ -16,6 +16,7 @@ import pytest
 
 from lims.errors import BadInput, NotFound, RuleViolation
 from lims.services import bindings, cultures, equipment, equipment_use, lookup, lots, qc, vials
+from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.bench import NO_REAGENTS, Bench, day
 from tests.support.counts import imported
@@ -104,6 +105,63 @@ def test_out_of_service_retired_failed_and_uncalibrated_pieces_are_refused_in_th
     with pytest.raises(BadInput, match="INC-01 is named twice"):
         bench.passage(growing, day(14), equipment=["INC-01", "inc-01"])
     assert _passages(bench, growing) == 0
+
+
+def test_a_step_dated_while_a_piece_was_out_of_service_is_refused_after_its_return(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-02", "incubator")
+    bench.passage(growing, day(14), equipment=["INC-02"])  # in service then
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm")
+    during = utcnow()
+    change(lab, equipment.return_to_service, "INC-02")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.passage(growing, during, equipment=["INC-02"])
+    assert _passages(bench, growing) == 1
+    bench.passage(growing, utcnow(), equipment=["INC-02"])  # back in service since
+
+
+def test_a_calibration_dated_before_a_step_must_cover_it(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-01", "incubator", calibration_interval_days=365)
+    calibrate(lab, "INC-01", day(1), local_day(day(60), lab))
+    passage = bench.passage(growing, day(14), equipment=["INC-01"])
+    with pytest.raises(RuleViolation) as refused:
+        calibrate(lab, "INC-01", day(10), local_day(day(11), lab))
+    assert f"would put the passage.log of passage {passage.passage_id} dated" in str(refused.value)
+    assert len(bench.read(equipment.show_equipment, equipment="INC-01").calibrations) == 1
+    calibrate(lab, "INC-01", day(10), local_day(day(14), lab))  # the due date is inclusive
+    assert calibrate(lab, "INC-01", day(12), result="fail").deviations  # reviewed, not refused
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE equipment SET status = 'retired'",
+        "UPDATE equipment SET kind = 'other'",
+    ],
+)
+def test_a_required_kind_hidden_by_hand_refuses_the_step(
+    bench: Bench, lab: Lab, growing: str, statement: str
+) -> None:
+    add(lab, "BSC-01", "biosafety_cabinet")
+    bench.sql(statement)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}equipment "):
+        bench.passage(growing, day(14))
+    assert _passages(bench, growing) == 0
+
+
+def test_a_failed_calibration_is_refused_while_a_use_was_deleted_by_hand(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-01", "incubator", calibration_interval_days=365)
+    calibrate(lab, "INC-01", day(1), local_day(day(60), lab))
+    bench.passage(growing, day(14), equipment=["INC-01"])
+    bench.sql("DELETE FROM equipment_uses")  # else the failure would open no deviation
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}equipment_uses "):
+        calibrate(lab, "INC-01", day(15), result="fail")
+    assert len(bench.read(equipment.show_equipment, equipment="INC-01").calibrations) == 1
 
 
 def test_a_step_must_name_each_required_kind_the_register_holds(
@@ -250,6 +308,23 @@ def test_a_passage_moved_in_time_is_checked_and_its_uses_follow(
     assert use.calibration == second.calibration
     assert use.calibration != first
     assert _disagreement(bench) is None
+
+
+def test_a_passage_moved_into_a_time_its_piece_was_out_of_service_is_refused(
+    bench: Bench, lab: Lab, growing: str
+) -> None:
+    add(lab, "INC-02", "incubator")
+    code = bench.passage(growing, day(14), equipment=["INC-02"]).passage_id
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm")
+    during = utcnow()
+    change(lab, equipment.return_to_service, "INC-02")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.run(cultures.correct_passage, passage=code, reason="clock", at=during)
+    bench.run(equipment.take_out_of_service, equipment="INC-02", reason="CO2 alarm again")
+    with pytest.raises(RuleViolation, match="incubator INC-02 was out of service at the passage"):
+        bench.run(cultures.correct_passage, passage=code, reason="clock", at=utcnow())
+    [use] = bench.read(equipment.show_equipment, equipment="INC-02").uses
+    assert use.used_at == day(14)
 
 
 def calibrate_incubator(lab: Lab, at: Any, due: Any) -> Any:

@@ -419,6 +419,22 @@ def test_a_hand_edit_is_reported_and_refused_by_the_commands_relying_on_it(
     assert kept.lab.audit_count() == before
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM storage_positions",
+        "UPDATE storage_positions SET grid_row = 2",
+    ],
+)
+def test_a_position_freed_by_hand_is_not_filled_again(kept: Quality, statement: str):
+    _retain(kept, 1, into=f"{BOX}:A1")
+    kept.sql(statement)
+    before = kept.lab.audit_count()
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}retained_samples "):
+        freeze(kept.lab, kept.culture_id, 1, f"{BOX}:A1")
+    assert kept.lab.audit_count() == before
+
+
 def test_a_location_added_by_hand_is_not_on_record(kept: Quality):
     kept.sql(
         "INSERT INTO storage_locations (path, kind, added_at, added_by) "
