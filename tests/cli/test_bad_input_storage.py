@@ -151,7 +151,9 @@ def chain_id(*kinds: type[LotId] | type[BankVialId] | type[RetainedSampleId]) ->
 
 
 REASON = Kind(
-    lambda kept, text: _valid_text(text, LONG_TEXT_MAX),
+    # A reason may run over lines (lims.validation.free_text, multiline): tabs and line feeds
+    # are text in it, not junk.
+    lambda kept, text: _valid_text(text.replace("\n", " ").replace("\t", " "), LONG_TEXT_MAX),
     lambda kept: JUNK,
     pinned=("", " ", "\t", "line\x07bell", "a" * (LONG_TEXT_MAX + 1)),
 )
