@@ -411,6 +411,48 @@ COMMAND_RULES: dict[str, Rule] = {
     "lot recall": Rule(("{lot}", "--reason", "bad", "--password-stdin"), "sign", stdin=SIGNED),
     "lot complete": Rule(("{lot}", "--password-stdin"), "sign", stdin=SIGNED),
     "qc record": Rule(("{lot}", "karyotype", "normal"), "record_bench_work"),
+    "equipment add": Rule(
+        ("INC-09", "--kind", "incubator", "--name", "CO2 incubator"), "keep_registers"
+    ),
+    "equipment calibrate": Rule(
+        ("INC-09", "--at", "2026-01-05", "--due", "2026-12-31"), "keep_registers"
+    ),
+    "equipment out-of-service": Rule(("INC-09", "--reason", "CO2 alarm"), "take_out_of_service"),
+    "equipment return": Rule(("INC-09", "--reason", "sensor replaced"), "keep_registers"),
+    "equipment retire": Rule(("INC-09", "--reason", "replaced"), "keep_registers"),
+    "equipment list": Rule(permission="read_records"),
+    "equipment show": Rule(("INC-09",), "read_records"),
+    "storage add": Rule(("LN2-9", "--kind", "tank"), "keep_registers"),
+    "storage show": Rule(("LN2-9",), "read_records"),
+    "storage list": Rule(permission="read_records"),
+    "storage find": Rule((PATIENT,), "read_records"),
+    "storage move": Rule(
+        ("{culture}-B01", "LN2-9/box-1:A1", "--reason", "reorganised"), "record_bench_work"
+    ),
+    "culture freeze": Rule(
+        ("{culture}", "--cells-per-vial", "1e6", "--vials", "1", "--into", "LN2-9/box-1"),
+        "record_bench_work",
+    ),
+    "bank list": Rule(permission="read_records"),
+    "bank show": Rule(("{culture}-B01",), "read_records"),
+    "bank thaw": Rule(
+        (
+            "{culture}-B01",
+            "--viability",
+            "90",
+            "--seeded",
+            "1e6",
+            "--vessels",
+            "1",
+            "--area-cm2",
+            "175",
+        ),
+        "record_bench_work",
+    ),
+    "bank discard": Rule(("{culture}-B01", "--reason", "cracked"), "record_bench_work"),
+    "sample retain": Rule(("{lot}", "--count", "1", "--into", "LN2-9/box-1"), "record_bench_work"),
+    "sample remove": Rule(("{lot}-R01", "--reason", "retest"), "record_bench_work"),
+    "sample list": Rule(("{lot}",), "read_records"),
     "qc show": Rule(("{lot}",), "read_records"),
     "deviation open": Rule(("--lot", "{lot}", "--description", "spill"), "record_bench_work"),
     "deviation list": Rule(permission="read_records"),
