@@ -19,6 +19,7 @@ from lims.cli.options import ReasonOption, service_options
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, print_columns
 from lims.domain.equipment import CALIBRATION_RESULTS, EQUIPMENT_KINDS
+from lims.domain.states import EQUIPMENT
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -63,7 +64,7 @@ def state_shown(summary: EquipmentSummary) -> Any:
 
 def _status(summary: EquipmentSummary) -> Any:
     shown = summary.status.replace("_", " ")
-    return alarm(shown) if summary.status == "out_of_service" else shown
+    return alarm(shown) if EQUIPMENT.alarming(summary.status) else shown
 
 
 def calibrated_shown(calibration: CalibrationView | None, zone: tzinfo) -> str | None:
