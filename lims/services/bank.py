@@ -416,16 +416,7 @@ def thaw(
         stated_at=started,
     )
     assert child.id is not None
-    reagent_rules.record_uses(session, lots, child.id, None)
-    equipment_use.record(
-        session,
-        used,
-        action="culture.thaw",
-        subject=("culture", child.code),
-        culture=child,
-        lot=None,
-        by=actor.username,
-    )
+    cultures.record_materials(session, lots, used, "culture.thaw", child, by=actor.username)
     placement.vacate(session, vial)
     vial.thawed_into_id, vial.thaw_viability = child.id, thaw_viability
     vial.ended_at, vial.ended_by = started, actor.username

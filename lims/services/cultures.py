@@ -32,6 +32,7 @@ from lims.models import (
     Lot,
     Passage,
     Patient,
+    ReagentLot,
 )
 from lims.services import (
     consent,
@@ -500,17 +501,7 @@ def start_culture(
         late_reason=late,
         stated_at=started,
     )
-    assert culture.id is not None
-    reagent_rules.record_uses(session, lots, culture.id, None)
-    equipment_use.record(
-        session,
-        used,
-        action="culture.start",
-        subject=("culture", culture.code),
-        culture=culture,
-        lot=None,
-        by=actor.username,
-    )
+    record_materials(session, lots, used, "culture.start", culture, by=actor.username)
     return culture_detail(session, culture)
 
 
@@ -629,18 +620,28 @@ def split_culture(
         late_reason=late,
         stated_at=started,
     )
-    assert child.id is not None
-    reagent_rules.record_uses(session, lots, child.id, None)
-    equipment_use.record(
-        session,
-        used,
-        action="culture.split",
-        subject=("culture", child.code),
-        culture=child,
-        lot=None,
-        by=actor.username,
-    )
+    record_materials(session, lots, used, "culture.split", child, by=actor.username)
     return culture_detail(session, child)
+
+
+def record_materials(
+    session: Session,
+    lots: Sequence[ReagentLot],
+    used: equipment_use.Named,
+    action: str,
+    culture: Culture,
+    passage: Passage | None = None,
+    *,
+    by: str,
+) -> None:
+    """The reagent lots and equipment that step `action` on `culture` (at `passage`, when it
+    made one) used, kept in the step's transaction once its record is saved."""
+    assert culture.id is not None
+    reagent_rules.record_uses(session, lots, culture.id, None if passage is None else passage.id)
+    subject = ("culture", culture.code) if passage is None else ("passage", passage.code)
+    equipment_use.record(
+        session, used, action=action, subject=subject, culture=culture, lot=None, by=by
+    )
 
 
 def log_passage(
@@ -737,17 +738,7 @@ def log_passage(
         late_reason=late,
         stated_at=harvested_at,
     )
-    assert passage.id is not None
-    reagent_rules.record_uses(session, lots, parent.id, passage.id)
-    equipment_use.record(
-        session,
-        used,
-        action="passage.log",
-        subject=("passage", passage.code),
-        culture=parent,
-        lot=None,
-        by=actor.username,
-    )
+    record_materials(session, lots, used, "passage.log", parent, passage, by=actor.username)
     flags = _open_flags(session, settings, actor, parent, passage, known=set())
     for reasons in unusual.values():
         assert confirmed is not None
