@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -72,6 +73,8 @@ SITE_SECTIONS = (
     "administration",
     "counts",
     "equipment",
+    "vehicle",
+    "sites",
     "release",
 )
 
@@ -186,6 +189,8 @@ class AspirateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_volume_ml: PositiveNumber = 100.0
+    # CSF, collected to suspend the product in, comes in millilitres, not a marrow harvest.
+    csf_max_volume_ml: PositiveNumber = 30.0
     min_temperature_c: Temperature = 2.0
     max_temperature_c: Temperature = 30.0
     max_transit_hours: Annotated[
@@ -343,6 +348,30 @@ class EquipmentSettings(BaseModel):
         return self
 
 
+class VehicleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Oldest the patient's CSF may be when the cells are suspended in it.
+    max_age_hours: Annotated[
+        float, BeforeValidator(_not_a_boolean), Field(gt=0, le=24 * 30, allow_inf_nan=False)
+    ] = 24.0
+    # Whether a lot may be suspended in a typed vehicle (saline) instead of a CSF donation.
+    allow_non_autologous: bool = False
+
+
+SITE_CODE_MAX = 16  # lims.models.SITE_CODE_MAX
+
+
+class ShippingSite(BaseModel):
+    """Where vials may be shipped: an operating theatre, another hospital."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]*$", max_length=SITE_CODE_MAX)]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    address: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 class SiteSettings(BaseModel):
     """The site's settings besides its specification: what one site_settings record holds."""
 
@@ -359,6 +388,16 @@ class SiteSettings(BaseModel):
     administration: AdministrationSettings = AdministrationSettings()
     counts: CountSettings = CountSettings()
     equipment: EquipmentSettings = EquipmentSettings()
+    vehicle: VehicleSettings = VehicleSettings()
+    sites: list[ShippingSite] = []
+
+    @field_validator("sites")
+    @classmethod
+    def _distinct_sites(cls, sites: list[ShippingSite]) -> list[ShippingSite]:
+        codes = [site.code for site in sites]
+        if len(set(codes)) != len(codes):
+            raise ValueError("sites must not repeat a code")
+        return sites
 
 
 def _default_home() -> Path:

@@ -38,6 +38,7 @@ from lims.domain.states import (
     LotState,
     OOSOutcome,
     RetainedSampleState,
+    ShipmentState,
     VialState,
 )
 from lims.domain.storage import BOX_COLUMNS_MAX, BOX_ROWS_MAX, PATH_MAX, STORAGE_KINDS
@@ -311,8 +312,12 @@ class Patient(Record, table=True):
     withdraw_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+MARROW, CSF = "bone_marrow", "csf"
+MATERIALS = (MARROW, CSF)
+
+
 class Aspirate(Record, table=True):
-    """A bone-marrow aspirate as received, identified by its ISBT 128 DIN."""
+    """A donation as received, bone marrow or CSF, identified by its ISBT 128 DIN."""
 
     __tablename__ = "aspirates"
     __table_args__ = (
@@ -320,10 +325,17 @@ class Aspirate(Record, table=True):
         CheckConstraint("sequence BETWEEN 1 AND 999999", name="sequence"),
         CheckConstraint("volume_ml > 0", name="volume_ml"),
         CheckConstraint("received_at > collected_at", name="received_after_collected"),
+        CheckConstraint(_in("material", MATERIALS), name="material"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     din: str = Field(sa_column=Column(String(13), nullable=False, unique=True))
+    # What was collected: bone marrow to expand, or CSF to suspend the product in (the
+    # vehicle), each a donation of the patient with a DIN of its own.
+    material: str = Field(
+        default=MARROW,
+        sa_column=Column(String(16), nullable=False, server_default=MARROW),
+    )
     din_check: str = Field(sa_column=Column(String(1), nullable=False))
     fin: str = Field(sa_column=Column(String(5), nullable=False))
     year: int = _whole()
@@ -581,6 +593,11 @@ class Lot(Record, table=True):
         ),
         CheckConstraint("viability BETWEEN 0 AND 100 AND volume_ml > 0", name="measures"),
         CheckConstraint("expires_at > formulated_at", name="expiry"),
+        CheckConstraint(
+            "(vehicle_aspirate_id IS NULL) = (vehicle_ml IS NULL) "
+            "AND (vehicle_ml IS NULL OR vehicle_ml > 0)",
+            name="vehicle",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -598,6 +615,9 @@ class Lot(Record, table=True):
     cells_per_vial: int = _count()
     volume_ml: float = _number()
     vehicle: str = _text(SHORT_TEXT_MAX)
+    # The patient's own CSF the cells are suspended in, and how much of it was drawn.
+    vehicle_aspirate_id: int | None = _reference("aspirates.id", nullable=True)
+    vehicle_ml: float | None = _number(nullable=True)
     final_passage: int = _whole()
     # The release specification version in force at formulation: the lot is judged by it.
     spec_version: int = Field(
@@ -999,3 +1019,70 @@ class StoragePosition(Record, table=True):
     )
     placed_at: datetime = _time()
     placed_by: str = _username_column()
+
+
+SHIPMENT_STATES = tuple(state.value for state in ShipmentState)
+SITE_CODE_MAX = 16
+
+
+class Shipment(Record, table=True):
+    """Released vials sent to another site (21 CFR 1271.265(b)-(c), 1271.290(b)): packed,
+    dispatched with a courier, received with every vial scanned. Its id, SHP-000001, is
+    its number (lims.domain.ids.ShipmentId), as a count's is."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (CheckConstraint(_in("status", SHIPMENT_STATES), name="status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The consignee as the site setting `sites` named it when the shipment was made.
+    site_code: str = _text(SITE_CODE_MAX)
+    site_name: str = _text(SHORT_TEXT_MAX)
+    site_address: str = Field(sa_column=Column(Text, nullable=False))
+    courier: str = _text(SHORT_TEXT_MAX)
+    logger: str | None = _text(SHORT_TEXT_MAX, nullable=True)  # the temperature logger's id
+    status: str = _status(ShipmentState.OPEN)
+    created_at: datetime = _time()
+    created_by: str = _username_column()
+    dispatched_at: datetime | None = _time(nullable=True)
+    dispatched_by: str | None = _text(USERNAME_MAX, nullable=True)
+    received_at: datetime | None = _time(nullable=True)
+    received_by: str | None = _text(USERNAME_MAX, nullable=True)
+    temperature_ok: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    ended_at: datetime | None = _time(nullable=True)  # lost or cancelled
+    ended_by: str | None = _text(USERNAME_MAX, nullable=True)
+    end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    recorded_at: datetime = _time()
+
+
+class ShipmentVial(Record, table=True):
+    """A vial packed in a shipment (its scan matched), and when it was taken out again."""
+
+    __tablename__ = "shipment_vials"
+    __table_args__ = (UniqueConstraint("shipment_id", "vial_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = _reference("shipments.id")
+    vial_id: int = _reference("vials.id")
+    added_at: datetime = _time()
+    added_by: str = _username_column()
+    removed_at: datetime | None = _time(nullable=True)
+    removed_by: str | None = _text(USERNAME_MAX, nullable=True)
+    remove_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LoggerFile(Record, table=True):
+    """A shipment's temperature logger export as received: its bytes and their SHA-256,
+    kept like a cell counter's file."""
+
+    __tablename__ = "logger_files"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("shipments.id"), nullable=False, unique=True)
+    )
+    file_name: str = _text(COUNT_FILE_NAME_MAX)
+    sha256: str = Field(sa_column=Column(String(HASH_HEX_LENGTH), nullable=False, unique=True))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size_bytes: int = _whole()
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()

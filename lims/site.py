@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 from sqlmodel import Session, col, select
 
 from lims import audit
@@ -46,7 +47,7 @@ def canonical(value: Any) -> str:
 def site_values(settings: Settings | SiteSettings) -> dict[str, Any]:
     """The site's settings besides its specification, as a site_settings record holds them."""
     return {
-        section: getattr(settings, section).model_dump(mode="json")
+        section: to_jsonable_python(getattr(settings, section))
         for section in SITE_SECTIONS
         if section != "release"
     }

@@ -487,6 +487,29 @@ class CountId(ChainId):
         return cls(int(match["count"]))
 
 
+# --- shipments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentId(ChainId):
+    """Released vials sent to another site, numbered by the database: SHP-000123. Not of a
+    donation: a shipment may carry vials of several lots."""
+
+    kind = "shipment"
+    example = "SHP-000123"
+    pattern = re.compile(r"SHP-(?P<shipment>[0-9]{6,10})")
+
+    number: int
+
+    @property
+    def code(self) -> str:
+        return f"SHP-{self.number:06d}"
+
+    @classmethod
+    def _from(cls, match: re.Match[str]) -> Self:
+        return cls(int(match["shipment"]))
+
+
 # --- equipment ------------------------------------------------------------------------------
 
 EQUIPMENT_ID_MAX = 32

@@ -45,6 +45,19 @@ class VialState(StrEnum):
     ADMINISTERED = "administered"
     DESTROYED = "destroyed"
     RECALLED = "recalled"
+    SHIPPED = "shipped"  # on its way in a dispatched shipment
+    RECEIVED = "received"  # at the site its shipment went to
+    LOST = "lost"  # with a shipment reported lost
+
+
+class ShipmentState(StrEnum):
+    """Released vials on their way to another site: packed, sent, and received or lost."""
+
+    OPEN = "open"  # vials are being added
+    DISPATCHED = "dispatched"
+    RECEIVED = "received"
+    LOST = "lost"
+    CANCELLED = "cancelled"  # never sent: its vials stay in the lab
 
 
 class EquipmentState(StrEnum):
@@ -445,26 +458,40 @@ VIAL = _lifecycle(
     [
         State(V.QUARANTINE, can_expire=True, alarm=True),
         State(V.RELEASED, can_expire=True),
+        State(V.SHIPPED, can_expire=True),
+        State(V.RECEIVED, can_expire=True),
         State(V.ISSUED),
         State(V.ADMINISTERED, locked=True),
         State(V.DESTROYED, locked=True, alarm=True),
         State(V.RECALLED, alarm=True),
+        State(V.LOST, locked=True, alarm=True),
     ],
     [
         Action("release", _from(V.QUARANTINE), target=V.RELEASED),
-        _next_step_to_the_patient("issue", V.RELEASED, V.ISSUED),
+        # In transit a vial can only arrive or be lost: nothing else may happen to it.
+        _next_step_to_the_patient("ship", V.RELEASED, V.SHIPPED),
+        _next_step_to_the_patient("receive", V.SHIPPED, V.RECEIVED),
+        _next_step_to_the_patient("lose", V.SHIPPED, V.LOST),
+        Action(
+            "issue",
+            _from(V.RELEASED, V.RECEIVED),
+            target=V.ISSUED,
+            audit_action="vial.issued",
+            refusal="{kind} {code} is {status}, not released or received",
+        ),
         _next_step_to_the_patient("administer", V.ISSUED, V.ADMINISTERED),
-        # With its lot: every vial not yet given to a patient; it can then only be destroyed.
-        Action("recall", _from(V.QUARANTINE, V.RELEASED, V.ISSUED), target=V.RECALLED),
+        # With its lot: every vial not yet given to a patient and not in transit (one in
+        # transit is recalled on receipt); it can then only be destroyed.
+        Action("recall", _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED), target=V.RECALLED),
         Action(
             "destroy",
-            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.RECALLED),
+            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.RECALLED),
             target=V.DESTROYED,
             refusal="{kind} {code} is {status}; it can no longer be destroyed",
         ),
         Action(
             "label",
-            _from(V.QUARANTINE, V.RELEASED, V.ISSUED, V.ADMINISTERED, V.RECALLED),
+            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.ADMINISTERED, V.RECALLED),
             refusal="{kind} {code} is {status}: it gets no label",
         ),
     ],
@@ -569,7 +596,58 @@ RETAINED_SAMPLE = _lifecycle(
     ],
 )
 
+S = ShipmentState
+
+SHIPMENT = _lifecycle(
+    "shipment",
+    [
+        State(S.OPEN, pending=True),
+        State(S.DISPATCHED, pending=True),
+        State(S.RECEIVED, locked=True),
+        State(S.LOST, locked=True, alarm=True),
+        State(S.CANCELLED, locked=True),
+    ],
+    [
+        Action(
+            "add",
+            _from(S.OPEN),
+            refusal="{kind} {code} is {status}; vials are added only before it is dispatched",
+        ),
+        Action(
+            "remove",
+            _from(S.OPEN),
+            refusal="{kind} {code} is {status}; vials are taken out only before it is dispatched",
+        ),
+        Action(
+            "dispatch",
+            _from(S.OPEN),
+            target=S.DISPATCHED,
+            refusal="{kind} {code} is {status}; only an open shipment can be dispatched",
+        ),
+        Action(
+            "receive",
+            _from(S.DISPATCHED),
+            target=S.RECEIVED,
+            refusal="{kind} {code} is {status}; only a dispatched shipment can be received",
+        ),
+        Action(
+            "lose",
+            _from(S.DISPATCHED),
+            target=S.LOST,
+            audit_action="shipment.lost",
+            refusal="{kind} {code} is {status}; only a dispatched shipment can be lost",
+        ),
+        Action(
+            "cancel",
+            _from(S.OPEN),
+            target=S.CANCELLED,
+            refusal="{kind} {code} is {status}; only a shipment not yet dispatched can be "
+            "cancelled",
+        ),
+    ],
+)
+
 LIFECYCLES = {
     table.kind: table
-    for table in (CULTURE, LOT, VIAL, DEVIATION, EQUIPMENT, BANK_VIAL, RETAINED_SAMPLE)
+    for table in (CULTURE, LOT, VIAL, DEVIATION, EQUIPMENT, BANK_VIAL, RETAINED_SAMPLE, SHIPMENT)
 }

@@ -85,6 +85,11 @@ def documented_keys(text: str) -> set[str]:
     keys = set()
     section = ""
     for line in text.splitlines():
+        listed = re.match(r"\s*#?\s*\[\[(\w+)\]\]\s*$", line)  # [[sites]]: a list of tables
+        if listed:
+            section = listed.group(1) + "."
+            keys.add(listed.group(1))
+            continue
         header = re.match(r"\s*\[([\w.]+)\]\s*$", line)
         if header:
             section = header.group(1) + "."
