@@ -411,14 +411,6 @@ _LABELLED_PATIENT_CODE = re.compile(rf"[A-Z0-9*-]{{1,{PATIENT_CODE_MAX}}}")
 LABELLED_PATIENT_CODE_FORMS = "upper-case ASCII letters, digits, '-' and '*' (what a label carries)"
 # Characters read for one another on a label or a screen: letter O and zero, letter I and one.
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1"})
-_CHAIN_IDS: tuple[type[ChainId], ...] = (
-    CultureId,
-    PassageId,
-    LotId,
-    VialId,
-    BankVialId,
-    RetainedSampleId,
-)
 
 
 def patient_code(code: str, pattern: str, description: str, field: str) -> str:
@@ -446,8 +438,9 @@ def skeleton(code: str) -> str:
 
 
 def reads_as_lims_id(code: str) -> str | None:
-    """The kind of lims identifier (DIN, culture, passage, lot, vial) a code could be read
-    as, typed as lims forgives or with O and I read as digits; None when it reads as none."""
+    """The kind of lims identifier (DIN, culture, passage, lot, vial, bank vial, retained
+    sample, count, shipment) a code could be read as, typed as lims forgives or with O and I
+    read as digits; None when it reads as none."""
     for text in (code.upper(), skeleton(code)):
         compact = "".join(text.split())
         with_or_without_check = len(compact) in (DIN_LENGTH, DIN_LENGTH + 1)
@@ -508,6 +501,19 @@ class ShipmentId(ChainId):
     @classmethod
     def _from(cls, match: re.Match[str]) -> Self:
         return cls(int(match["shipment"]))
+
+
+# Every id lims writes but the DIN, as reads_as_lims_id tries them.
+_CHAIN_IDS: tuple[type[ChainId], ...] = (
+    CultureId,
+    PassageId,
+    LotId,
+    VialId,
+    BankVialId,
+    RetainedSampleId,
+    CountId,
+    ShipmentId,
+)
 
 
 # --- equipment ------------------------------------------------------------------------------
