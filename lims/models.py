@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from lims.domain.equipment import CALIBRATION_RESULTS, EQUIPMENT_KINDS
-from lims.domain.ids import PATIENT_CODE_MAX
+from lims.domain.ids import PATIENT_CODE_MAX, ShipmentId
 from lims.domain.states import (
     BankVialState,
     CultureState,
@@ -1052,6 +1052,12 @@ class Shipment(Record, table=True):
     ended_by: str | None = _text(USERNAME_MAX, nullable=True)
     end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     recorded_at: datetime = _time()
+
+    @property
+    def code(self) -> str:
+        """SHP-000001: as messages, the trail and labels name it."""
+        assert self.id is not None, "a shipment is numbered once saved"
+        return ShipmentId(self.id).code
 
 
 class ShipmentVial(Record, table=True):

@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "sample": ("lims.cli.samples:app", "Retained samples of a lot: retain, remove, list."),
     "label": ("lims.cli.labels:app", "Vial labels (PDF, PNG, SVG, ZPL): print."),
+    "trace": (
+        "lims.cli.trace:trace",
+        "Trace any id both ways: the patient's materials in one tree.",
+    ),
     "audit": ("lims.cli.audit:app", "The audit trail: log, verify."),
     "db": ("lims.cli.database:app", "The database: current, upgrade, backup, restore."),
     "site": ("lims.cli.site:site_app", "The site's settings, versioned records: show, set."),

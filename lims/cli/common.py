@@ -128,6 +128,11 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     _console().print(table)
 
 
+def print_rich(renderable: Any) -> None:
+    """Anything rich draws (a tree), on the console every table is printed on."""
+    _console().print(renderable)
+
+
 def alarm(text: str) -> Any:
     """Text shown in bold red: a flag the person at the bench must not miss."""
     from rich.text import Text

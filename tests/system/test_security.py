@@ -426,6 +426,7 @@ COMMAND_RULES: dict[str, Rule] = {
     "storage show": Rule(("LN2-9",), "read_records"),
     "storage list": Rule(permission="read_records"),
     "storage find": Rule((PATIENT,), "read_records"),
+    "trace": Rule((PATIENT,), "read_records"),
     "storage move": Rule(
         ("{culture}-B01", "LN2-9/box-1:A1", "--reason", "reorganised"), "record_bench_work"
     ),

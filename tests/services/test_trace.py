@@ -1,0 +1,188 @@
+"""`lims trace` through the service: from any id the same tree of the patient's materials,
+each node with its state, time and who; a node reached twice stands in full once.
+
+The lab is tests.support.quality.Quality (lot L1 of four vials for PT-0001 from culture
+C1), with two bank vials frozen from C1's second passage into a box, one of them thawed
+into a child culture.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from lims.errors import BadInput, NotFound, NotPermitted
+from lims.scenario import PATIENT_CODE
+from lims.services import bank, cultures, trace, vials
+from lims.timeutil import json_time
+from lims.views import to_json
+from tests.support.bench import day
+from tests.support.lab import Lab
+from tests.support.quality import LOT, Quality
+from tests.support.storage import BOX, add_box
+from tests.support.vials import give, vial_ids
+
+FROZEN_AT = day(20) + timedelta(hours=2)
+
+
+@pytest.fixture
+def traced(lab: Lab) -> Quality:
+    """L1 released and its first vial given; C1 split on day 21; two bank vials, B01 thawed."""
+
+    def build() -> Quality:
+        quality = Quality(lab)
+        add_box(lab)
+        culture = quality.culture_id
+        quality.run(
+            cultures.split_culture,
+            culture=culture,
+            seeded=2_000_000,
+            vessels=1,
+            area_cm2=175,
+            at=day(21),
+        )
+        quality.run(
+            bank.freeze,
+            culture=culture,
+            cells_per_vial=4_000_000,
+            vials=2,
+            into=f"{BOX}:A1",
+            at=FROZEN_AT,
+        )
+        quality.run(
+            bank.thaw,
+            bank_vial=f"{culture}-B01",
+            viability=92,
+            seeded=4_000_000,
+            vessels=1,
+            area_cm2=175,
+            at=day(27),
+        )
+        quality.record_passing()
+        quality.release()
+        lab.login("tom")
+        give(quality, vial_ids(quality.lot_id)[0], route="intraspinal")
+        return quality
+
+    return lab.built("traced", build)
+
+
+def _trace(quality: Quality, item: str) -> dict[str, Any]:
+    return to_json(quality.read(trace.trace, item=item))  # type: ignore[no-any-return]
+
+
+def _nodes(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every node standing in full, by id; a node found twice in full fails the test."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        if "ref" in node:
+            return
+        assert node["id"] not in found, f"{node['id']} stands in full twice"
+        found[node["id"]] = node
+        for child in node["children"]:
+            walk(child)
+
+    walk(tree)
+    return found
+
+
+def _children(node: dict[str, Any]) -> list[str]:
+    return [child.get("id") or f"ref {child['ref']}" for child in node["children"]]
+
+
+def test_every_id_of_the_chain_traces_the_same_tree(traced: Quality) -> None:
+    lot = traced.lot_id
+    din = lot.split("-")[0]
+    culture = traced.culture_id
+    ids = [
+        PATIENT_CODE,
+        din,
+        f"{din[:5]} {din[5:7]} {din[7:]}",  # a DIN as a label prints it
+        culture,
+        f"{culture}-P2",
+        f"{culture}-B02",
+        f"{culture[:-1]}{int(culture[-1]) + 2}",  # the culture thawed from B01
+        lot,
+        vial_ids(lot)[-1],
+        f"{lot}-V01".lower(),
+    ]
+    trees = {item: _trace(traced, item) for item in ids}
+    first = trees[PATIENT_CODE]
+    for item, tree in trees.items():
+        assert tree == first, f"the tree from {item} differs from the patient's"
+
+
+def test_the_tree_holds_each_record_with_its_state_time_and_who(traced: Quality) -> None:
+    tree = _trace(traced, PATIENT_CODE)
+    assert set(tree) == {"id", "kind", "state", "at", "by", "detail", "children"}
+    nodes = _nodes(tree)
+    lot, culture = traced.lot_id, traced.culture_id
+    din = lot.split("-")[0]
+    split, thawed = f"{culture[:-1]}2", f"{culture[:-1]}3"
+    assert (tree["id"], tree["kind"], tree["state"]) == (PATIENT_CODE, "patient", "active")
+    assert _children(tree) == [din]
+    assert nodes[din]["kind"] == "donation"
+    assert nodes[din]["detail"].startswith("bone marrow")
+    assert _children(nodes[din]) == [culture]
+    # The split child under its parent, the bank vials (the thawed culture under B01), the lot.
+    assert _children(nodes[culture]) == [split, f"{culture}-B01", f"{culture}-B02", lot]
+    assert _children(nodes[f"{culture}-B01"]) == [thawed]
+    assert (nodes[f"{culture}-B01"]["state"], nodes[f"{culture}-B02"]["state"]) == (
+        "thawed",
+        "stored",
+    )
+    assert nodes[thawed]["detail"] == "thawed"
+    assert _children(nodes[lot]) == vial_ids(lot)
+    assert (nodes[lot]["kind"], nodes[lot]["state"], nodes[lot]["by"]) == (
+        "lot",
+        "released",
+        "rita",
+    )
+    given, kept = nodes[vial_ids(lot)[0]], nodes[vial_ids(lot)[1]]
+    assert (given["state"], given["by"], given["detail"]) == ("administered", "tom", "intraspinal")
+    assert (kept["state"], kept["by"]) == ("released", "rita")
+
+
+def test_each_node_is_dated_by_the_time_its_record_states_for_its_state(
+    traced: Quality,
+) -> None:
+    """A formulated culture by its lot's formulation, a thawed bank vial by its thaw, an
+    administered vial by its administration: the times typed at the bench, not the trail's."""
+    nodes = _nodes(_trace(traced, PATIENT_CODE))
+    culture = traced.culture_id
+    assert nodes[culture]["at"] == json_time(LOT["at"])
+    assert nodes[f"{culture}-B01"]["at"] == json_time(day(27))
+    assert nodes[f"{culture}-B02"]["at"] == json_time(FROZEN_AT)
+    given = traced.read(vials.show_vial, vial=vial_ids(traced.lot_id)[0])
+    assert nodes[given.vial_id]["at"] == json_time(given.administered_at)
+
+
+def test_an_id_that_names_nothing_is_not_found_and_a_malformed_one_is_bad_input(
+    traced: Quality,
+) -> None:
+    lot = traced.lot_id
+    for unknown in (f"{lot}-V09", "A999926999999", "PT-9999", "SHP-000042", f"{lot[:-1]}7"):
+        with pytest.raises(NotFound):
+            traced.read(trace.trace, item=unknown)
+    for malformed in ("", "  ", "lot one", "P1", "pt-0001"):
+        with pytest.raises(BadInput) as refused:
+            traced.read(trace.trace, item=malformed)
+        assert refused.value.field == "id"
+
+
+def test_a_count_has_no_place_in_a_trace(traced: Quality) -> None:
+    with pytest.raises(BadInput, match="a count has no place in a trace"):
+        traced.read(trace.trace, item="CNT-000001")
+
+
+def test_every_role_may_trace_and_nobody_logged_out(traced: Quality) -> None:
+    traced.lab.add_user("ada2", "admin")
+    for user in ("tom", "quinn", "ada2"):
+        traced.lab.login(user)
+        assert _trace(traced, PATIENT_CODE)["id"] == PATIENT_CODE
+    traced.scenario.logout()
+    with pytest.raises(NotPermitted):
+        traced.read(trace.trace, item=PATIENT_CODE)
