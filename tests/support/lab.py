@@ -78,6 +78,8 @@ class LabTemplate:
     sqlite_file: Path | None = None
     statements: list[tuple[str, Any, bool]] = field(default_factory=list)
     digest: str | None = None  # the SQLite file's SHA-256: a lab still holding it is untouched
+    # PostgreSQL: the trail's length it leaves; a lab whose trail is no longer is untouched.
+    audit_entries: int | None = None
 
     @classmethod
     def build(
@@ -93,6 +95,7 @@ class LabTemplate:
             template = cls(sqlite_file=settings.sqlite_path)
             if template.sqlite_file is None:
                 template._record_statements(settings, make)
+                template.audit_entries = _audit_entries(settings)
             else:
                 make(settings)
             db.dispose_engines()  # the last connection's close checkpoints the WAL away
@@ -124,7 +127,7 @@ class LabTemplate:
         connection = db.engine_for(settings).raw_connection()
         try:
             cursor = connection.cursor()
-            for statement, parameters, many in self.statements:
+            for statement, parameters, many in self._batched():
                 if many:
                     cursor.executemany(statement, parameters)
                 else:
@@ -133,17 +136,100 @@ class LabTemplate:
         finally:
             connection.close()
 
+    def _batched(self) -> Iterator[tuple[str, Any, bool]]:
+        """The statements, each run of those without parameters (the schema's DDL) joined
+        into one: a round trip per statement was most of a replay's time."""
+        plain: list[str] = []
+        for statement, parameters, many in self.statements:
+            if not many and not parameters:
+                # Run with empty parameters the driver read %% as %; run without, it does not.
+                plain.append(statement if parameters is None else statement.replace("%%", "%"))
+                continue
+            if plain:
+                yield ";\n".join(plain), None, False
+                plain = []
+            yield statement, parameters, many
+        if plain:
+            yield ";\n".join(plain), None, False
+
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _audit_entries(settings: Settings) -> int:
+    from sqlalchemy import text
+
+    with db.engine_for(settings).connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM audit_entries")).scalar_one())
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One PostgreSQL table's rows, as a snapshot keeps them."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+def _tables() -> list[Any]:
+    from sqlmodel import SQLModel
+
+    import lims.models  # noqa: F401 - every table in the metadata
+
+    return list(SQLModel.metadata.sorted_tables)
+
+
+def _read_rows(settings: Settings) -> tuple[_Rows, ...]:
+    connection = db.engine_for(settings).raw_connection()
+    try:
+        cursor = connection.cursor()
+        kept = []
+        for table in _tables():
+            columns = tuple(column.name for column in table.columns)
+            cursor.execute(f'SELECT {", ".join(columns)} FROM "{table.name}"')
+            kept.append(_Rows(table.name, columns, list(cursor.fetchall())))
+        return tuple(kept)
+    finally:
+        connection.close()
+
+
+def _write_rows(settings: Settings, snapshot: tuple[_Rows, ...]) -> None:
+    """Every table as the snapshot holds it. In the replication role no trigger fires: the
+    trail's append-only guard and the foreign keys (whose order has a cycle) stand aside
+    while the rows a consistent database held are put back."""
+    connection = db.engine_for(settings).raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for kept in snapshot:  # a handful of rows each: DELETE is quicker than TRUNCATE
+            cursor.execute(f'DELETE FROM "{kept.table}"')
+        for kept in snapshot:
+            if kept.rows:
+                marks = ", ".join(["%s"] * len(kept.columns))
+                cursor.executemany(
+                    f'INSERT INTO "{kept.table}" ({", ".join(kept.columns)}) VALUES ({marks})',
+                    kept.rows,
+                )
+            if "id" in kept.columns:
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence(%s, 'id'), COALESCE(MAX(id), 1), "
+                    f'MAX(id) IS NOT NULL) FROM "{kept.table}"',
+                    (kept.table,),
+                )
+        connection.commit()
+    finally:
+        connection.close()
+
+
 @dataclass(frozen=True)
 class _Snapshot:
-    """A lab as a fixture left it: its database, its station's login and people, and what the
-    fixture returned (rebound to each lab it is restored into)."""
+    """A lab as a fixture left it: its database (a copy of the SQLite file, or every
+    PostgreSQL table's rows), its station's login and people, and what the fixture returned
+    (rebound to each lab it is restored into)."""
 
-    database: Path
+    database: Path | tuple[_Rows, ...]
     token: str | None
     people: dict[str, Person]
     built: Any
@@ -205,19 +291,23 @@ class Lab:
 
     def built(self, name: str, build: Callable[[], Built]) -> Built:
         """What build() makes of this lab, which must be as the template left it: built once
-        per test process (on SQLite) and then restored, database, login and all, from a copy.
+        per test process and then restored, database, login and all, from a copy (SQLite's
+        file; on PostgreSQL, every table's rows).
 
         Building the same lab step by step for every test took most of their time. A lab
-        that was changed first, or one on PostgreSQL, is built as asked.
+        that was changed first is built as asked.
         """
         key = (name, self.settings.timezone)
         if not self._untouched():
             return build()
         saved = _SNAPSHOTS.get(key)
         if saved is not None and time.monotonic() - saved.taken < SNAPSHOT_MAX_AGE_SECONDS:
-            target = self.settings.sqlite_path
-            assert target is not None
-            shutil.copyfile(saved.database, target)
+            if isinstance(saved.database, Path):
+                target = self.settings.sqlite_path
+                assert target is not None
+                shutil.copyfile(saved.database, target)
+            else:
+                _write_rows(self.settings, saved.database)
             if saved.token is not None:
                 auth.write_token(self.settings, saved.token)
             self.scenario.people = dict(saved.people)
@@ -228,24 +318,34 @@ class Lab:
 
     def _untouched(self) -> bool:
         path = self.settings.sqlite_path
+        if (
+            self._spec_signer
+            or self.scenario.people.keys() != {ADMIN.username}
+            or auth.session_file(self.settings).exists()
+        ):
+            return False
+        if path is None:
+            return _audit_entries(self.settings) == self._template.audit_entries
         return (
-            path is not None
-            and self._template.digest is not None
-            and not self._spec_signer
-            and self.scenario.people.keys() == {ADMIN.username}
-            and not auth.session_file(self.settings).exists()
+            self._template.digest is not None
             and not Path(f"{path}-wal").exists()
             and _digest(path) == self._template.digest
         )
 
     def _snapshot(self, name: str, built: Any) -> _Snapshot:
         source = self.settings.sqlite_path
-        assert source is not None
-        copy_path = self._template.sqlite_file
-        assert copy_path is not None
-        database = copy_path.with_name(f"snapshot-{name}-{uuid.uuid4().hex}.db")
-        with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(database)) as kept:
-            live.backup(kept)  # a consistent copy, whatever the write-ahead log still holds
+        database: Path | tuple[_Rows, ...]
+        if source is None:
+            database = _read_rows(self.settings)
+        else:
+            copy_path = self._template.sqlite_file
+            assert copy_path is not None
+            database = copy_path.with_name(f"snapshot-{name}-{uuid.uuid4().hex}.db")
+            with (
+                closing(sqlite3.connect(source)) as live,
+                closing(sqlite3.connect(database)) as kept,
+            ):
+                live.backup(kept)  # a consistent copy, whatever the write-ahead log still holds
         session = auth.session_file(self.settings)
         return _Snapshot(
             database=database,
