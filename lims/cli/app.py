@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("lims.cli.vials:scan", "Scanner loop: MATCH or MISMATCH for each scanned vial."),
     "ship": (
         "lims.cli.shipments:app",
-        "Shipments of vials to another site: create, add, dispatch, receive, lost, show, list.",
+        "Shipments: create, add, dispatch, receive, lost, show, list.",
     ),
     "storage": (
         "lims.cli.storage:app",

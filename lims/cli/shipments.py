@@ -181,7 +181,13 @@ def add(
     from lims.services import shipments
 
     view, zone = run(shipments.add_vial, shipment=shipment, vial=vial, scan=scan)
-    print_view(view, as_json, _print_shipment, f"Vial {vial.strip().upper()} packed", zone)
+    print_view(
+        view,
+        as_json,
+        _print_shipment,
+        f"Vial {vial.strip().upper()} packed in {view.shipment_id}",
+        zone,
+    )
 
 
 @app.command("remove")
@@ -200,7 +206,13 @@ def remove(
     from lims.services import shipments
 
     view, zone = run(shipments.remove_vial, shipment=shipment, vial=vial, reason=reason)
-    print_view(view, as_json, _print_shipment, f"Vial {vial.strip().upper()} taken out", zone)
+    print_view(
+        view,
+        as_json,
+        _print_shipment,
+        f"Vial {vial.strip().upper()} taken out of {view.shipment_id}",
+        zone,
+    )
 
 
 @app.command("cancel")

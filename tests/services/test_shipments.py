@@ -9,7 +9,6 @@ a lot recalled on the way is recalled on receipt, a lost shipment loses its vial
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,39 +16,21 @@ from typing import Any
 import pytest
 
 from lims.errors import BadInput, NotFound, NotPermitted, RuleViolation
-from lims.services import bindings, lots, qc, reports, shipments, site, vials
+from lims.services import bindings, lots, qc, reports, shipments, vials
 from lims.services.vials import VialMismatch
 from lims.timeutil import utcnow
 from lims.views.shipments import ShipmentReceipt, ShipmentView
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import RESULTS_AT, Quality
+from tests.support.shipments import SITES, set_sites, shipping
 from tests.support.vials import add_lot, give, scan_of, vial_ids
 
 PATIENT = "PT-0001"
-SITES = [
-    {"code": "OR-1", "name": "Operating theatre 1", "address": "Neurosurgery, 1 Example St"},
-    {"code": "HOSP-2", "name": "Example General", "address": "2 Example Road"},
-]
 
 
-def set_sites(lab: Lab, sites: list[dict[str, str]]) -> None:
-    with lab.acting_as("admin") as uow:
-        site.set_site(uow, key="sites", value=json.dumps(sites), reason="shipping sites")
-
-
-def _shipping(lab: Lab) -> Quality:
-    quality = Quality(lab)
-    quality.record_passing()
-    quality.release()
-    set_sites(lab, SITES)
-    lab.login("tom")
-    return quality
-
-
-@pytest.fixture
-def shipping(lab: Lab) -> Quality:
-    """Lot L1 (four vials of PT-0001) released; sites OR-1 and HOSP-2; tom logged in."""
-    return lab.built("shipping", lambda: _shipping(lab))
+@pytest.fixture(name="shipping")
+def shipping_lab(lab: Lab) -> Quality:
+    return shipping(lab)
 
 
 def create(quality: Quality, **values: Any) -> str:
