@@ -175,6 +175,7 @@ def test_refusals_exit_with_their_codes(shipping: Quality) -> None:
         "OR-1, HOSP-2",
     )
     refused(invoke("ship", "create", "--to", "OR 9", "--courier", "porter"), 2, "to: must be")
+    refused(invoke("ship", "list", "--status", "shipped"), 2, "status: must be one of open")
     shipment = create()
     refused(invoke("ship", "dispatch", shipment), 1, f"shipment {shipment} is empty")
     wrong = invoke("ship", "add", shipment, first, "--scan", scan_of(shipping, second))
