@@ -360,6 +360,8 @@ class VehicleSettings(BaseModel):
 
 
 SITE_CODE_MAX = 16  # lims.models.SITE_CODE_MAX
+# What a shipping site's code is made of (`lims ship create --to CODE` reads it in any case).
+SITE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]*$"
 
 
 class ShippingSite(BaseModel):
@@ -367,7 +369,7 @@ class ShippingSite(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]*$", max_length=SITE_CODE_MAX)]
+    code: Annotated[str, Field(pattern=SITE_CODE_PATTERN, max_length=SITE_CODE_MAX)]
     name: Annotated[str, Field(min_length=1, max_length=100)]
     address: Annotated[str, Field(min_length=1, max_length=500)]
 

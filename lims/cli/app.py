@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Vials: list, show, verify, issue, administer, destroy.",
     ),
     "scan": ("lims.cli.vials:scan", "Scanner loop: MATCH or MISMATCH for each scanned vial."),
+    "ship": (
+        "lims.cli.shipments:app",
+        "Shipments: create, add, dispatch, receive, lost, show, list.",
+    ),
     "storage": (
         "lims.cli.storage:app",
         "Storage locations, stored items: add, show, list, move, find.",

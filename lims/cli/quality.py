@@ -258,7 +258,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
             typer.echo(line)
     print_table(
         "Vials",
-        ["vial", "status", "cells", "volume mL", "issued with pending"],
+        ["vial", "status", "cells", "volume mL", "issued with pending", "shipment"],
         [
             (
                 v.vial_id,
@@ -266,6 +266,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
                 cells(v.cells),
                 f"{v.volume_ml:g}",
                 ", ".join(v.acknowledged_pending) or None,
+                v.shipment,
             )
             for v in detail.vials
         ],

@@ -83,7 +83,19 @@ def _print_site(view: SiteSettingsView, zone: tzinfo) -> None:
             "reason": view.reason,
         },
     )
-    print_table("Settings", ["setting", "value"], list(view.settings.items()))
+    print_table(
+        "Settings",
+        ["setting", "value"],
+        [(key, _shown(value)) for key, value in view.settings.items()],
+    )
+
+
+def _shown(value: object) -> object:
+    """A setting's value as the table shows it: a list of tables (sites) one to a line,
+    its values joined by dashes."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return "\n".join(" — ".join(str(part) for part in item.values()) for item in value)
+    return value
 
 
 @spec_app.command("show")

@@ -51,6 +51,7 @@ def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
             "volume": f"{view.volume_ml:g} mL",
             "expires": show_time(view.expires_at, zone),
             "labels printed": view.labels_printed,
+            **({"shipment": view.shipment} if view.shipment is not None else {}),
             **(
                 {"issued with pending": ", ".join(view.acknowledged_pending) + " acknowledged"}
                 if view.acknowledged_pending
@@ -94,6 +95,7 @@ LIST_COLUMNS: Columns = [
     ("volume mL", lambda view: f"{view.volume_ml:g}"),
     ("expires", Moment("expires_at")),
     ("labels printed", "labels_printed"),
+    "shipment",
     LATE_COLUMN,
 ]
 

@@ -22,6 +22,7 @@ from lims.views.equipment import CalibrationView, EquipmentUseView
 from lims.views.events import EXPEDITED_REPORT, EventView
 from lims.views.quality import LotDetail
 from lims.views.records import LATE_ENTRY
+from lims.views.shipments import ShipmentView
 from lims.views.storage import StoredItem
 from lims.views.trail import AuditView
 
@@ -51,6 +52,7 @@ class BatchRecord:
     follow_up: Sequence[EventView]  # what happened to the patient after administration
     equipment: Sequence[EquipmentUseView]  # every piece the product went through, by step
     stored: Sequence[StoredItem]  # bank vials of its cultures, the lot's retained samples
+    shipments: Sequence[ShipmentView]  # each one its vials went in, with only its vials
 
 
 def growth_chart_png(record: BatchRecord) -> bytes:
@@ -359,6 +361,62 @@ def _stored(record: BatchRecord, layout: Layout) -> list[Any]:
     ]
 
 
+def _taken(at: datetime | None, by: str | None, zone: tzinfo) -> str | None:
+    return None if at is None else f"{show_time(at, zone)} by {by}"
+
+
+def _shipments(record: BatchRecord, layout: Layout) -> list[Any]:
+    """Where the lot's vials went, hand-over by hand-over (21 CFR 1271.265(b)-(c) and
+    1271.290(b)): the consignee, the courier and logger, who made, dispatched and received
+    each shipment and when, the temperature on arrival, the logger's file as kept."""
+    if not record.shipments:
+        return [layout.text("No vial of this lot was shipped.")]
+    zone = record.zone
+    temperature = {True: "in range", False: "OUT OF RANGE", None: None}
+    story: list[Any] = []
+    for shipment in record.shipments:
+        kept = shipment.logger_file
+        story.append(
+            layout.fields(
+                [
+                    ("shipment", f"{shipment.shipment_id} ({shipment.status})"),
+                    (
+                        "consignee",
+                        f"{shipment.site_code}: {shipment.site_name}, {shipment.site_address}",
+                    ),
+                    ("courier", shipment.courier),
+                    ("logger", shipment.logger),
+                    ("made", _taken(shipment.created_at, shipment.created_by, zone)),
+                    ("dispatched", _taken(shipment.dispatched_at, shipment.dispatched_by, zone)),
+                    ("received", _taken(shipment.received_at, shipment.received_by, zone)),
+                    ("temperature on arrival", temperature[shipment.temperature_ok]),
+                    (
+                        "logger file",
+                        None
+                        if kept is None
+                        else f"{kept.file_name}, {kept.size_bytes:,} bytes, SHA-256 {kept.sha256}",
+                    ),
+                    *(
+                        [
+                            (
+                                shipment.status,
+                                f"{_taken(shipment.ended_at, shipment.ended_by, zone)}: "
+                                f"{shipment.end_reason}",
+                            )
+                        ]
+                        if shipment.ended_at is not None
+                        else []
+                    ),
+                    (
+                        "vials of this lot",
+                        ", ".join(f"{vial.vial_id} ({vial.status})" for vial in shipment.packed),
+                    ),
+                ]
+            )
+        )
+    return story
+
+
 def render(record: BatchRecord) -> RenderedPdf:
     """The batch record as a PDF."""
     from reportlab.lib.units import mm
@@ -647,6 +705,8 @@ def render(record: BatchRecord) -> RenderedPdf:
             for v in record.lot.vials
             for mark in v.late_entries
         ],
+        *section("Shipments"),
+        *_shipments(record, layout),
         *section("Equipment"),
         *_equipment(record, layout),
         *section("Storage"),

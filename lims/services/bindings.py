@@ -58,6 +58,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.orm import aliased
@@ -67,7 +68,7 @@ from lims import audit
 from lims.audit import Subject
 from lims.domain.count_use import STEP_KINDS
 from lims.domain.equipment import USE_SUBJECTS
-from lims.domain.ids import CountId
+from lims.domain.ids import CountId, ShipmentId
 from lims.domain.signatures import manifestation
 from lims.domain.states import CultureState
 from lims.domain.storage import Position, place_label
@@ -85,12 +86,15 @@ from lims.models import (
     EquipmentUse,
     FollowUpEvent,
     LateEntry,
+    LoggerFile,
     Lot,
     LotHold,
     Passage,
     Patient,
     QCResult,
     RetainedSample,
+    Shipment,
+    ShipmentVial,
     Signature,
     StorageLocation,
     StoragePosition,
@@ -244,10 +248,10 @@ def _late_entries(entity_type: str) -> Sequenced:
     )
 
 
-def _count_code(number: Any) -> ColumnElement[str]:
-    """A count's id as the trail names it (CountId.code, e.g. CNT-000123), in SQL: the
-    number after CountId's prefix, zero-padded to its width."""
-    blank = CountId(0).code
+def _numbered_code(kind: type[CountId | ShipmentId], number: Any) -> ColumnElement[str]:
+    """The id of a record numbered by its row (CountId.code, e.g. CNT-000123; ShipmentId's) as
+    the trail names it, in SQL: the number after the kind's prefix, zero-padded to its width."""
+    blank = kind(0).code
     prefix = blank.rstrip("0")
     width = len(blank) - len(prefix)
     digits = cast(number, String)
@@ -258,6 +262,14 @@ def _count_code(number: Any) -> ColumnElement[str]:
         ),
         else_=literal(prefix) + digits,
     )
+
+
+def _count_code(number: Any) -> ColumnElement[str]:
+    return _numbered_code(CountId, number)
+
+
+def _shipment_code(number: Any) -> ColumnElement[str]:
+    return _numbered_code(ShipmentId, number)
 
 
 def _step_viability(row: RowMapping) -> float | None:
@@ -295,6 +307,7 @@ LATE_ENTRY_SUBJECTS = (
     "vial",
     "bank_vial",
     "retained_sample",
+    "shipment",
 )
 
 
@@ -598,7 +611,7 @@ BINDINGS: tuple[Binding, ...] = (
         ),
     ),
     # An imported count: what a step may take from it (lims.services.count_use), the file
-    # it was read from (whose bytes audit verify also hashes: _altered_count_file), and the
+    # it was read from (whose bytes audit verify also hashes: _altered_file), and the
     # step that took it.
     Entities(
         table="cell_counts",
@@ -893,6 +906,74 @@ BINDINGS: tuple[Binding, ...] = (
     ),
     # ...and which step used it under which calibration.
     *(_equipment_uses(entity_type) for entity_type in USE_SUBJECTS),
+    # A shipment: whether vials may still be packed, sent, received or reported lost, where
+    # they went, when each step was (the next must come after it), how the receiving site
+    # found the temperature, and the logger file kept (whose bytes audit verify also hashes).
+    Entities(
+        table="shipments",
+        entity_type="shipment",
+        born_in=frozenset({"shipment.create"}),
+        rows=select(
+            _shipment_code(col(Shipment.id)).label("id"),
+            col(Shipment.status),
+            col(Shipment.site_code),
+            col(Shipment.created_at),
+            col(Shipment.dispatched_at),
+            col(Shipment.received_at),
+            col(Shipment.temperature_ok),
+            col(LoggerFile.sha256).label("logger_file_sha256"),
+        ).outerjoin(LoggerFile, col(LoggerFile.shipment_id) == col(Shipment.id)),
+        columns=(
+            Bound("status", "status"),
+            Bound("site_code", "site"),
+            Bound("created_at", "created_at", as_stated=lambda row: json_time(row["created_at"])),
+            Bound(
+                "dispatched_at",
+                "dispatched_at",
+                before_stated=None,
+                as_stated=lambda row: json_time(row["dispatched_at"]),
+            ),
+            Bound(
+                "received_at",
+                "received_at",
+                before_stated=None,
+                as_stated=lambda row: json_time(row["received_at"]),
+            ),
+            Bound("temperature_ok", "temperature_ok", before_stated=None),
+            Bound(
+                "logger_files.sha256",
+                "logger_file_sha256",
+                before_stated=None,
+                field="logger_file_sha256",
+            ),
+        ),
+    ),
+    # Which shipment a vial is packed in, bound from the vial's side (shipment.add and
+    # shipment.remove are entries about the vial, naming the row): a vial packed in a
+    # shipment not yet dispatched goes to no patient, so a row deleted, moved to another
+    # shipment or marked taken out by hand must not set it free.
+    Sequenced(
+        table="shipment_vials",
+        parent_type="vial",
+        actions=frozenset({"shipment.add", "shipment.remove"}),
+        marker="packed_id",
+        named_by="packed_id",
+        rows=select(
+            col(ShipmentVial.id).label("id"),
+            *_parent("vial", col(Vial.code)),
+            _shipment_code(col(ShipmentVial.shipment_id)).label("shipment_code"),
+            col(ShipmentVial.removed_at),
+        ).join(Vial, col(Vial.id) == col(ShipmentVial.vial_id)),
+        columns=(
+            Bound("shipment_id", "shipment", field="shipment_code"),
+            Bound(
+                "removed_at",
+                "removed",
+                before_stated=False,
+                as_stated=lambda row: row["removed_at"] is not None,
+            ),
+        ),
+    ),
 )
 
 
@@ -1141,7 +1222,7 @@ def first_disagreement(
             rows = [list(connection.execute(_ordered(binding)).mappings()) for binding in bindings]
             for entry in _stream_entries(connection, trail.entity_types):
                 trail.add(*entry)
-            altered = _altered_count_file(connection)
+            altered = _altered_file(connection)
     return _first_disagreement(bindings, trail, rows) or altered
 
 
@@ -1149,16 +1230,30 @@ def first_disagreement(
 _FILES_AT_ONCE = 16
 
 
-def _altered_count_file(connection: Connection) -> Disagreement | None:
-    """The first kept instrument file whose bytes no longer hash to its SHA-256 (the trail
-    binds the SHA-256 through each count read from it: cell_counts, file_sha256)."""
-    table = CountFile.__table__  # type: ignore[attr-defined]
-    query = select(table.c.id, table.c.sha256, table.c.content).order_by(table.c.id)
+def _altered_file(connection: Connection) -> Disagreement | None:
+    """The first kept file whose bytes no longer hash to its SHA-256: an instrument export
+    (the trail binds its SHA-256 through each count read from it: cell_counts, file_sha256)
+    or a temperature logger's (through its shipment: shipments, logger_file_sha256). Both
+    tables in one query, read as a stream."""
+    kept = [
+        select(
+            literal(name, String).label("kind"),
+            table.c.id,
+            table.c.sha256,
+            table.c.content,
+        )
+        for name, table in (
+            ("count_files", CountFile.__table__),  # type: ignore[attr-defined]
+            ("logger_files", LoggerFile.__table__),  # type: ignore[attr-defined]
+        )
+    ]
+    query = union_all(*kept).subquery()
+    ordered = select(query).order_by(query.c.kind, query.c.id)
     found = connection.execution_options(stream_results=True, yield_per=_FILES_AT_ONCE)
-    for row in found.execute(query):
+    for row in found.execute(ordered):
         if hashlib.sha256(row.content).hexdigest() != row.sha256:
             return Disagreement(
-                table="count_files",
+                table=row.kind,
                 id=str(row.id),
                 column=None,
                 detail="its content no longer hashes to its SHA-256: the file was changed",

@@ -110,34 +110,36 @@ _BYTE_ORDER_MARKS = (
 )
 
 
-def load(path: Path) -> bytes:
+def load(path: Path, field: str = FILE_FIELD, what: str = "an instrument export") -> bytes:
     """The file's bytes: refused before it is opened if it is no regular file, and before it
-    is read if it is larger than MAX_FILE_BYTES."""
+    is read if it is larger than MAX_FILE_BYTES. `field` and `what` name it in a refusal (a
+    temperature logger's export is read and kept the same way)."""
     named = shown(str(path), 200)
     try:
         info = path.stat()
     except FileNotFoundError:
         raise NotFound(f"no file {named}") from None
     except OSError as error:
-        raise BadInput(FILE_FIELD, f"{named} cannot be read: {error.strerror}") from None
+        raise BadInput(field, f"{named} cannot be read: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise BadInput(FILE_FIELD, f"{named} is not a regular file")
-    _not_too_large(path, info.st_size)
+        raise BadInput(field, f"{named} is not a regular file")
+    _not_too_large(path, info.st_size, field, what)
     try:
         with path.open("rb") as handle:
             content = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise BadInput(FILE_FIELD, f"{named} cannot be read: {error.strerror}") from None
-    _not_too_large(path, len(content))
+        raise BadInput(field, f"{named} cannot be read: {error.strerror}") from None
+    _not_too_large(path, len(content), field, what)
     return content
 
 
-def _not_too_large(name: object, size: int) -> None:
+def _not_too_large(
+    name: object, size: int, field: str = FILE_FIELD, what: str = "an instrument export"
+) -> None:
     if size > MAX_FILE_BYTES:
         raise BadInput(
-            FILE_FIELD,
-            f"{shown(str(name))} is {size:,} bytes; an instrument export is at most "
-            f"{MAX_FILE_BYTES // 2**20} MB",
+            field,
+            f"{shown(str(name))} is {size:,} bytes; {what} is at most {MAX_FILE_BYTES // 2**20} MB",
         )
 
 

@@ -22,6 +22,7 @@ from lims.models import (
     Passage,
     Patient,
     RetainedSample,
+    Shipment,
     StorageLocation,
     Vial,
 )
@@ -117,14 +118,22 @@ def storage_location(session: Session, path: str, field: str = "path") -> Storag
     return found
 
 
-# The database numbers counts in a 32-bit integer: a CNT- id above it names no count (and
-# PostgreSQL would refuse to compare it with one).
-COUNT_NUMBER_MAX = 2**31 - 1
+# The database numbers counts and shipments in a 32-bit integer: a CNT- or SHP- id above it
+# names no record (and PostgreSQL would refuse to compare it with one).
+ROW_NUMBER_MAX = 2**31 - 1
 
 
 def count(session: Session, code: str, field: str = "count") -> CellCount:
     number = ids.CountId.read(code, field).number
-    found = session.get(CellCount, number) if number <= COUNT_NUMBER_MAX else None
+    found = session.get(CellCount, number) if number <= ROW_NUMBER_MAX else None
     if found is None:
         raise NotFound(f"no count {ids.CountId(number).code}")
+    return found
+
+
+def shipment(session: Session, code: str, field: str = "shipment") -> Shipment:
+    number = ids.ShipmentId.read(code, field).number
+    found = session.get(Shipment, number) if number <= ROW_NUMBER_MAX else None
+    if found is None:
+        raise NotFound(f"no shipment {ids.ShipmentId(number).code}")
     return found

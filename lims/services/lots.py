@@ -56,6 +56,7 @@ from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
 from lims.services import storage as storage_rules
+from lims.services import vials as vial_rules
 from lims.services.aspirates import din_of
 from lims.services.transitions import change_status
 from lims.timeutil import json_time, past_moment, show_time, utcnow
@@ -143,6 +144,7 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
         select(Vial).where(col(Vial.lot_id) == lot.id).order_by(col(Vial.number))
     ).all()
     late = late_entries.marks(session, "vial", [vial.code for vial in vials])
+    shipped = vial_rules.shipments_of(session, vials)
     return [
         from_record(
             LotVial,
@@ -150,6 +152,7 @@ def _vials(session: Session, lot: Lot) -> list[LotVial]:
             vial_id=vial.code,
             late_entries=late.get(vial.code, []),
             acknowledged_pending=verdicts.tests_named(vial.acknowledged_pending),
+            shipment=shipped.get(vial.code),
         )
         for vial in vials
     ]

@@ -293,6 +293,7 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         .where(col(Vial.lot_id).in_(list(lot_of)))
         .order_by(col(Vial.lot_id), col(Vial.number))
     ).all()
+    shipped = vial_rules.shipments_of(session, vials)
     culture_codes: dict[int | None, list[str]] = {}
     for culture in cultures:
         culture_codes.setdefault(culture.aspirate_id, []).append(culture.code)
@@ -305,7 +306,12 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         ),
         cultures=culture_rules.culture_summaries(session, cultures),
         lots=lot_rules.lot_summaries(session, lots, now),
-        vials=[vial_rules.vial_view(v, lot_of[v.lot_id], patient.code, now) for v in vials],
+        vials=[
+            vial_rules.vial_view(
+                v, lot_of[v.lot_id], patient.code, now, shipment=shipped.get(v.code)
+            )
+            for v in vials
+        ],
         stored_items=storage_rules.stored_of_patient(session, patient),
         deviations=deviation_rules.on_patient(session, patient.id),
         events=event_rules.of_patient(session, patient),

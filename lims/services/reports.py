@@ -11,7 +11,16 @@ from lims import audit
 from lims.domain.states import LOT
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Culture, Lot, User, Vial
-from lims.services import aspirates, cultures, equipment_use, events, lookup, lots, storage
+from lims.services import (
+    aspirates,
+    cultures,
+    equipment_use,
+    events,
+    lookup,
+    lots,
+    shipments,
+    storage,
+)
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -166,6 +175,7 @@ def write_batch_record(
             follow_up=follow_up,
             equipment=equipment_use.equipment_of_lot(session, found),
             stored=storage.of_lot(session, found, [c.id for c in lineage if c.id is not None]),
+            shipments=shipments.of_lot(session, found),
         )
     )
     return _staged(

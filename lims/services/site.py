@@ -40,6 +40,13 @@ from lims.validation import free_text
 from lims.views.site import SiteSettingsView, SpecificationSummary, SpecificationView
 
 STATION_KEYS = tuple(StationSettings.model_fields)
+# Site settings that are a list of tables, set whole (sites: where vials may be shipped).
+LIST_SECTIONS = tuple(
+    section
+    for section in SITE_SECTIONS
+    if section != "release"
+    and getattr(SiteSettings.model_fields[section].annotation, "__origin__", None) is list
+)
 VERSION_MAX = 1_000_000
 
 
@@ -63,10 +70,15 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     # As in force: a section a record of an earlier lims lacks holds its defaults.
     before = site.site_values(site.site_settings_of(current.values, current.version))
     values = json.loads(site.canonical(before))
-    stored = typed
-    if entry is not None:  # one key of a table: equipment.required.passage_log
-        stored = {**values[section][name], entry: typed}
-    values[section] = {**values[section], name: stored}
+    if name is None:  # a list set whole: sites
+        if not isinstance(typed, list):
+            raise BadInput(key, f"must be a JSON list [...] (got {shown(value)})")
+        values[section] = typed
+    else:
+        stored = typed
+        if entry is not None:  # one key of a table: equipment.required.passage_log
+            stored = {**values[section][name], entry: typed}
+        values[section] = {**values[section], name: stored}
     try:
         validated = SiteSettings.model_validate(values)
     except ValidationError as error:
@@ -95,10 +107,11 @@ def set_site(uow: UnitOfWork, *, key: str, value: str, reason: str) -> SiteSetti
     return _site_view(record)
 
 
-def _site_key(key: str) -> tuple[str, str, str | None]:
-    """SECTION.NAME of a site setting, or SECTION.TABLE.KEY of one of a table of its own
-    (equipment.required.passage_log): the section, the name and the table's key (None for a
-    plain setting). The station's keys and the specification's are refused."""
+def _site_key(key: str) -> tuple[str, str | None, str | None]:
+    """SECTION.NAME of a site setting, SECTION.TABLE.KEY of one of a table of its own
+    (equipment.required.passage_log), or a list set whole (sites): the section, the name
+    (None for a list) and the table's key (None for a plain setting). The station's keys
+    and the specification's are refused."""
     section, _, name = key.partition(".")
     if section in STATION_KEYS:
         raise BadInput(
@@ -106,17 +119,25 @@ def _site_key(key: str) -> tuple[str, str, str | None]:
         )
     if section == "release":
         raise BadInput(key, "is part of the release specification: change it with lims spec set")
+    if section in LIST_SECTIONS:
+        if name:
+            raise BadInput(
+                key, f"{section} is set whole, as a JSON list: lims site set {section} '[...]'"
+            )
+        return section, None, None
     name, _, entry = name.partition(".")
     if (
         section not in SITE_SECTIONS
         or not name
         or (entry and (not _is_table(section, name) or "." in entry))
     ):
-        sections = ", ".join(s for s in SITE_SECTIONS if s != "release")
+        sections = ", ".join(s for s in SITE_SECTIONS if s != "release" and s not in LIST_SECTIONS)
+        lists = ", ".join(LIST_SECTIONS)
         raise BadInput(
             "key",
             f"must be SECTION.NAME as in lims.toml (SECTION.TABLE.KEY for a key of a table "
-            f"such as equipment.required), SECTION one of {sections} (got {shown(key)})",
+            f"such as equipment.required), SECTION one of {sections}, or a list set whole: "
+            f"{lists} (got {shown(key)})",
         )
     return section, name, entry or None
 
@@ -130,13 +151,27 @@ def _is_table(section: str, name: str) -> bool:
 
 def _bad_value(key: str, typed: Any, error: ValidationError) -> BadInput:
     first = error.errors()[0]
+    location = first["loc"]
+    if location and location[0] in LIST_SECTIONS and len(location) > 1:
+        return _bad_item(key, first)
     if first["type"] == "extra_forbidden":
         return BadInput(key, "unknown site setting; `lims site show` lists them")
     message = first["msg"].removeprefix("Value error, ")
-    location = first["loc"]
     if location and location[-1] == "[key]":  # a table's key: name it, not the value
         return BadInput(key, f"{message} (got {shown(location[-2])})")
     return BadInput(key, f"{message} (got {shown(typed)})")
+
+
+def _bad_item(key: str, error: Any) -> BadInput:
+    """What is wrong with one item of a list set whole (sites): which item, which of its
+    keys, and the value it was given."""
+    _, index, *where = error["loc"]
+    item = f"item {index + 1}" if isinstance(index, int) else str(index)
+    named = f"{item}, {'.'.join(str(part) for part in where)}" if where else item
+    if error["type"] == "extra_forbidden":
+        return BadInput(key, f"{named}: unknown key")
+    message = error["msg"].removeprefix("Value error, ")
+    return BadInput(key, f"{named}: {message} (got {shown(error['input'])})")
 
 
 def _latest_site(session: Session) -> SiteSettingsVersion:

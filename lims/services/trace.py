@@ -36,7 +36,7 @@ from lims.domain.states import (
     Lifecycle,
     VialState,
 )
-from lims.errors import BadInput, NotFound, shown
+from lims.errors import BadInput, shown
 from lims.models import (
     CSF,
     Aspirate,
@@ -60,8 +60,6 @@ from lims.views.trace import Trace, TraceNode, TraceRef
 TRACEABLE = (
     "a DIN, culture, passage, lot, vial, bank vial, retained sample, shipment or patient code"
 )
-# The database numbers shipments in a 32-bit integer: a larger SHP- id names none.
-SHIPMENT_NUMBER_MAX = 2**31 - 1
 
 When = tuple[datetime | None, str | None]
 Key = TypeVar("Key")
@@ -122,19 +120,11 @@ def _resolve(
         sample = lookup.retained_sample(session, text, "id")
         return [_patient(session, _lot(session, sample.lot_id).patient_id)], sample.code, None
     if kind == ids.ShipmentId.kind:
-        shipment = _shipment(session, text)
+        shipment = lookup.shipment(session, text, "id")
         return _patients_of_shipment(session, shipment), shipment.code, shipment
     raise BadInput(
         "id", f"must be {TRACEABLE}: a {kind} has no place in a trace (got {shown(text)})"
     )
-
-
-def _shipment(session: Session, text: str) -> Shipment:
-    number = ids.ShipmentId.read(text, "id").number
-    found = session.get(Shipment, number) if number <= SHIPMENT_NUMBER_MAX else None
-    if found is None:
-        raise NotFound(f"no shipment {ids.ShipmentId(number).code}")
-    return found
 
 
 def _patient(session: Session, patient_id: int) -> Patient:

@@ -1,7 +1,7 @@
 """The one way a status changes: the lifecycle table decides, the audit trail records.
 
-Whatever moves a culture, lot, vial, deviation, piece of equipment, bank vial or
-retained sample calls change_status in the
+Whatever moves a culture, lot, vial, deviation, piece of equipment, bank vial,
+retained sample or shipment calls change_status in the
 transaction of the command that moves it. A change that carries others with
 it (a lot's vials released with the lot) makes one call, and one entry, per
 record.
@@ -16,9 +16,18 @@ from sqlmodel import Session
 
 from lims import audit
 from lims.domain.states import Lifecycle
-from lims.models import BankVial, Culture, Deviation, Equipment, Lot, RetainedSample, Vial
+from lims.models import (
+    BankVial,
+    Culture,
+    Deviation,
+    Equipment,
+    Lot,
+    RetainedSample,
+    Shipment,
+    Vial,
+)
 
-Stateful = Culture | Lot | Vial | Deviation | Equipment | BankVial | RetainedSample
+Stateful = Culture | Lot | Vial | Deviation | Equipment | BankVial | RetainedSample | Shipment
 
 
 def _trail_id(record: Stateful) -> str:

@@ -1,7 +1,9 @@
 """Vials and the chain of identity: a vial goes only to the patient whose cells it holds.
 
 Every verification is audited, matched or not. Issue and administration
-require a matching scan of the vial's own label.
+require a matching scan of the vial's own label, and so do packing a vial into a
+shipment and receiving it (lims.services.shipments, which judges its scans here). A vial
+packed in a shipment not yet dispatched goes to no patient.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from lims.auth import Actor
 from lims.config import Settings
 from lims.domain import ids
 from lims.domain import payload as qr
-from lims.domain.states import LOT, VIAL, expired
+from lims.domain.payload import Payload
+from lims.domain.states import LOT, SHIPMENT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
-from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Lot, Patient, Vial
+from lims.models import (
+    LONG_TEXT_MAX,
+    SHORT_TEXT_MAX,
+    Lot,
+    Patient,
+    Shipment,
+    ShipmentVial,
+    Vial,
+)
 from lims.services import bindings, consent, late_entries, lookup, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
@@ -33,7 +44,13 @@ from lims.views.vials import Verification, VialView
 
 
 def vial_view(
-    vial: Vial, lot: Lot, patient: str, now: datetime, late: Sequence[LateEntryView] = ()
+    vial: Vial,
+    lot: Lot,
+    patient: str,
+    now: datetime,
+    late: Sequence[LateEntryView] = (),
+    *,
+    shipment: str | None,
 ) -> VialView:
     return from_record(
         VialView,
@@ -43,10 +60,59 @@ def vial_view(
         status=VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
         patient=patient,
         expires_at=lot.expires_at,
+        shipment=shipment,
         late_entry=bool(late),
         late_entries=list(late),
         acknowledged_pending=verdicts.tests_named(vial.acknowledged_pending),
     )
+
+
+# --- where a vial travels: the shipments it is packed in -----------------------------------
+
+
+def packed_in(session: Session, vial: Vial) -> Shipment | None:
+    """The shipment the vial is packed in while it is still being packed (open), if any: such
+    a vial is on its way out of the lab and goes to no patient here."""
+    return session.exec(
+        select(Shipment)
+        .join(ShipmentVial, col(ShipmentVial.shipment_id) == col(Shipment.id))
+        .where(
+            col(ShipmentVial.vial_id) == vial.id,
+            col(ShipmentVial.removed_at).is_(None),
+            col(Shipment.status).in_(SHIPMENT.action("add").sources),
+        )
+    ).first()
+
+
+def shipments_of(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
+    """The shipment each vial was last packed in and not taken out of, by vial id (its code);
+    a cancelled shipment took no vial anywhere."""
+    if not vials:
+        return {}
+    rows = session.exec(
+        select(Vial.code, Shipment)
+        .join(ShipmentVial, col(ShipmentVial.vial_id) == col(Vial.id))
+        .join(Shipment, col(Shipment.id) == col(ShipmentVial.shipment_id))
+        .where(
+            col(Vial.id).in_([vial.id for vial in vials]),
+            col(ShipmentVial.removed_at).is_(None),
+            col(Shipment.status) != SHIPMENT.action("cancel").target,
+        )
+        .order_by(col(ShipmentVial.id))
+    ).all()
+    return {vial: shipment.code for vial, shipment in rows}
+
+
+def custody_subjects(session: Session, vial: Vial) -> list[Subject]:
+    """The shipments the vial was ever packed in, as audit subjects: whether it may go to a
+    patient rests on them (and on its packing rows, which the vial itself brings)."""
+    shipments = session.exec(
+        select(ShipmentVial.shipment_id)
+        .where(col(ShipmentVial.vial_id) == vial.id)
+        .order_by(col(ShipmentVial.shipment_id))
+        .distinct()
+    ).all()
+    return [("shipment", ids.ShipmentId(number).code) for number in shipments]
 
 
 def _late(session: Session, vial: Vial) -> list[LateEntryView]:
@@ -72,7 +138,19 @@ def list_vials(uow: UnitOfWork, *, lot: str) -> list[VialView]:
         select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
     ).all()
     late = late_entries.marks(session, "vial", [vial.code for vial in vials])
-    return [vial_view(vial, found, patient.code, now, late.get(vial.code, [])) for vial in vials]
+    shipped = shipments_of(session, vials)
+    return [
+        vial_view(
+            vial, found, patient.code, now, late.get(vial.code, []), shipment=shipped.get(vial.code)
+        )
+        for vial in vials
+    ]
+
+
+def _view(session: Session, vial: Vial, lot: Lot, patient: str, now: datetime) -> VialView:
+    """One vial as `vial show` and the commands that move it show it."""
+    shipment = shipments_of(session, [vial]).get(vial.code)
+    return vial_view(vial, lot, patient, now, _late(session, vial), shipment=shipment)
 
 
 def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
@@ -80,15 +158,12 @@ def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
     uow.require("read_records")
     found = lookup.vial(session, vial)
     lot, patient = _with_lot(session, found)
-    return vial_view(found, lot, patient.code, utcnow(), _late(session, found))
+    return _view(session, found, lot, patient.code, utcnow())
 
 
-def _judge(
-    session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, action: str
-) -> tuple[Verification, Vial | None]:
-    """Whether the scanned vial may go to the patient now, by the vial action named."""
+def read_scan(scan: str) -> Payload:
+    """A scanned QR payload, its fields well formed, or BadInput naming the scan."""
     scanned = qr.decode(scan)
-    lookup.valid_patient_code(settings, patient, "patient")
     # A check value anyone can compute does not make a label: fields no lims label
     # holds would reach the terminal, the audit trail (entity ids of 64) and lookups.
     if not ids.VialId.matches(scanned.vial_id) or not ids.is_labelled_patient_code(scanned.patient):
@@ -97,7 +172,38 @@ def _judge(
             "must be a lims vial label's QR payload: its vial id or patient code is malformed "
             f"(got {shown(scan)})",
         )
-    vial = session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
+    return scanned
+
+
+def label_disagreement(scanned: Payload, vial: Vial, lot: Lot, owner: Patient) -> str | None:
+    """Why the label scanned is not what the vial's record says (its patient and DIN), or
+    None."""
+    if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
+        return (
+            f"the label of {vial.code} does not agree with its record "
+            f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
+        )
+    return None
+
+
+def expiry_disagreement(scanned: Payload, vial: Vial, lot: Lot) -> str | None:
+    """Why the expiry on the label scanned is not the vial's, or None."""
+    if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
+        return f"the label of {vial.code} shows another expiry than its record; reprint it"
+    return None
+
+
+def scanned_vial(session: Session, scanned: Payload) -> Vial | None:
+    return session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
+
+
+def _judge(
+    session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, action: str
+) -> tuple[Verification, Vial | None]:
+    """Whether the scanned vial may go to the patient now, by the vial action named."""
+    scanned = read_scan(scan)
+    lookup.valid_patient_code(settings, patient, "patient")
+    vial = scanned_vial(session, scanned)
     if vial is None:
         return Verification(
             match=False,
@@ -118,24 +224,29 @@ def _judge(
     withdrawn = consent.withdrawal(owner, settings.tz)
     if withdrawn is not None:
         return refuse(f"{withdrawn}: vial {vial.code} may not be given")
-    if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
-        return refuse(
-            f"the label of {vial.code} does not agree with its record "
-            f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
-        )
+    disagrees = label_disagreement(scanned, vial, lot, owner)
+    if disagrees is not None:
+        return refuse(disagrees)
     refused = LOT.refusal(
         "hand_out_vials", code=lot.code, status=lot.status, vial=vial.code
     ) or VIAL.refusal(action, code=vial.code, status=vial.status)
     if refused is not None:
         return refuse(refused)
+    packed = packed_in(session, vial)
+    if packed is not None:
+        return refuse(
+            f"vial {vial.code} is packed in shipment {packed.code}, not yet "
+            "dispatched; take it out first (lims ship remove)"
+        )
     evaluation = verdicts.evaluate(session, settings, lot, now=now)
     holds = evaluation.hold_reasons
     if holds:
         return refuse(f"lot {lot.code} is on hold: {'; '.join(holds)}")
     if expired(lot.expires_at, now):
         return refuse(f"vial {vial.code} expired at {show_time(lot.expires_at, settings.tz)}")
-    if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
-        return refuse(f"the label of {vial.code} shows another expiry than its record; reprint it")
+    disagrees = expiry_disagreement(scanned, vial, lot)
+    if disagrees is not None:
+        return refuse(disagrees)
     pending = evaluation.pending_tests
     return Verification(
         match=True,
@@ -147,7 +258,8 @@ def _judge(
     ), vial
 
 
-def _audit_verification(session: Session, actor: Actor, result: Verification, action: str) -> None:
+def audit_verification(session: Session, actor: Actor, result: Verification, action: str) -> None:
+    """The verdict on a scan, on the record of the vial scanned: MATCH or MISMATCH and why."""
     audit.record_about(
         session,
         ("vial", result.vial_id),
@@ -170,18 +282,47 @@ def verify(uow: UnitOfWork, *, scan: str, patient: str) -> Verification:
     actor = uow.require("record_bench_work")
     result, scanned = _judge(session, settings, scan, patient, now=utcnow(), action="issue")
     if scanned is not None:
-        bindings.require_agreement(session, _bound_subjects(scanned, result))
-    _audit_verification(session, actor, result, "vial.verify")
+        bindings.require_agreement(session, _bound_subjects(session, scanned, result))
+    audit_verification(session, actor, result, "vial.verify")
     return result
 
 
-def _bound_subjects(scanned: Vial, result: Verification) -> list[Subject]:
-    """The records a scan's verdict rests on: the vial (and its lot) and its patient, whose
-    consent it reads."""
-    subjects: list[Subject] = [("vial", scanned.code)]
+def _bound_subjects(session: Session, scanned: Vial, result: Verification) -> list[Subject]:
+    """The records a scan's verdict rests on: the vial (and its lot), the shipments it was
+    packed in, and its patient, whose consent it reads."""
+    subjects: list[Subject] = [("vial", scanned.code), *custody_subjects(session, scanned)]
     if result.vial_patient is not None:
         subjects.append(("patient", result.vial_patient))
     return subjects
+
+
+def judged_scan(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    found: Vial,
+    scan: str,
+    patient: str,
+    *,
+    at: datetime,
+    action: str,
+    refused_as: str,
+) -> Verification:
+    """The scan of FOUND's label judged for the vial `action` at `at`: its MATCH, or the
+    MISMATCH put on record as `refused_as` and raised (VialMismatch, which commits it). A
+    scan of another vial, however good, does not match."""
+    bindings.require_agreement(session, [("vial", found.code), *custody_subjects(session, found)])
+    result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
+    if scanned is not None:
+        bindings.require_agreement(session, _bound_subjects(session, scanned, result))
+    if result.match and (scanned is None or scanned.id != found.id):
+        result = replace(
+            result, match=False, reason=f"the scan is of {result.vial_id}, not of {found.code}"
+        )
+    if not result.match:
+        audit_verification(session, actor, result, refused_as)
+        raise VialMismatch(result)
+    return result
 
 
 def _move(
@@ -210,17 +351,17 @@ def _move(
             "at",
             f"must be after the vial was issued at {show_time(found.issued_at, settings.tz)}",
         )
-    bindings.require_agreement(session, [("vial", found.code)])
-    result, scanned = _judge(session, settings, scan, patient, now=at, action=action)
-    if scanned is not None:
-        bindings.require_agreement(session, _bound_subjects(scanned, result))
-    if result.match and (scanned is None or scanned.id != found.id):
-        result = replace(
-            result, match=False, reason=f"the scan is of {result.vial_id}, not of {found.code}"
-        )
-    if not result.match:
-        _audit_verification(session, actor, result, f"{VIAL.audit_action(action)}.refused")
-        raise VialMismatch(result)
+    judged_scan(
+        session,
+        settings,
+        actor,
+        found,
+        scan,
+        patient,
+        at=at,
+        action=action,
+        refused_as=f"{VIAL.audit_action(action)}.refused",
+    )
     lot, owner = _with_lot(session, found)
     acknowledged: dict[str, Any] = {}
     if action == "issue":
@@ -247,7 +388,7 @@ def _move(
         entered_at=entered_at or at,
         by=actor.username,
     )
-    return vial_view(found, lot, owner.code, at, _late(session, found))
+    return _view(session, found, lot, owner.code, at)
 
 
 class VialMismatch(AuditedRuleViolation):
@@ -385,6 +526,12 @@ def destroy(
     found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
     after("at", when, lot.formulated_at, f"the formulation of lot {lot.code}", settings.tz)
+    packed = packed_in(session, found)
+    if packed is not None:
+        raise RuleViolation(
+            f"vial {found.code} is packed in shipment {packed.code}; take it out "
+            "first (lims ship remove)"
+        )
     change_status(session, VIAL, found, "destroy", by=actor.username, reason=reason)
     found.destroyed_at, found.destroyed_by, found.destroy_reason = when, actor.username, reason
     late_entries.record(
@@ -396,7 +543,7 @@ def destroy(
         entered_at=now,
         by=actor.username,
     )
-    return vial_view(found, lot, owner.code, now, _late(session, found))
+    return _view(session, found, lot, owner.code, now)
 
 
 def start_scanning(uow: UnitOfWork, *, patient: str) -> None:

@@ -69,6 +69,7 @@ class LotVial:
     physician: str | None
     late_entries: list[LateEntryView]  # its issue, administration or destruction, entered late
     acknowledged_pending: list[str]  # issued while these final results of its lot were pending
+    shipment: str | None  # the shipment it was last packed in (SHP-…), unless taken out
 
 
 def _vial_keys(vials: list[LotVial]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from lims.views.records import LateEntryView
 class VialView:
     vial_id: str
     lot_id: str
-    status: str  # as shown: `expired` once past expiry in quarantine or released
+    status: str  # as shown: `expired` once past expiry while usable (released, shipped, ...)
     patient: str
     cells: int
     volume_ml: float
@@ -27,6 +27,7 @@ class VialView:
     late_entry: bool  # any of its steps (issue, administration, destruction) entered late
     late_entries: list[LateEntryView]
     acknowledged_pending: list[str]  # issued while these final results of its lot were pending
+    shipment: str | None  # the shipment it was last packed in (SHP-…), unless taken out
 
 
 def _verdict_keys(match: bool) -> dict[str, object]:

@@ -408,6 +408,23 @@ def test_a_malformed_id_is_refused(kind: type[ids.ChainId], text: str):
     )
 
 
+@given(st.integers(min_value=1, max_value=10**10 - 1))
+def test_a_shipment_id_is_its_number_and_reads_back(number: int):
+    shipment = ids.ShipmentId(number)
+    assert ids.ShipmentId.matches(shipment.code)
+    assert ids.ShipmentId.parse(shipment.code) == shipment
+    assert ids.ShipmentId.read(f" {shipment.code.lower()}\t", "shipment") == shipment
+
+
+def test_a_shipment_id_has_six_digits_at_least_and_no_other_prefix():
+    assert ids.ShipmentId(1).code == "SHP-000001"
+    assert ids.ShipmentId(1_234_567).code == "SHP-1234567"
+    for text in ("SHP-00001", "SHP-", "SHP000001", "CNT-000001", "SHP-00000000001"):
+        assert not ids.ShipmentId.matches(text), text
+        with pytest.raises(BadInput, match=r"^shipment: must be a shipment id such as SHP-000123"):
+            ids.ShipmentId.read(text, "shipment")
+
+
 def test_reading_forgives_blanks_and_case_but_matching_forgives_nothing():
     assert ids.LotId.read("  a999926000001-l1 ", "lot") == ids.LotId.parse("A999926000001-L1")
     assert not ids.LotId.matches("a999926000001-l1")

@@ -476,6 +476,19 @@ COMMAND_RULES: dict[str, Rule] = {
     ),
     "vial destroy": Rule(("{vial}", "--reason", "cracked"), "record_bench_work"),
     "scan": Rule(("--patient", PATIENT), "record_bench_work", stdin="{scan}\n"),
+    # Anyone who records bench work ships and receives (issue 16); the shipment need not exist:
+    # the role is checked first.
+    "ship create": Rule(("--to", "OR-1", "--courier", "porter"), "record_bench_work"),
+    "ship add": Rule(("SHP-000001", "{vial}", "--scan", "{scan}"), "record_bench_work"),
+    "ship remove": Rule(("SHP-000001", "{vial}", "--reason", "wrong vial"), "record_bench_work"),
+    "ship cancel": Rule(("SHP-000001", "--reason", "postponed"), "record_bench_work"),
+    "ship dispatch": Rule(("SHP-000001",), "record_bench_work"),
+    "ship receive": Rule(
+        ("SHP-000001", "--scan", "{scan}", "--temperature-ok", "no"), "record_bench_work"
+    ),
+    "ship lost": Rule(("SHP-000001", "--reason", "lost"), "record_bench_work"),
+    "ship show": Rule(("SHP-000001",), "read_records"),
+    "ship list": Rule(permission="read_records"),
     "label print": Rule(("{lot}", "--format", "zpl", "--out", "{out}"), "record_bench_work"),
     "audit log": Rule(permission="read_records"),
     "site show": Rule(permission="read_records"),
