@@ -26,11 +26,8 @@ from sqlmodel import Session, col, select
 from lims.config import Settings
 from lims.domain import ids
 from lims.domain.states import (
-    BANK_VIAL,
     CULTURE,
     LOT,
-    RETAINED_SAMPLE,
-    SHIPMENT,
     VIAL,
     CultureState,
     Lifecycle,
@@ -448,16 +445,12 @@ class _Rows:
             .where(col(FollowUpEvent.patient_id) == patient.id)
             .order_by(col(FollowUpEvent.occurred_at), col(FollowUpEvent.id))
         ).all()
-        shipments = {shipment for _, shipment in packed}
         changed = _last_changes(
             session,
             [
                 (CULTURE, [c.code for c in cultures]),
                 (LOT, [lot.code for lot in lots]),
                 (VIAL, [v.code for v in vials]),
-                (BANK_VIAL, [v.code for v in bank_vials]),
-                (RETAINED_SAMPLE, [s.code for s in samples]),
-                (SHIPMENT, [s.code for s in shipments]),
             ],
         )
         return cls(

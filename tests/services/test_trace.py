@@ -15,14 +15,15 @@ import pytest
 
 from lims.errors import BadInput, NotFound, NotPermitted
 from lims.scenario import PATIENT_CODE
-from lims.services import bank, cultures, trace, vials
+from lims.services import bank, cultures, shipments, trace, vials
 from lims.timeutil import json_time
 from lims.views import to_json
 from tests.support.bench import day
-from tests.support.lab import Lab
-from tests.support.quality import LOT, Quality
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import LOT, RESULTS_AT, Quality
+from tests.support.shipments import shipping
 from tests.support.storage import BOX, add_box
-from tests.support.vials import give, vial_ids
+from tests.support.vials import add_lot, give, scan_of, vial_ids
 
 FROZEN_AT = day(20) + timedelta(hours=2)
 
@@ -186,3 +187,68 @@ def test_every_role_may_trace_and_nobody_logged_out(traced: Quality) -> None:
     traced.scenario.logout()
     with pytest.raises(NotPermitted):
         traced.read(trace.trace, item=PATIENT_CODE)
+
+
+# --- shipments: a node with several parents ------------------------------------------------------
+
+
+@pytest.fixture
+def shipped(lab: Lab) -> Quality:
+    """L1 released, its vials V01-V03 dispatched to OR-1 in one shipment and received."""
+    quality = shipping(lab)
+    packed = vial_ids(quality.lot_id)[:3]
+    made = quality.run(shipments.create_shipment, to="OR-1", courier="porter")
+    for vial in packed:
+        quality.run(
+            shipments.add_vial,
+            shipment=made.shipment_id,
+            vial=vial,
+            scan=scan_of(quality, vial),
+        )
+    quality.run(shipments.dispatch, shipment=made.shipment_id)
+    quality.run(
+        shipments.receive,
+        shipment=made.shipment_id,
+        scans=[scan_of(quality, vial) for vial in packed],
+        temperature_ok="yes",
+    )
+    return quality
+
+
+def test_a_shipment_stands_in_full_under_its_first_vial_and_by_reference_under_the_rest(
+    shipped: Quality,
+) -> None:
+    tree = _trace(shipped, "SHP-000001")
+    assert tree == _trace(shipped, PATIENT_CODE) == _trace(shipped, vial_ids(shipped.lot_id)[-1])
+    nodes = _nodes(tree)
+    first, second, third, home = (nodes[vial] for vial in vial_ids(shipped.lot_id))
+    assert _children(first) == ["SHP-000001"]
+    assert _children(second) == _children(third) == ["ref SHP-000001"]
+    assert _children(home) == []
+    shipment = nodes["SHP-000001"]
+    assert (shipment["kind"], shipment["state"], shipment["by"]) == ("shipment", "received", "tom")
+    assert shipment["detail"] == "to OR-1 (Operating theatre 1) by porter"
+    assert (first["state"], first["at"]) == ("received", shipment["at"])
+    assert home["state"] == "released"
+
+
+def test_a_shipment_of_several_patients_vials_is_the_root_above_their_trees(
+    shipped: Quality,
+) -> None:
+    other = add_lot(shipped, "PT-0002")
+    shipped.scenario.record_qc(other, at=RESULTS_AT)
+    shipped.scenario.release(other, signer="rita", password=PASSWORD)
+    shipped.lab.login("tom")
+    made = shipped.run(shipments.create_shipment, to="HOSP-2", courier="courier")
+    mine, theirs = vial_ids(shipped.lot_id)[-1], vial_ids(other)[0]
+    for vial in (mine, theirs):
+        shipped.run(
+            shipments.add_vial, shipment=made.shipment_id, vial=vial, scan=scan_of(shipped, vial)
+        )
+    tree = _trace(shipped, made.shipment_id)
+    assert (tree["id"], tree["kind"], tree["state"]) == (made.shipment_id, "shipment", "open")
+    assert _children(tree) == [PATIENT_CODE, "PT-0002"]
+    nodes = _nodes(tree)
+    assert _children(nodes[mine]) == _children(nodes[theirs]) == [f"ref {made.shipment_id}"]
+    # From either patient, the shipment is theirs and stands in full under their vial.
+    assert _children(_nodes(_trace(shipped, "PT-0002"))[theirs]) == [made.shipment_id]
