@@ -24,6 +24,7 @@ from lims.views.quality import LotDetail
 from lims.views.records import LATE_ENTRY
 from lims.views.shipments import ShipmentView
 from lims.views.storage import StoredItem
+from lims.views.trace import TraceNode, TraceRef
 from lims.views.trail import AuditView
 
 
@@ -53,6 +54,7 @@ class BatchRecord:
     equipment: Sequence[EquipmentUseView]  # every piece the product went through, by step
     stored: Sequence[StoredItem]  # bank vials of its cultures, the lot's retained samples
     shipments: Sequence[ShipmentView]  # each one its vials went in, with only its vials
+    custody: TraceNode  # the patient's tree, as `lims trace` gives it
 
 
 def growth_chart_png(record: BatchRecord) -> bytes:
@@ -201,6 +203,7 @@ def _lineage(record: BatchRecord, layout: Layout) -> list[Any]:
 # The widths of the follow-up table's columns, event number to deviations: the page's 180 mm.
 FOLLOW_UP_WIDTHS_MM = (8, 26, 36, 30, 36, 26, 18)
 VIAL_WIDTHS_MM = (34, 21, 18, 13, 29, 19, 24, 22)  # the vials' table, vial to acknowledged
+CUSTODY_WIDTHS_MM = (48, 20, 20, 34, 16, 42)  # the chain of identity and custody
 
 
 def _conditional(conditional: ConditionalRelease, still_pending: list[str], zone: tzinfo) -> str:
@@ -363,6 +366,51 @@ def _stored(record: BatchRecord, layout: Layout) -> list[Any]:
 
 def _taken(at: datetime | None, by: str | None, zone: tzinfo) -> str | None:
     return None if at is None else f"{show_time(at, zone)} by {by}"
+
+
+def _custody(record: BatchRecord, layout: Layout) -> list[Any]:
+    """The patient's tree as `lims trace` draws it, one record a row, deeper ones indented:
+    the donations, cultures, bank vials, lots, vials, shipments and events, each with its
+    state, when and by whom; this lot's row marked. A record reached twice is listed once,
+    and where it is reached again it reads "see above"."""
+    from reportlab.lib.units import mm
+
+    rows: list[tuple[Any, ...]] = []
+    marked: list[int] = []
+
+    def walk(node: TraceNode | TraceRef, depth: int) -> None:
+        indent = "\u00a0" * 3 * depth  # kept by the table, where spaces would collapse
+        if isinstance(node, TraceRef):
+            rows.append((f"{indent}{node.ref}", "see above", None, None, None, None))
+            return
+        if node.id == record.lot.summary.lot_id:
+            marked.append(len(rows))
+        rows.append(
+            (
+                f"{indent}{node.id}",
+                node.kind.replace("_", " "),
+                node.state,
+                show_time(node.at, record.zone),
+                node.by,
+                node.detail,
+            )
+        )
+        for child in node.children:
+            walk(child, depth + 1)
+
+    walk(record.custody, 0)
+    return [
+        layout.text(
+            "Every record of the patient, from the donations to the bedside (lims trace); "
+            "this lot is marked."
+        ),
+        layout.table(
+            ["record", "kind", "state", "when", "by", "detail"],
+            rows,
+            widths=[width * mm for width in CUSTODY_WIDTHS_MM],
+            marked=marked,
+        ),
+    ]
 
 
 def _shipments(record: BatchRecord, layout: Layout) -> list[Any]:
@@ -707,6 +755,8 @@ def render(record: BatchRecord) -> RenderedPdf:
         ],
         *section("Shipments"),
         *_shipments(record, layout),
+        *section("Chain of identity and custody"),
+        *_custody(record, layout),
         *section("Equipment"),
         *_equipment(record, layout),
         *section("Storage"),

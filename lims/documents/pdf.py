@@ -31,6 +31,8 @@ class Layout:
         # What must not be missed on the page: a recall.
         self.alarm = self.styles["Heading2"].clone("alarm", textColor=colors.HexColor("#b00020"))
         self._sections = 0
+        # A heading goes to the next page with what it heads, never alone at a page's foot.
+        self.heading_style = self.styles["Heading2"].clone("heading", keepWithNext=1)
 
     def text(self, value: Any) -> Any:
         """A table cell or a line: the value as typed (escaped), or — for none."""
@@ -92,7 +94,7 @@ class Layout:
         from reportlab.lib.units import mm
         from reportlab.platypus import Paragraph, Spacer
 
-        return [Spacer(1, 4 * mm), Paragraph(escape(title), self.styles["Heading2"])]
+        return [Spacer(1, 4 * mm), Paragraph(escape(title), self.heading_style)]
 
     def section(self, title: str) -> list[Any]:
         """A heading numbered after the sections before it in this document, so a section

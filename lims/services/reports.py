@@ -20,6 +20,7 @@ from lims.services import (
     lots,
     shipments,
     storage,
+    trace,
 )
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
@@ -176,6 +177,7 @@ def write_batch_record(
             equipment=equipment_use.equipment_of_lot(session, found),
             stored=storage.of_lot(session, found, [c.id for c in lineage if c.id is not None]),
             shipments=shipments.of_lot(session, found),
+            custody=trace.tree_of_lot(session, found),
         )
     )
     return _staged(

@@ -79,6 +79,12 @@ def trace(uow: UnitOfWork, *, item: str) -> Trace:
     return Trace(traced=traced, tree=_shipment_node(shipment, trees))
 
 
+def tree_of_lot(session: Session, lot: Lot) -> TraceNode:
+    """The tree of the lot's patient, as `lims trace LOT` gives it: the batch record's chain
+    of identity and custody."""
+    return _Builder(session).patient(_patient(session, lot.patient_id))
+
+
 # --- what the id names --------------------------------------------------------------------------
 
 

@@ -351,14 +351,14 @@ def test_the_batch_record_shows_how_each_vial_was_given_and_what_followed(
     for expected in (
         f"{vial} administered 40,000,000 2 {given_at} by tom intraspinal {PHYSICIAN} —",
         f"{held.lot_id}-V02 released 40,000,000 2",
-        "14. Follow-up # occurred vial event description recorded deviations",
+        "15. Follow-up # occurred vial event description recorded deviations",
         f"{observed.event_id} {shown(observed.occurred_at)} — observation walks unaided "
         f"<b>at 1 week</b> {shown(observed.recorded_at)} by tom —",
         f"{reaction.event_id} {shown(reaction.occurred_at)} {vial} adverse_event, severe, "
         f"SERIOUS, related: probable meningism {shown(reaction.recorded_at)} by tom {opened}",
         f"Event {reaction.event_id}: serious, relation to the product probable: an expedited "
         "safety report may be due (21 CFR 312.32; EU Regulation 536/2014).",
-        "15. Audit trail of this lot",
+        "16. Audit trail of this lot",
         f"event.record event:{reaction.event_id}",
         f"event.record event:{observed.event_id}",
     ):
@@ -373,8 +373,8 @@ def test_the_batch_record_of_a_lot_never_followed_up_says_so(
     written(released, reports.write_batch_record, out)
     text = pdf_text(out)
     # A page's footer may fall between the heading and its line.
-    heading = text.index("14. Follow-up")
-    assert text.index("No follow-up event recorded.", heading) < text.index("15. Audit trail")
+    heading = text.index("15. Follow-up")
+    assert text.index("No follow-up event recorded.", heading) < text.index("16. Audit trail")
     assert "FINAL RESULTS PENDING" not in text
     assert "interim results" not in text
 
@@ -482,5 +482,5 @@ def test_the_batch_record_prints_a_follow_up_description_of_any_length_accepted(
         description=description,
     )
     text = _batch_text(released, out_dir / "batch.pdf")
-    follow_up = text[text.index("14. Follow-up") : text.index("15. Audit trail")]
+    follow_up = text[text.index("15. Follow-up") : text.index("16. Audit trail")]
     assert all(word in follow_up for word in description.split())

@@ -9,13 +9,14 @@ into a child culture.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lims.errors import BadInput, NotFound, NotPermitted
 from lims.scenario import PATIENT_CODE
-from lims.services import bank, cultures, shipments, trace, vials
+from lims.services import bank, cultures, reports, shipments, trace, vials
 from lims.timeutil import json_time
 from lims.views import to_json
 from tests.support.bench import day
@@ -252,3 +253,20 @@ def test_a_shipment_of_several_patients_vials_is_the_root_above_their_trees(
     assert _children(nodes[mine]) == _children(nodes[theirs]) == [f"ref {made.shipment_id}"]
     # From either patient, the shipment is theirs and stands in full under their vial.
     assert _children(_nodes(_trace(shipped, "PT-0002"))[theirs]) == [made.shipment_id]
+
+
+def test_the_batch_record_draws_the_same_tree_as_its_chain_of_identity_and_custody(
+    shipped: Quality, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    out = tmp_path / "batch.pdf"
+    shipped.run(reports.write_batch_record, lot=shipped.lot_id, out=out).files.publish()
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    section = text[text.index("Chain of identity and custody") :]
+    section = section[: section.index("Equipment")]
+    nodes = _nodes(_trace(shipped, PATIENT_CODE))
+    for node in nodes.values():
+        assert f"{node['id']} {node['kind'].replace('_', ' ')}" in section, node["id"]
+    assert section.count("SHP-000001") == 3  # in full under V01, by reference under V02, V03
+    assert section.count("see above") == 2
