@@ -19,7 +19,7 @@ import pytest
 
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
-from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.cli import Invocation, csf_vehicle, invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import PASSING
 
@@ -122,6 +122,18 @@ def formulate_args(
     when: float = 8,
     shelf_life: str = SHELF_LIFE,
 ) -> tuple[str, ...]:
+    """The formulation's arguments, suspended in the patient's CSF received for it."""
+    return (
+        *formulation_of(culture, harvested=harvested, when=when, shelf_life=shelf_life),
+        *csf_vehicle(PATIENT, COLLECTED + timedelta(days=when)),
+        *extra,
+    )
+
+
+def formulation_of(
+    culture: str, *, harvested: str = "4e8", when: float = 8, shelf_life: str = SHELF_LIFE
+) -> tuple[str, ...]:
+    """A formulation's arguments less its vehicle."""
     return (
         "lot",
         "formulate",
@@ -140,7 +152,6 @@ def formulate_args(
         shelf_life,
         "--at",
         at(when),
-        *extra,
     )
 
 
