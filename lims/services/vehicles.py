@@ -78,8 +78,8 @@ def require_drawable(
     age = formulated_at - donation.collected_at
     if age > timedelta(hours=limit):
         raise RuleViolation(
-            f"CSF {donation_din} was collected {age.total_seconds() / 3600:.1f} h before the "
-            f"formulation ({show_time(donation.collected_at, zone)}), more than {limit:g} h "
+            f"CSF {donation_din} was collected {show_time(donation.collected_at, zone)}, "
+            f"{age.total_seconds() / 3600:.1f} h before the formulation: more than {limit:g} h "
             "(vehicle.max_age_hours)"
         )
     pending = session.exec(

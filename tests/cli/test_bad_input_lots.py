@@ -11,13 +11,13 @@ take numbers and times:
 
 The lab has a patient, an aspirate, a culture formulated into a lot days ago in the
 patient's CSF (the target of `qc record` and `lot correct`) and a second culture with two
-passages, not yet formulated (the target of `lot formulate`), with CSF received for it. An example changes exactly one
-value to junk and keeps valid values everywhere else, so the command can only
-refuse; every row of every table and the station's session file are compared
-before and after. The oracles for what is valid are those of
-tests.support.oracles: generous, so nothing lims might accept is fed
-as junk. Options are passed as --name=VALUE and VALUE after "--", so junk
-such as "-1" or "--x" reaches lims as a value.
+passages, not yet formulated (the target of `lot formulate`), with CSF received for it.
+An example changes exactly one value to junk and keeps valid values everywhere else, so
+the command can only refuse; every row of every table and the station's session file are
+compared before and after. The oracles for what is valid are those of
+tests.support.oracles: generous, so nothing lims might accept is fed as junk. Options are
+passed as --name=VALUE and VALUE after "--", so junk such as "-1" or "--x" reaches lims as
+a value.
 """
 
 from __future__ import annotations

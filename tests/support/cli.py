@@ -87,15 +87,18 @@ def plain(printed: str) -> str:
     return " ".join(unboxed.split())
 
 
-def csf_vehicle(patient: str, formulated_at: datetime, vehicle_ml: str = "8") -> tuple[str, ...]:
-    """`lims aspirate receive --material csf` for the patient's CSF, collected a few hours
-    before a formulation at `formulated_at` (lims.scenario's timing), and the options that
-    formulation names it by."""
+def csf_vehicle(
+    patient: str, formulated_at: datetime, *receipt: str, vehicle_ml: str = "8"
+) -> tuple[str, ...]:
+    """`lims aspirate receive --material csf` (and the options in `receipt`) for the patient's
+    CSF, collected a few hours before a formulation at `formulated_at` (lims.scenario's
+    timing), and the options that formulation names it by."""
     collected = formulated_at - CSF_BEFORE_FORMULATION
     received = ok(
         *("aspirate", "receive", "--patient", patient, "--material", "csf"),
         *("--collected-at", collected.isoformat()),
         *("--received-at", (collected + CSF_IN_TRANSIT).isoformat()),
         *("--volume-ml", "10"),
+        *receipt,
     )
     return ("--vehicle-din", received["din"], "--vehicle-ml", vehicle_ml)
