@@ -286,6 +286,43 @@ def test_formulate_refuses_a_culture_with_an_open_no_growth_deviation(
     assert formulate(culture)["status"] == "quarantine"
 
 
+def test_formulate_names_the_patients_csf_and_refuses_what_is_not_theirs(
+    station: Lab, culture: str
+) -> None:
+    when = COLLECTED + timedelta(days=8)
+    own = csf_vehicle(PATIENT, when)
+    strangers = csf_vehicle(OTHER_PATIENT, when)
+    base = formulation_of(culture)
+    refused(invoke(*base), 2, "vehicle-din: required")
+    refused(invoke(*base, "--vehicle", "saline"), 2, "vehicle-din", "allow_non_autologous")
+    refused(invoke(*base, *own[:2]), 2, "vehicle-ml: required with --vehicle-din")
+    refused(invoke(*base, *own, "--vehicle", "saline"), 2, "vehicle: not with --vehicle-din")
+    refused(invoke(*base, "--vehicle-din", "A9999-26", "--vehicle-ml", "8"), 2, "vehicle-din")
+    refused(invoke(*base, "--vehicle-din", "A999926999999", "--vehicle-ml", "8"), 3, "DIN")
+    refused(invoke(*base, *strangers), 1, f"{OTHER_PATIENT}'s, not {PATIENT}'s")
+    refused(invoke(*base, *own[:3], "10.5"), 1, "has 10 mL left")
+    assert ok("lot", "list") == []
+    formulated = ok(*base, *own)
+    lot = formulated["lot_id"]
+    assert (formulated["vehicle"], formulated["vehicle_din"], formulated["vehicle_ml"]) == (
+        "autologous CSF",
+        own[1],
+        8,
+    )
+    assert ok("lot", "show", lot)["vehicle_din"] == own[1]
+    donation = ok("aspirate", "show", own[1])
+    assert (donation["volume_left_ml"], donation["drawn_by"]) == (
+        2,
+        [{"lot_id": lot, "vehicle_ml": 8}],
+    )
+    text = " ".join(invoke("lot", "show", lot).stdout.split())
+    assert f"8 mL of CSF DIN {donation['din_display']}" in text
+    moved = csf_vehicle(PATIENT, when)
+    corrected = ok("lot", "correct", lot, *moved[:2], "--reason", "second tube was used")
+    assert (corrected["vehicle_din"], corrected["vehicle_ml"]) == (moved[1], 8)
+    assert ok("aspirate", "show", own[1])["volume_left_ml"] == 10
+
+
 # --- QC results ----------------------------------------------------------------------------
 
 
