@@ -4,8 +4,9 @@ and the tests' fixtures all start here.
 The demo ships in the wheel, so this builder lives in the package, and it is the
 one place that says what a plausible run of the reference process looks like
 (DESIGN.md; Pittenger et al. 1999, Mazzini et al. 2003): the staff, the patient,
-the aspirate, the reagent lots, the passage schedule, the formulation and QC
-results that pass the default release specification. Every value is a
+the aspirate, the reagent lots, the passage schedule, the patient's CSF and the
+formulation suspended in it, and QC results that pass the default release
+specification. Every value is a
 default that a keyword overrides.
 
 Each step is one unit of work as the station's logged-in user, as one command at
