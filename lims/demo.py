@@ -19,6 +19,7 @@ from lims.scenario import (
     PASSING,
     QC_AFTER_FORMULATION,
     STERILITY_METHOD,
+    VEHICLE_ML,
     Clock,
     Scenario,
     staff,
@@ -150,7 +151,10 @@ def run_demo(directory: Path) -> DemoResult:
     # As the technician saw them before the final harvest: the culture still active.
     received = lab.read(aspirates.show_aspirate, din=din)
     grown = lab.read(cultures.show_culture, culture=culture)
-    formulated = lab.formulate(culture)
+    # The patient's own CSF, taken on the morning of the final harvest, suspends the cells.
+    csf = lab.csf(patient.code).din.code
+    formulated = lab.formulate(culture, vehicle_din=csf, vehicle_ml=VEHICLE_ML)
+    vehicle = lab.read(aspirates.show_aspirate, din=csf)
     lot = formulated.summary.lot_id
     retained_at = formulated.summary.formulated_at + RETAINED_AFTER_FORMULATION
     retained = lab.run_dated(
@@ -158,7 +162,7 @@ def run_demo(directory: Path) -> DemoResult:
     )
     box = lab.read(storage.show_location, path=BOX)
     late_entries = [
-        *([received.din.display] if received.late_entry else []),
+        *(donation.din.display for donation in (received, vehicle) if donation.late_entry),
         *(c.summary.culture_id for c in (grown, split) if c.summary.late_entry),
         *(passage.passage_id for passage in grown.passages if passage.late_entry),
         *([lot] if formulated.summary.late_entry else []),
@@ -180,6 +184,7 @@ def run_demo(directory: Path) -> DemoResult:
         spec=spec,
         patient=patient,
         aspirate=received,
+        vehicle=vehicle,
         culture=grown,
         count=count,
         split=split,

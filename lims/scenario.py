@@ -4,8 +4,9 @@ and the tests' fixtures all start here.
 The demo ships in the wheel, so this builder lives in the package, and it is the
 one place that says what a plausible run of the reference process looks like
 (DESIGN.md; Pittenger et al. 1999, Mazzini et al. 2003): the staff, the patient,
-the aspirate, the reagent lots, the passage schedule, the formulation and QC
-results that pass the default release specification. Every value is a
+the aspirate, the reagent lots, the passage schedule, the patient's CSF and the
+formulation suspended in it, and QC results that pass the default release
+specification. Every value is a
 default that a keyword overrides.
 
 Each step is one unit of work as the station's logged-in user, as one command at
@@ -30,7 +31,7 @@ from lims import audit, auth
 from lims.config import Settings
 from lims.domain.ids import CultureId, PassageId
 from lims.domain.timeliness import entered_late
-from lims.errors import NotFound
+from lims.errors import LimsError, NotFound
 from lims.models import Patient, Vial
 from lims.services import (
     aspirates,
@@ -132,6 +133,12 @@ FORMULATION = {
     "volume_ml": 2,
     "reagents": ("TrypLE Express:2409B",),
 }
+# Mazzini: the cells are suspended in the patient's own CSF, taken by lumbar puncture on the
+# morning of the formulation and kept cold: 10 mL, 8 of them drawn into the four vials.
+CSF = {"volume_ml": 10, "temperature_c": 4}
+CSF_BEFORE_FORMULATION = timedelta(hours=3)
+CSF_IN_TRANSIT = timedelta(minutes=40)
+VEHICLE_ML = 8
 QC_AFTER_FORMULATION = timedelta(hours=3)
 STERILITY_METHOD = "BacT/ALERT, 7 d"
 # A result for every test the default specification requires, each passing, by its method.
@@ -441,10 +448,36 @@ class Scenario:
 
     # --- the lot and QA -------------------------------------------------------------------
 
+    def csf(self, patient: str = PATIENT_CODE, **values: Any) -> AspirateView:
+        """The patient's CSF, received to suspend a lot in: collected CSF_BEFORE_FORMULATION
+        before the scenario's formulation unless told."""
+        collected = self.clock.day(FORMULATION_DAY) - CSF_BEFORE_FORMULATION
+        times = {"collected_at": collected, "received_at": collected + CSF_IN_TRANSIT}
+        values = {"patient": patient, "material": "csf", **times, **CSF, **values}
+        return self.run_dated(aspirates.receive, values["received_at"], **values)
+
     def formulate(self, culture: str, **values: Any) -> LotDetail:
+        """The culture's final harvest formulated, suspended unless told in VEHICLE_ML of its
+        patient's CSF, received for it CSF_BEFORE_FORMULATION before."""
         values = {**FORMULATION, "at": self.clock.day(FORMULATION_DAY), **values}
         values = self.equipped("lot_formulate", values)
+        if "vehicle" not in values and "vehicle_din" not in values:
+            values = {**self._vehicle_for(culture, values["at"]), **values}
         return self.run_dated(lots.formulate, values.get("at"), culture=culture, **values)
+
+    def _vehicle_for(self, culture: str, at: object) -> dict[str, Any]:
+        """The vehicle of a lot formulated from culture at `at` (now, unless a time): the
+        patient's CSF received for it, or nothing where the culture is no patient's (a step
+        refused for what it names, as the formulation then says)."""
+        try:
+            din = CultureId.read(culture, "culture").din.code
+            patient = self.read(aspirates.show_aspirate, din=din).patient
+        except LimsError:
+            return {}
+        formulated = at if isinstance(at, datetime) else utcnow()
+        collected = formulated - CSF_BEFORE_FORMULATION
+        donation = self.csf(patient, collected_at=collected, received_at=collected + CSF_IN_TRANSIT)
+        return {"vehicle_din": donation.din.code, "vehicle_ml": VEHICLE_ML}
 
     def record_qc(
         self, lot: str, results: Mapping[str, str] = PASSING, **values: Any
@@ -494,8 +527,9 @@ class Scenario:
             if patient is not None:
                 owner = Patient(code=patient, initials=owner.initials, birth_year=owner.birth_year)
             in_lot = select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
+            vehicle = lots.vehicle_din(uow.session, found)
             return [
-                printing.label_for(uow.settings, found, owner, vial, found.status).payload
+                printing.label_for(uow.settings, found, owner, vial, found.status, vehicle).payload
                 for vial in uow.session.exec(in_lot)
             ]
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
     from lims.views.bench import AspirateView
 
-app = new_area("Bone-marrow aspirates and their DINs: receive, show, list.")
+app = new_area(
+    "Donations and their DINs, bone marrow or the CSF lots are suspended in: receive, show, list."
+)
 
 
 def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
@@ -34,6 +36,7 @@ def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
         {
             "DIN": view.din.display,
             "patient": view.patient,
+            "material": MATERIAL_SHOWN[view.material],
             "collected": show_time(view.collected_at, zone),
             "received": show_time(view.received_at, zone),
             "nonconforming": alarm("NONCONFORMING: see its deviation")
@@ -49,9 +52,20 @@ def _print_aspirate(view: AspirateView, title: str, zone: tzinfo) -> None:
             else view.count.described(zone, total=True, sha256_digits=SHA256_IN_TABLES),
             "temperature": f"{view.temperature_c:g} °C" if view.temperature_c is not None else None,
             "cultures": ", ".join(view.cultures) or None,
+            "left": None if view.volume_left_ml is None else f"{view.volume_left_ml:g} mL",
+            "drawn by": _drawn_by(view),
             "received by": view.recorded_by,
         },
     )
+
+
+# How tables name each material (aspirates.material).
+MATERIAL_SHOWN = {"bone_marrow": "bone marrow", "csf": "CSF"}
+
+
+def _drawn_by(view: AspirateView) -> str | None:
+    """The lots a CSF donation suspends, with the mL each drew."""
+    return ", ".join(f"{draw.lot_id} ({draw.vehicle_ml:g} mL)" for draw in view.drawn_by) or None
 
 
 DinArgument = Annotated[
@@ -100,14 +114,25 @@ def receive(
         typer.Option("--reason", help="Why a nonconforming sample is kept (with --nonconforming)."),
     ] = None,
     late_reason: LateReasonOption = None,
+    material: Annotated[
+        str | None,
+        typer.Option(
+            "--material",
+            metavar="bone_marrow|csf",
+            help="What was collected: bone marrow to expand (default), or the patient's CSF "
+            "to suspend a lot in (up to aspirate.csf_max_volume_ml, site setting, default 30 "
+            "mL; no anticoagulant or TNC).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Receive an aspirate and give it the next DIN of this facility and year.
+    """Receive a donation and give it the next DIN of this facility and year.
 
     The DIN's year is the collection year at the facility (facility.timezone). The
     collection must not be before the patient's consent date or birth year. The total
-    nucleated cells are typed (--tnc), or the total cells of a count imported from the
-    cell counter (--count, with the volume counted).
+    nucleated cells of bone marrow are typed (--tnc), or the total cells of a count imported
+    from the cell counter (--count, with the volume counted). CSF (--material csf) is the
+    vehicle a lot is suspended in (lot formulate --vehicle-din): it starts no culture.
 
     \b
     Example:
@@ -115,6 +140,8 @@ def receive(
         --volume-ml 30 --anticoagulant "sodium heparin" --tnc 6.1e8 --temperature-c 18
       lims aspirate receive --patient PT-0001 --collected-at 2026-11-25T08:10 \\
         --volume-ml 30 --count CNT-000003 --suspension-ml 30
+      lims aspirate receive --patient PT-0001 --material csf \\
+        --collected-at 2026-12-22T07:30 --volume-ml 10 --temperature-c 4
     """
     from lims.services import aspirates
 
@@ -124,7 +151,7 @@ def receive(
 
 @app.command("show")
 def show(din: DinArgument, as_json: JsonOption = False) -> None:
-    """Show an aspirate and the cultures started from it.
+    """Show a donation: the cultures started from bone marrow, the lots CSF suspends.
 
     \b
     Example:
@@ -139,18 +166,21 @@ def show(din: DinArgument, as_json: JsonOption = False) -> None:
 LIST_COLUMNS: Columns = [
     ("DIN", "din.display"),
     "patient",
+    ("material", lambda view: MATERIAL_SHOWN[view.material]),
     ("collected", Moment("collected_at")),
     ("received", Moment("received_at")),
     ("conditions", lambda view: "nonconforming" if view.nonconforming else None),
     LATE_COLUMN,
     ("volume mL", lambda view: f"{view.volume_ml:g}"),
+    ("left mL", lambda view: None if view.volume_left_ml is None else f"{view.volume_left_ml:g}"),
     ("cultures", lambda view: ", ".join(view.cultures) or None),
+    ("lots suspended", lambda view: ", ".join(draw.lot_id for draw in view.drawn_by) or None),
 ]
 
 
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
-    """List aspirates by DIN.
+    """List donations by DIN, bone marrow and CSF, with the CSF each has left.
 
     \b
     Example:

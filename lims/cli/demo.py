@@ -112,12 +112,21 @@ def demo(
     )
     lot = result.lot
     investigation = result.investigation
+    csf = result.vehicle
+    collected = lot.summary.formulated_at - csf.collected_at
     say(
-        f"\n5. The technician formulated lot {lot.summary.lot_id} "
+        f"\n5. On the morning of the final harvest the patient's own CSF was received (`lims"
+        f" aspirate receive --material csf`, DIN {csf.din.display}, {csf.volume_ml:g} mL). The"
+        f" technician formulated lot {lot.summary.lot_id} "
         f"({lot.summary.vials} vials for {lot.summary.patient}, judged by specification "
         f"version {lot.summary.spec_version}, in date for "
-        f"{(lot.summary.expires_at - lot.summary.formulated_at).total_seconds() / 3600:g} h)"
-        " and recorded its QC. A product that outlives no sterility culture is released on"
+        f"{(lot.summary.expires_at - lot.summary.formulated_at).total_seconds() / 3600:g} h),"
+        f" its cells suspended in {lot.summary.vehicle_ml:g} mL of that CSF (`--vehicle-din"
+        f" {csf.din.code} --vehicle-ml {lot.summary.vehicle_ml:g}`), collected"
+        f" {collected.total_seconds() / 3600:g} h before: lims refuses another patient's CSF,"
+        " bone marrow, CSF older than vehicle.max_age_hours and more CSF than is left"
+        f" ({csf.volume_left_ml:g} mL of this one now). It then recorded the lot's QC. A product"
+        " that outlives no sterility culture is released on"
         " interim results: sterility was started (`qc record LOT sterility pending`), the Gram"
         " stain and the automated culture read negative to date, endotoxin below the method's"
         f" range (<0.5). CD105 came out of specification, which opened deviation"
@@ -187,6 +196,7 @@ def demo(
     say("  lims login tech        # password from the table above")
     say("  lims whoami")
     say(f"  lims culture show {result.culture.summary.culture_id}")
+    say(f"  lims aspirate show {csf.din.code}")
     say(f"  lims lot show {lot.summary.lot_id}")
     say(f"  lims storage find {result.patient.code}")
     say("  lims equipment show INC-01")

@@ -51,7 +51,29 @@ VolumeOption = Annotated[
 ]
 VehicleOption = Annotated[
     str | None,
-    typer.Option("--vehicle", help="What the cells are suspended in (lot.vehicle)."),
+    typer.Option(
+        "--vehicle",
+        metavar="TEXT",
+        help="A typed vehicle (e.g. saline) instead of the patient's CSF: only where the site "
+        "allows it (vehicle.allow_non_autologous, default false).",
+    ),
+]
+VehicleDinOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vehicle-din",
+        metavar="DIN",
+        help="The patient's own CSF the cells are suspended in (aspirate receive --material "
+        "csf): collected within vehicle.max_age_hours (default 24) of the formulation.",
+    ),
+]
+VehicleMlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vehicle-ml",
+        metavar="ML",
+        help="With --vehicle-din: the mL of that CSF drawn, at most what it has left.",
+    ),
 ]
 ShelfLifeOption = Annotated[
     str | None,
@@ -92,6 +114,8 @@ def formulate(
     viability: ViabilityOption = None,
     count: CountOption = None,
     suspension_ml: SuspensionOption = None,
+    vehicle_din: VehicleDinOption = None,
+    vehicle_ml: VehicleMlOption = None,
     vehicle: VehicleOption = None,
     shelf_life_hours: ShelfLifeOption = None,
     at: AtOption = None,
@@ -103,14 +127,17 @@ def formulate(
     """Formulate a culture's final harvest into a lot of vials for its patient (quarantine).
 
     The viable cells of the final harvest and their viability are typed, or taken from a
-    count imported from the cell counter (--count, with the volume counted): not both.
+    count imported from the cell counter (--count, with the volume counted): not both. The
+    cells are suspended in the patient's own CSF, named by its DIN (--vehicle-din, with the
+    mL drawn): it must be that patient's CSF, fresh enough and with that much left.
 
     \b
     Example:
       lims lot formulate A999926000001-C1 --harvested 1.1e9 --viability 93 \\
-        --vials 4 --cells-per-vial 5e7 --volume-ml 2 --equipment BSC-01
+        --vials 4 --cells-per-vial 5e7 --volume-ml 2 \\
+        --vehicle-din A999926000002 --vehicle-ml 8 --equipment BSC-01
       lims lot formulate A999926000001-C1 --count CNT-000015 --suspension-ml 50 \\
-        --vials 4 --cells-per-vial 5e7 --volume-ml 2
+        --vials 4 --cells-per-vial 5e7 --volume-ml 2 --vehicle-din A999926000002 --vehicle-ml 8
     """
     from lims.services import lots
 
@@ -169,17 +196,33 @@ def correct(
     viability: Annotated[str | None, typer.Option("--viability", metavar="PCT")] = None,
     cells_per_vial: Annotated[str | None, typer.Option("--cells-per-vial", metavar="N")] = None,
     volume_ml: Annotated[str | None, typer.Option("--volume-ml", metavar="ML")] = None,
-    vehicle: Annotated[str | None, typer.Option("--vehicle")] = None,
+    vehicle_din: Annotated[
+        str | None,
+        typer.Option(
+            "--vehicle-din",
+            metavar="DIN",
+            help="The patient's CSF the cells were in fact suspended in (as at formulation).",
+        ),
+    ] = None,
+    vehicle_ml: Annotated[
+        str | None,
+        typer.Option("--vehicle-ml", metavar="ML", help="The mL of that CSF in fact drawn."),
+    ] = None,
+    vehicle: VehicleOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Correct what was typed at formulation while the lot is in quarantine.
 
     A final harvest taken from an imported count (lot formulate --count) is the
     instrument's: its cells and viability are not retyped (open a deviation on the lot).
+    The vehicle's CSF is checked as at formulation; the mL drawn move from the donation
+    named before to the one named now.
 
     \b
     Example:
       lims lot correct A999926000001-L1 --harvested 1.05e9 --reason "count sheet misread"
+      lims lot correct A999926000001-L1 --vehicle-din A999926000003 --vehicle-ml 8 \\
+        --reason "second CSF tube was used"
     """
     from lims.services import lots
 

@@ -65,6 +65,7 @@ def _print_patient(view: PatientView, title: str, zone: tzinfo) -> None:
 
 
 def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
+    from lims.cli import aspirates
     from lims.timeutil import show_time
     from lims.views.records import LATE_ENTRY
 
@@ -72,10 +73,11 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
     if view.aspirates:
         print_table(
             "Aspirates",
-            ["DIN", "collected", "received", "conditions", "cultures"],
+            ["DIN", "material", "collected", "received", "conditions", "left mL", "used by"],
             [
                 (
                     a.din.display,
+                    aspirates.MATERIAL_SHOWN[a.material],
                     show_time(a.collected_at, zone),
                     show_time(a.received_at, zone),
                     ", ".join(
@@ -87,7 +89,8 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
                         if shown
                     )
                     or None,
-                    ", ".join(a.cultures) or None,
+                    None if a.volume_left_ml is None else f"{a.volume_left_ml:g}",
+                    ", ".join([*a.cultures, *(draw.lot_id for draw in a.drawn_by)]) or None,
                 )
                 for a in view.aspirates
             ],

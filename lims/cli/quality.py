@@ -201,6 +201,7 @@ def show_lot(detail: LotDetail, zone: tzinfo) -> None:
                 f"{lot.vials} × {cells(lot.cells_per_vial)} cells in {lot.volume_ml:g} mL "
                 f"{lot.vehicle}"
             ),
+            "vehicle": lot.vehicle_source(),
             "final passage": f"P{lot.final_passage}",
             "reagents": ", ".join(detail.reagents) or None,
             **({"release": _release_state(detail)} if detail.release_complete is not None else {}),

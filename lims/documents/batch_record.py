@@ -621,6 +621,8 @@ def render(record: BatchRecord) -> RenderedPdf:
                     f"{lot.vials} × {lot.cells_per_vial:,} cells in {lot.volume_ml:g} mL "
                     f"{lot.vehicle}",
                 ),
+                # The patient's CSF by its DIN, or the words of a typed vehicle.
+                ("vehicle", lot.vehicle_source() or lot.vehicle),
                 ("final passage", f"P{lot.final_passage}"),
                 ("expires", show_time(lot.expires_at, zone)),
                 ("reagents", ", ".join(record.lot.reagents) or None),

@@ -1,9 +1,17 @@
-"""Aspirate receipt: each bone-marrow aspirate gets its ISBT 128 DIN at the bench."""
+"""Aspirate receipt: each donation gets its ISBT 128 DIN at the bench, bone marrow to expand
+or CSF to suspend the product in (its vehicle), from the same sequence.
+
+CSF is received as a lab receives it: its own volume range (aspirate.csf_max_volume_ml), the
+same temperature on arrival and transit limits, collected by lumbar puncture by default, and
+neither anticoagulated nor counted (an anticoagulant, TNC or count named for it is refused:
+the wrong material was chosen). It starts no culture; lots draw on it (lims.services.vehicles).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,16 +24,26 @@ from lims.domain import quantities
 from lims.domain.count_use import not_typed, requested, taken_by
 from lims.domain.ids import Din, next_din
 from lims.errors import BadInput, RuleViolation
-from lims.models import LONG_TEXT_MAX, SHORT_TEXT_MAX, Aspirate, Culture, Patient
+from lims.models import (
+    CSF,
+    LONG_TEXT_MAX,
+    MARROW,
+    MATERIALS,
+    SHORT_TEXT_MAX,
+    Aspirate,
+    Culture,
+    Lot,
+    Patient,
+)
 from lims.services import consent, count_use, counts, late_entries, lookup, records
 from lims.services import deviations as deviation_rules
 from lims.timeutil import after, past_moment, utcnow
 from lims.uow import UnitOfWork
-from lims.validation import free_text
+from lims.validation import choice, free_text
 from lims.views import from_record
-from lims.views.bench import AspirateView
+from lims.views.bench import AspirateView, VehicleDraw
 
-DEFAULT_SITE = "posterior iliac crest"
+DEFAULT_SITES = {MARROW: "posterior iliac crest", CSF: "lumbar puncture"}
 SMALLEST_VOLUME_ML = 0.1
 NONCONFORMING = "nonconforming_sample"  # the kind of deviation a nonconforming receipt opens
 
@@ -51,9 +69,11 @@ def views(
     """Aspirates as shown, each with its patient's code, its cultures and its late-entry mark."""
     late = late_entries.marks(session, "aspirate", [aspirate.din for aspirate, _, _ in aspirates])
     sources = counts.sources(session, [aspirate.count_id for aspirate, _, _ in aspirates])
+    drawn = draws(session, [a.id for a, _, _ in aspirates if a.material == CSF])
     views = []
     for (aspirate, patient_code, cultures), source in zip(aspirates, sources, strict=True):
         marks = late.get(aspirate.din, [])
+        drawn_by = drawn.get(aspirate.id or 0, [])
         views.append(
             from_record(
                 AspirateView,
@@ -62,12 +82,53 @@ def views(
                 patient=patient_code,
                 count=source,
                 cultures=cultures,
+                drawn_by=drawn_by,
+                volume_left_ml=volume_left(aspirate.volume_ml, drawn_by)
+                if aspirate.material == CSF
+                else None,
                 late_entry=bool(marks),
                 entered_at=aspirate.recorded_at,
                 late_reason=marks[0].reason if marks else None,
             )
         )
     return views
+
+
+def draws(session: Session, aspirate_ids: Iterable[int | None]) -> dict[int, list[VehicleDraw]]:
+    """The lots that drew on each CSF donation as their vehicle, in the order formulated."""
+    wanted = [number for number in aspirate_ids if number is not None]
+    found: dict[int, list[VehicleDraw]] = {}
+    if not wanted:
+        return found
+    rows = session.exec(
+        select(Lot.vehicle_aspirate_id, Lot.code, Lot.vehicle_ml)
+        .where(col(Lot.vehicle_aspirate_id).in_(wanted))
+        .order_by(col(Lot.id))
+    ).all()
+    for aspirate_id, code, drawn in rows:
+        assert aspirate_id is not None
+        assert drawn is not None
+        found.setdefault(aspirate_id, []).append(VehicleDraw(lot_id=code, vehicle_ml=drawn))
+    return found
+
+
+def volume_left(received_ml: float, drawn: Sequence[VehicleDraw]) -> float:
+    """The mL of a CSF donation no lot drew, in decimal as typed: 10 mL less three draws of
+    3.3 is 0.1, not 0.10000000000000053."""
+    left = Decimal(repr(received_ml)) - sum(
+        (Decimal(repr(draw.vehicle_ml)) for draw in drawn), Decimal(0)
+    )
+    return float(left)
+
+
+def require_marrow(aspirate: Aspirate) -> None:
+    """Only bone marrow is expanded: CSF is a lot's vehicle, drawn on at formulation."""
+    if aspirate.material != MARROW:
+        raise RuleViolation(
+            f"aspirate {din_of(aspirate).display} is CSF, not bone marrow: a culture starts "
+            "from bone marrow; CSF is the vehicle a lot is suspended in (lims lot formulate "
+            "--vehicle-din DIN --vehicle-ml V)"
+        )
 
 
 def facility_zone(settings: Settings) -> ZoneInfo:
@@ -177,16 +238,21 @@ def receive(
     nonconforming: bool = False,
     reason: str | None = None,
     late_reason: str | None = None,
+    material: str | None = None,
 ) -> AspirateView:
-    """Record an aspirate's arrival and give it the next DIN of this facility and year.
+    """Record a donation's arrival and give it the next DIN of this facility and year.
 
-    A sample too long in transit is received only as nonconforming, with a reason, and
-    opens a deviation on the aspirate. Its total nucleated cells are typed (`tnc`), or taken
-    from an imported count's total cell density (`count`, with the mL the counted cells are
-    suspended in), which the aspirate then uses up.
+    Bone marrow by default, or CSF (`material`), the vehicle lots are suspended in. A sample
+    too long in transit is received only as nonconforming, with a reason, and opens a
+    deviation on the aspirate. A marrow aspirate's total nucleated cells are typed (`tnc`),
+    or taken from an imported count's total cell density (`count`, with the mL the counted
+    cells are suspended in), which the aspirate then uses up.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
+    kind = MARROW if material is None else choice("material", material, MATERIALS)
+    if kind == CSF:
+        _nothing_of_marrow(anticoagulant=anticoagulant, tnc=tnc, count=count)
     request = requested(count, suspension_ml)
     not_typed(request, tnc=tnc)
     zone = settings.tz
@@ -196,9 +262,15 @@ def receive(
     received = past_moment("received-at", received_at, zone, now)
     after("received-at", received, collected, "collection", zone)
     volume = quantities.positive(
-        "volume-ml", volume_ml, unit="mL", smallest=SMALLEST_VOLUME_ML, high=limits.max_volume_ml
+        "volume-ml",
+        volume_ml,
+        unit="mL",
+        smallest=SMALLEST_VOLUME_ML,
+        high=limits.csf_max_volume_ml if kind == CSF else limits.max_volume_ml,
     )
-    site = free_text("site", site if site is not None else DEFAULT_SITE, max_length=SHORT_TEXT_MAX)
+    site = free_text(
+        "site", site if site is not None else DEFAULT_SITES[kind], max_length=SHORT_TEXT_MAX
+    )
     if anticoagulant is not None:
         free_text("anticoagulant", anticoagulant, max_length=SHORT_TEXT_MAX)
     cells = quantities.cell_count("tnc", tnc) if tnc is not None else None
@@ -227,6 +299,7 @@ def receive(
         )
         cells = counted.total_cells
     arrival: dict[str, Any] = {
+        "material": kind,
         "collected_at": collected,
         "received_at": received,
         "volume_ml": volume,
@@ -260,17 +333,30 @@ def receive(
     return view
 
 
+def _nothing_of_marrow(**given: str | int | float | None) -> None:
+    """CSF is neither anticoagulated nor counted for nucleated cells: a value typed for it
+    says the wrong material was chosen."""
+    for option, value in given.items():
+        if value is not None:
+            raise BadInput(
+                option,
+                "not for CSF, which is neither anticoagulated nor counted at receipt "
+                "(for bone marrow, leave out --material csf)",
+            )
+
+
 def _open_nonconformance(
     session: Session, actor: Actor, aspirate: Aspirate, din: Din, reason: str, limit: float
 ) -> None:
     hours = (aspirate.received_at - aspirate.collected_at).total_seconds() / 3600
+    what = "CSF" if aspirate.material == CSF else "aspirate"
     deviation_rules.open_on_aspirate(
         session,
         actor,
         aspirate,
         kind=NONCONFORMING,
         description=(
-            f"aspirate {din.display} received {hours:.1f} h after collection, more than "
+            f"{what} {din.display} received {hours:.1f} h after collection, more than "
             f"{limit:g} h (aspirate.max_transit_hours); kept as nonconforming: {reason}"
         ),
     )

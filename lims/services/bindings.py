@@ -74,6 +74,7 @@ from lims.domain.states import CultureState
 from lims.domain.storage import Position, place_label
 from lims.errors import RuleViolation
 from lims.models import (
+    MARROW,
     Aspirate,
     AuditEntry,
     BankVial,
@@ -228,6 +229,25 @@ def _signature_said(row: RowMapping) -> str:
 
 _PARENT_CULTURE = aliased(Culture)
 _THAWED_INTO = aliased(Culture)
+_VEHICLE = aliased(Aspirate)
+# The lots drawing on each CSF donation as their vehicle, as one text per donation.
+_DRAWN_BY = (
+    select(
+        col(Lot.vehicle_aspirate_id).label("aspirate_id"),
+        func.aggregate_strings(col(Lot.code), ",").label("drawn_by"),
+    )
+    .where(col(Lot.vehicle_aspirate_id).is_not(None))
+    .group_by(col(Lot.vehicle_aspirate_id))
+    .subquery()
+)
+
+
+def _drawn_by(row: RowMapping) -> list[str]:
+    """The lots drawing on a donation, sorted, as the trail states them (aspirate.draw)."""
+    text = row["drawn_by"]
+    return sorted(text.split(",")) if text else []
+
+
 _DEVIATION_SUBJECT = func.coalesce(col(Lot.code), col(Culture.code), col(Aspirate.din))
 
 
@@ -418,7 +438,12 @@ BINDINGS: tuple[Binding, ...] = (
             col(Aspirate.collected_at),
             col(Aspirate.received_at),
             col(Aspirate.nonconforming),
-        ).join(Patient, col(Patient.id) == col(Aspirate.patient_id)),
+            col(Aspirate.material),
+            col(Aspirate.volume_ml),
+            _DRAWN_BY.c.drawn_by,
+        )
+        .join(Patient, col(Patient.id) == col(Aspirate.patient_id))
+        .outerjoin(_DRAWN_BY, _DRAWN_BY.c.aspirate_id == col(Aspirate.id)),
         columns=(
             Bound("patient_id", "patient", field="patient_code"),
             # Consent, birth year and transit are judged by these times.
@@ -429,6 +454,18 @@ BINDINGS: tuple[Binding, ...] = (
                 "received_at", "received_at", as_stated=lambda row: json_time(row["received_at"])
             ),
             Bound("nonconforming", "nonconforming", before_stated=False),
+            # CSF is a lot's vehicle, bone marrow its cells (every aspirate before 0012).
+            Bound("material", "material", before_stated=MARROW),
+            # What a CSF donation has left for lots to draw is its volume less theirs: the
+            # lots drawing on it (aspirate.draw states them) and, bound on each lot, its mL.
+            Bound("volume_ml", "volume_ml"),
+            Bound(
+                "vehicle_aspirate_id of lots",
+                "drawn_by",
+                before_stated=[],
+                field="drawn_by",
+                as_stated=_drawn_by,
+            ),
         ),
     ),
     Entities(
@@ -448,9 +485,12 @@ BINDINGS: tuple[Binding, ...] = (
             col(Lot.pending_at_release),
             col(Lot.release_completed_at),
             col(Lot.release_completed_by),
+            col(_VEHICLE.din).label("vehicle_din"),
+            col(Lot.vehicle_ml),
         )
         .join(Culture, col(Culture.id) == col(Lot.culture_id))
-        .join(Patient, col(Patient.id) == col(Lot.patient_id)),
+        .join(Patient, col(Patient.id) == col(Lot.patient_id))
+        .outerjoin(_VEHICLE, col(_VEHICLE.id) == col(Lot.vehicle_aspirate_id)),
         columns=(
             Bound("status", "status"),
             Bound("patient_id", "patient_id"),
@@ -474,6 +514,10 @@ BINDINGS: tuple[Binding, ...] = (
                 as_stated=lambda row: json_time(row["release_completed_at"]),
             ),
             Bound("release_completed_by", "release_completed_by", before_stated=None),
+            # The patient's CSF the cells are suspended in, and the mL drawn from it; a lot
+            # formulated before 0012 had a typed vehicle only.
+            Bound("vehicle_aspirate_id", "vehicle_din", before_stated=None, field="vehicle_din"),
+            Bound("vehicle_ml", "vehicle_ml", before_stated=None),
         ),
     ),
     Entities(

@@ -45,7 +45,7 @@ from lims.services import (
 )
 from lims.services import deviations as deviation_rules
 from lims.services import reagents as reagent_rules
-from lims.services.aspirates import din_of
+from lims.services.aspirates import din_of, require_marrow
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
 from lims.validation import choice, free_text
@@ -447,6 +447,7 @@ def start_culture(
     started = past_moment("at", at, zone, now)
     late = late_entries.reason_for(uow, started, now, late_reason)
     aspirate = lookup.aspirate(session, din)
+    require_marrow(aspirate)
     consent.require_in_force(session, zone, aspirate.patient_id, "culture start")
     donation = din_of(aspirate)
     after("at", started, aspirate.received_at, f"receipt of aspirate {donation.display}", zone)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from lims.config import Settings
 from lims.domain import ids, quantities
 from lims.domain import signatures as signing
 from lims.domain.count_use import not_typed, requested, taken_by, typed_unless_counted
+from lims.domain.ids import Din
 from lims.domain.states import CULTURE, DEVIATION, LOT, VIAL, expired
 from lims.errors import BadInput, RuleViolation
 from lims.models import (
@@ -50,6 +52,7 @@ from lims.services import (
     lookup,
     records,
     signatures,
+    vehicles,
     verdicts,
 )
 from lims.services import cultures as culture_rules
@@ -102,6 +105,14 @@ def lot_summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[
         .where(col(Lot.id).in_([lot.id for lot in lots]))
     ).all()
     origins = {lot_id: (patient, aspirate, culture) for lot_id, patient, aspirate, culture in rows}
+    suspended_in = {
+        donation.id: din_of(donation)
+        for donation in session.exec(
+            select(Aspirate).where(
+                col(Aspirate.id).in_({lot.vehicle_aspirate_id for lot in lots} - {None})
+            )
+        ).all()
+    }
     late = late_entries.marks(session, "lot", [lot.code for lot in lots])
     sources = counts.sources(session, [lot.count_id for lot in lots])
     summaries = []
@@ -120,6 +131,7 @@ def lot_summaries(session: Session, lots: Sequence[Lot], now: datetime) -> list[
                 din=din_of(aspirate),
                 culture_id=culture,
                 count=source,
+                vehicle_din=suspended_in.get(lot.vehicle_aspirate_id),
                 late_entry=bool(marks),
                 entered_at=lot.recorded_at,
                 late_reason=marks[0].reason if marks else None,
@@ -216,10 +228,12 @@ def show_lot(uow: UnitOfWork, *, lot: str) -> LotDetail:
 # What a lot signature hashes. Shape 3 is the decision: who the lot is for, what was
 # formulated, the results and waivers relied on, and the specification's rules; nothing
 # recorded after signing and no description. Shape 4 adds the patient's weight, which a
-# dose per kilogram is judged by. Signatures made before shapes were numbered hashed the
-# whole record as it then stood (_earlier_record).
-RECORD_SHAPE = 4
+# dose per kilogram is judged by. Shape 5 adds the vehicle: the DIN of the patient's CSF the
+# cells are suspended in and the mL drawn from it. Signatures made before shapes were numbered
+# hashed the whole record as it then stood (_earlier_record).
+RECORD_SHAPE = 5
 WEIGHED_SHAPE = 4  # the first shape whose record holds the patient's weight
+VEHICLE_SHAPE = 5  # the first whose record holds the vehicle's DIN and mL
 
 
 def _record(session: Session, lot: Lot, *, signed_at: datetime, shape: int) -> dict[str, Any]:
@@ -243,10 +257,12 @@ def _record(session: Session, lot: Lot, *, signed_at: datetime, shape: int) -> d
     ).all()
     judged_by = site.specification(session, lot.spec_version)
     weighed = {"patient_weight_kg": patient.weight_kg} if shape >= WEIGHED_SHAPE else {}
+    suspended = {"vehicle": _vehicle(session, lot)} if shape >= VEHICLE_SHAPE else {}
     return {
         "lot": lot.code,
         "patient": patient.code,
         **weighed,
+        **suspended,
         "din": din_of(aspirate).code,
         "culture": culture.code,
         "cells_plated": culture.cells_plated,
@@ -292,6 +308,28 @@ def _formulation(lot: Lot) -> list[Any]:
         lot.vehicle,
         json_time(lot.expires_at),
     ]
+
+
+def _vehicle(session: Session, lot: Lot) -> list[Any]:
+    """The vehicle as a signature covers it: the CSF's DIN and the mL drawn, or the words of
+    a typed vehicle."""
+    donation = vehicle_donation(session, lot)
+    if donation is None:
+        return [lot.vehicle]
+    return [din_of(donation).code, lot.vehicle_ml]
+
+
+def vehicle_donation(session: Session, lot: Lot) -> Aspirate | None:
+    """The CSF the lot's cells are suspended in; None for a typed vehicle."""
+    if lot.vehicle_aspirate_id is None:
+        return None
+    return session.get(Aspirate, lot.vehicle_aspirate_id)
+
+
+def vehicle_din(session: Session, lot: Lot) -> Din | None:
+    """The DIN of the CSF the lot's cells are suspended in, for its labels."""
+    donation = vehicle_donation(session, lot)
+    return None if donation is None else din_of(donation)
 
 
 def _earlier_record(session: Session, lot: Lot, *, signed_at: datetime) -> dict[str, Any]:
@@ -394,6 +432,8 @@ def formulate(
     count: str | None = None,
     suspension_ml: str | float | None = None,
     vehicle: str | None = None,
+    vehicle_din: str | None = None,
+    vehicle_ml: str | float | None = None,
     shelf_life_hours: str | float | None = None,
     at: str | datetime | None = None,
     late_reason: str | None = None,
@@ -404,7 +444,9 @@ def formulate(
 
     The viable cells of the final harvest and their viability are typed, or taken from an
     imported count (`count`, with the mL the counted cells are suspended in), which the lot
-    then uses up.
+    then uses up. The cells are suspended in the patient's own CSF, `vehicle_ml` of the
+    donation `vehicle_din` (lims.services.vehicles says which may be drawn), or, where the
+    site allows it (vehicle.allow_non_autologous), in a typed `vehicle`.
     """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
@@ -424,11 +466,7 @@ def formulate(
     volume = quantities.positive(
         "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
     )
-    vehicle = free_text(
-        "vehicle",
-        vehicle if vehicle is not None else settings.lot.vehicle,
-        max_length=SHORT_TEXT_MAX,
-    )
+    suspension = _vehicle_named(settings, vehicle, vehicle_din, vehicle_ml)
     shelf_life = quantities.positive(
         "shelf-life-hours",
         shelf_life_hours if shelf_life_hours is not None else settings.lot.shelf_life_hours,
@@ -458,9 +496,22 @@ def formulate(
     culture_rules.after_previous_step(source, passages, formulated_at, zone)
     lots = reagent_rules.usable_lots(session, settings, reagents, formulated_at)
     used = equipment_use.usable(uow, step="lot_formulate", equipment=equipment, at=formulated_at)
-
     aspirate = session.get(Aspirate, source.aspirate_id)
     assert aspirate is not None
+    patient = session.get(Patient, aspirate.patient_id)
+    assert patient is not None
+    donation = None
+    if suspension.csf_ml is not None:
+        donation = lookup.aspirate(session, suspension.typed_din or "", "vehicle-din")
+        vehicles.require_drawable(
+            uow,
+            donation,
+            patient=patient,
+            formulated_at=formulated_at,
+            wanted_ml=suspension.csf_ml,
+            at_field="at",
+        )
+
     assert aspirate.id is not None
     assert source.id is not None
     identity = ids.next_lot(
@@ -481,7 +532,8 @@ def formulate(
         "viability": viable_percent,
         "cells_per_vial": dose,
         "volume_ml": volume,
-        "vehicle": vehicle,
+        "vehicle": suspension.words,
+        "vehicle_ml": suspension.csf_ml,
         "final_passage": culture_rules.final_passage_number(session, source, passages),
         "spec_version": _in_force(uow.spec_version),
         "formulated_at": formulated_at,
@@ -494,14 +546,14 @@ def formulate(
         number=identity.number,
         vials=vial_count,
         **formulation,
+        vehicle_aspirate_id=None if donation is None else donation.id,
         count_id=None if counted is None else counted.count_id,
     )
-    patient = session.get(Patient, aspirate.patient_id)
-    assert patient is not None
     new = {
         "culture": source.code,
         "patient": patient.code,
         **formulation,
+        "vehicle_din": None if donation is None else donation.din,
         "vials": [vial.code for vial in vial_ids],
         "reagents": [f"{r.name}:{r.lot}" for r in lots],
         "status": lot.status,
@@ -533,9 +585,72 @@ def formulate(
         for vial in vial_ids
     )
     reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
+    if donation is not None:
+        vehicles.record_draw(session, donation, lot, by=actor.username)
     change_status(session, CULTURE, source, "formulate", by=actor.username, new={"lot": lot.code})
     session.flush()
     return lot_detail(session, settings, lot)
+
+
+@dataclass(frozen=True)
+class _Suspension:
+    """What a formulation names its vehicle by: the patient's CSF (its DIN as typed and the
+    mL drawn), with the site's words for it (lot.vehicle), or a typed vehicle's words."""
+
+    words: str
+    typed_din: str | None = None
+    csf_ml: float | None = None
+
+
+def _vehicle_named(
+    settings: Settings,
+    vehicle: str | None,
+    vehicle_din: str | None,
+    vehicle_ml: str | float | None,
+) -> _Suspension:
+    """The vehicle as typed, checked before anything is looked up: a CSF donation by DIN,
+    with the mL drawn, or, only where the site allows a vehicle not the patient's own
+    (vehicle.allow_non_autologous), a typed one."""
+    allowed = settings.vehicle.allow_non_autologous
+    if vehicle is not None and vehicle_din is not None:
+        raise BadInput(
+            "vehicle", "not with --vehicle-din: the cells are suspended in one or the other"
+        )
+    if vehicle_din is None:
+        if vehicle_ml is not None:
+            raise BadInput("vehicle-ml", "only with --vehicle-din: the mL of that CSF drawn")
+        if vehicle is None or not allowed:
+            raise BadInput(
+                "vehicle-din",
+                "required: the DIN of the patient's CSF the cells are suspended in, with "
+                "--vehicle-ml V"
+                + (
+                    " (or a typed --vehicle TEXT)"
+                    if allowed
+                    else "; a typed --vehicle only where the site allows it "
+                    "(vehicle.allow_non_autologous)"
+                ),
+            )
+        return _Suspension(words=free_text("vehicle", vehicle, max_length=SHORT_TEXT_MAX))
+    ids.parse_din(vehicle_din, "vehicle-din")
+    if vehicle_ml is None:
+        raise BadInput("vehicle-ml", "required with --vehicle-din: the mL of that CSF drawn")
+    return _Suspension(
+        words=settings.lot.vehicle,
+        typed_din=vehicle_din,
+        csf_ml=_csf_ml(settings, vehicle_ml),
+    )
+
+
+def _csf_ml(settings: Settings, vehicle_ml: str | float) -> float:
+    """The mL of CSF drawn into a lot: measurable, and no more than a donation holds."""
+    return quantities.positive(
+        "vehicle-ml",
+        vehicle_ml,
+        unit="mL",
+        smallest=vehicles.SMALLEST_ML,
+        high=settings.aspirate.csf_max_volume_ml,
+    )
 
 
 def _in_force(spec_version: int | None) -> int:
@@ -564,8 +679,16 @@ def correct_lot(
     cells_per_vial: str | int | None = None,
     volume_ml: str | float | None = None,
     vehicle: str | None = None,
+    vehicle_din: str | None = None,
+    vehicle_ml: str | float | None = None,
 ) -> LotDetail:
-    """Correct what was typed at formulation, with a reason, while the lot is in quarantine."""
+    """Correct what was typed at formulation, with a reason, while the lot is in quarantine.
+
+    The vehicle is corrected as it is named at formulation: another CSF donation of the
+    patient (`vehicle_din`, drawn as a formulation draws it: the mL drawn move from the old
+    donation to the new) or another mL of it (`vehicle_ml`), or, where the site allows it, a
+    typed vehicle.
+    """
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     free_text("reason", reason, max_length=LONG_TEXT_MAX, multiline=True)
@@ -580,13 +703,12 @@ def correct_lot(
         typed["volume_ml"] = quantities.positive(
             "volume-ml", volume_ml, unit="mL", smallest=0.01, high=VIAL_VOLUME_MAX_ML
         )
-    if vehicle is not None:
-        typed["vehicle"] = free_text("vehicle", vehicle, max_length=SHORT_TEXT_MAX)
-    if not typed:
+    csf_ml = _typed_vehicle_correction(settings, typed, vehicle, vehicle_din, vehicle_ml)
+    if not typed and vehicle_din is None and csf_ml is None:
         raise BadInput(
             "correction",
             "name at least one value to correct: --harvested, --viability, --cells-per-vial, "
-            "--volume-ml or --vehicle",
+            "--volume-ml, --vehicle-din, --vehicle-ml or --vehicle",
         )
     found = lookup.lot(session, lot)
     LOT.check_unlocked(code=found.code, status=found.status)
@@ -604,12 +726,22 @@ def correct_lot(
         typed.get("cells_per_vial", found.cells_per_vial),
         typed.get("harvested", found.harvested),
     )
+    before = vehicle_donation(session, found)
+    after_correction = before if "vehicle" not in typed else None
+    if vehicle_din is not None or csf_ml is not None:
+        after_correction = _redrawn(uow, found, before, vehicle_din, csf_ml, typed)
     changed = {name: value for name, value in typed.items() if getattr(found, name) != value}
-    if not changed:
-        raise BadInput("correction", f"every value given is already what {found.code} holds")
     changes = {name: (getattr(found, name), value) for name, value in changed.items()}
+    if after_correction is not before:
+        changes["vehicle_din"] = (
+            None if before is None else before.din,
+            None if after_correction is None else after_correction.din,
+        )
+    if not changes:
+        raise BadInput("correction", f"every value given is already what {found.code} holds")
     for name, value in changed.items():
         setattr(found, name, value)
+    found.vehicle_aspirate_id = None if after_correction is None else after_correction.id
     session.add(found)
     for vial in session.exec(select(Vial).where(col(Vial.lot_id) == found.id)).all():
         vial.cells, vial.volume_ml = found.cells_per_vial, found.volume_ml
@@ -617,8 +749,87 @@ def correct_lot(
     audit.record_changes(
         session, ("lot", found.code), "lot.correct", changes, by=actor.username, reason=reason
     )
+    # The donations whose draws changed state what is drawn on them now.
+    redrawn = {donation.din: donation for donation in (before, after_correction) if donation}
+    if "vehicle_din" in changes or "vehicle_ml" in changes:
+        for donation in redrawn.values():
+            vehicles.record_draw(session, donation, found, by=actor.username, reason=reason)
     session.flush()
     return lot_detail(session, settings, found)
+
+
+def _typed_vehicle_correction(
+    settings: Settings,
+    typed: dict[str, Any],
+    vehicle: str | None,
+    vehicle_din: str | None,
+    vehicle_ml: str | float | None,
+) -> float | None:
+    """The vehicle's correction as typed: a typed vehicle's words go into `typed` (where the
+    site allows one); the CSF's DIN is checked, and its mL returned."""
+    if vehicle is not None:
+        if vehicle_din is not None or vehicle_ml is not None:
+            raise BadInput(
+                "vehicle",
+                "not with --vehicle-din or --vehicle-ml: the cells are suspended in one or "
+                "the other",
+            )
+        if not settings.vehicle.allow_non_autologous:
+            raise BadInput(
+                "vehicle",
+                "a typed vehicle only where the site allows it (vehicle.allow_non_autologous);"
+                " name the patient's CSF with --vehicle-din DIN --vehicle-ml V",
+            )
+        typed["vehicle"] = free_text("vehicle", vehicle, max_length=SHORT_TEXT_MAX)
+        typed["vehicle_ml"] = None
+        return None
+    if vehicle_din is not None:
+        ids.parse_din(vehicle_din, "vehicle-din")
+    return None if vehicle_ml is None else _csf_ml(settings, vehicle_ml)
+
+
+def _redrawn(
+    uow: UnitOfWork,
+    lot: Lot,
+    before: Aspirate | None,
+    vehicle_din: str | None,
+    csf_ml: float | None,
+    typed: dict[str, Any],
+) -> Aspirate:
+    """The CSF a corrected lot is suspended in, drawn as at its formulation: the donation
+    named, or the one it had with another mL. What it draws goes into `typed`."""
+    session = uow.session
+    donation = before
+    if vehicle_din is not None:
+        donation = lookup.aspirate(session, vehicle_din, "vehicle-din")
+    if donation is None:
+        raise BadInput(
+            "vehicle-din",
+            f"required: lot {lot.code} is suspended in {lot.vehicle}, no CSF; name the "
+            "patient's CSF with --vehicle-din DIN --vehicle-ml V",
+        )
+    drawn = csf_ml if csf_ml is not None else lot.vehicle_ml
+    if drawn is None:
+        raise BadInput(
+            "vehicle-ml",
+            f"required with --vehicle-din: lot {lot.code} drew no CSF before, so how much it "
+            "drew is not known",
+        )
+    patient = session.get(Patient, lot.patient_id)
+    assert patient is not None
+    vehicles.require_drawable(
+        uow,
+        donation,
+        patient=patient,
+        formulated_at=lot.formulated_at,
+        wanted_ml=drawn,
+        lot=lot.code,
+    )
+    typed["vehicle_ml"] = drawn
+    if before is None:  # from a typed vehicle: the site's words for a CSF donation
+        typed["vehicle"] = uow.settings.lot.vehicle
+    # The same donation found again is the same record: no move.
+    return before if before is not None and before.id == donation.id else donation
 
 
 def release(

@@ -15,12 +15,13 @@ from lims import audit
 from lims.config import Settings
 from lims.documents import labels
 from lims.domain import ids
+from lims.domain.ids import Din
 from lims.domain.payload import Payload
 from lims.domain.states import EXPIRED, VIAL, LotState
 from lims.errors import BadInput, RuleViolation, Unavailable, shown
 from lims.models import Lot, Patient, Vial
 from lims.services import consent, lookup
-from lims.services.lots import effective_status
+from lims.services.lots import effective_status, vehicle_din
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -67,17 +68,25 @@ def send_to_printer(job: PrintJob) -> None:
 
 
 def label_for(
-    settings: Settings, lot: Lot, patient: Patient, vial: Vial, status: str
+    settings: Settings, lot: Lot, patient: Patient, vial: Vial, status: str, vehicle: Din | None
 ) -> labels.Label:
+    """What a vial's label says; `vehicle` is the DIN of the CSF the lot is suspended in
+    (lots.vehicle_din), printed under the dose (the QR payload names the cells' DIN only)."""
     din = ids.LotId.parse(lot.code).din
     zone = settings.tz
     payload = Payload(vial.code, din.code, patient.code, lot.expires_at).encode()
+    suspended_in = (
+        []
+        if vehicle is None
+        else [(f"CSF DIN {vehicle.eye_readable}, {lot.vehicle_ml:g} mL", False)]
+    )
     lines = [
         (settings.labels.product, True),
         (f"Vial {vial.code}", False),
         (f"DIN {din.eye_readable}", False),
         (f"Patient {patient.code}  {patient.initials}  born {patient.birth_year}", False),
         (f"{vial.cells:,} cells in {vial.volume_ml:g} mL {lot.vehicle}", False),
+        *suspended_in,
         (
             f"EXP {lot.expires_at.astimezone(zone).isoformat(sep=' ', timespec='minutes')}",
             True,
@@ -150,7 +159,8 @@ def print_labels(
             )
         )
     status = effective_status(found, utcnow())
-    content = [label_for(settings, found, patient, vial, status) for vial in chosen]
+    vehicle = vehicle_din(session, found)
+    content = [label_for(settings, found, patient, vial, status, vehicle) for vial in chosen]
     job = PrintJob(
         lot_id=found.code,
         format=fmt,

@@ -44,9 +44,18 @@ class PatientView(PatientRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VehicleDraw:
+    """What a lot drew from a CSF donation to suspend its cells in."""
+
+    lot_id: str
+    vehicle_ml: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class AspirateView:
     din: Din = shown_as(din_keys, merged=True)
     patient: str
+    material: str  # bone_marrow, expanded into cultures, or csf, the vehicle of lots
     collected_at: datetime
     received_at: datetime
     volume_ml: float
@@ -60,6 +69,10 @@ class AspirateView:
     nonconforming: bool
     recorded_by: str
     cultures: list[str]
+    # CSF: the lots that drew on it as their vehicle, and the mL not yet drawn (null for
+    # bone marrow, which is not drawn by volume).
+    drawn_by: list[VehicleDraw]
+    volume_left_ml: float | None
     late_entry: bool  # received (received_at) more than records.late_entry_hours before entered
     entered_at: datetime  # when the receipt was typed
     late_reason: str | None  # why, for a late entry

@@ -42,6 +42,16 @@ def _din(aspirate: AspirateView) -> dict[str, str]:
     return {"din": aspirate.din.code, "din_display": aspirate.din.display}
 
 
+def _vehicle(csf: AspirateView) -> dict[str, Any]:
+    """The CSF the lot is suspended in: its DIN, what the lot drew and what is left."""
+    return {
+        "din": csf.din.code,
+        "din_display": csf.din.display,
+        "drawn_by": to_json(csf.drawn_by),
+        "volume_left_ml": csf.volume_left_ml,
+    }
+
+
 def _lot(lot: LotDetail) -> dict[str, Any]:
     """The released lot in brief: its id and state, its vials and QA's signature."""
     return to_json(
@@ -119,6 +129,7 @@ class DemoResult:
     spec: SpecificationView = shown_as(lambda spec: spec.version, key="spec_version")
     patient: PatientView = shown_as(lambda patient: patient.code)
     aspirate: AspirateView = shown_as(_din, merged=True)
+    vehicle: AspirateView = shown_as(_vehicle)  # the patient's CSF the lot is suspended in
     culture: CultureDetail
     count: CountView = shown_as(lambda count: count.count_id, key="count_id")
     split: CultureDetail = shown_as(lambda split: split.summary.culture_id, key="split_culture")

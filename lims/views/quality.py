@@ -46,12 +46,23 @@ class LotSummary:
     cells_per_vial: int
     volume_ml: float
     vehicle: str
+    # The patient's own CSF the cells are suspended in, by its DIN (13 characters, as in
+    # every `din` key), and the mL drawn from it; both null for a typed vehicle.
+    vehicle_din: Din | None = shown_as(lambda din: None if din is None else din.code)
+    vehicle_ml: float | None
     final_passage: int
     spec_version: int  # the release specification version the lot is judged by
     recorded_by: str
     late_entry: bool  # formulated more than records.late_entry_hours before it was typed
     entered_at: datetime
     late_reason: str | None
+
+    def vehicle_source(self) -> str | None:
+        """Where the vehicle came from, as records print it: "8 mL of CSF DIN A9999 26
+        000002 J"; None for a typed vehicle."""
+        if self.vehicle_din is None or self.vehicle_ml is None:
+            return None
+        return f"{self.vehicle_ml:g} mL of CSF DIN {self.vehicle_din.display}"
 
 
 @dataclass(frozen=True, kw_only=True)

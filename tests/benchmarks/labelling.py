@@ -1,8 +1,9 @@
 """Labels and scanning: `lims label print` of a 100-vial lot to PDF, and `lims scan` per line.
 
 A released lot of 100 vials is made by lims.scenario, as at the bench:
-patient, aspirate, culture, three passages, formulation, QC, QA release. A
-second patient's lot (in quarantine) gives the scans that must MISMATCH.
+patient, aspirate, culture, three passages, the patient's CSF received and the
+formulation suspended in it, QC, QA release. A second patient's lot (in
+quarantine) gives the scans that must MISMATCH.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ def floor(lab: Lab) -> Floor:
 
 
 def _floor(lab: Lab) -> Floor:
+    # A site that may suspend a product in saline: the typed --vehicle of lot formulate and
+    # lot correct is then free text, fed hostile text by tests/cli/test_free_text.py.
+    lab.set_site(vehicle={"allow_non_autologous": True})
     quality = Quality(lab)
     quality.patient(OTHER)
     quality.record_passing()

@@ -6,6 +6,7 @@ unchanged"), for the commands a technician types at the bench:
 
     lims patient add      --birth-year --consent-date
     lims aspirate receive --collected-at --volume-ml --tnc --received-at --temperature-c
+                          --material (and CSF's own volume range with --material csf)
     lims reagent add      --expires
     lims culture start    --mnc | --seeded, --vessels --area-cm2 --at
     lims passage log      --harvested --viability --seeded --vessels --area-cm2 --confluence --at
@@ -38,7 +39,7 @@ from hypothesis import strategies as st
 from lims.config import Settings
 from lims.domain.ids import CHECK_ALPHABET, check_character
 from lims.timeutil import utcnow
-from tests.support.junk import fuzz, snapshot
+from tests.support.junk import JUNK, fuzz, snapshot
 from tests.support.lab import Lab
 from tests.support.oracles import (
     _TIME_FORMS,
@@ -52,6 +53,7 @@ from tests.support.oracles import (
     _refusal,
     _run,
     _typed,
+    _without_nul,
     amount,
     between,
     day,
@@ -64,6 +66,8 @@ NEW_PATIENT = "PT-0002"
 VESSELS = (1, 10_000)
 AREA_MAX_CM2 = 1_000_000
 VOLUME_MAX_ML = 100  # aspirate.max_volume_ml
+CSF_VOLUME_MAX_ML = 30  # aspirate.csf_max_volume_ml
+MATERIALS = ("bone_marrow", "csf")  # lims.models.MATERIALS
 TEMPERATURE_C = (2, 30)  # aspirate.min_temperature_c, aspirate.max_temperature_c
 EARLIEST_BIRTH_YEAR = 1900
 BIRTH_YEAR = 1960
@@ -84,6 +88,18 @@ def _assert_refused_and_unchanged(settings: Settings, args: tuple[str, ...], fie
     line = _refusal(_run(*args))
     assert _names(line, field), f"{line!r} does not name {field!r}"
     assert snapshot(settings) == before, f"{args!r} changed the database"
+
+
+# What was collected, exactly as lims names it: any other spelling is no material.
+_NOT_MATERIALS = (
+    "", " ", "CSF", "Csf", " csf", "csf ", "bone marrow", "bone-marrow", "BONE_MARROW",
+    "marrow", "cerebrospinal fluid", "liquor", "csf\u200b", "ｃｓｆ", "csf,bone_marrow", "--json",
+)  # fmt: skip
+MATERIAL = Kind(
+    lambda bench, text: text in MATERIALS,
+    lambda bench: st.one_of(JUNK, st.sampled_from(_NOT_MATERIALS)).map(_without_nul),
+    pinned=_NOT_MATERIALS,
+)
 
 
 # --- the lab every test starts from ---------------------------------------------------------
@@ -222,6 +238,24 @@ COMMANDS: dict[str, Command] = {
             "received-at": moment(lower=lambda bench: bench.collected_at),
             "volume-ml": amount(VOLUME_MAX_ML),
             "tnc": COUNT,
+            "temperature-c": between(*TEMPERATURE_C),
+        },
+    ),
+    "aspirate receive --material csf": Command(
+        lambda bench: ("aspirate", "receive"),
+        lambda bench: {
+            "patient": PATIENT,
+            "material": "csf",
+            "collected-at": _typed(bench.collected_at),
+            "received-at": _typed(bench.received_at),
+            "volume-ml": "10",
+            "temperature-c": "4",
+        },
+        {
+            "material": MATERIAL,
+            "collected-at": moment(),
+            "received-at": moment(lower=lambda bench: bench.collected_at),
+            "volume-ml": amount(CSF_VOLUME_MAX_ML),
             "temperature-c": between(*TEMPERATURE_C),
         },
     ),
@@ -439,9 +473,32 @@ def test_culture_start_refuses_a_din_with_the_wrong_check_character(bench: Bench
             assert snapshot(bench.settings) == before, f"{args!r} changed the database"
 
 
+def test_csf_is_neither_anticoagulated_nor_counted(bench: Bench) -> None:
+    """An anticoagulant, TNC or count typed for CSF says the wrong material was chosen."""
+    receive = COMMANDS["aspirate receive --material csf"]
+    for option, value in (
+        ("anticoagulant", "sodium heparin"),
+        ("tnc", "6.1e8"),
+        ("count", "CNT-000001"),
+    ):
+        typed = (f"--{name}={given}" for name, given in receive.base(bench).items())
+        args = (*receive.words(bench), *typed, f"--{option}={value}")
+        before = snapshot(bench.settings)
+        line = _refusal(_run(*args))
+        assert line.startswith(f"error: {option}: not for CSF"), line
+        assert snapshot(bench.settings) == before, f"{args!r} changed the database"
+
+
 def test_the_valid_values_are_accepted(bench: Bench) -> None:
     """The values kept valid around the junk really are: each command succeeds with them."""
-    for name in ("patient add", "aspirate receive", "reagent add", "culture start", "passage log"):
+    for name in (
+        "patient add",
+        "aspirate receive",
+        "aspirate receive --material csf",
+        "reagent add",
+        "culture start",
+        "passage log",
+    ):
         command = COMMANDS[name]
         options = command.base(bench).items()
         args = (*command.words(bench), *(f"--{key}={value}" for key, value in options))
@@ -461,6 +518,7 @@ def test_an_amount_that_is_zero_once_stored_is_refused_as_bad_input(bench: Bench
     failures = []
     for name, field in [
         ("aspirate receive", "volume-ml"),
+        ("aspirate receive --material csf", "volume-ml"),
         ("culture start", "area-cm2"),
         ("passage log", "area-cm2"),
         ("passage correct", "area-cm2"),

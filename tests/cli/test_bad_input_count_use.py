@@ -58,9 +58,11 @@ KIND = Kind(
 
 @dataclass(frozen=True)
 class Counted(Bench):
-    """The bench of the oracles with a fresh count (CNT-…) to take."""
+    """The bench of the oracles with a fresh count (CNT-…) to take, and the patient's CSF
+    for a lot formulated now."""
 
     count: str
+    csf: str
 
 
 def _counted(lab: Lab) -> Counted:
@@ -99,6 +101,15 @@ def _counted(lab: Lab) -> Counted:
         at=_typed(harvested),
     )["passage_id"]
     count = imported(lab.scenario, 1e7, 95, total_per_ml=1.2e7, at=now - timedelta(hours=1))
+    csf = _ok(
+        "aspirate",
+        "receive",
+        patient=PATIENT,
+        material="csf",
+        collected_at=_typed(now - timedelta(hours=3)),
+        received_at=_typed(now - timedelta(hours=2)),
+        volume_ml="10",
+    )
     return Counted(
         settings=lab.settings,
         zone=lab.settings.tz,
@@ -111,6 +122,7 @@ def _counted(lab: Lab) -> Counted:
         started_at=started,
         harvested_at=(harvested, harvested),
         count=count,
+        csf=csf["din"],
     )
 
 
@@ -144,7 +156,14 @@ COMMANDS = {
     ),
     "lot formulate": Command(
         lambda lab: ("lot", "formulate", lab.culture),
-        lambda lab: {**_taking(lab), "vials": "4", "cells-per-vial": "5e7", "volume-ml": "2"},
+        lambda lab: {
+            **_taking(lab),
+            "vials": "4",
+            "cells-per-vial": "5e7",
+            "volume-ml": "2",
+            "vehicle-din": lab.csf,
+            "vehicle-ml": "8",
+        },
         TAKEN,
     ),
     "culture start": Command(

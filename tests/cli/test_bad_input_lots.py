@@ -4,19 +4,20 @@ The rule of tests/cli/test_bad_input_bench.py, for the commands of issue 4 that
 take numbers and times:
 
     lims lot formulate CULTURE --harvested --viability --vials --cells-per-vial
-                               --volume-ml --shelf-life-hours --at
+                               --volume-ml --vehicle-din --vehicle-ml --shelf-life-hours --at
     lims lot correct LOT --harvested --viability --cells-per-vial --volume-ml
+                         --vehicle-din --vehicle-ml
     lims qc record LOT TEST VALUE --unit --at    (VALUE of a numeric test, or <X / >X)
 
-The lab has a patient, an aspirate, a culture formulated into a lot days ago
-(the target of `qc record` and `lot correct`) and a second culture with two passages, not yet
-formulated (the target of `lot formulate`). An example changes exactly one
-value to junk and keeps valid values everywhere else, so the command can only
-refuse; every row of every table and the station's session file are compared
-before and after. The oracles for what is valid are those of
-tests.support.oracles: generous, so nothing lims might accept is fed
-as junk. Options are passed as --name=VALUE and VALUE after "--", so junk
-such as "-1" or "--x" reaches lims as a value.
+The lab has a patient, an aspirate, a culture formulated into a lot days ago in the
+patient's CSF (the target of `qc record` and `lot correct`) and a second culture with two
+passages, not yet formulated (the target of `lot formulate`), with CSF received for it.
+An example changes exactly one value to junk and keeps valid values everywhere else, so
+the command can only refuse; every row of every table and the station's session file are
+compared before and after. The oracles for what is valid are those of
+tests.support.oracles: generous, so nothing lims might accept is fed as junk. Options are
+passed as --name=VALUE and VALUE after "--", so junk such as "-1" or "--x" reaches lims as
+a value.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.support.junk import JUNK, fuzz, snapshot
 from tests.support.lab import Lab
 from tests.support.oracles import (
     COUNT,
+    DIN,
     PERCENT,
     REAGENT,
     TECH,
@@ -57,6 +59,7 @@ VIALS_MAX = 1000  # lims.services.lots.VIALS_MAX
 VOLUME_ML = (0.01, 1000)  # the smallest measurable and VIAL_VOLUME_MAX_ML
 SHELF_LIFE_HOURS = (1, 24 * 365)  # SHELF_LIFE_MAX_HOURS
 ENDOTOXIN_EU_PER_ML = (0, 1e12)  # what lims reads as a physical amount of endotoxin
+VEHICLE_ML = (0.01, 30)  # what a syringe measures, and aspirate.csf_max_volume_ml
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Lots(Bench):
 
     lot: str
     formulated_at: datetime
+    csf: str  # the DIN of the CSF received for the culture still to formulate
 
 
 @pytest.fixture
@@ -120,6 +124,19 @@ def lots(lab: Lab) -> Lots:
         )
         return culture, (first["passage_id"], second["passage_id"])
 
+    def csf(collected: datetime) -> str:
+        return str(
+            _ok(
+                "aspirate",
+                "receive",
+                patient=PATIENT,
+                material="csf",
+                collected_at=_typed(collected),
+                received_at=_typed(collected + timedelta(hours=1)),
+                volume_ml="10",
+            )["din"]
+        )
+
     formulated_culture, _ = grow((now - timedelta(days=3, hours=12), now - timedelta(days=2)))
     lot = _ok(
         "lot",
@@ -130,11 +147,16 @@ def lots(lab: Lab) -> Lots:
         vials="4",
         cells_per_vial="5e7",
         volume_ml="2",
+        vehicle_din=csf(formulated - timedelta(hours=3)),
+        vehicle_ml="8",
         shelf_life_hours="2000",
         at=_typed(formulated),
     )["lot_id"]
     harvested = (now - timedelta(days=3, hours=-1), now - timedelta(days=1))
     culture, passages = grow(harvested)
+    # Collected after the last harvest, so every time the formulation is refused for names
+    # that harvest, and within vehicle.max_age_hours of the time the valid values name.
+    vehicle = csf(harvested[-1] + timedelta(hours=6))
     return Lots(
         settings=lab.settings,
         zone=lab.settings.tz,
@@ -148,6 +170,7 @@ def lots(lab: Lab) -> Lots:
         harvested_at=harvested,
         lot=lot,
         formulated_at=formulated,
+        csf=vehicle,
     )
 
 
@@ -155,9 +178,12 @@ def lots(lab: Lab) -> Lots:
 
 
 def _names(line: str, field: str) -> bool:
-    """lims: 'error: FIELD: ...' saying what is allowed; Click: "... '--FIELD' ..."."""
+    """lims: 'error: FIELD: ...' saying what is allowed, or which check character a DIN
+    should have; Click: "... '--FIELD' ..."."""
     if line.startswith(f"error: {field}: "):
-        return any(word in line for word in ("must", "give an offset", "recorded in"))
+        return any(
+            word in line for word in ("must", "give an offset", "recorded in", "check character")
+        )
     return f"'--{field}'" in line
 
 
@@ -288,7 +314,8 @@ COMMANDS: dict[str, Command] = {
             "vials": "4",
             "cells-per-vial": "5e7",
             "volume-ml": "2",
-            "vehicle": "autologous CSF",
+            "vehicle-din": lots.csf,
+            "vehicle-ml": "8",
             "shelf-life-hours": "48",
             "at": _typed(lots.harvested_at[-1] + timedelta(hours=12)),
             "reagent": REAGENT,
@@ -299,6 +326,8 @@ COMMANDS: dict[str, Command] = {
             "vials": whole(1, VIALS_MAX),
             "cells-per-vial": COUNT,
             "volume-ml": within(*VOLUME_ML),
+            "vehicle-din": DIN,
+            "vehicle-ml": within(*VEHICLE_ML),
             "shelf-life-hours": within(*SHELF_LIFE_HOURS),
             "at": moment(lower=_after_last_passage),
         },
@@ -311,6 +340,8 @@ COMMANDS: dict[str, Command] = {
             "viability": PERCENT,
             "cells-per-vial": COUNT,
             "volume-ml": within(*VOLUME_ML),
+            "vehicle-din": DIN,
+            "vehicle-ml": within(*VEHICLE_ML),
         },
     ),
     "qc record viability": _qc_record("viability", "92", "%", censored(PERCENT, percent=True)),
@@ -370,6 +401,10 @@ def test_numbers_just_outside_their_range_are_refused(lots: Lots) -> None:
         ("lot formulate", "shelf-life-hours", "0.5"),
         ("lot formulate", "shelf-life-hours", str(SHELF_LIFE_HOURS[1] + 1)),
         ("lot formulate", "shelf-life-hours", "-48"),
+        ("lot formulate", "vehicle-ml", "0"),
+        ("lot formulate", "vehicle-ml", "0.0099"),
+        ("lot formulate", "vehicle-ml", "30.001"),
+        ("lot correct", "vehicle-ml", "-8"),
         ("lot correct", "harvested", "0"),
         ("lot correct", "viability", "-1"),
         ("lot correct", "cells-per-vial", "1e16"),

@@ -188,6 +188,36 @@ def test_aspirate_receipt_gives_the_din_three_ways(din: str) -> None:
     refused(invoke("aspirate", "show", "A9999 26 000999"), 3, "no aspirate")
 
 
+def test_csf_is_received_as_a_donation_of_its_own_and_starts_no_culture(din: str) -> None:
+    base = ["aspirate", "receive", "--patient", "PT-0001", "--material", "csf"]
+    base += ["--collected-at", at(1), "--received-at", at(1.05)]
+    refused(invoke(*base, "--volume-ml", "31"), 2, "volume-ml", "to 30")
+    refused(invoke(*base, "--volume-ml", "10", "--tnc", "6e8"), 2, "tnc", "not for CSF")
+    refused(invoke(*base, "--volume-ml", "10", "--material", "liquor"), 2, "material")
+    csf = ok(*base, "--volume-ml", "10", "--temperature-c", "4")
+    assert int(csf["din"][-6:]) == int(din[-6:]) + 1  # the same sequence
+    assert (csf["material"], csf["site"], csf["volume_left_ml"], csf["drawn_by"]) == (
+        "csf",
+        "lumbar puncture",
+        10,
+        [],
+    )
+    assert ok("aspirate", "show", din)["material"] == "bone_marrow"
+    assert [a["material"] for a in ok("aspirate", "list")] == ["bone_marrow", "csf"]
+    shown = " ".join(invoke("aspirate", "show", csf["din"]).stdout.split())
+    assert "CSF" in shown
+    assert "10 mL" in shown
+    refused(
+        invoke(
+            "culture", "start", csf["din"], "--mnc", "2.4e8", "--vessels", "5", "--area-cm2", "875"
+        ),
+        1,
+        csf["din_display"],
+        "is CSF, not bone marrow",
+    )
+    assert ok("culture", "list") == []
+
+
 def test_aspirate_refusals_name_the_field(din: str) -> None:
     base = ["aspirate", "receive", "--patient", "PT-0001", "--collected-at", at(0)]
     base += ["--received-at", at(0.1)]

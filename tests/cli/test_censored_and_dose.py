@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from lims.timeutil import utcnow
 from tests.support.bench import NO_REAGENTS, day
-from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.cli import Invocation, csf_vehicle, invoke, ok, refused
 from tests.support.junk import JUNK, fuzz, snapshot
 from tests.support.lab import PASSWORD, Lab
 from tests.support.oracles import _number
@@ -172,6 +172,7 @@ def _formulate(quality: Quality, patient: str, *options: str) -> str:
         ok(
             *("lot", "formulate", culture, "--harvested", "1.6e8", "--viability", "93"),
             *("--volume-ml", "2", "--shelf-life-hours", "720", "--at", day(26).isoformat()),
+            *csf_vehicle(patient, day(26)),
             *options,
         )["lot_id"]
     )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from lims.timeutil import show_time, utcnow
-from tests.support.cli import invoke, ok, plain, refused
+from tests.support.cli import csf_vehicle, invoke, ok, plain, refused
 from tests.support.counts import file_name_of, imported, sha256_of
 from tests.support.lab import Lab
 
@@ -264,6 +264,7 @@ def test_a_lot_formulated_from_a_count_and_its_provenance_in_lot_show(
         "2",
         "--at",
         at(20),
+        *csf_vehicle(PATIENT, COLLECTED + timedelta(days=20)),
     )
     refused(
         invoke(*formulate, "--count", code, "--suspension-ml", "20", "--harvested", "2.2e7"),

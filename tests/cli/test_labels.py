@@ -344,6 +344,22 @@ def test_every_label_carries_the_required_content(released: Quality, out: Path) 
             assert needed in text, (fmt, needed, text)
 
 
+def test_a_label_names_the_csf_the_cells_are_in_and_its_qr_payload_does_not(
+    released: Quality, out: Path
+) -> None:
+    """The vehicle's DIN (check character boxed, as lims prints a DIN on a label) and the mL
+    of it in the lot, under the dose; the QR payload stays the cells' donation's."""
+    lot = released.lot_id
+    vehicle = released.show().summary.vehicle_din
+    assert vehicle is not None
+    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
+        assert f"CSF DIN {vehicle.eye_readable}, 8 mL" in text, (fmt, text)
+    [block] = zpl_blocks(out / "zpl" / f"{lot}-labels.zpl")
+    [(_, data)] = re.findall(r"\^BQ[^\^]*\^FD([HQML])A,(.*?)\^FS", block)
+    assert vehicle.code not in data
+    assert qr.decode(data).din == din_of(lot)
+
+
 def test_the_facility_storage_caution_and_product_come_from_the_configuration(
     released: Quality, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
-from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.cli import Invocation, csf_vehicle, invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import PASSING
 
@@ -122,6 +122,18 @@ def formulate_args(
     when: float = 8,
     shelf_life: str = SHELF_LIFE,
 ) -> tuple[str, ...]:
+    """The formulation's arguments, suspended in the patient's CSF received for it."""
+    return (
+        *formulation_of(culture, harvested=harvested, when=when, shelf_life=shelf_life),
+        *csf_vehicle(PATIENT, COLLECTED + timedelta(days=when)),
+        *extra,
+    )
+
+
+def formulation_of(
+    culture: str, *, harvested: str = "4e8", when: float = 8, shelf_life: str = SHELF_LIFE
+) -> tuple[str, ...]:
+    """A formulation's arguments less its vehicle."""
     return (
         "lot",
         "formulate",
@@ -140,7 +152,6 @@ def formulate_args(
         shelf_life,
         "--at",
         at(when),
-        *extra,
     )
 
 
@@ -273,6 +284,43 @@ def test_formulate_refuses_a_culture_with_an_open_no_growth_deviation(
     assert closed.exit_code == 0, closed.stderr
     station.login("tom")
     assert formulate(culture)["status"] == "quarantine"
+
+
+def test_formulate_names_the_patients_csf_and_refuses_what_is_not_theirs(
+    station: Lab, culture: str
+) -> None:
+    when = COLLECTED + timedelta(days=8)
+    own = csf_vehicle(PATIENT, when)
+    strangers = csf_vehicle(OTHER_PATIENT, when)
+    base = formulation_of(culture)
+    refused(invoke(*base), 2, "vehicle-din: required")
+    refused(invoke(*base, "--vehicle", "saline"), 2, "vehicle-din", "allow_non_autologous")
+    refused(invoke(*base, *own[:2]), 2, "vehicle-ml: required with --vehicle-din")
+    refused(invoke(*base, *own, "--vehicle", "saline"), 2, "vehicle: not with --vehicle-din")
+    refused(invoke(*base, "--vehicle-din", "A9999-26", "--vehicle-ml", "8"), 2, "vehicle-din")
+    refused(invoke(*base, "--vehicle-din", "A999926999999", "--vehicle-ml", "8"), 3, "DIN")
+    refused(invoke(*base, *strangers), 1, f"{OTHER_PATIENT}'s, not {PATIENT}'s")
+    refused(invoke(*base, *own[:3], "10.5"), 1, "has 10 mL left")
+    assert ok("lot", "list") == []
+    formulated = ok(*base, *own)
+    lot = formulated["lot_id"]
+    assert (formulated["vehicle"], formulated["vehicle_din"], formulated["vehicle_ml"]) == (
+        "autologous CSF",
+        own[1],
+        8,
+    )
+    assert ok("lot", "show", lot)["vehicle_din"] == own[1]
+    donation = ok("aspirate", "show", own[1])
+    assert (donation["volume_left_ml"], donation["drawn_by"]) == (
+        2,
+        [{"lot_id": lot, "vehicle_ml": 8}],
+    )
+    text = " ".join(invoke("lot", "show", lot).stdout.split())
+    assert f"8 mL of CSF DIN {donation['din_display']}" in text
+    moved = csf_vehicle(PATIENT, when)
+    corrected = ok("lot", "correct", lot, *moved[:2], "--reason", "second tube was used")
+    assert (corrected["vehicle_din"], corrected["vehicle_ml"]) == (moved[1], 8)
+    assert ok("aspirate", "show", own[1])["volume_left_ml"] == 10
 
 
 # --- QC results ----------------------------------------------------------------------------

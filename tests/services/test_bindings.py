@@ -232,10 +232,13 @@ def _lot_row(patient: int, status: str = "quarantine") -> dict[str, Any]:
         "status": status,
         "patient_id": patient,
         "spec_version": 1,
-        # Compared even where never stated: none of them until a release on interim results.
+        # Compared even where never stated: none of them until a release on interim results,
+        # and no CSF drawn for a lot formulated before lots named it.
         "pending_at_release": None,
         "release_completed_at": None,
         "release_completed_by": None,
+        "vehicle_din": None,
+        "vehicle_ml": None,
     }
 
 

@@ -265,11 +265,14 @@ def test_patient_show_has_everything_about_the_patient(quality: Quality) -> None
         "withdraw_reason",
     ):
         assert key in data
-    [aspirate] = data["aspirates"]
+    aspirate, csf = data["aspirates"]
     assert {"din", "din_check", "din_display", "collected_at", "received_at", "nonconforming"} <= (
         set(aspirate)
     )
-    assert aspirate["cultures"] == [quality.culture_id]
+    assert (aspirate["material"], aspirate["cultures"]) == ("bone_marrow", [quality.culture_id])
+    # The lot's vehicle, the patient's CSF: what it suspends and what is left of it.
+    assert (csf["material"], csf["cultures"], csf["volume_left_ml"]) == ("csf", [], 2)
+    assert csf["drawn_by"] == [{"lot_id": quality.lot_id, "vehicle_ml": 8}]
     [culture] = data["cultures"]
     assert (culture["culture_id"], culture["passage_count"]) == (
         quality.culture_id,
@@ -293,6 +296,7 @@ def _withdraw(bench: Bench, code: str = "PT-0001") -> None:
 def test_withdrawal_stops_every_manufacturing_step(quality: Quality, tmp_path) -> None:  # type: ignore[no-untyped-def]
     quality.record_passing()
     din = quality.read(patients.show_patient, code="PT-0001").aspirates[0].din.code
+    vehicle = quality.vehicle(day(26))  # received before the withdrawal
     _withdraw(quality)
     withdrawn = quality.read(patients.show_patient, code="PT-0001")
     assert withdrawn.withdrawn
@@ -307,7 +311,7 @@ def test_withdrawal_stops_every_manufacturing_step(quality: Quality, tmp_path) -
     with pytest.raises(RuleViolation, match=refusal + ".*passage log"):
         quality.passage(quality.culture_id, day(20))
     with pytest.raises(RuleViolation, match=refusal + ".*lot formulation"):
-        quality.formulate()
+        quality.formulate(**vehicle)
     with pytest.raises(RuleViolation, match=refusal + ".*label print"):
         quality.run(printing.print_labels, lot=quality.lot_id, fmt="zpl", out=tmp_path)
     with pytest.raises(RuleViolation, match=refusal + ".*lot release"):

@@ -112,6 +112,7 @@ def test_a_count_is_used_by_one_step_only(bench: Bench, growing: str) -> None:
     code = imported(bench.scenario, 2.1e6, 95, at=HARVEST)
     first = _counted_passage(bench, growing, code)
     other = bench.culture(bench.aspirate().din.code).summary.culture_id
+    vehicle = bench.vehicle(HARVEST)
     before = bench.audit_actions()
     with pytest.raises(RuleViolation, match=f"already used by passage {first.passage_id}"):
         _counted_passage(bench, other, code)
@@ -125,6 +126,7 @@ def test_a_count_is_used_by_one_step_only(bench: Bench, growing: str) -> None:
             cells_per_vial=1_000_000,
             volume_ml=2,
             at=HARVEST,
+            **vehicle,
         )
     assert bench.audit_actions() == before
 
@@ -376,11 +378,8 @@ def test_numbers_taken_from_a_count_are_not_retyped_by_a_correction(
 
 
 def _formulate(bench: Bench, culture: str, **values: Any) -> Any:
-    return bench.run(
-        lots.formulate,
-        culture=culture,
-        **{"vials": 4, "cells_per_vial": 5_000_000, "volume_ml": 2, "at": day(20), **values},
-    )
+    values = {"vials": 4, "cells_per_vial": 5_000_000, "volume_ml": 2, "at": day(20), **values}
+    return bench.run(lots.formulate, culture=culture, **bench.vehicle(values["at"]), **values)
 
 
 def test_a_lot_takes_its_final_harvest_from_a_count(bench: Bench, growing: str) -> None:
@@ -540,8 +539,13 @@ def test_a_step_given_a_count_by_hand_disagrees_with_the_trail(
     passage = _counted_passage(bench, growing, used).passage_id
     lot = _formulate(bench, growing, harvested=1e8, viability=93).summary.lot_id
     codes = {"lots": lot, "cultures": growing, "aspirates": CultureId.parse(growing).din.code}
+    named_by = "din" if table == "aspirates" else "code"  # not the lot's CSF, an aspirate too
     for count, trail in ((unused, None), (used, f"passage {passage}")):
-        bench.sql(f"UPDATE {table} SET count_id = :id", id=int(count.removeprefix("CNT-")))
+        bench.sql(
+            f"UPDATE {table} SET count_id = :id WHERE {named_by} = :code",
+            id=int(count.removeprefix("CNT-")),
+            code=codes[table],
+        )
         found = bench.scenario.verify_trail().disagreement
         shown = f"{step} {codes[table]}" if trail is None else f"{trail}; {step} {codes[table]}"
         assert (found.table, found.id, found.column) == (

@@ -68,6 +68,7 @@ def test_open_deviations_of_the_configured_kinds_block_formulation(
         "volume_ml": 2,
         "at": day(20),
         "shelf_life_hours": 24 * 30,
+        **bench.vehicle(day(20)),
     }
     with pytest.raises(RuleViolation, match="block formulation"):
         bench.run(lots.formulate, **formulation)

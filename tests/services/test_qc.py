@@ -127,6 +127,7 @@ def test_derived_criteria_read_the_lot(bench: Bench, growing: str) -> None:
         cells_per_vial=4e7,
         volume_ml=2,
         at=day(20),
+        **bench.vehicle(day(20)),
     )
     with unit_of_work(bench.settings, write=False) as uow:
         lot = lookup.lot(uow.session, f"{growing[:-3]}-L1")

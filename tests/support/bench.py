@@ -9,12 +9,13 @@ each test states the reagents and counts it is about.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from lims.config import Settings
-from lims.scenario import PATIENT_CODE
+from lims.scenario import CSF_BEFORE_FORMULATION, CSF_IN_TRANSIT, PATIENT_CODE, VEHICLE_ML
 from lims.views.bench import AspirateView, CultureDetail, PassageView, PatientView
 from tests.support.lab import CLOCK, Lab
 from tests.support.lab import NOW as NOW  # tests take it from here, with the times below
@@ -68,6 +69,15 @@ class Bench:
 
     def passage(self, culture: str, at: Any, **values: Any) -> PassageView:
         return self.scenario.passage(culture, at=at, **{**PASSAGE, **values})
+
+    def vehicle(self, at: datetime, patient: str = PATIENT_CODE) -> dict[str, Any]:
+        """A lot's vehicle for a formulation at `at`: the patient's CSF received for it a few
+        hours before, as lots.formulate's keywords."""
+        collected = at - CSF_BEFORE_FORMULATION
+        donation = self.scenario.csf(
+            patient, collected_at=collected, received_at=collected + CSF_IN_TRANSIT
+        )
+        return {"vehicle_din": donation.din.code, "vehicle_ml": VEHICLE_ML}
 
     def audit_actions(self) -> list[str]:
         return [entry.action for entry in self.scenario.audit_trail()]

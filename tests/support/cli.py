@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -13,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from lims.cli.app import app
+from lims.scenario import CSF_BEFORE_FORMULATION, CSF_IN_TRANSIT
 
 
 @dataclass
@@ -83,3 +85,20 @@ def plain(printed: str) -> str:
         " " if "\u2500" <= character <= "\u257f" else character for character in printed
     )
     return " ".join(unboxed.split())
+
+
+def csf_vehicle(
+    patient: str, formulated_at: datetime, *receipt: str, vehicle_ml: str = "8"
+) -> tuple[str, ...]:
+    """`lims aspirate receive --material csf` (and the options in `receipt`) for the patient's
+    CSF, collected a few hours before a formulation at `formulated_at` (lims.scenario's
+    timing), and the options that formulation names it by."""
+    collected = formulated_at - CSF_BEFORE_FORMULATION
+    received = ok(
+        *("aspirate", "receive", "--patient", patient, "--material", "csf"),
+        *("--collected-at", collected.isoformat()),
+        *("--received-at", (collected + CSF_IN_TRANSIT).isoformat()),
+        *("--volume-ml", "10"),
+        *receipt,
+    )
+    return ("--vehicle-din", received["din"], "--vehicle-ml", vehicle_ml)

@@ -272,6 +272,34 @@ COUNT_ID = Kind(
 )
 
 
+def _din_valid(bench: Bench, text: str) -> bool:
+    """A DIN as lims reads one (lims.domain.ids.parse_din): ASCII, blanks anywhere and letter
+    case forgiven, with or without a check character (of any value: lims checks it, which is
+    still bad input, but never judged here). One that names no donation is not found (exit
+    3), not bad input."""
+    if not text.isascii():
+        return False
+    compact = "".join(text.split()).upper()
+    return re.fullmatch(r"[A-NP-Z][0-9]{12}[0-9A-Z*]?", compact) is not None
+
+
+_NOT_DINS = (
+    "", " ", "A9999", "A999926", "A99992600000", "A9999-26-000001", "O999926000001",
+    "1999926000001", "A999926000001-C1", "A999926000001-L1", "A999926000001XX", "A999926000001?",
+    "Ａ999926000001", "A٩99926000001", "A999926000001\u200b", "A9999 26 000001 J K", "DIN 1",
+    "CNT-000001",
+)  # fmt: skip
+DIN = Kind(
+    _din_valid,
+    lambda bench: st.one_of(
+        JUNK,
+        st.sampled_from(_NOT_DINS),
+        st.text(st.sampled_from("A9 0-O*\u00a0"), max_size=18),
+    ).map(_without_nul),
+    pinned=_NOT_DINS,
+)
+
+
 def between(low: float, high: float) -> Kind:
     return _numeric(
         lambda number: low <= number <= high,

@@ -38,8 +38,11 @@ RESULTS_AT = day(27)
 class Quality(Bench):
     """A bench with QA users quinn and rita, and a lot formulated by the technician."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, vehicle: str | None = None) -> None:
+        """`vehicle` suspends the lots in a typed vehicle (where the site allows one), as a
+        lims before CSF donations did, instead of the patient's own CSF."""
         super().__init__(lab)
+        self.typed_vehicle = {} if vehicle is None else {"vehicle": vehicle}
         lab.add_user("quinn", "qa")
         lab.add_user("rita", "qa")
         lab.login("tom")
@@ -51,7 +54,7 @@ class Quality(Bench):
         culture = self.scenario.primary_culture(patient, **NO_REAGENTS).summary.culture_id
         for values in LOT_PASSAGES:
             self.passage(culture, **values)
-        return self.formulate(culture)
+        return self.formulate(culture, **self.typed_vehicle)
 
     def formulate(self, culture: str | None = None, **values: Any) -> LotDetail:
         return self.scenario.formulate(culture or self.culture_id, **{**LOT, **values})

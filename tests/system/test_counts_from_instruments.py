@@ -19,7 +19,7 @@ import pytest
 from lims.domain.cell_counting import STATUS_OK
 from lims.timeutil import show_time
 from tests.support.bench import Bench
-from tests.support.cli import invoke, ok, plain, refused
+from tests.support.cli import csf_vehicle, invoke, ok, plain, refused
 from tests.support.instrument_files import BLU, SHARED_FILES, Sample, exports, samples_of
 from tests.support.lab import Lab
 
@@ -137,6 +137,7 @@ def test_a_passage_counted_on_a_real_export_shows_its_provenance_to_the_batch_re
         "lot", "formulate", culture, "--harvested", "1.6e8", "--viability", "93",
         "--vials", "4", "--cells-per-vial", "4e7", "--volume-ml", "2",
         "--at", at(timedelta(days=-7)), *LATE,
+        *csf_vehicle(patient, counted + timedelta(days=7), *LATE),
     )["lot_id"]  # fmt: skip
     out = tmp_path / "batch.pdf"
     ok("report", "batch", lot, "--out", str(out))

@@ -92,11 +92,14 @@ def _passage_args(culture: str, days: float) -> list[str]:
     ]  # fmt: skip
 
 
-def _formulate_args(culture: str) -> list[str]:
+def _formulate_args(bench: Bench, culture: str) -> list[str]:
+    """The culture's formulation, in its patient's CSF received for it now."""
+    vehicle = bench.vehicle(day(FORMULATED_DAY))
     return [
         "lot", "formulate", culture, "--harvested", "2.0e8", "--viability", "93",
         "--vials", "4", "--cells-per-vial", "4e7", "--volume-ml", "2",
-        "--at", _iso(FORMULATED_DAY),
+        "--at", _iso(FORMULATED_DAY), "--vehicle-din", vehicle["vehicle_din"],
+        "--vehicle-ml", str(vehicle["vehicle_ml"]),
     ]  # fmt: skip
 
 
@@ -176,8 +179,8 @@ def test_passage_log_killed_at_random_moments_leaves_the_database_whole(bench: B
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and fork are POSIX")
 def test_lot_formulate_killed_at_random_moments_leaves_the_database_whole(bench: Bench) -> None:
     cultures = [_new_culture(bench, PASSAGE_DAYS) for _ in range(KILLS_PER_COMMAND + 1)]
-    typical = _duration(_formulate_args(cultures.pop()))
-    _kill_repeatedly(bench, [_formulate_args(culture) for culture in cultures], typical)
+    typical = _duration(_formulate_args(bench, cultures.pop()))
+    _kill_repeatedly(bench, [_formulate_args(bench, culture) for culture in cultures], typical)
     assert _count(bench, "lots") - 1 < KILLS_PER_COMMAND, "no kill landed before a commit"
 
 
@@ -193,7 +196,12 @@ def test_a_cold_lims_process_killed_at_any_moment_leaves_the_database_whole(benc
         _kill_at(passage, rounds.uniform(0, 1.5))
         assert_whole(bench.settings)
         formulate = subprocess.Popen(
-            [sys.executable, "-m", "lims", *_formulate_args(_new_culture(bench, PASSAGE_DAYS))],
+            [
+                sys.executable,
+                "-m",
+                "lims",
+                *_formulate_args(bench, _new_culture(bench, PASSAGE_DAYS)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -35,6 +35,7 @@ def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> 
     assert demo.returncode == 0, demo.stderr
     assert (directory / "lims.db").exists()
     assert "intact" in demo.stdout
+    assert "the patient's own CSF was received" in " ".join(demo.stdout.split())
     rows = re.findall(
         r"│ (admin|tech|qa)\s+│[^│]+│ (?:admin|technician|qa)\s+│ (\S+)\s+│", demo.stdout
     )
@@ -101,10 +102,16 @@ def test_demo_takes_a_lot_from_aspirate_to_a_released_lot_and_its_batch_record(
     assert report["lot_status"] == "released"
     assert len(report["vials"]) == 4
     assert "Quinn QA (qa)" in report["signature"]
+    # Suspended in the patient's own CSF, a donation of its own.
+    vehicle = report["vehicle"]
+    assert vehicle["din"] != report["din"]
+    assert vehicle["drawn_by"] == [{"lot_id": report["lot_id"], "vehicle_ml": 8}]
+    assert vehicle["volume_left_ml"] == 2
     record = PdfReader(report["batch_record"])
     text = "".join(page.extract_text() for page in record.pages)
     assert report["lot_id"] in text
     assert "Quinn QA" in text
+    assert f"8 mL of CSF DIN {vehicle['din_display']}" in text
 
 
 def test_demo_shows_a_spec_change_an_oos_investigation_a_hold_and_a_recall(

@@ -23,7 +23,7 @@ import pytest
 
 from lims.scenario import PATIENT_CODE
 from tests.support.bench import Bench, day
-from tests.support.cli import invoke, ok, plain, refused
+from tests.support.cli import csf_vehicle, invoke, ok, plain, refused
 from tests.support.equipment import local_day
 from tests.support.lab import Lab
 
@@ -138,6 +138,7 @@ def test_a_passage_needs_the_incubator_in_calibration_and_a_failed_one_opens_a_d
         "lot", "formulate", culture, "--harvested", "2.9e7", "--viability", "93",
         "--vials", "4", "--cells-per-vial", "5e6", "--volume-ml", "2",
         "--at", at(FIRST_PASSAGE + 5), "--equipment", CABINET,
+        *csf_vehicle(PATIENT_CODE, day(FIRST_PASSAGE + 5)),
     )["lot_id"]  # fmt: skip
     assert ok("lot", "show", lot)["deviations"] == []
     failed = _as(
@@ -217,6 +218,7 @@ def test_cells_frozen_into_a_box_are_found_thawed_and_in_the_batch_record(
         "lot", "formulate", child, "--harvested", "2e7", "--viability", "93",
         "--vials", "4", "--cells-per-vial", "4e6", "--volume-ml", "2",
         "--at", at(FIRST_PASSAGE + 16), "--equipment", CABINET,
+        *csf_vehicle(PATIENT_CODE, day(FIRST_PASSAGE + 16)),
     )["lot_id"]  # fmt: skip
     retained = ok("sample", "retain", lot, "--count", "2", "--into", f"{BOX}:B1")
     out = tmp_path / "batch.pdf"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.bench import NO_REAGENTS, NOW
-from tests.support.cli import invoke, ok
+from tests.support.cli import csf_vehicle, invoke, ok
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import LOT_PASSAGES, PASSING, Quality
 from tests.support.vials import scan_of
@@ -47,8 +47,7 @@ def _fresh_lot(quality: Quality) -> str:
         "4e7",
         "--volume-ml",
         "2",
-        "--vehicle",
-        "autologous CSF",
+        *csf_vehicle(PATIENT, FORMULATED, vehicle_ml="2"),
         "--shelf-life-hours",
         "48",
         "--at",

@@ -108,6 +108,19 @@ QC_LOT1 = (
 )
 
 
+def receive_csf(s: Scenario, lot: str, patient: str, *, day: int) -> str:
+    """The patient's CSF, collected at 6:00 on the day a lot is formulated (at 9:00), for it;
+    its DIN."""
+    csf = s.run(
+        f"aspirate receive CSF for {lot}",
+        *("aspirate", "receive", "--patient", patient, "--material", "csf"),
+        *("--collected-at", s.at(day, 6), "--received-at", s.at(day, 7), "--volume-ml", "10"),
+        *("--temperature-c", "4", "--late-reason", LATE),
+    )
+    s.dins.append(csf)
+    return str(csf["din"])
+
+
 def test_the_scenario_gives_what_it_gave_when_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,15 +325,27 @@ def play(s: Scenario) -> None:
     s.run("culture show C1", "culture", "show", c1)
     s.run("culture project C1", "culture", "project", c1, "--target-cells", "1.2e9")
 
-    # Lot 1: formulation, a correction, QC with a retest and a failure, a blocked release,
-    # its OOS deviation confirmed and waived by one QA user, the release signed by another.
-    formulated = s.run(
-        "lot formulate L1",
+    # Lot 1: suspended in the patient's own CSF (another patient's is refused), a
+    # correction, QC with a retest and a failure, a blocked release, its OOS deviation
+    # confirmed and waived by one QA user, the release signed by another.
+    l1_csf = receive_csf(s, "L1", PATIENT, day=16)
+    strangers_csf = receive_csf(s, "L1, the other patient's", OTHER_PATIENT, day=16)
+    formulation = (
         *("lot", "formulate", c1, "--harvested", "1.1e9", "--viability", "93", "--vials", "4"),
         *("--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours", SHELF_LIFE_HOURS),
         *("--at", s.at(16, 9), "--reagent", "TrypLE Express:2409B", "--late-reason", LATE),
     )
+    s.run(
+        "lot formulate L1 in another patient's CSF: refused",
+        *formulation,
+        *("--vehicle-din", strangers_csf, "--vehicle-ml", "8"),
+        expect=1,
+    )
+    formulated = s.run(
+        "lot formulate L1", *formulation, *("--vehicle-din", l1_csf, "--vehicle-ml", "8")
+    )
     l1 = formulated["lot_id"]
+    s.run("aspirate show L1's CSF", "aspirate", "show", l1_csf)
     s.run(
         "lot correct L1",
         *("lot", "correct", l1, "--harvested", "1.05e9", "--reason", "count sheet misread"),
@@ -423,11 +448,21 @@ def play(s: Scenario) -> None:
     )
     s.run("culture show C2", "culture", "show", c2)
     s.run("culture list", "culture", "list")
-    lot2 = s.run(
-        "lot formulate L2",
+    formulation = (
         *("lot", "formulate", c2, "--harvested", "1.2e8", "--viability", "90", "--vials", "2"),
         *("--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours", SHELF_LIFE_HOURS),
         *("--at", s.at(17, 9), "--late-reason", LATE),
+    )
+    s.run(
+        "lot formulate L2 in L1's CSF: refused, too old",
+        *formulation,
+        *("--vehicle-din", l1_csf, "--vehicle-ml", "2"),
+        expect=1,
+    )
+    lot2 = s.run(
+        "lot formulate L2",
+        *formulation,
+        *("--vehicle-din", receive_csf(s, "L2", PATIENT, day=17), "--vehicle-ml", "4"),
     )
     l2 = lot2["lot_id"]
     s.run(

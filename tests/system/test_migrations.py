@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -20,6 +21,9 @@ from lims.errors import NotFound, NotPermitted, RuleViolation, Unavailable
 from lims.uow import Schema, unit_of_work
 from tests.support.cli import invoke
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
+
+if TYPE_CHECKING:
+    from tests.support.quality import Quality
 
 
 def _upgrade(settings: Settings) -> None:
@@ -250,6 +254,15 @@ def test_missing_site_records_are_refused_not_replaced_by_defaults(lab: Lab, tab
     assert "records are missing" in result.stderr
 
 
+def _before_custody(lab: Lab) -> Quality:
+    """A Quality lab whose lot is suspended in a typed vehicle, as lims held lots before
+    0012_custody: a downgrade below it refuses while a CSF donation would be lost."""
+    from tests.support.quality import Quality
+
+    lab.set_site(vehicle={"allow_non_autologous": True})
+    return Quality(lab, vehicle="autologous CSF")
+
+
 @pytest.mark.parametrize("previous", [db.SCHEMA_REVISIONS[-2], "0007_oos_holds_recall"])
 def test_a_database_holding_a_released_lot_upgrades_from_an_earlier_revision(
     lab: Lab, previous: str
@@ -258,9 +271,7 @@ def test_a_database_holding_a_released_lot_upgrades_from_an_earlier_revision(
     signatures and results: the upgrade keeps every row and every reference."""
     from alembic import command
 
-    from tests.support.quality import Quality
-
-    quality = Quality(lab)
+    quality = _before_custody(lab)
     quality.record_passing()
     quality.release()
     with db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session:
@@ -290,9 +301,8 @@ def test_a_downgrade_below_0007_is_refused_while_a_hold_would_be_lost(lab: Lab) 
     from alembic import command
 
     from lims.services import lots
-    from tests.support.quality import Quality
 
-    quality = Quality(lab)
+    quality = _before_custody(lab)
     lab.login("rita")
     quality.run(lots.hold, lot=quality.lot_id, password=PASSWORD, reason="alarm")
     with (
@@ -339,9 +349,7 @@ def test_a_downgrade_below_0009_is_refused_while_a_fresh_products_record_would_b
 ) -> None:
     from alembic import command
 
-    from tests.support.quality import Quality
-
-    quality = Quality(lab)
+    quality = _before_custody(lab)
     quality.record("viability", "50")  # fails: opens an OOS deviation
     with db.engine_for(lab.settings).begin() as connection:
         connection.execute(text(statement), {"yes": True})

@@ -60,7 +60,7 @@ from lims.roles import GRANTS, PERMISSION_WORDS, ROLES
 from lims.services import lookup
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
-from tests.support.cli import Invocation, invoke, ok, refused
+from tests.support.cli import Invocation, csf_vehicle, invoke, ok, refused
 from tests.support.instrument_files import BLU
 from tests.support.lab import ON_POSTGRES, PASSWORD, Lab
 from tests.support.quality import PASSING
@@ -600,7 +600,7 @@ def world(lab: Lab, tmp_path: Path) -> World:
     lot = ok(
         "lot", "formulate", culture, "--harvested", "4e8", "--viability", "93", "--vials", "4",
         "--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours", SHELF_LIFE,
-        "--at", at(7),
+        "--at", at(7), *csf_vehicle(PATIENT, COLLECTED + timedelta(days=7)),
     )["lot_id"]  # fmt: skip
     vial = f"{lot}-V01"
     deviation = ok("deviation", "open", "--lot", lot, "--description", "door left open")
@@ -817,10 +817,15 @@ def test_no_password_or_token_leaks_from_a_whole_workflow(
     )["culture_id"]  # fmt: skip
     run("passage", "log", culture, "--harvested", "2.9e7", "--viability", "94", "--seeded",
         "2.6e7", "--vessels", "10", "--area-cm2", "5250", "--at", at(4))  # fmt: skip
+    csf = json.loads(
+        run("aspirate", "receive", "--patient", PATIENT, "--material", "csf", "--collected-at",
+            at(6.9), "--received-at", at(6.95), "--volume-ml", "10", "--json").stdout
+    )["din"]  # fmt: skip
     lot = json.loads(
         run("lot", "formulate", culture, "--harvested", "4e8", "--viability", "93", "--vials",
             "4", "--cells-per-vial", "5e7", "--volume-ml", "2", "--shelf-life-hours",
-            SHELF_LIFE, "--at", at(7), "--json").stdout
+            SHELF_LIFE, "--at", at(7), "--vehicle-din", csf, "--vehicle-ml", "8",
+            "--json").stdout
     )["lot_id"]  # fmt: skip
     for test, value in PASSING.items():
         run("qc", "record", lot, test, value)
