@@ -125,10 +125,14 @@ def test_the_tree_holds_each_record_with_its_state_time_and_who(traced: Quality)
     din = lot.split("-")[0]
     split, thawed = f"{culture[:-1]}2", f"{culture[:-1]}3"
     assert (tree["id"], tree["kind"], tree["state"]) == (PATIENT_CODE, "patient", "active")
-    assert _children(tree) == [din]
-    assert nodes[din]["kind"] == "donation"
+    # The marrow, and the CSF received to suspend lot L1 in, which refers to the lot.
+    marrow, csf = _children(tree)
+    assert marrow == din
+    assert (nodes[din]["kind"], nodes[csf]["kind"]) == ("donation", "donation")
     assert nodes[din]["detail"].startswith("bone marrow")
+    assert nodes[csf]["detail"].startswith("CSF")
     assert _children(nodes[din]) == [culture]
+    assert _children(nodes[csf]) == [f"ref {lot}"]
     # The split child under its parent, the bank vials (the thawed culture under B01), the lot.
     assert _children(nodes[culture]) == [split, f"{culture}-B01", f"{culture}-B02", lot]
     assert _children(nodes[f"{culture}-B01"]) == [thawed]
@@ -269,4 +273,5 @@ def test_the_batch_record_draws_the_same_tree_as_its_chain_of_identity_and_custo
     for node in nodes.values():
         assert f"{node['id']} {node['kind'].replace('_', ' ')}" in section, node["id"]
     assert section.count("SHP-000001") == 3  # in full under V01, by reference under V02, V03
-    assert section.count("see above") == 2
+    # and lot L1 by reference under the CSF it is suspended in
+    assert section.count("see above") == 3
