@@ -73,6 +73,10 @@ class Lots(Bench):
 
 @pytest.fixture
 def lots(lab: Lab) -> Lots:
+    return lab.built("bad input lots", lambda: _lots(lab))
+
+
+def _lots(lab: Lab) -> Lots:
     lab.add_user(TECH, "technician")
     lab.login(TECH)
     now = utcnow().replace(microsecond=0)

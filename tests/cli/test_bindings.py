@@ -29,8 +29,8 @@ OTHER = "PT-0002"
 DISAGREES = "record disagrees with the audit trail"
 
 
-def _with_closed_deviation(lab: Lab) -> tuple[Quality, int]:
-    quality = lab.built("quality", lambda: Quality(lab))
+def _with_closed_deviation(lab: Lab) -> Quality:
+    quality = Quality(lab)
     quality.patient(OTHER)
     quality.record_passing()
     opened = quality.run(
@@ -44,24 +44,28 @@ def _with_closed_deviation(lab: Lab) -> tuple[Quality, int]:
         password=PASSWORD,
     )
     lab.login("tom")
-    return quality, opened.deviation_id
+    return quality
 
 
 @pytest.fixture
 def quarantined(lab: Lab) -> Quality:
     """L1 in quarantine with passing results and a closed deviation: rita may release it."""
-    return _with_closed_deviation(lab)[0]
+    return lab.built("bindings-quarantined", lambda: _with_closed_deviation(lab))
 
 
 @pytest.fixture
 def released(lab: Lab) -> Quality:
     """L1 released by rita, V02 issued to PT-0001 by tom, who is logged in."""
-    quality, _ = _with_closed_deviation(lab)
-    quality.release()
-    lab.login("tom")
-    vial = f"{quality.lot_id}-V02"
-    quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
-    return quality
+
+    def build() -> Quality:
+        quality = _with_closed_deviation(lab)
+        quality.release()
+        lab.login("tom")
+        vial = f"{quality.lot_id}-V02"
+        quality.run(vials.issue, vial=vial, scan=scan_of(quality, vial), patient=PATIENT)
+        return quality
+
+    return lab.built("bindings-released", build)
 
 
 def _verified() -> Invocation:

@@ -23,7 +23,7 @@ from lims.timeutil import utcnow
 from tests.support.cli import Invocation, invoke, ok, refused
 from tests.support.junk import JUNK, _run, fuzz, snapshot
 from tests.support.lab import Lab
-from tests.support.quality import Quality
+from tests.support.quality import Quality, released_lot
 from tests.support.vials import give
 
 OTHER = "PT-0002"
@@ -48,13 +48,14 @@ EXPEDITED = "an expedited safety report may be due (21 CFR 312.32; EU Regulation
 
 @pytest.fixture
 def given(lab: Lab) -> Quality:
-    quality = lab.built("quality", lambda: Quality(lab))
-    quality.patient(OTHER)
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
-    give(quality, f"{quality.lot_id}-V01", route="intraspinal", physician="Dr Rossi")
-    return quality
+    def build() -> Quality:
+        quality = Quality(lab)
+        quality.patient(OTHER)
+        released_lot(quality)
+        give(quality, f"{quality.lot_id}-V01", route="intraspinal", physician="Dr Rossi")
+        return quality
+
+    return lab.built("events-given-cli", build)
 
 
 def _now() -> str:

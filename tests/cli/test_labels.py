@@ -27,7 +27,7 @@ from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from tests.support.cli import Invocation, invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
-from tests.support.quality import Quality
+from tests.support.quality import Quality, released_lot
 from tests.support.vials import add_lot, expire, vial_ids
 
 PATIENT = "PT-0001"
@@ -48,11 +48,8 @@ def quality(lab: Lab) -> Quality:
 
 
 @pytest.fixture
-def released(quality: Quality) -> Quality:
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
-    return quality
+def released(lab: Lab) -> Quality:
+    return lab.built("labels-released", lambda: released_lot(Quality(lab)))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.support.bench import day
 from tests.support.cli import invoke, ok, refused
 from tests.support.devices import null_device
 from tests.support.lab import PASSWORD, Lab
-from tests.support.quality import Quality
+from tests.support.quality import Quality, released_lot
 from tests.support.vials import scan_of
 
 REASON = "endotoxin of the retained sample above limit"
@@ -35,16 +35,17 @@ def out_dir(tmp_path: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def released(lab: Lab) -> Quality:
-    quality = lab.built("quality", lambda: Quality(lab))
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
+def _given_one(quality: Quality) -> Quality:
+    released_lot(quality)
     given = f"{quality.lot_id}-V01"
     for service in (vials.issue, vials.administer):
         quality.run(service, vial=given, scan=scan_of(quality, given), patient=PATIENT_CODE)
     return quality
+
+
+@pytest.fixture
+def released(lab: Lab) -> Quality:
+    return lab.built("reports-released", lambda: _given_one(Quality(lab)))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from lims.services import lots
 from lims.timeutil import json_time, utcnow
 from tests.support.cli import Invocation, invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
-from tests.support.quality import Quality
+from tests.support.quality import Quality, released_lot
 from tests.support.vials import add_lot, expire, scan_of, vial_ids
 
 PATIENT = "PT-0001"
@@ -84,20 +84,21 @@ def mismatch(result: Invocation, *words: str) -> str:
 # --- fixtures --------------------------------------------------------------------------------
 
 
+def _with_other_patient(quality: Quality) -> Quality:
+    quality.patient(OTHER)
+    return quality
+
+
 @pytest.fixture
 def quality(lab: Lab) -> Quality:
     """Lot L1 for PT-0001, in quarantine; PT-0002 registered too; tom logged in."""
-    formulated = lab.built("quality", lambda: Quality(lab))
-    formulated.patient(OTHER)
-    return formulated
+    return lab.built("vials-quality", lambda: _with_other_patient(Quality(lab)))
 
 
 @pytest.fixture
-def released(quality: Quality) -> Quality:
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
-    return quality
+def released(lab: Lab) -> Quality:
+    """As quality, and L1 released by rita."""
+    return lab.built("vials-released", lambda: released_lot(_with_other_patient(Quality(lab))))
 
 
 # --- vial list and show ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from lims.timeutil import utcnow
 from lims.uow import unit_of_work
 from tests.support.bench import Bench, day
 from tests.support.lab import PASSWORD, Lab
-from tests.support.quality import PASSING, RESULTS_AT, Quality
+from tests.support.quality import PASSING, RESULTS_AT, Quality, released_lot
 from tests.support.vials import add_lot, give, scan_of
 
 PATIENT = "PT-0001"
@@ -500,12 +500,13 @@ _CAUSES = "SELECT event_id FROM deviations WHERE event_id IS NOT NULL"
 
 
 @pytest.fixture
-def followed(quality: Quality) -> Quality:
+def followed(lab: Lab) -> Quality:
     """L1 released; V01 given by tom by the intraspinal route on Dr Rossi's order; then a
     serious adverse event probably related to V01, which opened a deviation on L1."""
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
+    return lab.built("bindings-followed", lambda: _followed(released_lot(Quality(lab))))
+
+
+def _followed(quality: Quality) -> Quality:
     vial = f"{quality.lot_id}-V01"
     give(quality, vial, route="intraspinal", physician="Dr Rossi")
     quality.run(

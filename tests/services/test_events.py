@@ -27,14 +27,19 @@ HEADACHE = "headache for 24 h after the injection"
 
 
 @pytest.fixture
-def given(quality: Quality) -> Quality:
+def given(lab: Lab) -> Quality:
     """L1 released; V01 given to PT-0001 (now); PT-0002 registered; tom logged in."""
-    quality.patient(OTHER)
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
-    give(quality, _vial(quality))
-    return quality
+
+    def build() -> Quality:
+        quality = Quality(lab)
+        quality.patient(OTHER)
+        quality.record_passing()
+        quality.release()
+        quality.lab.login("tom")
+        give(quality, _vial(quality))
+        return quality
+
+    return lab.built("events-given", build)
 
 
 def _vial(quality: Quality, number: int = 1, lot: str | None = None) -> str:

@@ -21,8 +21,8 @@ from lims.timeutil import show_time, utcnow
 from lims.uow import unit_of_work
 from lims.views.quality import WrittenReport
 from tests.support.bench import day
-from tests.support.lab import PASSWORD
-from tests.support.quality import PASSING, Quality
+from tests.support.lab import PASSWORD, Lab
+from tests.support.quality import PASSING, Quality, released_lot
 from tests.support.vials import give, scan_of
 
 # Markup characters in what was typed are printed as typed.
@@ -62,10 +62,9 @@ def out_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def released(quality: Quality) -> Quality:
-    quality.record_passing()
-    quality.release()
-    return quality
+def released(lab: Lab) -> Quality:
+    """L1 released by rita; tom logged in."""
+    return lab.built("reports-released-lot", lambda: released_lot(Quality(lab)))
 
 
 @pytest.fixture

@@ -74,3 +74,11 @@ class Quality(Bench):
 
     def show(self) -> LotDetail:
         return self.read(lots.show_lot, lot=self.lot_id)
+
+
+def released_lot(quality: Quality) -> Quality:
+    """L1 with every required result passing, released by rita; tom logged in again."""
+    quality.record_passing()
+    quality.release()
+    quality.lab.login("tom")
+    return quality

@@ -15,6 +15,10 @@ import pytest
 
 from tests.support.cli import invoke
 
+# One worker runs them all, so the demo the `demo` fixture runs is run once, not once a worker;
+# the fixture lasts the session, since other modules' tests may come between these on the worker.
+pytestmark = pytest.mark.xdist_group("demo")
+
 
 def _lims(
     *args: str, env: dict[str, str], stdin: str | None = None
@@ -60,7 +64,7 @@ def test_demo_builds_a_database_whose_printed_passwords_work(tmp_path: Path) -> 
         assert configured.exit_code == 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """One `lims demo --json` for the tests that read what it made: the tour takes seconds."""
     directory = tmp_path_factory.mktemp("demo-json") / "demo"
