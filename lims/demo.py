@@ -5,6 +5,7 @@ The tour is lims.scenario's full path, narrated by `lims demo` (lims/cli/demo.py
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -35,8 +36,10 @@ from lims.services import (
     qc,
     reports,
     samples,
+    shipments,
     site,
     storage,
+    trace,
     vials,
 )
 from lims.views.demo import (
@@ -95,6 +98,13 @@ FROZEN_AFTER_SPLIT = timedelta(hours=1)
 RETAINED = 2
 RETAINED_AFTER_FORMULATION = timedelta(hours=1)
 ADMINISTRATION = {"route": "intraspinal", "physician": "Dr A. Rossi (neurosurgery)"}
+# Where the first vial is taken to be given: the site setting `sites`, set by the admin.
+THEATRE = {
+    "code": "OR-1",
+    "name": "Neurosurgery operating theatre",
+    "address": "Example University Hospital, 1 Example Street, block B, 2nd floor",
+}
+SHIPMENT = {"to": THEATRE["code"], "courier": "hospital porter", "logger": "TL-0042"}
 
 
 def demo_settings(directory: Path) -> Settings:
@@ -111,9 +121,16 @@ def run_demo(directory: Path) -> DemoResult:
             f"{directory} already holds a lims database; give --dir a new or empty directory"
         )
     people = staff()
-    _, technician, reviewer = (person.username for person in people)
+    admin, technician, reviewer = (person.username for person in people)
     lab = Scenario.initialise(settings, people, Clock.formulating_yesterday())
 
+    lab.login(admin)
+    lab.run(
+        site.set_site,
+        key="sites",
+        value=json.dumps([THEATRE]),
+        reason="vials go to the neurosurgery theatre to be given",
+    )
     lab.login(reviewer)
     spec = lab.run(
         site.set_spec,
@@ -177,6 +194,7 @@ def run_demo(directory: Path) -> DemoResult:
     labels = lab.labels(lot, settings.home / "labels")
     scan = lab.scan(lot, patient.code)
     fresh, recall = _hold_administer_recall(lab, lot, patient.code, reviewer, technician)
+    traced = lab.read(trace.trace, item=fresh.given.vial_id)
     lab.logout()
     return DemoResult(
         settings=settings,
@@ -200,6 +218,7 @@ def run_demo(directory: Path) -> DemoResult:
         scan=scan,
         fresh=fresh,
         recall=recall,
+        trace=traced,
         trail=lab.audit_trail(),
         verification=lab.verify_trail(),
     )
@@ -272,8 +291,9 @@ def _out_of_specification(lab: Scenario, lot: str, reviewer: str, technician: st
 def _hold_administer_recall(
     lab: Scenario, lot: str, patient: str, reviewer: str, technician: str
 ) -> tuple[FreshProduct, Recall]:
-    """QA holds the released lot and the bedside scan is refused; the hold is lifted and the
-    first vial issued, its issuer acknowledging that sterility is pending, and given. The
+    """QA holds the released lot and the bedside scan is refused; the hold is lifted, the
+    first vial is shipped to the operating theatre, received there with its temperature in
+    range, issued, its issuer acknowledging that sterility is pending, and given. The
     final sterility result comes back negative and QA completes the release. A late
     karyotype comes back abnormal: its deviation holds the lot, QA confirms the result and
     recalls the lot, and the vials not given are recalled."""
@@ -287,6 +307,12 @@ def _hold_administer_recall(
     lab.login(reviewer)
     lab.run(lots.unhold, lot=lot, reason="alarm was a sensor fault; no excursion", **sign)
     lab.login(technician)
+    sent = lab.run(shipments.create_shipment, **SHIPMENT).shipment_id
+    lab.run(shipments.add_vial, shipment=sent, vial=first, scan=first_scan)
+    lab.run(shipments.dispatch, shipment=sent)
+    shipped = lab.run(
+        shipments.receive, shipment=sent, scans=[first_scan], temperature_ok="yes"
+    ).shipment
     issued = lab.run(
         vials.issue, vial=first, scan=first_scan, patient=patient, acknowledge_pending=True
     )
@@ -315,7 +341,9 @@ def _hold_administer_recall(
         reports.write_recall_notice, lot=lot, out=lab.settings.home / f"recall-{lot}.pdf"
     )
     notice.files.publish()
-    fresh = FreshProduct(issued=issued, given=given, final=final, completed=completed)
+    fresh = FreshProduct(
+        shipped=shipped, issued=issued, given=given, final=final, completed=completed
+    )
     return fresh, Recall(
         held=held, refused=refused, late=late, recalled=recalled, notice=notice.path
     )

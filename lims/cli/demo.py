@@ -36,6 +36,7 @@ def demo(
     import tempfile
 
     from lims.cli import expansion, quality, storage
+    from lims.cli.trace import print_trace
     from lims.demo import run_demo
 
     directory = directory or Path(tempfile.mkdtemp(prefix="lims-demo-"))
@@ -154,8 +155,16 @@ def demo(
         + recall.refused.reason
     )
     fresh = result.fresh
+    shipped = fresh.shipped
     say(
-        f"QA lifted the hold. The first vial was issued, the technician acknowledging that "
+        f"QA lifted the hold. The first vial went to {shipped.site_name} ({shipped.site_code})"
+        f" in shipment {shipped.shipment_id}, carried by the {shipped.courier} with logger"
+        f" {shipped.logger} (`lims ship create`, `add` with its scan, `dispatch`), and was"
+        f" received there with every vial scanned and the temperature in range (`lims ship"
+        f" receive`)."
+    )
+    say(
+        f"There it was issued, the technician acknowledging that "
         f"{', '.join(fresh.issued.acknowledged_pending)} was pending (`--acknowledge-pending`),"
         f" and given by the {fresh.given.route} route on the order of {fresh.given.physician}."
         " The final"
@@ -176,7 +185,12 @@ def demo(
         + f". The recall notice for the treating physician (`lims report recall`): "
         f"{recall.notice}"
     )
-    say("\n7. Every step is in the audit trail, each entry chained to the one before:\n")
+    say(
+        f"\n7. `lims trace {fresh.given.vial_id}`: from any id, the patient's whole tree, both"
+        " ways (the lot stands once in full; under the CSF that suspends it, by reference):\n"
+    )
+    print_trace(result.trace, zone)
+    say("\n8. Every step is in the audit trail, each entry chained to the one before:\n")
     print_table(
         "Audit trail",
         ["#", "time", "user", "action", "entity", "reason"],
@@ -184,7 +198,7 @@ def demo(
     )
     verification = result.verification
     say(
-        "\n8. `lims audit verify`: "
+        "\n9. `lims audit verify`: "
         + (
             f"intact, {verification.entries} entries, head #{verification.head_seq}."
             if verification.intact
@@ -199,6 +213,8 @@ def demo(
     say(f"  lims aspirate show {csf.din.code}")
     say(f"  lims lot show {lot.summary.lot_id}")
     say(f"  lims storage find {result.patient.code}")
+    say(f"  lims ship show {fresh.shipped.shipment_id}")
+    say(f"  lims trace {result.aspirate.din.code}")
     say("  lims equipment show INC-01")
     say("  lims audit log")
     if not verification.intact:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from lims.views import hidden, renamed, shown_as, to_json
 from lims.views.bench import CultureDetail
 from lims.views.counts import CountView
+from lims.views.shipments import ShipmentView
+from lims.views.trace import Trace
 from lims.views.trail import AuditView, ChainVerification
 from lims.views.vials import Verification, VialView
 
@@ -83,6 +85,7 @@ class FreshProduct:
     """A lot released before its final sterility result: a vial issued with the pending test
     acknowledged and given, then the final result and QA's completion of the release."""
 
+    shipped: ShipmentView = shown_as(lambda shipment: shipment.shipment_id, key="shipment_id")
     issued: VialView = shown_as(lambda vial: vial.acknowledged_pending, key="acknowledged_pending")
     given: VialView = shown_as(_administration, key="administered")
     final: RecordedVerdict = shown_as(lambda verdict: verdict.result, key="final_sterility")
@@ -147,5 +150,6 @@ class DemoResult:
     scan: Verification
     fresh: FreshProduct = renamed("fresh_product")
     recall: Recall
+    trace: Trace  # the given vial's, as `lims trace` gives it
     trail: list[AuditView] = hidden()
     verification: ChainVerification = renamed("audit")

@@ -223,3 +223,52 @@ def test_demo_names_its_equipment_and_keeps_a_backup_and_samples_in_a_box(
     assert "culture.split" not in equipment
     assert "CERT-INC-2026-077" in equipment
     assert f"{lot}-R01" in text[text.index(". Storage ") : text.index(". Follow-up ")]
+
+
+def test_demo_ships_the_first_vial_to_the_theatre_and_traces_it(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """The vial given went to the operating theatre in a shipment received there; the trace
+    of it is the patient's tree, the same as `lims trace` gives from the marrow's DIN."""
+    directory, report = demo
+    shipment = report["fresh_product"]["shipment_id"]
+    given = report["fresh_product"]["administered"]["vial_id"]
+    tree = report["trace"]
+    assert (tree["id"], tree["kind"]) == (report["patient"], "patient")
+    marrow, csf = tree["children"]
+    assert (marrow["id"], csf["id"]) == (report["din"], report["vehicle"]["din"])
+    lot_ref = {"ref": report["lot_id"]}
+    assert csf["children"] == [lot_ref]
+
+    def find(node: dict[str, Any], wanted: str) -> dict[str, Any] | None:
+        if node.get("id") == wanted:
+            return node
+        for child in node.get("children", ()):
+            found = find(child, wanted)
+            if found is not None:
+                return found
+        return None
+
+    vial = find(tree, given)
+    assert vial is not None
+    assert vial["state"] == "administered"
+    [travelled] = vial["children"]
+    assert (travelled["id"], travelled["kind"], travelled["state"]) == (
+        shipment,
+        "shipment",
+        "received",
+    )
+    assert travelled["detail"].startswith("to OR-1 ")
+    station = {
+        **os.environ,
+        "LIMS_HOME": str(directory),
+        "LIMS_DATABASE_URL": f"sqlite:///{directory / 'lims.db'}",
+    }
+    users = {user["username"]: user["password"] for user in report["users"]}
+    assert (
+        _lims("login", "qa", "--password-stdin", env=station, stdin=users["qa"] + "\n").returncode
+        == 0
+    )
+    traced = _lims("trace", report["din"], "--json", env=station)
+    assert traced.returncode == 0, traced.stderr
+    assert json.loads(traced.stdout) == tree
