@@ -326,6 +326,81 @@ def _event_description(floor: Floor, value: str, n: int) -> Applied:
     return lambda: _run(*args), lambda ran: _shown(listed, listed, "event")
 
 
+def _equipment(option: str) -> Callable[[Floor, str, int], Applied]:
+    """A piece added by QA for each value (EQ-T0, EQ-T1, ...), OPTION hostile."""
+
+    def apply(floor: Floor, value: str, n: int) -> Applied:
+        code = f"EQ-T{n}"
+        values = {"name": "spare centrifuge", option: value}
+        args = (
+            "equipment", "add", "--kind=centrifuge",
+            *(f"--{name}={text}" for name, text in values.items()), "--", code,
+        )  # fmt: skip
+        show = ("equipment", "show", code)
+        return lambda: _run(*args), lambda ran: _shown(show, show, f"equipment:{code}")
+
+    return apply
+
+
+def _equipment_added(floor: Floor, n: int) -> str:
+    code = f"EQ-R{n}"
+    ran = _run("equipment", "add", "--kind=other", "--name=old balance", "--", code)
+    assert ran.exit_code == 0, ran.stderr
+    return code
+
+
+def _equipment_certificate(floor: Floor, value: str, n: int) -> Applied:
+    code = _equipment_added(floor, n)
+    at = utcnow().date()
+    args = (
+        "equipment", "calibrate", f"--at={at}", f"--due={at + timedelta(days=365)}",
+        f"--certificate={value}", "--", code,
+    )  # fmt: skip
+    show = ("equipment", "show", code)
+    return lambda: _run(*args), lambda ran: _shown(show, show, f"equipment:{code}")
+
+
+def _equipment_retire(floor: Floor, value: str, n: int) -> Applied:
+    code = _equipment_added(floor, n)
+    args = ("equipment", "retire", f"--reason={value}", "--", code)
+    return lambda: _run(*args), _trail_shown(f"equipment:{code}")
+
+
+def _sites(floor: Floor) -> None:
+    """OR-1, set by the admin once; QA is logged in again."""
+    if "OR-1" in table("site", "show"):
+        return
+    floor.as_user("admin")
+    sites = '[{"code": "OR-1", "name": "Theatre", "address": "1 Example Street"}]'
+    ran = _run("site", "set", "sites", sites, "--reason", "shipping")
+    assert ran.exit_code == 0, ran.stderr
+    floor.as_user("tom")
+
+
+def _ship_create(option: str) -> Callable[[Floor, str, int], Applied]:
+    def apply(floor: Floor, value: str, n: int) -> Applied:
+        _sites(floor)
+        values = {"courier": "porter", option: value}
+        args = ("ship", "create", "--to=OR-1", "--json", *(f"--{k}={v}" for k, v in values.items()))
+
+        def shown(ran: Ran) -> Shown:
+            made = json.loads(ran.stdout)["shipment_id"]
+            show = ("ship", "show", made)
+            return _shown(show, show, f"shipment:{made}")
+
+        return lambda: _run(*args), shown
+
+    return apply
+
+
+def _ship_cancel(floor: Floor, value: str, n: int) -> Applied:
+    _sites(floor)
+    made = ok_json("ship", "create", "--to=OR-1", "--courier=porter")["shipment_id"]
+    args = ("ship", "cancel", f"--reason={value}", "--", made)
+    show = ("ship", "show", made)
+    return lambda: _run(*args), lambda ran: _shown(show, show, f"shipment:{made}")
+
+
 TEXT_FIELDS: dict[str, TextField] = {
     "patient add --study": TextField("study", "line", SHORT_MAX, "tom", _patient_study),
     "aspirate receive --site": TextField("site", "line", SHORT_MAX, "tom", _aspirate("site")),
@@ -371,6 +446,24 @@ TEXT_FIELDS: dict[str, TextField] = {
     "event record --description": TextField(
         "description", "multiline", LONG_MAX, "tom", _event_description
     ),
+    "equipment add --name": TextField("name", "line", SHORT_MAX, "rita", _equipment("name")),
+    "equipment add --serial": TextField(
+        "serial", "identity", SHORT_MAX, "rita", _equipment("serial")
+    ),
+    "equipment add --location": TextField(
+        "location", "identity", SHORT_MAX, "rita", _equipment("location")
+    ),
+    "equipment calibrate --certificate": TextField(
+        "certificate", "identity", SHORT_MAX, "rita", _equipment_certificate
+    ),
+    "equipment retire --reason": TextField(
+        "reason", "multiline", LONG_MAX, "rita", _equipment_retire
+    ),
+    "ship create --courier": TextField(
+        "courier", "line", SHORT_MAX, "tom", _ship_create("courier")
+    ),
+    "ship create --logger": TextField("logger", "line", SHORT_MAX, "tom", _ship_create("logger")),
+    "ship cancel --reason": TextField("reason", "multiline", LONG_MAX, "tom", _ship_cancel),
 }
 
 
