@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,14 +36,16 @@ from tests.support.oracles import (
     PERCENT,
     TECH,
     Bench,
+    Command,
     Kind,
     _ok,
-    _refusal,
     _run,
     _typed,
     _without_nul,
     amount,
+    drawn_junk,
     moment,
+    refused_unchanged,
     whole,
 )
 from tests.support.storage import BOX, BOX_COLUMNS, BOX_ROWS, add_box
@@ -213,17 +214,6 @@ def _after_freezing(bench: Bench) -> datetime:
     return bench.frozen_at
 
 
-@dataclass(frozen=True)
-class Command:
-    words: Callable[[Banked], tuple[str, ...]]
-    base: Callable[[Banked], dict[str, str]]
-    fields: dict[str, Kind]
-
-    def args(self, bench: Banked, field: str, junk: str) -> tuple[str, ...]:
-        values = {**self.base(bench), field: junk}
-        return (*self.words(bench), *(f"--{name}={value}" for name, value in values.items()))
-
-
 COMMANDS: dict[str, Command] = {
     "culture freeze": Command(
         lambda bench: ("culture", "freeze", bench.culture),
@@ -280,10 +270,7 @@ def _names(line: str, field: str) -> bool:
 
 
 def _assert_refused_and_unchanged(settings: Settings, args: tuple[str, ...], field: str) -> None:
-    before = snapshot(settings)
-    line = _refusal(_run(*args))
-    assert _names(line, field), f"{line!r} does not name {field!r}"
-    assert snapshot(settings) == before, f"{args!r} changed the database"
+    refused_unchanged(settings, args, field, _names)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -293,11 +280,7 @@ def test_junk_in_an_option_is_refused_and_writes_nothing(
     banked: Banked, name: str, data: st.DataObject
 ) -> None:
     command = COMMANDS[name]
-    field = data.draw(st.sampled_from(sorted(command.fields)), label="field")
-    kind = command.fields[field]
-    junk = data.draw(
-        kind.junk(banked).filter(lambda text: not kind.valid(banked, text)), label="junk"
-    )
+    field, junk = drawn_junk(banked, command, data)
     _assert_refused_and_unchanged(banked.settings, command.args(banked, field, junk), field)
 
 

@@ -28,8 +28,6 @@ reaches lims as a value instead of being taken for an option.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -48,6 +46,7 @@ from tests.support.oracles import (
     REAGENT,
     TECH,
     Bench,
+    Command,
     Kind,
     _ok,
     _refusal,
@@ -57,7 +56,9 @@ from tests.support.oracles import (
     amount,
     between,
     day,
+    drawn_junk,
     moment,
+    refused_unchanged,
     whole,
 )
 
@@ -84,10 +85,7 @@ def _names(line: str, field: str) -> bool:
 
 
 def _assert_refused_and_unchanged(settings: Settings, args: tuple[str, ...], field: str) -> None:
-    before = snapshot(settings)
-    line = _refusal(_run(*args))
-    assert _names(line, field), f"{line!r} does not name {field!r}"
-    assert snapshot(settings) == before, f"{args!r} changed the database"
+    refused_unchanged(settings, args, field, _names)
 
 
 # What was collected, exactly as lims names it: any other spelling is no material.
@@ -180,20 +178,6 @@ def bench(lab: Lab) -> Bench:
 
 
 # --- the commands, their valid values, and the options under test ---------------------------
-
-
-@dataclass(frozen=True)
-class Command:
-    words: Callable[[Bench], tuple[str, ...]]  # the command and its positional argument
-    base: Callable[[Bench], dict[str, str]]  # valid values for the other options
-    fields: dict[str, Kind]
-    drop: dict[str, tuple[str, ...]] | None = None  # options left out while one is junk
-
-    def args(self, bench: Bench, field: str, junk: str) -> tuple[str, ...]:
-        values = {**self.base(bench), field: junk}
-        for other in (self.drop or {}).get(field, ()):
-            values.pop(other)
-        return (*self.words(bench), *(f"--{name}={value}" for name, value in values.items()))
 
 
 def _previous_passage(bench: Bench) -> datetime:
@@ -325,11 +309,7 @@ def test_junk_in_a_number_or_time_is_refused_and_writes_nothing(
     bench: Bench, name: str, data: st.DataObject
 ) -> None:
     command = COMMANDS[name]
-    field = data.draw(st.sampled_from(sorted(command.fields)), label="field")
-    kind = command.fields[field]
-    junk = data.draw(
-        kind.junk(bench).filter(lambda text: not kind.valid(bench, text)), label="junk"
-    )
+    field, junk = drawn_junk(bench, command, data)
     _assert_refused_and_unchanged(bench.settings, command.args(bench, field, junk), field)
 
 

@@ -18,7 +18,6 @@ so that the values around the junk are known to be valid.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,18 +28,19 @@ from hypothesis import strategies as st
 from lims.config import Settings
 from lims.timeutil import utcnow
 from tests.support.counts import imported
-from tests.support.junk import JUNK, fuzz, snapshot
+from tests.support.junk import JUNK, fuzz
 from tests.support.lab import Lab
 from tests.support.oracles import (
     COUNT_ID,
     TECH,
     Bench,
+    Command,
     Kind,
     _ok,
-    _refusal,
-    _run,
     _typed,
     _without_nul,
+    drawn_junk,
+    refused_unchanged,
     within,
 )
 
@@ -131,17 +131,6 @@ def counted(lab: Lab) -> Counted:
     return lab.built("count use", lambda: _counted(lab))
 
 
-@dataclass(frozen=True)
-class Command:
-    words: Callable[[Counted], tuple[str, ...]]
-    base: Callable[[Counted], dict[str, str]]  # valid values, the count's with them
-    fields: dict[str, Kind]
-
-    def args(self, lab: Counted, field: str, junk: str) -> tuple[str, ...]:
-        values = {**self.base(lab), field: junk}
-        return (*self.words(lab), *(f"--{name}={value}" for name, value in values.items()))
-
-
 def _taking(lab: Counted, ml: str = "20") -> dict[str, str]:
     return {"count": lab.count, "suspension-ml": ml}
 
@@ -190,10 +179,7 @@ def _names(line: str, field: str) -> bool:
 
 
 def _refused_and_unchanged(settings: Settings, args: tuple[str, ...], field: str) -> None:
-    before = snapshot(settings)
-    line = _refusal(_run(*args))
-    assert _names(line, field), f"{line!r} does not name {field!r}"
-    assert snapshot(settings) == before, f"{args!r} changed the database"
+    refused_unchanged(settings, args, field, _names)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -203,11 +189,7 @@ def test_junk_in_a_count_its_volume_or_kind_is_refused_and_writes_nothing(
     counted: Counted, name: str, data: st.DataObject
 ) -> None:
     command = COMMANDS[name]
-    field = data.draw(st.sampled_from(sorted(command.fields)), label="field")
-    kind = command.fields[field]
-    junk = data.draw(
-        kind.junk(counted).filter(lambda text: not kind.valid(counted, text)), label="junk"
-    )
+    field, junk = drawn_junk(counted, command, data)
     _refused_and_unchanged(counted.settings, command.args(counted, field, junk), field)
 
 

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import strategies as st
 
 from lims.config import Settings
 from lims.timeutil import utcnow
-from tests.support.junk import JUNK, Ran, _run
+from tests.support.junk import JUNK, Ran, _run, snapshot
 from tests.support.lab import TESTS_LATE_ENTRY_HOURS
 
 TECH = "tom"
@@ -57,6 +58,20 @@ def _refusal(ran: Ran) -> str:
     assert not any(ord(character) < 32 or ord(character) == 127 for character in line), repr(line)
     assert line.startswith("error: "), repr(line)
     return line
+
+
+def refused_unchanged(
+    settings: Settings,
+    args: tuple[str, ...],
+    field: str,
+    names: Callable[[str, str], bool],
+) -> None:
+    """`lims ARGS` refused as bad input in one line that names(line, field) accepts, the
+    database left as it was."""
+    before = snapshot(settings)
+    line = _refusal(_run(*args))
+    assert names(line, field), f"{line!r} does not name {field!r}"
+    assert snapshot(settings) == before, f"{args!r} changed the database"
 
 
 # --- the lab the oracles read -----------------------------------------------------------
@@ -418,3 +433,33 @@ def day(lowest: Callable[[Bench], date], highest: Callable[[Bench], date]) -> Ki
         "٢٠٢٦-11-25", "😀",
     )  # fmt: skip
     return Kind(accepts, junk, pinned=pinned)
+
+
+# --- a command and the options under test -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command fed junk in one option at a time: its words (and positional argument),
+    valid values for its options, and the kind of each option under test."""
+
+    words: Callable[[Any], tuple[str, ...]]
+    base: Callable[[Any], dict[str, str]]  # valid values for the other options
+    fields: dict[str, Kind]
+    drop: dict[str, tuple[str, ...]] | None = None  # options left out while one is junk
+
+    def args(self, bench: Bench, field: str, junk: str) -> tuple[str, ...]:
+        values = {**self.base(bench), field: junk}
+        for other in (self.drop or {}).get(field, ()):
+            values.pop(other)
+        return (*self.words(bench), *(f"--{name}={value}" for name, value in values.items()))
+
+
+def drawn_junk(bench: Bench, command: Command, data: st.DataObject) -> tuple[str, str]:
+    """An option of the command, and junk of its kind that it must refuse."""
+    field = data.draw(st.sampled_from(sorted(command.fields)), label="field")
+    kind = command.fields[field]
+    junk = data.draw(
+        kind.junk(bench).filter(lambda text: not kind.valid(bench, text)), label="junk"
+    )
+    return field, junk
