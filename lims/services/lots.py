@@ -727,6 +727,10 @@ def correct_lot(
         typed.get("harvested", found.harvested),
     )
     before = vehicle_donation(session, found)
+    if before is not None and ("vehicle" in typed or vehicle_din or csf_ml is not None):
+        # The correction moves or changes the draw on it and states what is left there: the
+        # lot's draw and the donation's others must be what the trail says.
+        vehicles.require_agreement(session, before)
     after_correction = before if "vehicle" not in typed else None
     if vehicle_din is not None or csf_ml is not None:
         after_correction = _redrawn(uow, found, before, vehicle_din, csf_ml, typed)

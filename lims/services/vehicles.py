@@ -27,10 +27,21 @@ from lims.services import bindings
 from lims.services.aspirates import din_of, draws, volume_left
 from lims.timeutil import after, show_time
 from lims.uow import UnitOfWork
+from lims.views.bench import VehicleDraw
 
 DRAW = "aspirate.draw"  # a lot drew on the donation at formulation
 DRAW_CORRECTED = "aspirate.draw_corrected"  # a lot correction moved or changed its draw
 SMALLEST_ML = 0.01  # what a syringe measures
+
+
+def require_agreement(session: Session, donation: Aspirate) -> list[VehicleDraw]:
+    """The lots drawing on the donation, once the donation's row and theirs are what the
+    trail says: what is left is counted from them, and a correction states them anew."""
+    drawers = draws(session, [donation.id]).get(donation.id or 0, [])
+    bindings.require_agreement(
+        session, [("aspirate", donation.din), *(("lot", draw.lot_id) for draw in drawers)]
+    )
+    return drawers
 
 
 def require_drawable(
@@ -49,11 +60,7 @@ def require_drawable(
     typed in (a formulation's --at), which is then bad input rather than a refusal."""
     session, settings = uow.session, uow.settings
     donation_din = din_of(donation).display
-    drawers = draws(session, [donation.id]).get(donation.id or 0, [])
-    # What is left is counted from these rows: they must be what the trail says.
-    bindings.require_agreement(
-        session, [("aspirate", donation.din), *(("lot", draw.lot_id) for draw in drawers)]
-    )
+    drawers = require_agreement(session, donation)
     if donation.material != CSF:
         raise RuleViolation(
             f"aspirate {donation_din} is bone marrow, not CSF: a lot is suspended in a CSF "

@@ -406,3 +406,26 @@ def test_culture_start_still_takes_bone_marrow(bench: Bench) -> None:
         cultures.start_culture, din=bench.aspirate().din.code, mnc=2.4e8, vessels=5, area_cm2=875
     )
     assert started.summary.kind == "primary"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE lots SET vehicle_aspirate_id = NULL, vehicle_ml = NULL WHERE code = :second",
+        "UPDATE lots SET vehicle_ml = 1 WHERE code = :first",
+    ],
+)
+def test_a_correction_does_not_state_a_hand_edited_draw_as_the_truth(
+    quality: Quality, edit: str
+) -> None:
+    """L1 drew 8 and a second lot 1 of 10 mL. Moved to another donation after a hand edit of
+    a draw, L1's correction would state on the first donation what the edited rows hold (the
+    second lot gone, or L1's own mL changed), and the next lot could draw what is not there:
+    it is refused."""
+    [csf] = [a.din.code for a in _patients_csf(quality)]
+    second = quality.formulate(_ready(quality), vehicle_din=csf, vehicle_ml=1, at=day(26))
+    other = _csf(quality, collected=day(26) - timedelta(hours=2))
+    quality.sql(edit, first=quality.lot_id, second=second.summary.lot_id)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}"):
+        quality.run(lots.correct_lot, lot=quality.lot_id, reason="other tube", vehicle_din=other)
+    assert quality.scenario.verify_trail().disagreement is not None
