@@ -28,6 +28,7 @@ from lims.domain import ids
 from lims.domain.states import (
     CULTURE,
     LOT,
+    SHIPMENT,
     VIAL,
     CultureState,
     Lifecycle,
@@ -443,7 +444,12 @@ class _Rows:
         packed = session.exec(
             select(ShipmentVial, Shipment)
             .join(Shipment, col(Shipment.id) == col(ShipmentVial.shipment_id))
-            .where(col(ShipmentVial.vial_id).in_(vial_ids), col(ShipmentVial.removed_at).is_(None))
+            .where(
+                col(ShipmentVial.vial_id).in_(vial_ids),
+                col(ShipmentVial.removed_at).is_(None),
+                # A cancelled shipment carried no vial anywhere (as vials.shipments_of says).
+                col(Shipment.status) != SHIPMENT.action("cancel").target,
+            )
             .order_by(col(Shipment.id))
         ).all()
         events = session.exec(

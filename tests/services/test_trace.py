@@ -275,3 +275,21 @@ def test_the_batch_record_draws_the_same_tree_as_its_chain_of_identity_and_custo
     assert section.count("SHP-000001") == 3  # in full under V01, by reference under V02, V03
     # and lot L1 by reference under the CSF it is suspended in
     assert section.count("see above") == 3
+
+
+def test_a_cancelled_shipment_carried_nothing_and_dates_nothing(shipped: Quality) -> None:
+    """V04, packed in a shipment then cancelled, is packed in another and dispatched: its
+    node shows that one, dated by its dispatch."""
+    last = vial_ids(shipped.lot_id)[-1]
+    for shipment in ("SHP-000002", "SHP-000003"):
+        made = shipped.run(shipments.create_shipment, to="OR-1", courier="porter")
+        assert made.shipment_id == shipment
+    shipped.run(shipments.add_vial, shipment="SHP-000003", vial=last, scan=scan_of(shipped, last))
+    shipped.run(shipments.cancel, shipment="SHP-000003", reason="surgery moved")
+    shipped.run(shipments.add_vial, shipment="SHP-000002", vial=last, scan=scan_of(shipped, last))
+    dispatched = shipped.run(shipments.dispatch, shipment="SHP-000002")
+    nodes = _nodes(_trace(shipped, last))
+    assert _children(nodes[last]) == ["SHP-000002"]
+    assert "SHP-000003" not in nodes
+    assert nodes[last]["state"] == "shipped"
+    assert nodes[last]["at"] == json_time(dispatched.dispatched_at)
