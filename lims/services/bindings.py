@@ -961,6 +961,10 @@ BINDINGS: tuple[Binding, ...] = (
             _shipment_code(col(Shipment.id)).label("id"),
             col(Shipment.status),
             col(Shipment.site_code),
+            col(Shipment.site_name),
+            col(Shipment.site_address),
+            col(Shipment.courier),
+            col(Shipment.logger),
             col(Shipment.created_at),
             col(Shipment.dispatched_at),
             col(Shipment.received_at),
@@ -970,6 +974,11 @@ BINDINGS: tuple[Binding, ...] = (
         columns=(
             Bound("status", "status"),
             Bound("site_code", "site"),
+            # The consignee and the hand-over as made: what the batch record tracks the vials to.
+            Bound("site_name", "site_name"),
+            Bound("site_address", "site_address"),
+            Bound("courier", "courier"),
+            Bound("logger", "logger"),
             Bound("created_at", "created_at", as_stated=lambda row: json_time(row["created_at"])),
             Bound(
                 "dispatched_at",

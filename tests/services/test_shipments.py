@@ -512,6 +512,10 @@ def test_a_vial_set_free_of_its_shipment_by_hand_is_still_refused(
     [
         ("UPDATE shipments SET temperature_ok = TRUE", "shipments", "temperature_ok"),
         ("UPDATE shipments SET site_code = 'HOSP-2'", "shipments", "site_code"),
+        ("UPDATE shipments SET site_address = '9 Elsewhere Lane'", "shipments", "site_address"),
+        ("UPDATE shipments SET site_name = 'Example General'", "shipments", "site_name"),
+        ("UPDATE shipments SET courier = 'someone else'", "shipments", "courier"),
+        ("UPDATE shipments SET logger = 'TL-9999'", "shipments", "logger"),
         ("UPDATE shipments SET received_at = dispatched_at", "shipments", "received_at"),
         (
             "UPDATE shipment_vials SET shipment_id = shipment_id + 1",
