@@ -526,6 +526,8 @@ def destroy(
     found = lookup.vial(session, vial)
     lot, owner = _with_lot(session, found)
     after("at", when, lot.formulated_at, f"the formulation of lot {lot.code}", settings.tz)
+    # Whether it is packed rests on its packing rows and its shipments: as the trail says.
+    bindings.require_agreement(session, [("vial", found.code), *custody_subjects(session, found)])
     packed = packed_in(session, found)
     if packed is not None:
         raise RuleViolation(

@@ -504,6 +504,8 @@ def test_a_vial_set_free_of_its_shipment_by_hand_is_still_refused(
     shipping.sql(edit)
     with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}"):
         issue(shipping, first)
+    with pytest.raises(RuleViolation, match=f"^{bindings.REFUSAL}"):
+        shipping.run(vials.destroy, vial=first, reason="dropped")
     assert _disagreement(shipping) is not None
 
 
