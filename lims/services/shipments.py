@@ -437,6 +437,12 @@ def dispatch(
     after("at", when, found.created_at, f"shipment {code} was made", settings.tz)
     last = max(row.added_at for row, _, _, _ in packed)
     after("at", when, last, "its last vial was packed", settings.tz)
+    for _, vial, _, _ in packed:  # recalled or destroyed with its lot since it was packed
+        if not VIAL.allows("ship", vial.status):
+            raise RuleViolation(
+                f"vial {vial.code} is {vial.status}, not released: take it out of shipment "
+                f"{code} (lims ship remove) first"
+            )
     lots = {lot.id: lot for _, _, lot, _ in packed}
     for lot in lots.values():
         refused = _unsendable(session, settings, lot, when)

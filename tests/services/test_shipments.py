@@ -314,6 +314,20 @@ def test_a_lot_put_on_hold_after_packing_keeps_its_vials_in_the_lab(
     assert status(shipping, first) == "released"
 
 
+def test_a_lot_recalled_after_packing_keeps_its_vials_in_the_lab(
+    shipping: Quality, lab: Lab
+) -> None:
+    first, *_ = vial_ids(shipping.lot_id)
+    shipment = create(shipping)
+    add(shipping, shipment, first)
+    lab.login("rita")
+    shipping.run(lots.recall, lot=shipping.lot_id, password=PASSWORD, reason="late OOS")
+    lab.login("tom")
+    with pytest.raises(RuleViolation, match=f"vial {first} is recalled, not released: .*remove"):
+        shipping.run(shipments.dispatch, shipment=shipment)
+    assert status(shipping, first) == "recalled"
+
+
 # --- receipt ------------------------------------------------------------------------------------
 
 
