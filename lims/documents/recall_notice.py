@@ -19,7 +19,9 @@ from lims.domain.states import VialState
 from lims.timeutil import show_time
 from lims.views.quality import LotSummary, SignatureView
 
-ADMINISTERED = VialState.ADMINISTERED
+ADMINISTERED, SHIPPED = VialState.ADMINISTERED, VialState.SHIPPED
+# The vials' table: vial, status, patient, administered at and by, route, physician.
+VIAL_WIDTHS_MM = (36, 22, 20, 30, 27, 20, 25)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class RecalledVial:
     administered_by: str | None  # full name (username)
     route: str | None
     physician: str | None
+    shipment: str | None  # the shipment it went in and where to: SHP-000001 to OR-1
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def render(notice: RecallNotice) -> RenderedPdf:
                 )
                 for vial in notice.vials
             ],
-            widths=[36 * mm, 22 * mm, 20 * mm, 30 * mm, 27 * mm, 20 * mm, 25 * mm],
+            widths=[width * mm for width in VIAL_WIDTHS_MM],
             marked=[n for n, vial in enumerate(notice.vials) if vial.status == ADMINISTERED],
         ),
         *layout.heading(
@@ -131,6 +134,29 @@ def render(notice: RecallNotice) -> RenderedPdf:
             "patient. QA decides whether to recall the lot or to resolve what holds it; a "
             "recall notice follows a recall.",
             layout.styles["BodyText"],
+        ),
+        *(
+            layout.markup(
+                f"Vial {vial.vial_id} went in shipment {escape(vial.shipment)}: "
+                f"it is {vial.status}.",
+                layout.styles["BodyText"],
+            )
+            for vial in notice.vials
+            if vial.shipment is not None and vial.status != SHIPPED
+        ),
+        *(
+            layout.markup(
+                f"Vial {vial.vial_id} is in transit ({escape(vial.shipment or '')}): "
+                + (
+                    "it is recalled when the shipment is received, and the site receiving it "
+                    "must not give it."
+                    if notice.recall is not None
+                    else "the site receiving it must not give it while the lot is held."
+                ),
+                layout.alarm,
+            )
+            for vial in notice.vials
+            if vial.status == SHIPPED
         ),
     ]
     footer = (

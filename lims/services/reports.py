@@ -22,6 +22,7 @@ from lims.services import (
     storage,
     trace,
 )
+from lims.services import vials as vial_rules
 from lims.staging import StagedFiles
 from lims.timeutil import utcnow
 from lims.uow import UnitOfWork
@@ -228,6 +229,7 @@ def write_recall_notice(
     vials = session.exec(
         select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
     ).all()
+    travels = vial_rules.travels_of(session, vials)
     givers = {v.administered_by for v in vials if v.administered_by is not None}
     names = dict(
         session.exec(
@@ -251,6 +253,9 @@ def write_recall_notice(
                     else f"{names[vial.administered_by]} ({vial.administered_by})",
                     route=vial.route,
                     physician=vial.physician,
+                    shipment=None
+                    if vial.code not in travels
+                    else f"{travels[vial.code].code} to {travels[vial.code].site_code}",
                 )
                 for vial in vials
             ],

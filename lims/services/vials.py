@@ -85,6 +85,11 @@ def packed_in(session: Session, vial: Vial) -> Shipment | None:
 
 
 def shipments_of(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
+    """The shipment each vial was last packed in and not taken out of (its id), by vial id."""
+    return {vial: shipment.code for vial, shipment in travels_of(session, vials).items()}
+
+
+def travels_of(session: Session, vials: Sequence[Vial]) -> dict[str, Shipment]:
     """The shipment each vial was last packed in and not taken out of, by vial id (its code);
     a cancelled shipment took no vial anywhere."""
     if not vials:
@@ -100,7 +105,7 @@ def shipments_of(session: Session, vials: Sequence[Vial]) -> dict[str, str]:
         )
         .order_by(col(ShipmentVial.id))
     ).all()
-    return {vial: shipment.code for vial, shipment in rows}
+    return dict(rows)
 
 
 def custody_subjects(session: Session, vial: Vial) -> list[Subject]:

@@ -428,6 +428,26 @@ def test_a_lot_recalled_on_the_way_has_its_vials_received_as_recalled(
     assert _disagreement(shipping) is None
 
 
+def test_the_recall_notice_names_the_vials_in_transit_and_where_they_are_going(
+    shipping: Quality, lab: Lab, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    first, second, *_ = vial_ids(shipping.lot_id)
+    shipment = dispatched(shipping, first)
+    lab.login("rita")
+    shipping.run(lots.recall, lot=shipping.lot_id, password=PASSWORD, reason="late failure")
+    out = tmp_path / "recall.pdf"
+    shipping.run(reports.write_recall_notice, lot=shipping.lot_id, out=out).files.publish()
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
+    assert f"{first} shipped" in text
+    assert f"{second} recalled" in text
+    assert (
+        f"Vial {first} is in transit ({shipment} to OR-1): it is recalled when the shipment is "
+        "received, and the site receiving it must not give it." in text
+    )
+
+
 def test_a_lost_shipment_loses_its_vials(shipping: Quality) -> None:
     first, second, *_ = vial_ids(shipping.lot_id)
     unsent = create(shipping)
