@@ -458,7 +458,8 @@ VIAL = _lifecycle(
     [
         State(V.QUARANTINE, can_expire=True, alarm=True),
         State(V.RELEASED, can_expire=True),
-        State(V.SHIPPED, can_expire=True),
+        # In transit it is shown as shipped even past its expiry: it must be received or lost.
+        State(V.SHIPPED),
         State(V.RECEIVED, can_expire=True),
         State(V.ISSUED),
         State(V.ADMINISTERED, locked=True),

@@ -23,7 +23,7 @@ from lims.views.shipments import ShipmentReceipt, ShipmentView
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import RESULTS_AT, Quality
 from tests.support.shipments import SITES, set_sites, shipping
-from tests.support.vials import add_lot, give, scan_of, vial_ids
+from tests.support.vials import add_lot, expire, give, scan_of, vial_ids
 
 PATIENT = "PT-0001"
 
@@ -446,6 +446,16 @@ def test_the_recall_notice_names_the_vials_in_transit_and_where_they_are_going(
         f"Vial {first} is in transit ({shipment} to OR-1): it is recalled when the shipment is "
         "received, and the site receiving it must not give it." in text
     )
+
+
+def test_a_vial_in_transit_past_its_expiry_is_shown_shipped_not_expired(
+    shipping: Quality,
+) -> None:
+    """What needs doing with it is to receive it or report it lost: its state says so."""
+    first, second, *_ = vial_ids(shipping.lot_id)
+    dispatched(shipping, first)
+    expire(shipping, shipping.lot_id)
+    assert [status(shipping, vial) for vial in (first, second)] == ["shipped", "expired"]
 
 
 def test_a_lost_shipment_loses_its_vials(shipping: Quality) -> None:
