@@ -77,6 +77,11 @@ def show_time(moment: datetime | None, zone: tzinfo) -> str:
     return as_utc(moment).astimezone(zone).isoformat(sep=" ", timespec="seconds")
 
 
+def show_done(moment: datetime | None, by: str | None, zone: tzinfo) -> str | None:
+    """When and by whom a step was done, as records show it; None when it was not."""
+    return None if moment is None else f"{show_time(moment, zone)} by {by}"
+
+
 def json_time(moment: datetime | None) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()
 

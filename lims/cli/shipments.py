@@ -25,7 +25,7 @@ from lims.domain.states import SHIPMENT, VIAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import datetime, tzinfo
+    from datetime import tzinfo
 
     from lims.views.shipments import ShipmentReceipt, ShipmentSummary, ShipmentView
 
@@ -52,14 +52,8 @@ def _vial_status(status: str) -> object:
     return alarm(status) if VIAL.alarming(status) else status
 
 
-def _when(at: datetime | None, by: str | None, zone: tzinfo) -> str | None:
-    from lims.timeutil import show_time
-
-    return None if at is None else f"{show_time(at, zone)} by {by}"
-
-
 def _print_shipment(view: ShipmentView, title: str, zone: tzinfo) -> None:
-    from lims.timeutil import show_time
+    from lims.timeutil import show_done, show_time
 
     temperature = {True: "in range", False: alarm("OUT OF RANGE"), None: None}
     logger_file = view.logger_file
@@ -72,9 +66,9 @@ def _print_shipment(view: ShipmentView, title: str, zone: tzinfo) -> None:
             "address": view.site_address,
             "courier": view.courier,
             "logger": view.logger,
-            "made": _when(view.created_at, view.created_by, zone),
-            "dispatched": _when(view.dispatched_at, view.dispatched_by, zone),
-            "received": _when(view.received_at, view.received_by, zone),
+            "made": show_done(view.created_at, view.created_by, zone),
+            "dispatched": show_done(view.dispatched_at, view.dispatched_by, zone),
+            "received": show_done(view.received_at, view.received_by, zone),
             "temperature": temperature[view.temperature_ok],
             **(
                 {
@@ -85,7 +79,7 @@ def _print_shipment(view: ShipmentView, title: str, zone: tzinfo) -> None:
                 else {}
             ),
             **(
-                {view.status: f"{_when(view.ended_at, view.ended_by, zone)}: {view.end_reason}"}
+                {view.status: f"{show_done(view.ended_at, view.ended_by, zone)}: {view.end_reason}"}
                 if view.ended_at is not None
                 else {}
             ),
@@ -106,10 +100,10 @@ def _print_shipment(view: ShipmentView, title: str, zone: tzinfo) -> None:
                 vial.lot_id,
                 vial.patient,
                 _vial_status(vial.status),
-                _when(vial.added_at, vial.added_by, zone),
+                show_done(vial.added_at, vial.added_by, zone),
                 None
                 if vial.removed_at is None
-                else f"{_when(vial.removed_at, vial.removed_by, zone)}: {vial.remove_reason}",
+                else f"{show_done(vial.removed_at, vial.removed_by, zone)}: {vial.remove_reason}",
             )
             for vial in view.vials
         ],

@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 from lims.documents.pdf import Layout, RenderedPdf, build
 from lims.documents.recall_notice import Recall
 from lims.domain.spec import VALID
-from lims.timeutil import show_time
+from lims.timeutil import show_done, show_time
 from lims.views.bench import AspirateView, CultureDetail, PassageView
 from lims.views.equipment import CalibrationView, EquipmentUseView
 from lims.views.events import EXPEDITED_REPORT, EventView
@@ -364,10 +364,6 @@ def _stored(record: BatchRecord, layout: Layout) -> list[Any]:
     ]
 
 
-def _taken(at: datetime | None, by: str | None, zone: tzinfo) -> str | None:
-    return None if at is None else f"{show_time(at, zone)} by {by}"
-
-
 def _custody(record: BatchRecord, layout: Layout) -> list[Any]:
     """The patient's tree as `lims trace` draws it, one record a row, deeper ones indented:
     the donations, cultures, bank vials, lots, vials, shipments and events, each with its
@@ -434,9 +430,9 @@ def _shipments(record: BatchRecord, layout: Layout) -> list[Any]:
                     ),
                     ("courier", shipment.courier),
                     ("logger", shipment.logger),
-                    ("made", _taken(shipment.created_at, shipment.created_by, zone)),
-                    ("dispatched", _taken(shipment.dispatched_at, shipment.dispatched_by, zone)),
-                    ("received", _taken(shipment.received_at, shipment.received_by, zone)),
+                    ("made", show_done(shipment.created_at, shipment.created_by, zone)),
+                    ("dispatched", show_done(shipment.dispatched_at, shipment.dispatched_by, zone)),
+                    ("received", show_done(shipment.received_at, shipment.received_by, zone)),
                     ("temperature on arrival", temperature[shipment.temperature_ok]),
                     (
                         "logger file",
@@ -448,7 +444,7 @@ def _shipments(record: BatchRecord, layout: Layout) -> list[Any]:
                         [
                             (
                                 shipment.status,
-                                f"{_taken(shipment.ended_at, shipment.ended_by, zone)}: "
+                                f"{show_done(shipment.ended_at, shipment.ended_by, zone)}: "
                                 f"{shipment.end_reason}",
                             )
                         ]

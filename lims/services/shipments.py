@@ -291,14 +291,6 @@ def _require_agreement(session: Session, shipment: Shipment, vials: Sequence[Via
     )
 
 
-def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
-    lot = session.get(Lot, vial.lot_id)
-    assert lot is not None
-    patient = session.get(Patient, lot.patient_id)
-    assert patient is not None
-    return lot, patient
-
-
 def add_vial(uow: UnitOfWork, *, shipment: str, vial: str, scan: str) -> ShipmentView:
     """Pack a released vial, its label scanned, into an open shipment. It must be one a
     patient could be given now (its lot released, not on hold, not expired; consent
@@ -314,7 +306,7 @@ def add_vial(uow: UnitOfWork, *, shipment: str, vial: str, scan: str) -> Shipmen
     if already is not None:
         where = "this shipment" if already.id == found.id else f"shipment {already.code}"
         raise RuleViolation(f"vial {packing.code} is already packed in {where}")
-    _, owner = _with_lot(session, packing)
+    _, owner = vial_rules.with_lot(session, packing)
     now = utcnow()
     vial_rules.judged_scan(
         session,
@@ -508,12 +500,12 @@ def _receipt_scans(
         found = in_shipment.get(scanned.vial_id)
         if found is None:
             other = vial_rules.scanned_vial(session, scanned)
-            owner = None if other is None else _with_lot(session, other)[1].code
+            owner = None if other is None else vial_rules.with_lot(session, other)[1].code
             reason = f"vial {scanned.vial_id} is not in shipment {code}"
             mismatches.append(_mismatch(scanned, owner, reason))
             continue
         vial, lot = found
-        _, owner_record = _with_lot(session, vial)
+        _, owner_record = vial_rules.with_lot(session, vial)
         disagrees = vial_rules.label_disagreement(
             scanned, vial, lot, owner_record
         ) or vial_rules.expiry_disagreement(scanned, vial, lot)

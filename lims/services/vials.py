@@ -124,7 +124,8 @@ def _late(session: Session, vial: Vial) -> list[LateEntryView]:
     return late_entries.marks(session, "vial", [vial.code]).get(vial.code, [])
 
 
-def _with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
+def with_lot(session: Session, vial: Vial) -> tuple[Lot, Patient]:
+    """The vial's lot and the lot's patient."""
     lot = session.get(Lot, vial.lot_id)
     assert lot is not None
     patient = session.get(Patient, lot.patient_id)
@@ -162,7 +163,7 @@ def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
     session = uow.session
     uow.require("read_records")
     found = lookup.vial(session, vial)
-    lot, patient = _with_lot(session, found)
+    lot, patient = with_lot(session, found)
     return _view(session, found, lot, patient.code, utcnow())
 
 
@@ -217,7 +218,7 @@ def _judge(
             vial_patient=None,
             reason=f"vial {scanned.vial_id} is not in this database",
         ), None
-    lot, owner = _with_lot(session, vial)
+    lot, owner = with_lot(session, vial)
 
     def refuse(reason: str) -> tuple[Verification, Vial | None]:
         return Verification(
@@ -367,7 +368,7 @@ def _move(
         action=action,
         refused_as=f"{VIAL.audit_action(action)}.refused",
     )
-    lot, owner = _with_lot(session, found)
+    lot, owner = with_lot(session, found)
     acknowledged: dict[str, Any] = {}
     if action == "issue":
         found.issued_at, found.issued_by = at, actor.username
@@ -529,7 +530,7 @@ def destroy(
     when = past_moment("at", at, settings.tz, now)
     late = late_entries.reason_for(uow, when, now, late_reason)
     found = lookup.vial(session, vial)
-    lot, owner = _with_lot(session, found)
+    lot, owner = with_lot(session, found)
     after("at", when, lot.formulated_at, f"the formulation of lot {lot.code}", settings.tz)
     # Whether it is packed rests on its packing rows and its shipments: as the trail says.
     bindings.require_agreement(session, [("vial", found.code), *custody_subjects(session, found)])
