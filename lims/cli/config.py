@@ -41,11 +41,20 @@ def show(as_json: JsonOption = False) -> None:
     print_view(view, as_json, _print_config)
 
 
+def _shown(value: object) -> object:
+    """A list of tables (the site setting sites) as JSON, as `lims site set` takes it."""
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
 def _print_config(view: ConfigView) -> None:
     print_table(
         "Settings",
         ["setting", "value", "source"],
-        [(item.key, item.value, item.source) for item in view.settings.values()],
+        [(item.key, _shown(item.value), item.source) for item in view.settings.values()],
     )
     paths = view.paths
     print_table(

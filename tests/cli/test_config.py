@@ -21,6 +21,7 @@ from lims.config import (
 from lims.errors import ConfigError
 from tests.support.cli import invoke
 from tests.support.lab import Lab
+from tests.support.shipments import SITES, set_sites
 
 REPOSITORY_CONFIG = Path(__file__).resolve().parents[2] / "lims.toml"
 SECRET = "s3cret-pw"
@@ -591,3 +592,10 @@ def test_an_invalid_database_url_is_refused_without_echoing_its_password(
     assert result.exit_code == 2
     assert result.stderr.startswith("error: database_url: ")
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_sites_a_site_ships_to_are_shown_as_site_set_takes_them(lab: Lab) -> None:
+    set_sites(lab, SITES[:1])
+    shown = invoke("config", "show")
+    assert shown.exit_code == 0, shown.stderr
+    assert '[{"code": "OR-1", "name": "Operating theatre 1",' in " ".join(shown.stdout.split())
