@@ -70,11 +70,12 @@ def trace(uow: UnitOfWork, *, item: str) -> Trace:
     uow.require("read_records")
     patients, traced, shipment = _resolve(session, settings, item)
     built = _Builder(session)
-    if len(patients) == 1:
+    cancelled = shipment is not None and shipment.status == SHIPMENT.action("cancel").target
+    if len(patients) == 1 and not cancelled:
         return Trace(traced=traced, tree=built.patient(patients[0]))
     assert shipment is not None
-    # Several patients' vials (or none) in one shipment: the shipment is the root, and each
-    # patient's tree below refers to it.
+    # Several patients' vials (or none) in one shipment, or a cancelled one, which no
+    # patient's tree holds: the shipment is the root, with each patient's tree below.
     built.shown.add(shipment.code)
     trees = tuple(built.patient(patient) for patient in patients)
     return Trace(traced=traced, tree=_shipment_node(shipment, trees))

@@ -293,3 +293,7 @@ def test_a_cancelled_shipment_carried_nothing_and_dates_nothing(shipped: Quality
     assert "SHP-000003" not in nodes
     assert nodes[last]["state"] == "shipped"
     assert nodes[last]["at"] == json_time(dispatched.dispatched_at)
+    # Traced itself, the cancelled shipment stands above the tree of the patient it named.
+    cancelled = _trace(shipped, "SHP-000003")
+    assert (cancelled["id"], cancelled["state"]) == ("SHP-000003", "cancelled")
+    assert _children(cancelled) == [PATIENT_CODE]
