@@ -16,18 +16,16 @@ from lims.errors import BadInput
 from lims.scenario import PATIENT_CODE
 from lims.services import vials
 from tests.support.lab import Lab
-from tests.support.quality import Quality
+from tests.support.quality import Quality, released_lot
 from tests.support.vials import give, scan_of
 
 PHYSICIAN = "Dr A. Rossi, neurology"
 
 
 @pytest.fixture
-def released(quality: Quality) -> Quality:
-    quality.record_passing()
-    quality.release()
-    quality.lab.login("tom")
-    return quality
+def released(lab: Lab) -> Quality:
+    """L1 released by rita; tom logged in."""
+    return lab.built("administration-released", lambda: released_lot(Quality(lab)))
 
 
 def _vial(quality: Quality, number: int = 1) -> str:
