@@ -198,7 +198,8 @@ def _read_rows(settings: Settings) -> tuple[_Rows, ...]:
 def _write_rows(settings: Settings, snapshot: tuple[_Rows, ...]) -> None:
     """Every table as the snapshot holds it. In the replication role no trigger fires: the
     trail's append-only guard and the foreign keys (whose order has a cycle) stand aside
-    while the rows a consistent database held are put back."""
+    while the rows a consistent database held are put back. Setting the role takes a
+    superuser, as the tests' server user (postgres) is."""
     connection = db.engine_for(settings).raw_connection()
     try:
         cursor = connection.cursor()
