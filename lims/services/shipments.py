@@ -405,6 +405,26 @@ def _unsendable(session: Session, settings: Settings, lot: Lot, at: datetime) ->
     return None
 
 
+def _moved(
+    uow: UnitOfWork,
+    action: str,
+    shipment: str,
+    at: str | datetime | None,
+    late_reason: str | None,
+    now: datetime,
+) -> tuple[datetime, str | None, Shipment, list[tuple[ShipmentVial, Vial, Lot, str]]]:
+    """What a shipment's dispatch or receipt starts from: when it happened (and why it is
+    entered late), the shipment, and its vials, their rows agreeing with the trail and the
+    shipment's state allowing `action`."""
+    when = past_moment("at", at, uow.settings.tz, now)
+    late = late_entries.reason_for(uow, when, now, late_reason)
+    found = lookup.shipment(uow.session, shipment)
+    packed = _packed(uow.session, found)
+    _require_agreement(uow.session, found, [vial for _, vial, _, _ in packed])
+    SHIPMENT.check(action, code=found.code, status=found.status)
+    return when, late, found, packed
+
+
 def dispatch(
     uow: UnitOfWork,
     *,
@@ -417,13 +437,8 @@ def dispatch(
     session, settings = uow.session, uow.settings
     actor = uow.require("record_bench_work")
     now = utcnow()
-    when = past_moment("at", at, settings.tz, now)
-    late = late_entries.reason_for(uow, when, now, late_reason)
-    found = lookup.shipment(session, shipment)
+    when, late, found, packed = _moved(uow, "dispatch", shipment, at, late_reason, now)
     code = found.code
-    packed = _packed(session, found)
-    _require_agreement(session, found, [vial for _, vial, _, _ in packed])
-    SHIPMENT.check("dispatch", code=code, status=found.status)
     if not packed:
         raise RuleViolation(f"shipment {code} is empty: pack its vials first (lims ship add)")
     after("at", when, found.created_at, f"shipment {code} was made", settings.tz)
@@ -582,13 +597,8 @@ def receive(
         raise BadInput("scan", "give --scan PAYLOAD once for each vial in the shipment")
     read = [vial_rules.read_scan(scan) for scan in scans]
     now = utcnow()
-    when = past_moment("at", at, settings.tz, now)
-    late = late_entries.reason_for(uow, when, now, late_reason)
-    found = lookup.shipment(session, shipment)
+    when, late, found, packed = _moved(uow, "receive", shipment, at, late_reason, now)
     code = found.code
-    packed = _packed(session, found)
-    _require_agreement(session, found, [vial for _, vial, _, _ in packed])
-    SHIPMENT.check("receive", code=code, status=found.status)
     assert found.dispatched_at is not None
     after("at", when, found.dispatched_at, f"shipment {code} was dispatched", settings.tz)
     kept = None if logger_file is None else _logger_file(session, logger_file)
