@@ -15,9 +15,6 @@ if TYPE_CHECKING:
 
     from lims.views.trace import Trace, TraceNode, TraceRef
 
-# States drawn in red: the material is not (or no longer) fit for use, or gone astray.
-_ALARMS = {"nonconforming", "withdrawn", "rejected", "recalled", "destroyed", "lost", "discarded"}
-
 
 def trace(
     ctx: typer.Context,
@@ -73,7 +70,7 @@ def _label(node: TraceNode | TraceRef, traced: str, zone: tzinfo) -> Any:
     label.append(node.id, style="bold")
     label.append(f"  {node.kind.replace('_', ' ')}  ")
     state = node.state or "—"
-    label.append_text(alarm(state) if state in _ALARMS else Text(state))
+    label.append_text(alarm(state) if node.alarm else Text(state))
     label.append(f"  {show_time(node.at, zone)}  {node.by or '—'}")
     if node.detail:
         label.append(f"  {node.detail}", style="dim")

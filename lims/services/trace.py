@@ -26,13 +26,13 @@ from sqlmodel import Session, col, select
 from lims.config import Settings
 from lims.domain import ids
 from lims.domain.states import (
+    BANK_VIAL,
     CULTURE,
     LOT,
+    RETAINED_SAMPLE,
     SHIPMENT,
     VIAL,
-    CultureState,
     Lifecycle,
-    VialState,
 )
 from lims.errors import BadInput, shown
 from lims.models import (
@@ -196,6 +196,7 @@ class _Builder:
             id=patient.code,
             kind=kinds.PATIENT,
             state="withdrawn" if withdrawn else "active",
+            alarm=withdrawn,
             at=patient.withdrawn_at if withdrawn else patient.recorded_at,
             by=patient.withdrawn_by if withdrawn else patient.recorded_by,
             detail=patient.study,
@@ -222,6 +223,7 @@ class _Builder:
             id=aspirate.din,
             kind=kinds.DONATION,
             state="nonconforming" if aspirate.nonconforming else "received",
+            alarm=aspirate.nonconforming,
             at=aspirate.received_at,
             by=aspirate.recorded_by,
             detail=f"{material}, {aspirate.volume_ml:g} mL, DIN {din_of(aspirate).display}",
@@ -240,6 +242,7 @@ class _Builder:
             id=culture.code,
             kind=kinds.CULTURE,
             state=culture.status,
+            alarm=CULTURE.alarming(culture.status),
             at=at,
             by=by,
             detail=culture.kind,
@@ -254,6 +257,7 @@ class _Builder:
             id=vial.code,
             kind=kinds.BANK_VIAL,
             state=vial.status,
+            alarm=BANK_VIAL.alarming(vial.status),
             at=vial.ended_at or vial.frozen_at,
             by=vial.ended_by or vial.recorded_by,
             detail=f"{vial.cells:,} cells",
@@ -271,6 +275,7 @@ class _Builder:
             id=lot.code,
             kind=kinds.LOT,
             state=lot.status,
+            alarm=LOT.alarming(lot.status),
             at=at or lot.formulated_at,
             by=by or lot.recorded_by,
             detail=f"{lot.vials} × {lot.cells_per_vial:,} cells in {lot.vehicle}",
@@ -289,6 +294,7 @@ class _Builder:
             id=vial.code,
             kind=kinds.VIAL,
             state=vial.status,
+            alarm=VIAL.alarming(vial.status),
             at=at,
             by=by,
             detail=route or None,
@@ -302,6 +308,7 @@ class _Builder:
             id=sample.code,
             kind=kinds.RETAINED_SAMPLE,
             state=sample.status,
+            alarm=RETAINED_SAMPLE.alarming(sample.status),
             at=sample.ended_at or sample.retained_at,
             by=sample.ended_by or sample.recorded_by,
             detail=None,
@@ -331,6 +338,7 @@ def _shipment_node(shipment: Shipment, children: tuple[TraceNode | TraceRef, ...
         id=shipment.code,
         kind=kinds.SHIPMENT,
         state=shipment.status,
+        alarm=SHIPMENT.alarming(shipment.status),
         at=at,
         by=by,
         detail=f"to {shipment.site_code} ({shipment.site_name}) by {shipment.courier}",
@@ -353,7 +361,7 @@ def _culture_when(culture: Culture, rows: _Rows) -> When:
     as of the trail's last change of its state, else its start."""
     assert culture.id is not None
     made = rows.lots_of_culture[culture.id]
-    if culture.status == CultureState.FORMULATED and made:
+    if made and culture.status == CULTURE.action("formulate").target:
         return made[0].formulated_at, made[0].recorded_by
     return rows.changed.get((CULTURE.entity_type, culture.code)) or (
         culture.started_at,
@@ -361,7 +369,8 @@ def _culture_when(culture: Culture, rows: _Rows) -> When:
     )
 
 
-_TRAVELLING = {VialState.SHIPPED, VialState.RECEIVED, VialState.LOST}
+# The vial's states that its shipment dates: in it, arrived with it, or lost with it.
+_TRAVELLING = {VIAL.action(action).target for action in ("ship", "receive", "lose")}
 
 
 def _vial_when(vial: Vial, rows: _Rows) -> When:
@@ -369,10 +378,10 @@ def _vial_when(vial: Vial, rows: _Rows) -> When:
     (administered, issued, destroyed), else as its shipment does (shipped, received,
     lost), else as the trail does (released, recalled), else its lot's formulation."""
     stated = {
-        VialState.ADMINISTERED: (vial.administered_at, vial.administered_by),
-        VialState.ISSUED: (vial.issued_at, vial.issued_by),
-        VialState.DESTROYED: (vial.destroyed_at, vial.destroyed_by),
-    }.get(VialState(vial.status))
+        VIAL.action("administer").target: (vial.administered_at, vial.administered_by),
+        VIAL.action("issue").target: (vial.issued_at, vial.issued_by),
+        VIAL.action("destroy").target: (vial.destroyed_at, vial.destroyed_by),
+    }.get(vial.status)
     if stated is not None and stated[0] is not None:
         return stated
     assert vial.id is not None

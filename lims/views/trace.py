@@ -41,6 +41,8 @@ class TraceNode:
     by: str | None  # who did it
     detail: str | None  # what a reader needs besides: material and volume, dose, consignee
     children: tuple[TraceNode | TraceRef, ...]
+    # Not (or no longer) fit for use, as its lifecycle marks the state: drawn in red.
+    alarm: bool = hidden(default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
