@@ -36,7 +36,7 @@ from lims.services import shipments
 from tests.support.floor import _refused_writing_nothing, crafted_scans
 from tests.support.junk import JUNK, _run, _valid_text, fuzz, snapshot
 from tests.support.lab import Lab
-from tests.support.oracles import Kind, _without_nul, moment
+from tests.support.oracles import Kind, _without_nul, moment, with_arguments
 from tests.support.quality import Quality
 from tests.support.shipments import shipping
 from tests.support.vials import scan_of
@@ -177,13 +177,7 @@ class Command:
     audited: tuple[str, ...] = ()
 
     def args(self, kept: Kept, field: str | None = None, junk: str = "") -> tuple[str, ...]:
-        values = self.base(kept)
-        if field is not None:
-            values[field] = junk
-        given = {name: value for name, value in values.items() if value is not None}
-        options = [f"--{name}={value}" for name, value in given.items() if name[0] != "@"]
-        arguments = [value for name, value in given.items() if name[0] == "@"]
-        return (*self.words, *options, "--", *arguments)
+        return with_arguments(self.words, self.base(kept), field, junk)
 
 
 REASON = _text(LONG_TEXT_MAX, multiline=True)

@@ -31,7 +31,15 @@ from lims.models import LONG_TEXT_MAX
 from lims.services import samples
 from tests.support.junk import JUNK, _run, _valid_text, fuzz, snapshot
 from tests.support.lab import PASSWORD, Lab
-from tests.support.oracles import Kind, _refusal, _without_nul, moment, whole, within
+from tests.support.oracles import (
+    Kind,
+    _refusal,
+    _without_nul,
+    moment,
+    whole,
+    with_arguments,
+    within,
+)
 from tests.support.quality import LOT, Quality
 from tests.support.storage import BOX, RACK, add_box
 
@@ -173,13 +181,7 @@ class Command:
     fields: dict[str, Kind]
 
     def args(self, kept: Kept, field: str | None = None, junk: str = "") -> tuple[str, ...]:
-        values = self.base(kept)
-        if field is not None:
-            values[field] = junk
-        given = {name: value for name, value in values.items() if value is not None}
-        options = [f"--{name}={value}" for name, value in given.items() if name[0] != "@"]
-        arguments = [value for name, value in given.items() if name[0] == "@"]
-        return (*self.words, *options, "--", *arguments)
+        return with_arguments(self.words, self.base(kept), field, junk)
 
 
 COMMANDS = {

@@ -463,3 +463,16 @@ def drawn_junk(bench: Bench, command: Command, data: st.DataObject) -> tuple[str
         kind.junk(bench).filter(lambda text: not kind.valid(bench, text)), label="junk"
     )
     return field, junk
+
+
+def with_arguments(
+    words: tuple[str, ...], values: dict[str, str | None], field: str | None, junk: str
+) -> tuple[str, ...]:
+    """`lims WORDS` with VALUES, FIELD's replaced by JUNK: a name "@x" is a positional
+    argument, given after "--"; a value None is left out."""
+    if field is not None:
+        values = {**values, field: junk}
+    given = {name: value for name, value in values.items() if value is not None}
+    options = [f"--{name}={value}" for name, value in given.items() if name[0] != "@"]
+    arguments = [value for name, value in given.items() if name[0] == "@"]
+    return (*words, *options, "--", *arguments)
