@@ -69,6 +69,7 @@ SITE_SECTIONS = (
     "expansion",
     "lot",
     "labels",
+    "screening",
     "records",
     "administration",
     "counts",
@@ -118,6 +119,11 @@ class FacilitySettings(BaseModel):
     # Where the facility is: the DIN's year is the collection year here, whichever station
     # records the aspirate (ISBT 128 ST-001 2.4.1).
     timezone: Annotated[str, Field(min_length=1), AfterValidator(_timezone_name)] = "UTC"
+    # Printed on every bag label: an investigational product names its manufacturer
+    # (EU Regulation 536/2014, Annex VI).
+    address: Annotated[str, Field(min_length=1, max_length=200)] = (
+        "Example Street 1, 00000 Example City"
+    )
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -250,18 +256,104 @@ class LotSettings(BaseModel):
     ] = ["passage_limit", "no_growth"]
 
 
+Millimetres = Annotated[
+    float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1000, allow_inf_nan=False)
+]
+PositiveMillimetres = Annotated[
+    float, BeforeValidator(_not_a_boolean), Field(gt=0, le=1000, allow_inf_nan=False)
+]
+# An ICCBBA product description code: a letter (S for cellular therapy) and four digits.
+PRODUCT_CODE_PATTERN = r"^[A-Z][0-9]{4}$"
+
+
+class LabelStock(BaseModel):
+    """A sheet of labels that PDF labels are laid out on: the page, the label, the grid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Annotated[str, Field(max_length=120)] = "A4 sheet, 5 x 20 labels of 38 x 13 mm"
+    page_width_mm: PositiveMillimetres = 210.0
+    page_height_mm: PositiveMillimetres = 297.0
+    label_width_mm: PositiveMillimetres = 38.0
+    label_height_mm: PositiveMillimetres = 13.0
+    columns: Annotated[WholeNumber, Field(ge=1, le=100)] = 5
+    rows: Annotated[WholeNumber, Field(ge=1, le=200)] = 20
+    margin_left_mm: Millimetres = 5.0
+    margin_top_mm: Millimetres = 8.5
+    gap_x_mm: Millimetres = 2.5
+    gap_y_mm: Millimetres = 1.0
+
+    @model_validator(mode="after")
+    def _fits_the_page(self) -> LabelStock:
+        across = self.margin_left_mm + self.columns * self.label_width_mm
+        across += (self.columns - 1) * self.gap_x_mm
+        down = self.margin_top_mm + self.rows * self.label_height_mm
+        down += (self.rows - 1) * self.gap_y_mm
+        if across > self.page_width_mm + 1e-6 or down > self.page_height_mm + 1e-6:
+            raise ValueError(
+                f"{self.columns} x {self.rows} labels with these margins and gaps take "
+                f"{across:g} x {down:g} mm, more than the {self.page_width_mm:g} x "
+                f"{self.page_height_mm:g} mm page"
+            )
+        return self
+
+
 class LabelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    template: Annotated[str, Field(min_length=1, max_length=300)] = "vial-70x50"
+    # A template shipped in labels/ (cryovial, bag) or the path of a site's own.
+    template: Annotated[str, Field(min_length=1, max_length=300)] = "cryovial"
     product: Annotated[str, Field(min_length=1, max_length=60)] = "Autologous bone-marrow MSC"
+    # The site's own ICCBBA product description code; none is ever invented. Without it
+    # labels say "product code not assigned" and carry no data structure 003.
+    product_code: Annotated[str | None, Field(pattern=PRODUCT_CODE_PATTERN)] = None
     storage: Annotated[str, Field(min_length=1, max_length=80)] = (
         "Store at 15-25 °C. Do not refrigerate or irradiate."
     )
     caution: Annotated[str, Field(min_length=1, max_length=120)] = (
         "Caution: New Drug - Limited by Federal (or United States) law to investigational use."
     )
+    route: Annotated[str, Field(min_length=1, max_length=60)] = "For intraspinal injection"
+    # The 2-D symbol: the lims payload in a QR code, or an ISBT 128 compound message
+    # (DIN, product code with the vial's division, expiry) in a Data Matrix.
+    symbology: Literal["qr", "datamatrix"] = "qr"
     isbt128_barcode: bool = True
+    stock: LabelStock = LabelStock()
+
+    @model_validator(mode="after")
+    def _datamatrix_names_the_vial(self) -> LabelSettings:
+        if self.symbology == "datamatrix" and self.product_code is None:
+            raise ValueError(
+                "symbology datamatrix needs labels.product_code: without it the Data Matrix "
+                "cannot name the vial's division"
+            )
+        return self
+
+
+ScreeningTest = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+class ScreeningSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The donor screening tests (`lims patient screen --test`): until each has a result,
+    # labels read NOT EVALUATED FOR INFECTIOUS SUBSTANCES (21 CFR 1271.90(c)). HTLV and
+    # CMV because marrow is rich in leukocytes (1271.85(b)).
+    tests: Annotated[list[ScreeningTest], Field(min_length=1)] = [
+        "hiv",
+        "hbv",
+        "hcv",
+        "syphilis",
+        "htlv",
+        "cmv",
+    ]
+
+    @field_validator("tests")
+    @classmethod
+    def _distinct_tests(cls, tests: list[str]) -> list[str]:
+        if len(set(tests)) != len(tests):
+            raise ValueError("tests must not repeat a name")
+        return tests
 
 
 class RecordSettings(BaseModel):
@@ -386,6 +478,7 @@ class SiteSettings(BaseModel):
     expansion: ExpansionSettings = ExpansionSettings()
     lot: LotSettings = LotSettings()
     labels: LabelSettings = LabelSettings()
+    screening: ScreeningSettings = ScreeningSettings()
     records: RecordSettings = RecordSettings()
     administration: AdministrationSettings = AdministrationSettings()
     counts: CountSettings = CountSettings()
