@@ -41,13 +41,14 @@ SCHEMA_REVISIONS = (
     "0010_instrument_counts",
     "0011_equipment_storage",
     "0012_custody",
+    "0013_labels",
 )
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 # What this lims writes, as a number. A newer schema alone turns an older lims away; this
 # number also covers a change to what is written that needs no revision. Every revision stores
 # its number as the database's minimum, and the first write of a lims with a higher number
 # raises the minimum to it, so an older lims no longer writes where a newer one has.
-WRITE_FORMAT = 8
+WRITE_FORMAT = 9
 
 BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "lims_write"

@@ -28,7 +28,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from lims.domain.equipment import CALIBRATION_RESULTS, EQUIPMENT_KINDS
-from lims.domain.ids import PATIENT_CODE_MAX, ShipmentId
+from lims.domain.ids import DIN_LENGTH, PATIENT_CODE_MAX, ShipmentId
+from lims.domain.screening import RESULTS as SCREENING_RESULTS
+from lims.domain.screening import TEST_MAX as SCREENING_TEST_MAX
 from lims.domain.states import (
     BankVialState,
     CultureState,
@@ -640,6 +642,10 @@ class Vial(Record, table=True):
     __tablename__ = "vials"
     __table_args__ = (
         UniqueConstraint("lot_id", "number"),
+        # Each vial is a division of its donation's product (ISBT 128 data structure 003):
+        # sister lots of one DIN never share a division.
+        UniqueConstraint("din", "division"),
+        CheckConstraint("division >= 1", name="division"),
         CheckConstraint(_in("status", VIAL_STATES), name="status"),
     )
 
@@ -647,6 +653,8 @@ class Vial(Record, table=True):
     code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     lot_id: int = Field(sa_column=Column(Integer, ForeignKey("lots.id"), nullable=False))
     number: int = _whole()
+    din: str = _text(DIN_LENGTH)
+    division: int = _whole()
     status: str = _status(VialState.QUARANTINE)
     cells: int = _count()
     volume_ml: float = _number()
@@ -1074,6 +1082,44 @@ class ShipmentVial(Record, table=True):
     removed_at: datetime | None = _time(nullable=True)
     removed_by: str | None = _text(USERNAME_MAX, nullable=True)
     remove_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Screening(Record, table=True):
+    """One donor screening result of a patient (21 CFR 1271.85): the latest of each test
+    counts, and any reactive result marks every label of the patient's cells."""
+
+    __tablename__ = "screenings"
+    __table_args__ = (
+        Index(None, "patient_id", "test"),
+        CheckConstraint(_in("result", SCREENING_RESULTS), name="result"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = _reference("patients.id")
+    test: str = _text(SCREENING_TEST_MAX)
+    result: str = _text(16)
+    performed_at: datetime = _time()
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
+
+
+class LabelReconciliation(Record, table=True):
+    """A lot's label count closed: every label printed applied to a vial or destroyed."""
+
+    __tablename__ = "label_reconciliations"
+    __table_args__ = (
+        CheckConstraint("printed >= 0 AND applied >= 0 AND destroyed >= 0", name="counts"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot_id: int = _reference("lots.id")
+    printed: int = _whole()
+    applied: int = _whole()
+    destroyed: int = _whole()
+    # The deviation a count that does not add up opened.
+    deviation_id: int | None = _reference("deviations.id", nullable=True)
+    recorded_at: datetime = _time()
+    recorded_by: str = _username_column()
 
 
 class LoggerFile(Record, table=True):

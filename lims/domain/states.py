@@ -48,6 +48,7 @@ class VialState(StrEnum):
     SHIPPED = "shipped"  # on its way in a dispatched shipment
     RECEIVED = "received"  # at the site its shipment went to
     LOST = "lost"  # with a shipment reported lost
+    REJECTED = "rejected"  # with its lot: it may never be given
 
 
 class ShipmentState(StrEnum):
@@ -466,6 +467,7 @@ VIAL = _lifecycle(
         State(V.DESTROYED, locked=True, alarm=True),
         State(V.RECALLED, alarm=True),
         State(V.LOST, locked=True, alarm=True),
+        State(V.REJECTED, alarm=True),
     ],
     [
         Action("release", _from(V.QUARANTINE), target=V.RELEASED),
@@ -484,15 +486,18 @@ VIAL = _lifecycle(
         # With its lot: every vial not yet given to a patient and not in transit (one in
         # transit is recalled on receipt); it can then only be destroyed.
         Action("recall", _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED), target=V.RECALLED),
+        # With its lot, which QA rejected: it can then only be destroyed.
+        Action("reject", _from(V.QUARANTINE), target=V.REJECTED),
         Action(
             "destroy",
-            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.RECALLED),
+            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.RECALLED, V.REJECTED),
             target=V.DESTROYED,
             refusal="{kind} {code} is {status}; it can no longer be destroyed",
         ),
+        # A label goes on a vial still in the lab's hands; a recalled or rejected one's says so.
         Action(
             "label",
-            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.ADMINISTERED, V.RECALLED),
+            _from(V.QUARANTINE, V.RELEASED, V.RECEIVED, V.ISSUED, V.RECALLED, V.REJECTED),
             refusal="{kind} {code} is {status}: it gets no label",
         ),
     ],

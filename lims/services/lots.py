@@ -526,6 +526,7 @@ def formulate(
         harvested_cells, viable_percent = counted.viable_cells, counted.viability
         _vials_within_harvest(vial_count, dose, harvested_cells)
     vial_ids = ids.vial_ids(identity, vial_count)
+    divisions = next_divisions(session, identity.din.code, vial_count)
     formulation: dict[str, Any] = {
         "patient_id": aspirate.patient_id,
         "harvested": harvested_cells,
@@ -555,6 +556,7 @@ def formulate(
         **formulation,
         "vehicle_din": None if donation is None else donation.din,
         "vials": [vial.code for vial in vial_ids],
+        "divisions": dict(zip([vial.code for vial in vial_ids], divisions, strict=True)),
         "reagents": [f"{r.name}:{r.lot}" for r in lots],
         "status": lot.status,
         **count_use.stated(counted),
@@ -581,8 +583,16 @@ def formulate(
         by=actor.username,
     )
     session.add_all(
-        Vial(code=vial.code, lot_id=lot.id, number=vial.number, cells=dose, volume_ml=volume)
-        for vial in vial_ids
+        Vial(
+            code=vial.code,
+            lot_id=lot.id,
+            number=vial.number,
+            din=identity.din.code,
+            division=division,
+            cells=dose,
+            volume_ml=volume,
+        )
+        for vial, division in zip(vial_ids, divisions, strict=True)
     )
     reagent_rules.record_uses(session, lots, source.id, None, lot_id=lot.id)
     if donation is not None:
@@ -590,6 +600,14 @@ def formulate(
     change_status(session, CULTURE, source, "formulate", by=actor.username, new={"lot": lot.code})
     session.flush()
     return lot_detail(session, settings, lot)
+
+
+def next_divisions(session: Session, din: str, count: int) -> list[int]:
+    """The divisions (ISBT 128 data structure 003) the next `count` vials of a DIN take:
+    after every vial of every lot of it, so sister lots never share one."""
+    taken = session.exec(select(func.max(col(Vial.division))).where(col(Vial.din) == din)).one()
+    first = (taken or 0) + 1
+    return list(range(first, first + count))
 
 
 @dataclass(frozen=True)
@@ -1100,7 +1118,7 @@ def _sign_hold(
 
 
 # A lot's vials follow it when it is released or recalled.
-_VIALS_FOLLOW = {"release": "release", "recall": "recall"}
+_VIALS_FOLLOW = {"release": "release", "recall": "recall", "reject": "reject"}
 
 
 def _sign_status(
