@@ -36,7 +36,6 @@ from lims.auth import Actor
 from lims.config import SITE_CODE_MAX, SITE_CODE_PATTERN, Settings, ShippingSite
 from lims.domain import ids
 from lims.domain.cell_counting import formula_like
-from lims.domain.payload import Payload
 from lims.domain.states import LOT, SHIPMENT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, NotFound, RuleViolation, shown
 from lims.models import (
@@ -495,10 +494,11 @@ class ShipmentMismatch(AuditedRuleViolation):
 
 def _receipt_scans(
     session: Session,
+    settings: Settings,
     actor: Actor,
     code: str,
     packed: Sequence[tuple[ShipmentVial, Vial, Lot, str]],
-    scans: Sequence[Payload],
+    scans: Sequence[vial_rules.ScannedLabel],
 ) -> None:
     """Every vial of the shipment scanned exactly once, each label agreeing with the vial's
     record. A scan of a vial not in it, or of a label that disagrees, is a MISMATCH put on
@@ -514,7 +514,7 @@ def _receipt_scans(
         seen.add(scanned.vial_id)
         found = in_shipment.get(scanned.vial_id)
         if found is None:
-            other = vial_rules.scanned_vial(session, scanned)
+            other = scanned.vial
             owner = None if other is None else vial_rules.with_lot(session, other)[1].code
             reason = f"vial {scanned.vial_id} is not in shipment {code}"
             mismatches.append(_mismatch(scanned, owner, reason))
@@ -522,7 +522,7 @@ def _receipt_scans(
         vial, lot = found
         _, owner_record = vial_rules.with_lot(session, vial)
         disagrees = vial_rules.label_disagreement(
-            scanned, vial, lot, owner_record
+            session, settings, scanned, vial, owner_record
         ) or vial_rules.expiry_disagreement(scanned, vial, lot)
         if disagrees is not None:
             mismatches.append(_mismatch(scanned, owner_record.code, disagrees))
@@ -545,11 +545,12 @@ def _receipt_scans(
         )
 
 
-def _mismatch(scanned: Payload, owner: str | None, reason: str) -> Verification:
+def _mismatch(scanned: vial_rules.ScannedLabel, owner: str | None, reason: str) -> Verification:
     return Verification(
         match=False,
         vial_id=scanned.vial_id,
-        patient=scanned.patient,
+        # A Data Matrix names no patient: the vial's owner, where the vial is known.
+        patient=scanned.patient or owner or "",
         vial_patient=owner,
         reason=reason,
     )
@@ -595,14 +596,14 @@ def receive(
     ]
     if not scans:
         raise BadInput("scan", "give --scan PAYLOAD once for each vial in the shipment")
-    read = [vial_rules.read_scan(scan) for scan in scans]
+    read = [vial_rules.read_scan(session, scan) for scan in scans]
     now = utcnow()
     when, late, found, packed = _moved(uow, "receive", shipment, at, late_reason, now)
     code = found.code
     assert found.dispatched_at is not None
     after("at", when, found.dispatched_at, f"shipment {code} was dispatched", settings.tz)
     kept = None if logger_file is None else _logger_file(session, logger_file)
-    _receipt_scans(session, actor, code, packed, read)
+    _receipt_scans(session, settings, actor, code, packed, read)
     found.received_at, found.received_by, found.temperature_ok = when, actor.username, in_range
     stated: dict[str, Any] = {"logger_file": None, "logger_file_sha256": None}
     if kept is not None:

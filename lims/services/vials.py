@@ -9,7 +9,7 @@ packed in a shipment not yet dispatched goes to no patient.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,8 @@ from lims import audit
 from lims.audit import Subject
 from lims.auth import Actor
 from lims.config import Settings
-from lims.domain import ids
+from lims.domain import ids, isbt128
 from lims.domain import payload as qr
-from lims.domain.payload import Payload
 from lims.domain.states import LOT, SHIPMENT, VIAL, expired
 from lims.errors import AuditedRuleViolation, BadInput, RuleViolation, shown
 from lims.models import (
@@ -33,7 +32,7 @@ from lims.models import (
     ShipmentVial,
     Vial,
 )
-from lims.services import bindings, consent, late_entries, lookup, verdicts
+from lims.services import bindings, consent, late_entries, lookup, screening, verdicts
 from lims.services.transitions import change_status
 from lims.timeutil import after, json_time, past_moment, show_time, utcnow
 from lims.uow import UnitOfWork
@@ -167,8 +166,42 @@ def show_vial(uow: UnitOfWork, *, vial: str) -> VialView:
     return _view(session, found, lot, patient.code, utcnow())
 
 
-def read_scan(scan: str) -> Payload:
-    """A scanned QR payload, its fields well formed, or BadInput naming the scan."""
+@dataclass(frozen=True)
+class ScannedLabel:
+    """A vial label's 2-D code as scanned: the lims QR payload, or an ISBT 128 Data Matrix,
+    whose vial is the one of its DIN and division."""
+
+    vial_id: str  # the vial it names; for a Data Matrix naming none, its DIN and division
+    din: str
+    expires_at: datetime
+    vial: Vial | None  # as found in this database
+    patient: str | None = None  # the QR payload's
+    product: isbt128.ProductCode | None = None  # the Data Matrix's
+
+
+DIN_SCANNED = "this is the donation's DIN (ISBT 128 Code 128); scan the vial's 2-D code"
+
+
+def read_scan(session: Session, scan: str) -> ScannedLabel:
+    """A scanned label, its fields well formed and its vial looked up, or BadInput naming
+    the scan."""
+    if isbt128.is_din_symbol(scan):
+        raise BadInput("scan", DIN_SCANNED)
+    if isbt128.is_compound_message(scan):
+        matrix = isbt128.read_compound_message(scan)
+        division = matrix.product.division
+        vial = session.exec(
+            select(Vial).where(col(Vial.din) == matrix.din, col(Vial.division) == division)
+        ).first()
+        return ScannedLabel(
+            vial_id=vial.code
+            if vial is not None
+            else f"DIN {matrix.din} division {matrix.product.eye_readable}",
+            din=matrix.din,
+            expires_at=matrix.expires_at,
+            vial=vial,
+            product=matrix.product,
+        )
     scanned = qr.decode(scan)
     # A check value anyone can compute does not make a label: fields no lims label
     # holds would reach the terminal, the audit trail (entity ids of 64) and lookups.
@@ -178,38 +211,53 @@ def read_scan(scan: str) -> Payload:
             "must be a lims vial label's QR payload: its vial id or patient code is malformed "
             f"(got {shown(scan)})",
         )
-    return scanned
+    return ScannedLabel(
+        vial_id=scanned.vial_id,
+        din=scanned.din,
+        expires_at=scanned.expires_at,
+        vial=session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first(),
+        patient=scanned.patient,
+    )
 
 
-def label_disagreement(scanned: Payload, vial: Vial, lot: Lot, owner: Patient) -> str | None:
-    """Why the label scanned is not what the vial's record says (its patient and DIN), or
-    None."""
-    if scanned.patient != owner.code or scanned.din != ids.LotId.parse(lot.code).din.code:
+def label_disagreement(
+    session: Session, settings: Settings, scanned: ScannedLabel, vial: Vial, owner: Patient
+) -> str | None:
+    """Why the label scanned is not what the vial's record says (its patient, DIN, product
+    code and collection type), or None."""
+    if scanned.din != vial.din or (scanned.patient is not None and scanned.patient != owner.code):
         return (
             f"the label of {vial.code} does not agree with its record "
-            f"(label: patient {scanned.patient}, DIN {scanned.din}); destroy and reprint it"
+            f"(label: patient {scanned.patient or 'not on it'}, DIN {scanned.din}); "
+            "destroy and reprint it"
         )
+    if scanned.product is not None:
+        assert owner.id is not None
+        collection = screening.statement_for(session, settings, owner.id).collection_type
+        expected = (settings.labels.product_code, collection)
+        if (scanned.product.description, scanned.product.collection_type) != expected:
+            return (
+                f"the label of {vial.code} says product {scanned.product.eye_readable}, not "
+                f"{expected[0] or 'a product code'} with collection type {collection}: "
+                "destroy and reprint it"
+            )
     return None
 
 
-def expiry_disagreement(scanned: Payload, vial: Vial, lot: Lot) -> str | None:
+def expiry_disagreement(scanned: ScannedLabel, vial: Vial, lot: Lot) -> str | None:
     """Why the expiry on the label scanned is not the vial's, or None."""
     if scanned.expires_at != lot.expires_at.replace(second=0, microsecond=0):
         return f"the label of {vial.code} shows another expiry than its record; reprint it"
     return None
 
 
-def scanned_vial(session: Session, scanned: Payload) -> Vial | None:
-    return session.exec(select(Vial).where(col(Vial.code) == scanned.vial_id)).first()
-
-
 def _judge(
     session: Session, settings: Settings, scan: str, patient: str, *, now: datetime, action: str
 ) -> tuple[Verification, Vial | None]:
     """Whether the scanned vial may go to the patient now, by the vial action named."""
-    scanned = read_scan(scan)
+    scanned = read_scan(session, scan)
     lookup.valid_patient_code(settings, patient, "patient")
-    vial = scanned_vial(session, scanned)
+    vial = scanned.vial
     if vial is None:
         return Verification(
             match=False,
@@ -230,7 +278,7 @@ def _judge(
     withdrawn = consent.withdrawal(owner, settings.tz)
     if withdrawn is not None:
         return refuse(f"{withdrawn}: vial {vial.code} may not be given")
-    disagrees = label_disagreement(scanned, vial, lot, owner)
+    disagrees = label_disagreement(session, settings, scanned, vial, owner)
     if disagrees is not None:
         return refuse(disagrees)
     refused = LOT.refusal(
