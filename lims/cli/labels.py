@@ -1,4 +1,4 @@
-"""Vial labels: print."""
+"""Vial labels: print (or preview) and reconcile the count."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from lims.cli.common import JsonOption, new_area, print_view, say
 from lims.cli.options import ForceOption
 
 if TYPE_CHECKING:
-    from lims.views.vials import PrintJob
+    from lims.views.vials import LabelReconciliationView, PrintJob
 
-app = new_area("Vial labels with QR code and ISBT 128 DIN: print.")
+app = new_area("Vial labels (QR or ISBT 128 Data Matrix): print, preview, reconcile.")
 
 PROGRESS_FROM = 6  # labels; fewer print before a bar could be read
 
@@ -41,10 +41,30 @@ def print_(
         str | None,
         typer.Option("--printer", metavar="NAME", help="Also send to this CUPS queue (lp)."),
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="NAME",
+            help="For this print only: cryovial, bag, or a template file's path "
+            "(default: the site's labels.template).",
+        ),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Watermarked PREVIEW — NOT A LABEL; audited, counted as no label."
+        ),
+    ] = False,
     force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print a lot's vial labels; every print is audited and reprints are marked.
+
+    A print counts (later prints say REPRINT n) only once its files are written and, with
+    --printer, lp has accepted every one; a print that fails counts nothing and replaces
+    no file. Vials administered, destroyed, lost or in transit get no label; a recalled or
+    rejected vial's label says so.
 
     A label file already in DIR is refused (exit 1) unless --force, which replaces only
     label files lims wrote there itself and recorded (their SHA-256 unchanged); a directory,
@@ -54,6 +74,7 @@ def print_(
     \b
     Example:
       lims label print A999926000001-L1 --format pdf --out labels/
+      lims label print A999926000001-L1 --format png --out /tmp --preview
       lims label print A999926000001-L1 --vial A999926000001-L1-V02 --format zpl \\
         --out /tmp --printer zebra1
     """
@@ -72,18 +93,65 @@ def print_(
                 printer=printer,
                 on_label=progress,
                 force=force,
+                template=template,
+                preview=preview,
             )
         )
-    printing.send_to_printer(job)
     print_view(job, as_json, _say_printed, out)
 
 
 def _say_printed(job: PrintJob, out: Path) -> None:
-    reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
-    where = f" and sent to {job.printer}" if job.printer else ""
-    say(f"{len(job.vials)} labels ({job.format}{reprints}) written to {out}{where}:")
+    if job.preview:
+        say(
+            f"{len(job.vials)} label previews ({job.format}, {job.template}) written to {out}, "
+            "watermarked and counted as no label:"
+        )
+    else:
+        reprints = f", {len(job.reprints)} reprinted" if job.reprints else ""
+        where = f" and accepted by {job.printer}" if job.printer else ""
+        say(
+            f"{len(job.vials)} labels ({job.format}, {job.template}{reprints}) written to "
+            f"{out}{where}:"
+        )
     for path in job.files.paths:
         say(f"  {path}")
+
+
+@app.command("reconcile")
+def reconcile(
+    lot: Annotated[str, typer.Argument(help="The lot id.")],
+    applied: Annotated[
+        int, typer.Option("--applied", metavar="N", help="Labels applied to the lot's vials.")
+    ],
+    destroyed: Annotated[
+        int,
+        typer.Option(
+            "--destroyed", metavar="M", help="Labels destroyed (spoilt, spare, previews)."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Close a lot's label count: labels printed must equal applied + destroyed.
+
+    A count that does not balance is refused (exit 1) and opens a deviation on the lot;
+    both stay on record.
+
+    \b
+    Example:
+      lims label reconcile A999926000001-L1 --applied 4 --destroyed 1
+    """
+    from lims.cli.service import run
+    from lims.services import printing
+
+    view, _ = run(printing.reconcile, lot=lot, applied=applied, destroyed=destroyed)
+    print_view(view, as_json, _say_reconciled)
+
+
+def _say_reconciled(view: LabelReconciliationView) -> None:
+    say(
+        f"Labels of {view.lot_id} reconciled: {view.printed} printed = {view.applied} applied "
+        f"+ {view.destroyed} destroyed"
+    )
 
 
 def _progress(stack: ExitStack, known: int | None, quiet: bool) -> Callable[[str], None] | None:

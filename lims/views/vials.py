@@ -60,3 +60,19 @@ class PrintJob:
     reprints: dict[str, int]  # vial id: labels printed before this print
     files: StagedFiles = shown_as(lambda files: [str(path) for path in files.paths])
     printer: str | None
+    template: str
+    preview: bool  # watermarked, counted as no label
+    printer_jobs: list[str]  # what lp answered for each file it accepted
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelReconciliationView:
+    """A lot's label count closed: labels printed against those applied and destroyed."""
+
+    lot_id: str
+    printed: int
+    applied: int
+    destroyed: int
+    balanced: bool
+    deviation: int | None  # the deviation an unbalanced count opened
+    recorded_by: str
