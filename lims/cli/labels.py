@@ -126,7 +126,7 @@ def reconcile(
     destroyed: Annotated[
         int,
         typer.Option(
-            "--destroyed", metavar="M", help="Labels destroyed (spoilt, spare, previews)."
+            "--destroyed", metavar="M", help="Labels destroyed (spoilt, spare)."
         ),
     ],
     as_json: JsonOption = False,
