@@ -490,6 +490,7 @@ COMMAND_RULES: dict[str, Rule] = {
     "ship show": Rule(("SHP-000001",), "read_records"),
     "ship list": Rule(permission="read_records"),
     "label print": Rule(("{lot}", "--format", "zpl", "--out", "{out}"), "record_bench_work"),
+    "label reconcile": Rule(("{lot}", "--applied", "0", "--destroyed", "0"), "record_bench_work"),
     "audit log": Rule(permission="read_records"),
     "site show": Rule(permission="read_records"),
     "site set": Rule(("security.lockout_threshold", "4", "--reason", "SOP"), "manage_site"),
