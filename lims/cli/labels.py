@@ -125,9 +125,7 @@ def reconcile(
     ],
     destroyed: Annotated[
         int,
-        typer.Option(
-            "--destroyed", metavar="M", help="Labels destroyed (spoilt, spare)."
-        ),
+        typer.Option("--destroyed", metavar="M", help="Labels destroyed (spoilt, spare)."),
     ],
     as_json: JsonOption = False,
 ) -> None:

@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lims.domain.ids import Din, parse_din
+from lims.domain.ids import DIN_PATTERN, Din, parse_din
 from lims.errors import BadInput, shown
 
 AUTOLOGOUS = "1"  # collection type: for autologous use only
 AUTOLOGOUS_BIOHAZARD = "X"  # autologous, a donor screening test reactive
 COLLECTION_TYPES = (AUTOLOGOUS, AUTOLOGOUS_BIOHAZARD)
-DIN_FLAGS = "00"  # 001's flag characters: none set
 # First-level division codes d0: d from A-Z, then 1-9 ("00" is the undivided product and
 # "99" says data structure 032 holds the division).
 FIRST_LEVEL = "ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789"
@@ -29,17 +28,15 @@ COMPOUND_SEQUENCE = "000"  # 023: no ICCBBA-defined sequence, the structures say
 EXPIRY_DATE_TYPE = "2001"  # 031: zone 2 (UTC), 0, type 01 (expiry)
 EXPIRY_FORMAT = "%Y%m%d%H%M"
 
-DIN_IDENTIFIER = "="
 PRODUCT_IDENTIFIER = "=<"
 DIVISION_IDENTIFIER = "=,"
 DATE_IDENTIFIER = "=("
 COMPOUND_IDENTIFIER = "=+"
 
-_DIN_TEXT = r"[A-NP-Z][0-9]{4}[0-9]{2}[0-9]{6}"
-_DIN_SYMBOL = re.compile(rf"={_DIN_TEXT}[0-9A-Z]{{2}}")
+_DIN_SYMBOL = re.compile(rf"={DIN_PATTERN.pattern}[0-9A-Z]{{2}}")
 _COMPOUND = re.compile(
     rf"=\+(?P<count>[0-9]{{2}}){COMPOUND_SEQUENCE}"
-    rf"=(?P<din>{_DIN_TEXT})(?P<flags>[0-9A-Z]{{2}})"
+    rf"=(?P<din>{DIN_PATTERN.pattern})(?P<flags>[0-9A-Z]{{2}})"
     r"=<(?P<description>[A-Z][0-9]{4})(?P<type>[0-9A-Z])(?P<ds>[0-9A-Z]{2})"
     r"(?:=,(?P<large>[0-9]{6}))?"
     rf"=\({EXPIRY_DATE_TYPE}(?P<expiry>[0-9]{{12}})"
@@ -111,7 +108,7 @@ def compound_message(din: Din, product: ProductCode, expires_at: datetime) -> st
     count = 3 if large is None else 4
     return (
         f"{COMPOUND_IDENTIFIER}{count:02d}{COMPOUND_SEQUENCE}"
-        f"{DIN_IDENTIFIER}{din.code}{DIN_FLAGS}{product.structures}{expiry_structure(expires_at)}"
+        f"{din.isbt128}{product.structures}{expiry_structure(expires_at)}"
     )
 
 

@@ -100,8 +100,9 @@ TAMPERS = {
         "status",
     ),
     "vial added": Tamper(
-        "INSERT INTO vials (code, lot_id, number, status, cells, volume_ml, labels_printed) "
-        "SELECT code || '-V05', id, 5, 'released', 40000000, 2, 0 FROM lots",
+        "INSERT INTO vials (code, lot_id, number, din, division, status, cells, volume_ml, "
+        "labels_printed) SELECT code || '-V05', id, 5, substr(code, 1, 13), 5, 'released', "
+        "40000000, 2, 0 FROM lots",
         "vials",
         lambda q: f"{q.lot_id}-V05",
         None,
