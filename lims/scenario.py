@@ -46,6 +46,7 @@ from lims.services import (
     qc,
     reagents,
     reports,
+    screening,
     sessions,
     users,
     vials,
@@ -528,8 +529,18 @@ class Scenario:
                 owner = Patient(code=patient, initials=owner.initials, birth_year=owner.birth_year)
             in_lot = select(Vial).where(col(Vial.lot_id) == found.id).order_by(col(Vial.number))
             vehicle = lots.vehicle_din(uow.session, found)
+            assert found.patient_id is not None
+            statement = screening.statement_for(uow.session, uow.settings, found.patient_id)
             return [
-                printing.label_for(uow.settings, found, owner, vial, found.status, vehicle).payload
+                printing.label_for(
+                    uow.settings,
+                    found,
+                    owner,
+                    vial,
+                    banner=None,
+                    vehicle=vehicle,
+                    statement=statement,
+                ).symbol
                 for vial in uow.session.exec(in_lot)
             ]
 

@@ -46,6 +46,7 @@ def _print_vial(view: VialView, title: str, zone: tzinfo) -> None:
             "vial": view.vial_id,
             "lot": view.lot_id,
             "status": view.status,
+            "division": view.division,
             "patient": view.patient,
             "cells": f"{view.cells:,}",
             "volume": f"{view.volume_ml:g} mL",

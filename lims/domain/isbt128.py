@@ -59,6 +59,11 @@ def division_code(number: int) -> tuple[str, str | None]:
     return LARGE_DIVISION, f"{number:06d}"
 
 
+def division_text(number: int) -> str:
+    """A division as a label prints it: `A0`, or `99 000036` beyond the first level."""
+    return " ".join(part for part in division_code(number) if part)
+
+
 def division_number(code: str, large: str | None) -> int | None:
     """The vial number a division code (and 032) stands for; None if it names no vial's."""
     if code == LARGE_DIVISION:
@@ -92,9 +97,7 @@ class ProductCode:
 
     @property
     def eye_readable(self) -> str:
-        code, large = self.division_codes
-        parts = [self.description, self.collection_type, code, *([large] if large else [])]
-        return " ".join(parts)
+        return f"{self.description} {self.collection_type} {division_text(self.division)}"
 
 
 def expiry_structure(expires_at: datetime) -> str:

@@ -56,7 +56,7 @@ BANNERS = {
     EXPIRED: "EXPIRED — DO NOT USE",
 }
 # A vial recalled or rejected with its lot says so whatever its lot shows now.
-VIAL_BANNERS = {
+VIAL_BANNERS: dict[str, str] = {
     VialState.RECALLED: BANNERS[LotState.RECALLED],
     VialState.REJECTED: BANNERS[LotState.REJECTED],
 }
@@ -137,13 +137,14 @@ def label_for(
         symbol = isbt128.compound_message(din, product, lot.expires_at)
     else:
         symbol = Payload(vial.code, din.code, patient.code, lot.expires_at).encode()
-    division = " ".join(part for part in isbt128.division_code(vial.division) if part)
     fields: list[tuple[str, str, bool]] = [
         ("product", site.product, True),
         ("vial", f"Vial {vial.code}", False),
         (
             "product_code",
-            product.eye_readable if product else f"{NO_PRODUCT_CODE}, division {division}",
+            product.eye_readable
+            if product
+            else f"{NO_PRODUCT_CODE}, division {isbt128.division_text(vial.division)}",
             False,
         ),
         (
@@ -371,7 +372,7 @@ def reconcile(
                 f"({printed - applied - destroyed:+d} unaccounted for): find every label "
                 "before any vial of the lot is used"
             ),
-        ).number
+        ).deviation_id
     assert found.id is not None
     session.add(
         LabelReconciliation(

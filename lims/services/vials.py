@@ -57,6 +57,7 @@ def vial_view(
         vial_id=vial.code,
         lot_id=lot.code,
         status=VIAL.shown(vial.status, expired=expired(lot.expires_at, now)),
+        division=isbt128.division_text(vial.division),
         patient=patient,
         expires_at=lot.expires_at,
         shipment=shipment,

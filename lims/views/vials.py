@@ -15,6 +15,7 @@ class VialView:
     vial_id: str
     lot_id: str
     status: str  # as shown: `expired` once past expiry while usable (released, shipped, ...)
+    division: str  # of its DIN's product (ISBT 128 data structure 003): A0, B0, ...
     patient: str
     cells: int
     volume_ml: float
