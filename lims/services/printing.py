@@ -62,6 +62,7 @@ VIAL_BANNERS: dict[str, str] = {
 }
 NO_PRODUCT_CODE = "product code not assigned"
 DEVIATION_KIND = "label_count"  # deviations.kind of one an unbalanced label count opened
+LABEL_COUNT_MAX = 100_000  # labels applied or destroyed, stated at one reconciliation
 
 
 def send_to_printer(printer: str, fmt: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
@@ -207,10 +208,12 @@ def print_labels(
             f"must be a CUPS queue name: 1-{PRINTER_NAME_MAX} ASCII letters, digits, - and _ "
             f"(got {shown(printer)})",
         )
+    if template is not None and not template.strip():
+        raise BadInput("template", "must name a template: cryovial, bag, or a .toml file's path")
     if preview and printer is not None:
         raise BadInput("printer", "a preview is not a label and is never printed: leave it out")
     directory = _label_directory(out)
-    template_name = template or settings.labels.template
+    template_name = settings.labels.template if template is None else template
     layout = _template(template_name, given=template is not None)
     found = lookup.lot(session, lot)
     patient = consent.require_in_force(session, settings.tz, found.patient_id, "label print")
@@ -346,8 +349,10 @@ def reconcile(
     session = uow.session
     actor = uow.require("record_bench_work")
     for field, value in (("applied", applied), ("destroyed", destroyed)):
-        if value < 0:
-            raise BadInput(field, f"must be a whole number of labels, 0 or more (got {value})")
+        if not 0 <= value <= LABEL_COUNT_MAX:
+            raise BadInput(
+                field, f"must be a whole number of labels, 0 to {LABEL_COUNT_MAX:,} (got {value})"
+            )
     found = lookup.lot(session, lot)
     printed = int(
         session.exec(

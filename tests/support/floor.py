@@ -48,6 +48,7 @@ from lims.config import AdministrationSettings, Settings
 from lims.domain.payload import check_value
 from lims.domain.spec import DEFAULT_SPEC
 from lims.services.lots import MEANING_MAX
+from lims.services.printing import LABEL_COUNT_MAX
 from lims.uow import unit_of_work
 from tests.support.bench import day
 from tests.support.junk import (
@@ -76,6 +77,7 @@ CATEGORICAL = {
     test: entry["values"] for test, entry in DEFAULT_SPEC.items() if entry["kind"] == "categorical"
 }
 FORMATS = ("pdf", "png", "svg", "zpl")
+TEMPLATES = ("cryovial", "bag", "vial-70x50")  # shipped in labels/, and bag's older name
 ROUTES = AdministrationSettings().routes  # the site's default administration.routes
 EVENT_KINDS = ("adverse_event", "observation")
 SEVERITIES = ("mild", "moderate", "severe", "life_threatening", "fatal")
@@ -230,6 +232,11 @@ def _whole(value: str) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() and number == number.to_integral_value() else None
+
+
+def _label_count(value: str) -> bool:
+    number = _whole(value)
+    return number is not None and 0 <= number <= LABEL_COUNT_MAX and value.strip().isascii()
 
 
 def _any_valid_patient(value: str) -> bool:
@@ -549,6 +556,20 @@ COMMANDS: dict[str, Command] = {
                 lambda value: PRINTER.fullmatch(value) is not None,
                 st.sampled_from(["zébra", "zebra 1", "x" * 128, "zebra/1", "-", "١"]),
             ),
+            "template": _field(
+                lambda value: value in TEMPLATES,
+                st.sampled_from(["Cryovial", "bag.toml", "", " ", "../cryovial", "vial-70x50 "]),
+            ),
+        },
+    ),
+    "label reconcile": Command(
+        "tom",
+        ("label", "reconcile"),
+        lambda floor: {"@lot": floor.released, "applied": "0", "destroyed": "0"},
+        lambda floor: {
+            "@lot": _lot_field(floor.released, floor.quarantine),
+            "applied": _field(_label_count, st.sampled_from(["-1", "1e3", "10" * 12, "½"])),
+            "destroyed": _field(_label_count, st.sampled_from(["-0.5", "NaN", "9" * 20, "٣"])),
         },
     ),
     # No vial of the floor was administered: every --vial is refused, and an event names none.
