@@ -1,31 +1,75 @@
-"""Vial labels: what they say (ICCBBA ST-001 small-container minimum, 21 CFR 1271.90 and
-1271.370), and drawing them as PNG, SVG, a PDF sheet or ZPL for Zebra printers.
+"""Vial labels: laid out once from a template, then drawn as PNG, SVG, a PDF sheet or ZPL.
 
-Layouts are templates in labels/ (see its README). The QR code holds the
-payload of lims.domain.payload; the ISBT 128 symbol holds the DIN as data
-structure 001 in Code 128. qrcode, python-barcode, Pillow and reportlab are
-imported here only, when labels are printed.
+What a label says is lims.services.printing's (ICCBBA ST-001 §7.3.1 for a small
+container, 21 CFR 1271.90 and 1271.370); this module places it. A template (labels/, see
+its README) states the label's size, its resolution and where each part goes; `layout`
+turns a label into marks in millimetres (boxes, module grids, bars, text), snapped to the
+template's dots so every format draws the same symbol, and each format draws those marks.
+
+Text is set in DejaVu Sans, which matplotlib ships (found without importing it), so every
+character a label prints has a glyph in PNG and PDF, and SVG text is drawn as the font's
+outlines rather than left to a viewer's fonts. A Zebra printer sets ZPL text in its own
+font: characters outside Latin-1 are replaced there (see ZPL_REPLACEMENTS).
+
+qrcode, ppf-datamatrix, python-barcode, Pillow, fontTools and reportlab are imported only
+when labels are drawn.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
-import textwrap
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lims import resources
 from lims.errors import ConfigError
 
+if TYPE_CHECKING:
+    from lims.config import LabelStock
+
 MM_PER_INCH = 25.4
 POINTS_PER_MM = 72 / MM_PER_INCH
-QUIET_ZONE_MODULES = 4
+QR_QUIET_MODULES = 4  # ISO/IEC 18004
+DATAMATRIX_QUIET_MODULES = 1  # ISO/IEC 16022
+LINEAR_QUIET_MODULES = 10  # each side of a Code 128 symbol (ISBT 128)
+LINEAR_MODULE_TARGET_MM = 0.25
+LINEAR_MODULE_MIN_MM = 0.17
+LINEAR_HEIGHT_MIN_MM = 5.0
+LINEAR_HEIGHT_MIN_SHARE = 0.15  # of the symbol's length
+MIN_SYMBOL_MODULE_DOTS = 2  # fewer dots a module and a printer's dot gain fills it in
+LINE_SPACING = 1.2  # of the text size
+PREVIEW = "PREVIEW — NOT A LABEL"
+ALIASES = {"vial-70x50": "bag"}  # the bag template's name before cryovial labels
+# Every field a label carries; a template prints those it names, in its order.
+FIELDS = (
+    "product",
+    "vial",
+    "product_code",
+    "patient",
+    "dose",
+    "vehicle",
+    "expiry",
+    "storage",
+    "route",
+    "facility",
+    "address",
+    "autologous",
+    "infectious",
+    "caution",
+)
+# A Zebra printer's own font covers Latin-1; what a label may print beyond it.
+ZPL_REPLACEMENTS = {"—": "-", "☣ ": "", "☣": ""}
+_FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
+
+
+# --- templates --------------------------------------------------------------------------------
 
 
 class _Box(BaseModel):
@@ -43,12 +87,18 @@ class _Area(_Box):
     height_mm: float = Field(gt=0)
 
 
-class _TextBlock(_Box):
-    width_mm: float = Field(gt=0)
-    line_mm: float = Field(gt=0)
+class _Line(_Box):
+    text_pt: float = Field(gt=2, le=30)
+
+
+class _TextBlock(_Area):
+    fields: list[str] = Field(min_length=1)
 
 
 class Template(BaseModel):
+    """A label layout: its size and resolution, and where each part goes (mm from the
+    label's top-left corner)."""
+
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
@@ -56,26 +106,60 @@ class Template(BaseModel):
     height_mm: float = Field(gt=0, le=300)
     dpi: int = Field(ge=150, le=1200)
     text_pt: float = Field(gt=2, le=30)
-    qr: _Square
-    marks: _Box
+    # Long text is set smaller, down to this, before the template is said not to hold it.
+    min_text_pt: float = Field(default=3.5, gt=2, le=30)
+    symbol: _Square  # the 2-D code, its quiet zone included
+    din: _Line  # the DIN eye-readable, its check character boxed
     text: _TextBlock
     banner: _Area
-    barcode: _Area
+    marks: _Line  # "REPRINT n"
+    linear: _Area | None = None  # the DIN in Code 128, where it fits at this resolution
 
-    def px(self, mm: float) -> int:
+    @model_validator(mode="after")
+    def _inside_the_label(self) -> Template:
+        if self.min_text_pt > self.text_pt:
+            raise ValueError(f"min_text_pt {self.min_text_pt:g} is above text_pt {self.text_pt:g}")
+        unknown = sorted(set(self.text.fields) - set(FIELDS))
+        if unknown:
+            raise ValueError(
+                f"text.fields: unknown {', '.join(unknown)} (known: {', '.join(FIELDS)})"
+            )
+        parts: list[tuple[str, _Box, float, float]] = [
+            ("symbol", self.symbol, self.symbol.size_mm, self.symbol.size_mm),
+            ("din", self.din, 0, _em_mm(self.din.text_pt)),
+            ("text", self.text, self.text.width_mm, self.text.height_mm),
+            ("banner", self.banner, self.banner.width_mm, self.banner.height_mm),
+            ("marks", self.marks, 0, _em_mm(self.marks.text_pt)),
+        ]
+        if self.linear is not None:
+            parts.append(("linear", self.linear, self.linear.width_mm, self.linear.height_mm))
+        for name, box, width, height in parts:
+            right, bottom = box.x_mm + width, box.y_mm + height
+            if right > self.width_mm + 1e-6 or bottom > self.height_mm + 1e-6:
+                raise ValueError(
+                    f"{name} reaches {right:g} x {bottom:g} mm, outside the "
+                    f"{self.width_mm:g} x {self.height_mm:g} mm label"
+                )
+        return self
+
+    def dots(self, mm: float) -> int:
         return round(mm / MM_PER_INCH * self.dpi)
+
+    def snapped(self, mm: float) -> float:
+        """A length as the printer can draw it: a whole number of dots."""
+        return self.dots(mm) * MM_PER_INCH / self.dpi
 
 
 def load_template(name: str) -> Template:
-    """A template by name from labels/, or from a path a site gives."""
+    """A template by name from labels/ (or its older name), or from a path a site gives."""
     path = Path(name).expanduser()
     if path.suffix != ".toml":
-        path = resources.labels_dir() / f"{name}.toml"
+        path = resources.labels_dir() / f"{ALIASES.get(name, name)}.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         return Template.model_validate(data)
     except FileNotFoundError:
-        available = sorted(p.stem for p in resources.labels_dir().glob("*.toml"))
+        available = sorted([p.stem for p in resources.labels_dir().glob("*.toml")] + [*ALIASES])
         raise ConfigError(
             f"labels.template: no template {name!r} (shipped: {', '.join(available)}; "
             "or give the path of a .toml file)"
@@ -85,7 +169,11 @@ def load_template(name: str) -> Template:
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"labels.template: {path}: {key}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"labels.template: {path}: {key or 'template'}: {message}") from None
+
+
+# --- what a label holds -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -93,15 +181,73 @@ class Label:
     """Everything printed on one vial's label."""
 
     vial_id: str
-    payload: str  # the QR code's text
-    isbt128: str | None  # the Code 128 data: '=' + DIN + flags
-    lines: list[tuple[str, bool]]  # (text, bold), top to bottom
+    symbol: str  # the 2-D code's text: the lims payload, or an ISBT 128 compound message
+    symbology: str  # "qr" or "datamatrix"
+    din: str  # eye-readable, grouped: A9999 26 000001
+    din_check: str  # its check character, printed in a box
+    linear: str | None  # Code 128 data: ISBT 128 data structure 001, or None
+    fields: tuple[tuple[str, str, bool], ...]  # (field, text, bold), in the label's order
     banner: str | None
     reprint: int  # 0 for the first print
+    preview: bool = False
 
     @property
     def mark(self) -> str | None:
         return f"REPRINT {self.reprint}" if self.reprint else None
+
+
+# --- fonts ----------------------------------------------------------------------------------------
+
+
+def font_path(bold: bool = False) -> Path:
+    """DejaVu Sans as matplotlib ships it, found without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("labels need matplotlib's DejaVu Sans font: reinstall lims")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return folder / "mpl-data" / "fonts" / "ttf" / _FONT_FILES[bold]
+
+
+@dataclass(frozen=True)
+class _Face:
+    units_per_em: int
+    ascent: float  # of the em
+    advances: dict[str, int]  # character: advance in font units
+    glyph_names: dict[str, str]
+
+
+@functools.cache
+def _face(bold: bool) -> _Face:
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(font_path(bold), lazy=True)
+    cmap = font.getBestCmap()
+    metrics = font["hmtx"].metrics
+    units = font["head"].unitsPerEm
+    return _Face(
+        units_per_em=units,
+        ascent=font["hhea"].ascent / units,
+        advances={chr(code): metrics[name][0] for code, name in cmap.items()},
+        glyph_names={chr(code): name for code, name in cmap.items()},
+    )
+
+
+def missing_glyphs(text: str, bold: bool = False) -> set[str]:
+    """The characters of text the label font has no glyph for."""
+    return {char for char in text if char not in _face(bold).advances}
+
+
+def text_width_mm(text: str, size_pt: float, bold: bool = False) -> float:
+    face = _face(bold)
+    units = sum(face.advances.get(char, face.units_per_em // 2) for char in text)
+    return units / face.units_per_em * _em_mm(size_pt)
+
+
+def _em_mm(size_pt: float) -> float:
+    return size_pt / POINTS_PER_MM
+
+
+# --- symbols ----------------------------------------------------------------------------------
 
 
 def qr_matrix(payload: str) -> list[list[bool]]:
@@ -109,279 +255,588 @@ def qr_matrix(payload: str) -> list[list[bool]]:
     import qrcode
     from qrcode.constants import ERROR_CORRECT_M
 
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QUIET_ZONE_MODULES)
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QR_QUIET_MODULES)
     code.add_data(payload)
     code.make(fit=True)
-    return code.get_matrix()
+    return [list(row) for row in code.get_matrix()]
+
+
+def datamatrix_matrix(text: str) -> list[list[bool]]:
+    """The Data Matrix (ECC 200) modules, quiet zone of 1 module included."""
+    from ppf.datamatrix import DataMatrix
+
+    rows = [[bool(cell) for cell in row] for row in DataMatrix(text).matrix]
+    pad = DATAMATRIX_QUIET_MODULES
+    width = len(rows[0]) + 2 * pad
+    blank = [[False] * width for _ in range(pad)]
+    return [*blank, *([False] * pad + row + [False] * pad for row in rows), *blank]
 
 
 def code128_modules(data: str) -> str:
-    """The Code 128 bars as '1' (bar) and '0' (space) modules, with a quiet zone of 10."""
+    """The Code 128 bars as '1' (bar) and '0' (space) modules, quiet zones included."""
     import barcode
 
-    return "0" * 10 + barcode.get("code128", data).build()[0] + "0" * 10
+    quiet = "0" * LINEAR_QUIET_MODULES
+    return quiet + barcode.get("code128", data).build()[0] + quiet
 
 
-def wrapped(template: Template, lines: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
-    """Lines wrapped to the text block's width (about 0.55 em per character)."""
-    em_mm = template.text_pt / POINTS_PER_MM
-    per_line = max(10, int(template.text.width_mm / (em_mm * 0.55)))
-    out: list[tuple[str, bool]] = []
-    for text, bold in lines:
-        out += [(part, bold) for part in textwrap.wrap(text, per_line) or [""]]
-    return out
+def linear_module_mm(template: Template, modules: int) -> float | None:
+    """The module width a Code 128 symbol of `modules` (quiet zones included) is drawn at in
+    the template's linear box: the ISBT 128 target where it fits, else the widest whole
+    number of dots that fits, never below the 0.17 mm minimum; None where none fits (the
+    box too narrow at this resolution, or too low for the symbol's length)."""
+    box = template.linear
+    if box is None:
+        return None
+    dot = MM_PER_INCH / template.dpi
+    target = max(1, round(LINEAR_MODULE_TARGET_MM / dot))
+    widest = template.dots(box.width_mm) // modules
+    dots = min(target, widest)
+    module = dots * dot
+    if dots < 1 or module < LINEAR_MODULE_MIN_MM - 1e-9:
+        return None
+    bar_height = box.height_mm - _em_mm(template.text_pt) * LINE_SPACING
+    if bar_height < max(LINEAR_HEIGHT_MIN_MM, LINEAR_HEIGHT_MIN_SHARE * modules * module):
+        return None
+    return module
+
+
+# --- layout: the marks a label is made of -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    white: bool = False
+    outline: float | None = None  # a frame of this line width, not a filled box
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A 2-D code: its modules (quiet zone included), each `module` mm square."""
+
+    x: float
+    y: float
+    module: float
+    modules: list[list[bool]]
+    symbology: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Bars:
+    x: float
+    y: float
+    module: float
+    height: float
+    pattern: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Text:
+    x: float
+    baseline: float
+    size_pt: float
+    text: str
+    bold: bool = False
+    white: bool = False
+
+
+Mark = Rect | Grid | Bars | Text
+
+
+@dataclass
+class _Marks:
+    items: list[Mark] = field(default_factory=list)
+
+    def text(self, x: float, top: float, size_pt: float, text: str, **style: Any) -> float:
+        """Text with its top at `top`; its width."""
+        bold = bool(style.get("bold", False))
+        ascent = _face(bold).ascent * _em_mm(size_pt)
+        self.items.append(Text(x, top + ascent, size_pt, text, **style))
+        return text_width_mm(text, size_pt, bold)
+
+    def din(self, template: Template, x: float, top: float, size_pt: float, label: Label) -> None:
+        """The DIN and its check character in a box (ISBT 128 ST-001 §7.5.1.1)."""
+        width = self.text(x, top, size_pt, label.din, bold=True)
+        em = _em_mm(size_pt)
+        left = x + width + em * 0.3
+        check = text_width_mm(label.din_check, size_pt, bold=True)
+        pad = em * 0.12
+        self.text(left + pad, top, size_pt, label.din_check, bold=True)
+        frame = max(template.snapped(0.1), MM_PER_INCH / template.dpi)
+        self.items.append(Rect(left, top - pad, check + 2 * pad, em * 1.05 + pad, outline=frame))
+
+
+def _symbol(template: Template, label: Label) -> Grid:
+    modules = (
+        datamatrix_matrix(label.symbol)
+        if label.symbology == "datamatrix"
+        else qr_matrix(label.symbol)
+    )
+    dots = template.dots(template.symbol.size_mm) // len(modules)
+    if dots < MIN_SYMBOL_MODULE_DOTS:
+        raise ConfigError(
+            f"labels.template: symbol.size_mm {template.symbol.size_mm:g} at {template.dpi} dpi "
+            f"leaves {dots} dots a module for a {len(modules)}-module code; make it larger"
+        )
+    module = dots * MM_PER_INCH / template.dpi
+    return Grid(
+        template.snapped(template.symbol.x_mm),
+        template.snapped(template.symbol.y_mm),
+        module,
+        modules,
+        label.symbology,
+        label.symbol,
+    )
+
+
+def _wrapped(text: str, width: float, size_pt: float, bold: bool) -> list[str]:
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and text_width_mm(candidate, size_pt, bold) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line] if line else lines or [""]
+
+
+def _text_block(template: Template, label: Label) -> tuple[float, list[tuple[str, bool]]]:
+    """The size the template's fields are set at, the largest that fits its block, and
+    the lines they make."""
+    chosen = dict((name, (text, bold)) for name, text, bold in label.fields)
+    texts = [chosen[name] for name in template.text.fields if name in chosen]
+    size = template.text_pt
+    while True:
+        lines = [
+            (line, bold)
+            for text, bold in texts
+            for line in _wrapped(text, template.text.width_mm, size, bold)
+        ]
+        height = len(lines) * _em_mm(size) * LINE_SPACING
+        if height <= template.text.height_mm + 1e-6:
+            return size, lines
+        if size - 0.25 < template.min_text_pt - 1e-9:
+            raise ConfigError(
+                f"labels.template: the text of {label.vial_id} does not fit the template's text "
+                f"block ({template.text.width_mm:g} x {template.text.height_mm:g} mm) even at "
+                f"{template.min_text_pt:g} pt: name fewer fields or use a larger label"
+            )
+        size -= 0.25
+
+
+def _fitted_size(text: str, width: float, height: float, most_pt: float) -> float:
+    """The largest size up to most_pt at which bold text fits width and height."""
+    size = most_pt
+    while size > 2 and (text_width_mm(text, size, bold=True) > width or _em_mm(size) > height):
+        size -= 0.25
+    return size
+
+
+def layout(template: Template, label: Label) -> list[Mark]:
+    """The label as marks in mm from its top-left corner, in drawing order."""
+    marks = _Marks()
+    marks.items.append(_symbol(template, label))
+    marks.din(template, template.din.x_mm, template.din.y_mm, template.din.text_pt, label)
+    size, lines = _text_block(template, label)
+    step = _em_mm(size) * LINE_SPACING
+    for number, (line, bold) in enumerate(lines):
+        marks.text(template.text.x_mm, template.text.y_mm + number * step, size, line, bold=bold)
+    if label.linear is not None:
+        modules = code128_modules(label.linear)
+        module = linear_module_mm(template, len(modules))
+        box = template.linear
+        if module is not None and box is not None:
+            length = module * len(modules)
+            left = template.snapped(box.x_mm + (box.width_mm - length) / 2)
+            readable = _em_mm(template.text_pt) * LINE_SPACING
+            bars = box.height_mm - readable
+            marks.items.append(
+                Bars(left, template.snapped(box.y_mm), module, bars, modules, label.linear)
+            )
+            # Eye-readable under the symbol: the DIN, its check character boxed.
+            din_width = text_width_mm(label.din, template.text_pt, bold=True)
+            start = box.x_mm + (box.width_mm - din_width) / 2 - _em_mm(template.text_pt) * 0.6
+            marks.din(template, start, box.y_mm + bars + 0.15, template.text_pt, label)
+    if label.mark:
+        marks.text(
+            template.marks.x_mm, template.marks.y_mm, template.marks.text_pt, label.mark, bold=True
+        )
+    if label.banner:
+        _band(
+            marks,
+            template.banner.x_mm,
+            template.banner.y_mm,
+            template.banner.width_mm,
+            template.banner.height_mm,
+            label.banner,
+            template.text_pt,
+            white=True,
+        )
+    if label.preview:
+        # Across the label through the middle of the 2-D code: a preview cannot pass for one.
+        height = max(2.5, template.symbol.size_mm * 0.4)
+        middle = template.symbol.y_mm + template.symbol.size_mm / 2
+        top = min(max(0.0, middle - height / 2), template.height_mm - height)
+        _band(
+            marks, 0, top, template.width_mm, height, PREVIEW, template.text_pt * 1.5, white=False
+        )
+    return marks.items
+
+
+def _band(
+    marks: _Marks,
+    x: float,
+    y: float,
+    width: float,
+    height: float,
+    text: str,
+    most_pt: float,
+    *,
+    white: bool,
+) -> None:
+    """A band across (black with white text, or white and framed) with text centred in it."""
+    frame = None if white else 0.3
+    marks.items.append(Rect(x, y, width, height, white=not white))
+    if frame is not None:
+        marks.items.append(Rect(x, y, width, height, outline=frame))
+    pad = min(width, height) * 0.1
+    size = _fitted_size(text, width - 2 * pad, height - 2 * pad, most_pt)
+    text_width = text_width_mm(text, size, bold=True)
+    top = y + (height - _em_mm(size) * 0.95) / 2
+    marks.text(x + (width - text_width) / 2, top, size, text, bold=True, white=white)
 
 
 # --- PNG --------------------------------------------------------------------------------------
 
 
 def render_png(template: Template, label: Label) -> bytes:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    width, height = template.px(template.width_mm), template.px(template.height_mm)
-    image = Image.new("L", (width, height), 255)
+    image = Image.new(
+        "L", (template.dots(template.width_mm), template.dots(template.height_mm)), 255
+    )
     draw = ImageDraw.Draw(image)
-    size_px = template.px(template.text_pt / POINTS_PER_MM)
-    font = ImageFont.load_default(size_px)
 
-    matrix = qr_matrix(label.payload)
-    module = template.px(template.qr.size_mm) // len(matrix)
-    if module < 2:
-        raise ConfigError(
-            f"labels.template: qr.size_mm {template.qr.size_mm:g} at {template.dpi} dpi leaves "
-            f"{module} px per module for a {len(matrix)}-module code; make it larger"
-        )
-    x0, y0 = template.px(template.qr.x_mm), template.px(template.qr.y_mm)
-    for row, cells in enumerate(matrix):
-        for column, dark in enumerate(cells):
-            if dark:
-                left, top = x0 + column * module, y0 + row * module
-                draw.rectangle((left, top, left + module - 1, top + module - 1), fill=0)
+    def px(mm: float) -> int:
+        return template.dots(mm)
 
-    x, y = template.px(template.text.x_mm), template.px(template.text.y_mm)
-    for number, (text, bold) in enumerate(wrapped(template, label.lines)):
-        top = y + template.px(number * template.text.line_mm)
-        draw.text((x, top), text, font=font, fill=0, stroke_width=1 if bold else 0, stroke_fill=0)
-    if label.mark:
-        mark = (template.px(template.marks.x_mm), template.px(template.marks.y_mm))
-        draw.text(mark, label.mark, font=font, fill=0, stroke_width=1, stroke_fill=0)
-    if label.banner:
-        box = template.banner
-        left, top = template.px(box.x_mm), template.px(box.y_mm)
-        right, bottom = left + template.px(box.width_mm), top + template.px(box.height_mm)
-        draw.rectangle((left, top, right, bottom), fill=0)
-        draw.text(
-            ((left + right) // 2, (top + bottom) // 2),
-            label.banner,
-            font=font,
-            fill=255,
-            anchor="mm",
-            stroke_width=1,
-            stroke_fill=255,
-        )
-    if label.isbt128:
-        modules = code128_modules(label.isbt128)
-        box = template.barcode
-        module_px = max(1, template.px(box.width_mm) // len(modules))
-        left, top = template.px(box.x_mm), template.px(box.y_mm)
-        bottom = top + template.px(box.height_mm)
-        for index, bar in enumerate(modules):
-            if bar == "1":
+    for mark in layout(template, label):
+        if isinstance(mark, Rect):
+            box = (
+                px(mark.x),
+                px(mark.y),
+                px(mark.x + mark.width) - 1,
+                px(mark.y + mark.height) - 1,
+            )
+            if mark.outline is None:
+                draw.rectangle(box, fill=255 if mark.white else 0)
+            else:
+                draw.rectangle(box, outline=0, width=max(1, px(mark.outline)))
+        elif isinstance(mark, Grid):
+            step = px(mark.module)
+            left, top = px(mark.x), px(mark.y)
+            for row, start, length in _runs(mark.modules):
+                x0, y0 = left + start * step, top + row * step
+                draw.rectangle((x0, y0, x0 + length * step - 1, y0 + step - 1), fill=0)
+        elif isinstance(mark, Bars):
+            step = px(mark.module)
+            left, top, bottom = px(mark.x), px(mark.y), px(mark.y + mark.height) - 1
+            for _, start, length in _runs([[bar == "1" for bar in mark.pattern]]):
                 draw.rectangle(
-                    (left + index * module_px, top, left + (index + 1) * module_px - 1, bottom),
-                    fill=0,
+                    (left + start * step, top, left + (start + length) * step - 1, bottom), fill=0
                 )
+        else:
+            font = _pil_font(mark.bold, px(_em_mm(mark.size_pt)))
+            draw.text(
+                (px(mark.x), px(mark.baseline)),
+                mark.text,
+                font=font,
+                fill=255 if mark.white else 0,
+                anchor="ls",
+            )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", dpi=(template.dpi, template.dpi))
     return buffer.getvalue()
+
+
+@functools.cache
+def _pil_font(bold: bool, size_px: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(font_path(bold)), max(1, size_px))
+
+
+def _runs(rows: Sequence[Sequence[bool]]) -> Iterator[tuple[int, int, int]]:
+    """Each row's runs of dark modules: (row, first column, length). Fewer, larger marks
+    draw faster and leave no hairline gaps between modules in a PDF viewer."""
+    for number, row in enumerate(rows):
+        start = None
+        for column, dark in enumerate([*row, False]):
+            if dark and start is None:
+                start = column
+            elif not dark and start is not None:
+                yield number, start, column - start
+                start = None
 
 
 # --- SVG --------------------------------------------------------------------------------------
 
 
 def render_svg(template: Template, label: Label) -> bytes:
-    matrix = qr_matrix(label.payload)
-    module = template.qr.size_mm / len(matrix)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{template.width_mm}mm" '
-        f'height="{template.height_mm}mm" viewBox="0 0 {template.width_mm} {template.height_mm}">',
-        f'<rect width="{template.width_mm}" height="{template.height_mm}" fill="#fff"/>',
-    ]
-    path = "".join(
-        f"M{template.qr.x_mm + c * module:.3f},{template.qr.y_mm + r * module:.3f}"
-        f"h{module:.3f}v{module:.3f}h-{module:.3f}z"
-        for r, row in enumerate(matrix)
-        for c, dark in enumerate(row)
-        if dark
-    )
-    parts.append(f'<path d="{path}" fill="#000"/>')
-    size = template.text_pt / POINTS_PER_MM
-    font = f'font-family="Helvetica, Arial, sans-serif" font-size="{size:.3f}"'
-    for number, (text, bold) in enumerate(wrapped(template, label.lines)):
-        y = template.text.y_mm + number * template.text.line_mm + size
-        weight = ' font-weight="bold"' if bold else ""
-        parts.append(
-            f'<text x="{template.text.x_mm}" y="{y:.3f}" {font}{weight}>{escape(text)}</text>'
+    glyphs = _SvgGlyphs()
+    body: list[str] = []
+    for mark in layout(template, label):
+        if isinstance(mark, Rect):
+            if mark.outline is None:
+                fill = "#fff" if mark.white else "#000"
+                body.append(
+                    f'<rect x="{mark.x:.3f}" y="{mark.y:.3f}" width="{mark.width:.3f}" '
+                    f'height="{mark.height:.3f}" fill="{fill}"/>'
+                )
+            else:
+                body.append(
+                    f'<rect x="{mark.x:.3f}" y="{mark.y:.3f}" width="{mark.width:.3f}" '
+                    f'height="{mark.height:.3f}" fill="none" stroke="#000" '
+                    f'stroke-width="{mark.outline:.3f}"/>'
+                )
+        elif isinstance(mark, Grid):
+            path = "".join(
+                f"M{mark.x + start * mark.module:.3f},{mark.y + row * mark.module:.3f}"
+                f"h{length * mark.module:.3f}v{mark.module:.3f}h{-length * mark.module:.3f}z"
+                for row, start, length in _runs(mark.modules)
+            )
+            body.append(f'<path d="{path}" fill="#000"/>')
+        elif isinstance(mark, Bars):
+            path = "".join(
+                f"M{mark.x + start * mark.module:.3f},{mark.y:.3f}h{length * mark.module:.3f}"
+                f"v{mark.height:.3f}h{-length * mark.module:.3f}z"
+                for _, start, length in _runs([[bar == "1" for bar in mark.pattern]])
+            )
+            body.append(f'<path d="{path}" fill="#000"/>')
+        else:
+            body.append(glyphs.text(mark))
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{template.width_mm}mm" height="{template.height_mm}mm" '
+            f'viewBox="0 0 {template.width_mm} {template.height_mm}">',
+            f"<title>{_escape(label.vial_id)}</title>",
+            glyphs.definitions(),
+            f'<rect width="{template.width_mm}" height="{template.height_mm}" fill="#fff"/>',
+            *body,
+            "</svg>",
+        ]
+    ).encode()
+
+
+def _escape(text: str) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(text, {'"': "&quot;"})
+
+
+class _SvgGlyphs:
+    """Text as the font's outlines: each glyph defined once, placed where it is used; the
+    text itself kept in an aria-label for search and accessibility."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple[bool, str], str] = {}
+
+    def text(self, mark: Text) -> str:
+        face = _face(mark.bold)
+        scale = _em_mm(mark.size_pt) / face.units_per_em
+        uses = []
+        advance = 0
+        for char in mark.text:
+            if char != " ":
+                uses.append(f'<use xlink:href="#{self._id(mark.bold, char)}" x="{advance}"/>')
+            advance += face.advances.get(char, face.units_per_em // 2)
+        fill = "#fff" if mark.white else "#000"
+        return (
+            f'<g aria-label="{_escape(mark.text)}" fill="{fill}" '
+            f'transform="translate({mark.x:.3f},{mark.baseline:.3f}) scale({scale:.6f},'
+            f'{-scale:.6f})">{"".join(uses)}</g>'
         )
-    if label.mark:
-        parts.append(
-            f'<text x="{template.marks.x_mm}" y="{template.marks.y_mm + size:.3f}" {font} '
-            f'font-weight="bold">{escape(label.mark)}</text>'
-        )
-    if label.banner:
-        box = template.banner
-        parts.append(
-            f'<rect x="{box.x_mm}" y="{box.y_mm}" width="{box.width_mm}" '
-            f'height="{box.height_mm}" fill="#000"/>'
-        )
-        parts.append(
-            f'<text x="{box.x_mm + box.width_mm / 2}" y="{box.y_mm + box.height_mm / 2}" {font} '
-            f'font-weight="bold" fill="#fff" text-anchor="middle" dominant-baseline="middle">'
-            f"{escape(label.banner)}</text>"
-        )
-    if label.isbt128:
-        modules = code128_modules(label.isbt128)
-        box = template.barcode
-        width = box.width_mm / len(modules)
-        bars = "".join(
-            f"M{box.x_mm + i * width:.3f},{box.y_mm}h{width:.3f}v{box.height_mm}h-{width:.3f}z"
-            for i, bar in enumerate(modules)
-            if bar == "1"
-        )
-        parts.append(f'<path d="{bars}" fill="#000"/>')
-    parts.append("</svg>")
-    return "\n".join(parts).encode()
+
+    def _id(self, bold: bool, char: str) -> str:
+        return self.used.setdefault((bold, char), f"g{'b' if bold else 'r'}{ord(char):x}")
+
+    def definitions(self) -> str:
+        paths = [
+            f'<path id="{name}" d="{_glyph_path(bold, char)}"/>'
+            for (bold, char), name in sorted(self.used.items(), key=lambda item: item[1])
+        ]
+        return f"<defs>{''.join(paths)}</defs>"
+
+
+@functools.cache
+def _glyph_path(bold: bool, char: str) -> str:
+    from fontTools.pens.svgPathPen import SVGPathPen
+
+    glyphs = _ttfont(bold).getGlyphSet()
+    pen = SVGPathPen(glyphs)
+    glyphs[_face(bold).glyph_names.get(char, ".notdef")].draw(pen)
+    return str(pen.getCommands())
+
+
+@functools.cache
+def _ttfont(bold: bool) -> Any:
+    from fontTools.ttLib import TTFont
+
+    return TTFont(font_path(bold), lazy=True)
 
 
 # --- PDF sheet --------------------------------------------------------------------------------
 
 
-def render_pdf(template: Template, labels: Sequence[Label], title: str) -> bytes:
-    """One sheet (A4 pages) of labels in a grid, cut marks drawn around each label."""
-    from reportlab.lib.pagesizes import A4
+def render_pdf(template: Template, stock: LabelStock, labels: Sequence[Label], title: str) -> bytes:
+    """The labels on sheets of the site's stock, one label to a position, row by row."""
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas as pdf_canvas
 
+    if (
+        abs(stock.label_width_mm - template.width_mm) > 0.05
+        or abs(stock.label_height_mm - template.height_mm) > 0.05
+    ):
+        raise ConfigError(
+            f"labels.stock holds {stock.label_width_mm:g} x {stock.label_height_mm:g} mm labels; "
+            f"the template is {template.width_mm:g} x {template.height_mm:g} mm: print these "
+            "as png, svg or zpl, or set labels.stock to a sheet of this size"
+        )
+    _register_pdf_fonts()
     buffer = io.BytesIO()
-    sheet = pdf_canvas.Canvas(buffer, pagesize=A4)
+    page = (stock.page_width_mm * mm, stock.page_height_mm * mm)
+    sheet = pdf_canvas.Canvas(buffer, pagesize=page, pageCompression=1)
     sheet.setTitle(title)
-    margin = 10 * mm
-    gap = 3 * mm
-    w, h = template.width_mm * mm, template.height_mm * mm
-    columns = max(1, int((A4[0] - 2 * margin + gap) // (w + gap)))
-    rows = max(1, int((A4[1] - 2 * margin + gap) // (h + gap)))
+    per_page = stock.columns * stock.rows
     for index, label in enumerate(labels):
-        slot = index % (columns * rows)
+        slot = index % per_page
         if index and slot == 0:
             sheet.showPage()
-        left = margin + (slot % columns) * (w + gap)
-        top = A4[1] - margin - (slot // columns) * (h + gap)
-        _draw_label(sheet, template, label, left, top)
+        column, row = slot % stock.columns, slot // stock.columns
+        left = stock.margin_left_mm + column * (stock.label_width_mm + stock.gap_x_mm)
+        top = stock.margin_top_mm + row * (stock.label_height_mm + stock.gap_y_mm)
+        _draw_pdf_label(sheet, template, label, left * mm, page[1] - top * mm)
     sheet.save()
     return buffer.getvalue()
 
 
-def _draw_label(sheet: Any, template: Template, label: Label, left: float, top: float) -> None:
+@functools.cache
+def _register_pdf_fonts() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    for bold, name in ((False, "DejaVuSans"), (True, "DejaVuSans-Bold")):
+        pdfmetrics.registerFont(TTFont(name, str(font_path(bold))))
+
+
+def _draw_pdf_label(sheet: Any, template: Template, label: Label, left: float, top: float) -> None:
     from reportlab.lib.units import mm
 
-    def at(x_mm: float, y_mm: float) -> tuple[float, float]:
-        return left + x_mm * mm, top - y_mm * mm
+    def fill(white: bool) -> None:
+        sheet.setFillGray(1 if white else 0)
 
-    sheet.setLineWidth(0.2)
-    sheet.setStrokeGray(0.6)
-    sheet.rect(left, top - template.height_mm * mm, template.width_mm * mm, template.height_mm * mm)
-    sheet.setFillGray(0)
-    matrix = qr_matrix(label.payload)
-    module = template.qr.size_mm / len(matrix)
-    for r, row in enumerate(matrix):
-        for c, dark in enumerate(row):
-            if dark:
-                x, y = at(template.qr.x_mm + c * module, template.qr.y_mm + (r + 1) * module)
-                sheet.rect(x, y, module * mm, module * mm, stroke=0, fill=1)
-    size = template.text_pt
-    for number, (text, bold) in enumerate(wrapped(template, label.lines)):
-        sheet.setFont("Helvetica-Bold" if bold else "Helvetica", size)
-        x, y = at(template.text.x_mm, template.text.y_mm + number * template.text.line_mm)
-        sheet.drawString(x, y - size, text)
-    if label.mark:
-        sheet.setFont("Helvetica-Bold", size)
-        x, y = at(template.marks.x_mm, template.marks.y_mm)
-        sheet.drawString(x, y - size, label.mark)
-    if label.banner:
-        box = template.banner
-        x, y = at(box.x_mm, box.y_mm + box.height_mm)
-        sheet.rect(x, y, box.width_mm * mm, box.height_mm * mm, stroke=0, fill=1)
-        sheet.setFillGray(1)
-        sheet.setFont("Helvetica-Bold", size)
-        sheet.drawCentredString(
-            x + box.width_mm * mm / 2, y + box.height_mm * mm / 2 - size / 3, label.banner
-        )
-        sheet.setFillGray(0)
-    if label.isbt128:
-        modules = code128_modules(label.isbt128)
-        box = template.barcode
-        width = box.width_mm / len(modules)
-        for i, bar in enumerate(modules):
-            if bar == "1":
-                x, y = at(box.x_mm + i * width, box.y_mm + box.height_mm)
-                sheet.rect(x, y, width * mm, box.height_mm * mm, stroke=0, fill=1)
+    for mark in layout(template, label):
+        if isinstance(mark, Rect):
+            x, y = left + mark.x * mm, top - (mark.y + mark.height) * mm
+            if mark.outline is None:
+                fill(mark.white)
+                sheet.rect(x, y, mark.width * mm, mark.height * mm, stroke=0, fill=1)
+            else:
+                sheet.setLineWidth(mark.outline * mm)
+                sheet.setStrokeGray(0)
+                sheet.rect(x, y, mark.width * mm, mark.height * mm, stroke=1, fill=0)
+        elif isinstance(mark, Grid | Bars):
+            fill(False)
+            path = sheet.beginPath()
+            if isinstance(mark, Grid):
+                for row, start, length in _runs(mark.modules):
+                    path.rect(
+                        left + (mark.x + start * mark.module) * mm,
+                        top - (mark.y + (row + 1) * mark.module) * mm,
+                        length * mark.module * mm,
+                        mark.module * mm,
+                    )
+            else:
+                for _, start, length in _runs([[bar == "1" for bar in mark.pattern]]):
+                    path.rect(
+                        left + (mark.x + start * mark.module) * mm,
+                        top - (mark.y + mark.height) * mm,
+                        length * mark.module * mm,
+                        mark.height * mm,
+                    )
+            sheet.drawPath(path, stroke=0, fill=1)
+        else:
+            fill(mark.white)
+            sheet.setFont("DejaVuSans-Bold" if mark.bold else "DejaVuSans", mark.size_pt)
+            sheet.drawString(left + mark.x * mm, top - mark.baseline * mm, mark.text)
+    fill(False)
 
 
 # --- ZPL --------------------------------------------------------------------------------------
 
 
+def zpl_text(text: str) -> str:
+    """Text as a Zebra printer's font can print it, then escaped for ^FH: characters outside
+    printable ASCII and the ZPL command characters travel as their UTF-8 bytes (^CI28)."""
+    for char, replacement in ZPL_REPLACEMENTS.items():
+        text = text.replace(char, replacement)
+    return "".join(
+        char
+        if char.isascii() and char.isprintable() and char not in "^~_"
+        else "".join(f"_{byte:02X}" for byte in char.encode())
+        for char in text
+    )
+
+
 def render_zpl(template: Template, label: Label) -> str:
-    """One ^XA...^XZ block: text fields, the QR as ^BQ, the ISBT 128 symbol as ^BC."""
+    """One ^XA...^XZ block: text in the printer's font, the 2-D code as ^BQ (QR) or ^BX
+    (Data Matrix), the ISBT 128 symbol as ^BC, boxes as ^GB."""
 
     def dots(mm: float) -> int:
-        return template.px(mm)
+        return template.dots(mm)
 
-    def field(text: str) -> str:
-        # With ^FH, '_' starts a hex escape: characters outside printable ASCII and the
-        # ZPL command characters travel as their UTF-8 bytes (^CI28).
-        return "".join(
-            char
-            if char.isascii() and char.isprintable() and char not in "^~_"
-            else "".join(f"_{byte:02X}" for byte in char.encode())
-            for char in text
-        )
-
-    height = dots(template.text_pt / POINTS_PER_MM)
-    magnification = max(1, min(10, dots(template.qr.size_mm) // len(qr_matrix(label.payload))))
-    lines = [
-        "^XA",
-        "^CI28",
-        f"^PW{dots(template.width_mm)}",
-        f"^LL{dots(template.height_mm)}",
-        # ^BQ draws its own quiet zone, so the symbol starts one quiet zone in.
-        f"^FO{dots(template.qr.x_mm)},{dots(template.qr.y_mm)}"
-        f"^BQN,2,{magnification}^FDMA,{label.payload}^FS",
-    ]
-    for number, (text, bold) in enumerate(wrapped(template, label.lines)):
-        y = dots(template.text.y_mm + number * template.text.line_mm)
-        font = f"^A0N,{height},{height + (2 if bold else 0)}"
-        lines.append(f"^FO{dots(template.text.x_mm)},{y}{font}^FH^FD{field(text)}^FS")
-    if label.mark:
-        lines.append(
-            f"^FO{dots(template.marks.x_mm)},{dots(template.marks.y_mm)}^A0N,{height},{height}"
-            f"^FD{label.mark}^FS"
-        )
-    if label.banner:
-        box = template.banner
-        lines.append(
-            f"^FO{dots(box.x_mm)},{dots(box.y_mm)}^GB{dots(box.width_mm)},{dots(box.height_mm)},"
-            f"{dots(box.height_mm)}^FS"
-        )
-        lines.append(
-            f"^FO{dots(box.x_mm)},{dots(box.y_mm) + dots(box.height_mm) // 4}^A0N,{height},{height}"
-            f"^FB{dots(box.width_mm)},1,0,C^FR^FH^FD{field(label.banner)}^FS"
-        )
-    if label.isbt128:
-        box = template.barcode
-        module = max(1, dots(box.width_mm) // len(code128_modules(label.isbt128)))
-        lines.append(
-            f"^FO{dots(box.x_mm)},{dots(box.y_mm)}^BY{module}"
-            f"^BCN,{dots(box.height_mm)},N,N,N^FD{label.isbt128}^FS"
-        )
+    lines = ["^XA", "^CI28", f"^PW{dots(template.width_mm)}", f"^LL{dots(template.height_mm)}"]
+    for mark in layout(template, label):
+        if isinstance(mark, Rect):
+            width, height = max(1, dots(mark.width)), max(1, dots(mark.height))
+            thickness = min(width, height) if mark.outline is None else max(1, dots(mark.outline))
+            colour = "W" if mark.white else "B"
+            lines.append(
+                f"^FO{dots(mark.x)},{dots(mark.y)}^GB{width},{height},{thickness},{colour}^FS"
+            )
+        elif isinstance(mark, Grid):
+            module = dots(mark.module)
+            if mark.symbology == "datamatrix":
+                quiet = DATAMATRIX_QUIET_MODULES * module
+                lines.append(
+                    f"^FO{dots(mark.x) + quiet},{dots(mark.y) + quiet}"
+                    f"^BXN,{module},200^FD{mark.data}^FS"
+                )
+            else:
+                # ^BQ draws its own quiet zone, and its data starts with the error correction.
+                lines.append(f"^FO{dots(mark.x)},{dots(mark.y)}^BQN,2,{module}^FDMA,{mark.data}^FS")
+        elif isinstance(mark, Bars):
+            quiet = LINEAR_QUIET_MODULES * dots(mark.module)
+            lines.append(
+                f"^FO{dots(mark.x) + quiet},{dots(mark.y)}^BY{dots(mark.module)}"
+                f"^BCN,{dots(mark.height)},N,N,N^FD{mark.data}^FS"
+            )
+        else:
+            size = dots(_em_mm(mark.size_pt))
+            top = dots(mark.baseline) - round(size * 0.8)
+            reverse = "^FR" if mark.white else ""
+            lines.append(
+                f"^FO{dots(mark.x)},{max(0, top)}^A0N,{size},{size}{reverse}"
+                f"^FH^FD{zpl_text(mark.text)}^FS"
+            )
     lines.append("^XZ")
     return "\n".join(lines)
