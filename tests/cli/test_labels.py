@@ -1,10 +1,11 @@
-"""Vial labels (issue 5): `lims label print` in PNG, SVG, PDF and ZPL, their content, reprints,
-site templates and printing through `lp`.
+"""Vial labels (issues 5 and 17): `lims label print` in PNG, SVG, PDF and ZPL, their content,
+reprints, the cryovial and bag templates, site templates and printing through `lp`.
 
 Every PNG label written here is decoded with zxing-cpp, an independent
-decoder: the QR code must hold the vial's payload and the Code 128 symbol the
-ISBT 128 DIN ("=" + DIN + "00"). The lab is tests.support.quality.Quality: lot
-L1 of four vials for PT-0001 (initials MR, born 1958), formulated by tom.
+decoder: the QR code must hold the vial's payload and, on a bag label, the Code 128
+symbol the ISBT 128 DIN ("=" + DIN + "00"); a cryovial label has no room for it. The lab
+is tests.support.quality.Quality: lot L1 of four vials for PT-0001 (initials MR, born
+1958), formulated by tom.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ DEFAULT_CAUTION = (
     "Caution: New Drug - Limited by Federal (or United States) law to investigational use."
 )
 DEFAULT_FACILITY = "Example Cell Therapy Facility"
+DEFAULT_ADDRESS = "Example Street 1, 00000 Example City"
+DEFAULT_ROUTE = "For intraspinal injection"
+NOT_EVALUATED = "NOT EVALUATED FOR INFECTIOUS SUBSTANCES"
+PRODUCT_CODE_UNASSIGNED = "product code not assigned"
 
 
 @pytest.fixture
@@ -94,8 +99,9 @@ def barcodes(path: Path) -> dict[str, list[str]]:
     return found
 
 
-def assert_png_label(path: Path, lot: str, vial: str, *, isbt128: bool = True) -> None:
-    """The PNG decodes: its QR holds VIAL's payload, and the Code 128 the ISBT 128 DIN."""
+def assert_png_label(path: Path, lot: str, vial: str, *, isbt128: bool = False) -> None:
+    """The PNG decodes: its QR holds VIAL's payload, and (isbt128: on a bag label) the
+    Code 128 the ISBT 128 DIN."""
     found = barcodes(path)
     assert found.get("QRCode"), (path, found)
     [text] = found["QRCode"]
@@ -111,11 +117,13 @@ def assert_png_label(path: Path, lot: str, vial: str, *, isbt128: bool = True) -
 
 
 def svg_text(path: Path) -> str:
-    """The text of an SVG label (which must be well-formed XML), lines joined."""
+    """The text of an SVG label (which must be well-formed XML), lines joined: text is drawn
+    as the font's outlines, each run labelled with what it says."""
     root = ET.parse(path).getroot()  # noqa: S314 (lims wrote it)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert not any(node.tag.endswith("}text") for node in root.iter())
     return flat(
-        " ".join("".join(node.itertext()) for node in root.iter() if node.tag.endswith("text"))
+        " ".join(node.get("aria-label", "") for node in root.iter() if node.tag.endswith("}g"))
     )
 
 
@@ -140,6 +148,11 @@ def zpl_text(block: str) -> str:
     """The field data of one ZPL label, ^FH hex escapes (_E2_80_94) decoded."""
     fields = re.findall(r"\^FD(.*?)\^FS", block, flags=re.DOTALL)
     return flat(" ".join(re.sub(r"(?:_[0-9A-F]{2})+", _unhex, field) for field in fields))
+
+
+def printable(text: str, fmt: str) -> str:
+    """TEXT as a format prints it: a Zebra printer's font has no em dash."""
+    return text.replace("—", "-") if fmt == "zpl" else text
 
 
 def label_print_entries(lot: str) -> list[dict[str, Any]]:
@@ -178,13 +191,21 @@ def test_the_png_qr_payload_verifies_at_the_bedside(released: Quality, out: Path
     assert (result["result"], result["vial_id"]) == ("MATCH", vial)
 
 
-def test_png_is_at_the_templates_size_and_dpi(released: Quality, out: Path) -> None:
+@pytest.mark.parametrize(
+    ("template", "size"), [("cryovial", (38, 13)), ("bag", (70, 50)), ("vial-70x50", (70, 50))]
+)
+def test_png_is_at_the_templates_size_and_dpi(
+    released: Quality, out: Path, template: str, size: tuple[int, int]
+) -> None:
     from PIL import Image
 
-    printed(released.lot_id, "png", out, "--vial", vial_ids(released.lot_id)[0])
-    with Image.open(out / f"{vial_ids(released.lot_id)[0]}.png") as image:
-        assert image.size == (round(70 / 25.4 * 300), round(50 / 25.4 * 300))
+    vial = vial_ids(released.lot_id)[0]
+    job = printed(released.lot_id, "png", out, "--vial", vial, "--template", template)
+    assert job["template"] == template
+    with Image.open(out / f"{vial}.png") as image:
+        assert image.size == tuple(round(mm / 25.4 * 300) for mm in size)
         assert [round(value) for value in image.info["dpi"]] == [300, 300]
+    assert_png_label(out / f"{vial}.png", released.lot_id, vial, isbt128=template != "cryovial")
 
 
 def test_without_the_isbt128_option_only_the_qr_code_is_printed(
@@ -193,12 +214,12 @@ def test_without_the_isbt128_option_only_the_qr_code_is_printed(
     released.lab.set_site(labels={"isbt128_barcode": False})
     released.lab.login("tom")
     lot = released.lot_id
-    printed(lot, "png", out)
+    printed(lot, "png", out, "--template", "bag")
     for vial in vial_ids(lot):
         assert_png_label(out / f"{vial}.png", lot, vial, isbt128=False)
     zpl = out / "zpl"
     zpl.mkdir()
-    printed(lot, "zpl", zpl)
+    printed(lot, "zpl", zpl, "--template", "bag")
     for block in zpl_blocks(zpl / f"{lot}-labels.zpl"):
         assert "^BQ" in block
         assert "^BC" not in block
@@ -233,10 +254,9 @@ def test_svg_gives_one_well_formed_file_per_vial(released: Quality, out: Path) -
     printed(lot, "svg", out)
     assert files_in(out) == [f"{vial}.svg" for vial in vial_ids(lot)]
     for vial in vial_ids(lot):
-        text = svg_text(out / f"{vial}.svg")
-        assert vial in text
-        others = [other for other in vial_ids(lot) if other != vial]
-        assert not any(other in text for other in others)
+        root = ET.parse(out / f"{vial}.svg").getroot()  # noqa: S314 (lims wrote it)
+        assert [node.text for node in root.iter() if node.tag.endswith("}title")] == [vial]
+        assert "PT-0001" in svg_text(out / f"{vial}.svg")
 
 
 def test_pdf_gives_one_sheet_with_every_vial(released: Quality, out: Path) -> None:
@@ -245,13 +265,22 @@ def test_pdf_gives_one_sheet_with_every_vial(released: Quality, out: Path) -> No
     assert files_in(out) == [f"{lot}-labels.pdf"]
     assert job["count"] == 4
     text = pdf_text(out / f"{lot}-labels.pdf")
+    assert text.count("FOR AUTOLOGOUS USE ONLY") == 4
+    refused(
+        print_labels(lot, "pdf", out / "bag", "--template", "bag"), 2, "labels.stock", "70 x 50"
+    )
+    released.lab.set_site(labels={"stock": BAG_STOCK})
+    released.lab.login("tom")
+    bag = out / "bag"
+    printed(lot, "pdf", bag, "--template", "bag")
+    text = pdf_text(bag / f"{lot}-labels.pdf")
     for vial in vial_ids(lot):
         assert vial in text
 
 
 def test_zpl_gives_one_block_per_vial_with_a_qr_and_a_code128(released: Quality, out: Path) -> None:
     lot = released.lot_id
-    job = printed(lot, "zpl", out)
+    job = printed(lot, "zpl", out, "--template", "bag")
     assert files_in(out) == [f"{lot}-labels.zpl"]
     assert job["count"] == 4
     blocks = zpl_blocks(out / f"{lot}-labels.zpl")
@@ -269,13 +298,33 @@ def test_zpl_gives_one_block_per_vial_with_a_qr_and_a_code128(released: Quality,
 # --- content ---------------------------------------------------------------------------------
 
 
-def texts_of_every_format(lot: str, vial: str, out: Path) -> dict[str, str]:
-    """The text of VIAL's label as SVG, ZPL and PDF, printed into subfolders of OUT."""
+# An A4 sheet of 2 x 5 bag labels (70 x 50 mm), for PDF bag labels.
+BAG_STOCK = {
+    "description": "A4, 2 x 5 labels of 70 x 50 mm",
+    "label_width_mm": 70.0,
+    "label_height_mm": 50.0,
+    "columns": 2,
+    "rows": 5,
+    "margin_left_mm": 30.0,
+    "margin_top_mm": 15.0,
+    "gap_x_mm": 5.0,
+    "gap_y_mm": 3.0,
+}
+
+
+def texts_of_every_format(
+    quality: Quality, lot: str, vial: str, out: Path, template: str = "bag"
+) -> dict[str, str]:
+    """The text of VIAL's label as SVG, ZPL and PDF, printed into subfolders of OUT; for a
+    bag label the site's PDF stock is first set to a sheet of bag labels."""
+    if template == "bag":
+        quality.lab.set_site(labels={"stock": BAG_STOCK})
+        quality.lab.login("tom")
     texts = {}
     for fmt in ("svg", "zpl", "pdf"):
         folder = out / fmt
         folder.mkdir()
-        printed(lot, fmt, folder, "--vial", vial)
+        printed(lot, fmt, folder, "--vial", vial, "--template", template)
         if fmt == "svg":
             texts[fmt] = svg_text(folder / f"{vial}.svg")
         elif fmt == "zpl":
@@ -288,8 +337,8 @@ def texts_of_every_format(lot: str, vial: str, out: Path) -> dict[str, str]:
 
 def test_a_quarantine_lots_labels_say_not_for_administration(quality: Quality, out: Path) -> None:
     lot = quality.lot_id
-    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
-        assert QUARANTINE in text, (fmt, text)
+    for fmt, text in texts_of_every_format(quality, lot, vial_ids(lot)[0], out).items():
+        assert printable(QUARANTINE, fmt) in text, (fmt, text)
         assert REJECTED not in text, fmt
 
 
@@ -298,14 +347,14 @@ def test_a_rejected_lots_labels_say_do_not_use(quality: Quality, out: Path) -> N
     quality.run(lots.reject, lot=quality.lot_id, password=PASSWORD, reason="sterility positive")
     quality.lab.login("tom")
     lot = quality.lot_id
-    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[1], out).items():
-        assert REJECTED in text, (fmt, text)
+    for fmt, text in texts_of_every_format(quality, lot, vial_ids(lot)[1], out).items():
+        assert printable(REJECTED, fmt) in text, (fmt, text)
         assert "QUARANTINE" not in text, fmt
 
 
 def test_a_released_lots_labels_carry_no_banner(released: Quality, out: Path) -> None:
     lot = released.lot_id
-    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
+    for fmt, text in texts_of_every_format(released, lot, vial_ids(lot)[0], out).items():
         assert "QUARANTINE" not in text, fmt
         assert "REJECTED" not in text, fmt
         assert "DO NOT USE" not in text, fmt
@@ -314,7 +363,7 @@ def test_a_released_lots_labels_carry_no_banner(released: Quality, out: Path) ->
 def test_an_expired_lots_labels_say_expired(released: Quality, out: Path) -> None:
     expire(released, released.lot_id)
     lot = released.lot_id
-    text = texts_of_every_format(lot, vial_ids(lot)[0], out)["svg"]
+    text = texts_of_every_format(released, lot, vial_ids(lot)[0], out)["svg"]
     assert EXPIRED in text
 
 
@@ -322,23 +371,46 @@ def test_every_label_carries_the_required_content(released: Quality, out: Path) 
     lot = released.lot_id
     vial = vial_ids(lot)[3]
     din = parse_din(din_of(lot))
-    texts = texts_of_every_format(lot, vial, out)  # svg first, then zpl and pdf reprint it
+    texts = texts_of_every_format(
+        released, lot, vial, out
+    )  # svg first, then zpl and pdf reprint it
     assert "REPRINT" not in texts["svg"]
     for fmt, text in texts.items():
         for needed in [
             "Autologous bone-marrow MSC",
             f"Vial {vial}",
-            f"[{din.check}]",
-            f"DIN {din.fin} {din.year:02d} {din.sequence:06d} [{din.check}]",
+            f"{din.fin} {din.year:02d} {din.sequence:06d} {din.check}",
+            f"{PRODUCT_CODE_UNASSIGNED}, division D0",
             f"Patient {PATIENT} MR born 1958",
             "40,000,000 cells in 2 mL",
             "EXP ",
             AUTOLOGOUS,
             flat(DEFAULT_STORAGE),
             DEFAULT_FACILITY,
+            DEFAULT_ADDRESS,
+            DEFAULT_ROUTE,
+            NOT_EVALUATED,
             flat(DEFAULT_CAUTION),
         ]:
             assert needed in text, (fmt, needed, text)
+
+
+def test_a_cryovial_label_carries_the_small_container_minimum(released: Quality, out: Path) -> None:
+    """ISBT 128 ST-001 §7.3.1: the DIN (in the 2-D code and eye-readable, its check character
+    boxed), the product code and division; here also the patient, expiry and autologous use."""
+    lot = released.lot_id
+    vial = vial_ids(lot)[1]
+    din = parse_din(din_of(lot))
+    for fmt, text in texts_of_every_format(released, lot, vial, out, "cryovial").items():
+        for needed in [
+            f"{din.fin} {din.year:02d} {din.sequence:06d} {din.check}",
+            f"{PRODUCT_CODE_UNASSIGNED}, division B0",
+            f"Patient {PATIENT} MR born 1958",
+            "EXP ",
+            AUTOLOGOUS,
+        ]:
+            assert needed in text, (fmt, needed, text)
+        assert DEFAULT_FACILITY not in text, fmt
 
 
 def test_a_label_names_the_csf_the_cells_are_in_and_its_qr_payload_does_not(
@@ -349,8 +421,8 @@ def test_a_label_names_the_csf_the_cells_are_in_and_its_qr_payload_does_not(
     lot = released.lot_id
     vehicle = released.show().summary.vehicle_din
     assert vehicle is not None
-    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
-        assert f"CSF DIN {vehicle.eye_readable}, 8 mL" in text, (fmt, text)
+    for fmt, text in texts_of_every_format(released, lot, vial_ids(lot)[0], out).items():
+        assert f"CSF DIN {vehicle.display}, 8 mL" in text, (fmt, text)
     [block] = zpl_blocks(out / "zpl" / f"{lot}-labels.zpl")
     [(_, data)] = re.findall(r"\^BQ[^\^]*\^FD([HQML])A,(.*?)\^FS", block)
     assert vehicle.code not in data
@@ -368,7 +440,7 @@ def test_the_facility_storage_caution_and_product_come_from_the_configuration(
     released.lab.set_site(facility={"name": "Turin Cell Factory"}, labels=labels)
     released.lab.login("tom")
     lot = released.lot_id
-    for fmt, text in texts_of_every_format(lot, vial_ids(lot)[0], out).items():
+    for fmt, text in texts_of_every_format(released, lot, vial_ids(lot)[0], out).items():
         for value in ["Turin Cell Factory", *labels.values()]:
             assert flat(value) in text, (fmt, value, text)
         assert DEFAULT_FACILITY not in text, fmt
@@ -530,7 +602,7 @@ def test_admin_may_not_print_labels(released: Quality, out: Path) -> None:
 
 
 def shipped_template() -> str:
-    return (resources.labels_dir() / "vial-70x50.toml").read_text(encoding="utf-8")
+    return (resources.labels_dir() / "bag.toml").read_text(encoding="utf-8")
 
 
 def test_a_site_template_sets_the_label_size(
@@ -539,8 +611,8 @@ def test_a_site_template_sets_the_label_size(
     from PIL import Image
 
     text = shipped_template()
-    text = re.sub(r"(?m)^width_mm = 70\.0$", "width_mm = 90.0", text)
-    text = re.sub(r"(?m)^height_mm = 50\.0$", "height_mm = 60.0", text)
+    text = re.sub(r"(?m)^width_mm = 70\.0$", "width_mm = 90.0", text, count=1)
+    text = re.sub(r"(?m)^height_mm = 50\.0$", "height_mm = 60.0", text, count=1)
     text = re.sub(r"(?m)^dpi = 300$", "dpi = 200", text)
     assert "width_mm = 90.0" in text
     assert "height_mm = 60.0" in text
@@ -554,7 +626,7 @@ def test_a_site_template_sets_the_label_size(
     for vial in vial_ids(lot):
         with Image.open(out / f"{vial}.png") as image:
             assert image.size == (round(90 / 25.4 * 200), round(60 / 25.4 * 200))
-        assert_png_label(out / f"{vial}.png", lot, vial)
+        assert_png_label(out / f"{vial}.png", lot, vial, isbt128=True)
     svg = out / "svg"
     svg.mkdir()
     printed(lot, "svg", svg, "--vial", vial_ids(lot)[0])
@@ -569,7 +641,14 @@ def test_a_site_template_sets_the_label_size(
         pytest.param(lambda t: t.replace("width_mm = 70.0", "width_mm = -70.0"), id="negative"),
         pytest.param(lambda t: t.replace("dpi = 300", "dpi = 'high'"), id="not a number"),
         pytest.param(lambda t: t + "\ncolour = 'red'\n", id="unknown key"),
-        pytest.param(lambda t: t.split("[qr]")[0], id="sections missing"),
+        pytest.param(lambda t: t.split("[symbol]")[0], id="sections missing"),
+        pytest.param(
+            lambda t: t.replace("x_mm = 3.0\ny_mm = 38.0", "x_mm = 9.0\ny_mm = 38.0"),
+            id="linear outside the label",
+        ),
+        pytest.param(
+            lambda t: t.replace('"product", "vial"', '"product", "colour"'), id="unknown field"
+        ),
         pytest.param(lambda t: "", id="empty"),
     ],
 )
@@ -595,19 +674,23 @@ def test_an_unknown_template_name_names_the_shipped_ones(
 ) -> None:
     released.lab.set_site(labels={"template": "vial-10x10"})
     released.lab.login("tom")
-    refused(print_labels(released.lot_id, "png", out), 2, "labels.template", "vial-70x50")
+    refused(print_labels(released.lot_id, "png", out), 2, "labels.template", "bag", "cryovial")
 
 
 # --- printing through lp ---------------------------------------------------------------------
 
 
 def fake_lp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path:
-    """An `lp` first on PATH running BODY (sh); the file it records its arguments in."""
+    """An `lp` first on PATH running BODY (sh); the file it records its arguments in, each
+    call's standard input kept beside it as lp-N.data."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "lp.log"
     script = bin_dir / "lp"
-    script.write_text(f'#!/bin/sh\nfor arg in "$@"; do echo "$arg" >> "{log}"; done\n{body}\n')
+    script.write_text(
+        f'#!/bin/sh\nfor arg in "$@"; do echo "$arg" >> "{log}"; done\n'
+        f'cat > "{tmp_path}/lp-$(wc -l < "{log}").data"\n{body}\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return log
@@ -621,8 +704,10 @@ def test_zpl_goes_to_the_printer_raw(
     job = printed(lot, "zpl", out, "--printer", "zebra1")
     assert job["printer"] == "zebra1"
     zpl = out / f"{lot}-labels.zpl"
-    assert log.read_text().splitlines() == ["-d", "zebra1", "-o", "raw", str(zpl)]
+    assert log.read_text().splitlines() == ["-d", "zebra1", "-t", zpl.name, "-o", "raw"]
     assert len(zpl_blocks(zpl)) == 4
+    [sent] = tmp_path.glob("lp-*.data")
+    assert sent.read_bytes() == zpl.read_bytes()
     [entry] = label_print_entries(lot)
     assert entry["printer"] == "zebra1"
 
@@ -634,9 +719,12 @@ def test_png_goes_to_the_printer_not_raw(
     lot = released.lot_id
     printed(lot, "png", out, "--printer", "office_2")
     arguments = log.read_text().splitlines()
-    assert arguments[:2] == ["-d", "office_2"]
     assert "raw" not in arguments
-    assert arguments[2:] == [str(out / f"{vial}.png") for vial in vial_ids(lot)]
+    # One job a label, each named for its file.
+    assert arguments == [
+        word for vial in vial_ids(lot) for word in ("-d", "office_2", "-t", f"{vial}.png")
+    ]
+    assert len(list(tmp_path.glob("lp-*.data"))) == 4
 
 
 def test_a_failing_lp_is_the_station_unavailable_in_one_line(
@@ -650,8 +738,7 @@ def test_a_failing_lp_is_the_station_unavailable_in_one_line(
     lot = released.lot_id
     line = refused(print_labels(lot, "zpl", out, "--printer", "nowhere"), 5, "lp")
     assert "The printer or class does not exist." in line
-    assert files_in(out) == [f"{lot}-labels.zpl"]  # written, and said so
-    assert str(out) in line
+    assert files_in(out) == []  # a print lp refused leaves nothing (test_label_counts.py)
 
 
 def test_without_lp_installed_printing_says_so(
