@@ -6,8 +6,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lims.cli.common import JsonOption, alarm, new_area, print_record, print_table, print_view
-from lims.cli.options import ReasonOption, service_options
+from lims.cli.common import (
+    JsonOption,
+    alarm,
+    new_area,
+    print_record,
+    print_table,
+    print_view,
+    say,
+)
+from lims.cli.options import AtOption, ReasonOption, service_options
 from lims.cli.service import read, run
 from lims.cli.tables import Columns, print_columns, print_list
 
@@ -16,9 +24,10 @@ if TYPE_CHECKING:
 
     from lims.views.bench import PatientRecord, PatientView
     from lims.views.patients import PatientDetail
+    from lims.views.screening import ScreeningResultView, ScreeningStatementView, ScreeningView
 
 app = new_area(
-    "Patients, by pseudonymous code: add, correct, withdraw (consent withdrawn), show, list."
+    "Patients, by pseudonymous code: add, correct, withdraw, screen (donor tests), show, list."
 )
 
 CodeArgument = Annotated[str, typer.Argument(help="The pseudonymous patient code.")]
@@ -114,6 +123,67 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
         )
     if view.events:
         print_columns(view.events, "Follow-up", events.LIST_COLUMNS, zone)
+    _print_screening(view.screening, view.screening_statement, zone)
+
+
+def _print_screening(
+    results: list[ScreeningResultView], statement: ScreeningStatementView, zone: tzinfo
+) -> None:
+    from lims.timeutil import show_time
+
+    if results:
+        print_table(
+            "Donor screening",
+            ["test", "result", "performed", "recorded by"],
+            [
+                (
+                    row.test,
+                    alarm(row.result) if row.result == "reactive" else row.result,
+                    show_time(row.performed_at, zone),
+                    row.recorded_by,
+                )
+                for row in results
+            ],
+        )
+    text = statement.label_text or "screened negative on every test"
+    say(f"Labels: {alarm(text) if statement.reactive else text}")
+
+
+def _print_screened(view: ScreeningView, title: str, zone: tzinfo) -> None:
+    say(title)
+    _print_screening(view.results, view.statement, zone)
+
+
+@app.command("screen")
+def screen(
+    code: CodeArgument,
+    test: Annotated[
+        str, typer.Option("--test", metavar="TEST", help="One of the site's screening.tests.")
+    ],
+    result: Annotated[
+        str, typer.Option("--result", metavar="RESULT", help="negative, reactive or not_done.")
+    ],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a donor screening result (21 CFR 1271.85); labels printed from now on say
+    what the patient's results do.
+
+    Until every test of the site's screening.tests has a result, labels read NOT
+    EVALUATED FOR INFECTIOUS SUBSTANCES; a reactive result adds the biohazard legend,
+    names the tests, and makes the ISBT 128 collection type X. A later negative result
+    does not unmark a reactive one.
+
+    \b
+    Example:
+      lims patient screen PT-0001 --test hiv --result negative --at 2026-11-02
+    """
+    from lims.services import screening
+
+    view, zone = run(screening.record, patient=code, test=test, result=result, at=at)
+    print_view(
+        view, as_json, _print_screened, f"Patient {view.patient}: {view.test} {view.result}", zone
+    )
 
 
 @app.command("add")

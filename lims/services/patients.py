@@ -23,7 +23,7 @@ from lims.services import aspirates as aspirate_rules
 from lims.services import cultures as culture_rules
 from lims.services import deviations as deviation_rules
 from lims.services import events as event_rules
-from lims.services import lookup, records
+from lims.services import lookup, records, screening
 from lims.services import lots as lot_rules
 from lims.services import storage as storage_rules
 from lims.services import vials as vial_rules
@@ -315,6 +315,10 @@ def show_patient(uow: UnitOfWork, *, code: str) -> PatientDetail:
         stored_items=storage_rules.stored_of_patient(session, patient),
         deviations=deviation_rules.on_patient(session, patient.id),
         events=event_rules.of_patient(session, patient),
+        screening=screening.result_views(session, patient.id),
+        screening_statement=screening.statement_view(
+            screening.statement_for(session, settings, patient.id)
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from lims.views.bench import AspirateView, CultureSummary, PatientRecord
 from lims.views.deviations import DeviationView
 from lims.views.events import EventView
 from lims.views.quality import LotSummary
+from lims.views.screening import ScreeningResultView, ScreeningStatementView
 from lims.views.storage import StoredItem
 from lims.views.vials import VialView
 
@@ -23,3 +24,5 @@ class PatientDetail(PatientRecord):
     stored_items: list[StoredItem]
     deviations: list[DeviationView]  # on any of their aspirates, cultures and lots
     events: list[EventView]  # follow-up after administration, oldest first
+    screening: list[ScreeningResultView]  # donor screening results, oldest first
+    screening_statement: ScreeningStatementView  # what the labels of their cells say

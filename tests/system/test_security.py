@@ -327,6 +327,7 @@ COMMAND_RULES: dict[str, Rule] = {
         (PATIENT, "--weight-kg", "70", "--reason", "weighed"), "record_bench_work"
     ),
     "patient withdraw": Rule((PATIENT, "--reason", "consent withdrawn"), "record_bench_work"),
+    "patient screen": Rule((PATIENT, "--test", "hiv", "--result", "negative"), "record_bench_work"),
     "patient list": Rule(permission="read_records"),
     "patient show": Rule((PATIENT,), "read_records"),
     "aspirate receive": Rule(
