@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -259,18 +260,51 @@ def destroy(
 
 
 def scan(
-    patient: PatientOption,
+    patient: Annotated[
+        str | None,
+        typer.Option("--patient", metavar="CODE", help="The patient the vials are for."),
+    ] = None,
+    selftest: Annotated[
+        bool,
+        typer.Option(
+            "--selftest",
+            help="Check this station's scanner: show a test symbol, read what the scanner "
+            "types, name each character that arrives wrong.",
+        ),
+    ] = False,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            "--png",
+            metavar="FILE",
+            help="With --selftest: write the test symbol to this new PNG file instead.",
+            dir_okay=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Scanner loop: each scanned line prints MATCH or MISMATCH at once; exit 1 if any missed.
 
-    A handheld scanner types the QR payload and Enter. The loop ends at end of
-    input (Ctrl-D) with a summary. Every line is verified and audited.
+    A handheld scanner types the vial's 2-D code (QR or ISBT 128 Data Matrix) and Enter;
+    on a terminal a prompt asks for each. The loop ends at end of input (Ctrl-D) with a
+    summary. Every line is verified and audited, an unreadable one too.
+
+    --selftest needs no login: it shows a test symbol holding every character a label's
+    code uses, reads one scan of it, and names each character that arrived wrong (exit 1:
+    set the scanner to this station's keyboard layout) or says the station is fit (exit 0).
 
     \b
     Example:
       lims scan --patient PT-0001
+      lims scan --selftest
     """
+    if selftest:
+        _selftest(png, as_json)
+        return
+    if png is not None:
+        raise typer.BadParameter("only with --selftest", param_hint="--png")
+    if patient is None:
+        raise typer.BadParameter("give the patient the vials are for", param_hint="--patient")
     from lims import db
     from lims.errors import BadInput
     from lims.services import vials
@@ -279,7 +313,13 @@ def scan(
     # and a station without a session or the role, before the first vial is scanned.
     read(vials.start_scanning, patient=patient)
     matched = mismatched = 0
-    for line in sys.stdin:
+    prompt = sys.stdin.isatty()
+    while True:
+        if prompt:
+            typer.echo("scan> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
         payload = line.strip()
         if not payload:
             continue
@@ -289,6 +329,7 @@ def scan(
             mismatched += 1
             from lims.cli.common import print_alarms
 
+            run(vials.record_unreadable, patient=patient, scan=payload, reason=error.message)
             print_alarms([f"UNREADABLE {error.message}"])
             continue
         matched += result.match
@@ -296,8 +337,61 @@ def scan(
         print_view(result, as_json, say_verdict)
         sys.stdout.flush()
     db.dispose_engines()
+    if prompt:
+        typer.echo(err=True)
     typer.echo(
         f"{matched + mismatched} scanned: {matched} MATCH, {mismatched} MISMATCH", err=as_json
     )
     if mismatched:
         raise typer.Exit(1)
+
+
+def _selftest(png: Path | None, as_json: bool) -> None:
+    """Show the test symbol, read one scan of it, and say whether it arrived unchanged."""
+    from lims.cli.common import print_alarms
+    from lims.domain import scanner_check
+    from lims.errors import BadInput
+    from lims.views.vials import ScannerCheck
+
+    text = scanner_check.TEST_TEXT
+    code = _test_symbol(text)
+    if png is None:
+        code.print_ascii(out=sys.stderr if as_json else sys.stdout, invert=True)
+    else:
+        image = code.make_image()
+        try:
+            with png.open("xb") as file:  # never in place of a file lims did not write
+                image.save(file, format="PNG")
+        except FileExistsError:
+            raise BadInput("png", f"{png} exists: name a new file") from None
+        typer.echo(f"test symbol written to {png}: show it to the scanner", err=as_json)
+    if sys.stdin.isatty():
+        typer.echo("scan the test symbol> ", nl=False, err=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise BadInput("scan", "no scan arrived: scan the test symbol (a line ending in Enter)")
+    typed = line.rstrip("\r\n")
+    wrong = scanner_check.compare(typed)
+    check = ScannerCheck(fit=not wrong, expected=text, typed=typed, wrong=[str(w) for w in wrong])
+    if as_json:
+        from lims.cli.common import print_json
+        from lims.views import to_json
+
+        print_json(to_json(check))
+    elif wrong:
+        print_alarms([f"NOT FIT: {problem}" for problem in check.wrong])
+        typer.echo("set the scanner to this station's keyboard layout, then run --selftest again")
+    else:
+        typer.echo(f"station fit: the scanner typed all {len(text)} characters unchanged")
+    if wrong:
+        raise typer.Exit(1)
+
+
+def _test_symbol(text: str) -> Any:
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4)
+    code.add_data(text)
+    code.make(fit=True)
+    return code

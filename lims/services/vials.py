@@ -603,6 +603,23 @@ def destroy(
     return _view(session, found, lot, owner.code, now)
 
 
+UNREADABLE_SCAN_SHOWN = 200  # characters of an unreadable scan kept in its audit entry
+
+
+def record_unreadable(uow: UnitOfWork, *, patient: str, scan: str, reason: str) -> None:
+    """A line the scanner loop could not read as a label, on the record of the patient it was
+    scanned for: what arrived (escaped, cut) and why it was refused."""
+    actor = uow.require("record_bench_work")
+    code = lookup.valid_patient_code(uow.settings, patient, "patient")
+    audit.record_about(
+        uow.session,
+        ("patient", code),
+        "vial.scan_unreadable",
+        by=actor.username,
+        new={"scan": shown(scan, UNREADABLE_SCAN_SHOWN), "reason": reason},
+    )
+
+
 def start_scanning(uow: UnitOfWork, *, patient: str) -> None:
     """Refuse a scanner session at once, before the first vial, if no scan could be judged."""
     uow.require("record_bench_work")

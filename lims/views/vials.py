@@ -77,3 +77,13 @@ class LabelReconciliationView:
     balanced: bool
     deviation: int | None  # the deviation an unbalanced count opened
     recorded_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannerCheck:
+    """Whether a station's scanner typed the test symbol unchanged (`lims scan --selftest`)."""
+
+    fit: bool
+    expected: str
+    typed: str
+    wrong: list[str]  # each character that arrived wrong, missing or extra
