@@ -761,31 +761,42 @@ def _draw_pdf_label(sheet: Any, template: Template, label: Label, left: float, t
                 sheet.setLineWidth(mark.outline * mm)
                 sheet.setStrokeGray(0)
                 sheet.rect(x, y, mark.width * mm, mark.height * mm, stroke=1, fill=0)
-        elif isinstance(mark, Grid | Bars):
+        elif isinstance(mark, Grid):
+            # One image a module a pixel, drawn without smoothing: a PDF viewer scales it
+            # to the symbol's size with sharp edges, and far faster than a rect a module.
+            side = len(mark.modules) * mark.module * mm
+            sheet.drawImage(
+                _module_image(mark.modules),
+                left + mark.x * mm,
+                top - mark.y * mm - side,
+                side,
+                side,
+            )
+        elif isinstance(mark, Bars):
             fill(False)
             path = sheet.beginPath()
-            if isinstance(mark, Grid):
-                for row, start, length in _runs(mark.modules):
-                    path.rect(
-                        left + (mark.x + start * mark.module) * mm,
-                        top - (mark.y + (row + 1) * mark.module) * mm,
-                        length * mark.module * mm,
-                        mark.module * mm,
-                    )
-            else:
-                for _, start, length in _runs([[bar == "1" for bar in mark.pattern]]):
-                    path.rect(
-                        left + (mark.x + start * mark.module) * mm,
-                        top - (mark.y + mark.height) * mm,
-                        length * mark.module * mm,
-                        mark.height * mm,
-                    )
+            for _, start, length in _runs([[bar == "1" for bar in mark.pattern]]):
+                path.rect(
+                    left + (mark.x + start * mark.module) * mm,
+                    top - (mark.y + mark.height) * mm,
+                    length * mark.module * mm,
+                    mark.height * mm,
+                )
             sheet.drawPath(path, stroke=0, fill=1)
         else:
             fill(mark.white)
             sheet.setFont("DejaVuSans-Bold" if mark.bold else "DejaVuSans", mark.size_pt)
             sheet.drawString(left + mark.x * mm, top - mark.baseline * mm, mark.text)
     fill(False)
+
+
+def _module_image(modules: list[list[bool]]) -> Any:
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+
+    image = Image.new("1", (len(modules[0]), len(modules)), 1)
+    image.putdata([0 if dark else 1 for row in modules for dark in row])
+    return ImageReader(image)
 
 
 # --- ZPL --------------------------------------------------------------------------------------
