@@ -191,7 +191,9 @@ def run_demo(directory: Path) -> DemoResult:
     released = lab.release(lot, signer=reviewer)  # on interim results: sterility pending
     written = lab.batch_record(lot, settings.home / f"batch-record-{lot}.pdf")
     lab.login(technician)
-    labels = lab.labels(lot, settings.home / "labels")
+    # A sheet previewed first (counted as no label), then each vial's label printed once.
+    labels = lab.labels(lot, settings.home / "labels", ("pdf",), preview=True)
+    labels += lab.labels(lot, settings.home / "labels", ("png",))
     scan = lab.scan(lot, patient.code)
     fresh, recall = _hold_administer_recall(lab, lot, patient.code, reviewer, technician)
     traced = lab.read(trace.trace, item=fresh.given.vial_id)

@@ -506,12 +506,20 @@ class Scenario:
         written.files.publish()
         return written
 
-    def labels(self, lot: str, out: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-        """The lot's labels in each format, one print each, into out (made if need be)."""
+    def labels(
+        self,
+        lot: str,
+        out: Path,
+        formats: Sequence[str] = ("png", "pdf"),
+        *,
+        preview: bool = False,
+    ) -> list[Path]:
+        """The lot's labels in each format, one print each, into out (made if need be); as
+        previews, watermarked and counted as no label, with `preview`."""
         out.mkdir(exist_ok=True)
         files: list[Path] = []
         for fmt in formats:
-            job = self.run(printing.print_labels, lot=lot, fmt=fmt, out=out)
+            job = self.run(printing.print_labels, lot=lot, fmt=fmt, out=out, preview=preview)
             job.files.publish()
             files += job.files.paths
         return files

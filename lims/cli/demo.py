@@ -143,7 +143,10 @@ def demo(
     for signature in lot.signatures:
         say(signature.manifestation)
     say(f"Batch record: {result.batch_record} ({result.batch_record_pages} pages).")
-    say(f"\nLabels ({len(result.labels)} files) in {result.labels[0].parent}:")
+    say(
+        f"\nLabels ({len(result.labels)} files) in {result.labels[0].parent}: a PDF sheet "
+        "previewed first (watermarked, counted as no label), then each vial's cryovial label:"
+    )
     for path in result.labels:
         say(f"  {path.name}")
     say("The first vial's QR code, scanned against its patient:")
