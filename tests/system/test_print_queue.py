@@ -5,8 +5,10 @@ PRINT_QUEUE_PDF_OUT) and a raw queue sending to a stand-in for a networked Zebra
 appends what arrives to PRINT_QUEUE_RAW_OUT. A sheet of cryovial labels goes to the PDF
 printer and a ZPL batch of bag labels to the raw queue through `lims label print
 --printer`; the PDF that cups-pdf wrote is rasterised and the ZPL drawn by zpl-core, and
-every vial's code is decoded with zxing-cpp. Without those queues (a developer's machine
-without CUPS) the tests are skipped, saying so.
+every vial's code is decoded with zxing-cpp. A print that CUPS refuses (a queue out of
+service, PRINT_QUEUE_REJECTING, or one that does not exist) fails with lp's own reason and
+counts nothing. Without those queues (a developer's machine without CUPS) the tests are
+skipped, saying so.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import pytest
 from lims.domain import payload
 from lims.domain.ids import LotId
 from tests.support import symbols
-from tests.support.cli import ok
+from tests.support.cli import invoke, ok, refused
 from tests.support.lab import Lab
 from tests.support.quality import Quality, released_lot
 from tests.support.vials import vial_ids
 
 PATIENT = "PT-0001"
 WAIT_SECONDS = 60
-# Both tests print the same lot through shared queues: one worker runs them, one at a time.
+# The tests print the same lot through shared queues: one worker runs them, one at a time.
 pytestmark = pytest.mark.xdist_group("print-queue")
 
 
@@ -106,3 +108,38 @@ def test_a_zpl_batch_printed_to_a_raw_queue_decodes_to_every_vial(
     assert_vial_codes(found, lot)
     din = LotId.parse(lot).din.isbt128
     assert all(("Code128", din) in label for label in found)
+
+
+@pytest.mark.parametrize(
+    ("queue", "answer"),
+    [("PRINT_QUEUE_REJECTING", "is not accepting jobs"), (None, "does not exist")],
+    ids=["out-of-service", "absent"],
+)
+def test_a_print_cups_refuses_counts_nothing_and_replaces_no_file(
+    released: Quality, tmp_path: Path, queue: str | None, answer: str
+) -> None:
+    rejecting = os.environ.get("PRINT_QUEUE_REJECTING")
+    if not rejecting:
+        pytest.skip("no CUPS queue refusing jobs here (.ci/cups-queues sets one up)")
+    printer = rejecting if queue else "lims-no-such-queue"
+    lot = released.lot_id
+    out = tmp_path / "labels"
+    label = out / f"{lot}-labels.zpl"
+
+    def print_to_queue() -> str:
+        result = invoke("label", "print", lot, "--format", "zpl", "--out", str(out),
+                        "--printer", printer, "--force")  # fmt: skip
+        return refused(result, 5, "lp", printer, answer)
+
+    def labels_printed() -> list[int]:
+        return [vial["labels_printed"] for vial in ok("vial", "list", lot)]
+
+    print_to_queue()
+    assert list(out.glob("*")) == []
+    assert labels_printed() == [0, 0, 0, 0]
+    ok("label", "print", lot, "--format", "zpl", "--out", str(out))
+    first = label.read_bytes()
+    print_to_queue()
+    assert list(out.glob("*")) == [label]
+    assert label.read_bytes() == first  # not the refused reprint's REPRINT 1 labels
+    assert labels_printed() == [1, 1, 1, 1]
