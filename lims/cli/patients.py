@@ -10,6 +10,7 @@ from lims.cli.common import (
     JsonOption,
     alarm,
     new_area,
+    print_alarms,
     print_record,
     print_table,
     print_view,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 app = new_area(
     "Patients, by pseudonymous code: add, correct, withdraw, screen (donor tests), show, list."
 )
+
+SCREENED_NEGATIVE = "screened negative on every test"
 
 CodeArgument = Annotated[str, typer.Argument(help="The pseudonymous patient code.")]
 BirthYearOption = Annotated[str, typer.Option("--birth-year", metavar="YEAR", help="e.g. 1958.")]
@@ -129,24 +132,43 @@ def _print_detail(view: PatientDetail, title: str, zone: tzinfo) -> None:
 def _print_screening(
     results: list[ScreeningResultView], statement: ScreeningStatementView, zone: tzinfo
 ) -> None:
+    """Each test's latest result (the full history is in --json and the trail), the tests
+    found reactive, and what labels say."""
     from lims.timeutil import show_time
 
-    if results:
-        print_table(
-            "Donor screening",
-            ["test", "result", "performed", "recorded by"],
-            [
+    latest = {row.test: row for row in results}  # in the order tests were first screened
+    unscreened = [test for test in statement.not_performed if test not in latest]
+    print_table(
+        "Donor screening: each test's latest result",
+        ["test", "result", "performed", "recorded by"],
+        [
+            *(
                 (
                     row.test,
-                    alarm(row.result) if row.result == "reactive" else row.result,
+                    _shown_result(row.result, row.test in statement.reactive),
                     show_time(row.performed_at, zone),
                     row.recorded_by,
                 )
-                for row in results
-            ],
-        )
-    text = statement.label_text or "screened negative on every test"
-    say(f"Labels: {alarm(text) if statement.reactive else text}")
+                for row in latest.values()
+            ),
+            *((test, "no result", None, None) for test in unscreened),
+        ],
+    )
+    if statement.reactive:
+        print_alarms([f"Reactive: {', '.join(statement.reactive)}"])
+    if statement.label_text is None:
+        say(f"Labels: {SCREENED_NEGATIVE}")
+    elif statement.reactive:
+        print_alarms([f"Labels: {statement.label_text}"])
+    else:
+        say(f"Labels: {statement.label_text}")
+
+
+def _shown_result(result: str, found_reactive: bool) -> Any:
+    if result == "reactive":
+        return alarm(result)
+    # A later negative retest leaves a reactive donor marked.
+    return alarm(f"{result}, reactive before") if found_reactive else result
 
 
 def _print_screened(view: ScreeningView, title: str, zone: tzinfo) -> None:

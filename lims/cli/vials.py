@@ -259,10 +259,15 @@ def destroy(
     print_view(view, as_json, _print_vial, f"Vial {view.vial_id} destroyed", zone)
 
 
+SCAN_PROMPT = "scan a vial's 2-D code (Ctrl-D ends)> "
+
+
 def scan(
     patient: Annotated[
         str | None,
-        typer.Option("--patient", metavar="CODE", help="The patient the vials are for."),
+        typer.Option(
+            "--patient", metavar="CODE", help="The patient the vials are for (the loop needs it)."
+        ),
     ] = None,
     selftest: Annotated[
         bool,
@@ -289,9 +294,11 @@ def scan(
     on a terminal a prompt asks for each. The loop ends at end of input (Ctrl-D) with a
     summary. Every line is verified and audited, an unreadable one too.
 
-    --selftest needs no login: it shows a test symbol holding every character a label's
-    code uses, reads one scan of it, and names each character that arrived wrong (exit 1:
-    set the scanner to this station's keyboard layout) or says the station is fit (exit 0).
+    --selftest checks the station, not a patient's vials (so not with --patient), and needs
+    no login: it shows a test symbol holding every character a label's code uses (on the
+    terminal, or in a new PNG file with --png), reads one scan of it, and names each
+    character that arrived wrong (exit 1: set the scanner to this station's keyboard
+    layout) or says the station is fit (exit 0).
 
     \b
     Example:
@@ -299,6 +306,11 @@ def scan(
       lims scan --selftest
     """
     if selftest:
+        if patient is not None:
+            raise typer.BadParameter(
+                "not with --selftest: it checks the station's scanner, not a patient's vials",
+                param_hint="--patient",
+            )
         _selftest(png, as_json)
         return
     if png is not None:
@@ -316,7 +328,7 @@ def scan(
     prompt = sys.stdin.isatty()
     while True:
         if prompt:
-            typer.echo("scan> ", nl=False, err=True)
+            typer.echo(SCAN_PROMPT, nl=False, err=True)
         line = sys.stdin.readline()
         if not line:
             break
@@ -356,7 +368,10 @@ def _selftest(png: Path | None, as_json: bool) -> None:
     text = scanner_check.TEST_TEXT
     code = _test_symbol(text)
     if png is None:
-        code.print_ascii(out=sys.stderr if as_json else sys.stdout, invert=True)
+        out = sys.stderr if as_json else sys.stdout
+        # Light modules as filled blocks, dark ones as the background: on a terminal its
+        # colours are fixed (white on black), as a scanner needs whatever the theme.
+        code.print_ascii(out=out, tty=out.isatty(), invert=True)
     else:
         image = code.make_image()
         try:
@@ -380,7 +395,7 @@ def _selftest(png: Path | None, as_json: bool) -> None:
         print_json(to_json(check))
     elif wrong:
         print_alarms([f"NOT FIT: {problem}" for problem in check.wrong])
-        typer.echo("set the scanner to this station's keyboard layout, then run --selftest again")
+        typer.echo(scanner_check.advice(wrong))
     else:
         typer.echo(f"station fit: the scanner typed all {len(text)} characters unchanged")
     if wrong:

@@ -12,18 +12,25 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from lims.domain import isbt128
+from lims.domain import isbt128, payload
 
 # The QR payload's alphabet (lims.domain.payload) and the Data Matrix's (ISBT 128).
-PAYLOAD_CHARACTERS = "-/*" + "".join(c for c in isbt128.SYMBOL_CHARACTERS if not c.isalnum())
+PAYLOAD_CHARACTERS = (
+    "-*" + payload.SEPARATOR + "".join(c for c in isbt128.SYMBOL_CHARACTERS if not c.isalnum())
+)
 TEST_TEXT = "LIMS-SELFTEST/" + PAYLOAD_CHARACTERS + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LAYOUT_ADVICE = "set the scanner to this station's keyboard layout, then run --selftest again"
+CASE_ADVICE = (
+    "letters arrived in the other case: turn Caps Lock off (or the scanner's case "
+    "conversion), then run --selftest again"
+)
 
 
 @dataclass(frozen=True)
 class Wrong:
     """One difference between the test symbol and what the scanner typed."""
 
-    expected: str  # "" for a character typed that the symbol does not hold
+    expected: str  # "" for characters typed that the symbol does not hold
     typed: str  # "" for a character of the symbol that never arrived
 
     def __str__(self) -> str:
@@ -35,8 +42,9 @@ class Wrong:
 
 
 def compare(typed: str, expected: str = TEST_TEXT) -> list[Wrong]:
-    """Each character of `expected` that arrived as another, or not at all, and each one
-    typed that it does not hold; empty when the scanner typed it exactly."""
+    """Each character of `expected` that arrived as another (or as several), or not at all,
+    and what was typed that it does not hold, each difference once; empty when the scanner
+    typed it exactly."""
     wrong: list[Wrong] = []
     matcher = difflib.SequenceMatcher(a=expected, b=typed, autojunk=False)
     for operation, a_start, a_end, b_start, b_end in matcher.get_opcodes():
@@ -45,6 +53,19 @@ def compare(typed: str, expected: str = TEST_TEXT) -> list[Wrong]:
         sent, got = expected[a_start:a_end], typed[b_start:b_end]
         if operation == "replace" and len(sent) == len(got):
             wrong += [Wrong(s, g) for s, g in zip(sent, got, strict=True)]
+        elif operation == "replace" and len(sent) == 1:  # a dead key types two for one
+            wrong.append(Wrong(sent, got))
         else:
-            wrong += [Wrong(s, "") for s in sent] + [Wrong("", g) for g in got]
-    return wrong
+            wrong += [Wrong(s, "") for s in sent]
+            wrong += [Wrong("", got)] if got else []
+    # A layout changes a character wherever it occurs: say so once.
+    return list(dict.fromkeys(wrong))
+
+
+def advice(wrong: list[Wrong]) -> str | None:
+    """What to change at the station, or None when the scanner typed the symbol exactly."""
+    if not wrong:
+        return None
+    if all(w.typed and w.expected.swapcase() == w.typed != w.expected for w in wrong):
+        return CASE_ADVICE
+    return LAYOUT_ADVICE

@@ -148,3 +148,37 @@ def test_a_test_or_result_outside_the_vocabulary_is_bad_input(
     )  # fmt: skip
     refused(result, 2, field)
     assert ok("patient", "show", PATIENT)["screening"] == []
+
+
+def test_people_read_each_tests_latest_result_and_what_labels_say(quality: Quality) -> None:
+    result = invoke("patient", "screen", PATIENT, "--test", "hbv", "--result", "reactive")
+    assert result.exit_code == 0, result.stderr
+    retest = invoke("patient", "screen", PATIENT, "--test", "hbv", "--result", "negative")
+    lines = retest.stdout.splitlines()
+    assert lines[0] == f"Patient {PATIENT}: hbv negative"
+    [hbv] = [line for line in lines if line.startswith("│ hbv ")]
+    assert "negative, reactive before" in hbv  # the latest; each result is in --json
+    assert sum(" no result " in line for line in lines) == len(TESTS) - 1
+    assert "Reactive: hbv" in lines
+    assert "Labels: ☣ BIOHAZARD  WARNING: Reactive test results for hbv; NOT EVALUATED" in (
+        retest.stdout
+    )
+
+
+def test_patient_show_says_what_labels_will_say(quality: Quality) -> None:
+    shown = invoke("patient", "show", PATIENT)
+    assert f"Labels: {screening.NOT_EVALUATED}" in shown.stdout
+    for test in TESTS:
+        screen(test, "negative")
+    shown = invoke("patient", "show", PATIENT)
+    assert "Labels: screened negative on every test" in shown.stdout
+    assert "no result" not in shown.stdout
+
+
+def test_a_time_that_is_not_one_is_bad_input(quality: Quality) -> None:
+    refused(
+        invoke("patient", "screen", PATIENT, "--test", "hiv", "--result", "negative", "--at",
+               "last tuesday"),
+        2,
+        "at",
+    )  # fmt: skip

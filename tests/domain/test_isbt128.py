@@ -4,6 +4,7 @@ message a Data Matrix holds, and reading it back."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -100,3 +101,56 @@ def test_the_dins_code_128_is_told_apart() -> None:
     assert not isbt128.is_din_symbol(GOOD)
     assert not isbt128.is_din_symbol("LIMS1/A999926000001-L1-V01/A9999260000018/PT-0001/2026/X")
     assert isbt128.is_compound_message(GOOD)
+
+
+# --- ST-001's own examples (../shared/ISBT128.md) ----------------------------------------------
+
+ST001_DIN = parse_din("G1234 17 654321")
+
+
+def test_the_st001_din_has_check_character_a_printed_boxed_and_not_in_its_symbol() -> None:
+    assert ST001_DIN.check == "A"
+    assert ST001_DIN.eye_readable == "G1234 17 654321 [A]"
+    assert ST001_DIN.isbt128 == "=G12341765432100"  # the check is computed, never encoded
+    assert isbt128.is_din_symbol(ST001_DIN.isbt128)
+    assert parse_din("G1234 17 654321 A") == ST001_DIN
+    with pytest.raises(BadInput, match="check"):
+        parse_din("G1234 17 654321 B")
+
+
+def test_the_st001_expiry_is_utc_to_the_minute() -> None:
+    assert isbt128.expiry_structure(EXPIRES) == "=(2001202611281300"
+    rome = EXPIRES.astimezone(ZoneInfo("Europe/Rome"))  # 14:00 there: the same instant
+    assert isbt128.expiry_structure(rome) == "=(2001202611281300"
+
+
+def test_the_product_code_with_a_large_division_is_followed_by_032() -> None:
+    product = isbt128.ProductCode("S1234", isbt128.AUTOLOGOUS_BIOHAZARD, 36)
+    assert product.structures == "=<S1234X99=,000036"
+    assert product.eye_readable == "S1234 X 99 000036"
+    message = isbt128.compound_message(ST001_DIN, product, EXPIRES)
+    assert message == "=+04000=G12341765432100=<S1234X99=,000036=(2001202611281300"
+    assert isbt128.read_compound_message(message).product == product
+
+
+SCANNER_TYPES = st.sampled_from(isbt128.SYMBOL_CHARACTERS + "abc-/'& \t\x00é")
+
+
+@st.composite
+def damaged(draw: st.DrawFn) -> str:
+    """GOOD with a character changed, dropped or doubled: what a bad scan types."""
+    at = draw(st.integers(0, len(GOOD) - 1))
+    middle = draw(st.sampled_from(["", GOOD[at] * 2, draw(SCANNER_TYPES)]))
+    return GOOD[:at] + middle + GOOD[at + 1 :]
+
+
+@given(st.one_of(damaged(), st.text(SCANNER_TYPES, max_size=70)))
+def test_whatever_a_scanner_types_is_read_or_refused_as_bad_input(scanned: str) -> None:
+    refusal: BadInput | None = None
+    try:
+        isbt128.read_compound_message(scanned)
+    except BadInput as refused:
+        refusal = refused
+    if refusal is not None:
+        assert refusal.field == "scan"
+        assert "\n" not in refusal.message
