@@ -14,15 +14,14 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from lims.domain import isbt128
 from lims.domain.ids import LotId
-from lims.models import Deviation, LabelReconciliation, Lot, Vial
+from lims.models import Deviation, LabelReconciliation, Vial
 from lims.services import lots
 from lims.uow import unit_of_work
 from tests.support.cli import invoke, ok, refused
 from tests.support.lab import PASSWORD, Lab
 from tests.support.quality import Quality, released_lot
-from tests.support.vials import give, vial_ids
+from tests.support.vials import datamatrix_of, give, vial_ids
 
 PATIENT = "PT-0001"
 PRODUCT_CODE = "S1234"
@@ -222,18 +221,6 @@ def test_vials_are_divisions_of_their_din_and_sister_lots_take_the_next(quality:
 
 
 # --- scanning the Data Matrix and the DIN -----------------------------------------------------
-
-
-def datamatrix_of(quality: Quality, vial_code: str, *, collection: str = "1") -> str:
-    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
-        vial = uow.session.exec(select(Vial).where(col(Vial.code) == vial_code)).one()
-        lot = uow.session.get(Lot, vial.lot_id)
-        assert lot is not None
-        return isbt128.compound_message(
-            LotId.parse(lot.code).din,
-            isbt128.ProductCode(PRODUCT_CODE, collection, vial.division),
-            lot.expires_at,
-        )
 
 
 def test_a_vials_data_matrix_verifies_it_where_the_site_has_a_product_code(

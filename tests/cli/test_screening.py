@@ -18,7 +18,7 @@ from tests.support.junk import fuzz
 from tests.support.lab import Lab
 from tests.support.quality import Quality, released_lot
 from tests.support.symbols import decode_png
-from tests.support.vials import vial_ids
+from tests.support.vials import datamatrix_of, vial_ids
 
 PATIENT = "PT-0001"
 TESTS = ("hiv", "hbv", "hcv", "syphilis", "htlv", "cmv")
@@ -101,8 +101,6 @@ def test_a_reactive_donors_labels_carry_the_legend_and_collection_type_x(
 
 
 def test_a_label_printed_before_a_reactive_result_no_longer_matches(lab: Lab) -> None:
-    from tests.cli.test_label_counts import datamatrix_of
-
     quality = lab.built("labels-released", lambda: released_lot(Quality(lab)))
     lab.set_site(labels={"product_code": "S1234"})
     lab.login("tom")

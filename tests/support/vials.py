@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
+from lims.domain import isbt128
 from lims.domain.ids import LotId
 from lims.domain.payload import Payload
-from lims.models import Lot, Patient
+from lims.models import Lot, Patient, Vial
 from lims.services import lookup, vials
 from lims.timeutil import utcnow
 from lims.uow import unit_of_work
@@ -65,3 +66,19 @@ def give(quality: Quality, vial: str, **details: Any) -> VialView:
         vials.administer, vial=vial, scan=scan_of(quality, vial), patient=patient, **details
     )
     return given
+
+
+def datamatrix_of(
+    quality: Quality, vial_code: str, *, product_code: str = "S1234", collection: str = "1"
+) -> str:
+    """The ISBT 128 Data Matrix on VIAL_CODE's label: its DIN, a product code with its
+    division and collection type, and its lot's expiry."""
+    with unit_of_work(quality.settings, write=False, authenticated=False) as uow:
+        vial = uow.session.exec(select(Vial).where(col(Vial.code) == vial_code)).one()
+        lot = uow.session.get(Lot, vial.lot_id)
+        assert lot is not None
+        return isbt128.compound_message(
+            LotId.parse(lot.code).din,
+            isbt128.ProductCode(product_code, collection, vial.division),
+            lot.expires_at,
+        )

@@ -66,7 +66,7 @@ from tests.support.cli import invoke
 from tests.support.lab import PASSWORD
 
 GOLDEN = Path(__file__).parent / "golden" / "scenario.json"
-RECORDED_FROM = "issue 16: the CSF vehicle, shipments, the chain of identity and custody"
+RECORDED_FROM = "issue 17: labels (divisions, templates, screening, honest counts, rejected vials)"
 RECORDING = os.environ.get("LIMS_GOLDEN_RECORD") == "1"
 
 # Allowed differences, as (step name, exit code recorded, exit code now). A step of this
