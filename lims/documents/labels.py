@@ -507,15 +507,36 @@ def _symbol(template: Template, label: Label) -> Grid:
 
 
 def _wrapped(text: str, width: float, size_pt: float, bold: bool) -> list[str]:
+    """Text in lines no wider than width, broken between words; a word wider than a line
+    (a long code) is broken where the line is full rather than let run off the label."""
+
+    def fits(line: str) -> bool:
+        return text_width_mm(line, size_pt, bold) <= width
+
     lines: list[str] = []
     line = ""
     for word in text.split():
         candidate = f"{line} {word}" if line else word
-        if line and text_width_mm(candidate, size_pt, bold) > width:
+        if fits(candidate):
+            line = candidate
+            continue
+        if fits(word):
             lines.append(line)
             line = word
-        else:
-            line = candidate
+            continue
+        rest = word
+        while not fits(f"{line} {rest}" if line else rest):
+            lead = f"{line} " if line else ""
+            taken = next((n for n in range(len(rest) - 1, 0, -1) if fits(lead + rest[:n])), 0)
+            if taken == 0 and not line:
+                taken = 1  # not even a character fits: set it anyway, the block then overflows
+            if taken:
+                lines.append(lead + rest[:taken])
+                rest = rest[taken:]
+            else:
+                lines.append(line)
+            line = ""
+        line = f"{line} {rest}" if line else rest
     return [*lines, line] if line else lines or [""]
 
 
