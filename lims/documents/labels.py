@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from lims import resources
 from lims.errors import ConfigError
@@ -45,7 +45,10 @@ LINEAR_MODULE_MIN_MM = 0.17 * 0.99
 LINEAR_HEIGHT_MIN_MM = 5.0
 LINEAR_HEIGHT_MIN_SHARE = 0.15  # of the symbol's length
 MIN_SYMBOL_MODULE_DOTS = 2  # fewer dots a module and a printer's dot gain fills it in
-LINE_SPACING = 1.2  # of the text size
+LINE_SPACING = 1.2  # of the text size, where a template does not set its own
+# Nothing on a label is set smaller: 4 pt DejaVu Sans is about 1 mm for a capital letter,
+# at 300 dpi 12 dots, about what can still be read at arm's length.
+LEGIBLE_PT = 4.0
 PREVIEW = "PREVIEW — NOT A LABEL"
 ALIASES = {"vial-70x50": "bag"}  # the bag template's name before cryovial labels
 # Every field a label carries; a template prints those it names, in its order.
@@ -94,6 +97,7 @@ class _Line(_Box):
 
 class _TextBlock(_Area):
     fields: list[str] = Field(min_length=1)
+    line_spacing: float = Field(default=LINE_SPACING, ge=1.0, le=2.0)  # of the text size
 
 
 class Template(BaseModel):
@@ -107,19 +111,30 @@ class Template(BaseModel):
     height_mm: float = Field(gt=0, le=300)
     dpi: int = Field(ge=150, le=1200)
     text_pt: float = Field(gt=2, le=30)
-    # Long text is set smaller, down to this, before the template is said not to hold it.
-    min_text_pt: float = Field(default=3.5, gt=2, le=30)
+    # Long text is set smaller, down to this, before the template is said not to hold it;
+    # so is a banner too long for its box.
+    min_text_pt: float = Field(default=LEGIBLE_PT, ge=LEGIBLE_PT, le=30)
     symbol: _Square  # the 2-D code, its quiet zone included
     din: _Line  # the DIN eye-readable, its check character boxed
     text: _TextBlock
     banner: _Area
     marks: _Line  # "REPRINT n"
     linear: _Area | None = None  # the DIN in Code 128, where it fits at this resolution
+    _name: str = PrivateAttr(default="")  # as a site names it: shipped name or file path
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @model_validator(mode="after")
     def _inside_the_label(self) -> Template:
-        if self.min_text_pt > self.text_pt:
-            raise ValueError(f"min_text_pt {self.min_text_pt:g} is above text_pt {self.text_pt:g}")
+        for key, size in (
+            ("text_pt", self.text_pt),
+            ("din.text_pt", self.din.text_pt),
+            ("marks.text_pt", self.marks.text_pt),
+        ):
+            if size < self.min_text_pt:
+                raise ValueError(f"{key} {size:g} is below min_text_pt {self.min_text_pt:g}")
         unknown = sorted(set(self.text.fields) - set(FIELDS))
         if unknown:
             raise ValueError(
@@ -154,8 +169,10 @@ class Template(BaseModel):
 def load_template(name: str) -> Template:
     """A template by name from labels/ (or its older name), or from a path a site gives."""
     path = Path(name).expanduser()
-    if path.suffix != ".toml":
-        path = resources.labels_dir() / f"{ALIASES.get(name, name)}.toml"
+    shipped = path.suffix != ".toml"
+    if shipped:
+        name = ALIASES.get(name, name)
+        path = resources.labels_dir() / f"{name}.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -166,7 +183,9 @@ def load_template(name: str) -> Template:
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"labels.template: {path} cannot be read: {error}") from None
-    return template_from(data, str(path))
+    template = template_from(data, str(path))
+    template._name = name if shipped else str(path)
+    return template
 
 
 def template_from(data: dict[str, Any], source: str) -> Template:
@@ -258,14 +277,99 @@ def _em_mm(size_pt: float) -> float:
 
 
 def qr_matrix(payload: str) -> list[list[bool]]:
-    """The QR modules, error correction M, quiet zone of 4 modules included."""
+    """The QR modules, error correction M, quiet zone of 4 modules included.
+
+    The mask is the one qrcode's own make(fit=True) chooses, by the penalty rules of
+    ISO/IEC 18004 §7.8.3, but the data is placed once and the eight masks are scored
+    together on arrays (`_qr_penalties`): placing and scoring each mask in Python was two
+    thirds of a label's cost on a PDF sheet."""
+    import numpy as np
     import qrcode
     from qrcode.constants import ERROR_CORRECT_M
 
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QR_QUIET_MODULES)
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QR_QUIET_MODULES, mask_pattern=0)
     code.add_data(payload)
     code.make(fit=True)
+    fixed, data_cells, masks = _qr_layout(code.version)
+    placed = np.array(code.modules, dtype=bool)
+    unmasked = placed ^ masks[0]
+    best = int(np.argmin(_qr_penalties(fixed | (data_cells & (unmasked ^ masks)))))
+    if best:
+        code.modules = np.where(data_cells, unmasked ^ masks[best], placed).tolist()
+        code.setup_type_info(False, best)
     return [list(row) for row in code.get_matrix()]
+
+
+@functools.cache
+def _qr_layout(version: int) -> tuple[Any, Any, Any]:
+    """For a QR version: its fixed patterns as qrcode scores a mask (finders, alignment,
+    timing; format and version information light), where the data modules go, and the
+    eight data masks (ISO/IEC 18004 table 10) over those modules."""
+    import numpy as np
+    import qrcode
+
+    code = qrcode.QRCode(version=version)
+    size = code.modules_count = version * 4 + 17
+    code.modules = [[None] * size for _ in range(size)]
+    for row, column in ((0, 0), (size - 7, 0), (0, size - 7)):
+        code.setup_position_probe_pattern(row, column)
+    code.setup_position_adjust_pattern()
+    code.setup_timing_pattern()
+    code.setup_type_info(True, 0)
+    if version >= 7:
+        code.setup_type_number(True)
+    data_cells = np.array([[cell is None for cell in row] for row in code.modules])
+    fixed = np.array([[bool(cell) for cell in row] for row in code.modules])
+    i, j = np.indices((size, size))
+    masks = np.array(
+        [
+            (i + j) % 2 == 0,
+            i % 2 == 0,
+            j % 3 == 0,
+            (i + j) % 3 == 0,
+            (i // 2 + j // 3) % 2 == 0,
+            (i * j) % 2 + (i * j) % 3 == 0,
+            ((i * j) % 2 + (i * j) % 3) % 2 == 0,
+            ((i * j) % 3 + (i + j) % 2) % 2 == 0,
+        ]
+    )
+    return fixed, data_cells, masks & data_cells
+
+
+_FINDER_LIKE = ((1, 0, 1, 1, 1, 0, 1, 0, 0, 0, 0), (0, 0, 0, 0, 1, 0, 1, 1, 1, 0, 1))
+
+
+def _qr_penalties(symbols: Any) -> Any:
+    """ISO/IEC 18004 §7.8.3's penalty of each of a stack of masked symbols, as
+    qrcode.util.lost_point counts it: runs of five or more, 2 x 2 blocks, finder-like
+    patterns, the dark share."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    count, size, _ = symbols.shape
+    scores = np.zeros(count)
+    for lines in (symbols, symbols.transpose(0, 2, 1)):
+        # Each line ends in a value no module has, so that no run crosses lines.
+        flat = np.full((count, size, size + 1), 2, dtype=np.int8)
+        flat[:, :, :size] = lines
+        flat = flat.ravel()
+        ends = np.flatnonzero(flat[1:] != flat[:-1])
+        runs = np.diff(ends, prepend=-1)
+        long = runs >= 5
+        owner = ends[long] // (size * (size + 1))
+        scores += np.bincount(owner, weights=runs[long] - 2, minlength=count)
+        windows = sliding_window_view(lines, 11, axis=2)
+        for pattern in _FINDER_LIKE:
+            scores += 40 * (windows == pattern).all(axis=-1).sum(axis=(1, 2))
+    corner = symbols[:, :-1, :-1]
+    blocks = (
+        (corner == symbols[:, 1:, :-1])
+        & (corner == symbols[:, :-1, 1:])
+        & (corner == symbols[:, 1:, 1:])
+    )
+    scores += 3 * blocks.sum(axis=(1, 2))
+    dark_percent = symbols.sum(axis=(1, 2)) / size**2 * 100
+    return scores + (np.abs(dark_percent - 50) / 5).astype(int) * 10
 
 
 def datamatrix_matrix(text: str) -> list[list[bool]]:
@@ -403,15 +507,36 @@ def _symbol(template: Template, label: Label) -> Grid:
 
 
 def _wrapped(text: str, width: float, size_pt: float, bold: bool) -> list[str]:
+    """Text in lines no wider than width, broken between words; a word wider than a line
+    (a long code) is broken where the line is full rather than let run off the label."""
+
+    def fits(line: str) -> bool:
+        return text_width_mm(line, size_pt, bold) <= width
+
     lines: list[str] = []
     line = ""
     for word in text.split():
         candidate = f"{line} {word}" if line else word
-        if line and text_width_mm(candidate, size_pt, bold) > width:
+        if fits(candidate):
+            line = candidate
+            continue
+        if fits(word):
             lines.append(line)
             line = word
-        else:
-            line = candidate
+            continue
+        rest = word
+        while not fits(f"{line} {rest}" if line else rest):
+            lead = f"{line} " if line else ""
+            taken = next((n for n in range(len(rest) - 1, 0, -1) if fits(lead + rest[:n])), 0)
+            if taken == 0 and not line:
+                taken = 1  # not even a character fits: set it anyway, the block then overflows
+            if taken:
+                lines.append(lead + rest[:taken])
+                rest = rest[taken:]
+            else:
+                lines.append(line)
+            line = ""
+        line = f"{line} {rest}" if line else rest
     return [*lines, line] if line else lines or [""]
 
 
@@ -427,7 +552,7 @@ def _text_block(template: Template, label: Label) -> tuple[float, list[tuple[str
             for text, bold in texts
             for line in _wrapped(text, template.text.width_mm, size, bold)
         ]
-        height = len(lines) * _em_mm(size) * LINE_SPACING
+        height = len(lines) * _em_mm(size) * template.text.line_spacing
         if height <= template.text.height_mm + 1e-6:
             return size, lines
         if size - 0.25 < template.min_text_pt - 1e-9:
@@ -453,7 +578,7 @@ def layout(template: Template, label: Label) -> list[Mark]:
     marks.items.append(_symbol(template, label))
     marks.din(template, template.din.x_mm, template.din.y_mm, template.din.text_pt, label)
     size, lines = _text_block(template, label)
-    step = _em_mm(size) * LINE_SPACING
+    step = _em_mm(size) * template.text.line_spacing
     for number, (line, bold) in enumerate(lines):
         marks.text(template.text.x_mm, template.text.y_mm + number * step, size, line, bold=bold)
     if label.linear is not None:
@@ -477,16 +602,17 @@ def layout(template: Template, label: Label) -> list[Mark]:
             template.marks.x_mm, template.marks.y_mm, template.marks.text_pt, label.mark, bold=True
         )
     if label.banner:
-        _band(
-            marks,
-            template.banner.x_mm,
-            template.banner.y_mm,
-            template.banner.width_mm,
-            template.banner.height_mm,
-            label.banner,
-            template.text_pt,
-            white=True,
-        )
+        box = template.banner
+        size = _band(
+            marks, box.x_mm, box.y_mm, box.width_mm, box.height_mm, label.banner,
+            template.text_pt, white=True,
+        )  # fmt: skip
+        if size < template.min_text_pt:
+            raise ConfigError(
+                f"labels.template: banner ({box.width_mm:g} x {box.height_mm:g} mm) holds "
+                f"{label.banner!r} only at {size:g} pt, below min_text_pt "
+                f"{template.min_text_pt:g}: make it wider"
+            )
     if label.preview:
         # Across the label through the middle of the 2-D code: a preview cannot pass for one.
         height = max(2.5, template.symbol.size_mm * 0.4)
@@ -508,8 +634,9 @@ def _band(
     most_pt: float,
     *,
     white: bool,
-) -> None:
-    """A band across (black with white text, or white and framed) with text centred in it."""
+) -> float:
+    """A band across (black with white text, or white and framed) with text centred in it;
+    the size the text is set at."""
     frame = None if white else 0.3
     marks.items.append(Rect(x, y, width, height, white=not white))
     if frame is not None:
@@ -519,6 +646,7 @@ def _band(
     text_width = text_width_mm(text, size, bold=True)
     top = y + (height - _em_mm(size) * 0.95) / 2
     marks.text(x + (width - text_width) / 2, top, size, text, bold=True, white=white)
+    return size
 
 
 # --- PNG --------------------------------------------------------------------------------------
@@ -715,7 +843,8 @@ def render_pdf(template: Template, stock: LabelStock, labels: Sequence[Label], t
     ):
         raise ConfigError(
             f"labels.stock holds {stock.label_width_mm:g} x {stock.label_height_mm:g} mm labels; "
-            f"the template is {template.width_mm:g} x {template.height_mm:g} mm: print these "
+            f"template {template.name or 'given'} is {template.width_mm:g} x "
+            f"{template.height_mm:g} mm: print these "
             "as png, svg or zpl, or set labels.stock to a sheet of this size"
         )
     _register_pdf_fonts()

@@ -27,6 +27,7 @@ from common import (
 )
 
 SCAN_TARGET_SECONDS = 0.050
+LABEL_TARGET_SECONDS = 0.008  # a label beyond the first on a PDF sheet (issue 17)
 # Small vials, so that one harvest fills a hundred: 10^7 cells in 1 mL each.
 VIAL = {"cells_per_vial": 10_000_000, "volume_ml": 1}
 
@@ -61,11 +62,11 @@ def label_rows(bench: Bench) -> list[Row]:
         Row(
             f"  per label: ({vials} vials − 1 vial) / {vials - 1}; and {vials} vials / {vials}",
             "—",
-            "report",
+            "≤ 8 ms",
             f"{per_label * 1000:.1f} ms/label",
             f"{many / vials * 1000:.1f} ms/label",
             "—",
-            "—",
+            verdict(per_label, LABEL_TARGET_SECONDS),
         ),
     ]
 

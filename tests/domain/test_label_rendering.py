@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lims.config import LabelSettings, LabelStock
 from lims.documents import labels
-from lims.domain import isbt128, screening
+from lims.domain import isbt128, scanner_check, screening
 from lims.domain.ids import parse_din
 from lims.domain.payload import Payload
+from lims.domain.states import LotState
 from lims.errors import ConfigError
 from lims.services.printing import BANNERS, NO_PRODUCT_CODE
 from tests.support import symbols
@@ -119,12 +120,19 @@ def test_a_division_beyond_the_first_level_travels_in_data_structure_032(tmp_pat
 
 
 def test_a_preview_cannot_be_scanned_as_a_vial(tmp_path: Path) -> None:
+    """Its band crosses the 2-D code in every format, and says what it is."""
     for name in ("cryovial", "bag"):
         template = labels.load_template(name)
         for symbology in ("qr", "datamatrix"):
-            for fmt in ("png", "svg"):
-                found = drawn(template, a_label(symbology, preview=True), fmt, tmp_path)
+            label = a_label(symbology, preview=True)
+            for fmt in ("png", "svg", "pdf"):
+                found = drawn(template, label, fmt, tmp_path)
                 assert [kind for kind, _ in found if kind != "Code128"] == [], (name, fmt)
+            block = labels.render_zpl(template, label)
+            assert "PREVIEW - NOT A LABEL" in block
+            if symbology == "qr":  # zpl-core draws no Data Matrix
+                found = symbols.decode_zpl(block, tmp_path, template.dpi)
+                assert [kind for kind, _ in found if kind != "Code128"] == [], (name, "zpl")
         texts = [mark.text for mark in labels.layout(template, a_label(preview=True))
                  if isinstance(mark, labels.Text)]  # fmt: skip
         assert labels.PREVIEW in texts
@@ -238,6 +246,12 @@ def test_text_that_does_not_fit_even_at_the_smallest_size_is_refused() -> None:
         labels.layout(template, a_label())
 
 
+def test_a_word_wider_than_a_line_is_broken_where_the_line_is_full() -> None:
+    lines = labels._wrapped("Patient " + "W" * 60, 20, 4, False)
+    assert "".join(lines).replace(" ", "") == "Patient" + "W" * 60
+    assert all(labels.text_width_mm(line, 4) <= 20 for line in lines)
+
+
 def test_long_text_is_set_smaller_to_fit_its_block() -> None:
     template = labels.load_template("bag")
     sizes = {
@@ -247,6 +261,69 @@ def test_long_text_is_set_smaller_to_fit_its_block() -> None:
     }
     [size] = sizes
     assert template.min_text_pt <= size <= template.text_pt
+
+
+def test_nothing_on_a_shipped_template_is_set_below_4_pt_even_at_its_longest() -> None:
+    """What a site prints by default (no product code), a long patient code (24 of the 32
+    characters a code may have: its line wraps), every banner and a reprint: the cryovial
+    still holds it at 4 pt or more."""
+    longest = a_label()
+    fields = tuple(
+        (name, {"product_code": f"{NO_PRODUCT_CODE}, division Z0",
+                "patient": f"Patient {'P' * 24}  ABC  born 1958"}.get(name, text), bold)
+        for name, text, bold in longest.fields
+    )  # fmt: skip
+    for name in ("cryovial", "bag"):
+        template = labels.load_template(name)
+        for banner in BANNERS.values():
+            label = labels.Label(**{**longest.__dict__, "fields": fields, "banner": banner,
+                                    "reprint": 12})  # fmt: skip
+            marks = labels.layout(template, label)
+            sizes = {mark.text: mark.size_pt for mark in marks if isinstance(mark, labels.Text)}
+            assert min(sizes.values()) >= labels.LEGIBLE_PT, (name, sizes)
+            assert sizes[banner] >= labels.LEGIBLE_PT
+            assert "REPRINT 12" in sizes
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"min_text_pt": 3.5}, "min_text_pt"),
+        ({"marks": {"x_mm": 0.4, "y_mm": 9.2, "text_pt": 3.0}}, "marks.text_pt"),
+        ({"din": {"x_mm": 10, "y_mm": 0.4, "text_pt": 3.9}}, "din.text_pt"),
+        ({"text_pt": 3.9}, "text_pt"),
+    ],
+)
+def test_a_text_size_below_what_can_be_read_is_refused(change: dict[str, object], key: str) -> None:
+    data = labels.load_template("cryovial").model_dump()
+    data.update(change)
+    with pytest.raises(ConfigError, match=rf"^labels.template: site.toml: .*{key}"):
+        labels.template_from(data, "site.toml")
+
+
+def test_a_banner_its_box_holds_only_below_the_minimum_size_is_refused() -> None:
+    data = labels.load_template("cryovial").model_dump()
+    data["banner"].update(width_mm=25.0, x_mm=12.0)
+    template = labels.Template.model_validate(data)
+    with pytest.raises(ConfigError, match=r"banner \(25 x 1.85 mm\) holds 'QUARANTINE"):
+        labels.layout(template, a_label(banner=BANNERS[LotState.QUARANTINE]))
+
+
+# --- the QR code --------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(alphabet=scanner_check.TEST_TEXT, min_size=1, max_size=160))
+def test_the_qr_code_is_the_one_qrcode_makes_itself(payload: str) -> None:
+    """The mask lims scores on arrays is the one qrcode's own make(fit=True) chooses, so
+    every module is as qrcode would draw it."""
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=labels.QR_QUIET_MODULES)
+    code.add_data(payload)
+    code.make(fit=True)
+    assert labels.qr_matrix(payload) == [list(row) for row in code.get_matrix()]
 
 
 # --- glyphs -----------------------------------------------------------------------------------
@@ -266,7 +343,9 @@ def test_every_character_a_label_can_print_has_a_glyph() -> None:
         SETTINGS.route,
         SETTINGS.product,
         "0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz -/*:.,+()[]'",
-        "°C µL × ± ≤ ≥ – — é è à ü ö ß ñ ç",
+        "°C µL × ± ≤ ≥ – — é è à ü ö ß ñ ç ☣",
+        scanner_check.TEST_TEXT,
+        isbt128.SYMBOL_CHARACTERS,
     ]
     for text in texts:
         for bold in (False, True):
@@ -311,8 +390,10 @@ def test_a_pdf_sheet_takes_the_stocks_grid_and_pages() -> None:
 
 
 def test_a_template_of_another_size_than_the_stock_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"labels.stock holds 38 x 13 mm labels.*70 x 50 mm"):
-        labels.render_pdf(labels.load_template("bag"), LabelStock(), [a_label()], "test")
+    with pytest.raises(
+        ConfigError, match=r"^labels.stock holds 38 x 13 mm labels; template bag is 70 x 50 mm: "
+    ):
+        labels.render_pdf(labels.load_template("vial-70x50"), LabelStock(), [a_label()], "test")
 
 
 def test_a_stock_larger_than_its_page_is_refused() -> None:
