@@ -281,6 +281,11 @@ def test_a_database_holding_a_released_lot_upgrades_from_an_earlier_revision(
         assert db.stored_revision(connection) == db.SCHEMA_HEAD
         assert connection.execute(text("SELECT status FROM lots")).scalars().all() == ["released"]
         assert connection.execute(text("SELECT count(*) FROM vials")).scalar() == 4
+        # 0013 numbers the vials of a DIN as its divisions, in the order they were made.
+        divisions = connection.execute(text("SELECT din, division FROM vials ORDER BY id"))
+        assert [tuple(row) for row in divisions] == [
+            (quality.lot_id[:13], number) for number in (1, 2, 3, 4)
+        ]
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -295,6 +300,37 @@ def test_a_database_holding_a_released_lot_upgrades_from_an_earlier_revision(
     assert invoke("lot", "show", quality.lot_id).exit_code == 0
     lab.login("admin")
     assert invoke("user", "list").exit_code == 0
+
+
+def test_a_downgrade_below_0013_is_refused_while_screening_or_a_rejected_vial_would_be_lost(
+    lab: Lab,
+) -> None:
+    from alembic import command
+
+    quality = _before_custody(lab)
+    quality.lab.login("tom")
+    assert (
+        invoke("patient", "screen", "PT-0001", "--test", "hiv", "--result", "negative").exit_code
+        == 0
+    )
+    with (
+        db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
+        pytest.raises(RuntimeError, match=r"below 0013_labels.*screenings"),
+    ):
+        command.downgrade(db.alembic_config(session.connection()), "0012_custody")
+    quality.lab.login("rita")
+    rejected = invoke(
+        "lot", "reject", quality.lot_id, "--reason", "sterility positive", "--password-stdin",
+        input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert rejected.exit_code == 0, rejected.stderr
+    with db.engine_for(lab.settings).begin() as connection:
+        connection.execute(text("DELETE FROM screenings"))
+    with (
+        db.transaction(db.engine_for(lab.settings), write=True, migrate=True) as session,
+        pytest.raises(RuntimeError, match=r"vials \(rejected\)"),
+    ):
+        command.downgrade(db.alembic_config(session.connection()), "0012_custody")
 
 
 def test_a_downgrade_below_0007_is_refused_while_a_hold_would_be_lost(lab: Lab) -> None:
