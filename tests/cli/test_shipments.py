@@ -20,7 +20,7 @@ from tests.support.cli import Invocation, invoke, ok, plain, refused
 from tests.support.lab import Lab
 from tests.support.quality import Quality
 from tests.support.shipments import SITES, shipping
-from tests.support.vials import scan_of, vial_ids
+from tests.support.vials import datamatrix_of, scan_of, vial_ids
 
 PATIENT = "PT-0001"
 SHIPMENT_KEYS = {
@@ -284,3 +284,22 @@ def test_a_site_is_set_whole_not_key_by_key(lab: Lab) -> None:
 
 def test_only_an_admin_sets_the_sites(shipping: Quality) -> None:
     refused(site_set(json.dumps(SITES[:1])), 4, "admin")
+
+
+def test_a_shipment_is_packed_and_received_scanning_the_vials_data_matrix(
+    shipping: Quality,
+) -> None:
+    """Issue 17: wherever a vial is scanned, its ISBT 128 Data Matrix is taken too."""
+    shipping.lab.set_site(labels={"product_code": "S1234"})
+    shipping.lab.login("tom")
+    first, second, *_ = vial_ids(shipping.lot_id)
+    shipment = create()
+    for vial in (first, second):
+        packed = invoke("ship", "add", shipment, vial, "--scan", datamatrix_of(shipping, vial))
+        assert packed.exit_code == 0, packed.stderr
+    wrong = invoke("ship", "add", shipment, first, "--scan", datamatrix_of(shipping, second))
+    assert wrong.exit_code == 1
+    ok("ship", "dispatch", shipment)
+    scans = [word for vial in (second, first) for word in ("--scan", datamatrix_of(shipping, vial))]
+    receipt = ok("ship", "receive", shipment, *scans, "--temperature-ok", "yes")
+    assert receipt["status"] == "received"
