@@ -3,7 +3,7 @@ back into service, retiring, listing and showing pieces; who may do which."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -118,8 +118,11 @@ def test_a_calibration_is_due_by_its_interval_and_no_later(bench: Bench, lab: La
         calibrate(lab, "INC-01", day(2), local_day(day(33), lab))
     with pytest.raises(BadInput, match="must not be before the calibration's own date"):
         calibrate(lab, "INC-01", day(2), local_day(day(1), lab))
+    # The first calibration is dated by its day alone: it counts from that day's first
+    # moment at the station, so an hour before it is before it whatever the time of day.
+    first_moment = datetime.combine(local_day(day(1), lab), time(), tzinfo=lab.settings.tz)
     with pytest.raises(BadInput, match=r"^at: must be after INC-01's latest calibration"):
-        calibrate(lab, "INC-01", day(0.5), local_day(day(10), lab))
+        calibrate(lab, "INC-01", first_moment - timedelta(hours=1), local_day(day(10), lab))
     with pytest.raises(BadInput, match=r"^at: must not be in the future"):
         calibrate(lab, "INC-01", utcnow() + timedelta(hours=1))
     second = calibrate(lab, "INC-01", day(3).isoformat(), certificate="C-7")
