@@ -81,12 +81,15 @@ def send_to_printer(printer: str, fmt: str, files: Sequence[tuple[str, bytes]]) 
                 "`lp` (CUPS) is not installed: no label was printed or counted"
             ) from None
         except subprocess.CalledProcessError as error:
-            answer = (error.stderr or error.stdout or b"").decode(errors="replace").strip()
+            # One line, whatever lp printed: the refusal is shown as one.
+            answer = " ".join(
+                (error.stderr or error.stdout or b"").decode(errors="replace").split()
+            )
             raise Unavailable(
                 f"lp refused {name} for {printer}: {answer or f'exit {error.returncode}'}; "
                 f"no label was counted{_cancelled(accepted)}"
             ) from None
-        accepted.append(done.stdout.decode(errors="replace").strip())
+        accepted.append(" ".join(done.stdout.decode(errors="replace").split()))
     return accepted
 
 

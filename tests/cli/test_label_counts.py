@@ -105,9 +105,14 @@ def test_a_print_lp_refuses_counts_nothing_and_leaves_no_file(
     released: Quality, out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lot = released.lot_id
-    fake_lp(tmp_path, monkeypatch, 'echo "lp: The printer or class does not exist." >&2\nexit 1')
+    fake_lp(
+        tmp_path,
+        monkeypatch,
+        'echo "lp: The printer or class does not exist." >&2\necho "  (queue nowhere)" >&2\nexit 1',
+    )
+    # lp's two lines of refusal are told as one.
     line = refused(print_labels(lot, "zpl", out, "--printer", "nowhere"), 5, "lp")
-    assert "The printer or class does not exist." in line
+    assert "The printer or class does not exist. (queue nowhere)" in line
     assert "no label was counted" in line
     assert list(out.iterdir()) == []
     assert counts(lot) == [0, 0, 0, 0]
